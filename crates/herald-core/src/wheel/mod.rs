@@ -57,8 +57,10 @@ pub(crate) const EPOCH_BITS: u32 = BITS * LEVELS;
 const NUM_SLOTS: usize = (SLOTS * LEVELS) as usize;
 
 /// Compaction threshold: a slot is compacted once it has at least this many
-/// tombstones and more tombstones than half its live elements.
-const COMPACT_MIN_DEAD: u32 = 16;
+/// tombstones and more tombstones than live elements. Compacting earlier
+/// (e.g. at half) costs ~130 ns more per cancel in the 50 %-cancel benchmark
+/// for little memory saved.
+const COMPACT_MIN_DEAD: u32 = 64;
 
 #[derive(Clone, Copy, Debug)]
 struct Slot {
@@ -159,7 +161,7 @@ impl Wheel {
     /// Reserves pool space so that `pending` elements fit without allocating,
     /// allowing for tombstones and partially filled slot blocks.
     pub(crate) fn reserve(&mut self, pending: usize) {
-        let with_dead = pending.saturating_add(pending / 2);
+        let with_dead = pending.saturating_mul(2);
         let blocks = with_dead / BLOCK as usize + 2 * NUM_SLOTS;
         let in_use = self.live / BLOCK as usize;
         self.blocks.reserve_free(blocks.saturating_sub(in_use));
@@ -256,7 +258,7 @@ impl Wheel {
             return;
         }
         s.dead += 1;
-        if s.dead >= COMPACT_MIN_DEAD && s.dead * 2 > s.live {
+        if s.dead >= COMPACT_MIN_DEAD && s.dead > s.live {
             self.compact(id, slab);
         }
     }
