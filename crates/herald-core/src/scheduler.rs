@@ -254,6 +254,8 @@ impl<T> Scheduler<T> {
     {
         let now = now.as_millis();
         let mut fired = 0;
+        // Bounded work that keeps later cascades of big slots cheap.
+        self.wheel.split_ahead(&mut self.slab);
         // 1. Entries inserted with a deadline before `elapsed`: all earlier
         //    than anything in the wheel.
         while fired < max {
@@ -361,11 +363,13 @@ impl<T> Scheduler<T> {
             .reserve(self.slab.len().saturating_add(additional));
     }
 
-    /// Lowers the garbage slack before a sweep (default 4096), so model
-    /// tests exercise sweeping with few entries. Not part of the API.
+    /// Lowers the wheel's internal thresholds (garbage slack before a sweep,
+    /// default 4096; slot size worth pre-splitting, default 2048; elements
+    /// pre-split per poll, default 4096) so that model tests exercise those
+    /// paths with a few entries. Not part of the API.
     #[doc(hidden)]
-    pub fn set_sweep_slack_for_tests(&mut self, slack: usize) {
-        self.wheel.set_sweep_slack(slack);
+    pub fn set_knobs_for_tests(&mut self, sweep_slack: usize, split_min: u32, split_budget: usize) {
+        self.wheel.set_knobs(sweep_slack, split_min, split_budget);
     }
 
     /// Drops every pending entry (all keys become stale) but keeps the

@@ -19,8 +19,8 @@ const CHUNK_MASK: u32 = CHUNK_BLOCKS - 1;
 pub(crate) const NIL: u32 = u32::MAX;
 /// Owner of a block sitting on the free list.
 const FREE_SLOT: u32 = u32::MAX;
-/// The `index` of a cancelled element (a tombstone).
-pub(crate) const TOMB: u32 = u32::MAX;
+/// The `index` of a never-written element (no slab entry has it).
+const UNWRITTEN: u32 = u32::MAX;
 
 /// One wheel element: which slab entry, and its deadline's offset from the
 /// start of its slot (always `< 64^level <= 2^30`).
@@ -81,7 +81,7 @@ impl Blocks {
         self.elems.push(
             vec![
                 Elem {
-                    index: TOMB,
+                    index: UNWRITTEN,
                     offset: 0
                 };
                 (CHUNK_BLOCKS * BLOCK) as usize
@@ -161,7 +161,8 @@ impl Blocks {
         self.meta_mut(block).next = next;
     }
 
-    /// The slot owning the block that holds position `pos`.
+    /// The owner recorded for the block that holds position `pos` (the
+    /// wheel records list identities here).
     #[inline]
     pub(crate) fn slot_of(&self, pos: u32) -> u32 {
         self.meta(pos >> BLOCK_SHIFT).slot

@@ -62,13 +62,31 @@ pub(crate) const LEVELS: u32 = 6;
 /// epoch than `elapsed` go to the overflow tier.
 pub(crate) const EPOCH_BITS: u32 = BITS * LEVELS;
 const NUM_SLOTS: usize = (SLOTS * LEVELS) as usize;
+/// The lowest level whose slots are pre-split (level-1 slots hold 64 ms:
+/// small enough to cascade at once).
+const FIRST_SPLIT_LEVEL: u32 = 2;
+const SPLIT_AREAS: usize = (LEVELS - FIRST_SPLIT_LEVEL) as usize;
+/// Slot ids of sub-lists start after the wheel's own slots.
+const SUB_BASE: u32 = NUM_SLOTS as u32;
+const NUM_SUBS: usize = SPLIT_AREAS * SLOTS as usize;
+const NUM_LISTS: usize = NUM_SLOTS + NUM_SUBS;
 
 /// How many elements ahead slot walks prefetch slab entries.
 const AHEAD: u32 = 8;
-
 /// Garbage allowed beyond the number of live elements before a sweep.
 pub(crate) const SWEEP_SLACK: usize = 4_096;
+/// Slots with at least this many elements are pre-split.
+pub(crate) const SPLIT_MIN: u32 = 2_048;
+/// Elements moved into sub-lists per poll.
+pub(crate) const SPLIT_BUDGET: usize = 4_096;
 
+/// The offset bits that matter at `level` (level 0 has none).
+#[inline]
+const fn mask(level: u32) -> u32 {
+    ((1_u64 << (BITS * level)) - 1) as u32
+}
+
+/// A FIFO list of elements in blocks: a wheel slot or a sub-list.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     head: u32,
@@ -77,9 +95,12 @@ struct Slot {
     head_pos: u32,
     /// Elements written into the tail block.
     tail_len: u32,
-    /// Elements in the slot, live or garbage.
+    /// Elements in this list, live or garbage.
     count: u32,
-    /// Smallest offset appended since the last rescan (levels >= 1)...
+    /// Elements of this slot already moved into its split area's sub-lists.
+    in_subs: u32,
+    /// Smallest offset (masked to the list's level) among the slot's
+    /// elements since the last rescan, sub-lists included...
     min_offset: u32,
     /// ...and the position of the first element with it.
     min_pos: u32,
@@ -92,8 +113,40 @@ impl Slot {
         head_pos: 0,
         tail_len: 0,
         count: 0,
+        in_subs: 0,
         min_offset: 0,
         min_pos: NIL,
+    };
+
+    #[inline]
+    const fn total(&self) -> u32 {
+        self.count + self.in_subs
+    }
+
+    /// Notes a new element for the minimum; `was_empty` if it is the first.
+    #[inline]
+    fn note_min(&mut self, was_empty: bool, key: u32, pos: u32) {
+        if was_empty || key < self.min_offset {
+            self.min_offset = key;
+            self.min_pos = pos;
+        }
+    }
+}
+
+/// Pre-splitting of one slot of a level into 64 sub-lists by the next digit.
+#[derive(Clone, Copy, Debug)]
+struct Split {
+    /// The slot being split, or `NIL`.
+    digit: u32,
+    /// Whether the slot's own list has been emptied into the sub-lists (new
+    /// elements then go straight to a sub-list).
+    done: bool,
+}
+
+impl Split {
+    const IDLE: Self = Self {
+        digit: NIL,
+        done: false,
     };
 }
 
@@ -118,21 +171,37 @@ pub(crate) struct Wheel {
     elapsed: u64,
     occupied: [u64; LEVELS as usize],
     slots: Box<[Slot; NUM_SLOTS]>,
+    subs: Box<[Slot; NUM_SUBS]>,
+    splits: [Split; SPLIT_AREAS],
     blocks: Blocks,
-    /// Elements in all slots, live or garbage.
+    /// Blocks record the *identity* of the list owning them, not the list
+    /// id, so that a splice can hand a whole chain to another list in O(1)
+    /// by swapping identities. `ident[list]` and `owner[ident]` are inverse
+    /// permutations.
+    ident: Box<[u32; NUM_LISTS]>,
+    owner: Box<[u32; NUM_LISTS]>,
+    /// Elements in all lists, live or garbage.
     count: usize,
     /// Garbage elements (their entries were cancelled or moved).
     garbage: usize,
     /// The exact earliest live element, valid unless `front_dirty`.
     front: Option<Front>,
     front_dirty: bool,
-    /// [`SWEEP_SLACK`], lowered by model tests to make sweeps frequent.
+    /// Tuning knobs ([`SWEEP_SLACK`], [`SPLIT_MIN`], [`SPLIT_BUDGET`]),
+    /// lowered by model tests to exercise every path with few entries.
     sweep_slack: usize,
+    split_min: u32,
+    split_budget: usize,
 }
 
 #[inline]
 const fn slot_id(level: u32, digit: u32) -> u32 {
     level * SLOTS + digit
+}
+
+#[inline]
+const fn sub_id(level: u32, digit: u32) -> u32 {
+    SUB_BASE + (level - FIRST_SPLIT_LEVEL) * SLOTS + digit
 }
 
 /// The level a deadline `when >= elapsed` belongs to (may be >= LEVELS).
@@ -155,18 +224,26 @@ impl Wheel {
             elapsed,
             occupied: [0; LEVELS as usize],
             slots: Box::new([Slot::EMPTY; NUM_SLOTS]),
+            subs: Box::new([Slot::EMPTY; NUM_SUBS]),
+            splits: [Split::IDLE; SPLIT_AREAS],
             blocks: Blocks::new(),
+            ident: Box::new(std::array::from_fn(|i| i as u32)),
+            owner: Box::new(std::array::from_fn(|i| i as u32)),
             count: 0,
             garbage: 0,
             front: None,
             front_dirty: false,
             sweep_slack: SWEEP_SLACK,
+            split_min: SPLIT_MIN,
+            split_budget: SPLIT_BUDGET,
         }
     }
 
-    /// Sets the garbage slack (model tests only).
-    pub(crate) fn set_sweep_slack(&mut self, slack: usize) {
-        self.sweep_slack = slack;
+    /// Sets the tuning knobs (model tests only).
+    pub(crate) fn set_knobs(&mut self, sweep_slack: usize, split_min: u32, split_budget: usize) {
+        self.sweep_slack = sweep_slack;
+        self.split_min = split_min;
+        self.split_budget = split_budget;
     }
 
     #[inline]
@@ -187,12 +264,62 @@ impl Wheel {
     }
 
     /// Reserves pool space so that `pending` live elements fit without
-    /// allocating, allowing for garbage and partially filled slot blocks.
+    /// allocating, allowing for garbage and partially filled blocks.
     pub(crate) fn reserve(&mut self, pending: usize) {
-        let elems = pending.saturating_mul(2).saturating_add(SWEEP_SLACK + 1);
-        let blocks = elems / BLOCK as usize + 2 * NUM_SLOTS;
+        let elems = pending
+            .saturating_mul(2)
+            .saturating_add(self.sweep_slack + 1);
+        let blocks = elems / BLOCK as usize + 2 * (NUM_SLOTS + NUM_SUBS);
         let in_use = self.count / BLOCK as usize;
         self.blocks.reserve_free(blocks.saturating_sub(in_use));
+    }
+
+    #[inline]
+    fn list(&self, id: u32) -> &Slot {
+        if id < SUB_BASE {
+            &self.slots[id as usize]
+        } else {
+            &self.subs[(id - SUB_BASE) as usize]
+        }
+    }
+
+    #[inline]
+    fn list_mut(&mut self, id: u32) -> &mut Slot {
+        if id < SUB_BASE {
+            &mut self.slots[id as usize]
+        } else {
+            &mut self.subs[(id - SUB_BASE) as usize]
+        }
+    }
+
+    /// Appends to list `id` and returns the position; maintains only the
+    /// list's blocks and `count` (callers keep minimums and totals).
+    #[inline]
+    fn push(&mut self, id: u32, elem: Elem) -> u32 {
+        let (slots, subs, blocks) = (&mut self.slots, &mut self.subs, &mut self.blocks);
+        let owner_ident = self.ident[id as usize];
+        let s = if id < SUB_BASE {
+            &mut slots[id as usize]
+        } else {
+            &mut subs[(id - SUB_BASE) as usize]
+        };
+        if s.head == NIL {
+            let b = blocks.alloc(owner_ident);
+            s.head = b;
+            s.tail = b;
+            s.head_pos = 0;
+            s.tail_len = 0;
+        } else if s.tail_len == BLOCK {
+            let b = blocks.alloc(owner_ident);
+            blocks.set_next(s.tail, b);
+            s.tail = b;
+            s.tail_len = 0;
+        }
+        let pos = Blocks::pos(s.tail, s.tail_len);
+        s.tail_len += 1;
+        s.count += 1;
+        blocks.set(pos, elem);
+        pos
     }
 
     /// Inserts slab entry `index` due at `when` (`elapsed <= when`, same
@@ -209,42 +336,47 @@ impl Wheel {
         self.append(level, digit, Elem { index, offset })
     }
 
-    /// Appends an element to a slot and returns its position.
+    /// Appends an element (offset masked to `level`) to slot `digit` of
+    /// `level`, or to the right sub-list if that slot is fully split.
     #[inline]
     fn append(&mut self, level: u32, digit: u32, elem: Elem) -> u32 {
         let id = slot_id(level, digit);
-        let s = &mut self.slots[id as usize];
-        if s.head == NIL {
-            let b = self.blocks.alloc(id);
-            *s = Slot {
-                head: b,
-                tail: b,
-                ..Slot::EMPTY
-            };
+        let was_empty = self.slots[id as usize].total() == 0;
+        if was_empty {
             self.occupied[level as usize] |= 1 << digit;
-        } else if s.tail_len == BLOCK {
-            let b = self.blocks.alloc(id);
-            self.blocks.set_next(s.tail, b);
-            s.tail = b;
-            s.tail_len = 0;
         }
-        let pos = Blocks::pos(s.tail, s.tail_len);
-        if s.count == 0 || elem.offset < s.min_offset {
-            s.min_offset = elem.offset;
-            s.min_pos = pos;
-        }
-        s.tail_len += 1;
-        s.count += 1;
         self.count += 1;
-        self.blocks.set(pos, elem);
+        let split = level >= FIRST_SPLIT_LEVEL && {
+            let area = self.splits[(level - FIRST_SPLIT_LEVEL) as usize];
+            area.digit == digit && area.done
+        };
+        let pos = if split {
+            let e = (elem.offset >> (BITS * (level - 1))) & (SLOTS - 1);
+            let sub = sub_id(level, e);
+            let sub_was_empty = self.list(sub).count == 0;
+            let pos = self.push(sub, elem);
+            self.list_mut(sub)
+                .note_min(sub_was_empty, elem.offset & mask(level - 1), pos);
+            self.slots[id as usize].in_subs += 1;
+            pos
+        } else {
+            self.push(id, elem)
+        };
+        self.slots[id as usize].note_min(was_empty, elem.offset, pos);
         pos
     }
 
     /// The deadline of the live element at `pos`.
     pub(crate) fn deadline_at(&self, pos: u32) -> u64 {
-        let id = self.blocks.slot_of(pos);
+        let id = self.owner[self.blocks.slot_of(pos) as usize];
+        let (level, digit) = if id < SUB_BASE {
+            (id / SLOTS, id % SLOTS)
+        } else {
+            let area = (id - SUB_BASE) / SLOTS;
+            (FIRST_SPLIT_LEVEL + area, self.splits[area as usize].digit)
+        };
         let elem = self.blocks.get(pos);
-        slot_start(self.elapsed, id / SLOTS, id % SLOTS) + u64::from(elem.offset)
+        slot_start(self.elapsed, level, digit) + u64::from(elem.offset & mask(level))
     }
 
     /// Records that slab entry `index`, whose element is in the wheel, is
@@ -272,33 +404,60 @@ impl Wheel {
     }
 
     /// Prefetches the slab entry of the element `AHEAD` places after
-    /// position `(block, i)` of a slot, following the block chain.
+    /// position `(block, i)` of list `s`, following the block chain.
     #[inline]
-    fn prefetch_ahead<T>(&self, slab: &Slab<T>, block: u32, i: u32, tail: u32, tail_len: u32) {
+    fn prefetch_ahead<T>(&self, slab: &Slab<T>, s: &Slot, block: u32, i: u32) {
         let j = i + AHEAD;
         let (b, j) = if j < BLOCK {
             (block, j)
-        } else if block == tail {
+        } else if block == s.tail {
             return;
         } else {
             (self.blocks.next(block), j - BLOCK)
         };
-        if b != tail || j < tail_len {
+        if b != s.tail || j < s.tail_len {
             slab.prefetch(self.blocks.get(Blocks::pos(b, j)).index);
         }
     }
 
-    /// Frees all blocks of a slot and marks it empty.
-    fn release_slot(&mut self, id: u32) {
-        let s = std::mem::replace(&mut self.slots[id as usize], Slot::EMPTY);
+    /// Frees a list's blocks.
+    fn release_list(&mut self, id: u32) {
+        let s = std::mem::replace(self.list_mut(id), Slot::EMPTY);
         self.blocks.release_chain(s.head);
-        self.occupied[(id / SLOTS) as usize] &= !(1 << (id % SLOTS));
     }
 
-    /// Rewrites a slot without its garbage, preserving order, and recomputes
-    /// its minimum. Releases the slot if nothing live remains.
-    fn compact<T>(&mut self, id: u32, slab: &mut Slab<T>) {
-        let mut s = self.slots[id as usize];
+    /// Frees all blocks of a slot (and its sub-lists) and marks it empty.
+    fn release_slot(&mut self, id: u32) {
+        let (level, digit) = (id / SLOTS, id % SLOTS);
+        self.release_list(id);
+        if level >= FIRST_SPLIT_LEVEL {
+            let a = (level - FIRST_SPLIT_LEVEL) as usize;
+            if self.splits[a].digit == digit {
+                for e in 0..SLOTS {
+                    self.release_list(sub_id(level, e));
+                }
+                self.splits[a] = Split::IDLE;
+            }
+        }
+        self.occupied[level as usize] &= !(1 << digit);
+    }
+
+    /// Rewrites list `id` without garbage, preserving order. Recomputes the
+    /// list's own minimum (offsets masked to `own_level`) and feeds every
+    /// kept element to `parent_min` (masked to `parent_level`). Returns how
+    /// many elements were dropped.
+    fn compact_list<T>(
+        &mut self,
+        id: u32,
+        own_level: u32,
+        parent_level: u32,
+        parent_min: &mut Option<(u32, u32)>,
+        slab: &mut Slab<T>,
+    ) -> u32 {
+        let mut s = *self.list(id);
+        if s.count == 0 {
+            return 0;
+        }
         let (mut rb, mut ri) = (s.head, s.head_pos);
         let (mut wb, mut wi) = (s.head, 0);
         let mut kept = 0;
@@ -312,7 +471,7 @@ impl Wheel {
                 ri = 0;
                 continue;
             }
-            self.prefetch_ahead(slab, rb, ri, s.tail, s.tail_len);
+            self.prefetch_ahead(slab, &s, rb, ri);
             let from = Blocks::pos(rb, ri);
             ri += 1;
             let elem = self.blocks.get(from);
@@ -329,17 +488,17 @@ impl Wheel {
                 self.blocks.set(to, elem);
                 slab.set_link(elem.index, to);
             }
-            if kept == 0 || elem.offset < s.min_offset {
-                s.min_offset = elem.offset;
-                s.min_pos = to;
+            s.note_min(kept == 0, elem.offset & mask(own_level), to);
+            let key = elem.offset & mask(parent_level);
+            if parent_min.is_none_or(|(m, _)| key < m) {
+                *parent_min = Some((key, to));
             }
             kept += 1;
         }
-        self.garbage -= (s.count - kept) as usize;
-        self.count -= (s.count - kept) as usize;
+        let dropped = s.count - kept;
         if kept == 0 {
-            self.release_slot(id);
-            return;
+            self.release_list(id);
+            return dropped;
         }
         let rest = self.blocks.next(wb);
         self.blocks.set_next(wb, NIL);
@@ -348,7 +507,37 @@ impl Wheel {
         s.tail_len = wi;
         s.head_pos = 0;
         s.count = kept;
-        self.slots[id as usize] = s;
+        *self.list_mut(id) = s;
+        dropped
+    }
+
+    /// Compacts slot `id` and its sub-lists, recomputing its minimum.
+    /// Releases the slot if nothing live remains.
+    fn compact<T>(&mut self, id: u32, slab: &mut Slab<T>) {
+        let (level, digit) = (id / SLOTS, id % SLOTS);
+        let mut min = None;
+        let mut dropped = self.compact_list(id, level, level, &mut min, slab);
+        if level >= FIRST_SPLIT_LEVEL
+            && self.splits[(level - FIRST_SPLIT_LEVEL) as usize].digit == digit
+        {
+            let mut in_subs = 0;
+            for e in 0..SLOTS {
+                let sub = sub_id(level, e);
+                dropped += self.compact_list(sub, level - 1, level, &mut min, slab);
+                in_subs += self.list(sub).count;
+            }
+            self.slots[id as usize].in_subs = in_subs;
+        }
+        self.garbage -= dropped as usize;
+        self.count -= dropped as usize;
+        match min {
+            None => self.release_slot(id),
+            Some((offset, pos)) => {
+                let s = &mut self.slots[id as usize];
+                s.min_offset = offset;
+                s.min_pos = pos;
+            }
+        }
     }
 
     /// Compacts every occupied slot.
@@ -383,12 +572,14 @@ impl Wheel {
                 continue; // the slot held only garbage and is released
             }
             let s = self.slots[id as usize];
-            let elem = self.blocks.get(s.min_pos);
-            if slab.is_linked(elem.index, s.min_pos) {
-                break Some(Front {
-                    when: n.start + u64::from(s.min_offset),
-                    index: elem.index,
-                });
+            if s.min_pos != NIL {
+                let elem = self.blocks.get(s.min_pos);
+                if slab.is_linked(elem.index, s.min_pos) {
+                    break Some(Front {
+                        when: n.start + u64::from(s.min_offset),
+                        index: elem.index,
+                    });
+                }
             }
             self.compact(id, slab);
             // Either the slot is gone or its minimum is now live: loop.
@@ -478,7 +669,7 @@ impl Wheel {
                 s.head_pos = 0;
                 continue;
             }
-            self.prefetch_ahead(slab, s.head, s.head_pos, s.tail, s.tail_len);
+            self.prefetch_ahead(slab, &s, s.head, s.head_pos);
             let pos = Blocks::pos(s.head, s.head_pos);
             let elem = self.blocks.get(pos);
             s.head_pos += 1;
@@ -499,8 +690,9 @@ impl Wheel {
     }
 
     /// Moves `elapsed` to the start of slot `digit` of `level >= 1` and
-    /// re-places its live elements into lower levels, in order, dropping
-    /// its garbage.
+    /// moves its live elements into lower levels, in order, dropping its
+    /// garbage. Sub-lists 1..63 of a pre-split slot are handed to level
+    /// `level - 1` whole; everything else is re-placed element by element.
     pub(crate) fn cascade<T>(&mut self, level: u32, digit: u32, slab: &mut Slab<T>) {
         debug_assert!(level >= 1);
         let id = slot_id(level, digit);
@@ -509,6 +701,44 @@ impl Wheel {
         self.front_dirty = true;
         let s = std::mem::replace(&mut self.slots[id as usize], Slot::EMPTY);
         self.occupied[level as usize] &= !(1 << digit);
+        let split = level >= FIRST_SPLIT_LEVEL
+            && self.splits[(level - FIRST_SPLIT_LEVEL) as usize].digit == digit;
+        if split {
+            self.splits[(level - FIRST_SPLIT_LEVEL) as usize] = Split::IDLE;
+            // Sub-lists hold a prefix of the slot in FIFO order: they go
+            // first. Sub-list 0 shares digit `level - 1` with `start`, so its
+            // elements belong further down: re-place them one by one.
+            let sub0 = std::mem::replace(self.list_mut(sub_id(level, 0)), Slot::EMPTY);
+            self.replace_list(sub0, level, start, slab);
+            for e in 1..SLOTS {
+                let sub = std::mem::replace(self.list_mut(sub_id(level, e)), Slot::EMPTY);
+                if sub.count == 0 {
+                    self.blocks.release_chain(sub.head);
+                    continue;
+                }
+                let to = slot_id(level - 1, e);
+                debug_assert_eq!(self.slots[to as usize].total(), 0);
+                self.swap_identities(sub_id(level, e), to);
+                self.slots[to as usize] = sub;
+                self.occupied[(level - 1) as usize] |= 1 << e;
+            }
+        }
+        self.replace_list(s, level, start, slab);
+    }
+
+    /// Swaps the identities of two lists: the blocks of each now belong to
+    /// the other.
+    fn swap_identities(&mut self, a: u32, b: u32) {
+        let (ia, ib) = (self.ident[a as usize], self.ident[b as usize]);
+        self.ident[a as usize] = ib;
+        self.ident[b as usize] = ia;
+        self.owner[ia as usize] = b;
+        self.owner[ib as usize] = a;
+    }
+
+    /// Re-places every live element of list `s` (offsets masked to `level`,
+    /// relative to `start`) into the levels below, and frees its blocks.
+    fn replace_list<T>(&mut self, s: Slot, level: u32, start: u64, slab: &mut Slab<T>) {
         self.count -= s.count as usize;
         let mut dropped = 0;
         let mut b = s.head;
@@ -516,7 +746,7 @@ impl Wheel {
         while b != NIL {
             let limit = if b == s.tail { s.tail_len } else { BLOCK };
             while i < limit {
-                self.prefetch_ahead(slab, b, i, s.tail, s.tail_len);
+                self.prefetch_ahead(slab, &s, b, i);
                 let from = Blocks::pos(b, i);
                 let elem = self.blocks.get(from);
                 i += 1;
@@ -524,11 +754,11 @@ impl Wheel {
                     dropped += 1;
                     continue;
                 }
-                let when = start + u64::from(elem.offset);
+                let when = start + u64::from(elem.offset & mask(level));
                 let to_level = level_for(start, when);
                 debug_assert!(to_level < level);
                 let to_digit = ((when >> (BITS * to_level)) & (SLOTS as u64 - 1)) as u32;
-                let offset = (when & ((1_u64 << (BITS * to_level)) - 1)) as u32;
+                let offset = (when as u32) & mask(to_level);
                 let pos = self.append(
                     to_level,
                     to_digit,
@@ -545,6 +775,91 @@ impl Wheel {
             i = 0;
         }
         self.garbage -= dropped;
+    }
+
+    /// Spends up to the split budget moving elements of big upcoming slots
+    /// into their sub-lists, so that their cascade is a splice later. Called
+    /// once per poll; keeps every poll's work bounded.
+    pub(crate) fn split_ahead<T>(&mut self, slab: &mut Slab<T>) {
+        let mut budget = self.split_budget;
+        for level in FIRST_SPLIT_LEVEL..LEVELS {
+            if budget == 0 {
+                break;
+            }
+            self.split_level(level, &mut budget, slab);
+        }
+    }
+
+    fn split_level<T>(&mut self, level: u32, budget: &mut usize, slab: &mut Slab<T>) {
+        let a = (level - FIRST_SPLIT_LEVEL) as usize;
+        if self.splits[a].digit == NIL {
+            let mut occ = self.occupied[level as usize];
+            while occ != 0 {
+                let digit = occ.trailing_zeros();
+                occ &= occ - 1;
+                if self.slots[slot_id(level, digit) as usize].total() >= self.split_min.max(1) {
+                    self.splits[a] = Split { digit, done: false };
+                    break;
+                }
+            }
+        }
+        let area = self.splits[a];
+        if area.digit == NIL || area.done {
+            return;
+        }
+        let id = slot_id(level, area.digit);
+        let mut s = self.slots[id as usize];
+        let mut dropped = 0_u32;
+        while *budget > 0 && s.count > 0 {
+            let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
+            if s.head_pos == limit {
+                let next = self.blocks.next(s.head);
+                self.blocks.release(s.head);
+                s.head = next;
+                s.head_pos = 0;
+                continue;
+            }
+            self.prefetch_ahead(slab, &s, s.head, s.head_pos);
+            let from = Blocks::pos(s.head, s.head_pos);
+            let elem = self.blocks.get(from);
+            s.head_pos += 1;
+            s.count -= 1;
+            *budget -= 1;
+            if !slab.is_linked(elem.index, from) {
+                dropped += 1;
+                if from == s.min_pos {
+                    // Its block may be reused: force a rescan instead.
+                    s.min_pos = NIL;
+                }
+                continue;
+            }
+            let e = (elem.offset >> (BITS * (level - 1))) & (SLOTS - 1);
+            let sub = sub_id(level, e);
+            let sub_was_empty = self.list(sub).count == 0;
+            let to = self.push(sub, elem);
+            self.list_mut(sub)
+                .note_min(sub_was_empty, elem.offset & mask(level - 1), to);
+            s.in_subs += 1;
+            if from == s.min_pos {
+                s.min_pos = to;
+            }
+            slab.set_link(elem.index, to);
+        }
+        if s.count == 0 {
+            self.blocks.release_chain(s.head);
+            s.head = NIL;
+            s.tail = NIL;
+            s.head_pos = 0;
+            s.tail_len = 0;
+            self.splits[a].done = true;
+        }
+        self.slots[id as usize] = s;
+        self.count -= dropped as usize;
+        self.garbage -= dropped as usize;
+        if s.total() == 0 {
+            self.release_slot(id);
+            self.front_dirty = true;
+        }
     }
 
     /// Moves `elapsed` forward to `to`. Only valid when no occupied slot
@@ -568,6 +883,8 @@ impl Wheel {
     pub(crate) fn clear(&mut self) {
         self.occupied = [0; LEVELS as usize];
         self.slots.fill(Slot::EMPTY);
+        self.subs.fill(Slot::EMPTY);
+        self.splits = [Split::IDLE; SPLIT_AREAS];
         self.blocks.clear();
         self.count = 0;
         self.garbage = 0;
