@@ -31,6 +31,8 @@
 //! ```
 #![doc(test(attr(deny(warnings))))]
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod key;
 mod recurrence;
 mod scheduler;

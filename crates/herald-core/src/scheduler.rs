@@ -1,8 +1,24 @@
 //! [`Scheduler`]: the public face of the timing wheel.
 
+use std::cmp::Reverse;
 use std::fmt;
 
+use priority_queue::PriorityQueue;
+
+use crate::slab::{MAX_ENTRIES, Slab};
+use crate::wheel::Wheel;
 use crate::{Key, Tick};
+
+/// Link value of an entry waiting in the due tier.
+const LINK_DUE: u32 = u32::MAX - 1;
+/// Link value of an entry waiting in the overflow tier.
+const LINK_OVERFLOW: u32 = u32::MAX - 2;
+
+/// A tier outside the wheel: entries ordered by `(deadline, sequence)`, with
+/// removal by slab index. Used for deadlines before the wheel's `elapsed`
+/// (due now) and for deadlines in a later 2^36 ms epoch (overflow). Both are
+/// rare, so a hashed priority queue's O(log n) is fine here.
+type Tier = PriorityQueue<u32, Reverse<(u64, u64)>>;
 
 /// A queue of values, each due at a [`Tick`], that says what has expired.
 ///
@@ -58,123 +74,303 @@ use crate::{Key, Tick};
 /// element, so about 24 bytes per pending timer, allocated in fixed-size
 /// chunks (no `Vec` doubling spikes).
 pub struct Scheduler<T> {
-    _marker: std::marker::PhantomData<T>,
+    slab: Slab<T>,
+    wheel: Wheel,
+    /// Entries whose deadline was already before `elapsed` when inserted.
+    due: Tier,
+    /// Entries whose deadline lies in a later wheel epoch.
+    overflow: Tier,
+    /// Insertion sequence for the tiers' FIFO tie-break.
+    seq: u64,
 }
 
 impl<T> Scheduler<T> {
-    /// An empty scheduler. Allocates nothing until the first insert.
+    /// An empty scheduler whose clock starts at [`Tick::ZERO`]. Allocates
+    /// nothing until the first insert.
+    ///
+    /// Deadlines far from the start (more than about 2.2 years) wait in the
+    /// overflow tier until the first poll moves the wheel forward; when ticks
+    /// are wall-clock milliseconds, prefer [`starting_at`](Self::starting_at).
     pub fn new() -> Self {
-        todo!()
+        Self::starting_at(Tick::ZERO)
+    }
+
+    /// An empty scheduler whose clock starts at `now`: nothing is considered
+    /// due before `now` has been passed to [`poll_expired`](Self::poll_expired),
+    /// but deadlines before `now` still fire on the first poll.
+    pub fn starting_at(now: Tick) -> Self {
+        Self {
+            slab: Slab::new(),
+            wheel: Wheel::new(now.as_millis()),
+            due: Tier::new(),
+            overflow: Tier::new(),
+            seq: 0,
+        }
     }
 
     /// An empty scheduler with room for `capacity` pending entries, so that
-    /// up to that many can be pending without any further allocation.
+    /// up to that many can be inserted, cancelled and expired without any
+    /// further allocation (the `out` collection of
+    /// [`poll_expired`](Self::poll_expired) is the caller's).
     pub fn with_capacity(capacity: usize) -> Self {
-        let _ = capacity;
-        todo!()
+        let mut s = Self::new();
+        s.reserve(capacity);
+        s
     }
 
     /// Schedules `value` to expire at `deadline` and returns its key.
     ///
-    /// A deadline in the past fires on the next [`poll_expired`](Self::poll_expired).
+    /// A deadline at or before the last polled `now` fires on the next
+    /// [`poll_expired`](Self::poll_expired).
     ///
     /// # Panics
     ///
     /// If more than `u32::MAX - 16` entries would be pending at once.
+    #[inline]
     pub fn insert_at(&mut self, deadline: Tick, value: T) -> Key {
-        let _ = (deadline, value);
-        todo!()
+        assert!(
+            self.slab.len() < MAX_ENTRIES as usize,
+            "herald-core scheduler: more than u32::MAX - 16 pending entries"
+        );
+        let (index, generation) = self.slab.insert(value);
+        self.place(index, deadline.as_millis());
+        Key { index, generation }
+    }
+
+    /// Puts slab entry `index` where `when` belongs and links it there.
+    #[inline]
+    fn place(&mut self, index: u32, when: u64) {
+        let link = if when < self.wheel.elapsed() {
+            self.due.push(index, Reverse((when, self.seq)));
+            self.seq += 1;
+            LINK_DUE
+        } else if self.wheel.fits(when) {
+            self.wheel.insert(when, index)
+        } else {
+            self.overflow.push(index, Reverse((when, self.seq)));
+            self.seq += 1;
+            LINK_OVERFLOW
+        };
+        self.slab.set_link(index, link);
+    }
+
+    /// Takes slab entry `index` out of wherever it waits.
+    #[inline]
+    fn unplace(&mut self, index: u32) {
+        match self.slab.link(index) {
+            LINK_DUE => {
+                self.due.remove(&index);
+            }
+            LINK_OVERFLOW => {
+                self.overflow.remove(&index);
+            }
+            pos => self.wheel.remove(pos, &mut self.slab),
+        }
     }
 
     /// Removes the entry for `key` and returns its value, or `None` if the key
     /// is stale (the entry already expired or was cancelled).
+    #[inline]
     pub fn cancel(&mut self, key: Key) -> Option<T> {
-        let _ = key;
-        todo!()
+        if !self.slab.contains(key.index, key.generation) {
+            return None;
+        }
+        self.unplace(key.index);
+        self.wheel.ensure_front_fresh();
+        Some(self.slab.remove(key.index))
     }
 
     /// Moves the entry for `key` to a new deadline, keeping its key. Returns
     /// `false` (and changes nothing) if the key is stale. For ordering, a
     /// rescheduled entry counts as newly inserted.
     pub fn reschedule(&mut self, key: Key, deadline: Tick) -> bool {
-        let _ = (key, deadline);
-        todo!()
+        if !self.slab.contains(key.index, key.generation) {
+            return false;
+        }
+        self.unplace(key.index);
+        self.place(key.index, deadline.as_millis());
+        self.wheel.ensure_front_fresh();
+        true
     }
 
     /// The deadline of the entry for `key`, or `None` if the key is stale.
     pub fn deadline(&self, key: Key) -> Option<Tick> {
-        let _ = key;
-        todo!()
+        if !self.slab.contains(key.index, key.generation) {
+            return None;
+        }
+        let when = match self.slab.link(key.index) {
+            LINK_DUE => self.due.get_priority(&key.index)?.0.0,
+            LINK_OVERFLOW => self.overflow.get_priority(&key.index)?.0.0,
+            pos => self.wheel.deadline_at(pos),
+        };
+        Some(Tick::from_millis(when))
     }
 
     /// A reference to the value for `key`, or `None` if the key is stale.
     pub fn get(&self, key: Key) -> Option<&T> {
-        let _ = key;
-        todo!()
+        self.slab.get(key.index, key.generation)
     }
 
     /// A mutable reference to the value for `key`, or `None` if the key is stale.
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
-        let _ = key;
-        todo!()
+        self.slab.get_mut(key.index, key.generation)
     }
 
     /// Whether `key` names a pending entry.
     pub fn contains(&self, key: Key) -> bool {
-        self.get(key).is_some()
+        self.slab.contains(key.index, key.generation)
     }
 
-    /// The earliest pending deadline, or `None` when empty. Exact: an engine
-    /// can sleep until exactly this tick.
+    /// The earliest pending deadline, or `None` when empty. Exact after every
+    /// operation: an engine can sleep until exactly this tick.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Tick> {
-        todo!()
+        // Due-tier deadlines are before `elapsed`, the wheel's are at or
+        // after it, and the overflow's are in a later epoch.
+        let when = if let Some((_, Reverse((when, _)))) = self.due.peek() {
+            *when
+        } else if let Some(when) = self.wheel.next_deadline() {
+            when
+        } else {
+            self.overflow.peek()?.1.0.0
+        };
+        Some(Tick::from_millis(when))
     }
 
     /// Moves up to `max` entries whose deadline is at or before `now` into
     /// `out`, in `(deadline, insertion order)` order, and returns how many it
     /// moved. If it returns less than `max`, nothing more is due at `now`.
     ///
-    /// `now` may go backwards between calls; nothing is fired early either
-    /// way, and time as the wheel sees it never moves backwards.
+    /// Work is proportional to what fires plus the wheel slots it passes
+    /// (cascades move each entry at most once per level over its lifetime).
+    /// `now` may go backwards between calls: nothing ever fires early, and
+    /// time as the wheel sees it never moves backwards.
     pub fn poll_expired<E>(&mut self, now: Tick, out: &mut E, max: usize) -> usize
     where
         E: Extend<(Key, T)>,
     {
-        let _ = (now, out, max);
-        todo!()
+        let now = now.as_millis();
+        let mut fired = 0;
+        // 1. Entries inserted with a deadline before `elapsed`: all earlier
+        //    than anything in the wheel.
+        while fired < max {
+            match self.due.peek() {
+                Some((_, Reverse((when, _)))) if *when <= now => {}
+                Some(_) => return fired, // the wheel is later still
+                None => break,
+            }
+            let (index, _) = self.due.pop().expect("peeked");
+            self.fire(index, out);
+            fired += 1;
+        }
+        // 2. The wheel, slot by slot; the overflow tier when it is empty.
+        let mut drained = false;
+        while fired < max {
+            match self.wheel.next_slot() {
+                Some(n) if n.start <= now => {
+                    if n.level == 0 {
+                        let slab = &mut self.slab;
+                        fired += self.wheel.fire_slot(n.digit, max - fired, |index| {
+                            let generation = slab.generation(index);
+                            let value = slab.remove(index);
+                            out.extend(Some((Key { index, generation }, value)));
+                        });
+                    } else {
+                        self.wheel.cascade(n.level, n.digit, &mut self.slab);
+                    }
+                }
+                Some(_) => {
+                    drained = true;
+                    break;
+                }
+                None => match self.overflow.peek() {
+                    Some((_, Reverse((when, _)))) if *when <= now => {
+                        let when = *when;
+                        self.enter_epoch(when);
+                    }
+                    _ => {
+                        drained = true;
+                        break;
+                    }
+                },
+            }
+        }
+        if drained && now > self.wheel.elapsed() {
+            if self.wheel.is_empty() && !self.wheel.fits(now) {
+                self.enter_epoch(now);
+            } else {
+                self.wheel.advance(now);
+            }
+        }
+        self.wheel.ensure_front_fresh();
+        fired
+    }
+
+    /// Removes entry `index` from the slab and hands it to `out`.
+    #[inline]
+    fn fire<E: Extend<(Key, T)>>(&mut self, index: u32, out: &mut E) {
+        let generation = self.slab.generation(index);
+        let value = self.slab.remove(index);
+        out.extend(Some((Key { index, generation }, value)));
+    }
+
+    /// Moves the (empty) wheel to `to`, in a later epoch, and pulls the
+    /// overflow entries of that epoch into it, in order.
+    fn enter_epoch(&mut self, to: u64) {
+        debug_assert!(self.wheel.is_empty());
+        self.wheel.advance_empty(to);
+        while let Some((_, Reverse((when, _)))) = self.overflow.peek() {
+            if !self.wheel.fits(*when) {
+                break;
+            }
+            let when = *when;
+            let (index, _) = self.overflow.pop().expect("peeked");
+            let pos = self.wheel.insert(when, index);
+            self.slab.set_link(index, pos);
+        }
     }
 
     /// Number of pending entries.
+    #[inline]
     pub fn len(&self) -> usize {
-        todo!()
+        self.slab.len()
     }
 
     /// Whether nothing is pending.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// How many entries can be pending before the next allocation.
+    /// How many entries can be pending before the slab allocates again.
     pub fn capacity(&self) -> usize {
-        todo!()
+        self.slab.capacity()
     }
 
-    /// Reserves room for at least `additional` more pending entries.
+    /// Reserves room for at least `additional` more pending entries, in the
+    /// slab and in the wheel's element pool.
     pub fn reserve(&mut self, additional: usize) {
-        let _ = additional;
-        todo!()
+        self.slab.reserve(additional);
+        self.wheel
+            .reserve(self.slab.len().saturating_add(additional));
     }
 
     /// Drops every pending entry (all keys become stale) but keeps the
-    /// allocated capacity.
+    /// allocated capacity. The wheel's clock is unchanged.
     pub fn clear(&mut self) {
-        todo!()
+        self.wheel.clear();
+        self.due.clear();
+        self.overflow.clear();
+        self.slab.clear();
     }
 
     /// Returns unused memory to the allocator, as far as the chunked layout
     /// allows: trailing chunks with no live entry are freed.
     pub fn shrink_to_fit(&mut self) {
-        todo!()
+        self.slab.shrink_to_fit();
+        self.wheel.shrink_to_fit();
+        self.due.shrink_to_fit();
+        self.overflow.shrink_to_fit();
     }
 }
 
@@ -186,6 +382,13 @@ impl<T> Default for Scheduler<T> {
 
 impl<T> fmt::Debug for Scheduler<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scheduler").finish_non_exhaustive()
+        f.debug_struct("Scheduler")
+            .field("len", &self.len())
+            .field("elapsed", &Tick::from_millis(self.wheel.elapsed()))
+            .field("next_deadline", &self.next_deadline())
+            .field("due_tier", &self.due.len())
+            .field("overflow_tier", &self.overflow.len())
+            .field("free_blocks", &self.wheel.free_blocks())
+            .finish()
     }
 }

@@ -1,0 +1,343 @@
+//! The entry slab: generational slots holding the scheduled values.
+//!
+//! Values live in fixed-size chunks (`CHUNK` entries each) so that growing
+//! never copies or doubles an existing allocation: memory grows by one chunk
+//! at a time and peak usage stays within one chunk of steady state.
+//!
+//! Each entry is `{ generation, link, value }`. The generation is odd while
+//! the entry is occupied and even while it is vacant; `value` is initialised
+//! exactly when the generation is odd. That invariant is what makes the
+//! `unsafe` blocks below sound, and every path that changes a generation also
+//! writes or moves the value out in the same step. `link` is the free-list
+//! successor while vacant and, while occupied, whatever the wheel stores there
+//! (the position of the entry's wheel element, or a tier marker).
+//!
+//! This is the only module of the crate with `unsafe` code: using
+//! `MaybeUninit<T>` instead of `Option<T>` keeps an entry at 16 bytes for a
+//! `u64` payload instead of 24.
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
+
+/// Entries per chunk (a power of two).
+const CHUNK_BITS: u32 = 12;
+const CHUNK: u32 = 1 << CHUNK_BITS;
+const CHUNK_MASK: u32 = CHUNK - 1;
+
+/// "No entry" in the free list.
+const NIL: u32 = u32::MAX;
+
+/// The largest number of entries the slab can hold; indices stay below the
+/// wheel's reserved link values.
+pub(crate) const MAX_ENTRIES: u32 = u32::MAX - 16;
+
+struct Entry<T> {
+    generation: u32,
+    link: u32,
+    value: MaybeUninit<T>,
+}
+
+impl<T> Entry<T> {
+    #[inline]
+    fn occupied(&self) -> bool {
+        self.generation & 1 == 1
+    }
+}
+
+/// A chunked, generational slab. See the module docs for the invariant.
+pub(crate) struct Slab<T> {
+    chunks: Vec<Box<[Entry<T>]>>,
+    free_head: u32,
+    len: u32,
+}
+
+impl<T> Slab<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            chunks: Vec::new(),
+            free_head: NIL,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    #[inline]
+    pub(crate) fn capacity(&self) -> usize {
+        self.chunks.len() * CHUNK as usize
+    }
+
+    /// Makes room for `additional` more occupied entries.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let want = self
+            .len()
+            .saturating_add(additional)
+            .min(MAX_ENTRIES as usize);
+        while self.capacity() < want {
+            self.grow();
+        }
+    }
+
+    /// Appends one chunk of vacant entries and puts them on the free list in
+    /// ascending order (so a fresh slab hands out indices sequentially).
+    #[cold]
+    fn grow(&mut self) {
+        let base = u32::try_from(self.capacity())
+            .ok()
+            .filter(|b| b.checked_add(CHUNK).is_some_and(|end| end <= MAX_ENTRIES))
+            .expect("herald-core scheduler: more than u32::MAX - 16 pending entries");
+        let old_head = self.free_head;
+        let chunk: Box<[Entry<T>]> = (0..CHUNK)
+            .map(|i| Entry {
+                generation: 0,
+                link: if i + 1 == CHUNK {
+                    old_head
+                } else {
+                    base + i + 1
+                },
+                value: MaybeUninit::uninit(),
+            })
+            .collect();
+        self.chunks.push(chunk);
+        self.free_head = base;
+    }
+
+    #[inline]
+    fn entry(&self, index: u32) -> Option<&Entry<T>> {
+        self.chunks
+            .get((index >> CHUNK_BITS) as usize)
+            .map(|c| &c[(index & CHUNK_MASK) as usize])
+    }
+
+    #[inline]
+    fn entry_mut(&mut self, index: u32) -> &mut Entry<T> {
+        &mut self.chunks[(index >> CHUNK_BITS) as usize][(index & CHUNK_MASK) as usize]
+    }
+
+    /// Stores `value` in a vacant entry and returns `(index, generation)`.
+    /// The entry's link is left for the caller to set.
+    #[inline]
+    pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
+        if self.free_head == NIL {
+            self.grow();
+        }
+        let index = self.free_head;
+        let e = self.entry_mut(index);
+        debug_assert!(!e.occupied());
+        let next = e.link;
+        e.generation = e.generation.wrapping_add(1);
+        e.value.write(value);
+        let generation = e.generation;
+        self.free_head = next;
+        self.len += 1;
+        (index, generation)
+    }
+
+    /// Whether `(index, generation)` names an occupied entry.
+    #[inline]
+    pub(crate) fn contains(&self, index: u32, generation: u32) -> bool {
+        // Key generations are always odd, so equality implies occupancy.
+        self.entry(index)
+            .is_some_and(|e| e.generation == generation)
+    }
+
+    /// The current generation of an occupied entry.
+    #[inline]
+    pub(crate) fn generation(&self, index: u32) -> u32 {
+        let e = self.entry(index).expect("index in range");
+        debug_assert!(e.occupied());
+        e.generation
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, index: u32, generation: u32) -> Option<&T> {
+        let e = self.entry(index)?;
+        if e.generation != generation {
+            return None;
+        }
+        debug_assert!(e.occupied());
+        // SAFETY: key generations are odd, so `e` is occupied, and occupied
+        // entries hold an initialised value (module invariant).
+        Some(unsafe { e.value.assume_init_ref() })
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
+        if !self.contains(index, generation) {
+            return None;
+        }
+        let e = self.entry_mut(index);
+        // SAFETY: as in `get`: the generation matched an odd key generation.
+        Some(unsafe { e.value.assume_init_mut() })
+    }
+
+    /// The link of an occupied entry.
+    #[inline]
+    pub(crate) fn link(&self, index: u32) -> u32 {
+        let e = self.entry(index).expect("index in range");
+        debug_assert!(e.occupied());
+        e.link
+    }
+
+    /// Sets the link of an occupied entry.
+    #[inline]
+    pub(crate) fn set_link(&mut self, index: u32, link: u32) {
+        let e = self.entry_mut(index);
+        debug_assert!(e.occupied());
+        e.link = link;
+    }
+
+    /// Moves the value out of an occupied entry and frees it.
+    ///
+    /// # Panics
+    ///
+    /// If the entry is vacant (a bug in the caller, never user input).
+    #[inline]
+    pub(crate) fn remove(&mut self, index: u32) -> T {
+        let free_head = self.free_head;
+        let e = self.entry_mut(index);
+        assert!(e.occupied(), "slab: removing a vacant entry");
+        e.generation = e.generation.wrapping_add(1);
+        e.link = free_head;
+        // SAFETY: the entry was occupied (checked above), so its value is
+        // initialised; the generation is now even, so nothing will read it
+        // again before `insert` writes a new one.
+        let value = unsafe { e.value.assume_init_read() };
+        self.free_head = index;
+        self.len -= 1;
+        value
+    }
+
+    /// Drops every value, keeps the chunks, and rebuilds the free list in
+    /// ascending order.
+    pub(crate) fn clear(&mut self) {
+        self.drop_values();
+        self.rebuild_free_list();
+    }
+
+    fn drop_values(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        for chunk in &mut self.chunks {
+            for e in chunk.iter_mut() {
+                if e.occupied() {
+                    e.generation = e.generation.wrapping_add(1);
+                    // SAFETY: occupied entries hold an initialised value; the
+                    // generation is now even so it is never read again.
+                    unsafe { e.value.assume_init_drop() };
+                }
+            }
+        }
+        self.len = 0;
+    }
+
+    /// Threads every vacant entry onto the free list, lowest index first.
+    fn rebuild_free_list(&mut self) {
+        let mut head = NIL;
+        for (c, chunk) in self.chunks.iter_mut().enumerate().rev() {
+            for (i, e) in chunk.iter_mut().enumerate().rev() {
+                if !e.occupied() {
+                    e.link = head;
+                    head = (c as u32) << CHUNK_BITS | i as u32;
+                }
+            }
+        }
+        self.free_head = head;
+    }
+
+    /// Frees trailing chunks that hold no occupied entry.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        while self
+            .chunks
+            .last()
+            .is_some_and(|c| c.iter().all(|e| !e.occupied()))
+        {
+            self.chunks.pop();
+        }
+        self.chunks.shrink_to_fit();
+        self.rebuild_free_list();
+    }
+}
+
+impl<T> Drop for Slab<T> {
+    fn drop(&mut self) {
+        if std::mem::needs_drop::<T>() {
+            self.drop_values();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn entry_is_16_bytes_for_u64() {
+        assert_eq!(std::mem::size_of::<Entry<u64>>(), 16);
+    }
+
+    #[test]
+    fn insert_remove_generations() {
+        let mut s = Slab::new();
+        let (i, g) = s.insert(7_u64);
+        assert_eq!(g % 2, 1);
+        assert_eq!(s.get(i, g), Some(&7));
+        assert_eq!(s.remove(i), 7);
+        assert_eq!(s.get(i, g), None);
+        let (i2, g2) = s.insert(8);
+        assert_eq!(i2, i, "LIFO reuse");
+        assert_ne!(g2, g);
+        assert_eq!(s.get(i, g), None, "stale generation never aliases");
+        assert_eq!(s.get(i2, g2), Some(&8));
+    }
+
+    #[test]
+    fn drops_values_exactly_once() {
+        let token = Rc::new(());
+        {
+            let mut s = Slab::new();
+            let mut keys = Vec::new();
+            for _ in 0..10_000 {
+                keys.push(s.insert(Rc::clone(&token)));
+            }
+            assert_eq!(Rc::strong_count(&token), 10_001);
+            for (i, _) in keys.iter().step_by(2) {
+                drop(s.remove(*i));
+            }
+            assert_eq!(Rc::strong_count(&token), 5_001);
+            s.clear();
+            assert_eq!(Rc::strong_count(&token), 1);
+            assert_eq!(s.len(), 0);
+            for _ in 0..100 {
+                s.insert(Rc::clone(&token));
+            }
+            s.shrink_to_fit();
+            assert_eq!(s.capacity(), CHUNK as usize);
+        }
+        assert_eq!(Rc::strong_count(&token), 1, "Drop drops the rest");
+    }
+
+    #[test]
+    fn shrink_keeps_live_entries_and_free_list() {
+        let mut s = Slab::new();
+        let keys: Vec<_> = (0..3 * CHUNK).map(|v| s.insert(v)).collect();
+        for &(i, _) in &keys[CHUNK as usize..] {
+            s.remove(i);
+        }
+        s.shrink_to_fit();
+        assert_eq!(s.capacity(), CHUNK as usize);
+        for &(i, g) in &keys[..CHUNK as usize] {
+            assert_eq!(s.get(i, g), Some(&i));
+        }
+        // Free list is consistent: filling up allocates exactly one chunk more.
+        for v in 0..CHUNK {
+            s.insert(v);
+        }
+        assert_eq!(s.capacity(), 2 * CHUNK as usize);
+    }
+}

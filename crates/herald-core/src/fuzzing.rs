@@ -1,0 +1,220 @@
+//! Model-based checking of [`Scheduler`] against a `BTreeMap` oracle.
+//!
+//! Shared by the proptest in `tests/scheduler_model.rs` and the cargo-fuzz
+//! target `fuzz/fuzz_targets/scheduler_ops.rs` (which derives `Arbitrary` for
+//! [`Op`] under `cfg(fuzzing)`). Not part of the stable API.
+//!
+//! [`run`] applies each [`Op`] to a scheduler and to the oracle, a
+//! `BTreeMap<(deadline, seq), (Key, value)>`, and panics on the first
+//! difference: a different fired sequence (which covers "nothing early",
+//! "nothing lost" and FIFO), a stale key accepted, a wrong
+//! `next_deadline()`, `len()` or `deadline(key)`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{Key, Scheduler, Tick};
+
+/// One step of a model run. Numbers are raw material: [`run`] maps them onto
+/// deadlines spread across every wheel level, the overflow tier and the past.
+#[derive(Clone, Debug)]
+#[cfg_attr(fuzzing, derive(arbitrary::Arbitrary))]
+pub enum Op {
+    /// Insert a value due at `deadline(shape, raw)`.
+    Insert {
+        /// Which range the deadline falls in (see [`deadline`]).
+        shape: u8,
+        /// Position within that range.
+        raw: u64,
+    },
+    /// Cancel the `which`-th key ever issued (live or stale).
+    Cancel {
+        /// Index into the issued keys, modulo their count.
+        which: u32,
+    },
+    /// Reschedule the `which`-th key ever issued to `deadline(shape, raw)`.
+    Reschedule {
+        /// Index into the issued keys, modulo their count.
+        which: u32,
+        /// Deadline range.
+        shape: u8,
+        /// Position within it.
+        raw: u64,
+    },
+    /// Poll at `now + advance(shape, raw)` (or a little in the past),
+    /// moving at most `max_shape`-derived entries.
+    Poll {
+        /// Step range.
+        shape: u8,
+        /// Step within it.
+        raw: u64,
+        /// Batch limit selector.
+        max_shape: u8,
+    },
+    /// Drop everything.
+    Clear,
+}
+
+/// Maps `(shape, raw)` to a deadline relative to `now`: shapes 0 to 5 land in
+/// wheel level 0 to 5, 6 in the overflow tier, 7 in the past, 8 anywhere.
+pub fn deadline(now: u64, shape: u8, raw: u64) -> u64 {
+    match shape % 9 {
+        s @ 0..=5 => now.saturating_add(raw % (1_u64 << (6 * (u32::from(s) + 1)))),
+        6 => now.saturating_add((1 << 36) + raw % (1 << 40)),
+        7 => now.saturating_sub(raw % 5_000),
+        _ => raw,
+    }
+}
+
+fn step(shape: u8, raw: u64) -> i64 {
+    match shape % 8 {
+        0 | 1 => (raw % 3) as i64,
+        2 => (raw % 70) as i64,
+        3 => (raw % 5_000) as i64,
+        4 => (raw % 300_000) as i64,
+        5 => (raw % (1 << 37)) as i64,
+        6 => -((raw % 100) as i64),
+        _ => (raw % 20_000_000) as i64,
+    }
+}
+
+fn batch(max_shape: u8) -> usize {
+    match max_shape % 6 {
+        0 => 1,
+        1 => 2,
+        2 => 7,
+        3 => 64,
+        _ => usize::MAX,
+    }
+}
+
+/// The oracle: pending entries by `(deadline, seq)`.
+#[derive(Default)]
+struct Model {
+    by_time: BTreeMap<(u64, u64), (Key, u64)>,
+    by_key: HashMap<Key, (u64, u64)>,
+    seq: u64,
+}
+
+impl Model {
+    fn insert(&mut self, key: Key, when: u64, value: u64) {
+        self.seq += 1;
+        self.by_time.insert((when, self.seq), (key, value));
+        self.by_key.insert(key, (when, self.seq));
+    }
+
+    fn remove(&mut self, key: Key) -> Option<u64> {
+        let at = self.by_key.remove(&key)?;
+        Some(self.by_time.remove(&at).expect("indexed").1)
+    }
+}
+
+/// Runs `ops` from tick `start` and panics at the first divergence from the
+/// oracle. Returns the number of entries fired (so callers can check a run
+/// did something).
+///
+/// # Panics
+///
+/// On any difference between the scheduler and the oracle.
+pub fn run(start: u64, ops: &[Op]) -> usize {
+    let mut s = Scheduler::starting_at(Tick::from_millis(start));
+    let mut m = Model::default();
+    let mut keys: Vec<Key> = Vec::new();
+    let mut now = start;
+    let mut next_value = 0_u64;
+    let mut total_fired = 0;
+    let mut out = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match *op {
+            Op::Insert { shape, raw } => {
+                let when = deadline(now, shape, raw);
+                next_value += 1;
+                let key = s.insert_at(Tick::from_millis(when), next_value);
+                assert!(
+                    !m.by_key.contains_key(&key),
+                    "op {i}: key {key:?} reused while live"
+                );
+                m.insert(key, when, next_value);
+                keys.push(key);
+            }
+            Op::Cancel { which } => {
+                if keys.is_empty() {
+                    continue;
+                }
+                let key = keys[which as usize % keys.len()];
+                assert_eq!(s.cancel(key), m.remove(key), "op {i}: cancel {key:?}");
+            }
+            Op::Reschedule { which, shape, raw } => {
+                if keys.is_empty() {
+                    continue;
+                }
+                let key = keys[which as usize % keys.len()];
+                let when = deadline(now, shape, raw);
+                let live = m.remove(key);
+                assert_eq!(
+                    s.reschedule(key, Tick::from_millis(when)),
+                    live.is_some(),
+                    "op {i}: reschedule {key:?}"
+                );
+                if let Some(value) = live {
+                    m.insert(key, when, value);
+                }
+            }
+            Op::Poll {
+                shape,
+                raw,
+                max_shape,
+            } => {
+                let d = step(shape, raw);
+                now = if d < 0 {
+                    now.saturating_sub(d.unsigned_abs())
+                } else {
+                    now.saturating_add(d as u64)
+                };
+                let max = batch(max_shape);
+                out.clear();
+                let n = s.poll_expired(Tick::from_millis(now), &mut out, max);
+                assert_eq!(n, out.len(), "op {i}: returned count");
+                let mut expected = Vec::new();
+                while expected.len() < max {
+                    match m.by_time.first_key_value() {
+                        Some((&(when, _), _)) if when <= now => {
+                            let ((_, _), (key, value)) = m.by_time.pop_first().expect("peeked");
+                            m.by_key.remove(&key);
+                            expected.push((key, value));
+                        }
+                        _ => break,
+                    }
+                }
+                assert_eq!(out, expected, "op {i}: fired at now={now} max={max}");
+                total_fired += n;
+            }
+            Op::Clear => {
+                s.clear();
+                m.by_time.clear();
+                m.by_key.clear();
+            }
+        }
+        assert_eq!(s.len(), m.by_key.len(), "op {i}: len");
+        assert_eq!(
+            s.next_deadline().map(Tick::as_millis),
+            m.by_time.first_key_value().map(|(&(when, _), _)| when),
+            "op {i} ({op:?}): next_deadline"
+        );
+        if let Some(&key) = keys.last() {
+            assert_eq!(
+                s.deadline(key).map(Tick::as_millis),
+                m.by_key.get(&key).map(|&(when, _)| when),
+                "op {i}: deadline of newest key"
+            );
+            let value = m.by_key.get(&key).map(|at| m.by_time[at].1);
+            assert_eq!(s.get(key).copied(), value, "op {i}: get newest key");
+        }
+    }
+    // Drain everything: nothing may be lost.
+    out.clear();
+    let n = s.poll_expired(Tick::MAX, &mut out, usize::MAX);
+    let expected: Vec<(Key, u64)> = m.by_time.values().copied().collect();
+    assert_eq!(out, expected, "final drain");
+    assert!(s.is_empty() && s.next_deadline().is_none());
+    total_fired + n
+}
