@@ -471,6 +471,24 @@ mod tests {
     use crate::HOUR_MS;
 
     #[test]
+    fn herald_passes_the_checker() {
+        run_checked::<HeraldQueue>(&Workload::new(20_000, 3));
+        run_checked::<HeraldQueue>(&Workload::custom(5_000, 4, (1 << 36)..(1 << 37), 500));
+    }
+
+    #[test]
+    fn every_phase_times_something() {
+        let w = Workload::new(2_000, 6);
+        for phase in Phase::ALL {
+            assert!(phase.time::<HeraldQueue>(&w) > Duration::ZERO, "{phase:?}");
+            assert!(
+                phase.time::<DelayQueueQueue>(&w) > Duration::ZERO,
+                "{phase:?}"
+            );
+        }
+    }
+
+    #[test]
     fn baselines_pass_the_checker() {
         let w = Workload::new(20_000, 3);
         run_checked::<HeapQueue>(&w);
