@@ -108,15 +108,17 @@ impl Model {
     }
 }
 
-/// Runs `ops` from tick `start` and panics at the first divergence from the
-/// oracle. Returns the number of entries fired (so callers can check a run
+/// Runs `ops` from tick `start`, with the wheel sweeping its garbage once it
+/// exceeds the live elements by `sweep_slack`, and panics at the first
+/// divergence from the oracle. Returns the number of entries fired (so callers can check a run
 /// did something).
 ///
 /// # Panics
 ///
 /// On any difference between the scheduler and the oracle.
-pub fn run(start: u64, ops: &[Op]) -> usize {
+pub fn run(start: u64, sweep_slack: u8, ops: &[Op]) -> usize {
     let mut s = Scheduler::starting_at(Tick::from_millis(start));
+    s.set_sweep_slack_for_tests(usize::from(sweep_slack % 17));
     let mut m = Model::default();
     let mut keys: Vec<Key> = Vec::new();
     let mut now = start;

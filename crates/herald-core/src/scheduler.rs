@@ -154,7 +154,9 @@ impl<T> Scheduler<T> {
         self.slab.set_link(index, link);
     }
 
-    /// Takes slab entry `index` out of wherever it waits.
+    /// Takes slab entry `index` out of wherever it waits. For the wheel this
+    /// is O(1): its element becomes garbage once the entry's link changes
+    /// (see the wheel's module docs); call `wheel.refresh` afterwards.
     #[inline]
     fn unplace(&mut self, index: u32) {
         match self.slab.link(index) {
@@ -164,7 +166,7 @@ impl<T> Scheduler<T> {
             LINK_OVERFLOW => {
                 self.overflow.remove(&index);
             }
-            pos => self.wheel.remove(pos, &mut self.slab),
+            _ => self.wheel.forget(index),
         }
     }
 
@@ -176,8 +178,9 @@ impl<T> Scheduler<T> {
             return None;
         }
         self.unplace(key.index);
-        self.wheel.ensure_front_fresh();
-        Some(self.slab.remove(key.index))
+        let value = self.slab.remove(key.index);
+        self.wheel.refresh(&mut self.slab);
+        Some(value)
     }
 
     /// Moves the entry for `key` to a new deadline, keeping its key. Returns
@@ -189,7 +192,7 @@ impl<T> Scheduler<T> {
         }
         self.unplace(key.index);
         self.place(key.index, deadline.as_millis());
-        self.wheel.ensure_front_fresh();
+        self.wheel.refresh(&mut self.slab);
         true
     }
 
@@ -256,7 +259,8 @@ impl<T> Scheduler<T> {
         while fired < max {
             match self.due.peek() {
                 Some((_, Reverse((when, _)))) if *when <= now => {}
-                Some(_) => return fired, // the wheel is later still
+                // The wheel is later still; nothing there changed.
+                Some(_) => return fired,
                 None => break,
             }
             let (index, _) = self.due.pop().expect("peeked");
@@ -269,12 +273,14 @@ impl<T> Scheduler<T> {
             match self.wheel.next_slot() {
                 Some(n) if n.start <= now => {
                     if n.level == 0 {
-                        let slab = &mut self.slab;
-                        fired += self.wheel.fire_slot(n.digit, max - fired, |index| {
-                            let generation = slab.generation(index);
-                            let value = slab.remove(index);
-                            out.extend(Some((Key { index, generation }, value)));
-                        });
+                        let budget = max - fired;
+                        fired +=
+                            self.wheel
+                                .fire_slot(n.digit, budget, &mut self.slab, |slab, index| {
+                                    let generation = slab.generation(index);
+                                    let value = slab.remove(index);
+                                    out.extend(Some((Key { index, generation }, value)));
+                                });
                     } else {
                         self.wheel.cascade(n.level, n.digit, &mut self.slab);
                     }
@@ -302,7 +308,7 @@ impl<T> Scheduler<T> {
                 self.wheel.advance(now);
             }
         }
-        self.wheel.ensure_front_fresh();
+        self.wheel.refresh(&mut self.slab);
         fired
     }
 
@@ -355,6 +361,13 @@ impl<T> Scheduler<T> {
             .reserve(self.slab.len().saturating_add(additional));
     }
 
+    /// Lowers the garbage slack before a sweep (default 4096), so model
+    /// tests exercise sweeping with few entries. Not part of the API.
+    #[doc(hidden)]
+    pub fn set_sweep_slack_for_tests(&mut self, slack: usize) {
+        self.wheel.set_sweep_slack(slack);
+    }
+
     /// Drops every pending entry (all keys become stale) but keeps the
     /// allocated capacity. The wheel's clock is unchanged.
     pub fn clear(&mut self) {
@@ -389,6 +402,7 @@ impl<T> fmt::Debug for Scheduler<T> {
             .field("due_tier", &self.due.len())
             .field("overflow_tier", &self.overflow.len())
             .field("free_blocks", &self.wheel.free_blocks())
+            .field("garbage", &self.wheel.garbage())
             .finish()
     }
 }

@@ -39,14 +39,19 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn matches_btreemap_oracle(start in start(), ops in prop::collection::vec(op(), 1..400)) {
-        run(start, &ops);
+    fn matches_btreemap_oracle(
+        start in start(),
+        slack in any::<u8>(),
+        ops in prop::collection::vec(op(), 1..400),
+    ) {
+        run(start, slack, &ops);
     }
 
     /// Dense same-ms inserts exercise FIFO through cascades and compaction.
     #[test]
     fn fifo_under_heavy_collisions(
         start in start(),
+        slack in any::<u8>(),
         ops in prop::collection::vec(
             prop_oneof![
                 4 => (0_u8..6, 0_u64..8).prop_map(|(shape, raw)| Op::Insert { shape, raw: raw * 4_099 }),
@@ -59,7 +64,7 @@ proptest! {
             1..600,
         ),
     ) {
-        run(start, &ops);
+        run(start, slack, &ops);
     }
 }
 
@@ -93,6 +98,6 @@ fn long_mixed_run_fires() {
             },
         });
     }
-    let fired = run(1_763_800_000_000, &ops);
+    let fired = run(1_763_800_000_000, 3, &ops);
     assert!(fired > 5_000, "only {fired} fired");
 }

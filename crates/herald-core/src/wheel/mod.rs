@@ -24,24 +24,31 @@
 //! order: a later insert can only land in the same level-0 slot after the
 //! cascade that brought the earlier ones down.
 //!
+//! # Cancellation is lazy
+//!
+//! A slab entry links to its element's position, and an element is live
+//! exactly when its entry is occupied and links back to it. Cancelling (or
+//! rescheduling) therefore touches only the slab entry: the old element turns
+//! into garbage in place. It cannot be mistaken for a newer entry that reuses
+//! the slab slot, because it keeps its position occupied until its slot is
+//! processed, so no other element can be linked to that position meanwhile.
+//! Garbage is dropped whenever a slot is fired, cascaded or rescanned, and
+//! once it outnumbers the live elements a sweep compacts every slot, so the
+//! wheel never holds more than about twice as many elements as are pending.
+//!
 //! # Exact minimum
 //!
-//! Every slot above level 0 tracks the minimum offset of its live elements
-//! and how many elements share it. Cancelling the last of those marks the
-//! minimum stale; the scheduler rescans a stale slot only when it becomes
-//! the earliest one (`ensure_front_fresh`), so `next_deadline` stays exact.
-//!
-//! # Cancellation
-//!
-//! A slab entry links to its element's position; cancelling overwrites the
-//! element with a tombstone. Tombstones at a slot's tail are popped at once;
-//! a slot whose tombstones outnumber half its live elements is compacted in
-//! place (stable, so FIFO order holds), so dead elements never hold more than
-//! about a third of a slot.
+//! The wheel caches the earliest live deadline and the slab index that holds
+//! it (the FIFO-first one among equal deadlines). Inserting updates it in
+//! O(1). Removing any other entry cannot change it; removing that entry, or
+//! polling, recomputes it: the first occupied slot at the lowest level holds
+//! the minimum. At level 0 that is the first live element of the slot;
+//! above, every slot remembers the position of its smallest offset, and only
+//! if that element is dead is the slot rescanned (and compacted on the way).
 
 mod blocks;
 
-use blocks::{BLOCK, Blocks, Elem, NIL, TOMB};
+use blocks::{BLOCK, Blocks, Elem, NIL};
 
 use crate::slab::Slab;
 
@@ -56,9 +63,11 @@ pub(crate) const LEVELS: u32 = 6;
 pub(crate) const EPOCH_BITS: u32 = BITS * LEVELS;
 const NUM_SLOTS: usize = (SLOTS * LEVELS) as usize;
 
-/// Compaction threshold: a slot is compacted once it has at least this many
-/// tombstones and more tombstones than half its live elements.
-const COMPACT_MIN_DEAD: u32 = 16;
+/// How many elements ahead slot walks prefetch slab entries.
+const AHEAD: u32 = 8;
+
+/// Garbage allowed beyond the number of live elements before a sweep.
+pub(crate) const SWEEP_SLACK: usize = 4_096;
 
 #[derive(Clone, Copy, Debug)]
 struct Slot {
@@ -68,13 +77,12 @@ struct Slot {
     head_pos: u32,
     /// Elements written into the tail block.
     tail_len: u32,
-    live: u32,
-    dead: u32,
-    /// Minimum offset among live elements (levels >= 1), valid unless `stale`.
+    /// Elements in the slot, live or garbage.
+    count: u32,
+    /// Smallest offset appended since the last rescan (levels >= 1)...
     min_offset: u32,
-    /// How many live elements have `min_offset`.
-    min_count: u32,
-    stale: bool,
+    /// ...and the position of the first element with it.
+    min_pos: u32,
 }
 
 impl Slot {
@@ -83,11 +91,9 @@ impl Slot {
         tail: NIL,
         head_pos: 0,
         tail_len: 0,
-        live: 0,
-        dead: 0,
+        count: 0,
         min_offset: 0,
-        min_count: 0,
-        stale: false,
+        min_pos: NIL,
     };
 }
 
@@ -99,6 +105,13 @@ pub(crate) struct NextSlot {
     pub(crate) start: u64,
 }
 
+/// The earliest live element: its deadline and slab index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Front {
+    when: u64,
+    index: u32,
+}
+
 /// The wheel. It stores only `(slab index, offset)` pairs; values stay in the
 /// [`Slab`], whose links it keeps pointing at element positions.
 pub(crate) struct Wheel {
@@ -106,8 +119,15 @@ pub(crate) struct Wheel {
     occupied: [u64; LEVELS as usize],
     slots: Box<[Slot; NUM_SLOTS]>,
     blocks: Blocks,
-    /// Live elements in the wheel.
-    live: usize,
+    /// Elements in all slots, live or garbage.
+    count: usize,
+    /// Garbage elements (their entries were cancelled or moved).
+    garbage: usize,
+    /// The exact earliest live element, valid unless `front_dirty`.
+    front: Option<Front>,
+    front_dirty: bool,
+    /// [`SWEEP_SLACK`], lowered by model tests to make sweeps frequent.
+    sweep_slack: usize,
 }
 
 #[inline]
@@ -136,8 +156,17 @@ impl Wheel {
             occupied: [0; LEVELS as usize],
             slots: Box::new([Slot::EMPTY; NUM_SLOTS]),
             blocks: Blocks::new(),
-            live: 0,
+            count: 0,
+            garbage: 0,
+            front: None,
+            front_dirty: false,
+            sweep_slack: SWEEP_SLACK,
         }
+    }
+
+    /// Sets the garbage slack (model tests only).
+    pub(crate) fn set_sweep_slack(&mut self, slack: usize) {
+        self.sweep_slack = slack;
     }
 
     #[inline]
@@ -151,17 +180,18 @@ impl Wheel {
         (when ^ self.elapsed) >> EPOCH_BITS == 0
     }
 
+    /// Whether the wheel holds no element at all (live or garbage).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.live == 0
+        self.count == 0
     }
 
-    /// Reserves pool space so that `pending` elements fit without allocating,
-    /// allowing for tombstones and partially filled slot blocks.
+    /// Reserves pool space so that `pending` live elements fit without
+    /// allocating, allowing for garbage and partially filled slot blocks.
     pub(crate) fn reserve(&mut self, pending: usize) {
-        let with_dead = pending.saturating_add(pending / 2);
-        let blocks = with_dead / BLOCK as usize + 2 * NUM_SLOTS;
-        let in_use = self.live / BLOCK as usize;
+        let elems = pending.saturating_mul(2).saturating_add(SWEEP_SLACK + 1);
+        let blocks = elems / BLOCK as usize + 2 * NUM_SLOTS;
+        let in_use = self.count / BLOCK as usize;
         self.blocks.reserve_free(blocks.saturating_sub(in_use));
     }
 
@@ -173,7 +203,9 @@ impl Wheel {
         let level = level_for(self.elapsed, when);
         let digit = ((when >> (BITS * level)) & (SLOTS as u64 - 1)) as u32;
         let offset = (when & ((1_u64 << (BITS * level)) - 1)) as u32;
-        self.live += 1;
+        if !self.front_dirty && self.front.is_none_or(|f| when < f.when) {
+            self.front = Some(Front { when, index });
+        }
         self.append(level, digit, Elem { index, offset })
     }
 
@@ -187,7 +219,6 @@ impl Wheel {
             *s = Slot {
                 head: b,
                 tail: b,
-                min_offset: elem.offset,
                 ..Slot::EMPTY
             };
             self.occupied[level as usize] |= 1 << digit;
@@ -197,21 +228,14 @@ impl Wheel {
             s.tail = b;
             s.tail_len = 0;
         }
-        if s.live == 0 {
-            s.min_offset = elem.offset;
-            s.min_count = 1;
-            s.stale = false;
-        } else if !s.stale {
-            if elem.offset < s.min_offset {
-                s.min_offset = elem.offset;
-                s.min_count = 1;
-            } else if elem.offset == s.min_offset {
-                s.min_count += 1;
-            }
-        }
         let pos = Blocks::pos(s.tail, s.tail_len);
+        if s.count == 0 || elem.offset < s.min_offset {
+            s.min_offset = elem.offset;
+            s.min_pos = pos;
+        }
         s.tail_len += 1;
-        s.live += 1;
+        s.count += 1;
+        self.count += 1;
         self.blocks.set(pos, elem);
         pos
     }
@@ -220,44 +244,47 @@ impl Wheel {
     pub(crate) fn deadline_at(&self, pos: u32) -> u64 {
         let id = self.blocks.slot_of(pos);
         let elem = self.blocks.get(pos);
-        debug_assert_ne!(elem.index, TOMB);
         slot_start(self.elapsed, id / SLOTS, id % SLOTS) + u64::from(elem.offset)
     }
 
-    /// Removes the live element at `pos` (its slab entry is being cancelled
-    /// or rescheduled). May compact the slot, updating links in `slab`.
-    pub(crate) fn remove<T>(&mut self, pos: u32, slab: &mut Slab<T>) {
-        let id = self.blocks.slot_of(pos);
-        let elem = self.blocks.get(pos);
-        debug_assert_ne!(elem.index, TOMB);
-        self.blocks.set(
-            pos,
-            Elem {
-                index: TOMB,
-                offset: 0,
-            },
-        );
-        self.live -= 1;
-        let s = &mut self.slots[id as usize];
-        s.live -= 1;
-        if s.live == 0 {
-            self.release_slot(id);
+    /// Records that slab entry `index`, whose element is in the wheel, is
+    /// being cancelled or moved: its element becomes garbage. O(1); the
+    /// caller must call [`Self::refresh`] once the slab reflects the change.
+    #[inline]
+    pub(crate) fn forget(&mut self, index: u32) {
+        self.garbage += 1;
+        if self.front.is_some_and(|f| f.index == index) {
+            self.front_dirty = true;
+        }
+    }
+
+    /// Restores the invariants after [`Self::forget`] or a poll: sweeps
+    /// garbage if it outnumbers live elements, and recomputes the front if
+    /// it was removed.
+    #[inline]
+    pub(crate) fn refresh<T>(&mut self, slab: &mut Slab<T>) {
+        if self.garbage > self.count - self.garbage + self.sweep_slack {
+            self.sweep(slab);
+        }
+        if self.front_dirty {
+            self.recompute_front(slab);
+        }
+    }
+
+    /// Prefetches the slab entry of the element `AHEAD` places after
+    /// position `(block, i)` of a slot, following the block chain.
+    #[inline]
+    fn prefetch_ahead<T>(&self, slab: &Slab<T>, block: u32, i: u32, tail: u32, tail_len: u32) {
+        let j = i + AHEAD;
+        let (b, j) = if j < BLOCK {
+            (block, j)
+        } else if block == tail {
             return;
-        }
-        if !s.stale && elem.offset == s.min_offset {
-            s.min_count -= 1;
-            s.stale = s.min_count == 0;
-        }
-        if pos + 1 == Blocks::pos(s.tail, s.tail_len) {
-            // The last element: drop it outright instead of leaving a
-            // tombstone. (An emptied tail block is refilled by the next
-            // append; live elements remain before it since `live > 0`.)
-            s.tail_len -= 1;
-            return;
-        }
-        s.dead += 1;
-        if s.dead >= COMPACT_MIN_DEAD && s.dead * 2 > s.live {
-            self.compact(id, slab);
+        } else {
+            (self.blocks.next(block), j - BLOCK)
+        };
+        if b != tail || j < tail_len {
+            slab.prefetch(self.blocks.get(Blocks::pos(b, j)).index);
         }
     }
 
@@ -268,11 +295,13 @@ impl Wheel {
         self.occupied[(id / SLOTS) as usize] &= !(1 << (id % SLOTS));
     }
 
-    /// Rewrites a slot without its tombstones, preserving order.
+    /// Rewrites a slot without its garbage, preserving order, and recomputes
+    /// its minimum. Releases the slot if nothing live remains.
     fn compact<T>(&mut self, id: u32, slab: &mut Slab<T>) {
         let mut s = self.slots[id as usize];
         let (mut rb, mut ri) = (s.head, s.head_pos);
         let (mut wb, mut wi) = (s.head, 0);
+        let mut kept = 0;
         loop {
             let limit = if rb == s.tail { s.tail_len } else { BLOCK };
             if ri == limit {
@@ -283,10 +312,11 @@ impl Wheel {
                 ri = 0;
                 continue;
             }
+            self.prefetch_ahead(slab, rb, ri, s.tail, s.tail_len);
             let from = Blocks::pos(rb, ri);
             ri += 1;
             let elem = self.blocks.get(from);
-            if elem.index == TOMB {
+            if !slab.is_linked(elem.index, from) {
                 continue;
             }
             if wi == BLOCK {
@@ -299,6 +329,17 @@ impl Wheel {
                 self.blocks.set(to, elem);
                 slab.set_link(elem.index, to);
             }
+            if kept == 0 || elem.offset < s.min_offset {
+                s.min_offset = elem.offset;
+                s.min_pos = to;
+            }
+            kept += 1;
+        }
+        self.garbage -= (s.count - kept) as usize;
+        self.count -= (s.count - kept) as usize;
+        if kept == 0 {
+            self.release_slot(id);
+            return;
         }
         let rest = self.blocks.next(wb);
         self.blocks.set_next(wb, NIL);
@@ -306,11 +347,87 @@ impl Wheel {
         s.tail = wb;
         s.tail_len = wi;
         s.head_pos = 0;
-        s.dead = 0;
+        s.count = kept;
         self.slots[id as usize] = s;
     }
 
-    /// The earliest occupied slot, if any.
+    /// Compacts every occupied slot.
+    #[cold]
+    fn sweep<T>(&mut self, slab: &mut Slab<T>) {
+        for level in 0..LEVELS {
+            let mut occ = self.occupied[level as usize];
+            while occ != 0 {
+                let digit = occ.trailing_zeros();
+                occ &= occ - 1;
+                self.compact(slot_id(level, digit), slab);
+            }
+        }
+        debug_assert_eq!(self.garbage, 0);
+    }
+
+    /// Finds the earliest live element, dropping garbage in front of it.
+    fn recompute_front<T>(&mut self, slab: &mut Slab<T>) {
+        self.front_dirty = false;
+        self.front = loop {
+            let Some(n) = self.next_slot() else {
+                break None;
+            };
+            let id = slot_id(n.level, n.digit);
+            if n.level == 0 {
+                if let Some(index) = self.first_live(id, slab) {
+                    break Some(Front {
+                        when: n.start,
+                        index,
+                    });
+                }
+                continue; // the slot held only garbage and is released
+            }
+            let s = self.slots[id as usize];
+            let elem = self.blocks.get(s.min_pos);
+            if slab.is_linked(elem.index, s.min_pos) {
+                break Some(Front {
+                    when: n.start + u64::from(s.min_offset),
+                    index: elem.index,
+                });
+            }
+            self.compact(id, slab);
+            // Either the slot is gone or its minimum is now live: loop.
+        };
+    }
+
+    /// Drops garbage at the head of level-0 slot `id` and returns the first
+    /// live element's index; releases the slot if it held only garbage.
+    fn first_live<T>(&mut self, id: u32, slab: &Slab<T>) -> Option<u32> {
+        let mut s = self.slots[id as usize];
+        let mut found = None;
+        while s.count > 0 {
+            let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
+            if s.head_pos == limit {
+                let next = self.blocks.next(s.head);
+                self.blocks.release(s.head);
+                s.head = next;
+                s.head_pos = 0;
+                continue;
+            }
+            let pos = Blocks::pos(s.head, s.head_pos);
+            let elem = self.blocks.get(pos);
+            if slab.is_linked(elem.index, pos) {
+                found = Some(elem.index);
+                break;
+            }
+            s.head_pos += 1;
+            s.count -= 1;
+            self.count -= 1;
+            self.garbage -= 1;
+        }
+        self.slots[id as usize] = s;
+        if found.is_none() {
+            self.release_slot(id);
+        }
+        found
+    }
+
+    /// The earliest occupied slot, if any (it may hold only garbage).
     #[inline]
     pub(crate) fn next_slot(&self) -> Option<NextSlot> {
         for level in 0..LEVELS {
@@ -327,110 +444,84 @@ impl Wheel {
         None
     }
 
-    /// The exact earliest deadline in the wheel. Requires the front slot's
-    /// minimum to be fresh (see [`Self::ensure_front_fresh`]).
+    /// The exact earliest live deadline in the wheel.
     #[inline]
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        let n = self.next_slot()?;
-        if n.level == 0 {
-            return Some(n.start);
-        }
-        let s = &self.slots[slot_id(n.level, n.digit) as usize];
-        debug_assert!(!s.stale, "front slot minimum must be fresh");
-        Some(n.start + u64::from(s.min_offset))
-    }
-
-    /// Recomputes the minimum of the front slot if it went stale.
-    pub(crate) fn ensure_front_fresh(&mut self) {
-        let Some(n) = self.next_slot() else { return };
-        let id = slot_id(n.level, n.digit);
-        if n.level == 0 || !self.slots[id as usize].stale {
-            return;
-        }
-        let s = self.slots[id as usize];
-        let (mut min, mut count) = (u32::MAX, 0);
-        self.for_each_elem(s, |e| {
-            if e.index != TOMB {
-                if e.offset < min {
-                    (min, count) = (e.offset, 1);
-                } else if e.offset == min {
-                    count += 1;
-                }
-            }
-        });
-        let s = &mut self.slots[id as usize];
-        s.min_offset = min;
-        s.min_count = count;
-        s.stale = false;
-    }
-
-    fn for_each_elem(&self, s: Slot, mut f: impl FnMut(Elem)) {
-        let mut b = s.head;
-        let mut i = s.head_pos;
-        while b != NIL {
-            let limit = if b == s.tail { s.tail_len } else { BLOCK };
-            while i < limit {
-                f(self.blocks.get(Blocks::pos(b, i)));
-                i += 1;
-            }
-            b = self.blocks.next(b);
-            i = 0;
-        }
+        debug_assert!(!self.front_dirty, "refresh() after every change");
+        self.front.map(|f| f.when)
     }
 
     /// Fires up to `max` live elements of the level-0 slot `digit`, which is
-    /// due, calling `fire(index)` for each in FIFO order. Moves `elapsed` to
-    /// the slot's tick. Returns how many fired.
-    pub(crate) fn fire_slot(&mut self, digit: u32, max: usize, mut fire: impl FnMut(u32)) -> usize {
+    /// due, calling `fire(index)` for each in FIFO order (the callback takes
+    /// the entry out of the slab). Moves `elapsed` to the slot's tick and
+    /// marks the front for recomputation. Returns how many fired.
+    pub(crate) fn fire_slot<T>(
+        &mut self,
+        digit: u32,
+        max: usize,
+        slab: &mut Slab<T>,
+        mut fire: impl FnMut(&mut Slab<T>, u32),
+    ) -> usize {
         let id = slot_id(0, digit);
         self.elapsed = slot_start(self.elapsed, 0, digit);
+        self.front_dirty = true;
         let mut s = self.slots[id as usize];
         let mut fired = 0;
-        while fired < max && s.live > 0 {
+        let mut consumed = 0;
+        while fired < max && s.count > 0 {
             let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
             if s.head_pos == limit {
                 let next = self.blocks.next(s.head);
-                debug_assert_ne!(next, NIL, "live elements past the tail");
+                debug_assert_ne!(next, NIL, "elements counted past the tail");
                 self.blocks.release(s.head);
                 s.head = next;
                 s.head_pos = 0;
                 continue;
             }
-            let elem = self.blocks.get(Blocks::pos(s.head, s.head_pos));
+            self.prefetch_ahead(slab, s.head, s.head_pos, s.tail, s.tail_len);
+            let pos = Blocks::pos(s.head, s.head_pos);
+            let elem = self.blocks.get(pos);
             s.head_pos += 1;
-            if elem.index == TOMB {
-                s.dead -= 1;
-                continue;
+            s.count -= 1;
+            consumed += 1;
+            if slab.is_linked(elem.index, pos) {
+                fired += 1;
+                fire(slab, elem.index);
             }
-            s.live -= 1;
-            fired += 1;
-            fire(elem.index);
         }
-        self.live -= fired;
+        self.count -= consumed;
+        self.garbage -= consumed - fired;
         self.slots[id as usize] = s;
-        if s.live == 0 {
+        if s.count == 0 {
             self.release_slot(id);
         }
         fired
     }
 
     /// Moves `elapsed` to the start of slot `digit` of `level >= 1` and
-    /// re-places its elements into lower levels, in order.
+    /// re-places its live elements into lower levels, in order, dropping
+    /// its garbage.
     pub(crate) fn cascade<T>(&mut self, level: u32, digit: u32, slab: &mut Slab<T>) {
         debug_assert!(level >= 1);
         let id = slot_id(level, digit);
         let start = slot_start(self.elapsed, level, digit);
         self.elapsed = start;
+        self.front_dirty = true;
         let s = std::mem::replace(&mut self.slots[id as usize], Slot::EMPTY);
         self.occupied[level as usize] &= !(1 << digit);
+        self.count -= s.count as usize;
+        let mut dropped = 0;
         let mut b = s.head;
         let mut i = s.head_pos;
         while b != NIL {
             let limit = if b == s.tail { s.tail_len } else { BLOCK };
             while i < limit {
-                let elem = self.blocks.get(Blocks::pos(b, i));
+                self.prefetch_ahead(slab, b, i, s.tail, s.tail_len);
+                let from = Blocks::pos(b, i);
+                let elem = self.blocks.get(from);
                 i += 1;
-                if elem.index == TOMB {
+                if !slab.is_linked(elem.index, from) {
+                    dropped += 1;
                     continue;
                 }
                 let when = start + u64::from(elem.offset);
@@ -453,6 +544,7 @@ impl Wheel {
             b = next;
             i = 0;
         }
+        self.garbage -= dropped;
     }
 
     /// Moves `elapsed` forward to `to`. Only valid when no occupied slot
@@ -477,7 +569,10 @@ impl Wheel {
         self.occupied = [0; LEVELS as usize];
         self.slots.fill(Slot::EMPTY);
         self.blocks.clear();
-        self.live = 0;
+        self.count = 0;
+        self.garbage = 0;
+        self.front = None;
+        self.front_dirty = false;
     }
 
     pub(crate) fn shrink_to_fit(&mut self) {
@@ -487,6 +582,11 @@ impl Wheel {
     /// Free blocks held for reuse.
     pub(crate) fn free_blocks(&self) -> usize {
         self.blocks.free_blocks()
+    }
+
+    /// Garbage elements awaiting removal.
+    pub(crate) fn garbage(&self) -> usize {
+        self.garbage
     }
 }
 
