@@ -36,7 +36,7 @@ fn scheduler(c: &mut Criterion) {
                 g.sampling_mode(SamplingMode::Flat)
                     .sample_size(10)
                     .warm_up_time(Duration::from_secs(1))
-                    .measurement_time(Duration::from_secs(if n >= 10_000_000 { 20 } else { 5 }));
+                    .measurement_time(Duration::from_secs(if n >= 10_000_000 { 20 } else { 8 }));
             } else {
                 g.sample_size(20).measurement_time(Duration::from_secs(3));
             }
