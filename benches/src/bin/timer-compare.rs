@@ -1,0 +1,474 @@
+//! `timer-compare`: Herald's scheduler against tokio-util's `DelayQueue`,
+//! `BinaryHeap` with tombstones and `priority-queue`, on one seeded workload,
+//! in one process.
+//!
+//! ```text
+//! cargo run --release -p herald-benches --bin timer-compare -- [N] [--seed S] [--only LIST]
+//! ```
+//!
+//! `N` defaults to 1M and accepts `1000000`, `1_000_000`, `100k`, `1M`,
+//! `10M`. For each structure, in a fixed order, the binary inserts `N`
+//! timers with deadlines uniform over one hour (timed, and memory counted),
+//! cancels a random half in random order (timed), then drains the rest at a
+//! time past every deadline (timed), and checks the fired ids and their order;
+//! a wrong result aborts the run. Each structure is freed before the next.
+//! `--only herald,dq,heap,pq` runs a subset (the ratio columns and the last
+//! line need `dq`, the last line also `herald`).
+//!
+//! Herald then runs twice more, untimed as a whole, to measure single bounded
+//! `poll_expired(now, _, 1024)` calls: draining at the end of the hour, and
+//! polling every millisecond across the hour as an engine would.
+//!
+//! The last line is machine-readable:
+//!
+//! ```text
+//! herald lifecycle_vs_delayqueue=R insert_vs_dq=A cancel_vs_dq=B expire_vs_dq=C bytes_per_timer=D
+//! ```
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use herald_benches::{
+    CountingAlloc, DEFAULT_SEED, DelayQueueQueue, HeapQueue, HeraldQueue, PriorityQueueQueue,
+    TimerQueue, Workload, parse_count,
+};
+use herald_core::{Key, Scheduler, Tick};
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc::new();
+
+/// The bound on one `poll_expired` call in the single-call measurements.
+const CALL_MAX: usize = 1024;
+
+fn main() -> ExitCode {
+    let Args { n, seed, only } = match parse_args() {
+        Ok(v) => v,
+        Err(msg) => {
+            eprintln!("timer-compare: {msg}");
+            eprintln!(
+                "usage: timer-compare [N, e.g. 1M, 10M, 100k] [--seed S] [--only herald,dq,heap,pq]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    // Counting only runs around the insert and cancel phases.
+    ALLOC.set_enabled(false);
+
+    if cfg!(debug_assertions) {
+        println!("WARNING: debug build; run with --release for meaningful numbers");
+    }
+    let t = Instant::now();
+    let w = Workload::new(n, seed);
+    println!(
+        "timer-compare: N={n} seed={seed:#x}; deadlines uniform over 1 h at 1 ms; \
+         cancel {} in random order; expire {} (workload built in {:.2?})",
+        w.cancels().len(),
+        w.expected_fires(),
+        t.elapsed()
+    );
+
+    let runs = [
+        ("herald", measure::<HeraldQueue> as fn(&Workload) -> Row),
+        ("dq", measure::<DelayQueueQueue>),
+        ("heap", measure::<HeapQueue>),
+        ("pq", measure::<PriorityQueueQueue>),
+    ];
+    let rows: Vec<Row> = runs
+        .iter()
+        .filter(|(short, _)| only.as_ref().is_none_or(|o| o.iter().any(|x| x == short)))
+        .map(|(_, run)| run(&w))
+        .collect();
+    let herald = rows.iter().find(|r| r.name == HeraldQueue::NAME);
+    let dq = rows.iter().find(|r| r.name == DelayQueueQueue::NAME);
+    let herald_calls = herald.map(|_| herald_single_calls(&w));
+
+    print_tables(&rows, dq);
+    if let Some(calls) = herald_calls {
+        calls.print();
+    }
+
+    let (Some(herald), Some(dq)) = (herald, dq) else {
+        println!("(no summary line: it needs both herald and dq)");
+        return ExitCode::SUCCESS;
+    };
+    println!(
+        "herald lifecycle_vs_delayqueue={:.3} insert_vs_dq={:.3} cancel_vs_dq={:.3} \
+         expire_vs_dq={:.3} bytes_per_timer={:.1}",
+        herald.lifecycle_ns() / dq.lifecycle_ns(),
+        herald.insert_ns() / dq.insert_ns(),
+        herald.cancel_ns() / dq.cancel_ns(),
+        herald.expire_ns() / dq.expire_ns(),
+        herald.bytes_per_timer(),
+    );
+    ExitCode::SUCCESS
+}
+
+struct Args {
+    n: usize,
+    seed: u64,
+    /// Short names of the structures to run; all if `None`.
+    only: Option<Vec<String>>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut n = 1_000_000;
+    let mut seed = DEFAULT_SEED;
+    let mut only = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seed" => {
+                let s = args.next().ok_or("--seed needs a value")?;
+                seed = parse_seed(&s).ok_or_else(|| format!("bad seed {s:?}"))?;
+            }
+            "--only" => {
+                let list = args.next().ok_or("--only needs a list")?;
+                let names: Vec<String> = list.split(',').map(|x| x.trim().to_lowercase()).collect();
+                if let Some(bad) = names
+                    .iter()
+                    .find(|x| !["herald", "dq", "heap", "pq"].contains(&x.as_str()))
+                {
+                    return Err(format!("unknown structure {bad:?} (herald, dq, heap, pq)"));
+                }
+                only = Some(names);
+            }
+            "-h" | "--help" => return Err("help".into()),
+            _ => n = parse_count(&a).ok_or_else(|| format!("bad count {a:?}"))?,
+        }
+    }
+    if n < 2 {
+        return Err(format!("N must be at least 2, got {n}"));
+    }
+    Ok(Args { n, seed, only })
+}
+
+fn parse_seed(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// One structure's results.
+struct Row {
+    name: &'static str,
+    n: usize,
+    cancels: usize,
+    fires: usize,
+    insert: Duration,
+    cancel: Duration,
+    expire: Duration,
+    /// Net bytes the structure allocated during the inserts.
+    steady: isize,
+    /// Peak net bytes during the inserts.
+    peak: isize,
+    insert_allocs: u64,
+    /// Net bytes after the inserts and the cancels.
+    after_cancel: isize,
+    note: Option<String>,
+}
+
+impl Row {
+    fn insert_ns(&self) -> f64 {
+        per(self.insert, self.n)
+    }
+    fn cancel_ns(&self) -> f64 {
+        per(self.cancel, self.cancels)
+    }
+    fn expire_ns(&self) -> f64 {
+        per(self.expire, self.fires)
+    }
+    fn lifecycle_ns(&self) -> f64 {
+        per(self.insert + self.cancel + self.expire, self.n)
+    }
+    fn bytes_per_timer(&self) -> f64 {
+        self.steady as f64 / self.n as f64
+    }
+    fn peak_ratio(&self) -> f64 {
+        self.peak as f64 / self.steady as f64
+    }
+}
+
+fn per(d: Duration, n: usize) -> f64 {
+    d.as_nanos() as f64 / n as f64
+}
+
+/// Runs one structure through the workload: insert, cancel, drain, check.
+fn measure<Q: TimerQueue>(w: &Workload) -> Row {
+    eprint!("{:<22} ", Q::NAME);
+    let mut q = Q::new(w.len());
+    // The output buffer is allocated and its pages touched up front, so the
+    // drain does not pay page faults for the harness's own buffer.
+    let mut out = vec![(0_u64, 0_u64); w.expected_fires()];
+    out.clear();
+    let now = w.horizon();
+
+    ALLOC.set_enabled(true);
+    ALLOC.reset_peak();
+    let base = ALLOC.snapshot();
+    let t = Instant::now();
+    q.insert_all(w);
+    let insert = t.elapsed();
+    let inserted = ALLOC.snapshot();
+    eprint!("insert {insert:.2?}  ");
+
+    let t = Instant::now();
+    let cancelled = q.cancel_all(w.cancels());
+    let cancel = t.elapsed();
+    let after_cancel = ALLOC.snapshot();
+    ALLOC.set_enabled(false);
+    eprint!("cancel {cancel:.2?}  ");
+
+    q.prepare_drain(now);
+    let t = Instant::now();
+    q.drain(now, &mut out);
+    let expire = t.elapsed();
+    eprintln!("expire {expire:.2?}");
+
+    if cancelled != w.cancels().len() {
+        fail(
+            Q::NAME,
+            &format!("cancelled {cancelled} of {}", w.cancels().len()),
+        );
+    }
+    if let Err(e) = Q::check(w, &out) {
+        fail(Q::NAME, &e.to_string());
+    }
+    if !q.is_empty() {
+        fail(Q::NAME, &format!("{} timers left after the drain", q.len()));
+    }
+    let note = q.note();
+    drop(q);
+    drop(out);
+
+    Row {
+        name: Q::NAME,
+        n: w.len(),
+        cancels: w.cancels().len(),
+        fires: w.expected_fires(),
+        insert,
+        cancel,
+        expire,
+        steady: inserted.current - base.current,
+        peak: inserted.peak - base.current,
+        insert_allocs: inserted.allocations - base.allocations,
+        after_cancel: after_cancel.current - base.current,
+        note,
+    }
+}
+
+fn fail(name: &str, msg: &str) -> ! {
+    eprintln!();
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!("!! {name}: WRONG RESULT: {msg}");
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    std::process::exit(1);
+}
+
+/// `x / of`, formatted, or `-` without a baseline.
+fn ratio(x: f64, of: Option<f64>) -> String {
+    of.map_or_else(|| "-".to_owned(), |of| format!("{:.3}", x / of))
+}
+
+fn print_tables(rows: &[Row], dq: Option<&Row>) {
+    println!();
+    println!(
+        "{:<22} | {:>9} {:>7} | {:>9} {:>7} | {:>9} {:>7} | {:>12} {:>7} | {:>8} | {:>10}",
+        "structure",
+        "ns/insert",
+        "x DQ",
+        "ns/cancel",
+        "x DQ",
+        "ns/expire",
+        "x DQ",
+        "lifecycle ns",
+        "x DQ",
+        "B/timer",
+        "peak/stdy"
+    );
+    println!("{}", "-".repeat(128));
+    for r in rows {
+        println!(
+            "{:<22} | {:>9.1} {:>7} | {:>9.1} {:>7} | {:>9.1} {:>7} | {:>12.1} {:>7} | {:>8.1} | {:>10.3}",
+            r.name,
+            r.insert_ns(),
+            ratio(r.insert_ns(), dq.map(Row::insert_ns)),
+            r.cancel_ns(),
+            ratio(r.cancel_ns(), dq.map(Row::cancel_ns)),
+            r.expire_ns(),
+            ratio(r.expire_ns(), dq.map(Row::expire_ns)),
+            r.lifecycle_ns(),
+            ratio(r.lifecycle_ns(), dq.map(Row::lifecycle_ns)),
+            r.bytes_per_timer(),
+            r.peak_ratio(),
+        );
+    }
+    println!();
+    println!(
+        "ns/cancel and ns/expire are per cancelled and per fired timer; lifecycle is \
+         (insert + cancel + expire time) / N."
+    );
+    println!(
+        "B/timer: bytes the structure allocated during the N inserts, / N (harness key \
+         tables excluded). peak/stdy: peak over that window / that;"
+    );
+    println!("  a realloc counts old and new block at once (true for copying reallocs).");
+    println!();
+    println!(
+        "{:<22} | {:>13} | {:>12} | {:>16} | {:>26}",
+        "memory", "MiB after ins", "peak MiB", "allocs (insert)", "B/pending after cancel"
+    );
+    println!("{}", "-".repeat(102));
+    for r in rows {
+        let pending = (r.n - r.cancels).max(1);
+        println!(
+            "{:<22} | {:>13.1} | {:>12.1} | {:>16} | {:>26.1}",
+            r.name,
+            r.steady as f64 / 1048576.0,
+            r.peak as f64 / 1048576.0,
+            r.insert_allocs,
+            r.after_cancel as f64 / pending as f64,
+        );
+    }
+    for r in rows {
+        if let Some(note) = &r.note {
+            println!("note ({}): {note}", r.name);
+        }
+    }
+    println!();
+}
+
+/// Durations of single `poll_expired` calls.
+struct CallTimes {
+    label: &'static str,
+    ns: Vec<u64>,
+    fired: usize,
+}
+
+impl CallTimes {
+    fn quantile(sorted: &[u64], q: f64) -> u64 {
+        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+        sorted[i]
+    }
+
+    fn line(&self) -> String {
+        let mut v = self.ns.clone();
+        v.sort_unstable();
+        let us = |ns: u64| ns as f64 / 1e3;
+        let over = v.iter().filter(|&&ns| ns > 1_000_000).count();
+        format!(
+            "{:<34} calls {:>9}  fired {:>9}  p50 {:>8.1} us  p99.9 {:>8.1} us  \
+             p99.99 {:>8.1} us  max {:>8.1} us  calls > 1 ms: {}",
+            self.label,
+            v.len(),
+            self.fired,
+            us(Self::quantile(&v, 0.5)),
+            us(Self::quantile(&v, 0.999)),
+            us(Self::quantile(&v, 0.9999)),
+            us(*v.last().unwrap_or(&0)),
+            over
+        )
+    }
+}
+
+struct HeraldCalls {
+    pending: usize,
+    at_end: CallTimes,
+    every_ms: CallTimes,
+}
+
+impl HeraldCalls {
+    fn print(&self) {
+        println!(
+            "herald: single poll_expired(now, &mut vec, {CALL_MAX}) calls, \
+             {} pending after the cancels:",
+            self.pending
+        );
+        println!("  {}", self.at_end.line());
+        println!("  {}", self.every_ms.line());
+        println!();
+    }
+}
+
+/// A scheduler holding the workload after its cancels, and the output buffer
+/// (pages touched) for draining it.
+fn herald_after_cancels(w: &Workload) -> (Scheduler<u64>, Vec<(Key, u64)>) {
+    let mut s = Scheduler::new();
+    let keys: Vec<Key> = w
+        .deadlines()
+        .iter()
+        .enumerate()
+        .map(|(id, &d)| s.insert_at(Tick::from_millis(d), id as u64))
+        .collect();
+    for &id in w.cancels() {
+        s.cancel(keys[id as usize]).expect("cancel a pending timer");
+    }
+    let first = keys.first().copied().expect("N >= 2");
+    let mut out = vec![(first, 0); w.expected_fires()];
+    out.clear();
+    (s, out)
+}
+
+/// Herald's single-call latencies: draining everything at the end of the
+/// hour, then polling every millisecond across it. Both runs are checked.
+fn herald_single_calls(w: &Workload) -> HeraldCalls {
+    eprint!("herald single calls    ");
+    let horizon = w.horizon();
+
+    // 1. Everything is due: bounded calls at `now` = end of the hour.
+    let (mut s, mut out) = herald_after_cancels(w);
+    let pending = s.len();
+    let mut ns = Vec::with_capacity(w.expected_fires() / CALL_MAX + 2);
+    let now = Tick::from_millis(horizon);
+    loop {
+        let t = Instant::now();
+        let k = s.poll_expired(now, &mut out, CALL_MAX);
+        ns.push(t.elapsed().as_nanos() as u64);
+        if k < CALL_MAX {
+            break;
+        }
+    }
+    let check = w.check(out.iter().map(|&(_, id)| (id, w.deadline(id))));
+    if let Err(e) = check {
+        fail("herald (drain in 1024s)", &e.to_string());
+    }
+    let at_end = CallTimes {
+        label: "drain at end of hour:",
+        fired: out.len(),
+        ns,
+    };
+    drop((s, out));
+    eprint!("end-of-hour done  ");
+
+    // 2. An engine polling every millisecond: at each `now`, call until a
+    // call returns less than the bound. Every timer must fire exactly at its
+    // deadline, which the checker verifies by reporting `now` as the deadline.
+    let (mut s, mut out) = herald_after_cancels(w);
+    let mut ns = Vec::with_capacity(horizon as usize + w.expected_fires() / CALL_MAX + 1);
+    let mut fired_at = Vec::with_capacity(w.expected_fires());
+    for ms in 0..=horizon {
+        let now = Tick::from_millis(ms);
+        loop {
+            let t = Instant::now();
+            let k = s.poll_expired(now, &mut out, CALL_MAX);
+            ns.push(t.elapsed().as_nanos() as u64);
+            fired_at.extend(out.drain(..).map(|(_, id)| (id, ms)));
+            if k < CALL_MAX {
+                break;
+            }
+        }
+    }
+    if let Err(e) = w.check(fired_at.iter().copied()) {
+        fail("herald (poll every ms)", &e.to_string());
+    }
+    eprintln!("every-ms done");
+    HeraldCalls {
+        pending,
+        at_end,
+        every_ms: CallTimes {
+            label: "poll every 1 ms across the hour:",
+            fired: fired_at.len(),
+            ns,
+        },
+    }
+}
