@@ -150,6 +150,16 @@ impl Split {
     };
 }
 
+/// What [`Wheel::split_front`] found.
+enum SplitFront {
+    /// The slot's earliest live element.
+    Found(Front),
+    /// The slot held only garbage and has been released.
+    Released,
+    /// The slot is not fully split; use its own minimum.
+    NotSplit,
+}
+
 /// The next slot to process: `(level, digit, tick the slot starts at)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NextSlot {
@@ -571,6 +581,11 @@ impl Wheel {
                 }
                 continue; // the slot held only garbage and is released
             }
+            match self.split_front(n, slab) {
+                SplitFront::Found(front) => break Some(front),
+                SplitFront::Released => continue,
+                SplitFront::NotSplit => {}
+            }
             let s = self.slots[id as usize];
             if s.min_pos != NIL {
                 let elem = self.blocks.get(s.min_pos);
@@ -584,6 +599,55 @@ impl Wheel {
             self.compact(id, slab);
             // Either the slot is gone or its minimum is now live: loop.
         };
+    }
+
+    /// The earliest live element of slot `n` if it is fully split: the
+    /// minimum of its first non-empty sub-list (sub-lists are ordered by
+    /// the next digit), so at most one sub-list (1/64 of the slot) is
+    /// rescanned.
+    fn split_front<T>(&mut self, n: NextSlot, slab: &mut Slab<T>) -> SplitFront {
+        if n.level < FIRST_SPLIT_LEVEL {
+            return SplitFront::NotSplit;
+        }
+        let area = self.splits[(n.level - FIRST_SPLIT_LEVEL) as usize];
+        if area.digit != n.digit || !area.done {
+            return SplitFront::NotSplit;
+        }
+        let id = slot_id(n.level, n.digit);
+        for e in 0..SLOTS {
+            let sub = sub_id(n.level, e);
+            let s = *self.list(sub);
+            if s.count == 0 {
+                continue;
+            }
+            let live = s.min_pos != NIL && {
+                let elem = self.blocks.get(s.min_pos);
+                slab.is_linked(elem.index, s.min_pos)
+            };
+            if !live {
+                let mut ignored = None;
+                let dropped = self.compact_list(sub, n.level - 1, n.level, &mut ignored, slab);
+                self.garbage -= dropped as usize;
+                self.count -= dropped as usize;
+                self.slots[id as usize].in_subs -= dropped;
+                if self.list(sub).count == 0 {
+                    continue;
+                }
+            }
+            let s = *self.list(sub);
+            let offset = (e << (BITS * (n.level - 1))) | s.min_offset;
+            let parent = &mut self.slots[id as usize];
+            parent.min_offset = offset;
+            parent.min_pos = s.min_pos;
+            return SplitFront::Found(Front {
+                when: n.start + u64::from(offset),
+                index: self.blocks.get(s.min_pos).index,
+            });
+        }
+        // Only garbage was left: the slot is empty.
+        debug_assert_eq!(self.slots[id as usize].total(), 0);
+        self.release_slot(id);
+        SplitFront::Released
     }
 
     /// Drops garbage at the head of level-0 slot `id` and returns the first
