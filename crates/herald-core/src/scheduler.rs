@@ -174,12 +174,19 @@ impl<T> Scheduler<T> {
     /// is stale (the entry already expired or was cancelled).
     #[inline]
     pub fn cancel(&mut self, key: Key) -> Option<T> {
-        if !self.slab.contains(key.index, key.generation) {
-            return None;
+        let (link, value) = self.slab.take(key.index, key.generation)?;
+        match link {
+            LINK_DUE => {
+                self.due.remove(&key.index);
+            }
+            LINK_OVERFLOW => {
+                self.overflow.remove(&key.index);
+            }
+            _ => {
+                self.wheel.forget(key.index);
+                self.wheel.refresh(&mut self.slab);
+            }
         }
-        self.unplace(key.index);
-        let value = self.slab.remove(key.index);
-        self.wheel.refresh(&mut self.slab);
         Some(value)
     }
 
@@ -317,8 +324,7 @@ impl<T> Scheduler<T> {
     /// Removes entry `index` from the slab and hands it to `out`.
     #[inline]
     fn fire<E: Extend<(Key, T)>>(&mut self, index: u32, out: &mut E) {
-        let generation = self.slab.generation(index);
-        let value = self.slab.remove(index);
+        let (generation, value) = self.slab.take_occupied(index);
         out.extend(Some((Key { index, generation }, value)));
     }
 

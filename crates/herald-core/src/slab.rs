@@ -237,6 +237,48 @@ impl<T> Slab<T> {
         value
     }
 
+    /// Removes the entry for `(index, generation)` if that key is current,
+    /// returning its link and value: one lookup for the cancel path.
+    #[inline]
+    pub(crate) fn take(&mut self, index: u32, generation: u32) -> Option<(u32, T)> {
+        let free_head = self.free_head;
+        let e = self
+            .chunks
+            .get_mut((index >> CHUNK_BITS) as usize)
+            .map(|c| &mut c[(index & CHUNK_MASK) as usize])?;
+        if e.generation != generation {
+            return None;
+        }
+        let link = e.link;
+        e.generation = e.generation.wrapping_add(1);
+        e.link = free_head;
+        // SAFETY: the generation matched an odd key generation, so the entry
+        // was occupied and its value initialised; it is now even (vacant), so
+        // the value is never read again before `insert` writes a new one.
+        let value = unsafe { e.value.assume_init_read() };
+        self.free_head = index;
+        self.len -= 1;
+        Some((link, value))
+    }
+
+    /// Removes an occupied entry, returning its key generation and value:
+    /// one lookup for the expiry path.
+    #[inline]
+    pub(crate) fn take_occupied(&mut self, index: u32) -> (u32, T) {
+        let free_head = self.free_head;
+        let e = self.entry_mut(index);
+        assert!(e.occupied(), "slab: taking a vacant entry");
+        let generation = e.generation;
+        e.generation = generation.wrapping_add(1);
+        e.link = free_head;
+        // SAFETY: the entry was occupied (checked above), so its value is
+        // initialised; its generation is now even, so it is never read again.
+        let value = unsafe { e.value.assume_init_read() };
+        self.free_head = index;
+        self.len -= 1;
+        (generation, value)
+    }
+
     /// Drops every value, keeps the chunks, and rebuilds the free list in
     /// ascending order.
     pub(crate) fn clear(&mut self) {
