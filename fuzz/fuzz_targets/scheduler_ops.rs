@@ -5,7 +5,7 @@
 use herald_core::fuzzing::{Op, run};
 use libfuzzer_sys::fuzz_target;
 
-const STARTS: [u64; 4] = [0, 1_763_800_000_000, (1 << 36) - 100, u64::MAX - 1_000_000];
+const STARTS: [u64; 4] = [0, 1_763_800_000_000, (1 << 42) - 100, u64::MAX - 1_000_000];
 
 fuzz_target!(|input: (u8, u8, Vec<Op>)| {
     run(STARTS[usize::from(input.0) % STARTS.len()], input.1, &input.2);

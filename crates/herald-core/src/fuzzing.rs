@@ -54,13 +54,13 @@ pub enum Op {
     Clear,
 }
 
-/// Maps `(shape, raw)` to a deadline relative to `now`: shapes 0 to 5 land in
-/// wheel level 0 to 5, 6 in the overflow tier, 7 in the past, 8 anywhere.
+/// Maps `(shape, raw)` to a deadline relative to `now`: shapes 0 to 6 land in
+/// wheel level 0 to 6, 7 in the overflow tier, 8 in the past, 9 anywhere.
 pub fn deadline(now: u64, shape: u8, raw: u64) -> u64 {
-    match shape % 9 {
-        s @ 0..=5 => now.saturating_add(raw % (1_u64 << (6 * (u32::from(s) + 1)))),
-        6 => now.saturating_add((1 << 36) + raw % (1 << 40)),
-        7 => now.saturating_sub(raw % 5_000),
+    match shape % 10 {
+        s @ 0..=6 => now.saturating_add(raw % (1_u64 << (6 * (u32::from(s) + 1)))),
+        7 => now.saturating_add((1 << 42) + raw % (1 << 46)),
+        8 => now.saturating_sub(raw % 5_000),
         _ => raw,
     }
 }
@@ -71,7 +71,7 @@ fn step(shape: u8, raw: u64) -> i64 {
         2 => (raw % 70) as i64,
         3 => (raw % 5_000) as i64,
         4 => (raw % 300_000) as i64,
-        5 => (raw % (1 << 37)) as i64,
+        5 => (raw % (1 << 43)) as i64,
         6 => -((raw % 100) as i64),
         _ => (raw % 20_000_000) as i64,
     }

@@ -16,7 +16,7 @@ const LINK_OVERFLOW: u32 = u32::MAX - 2;
 
 /// A tier outside the wheel: entries ordered by `(deadline, sequence)`, with
 /// removal by slab index. Used for deadlines before the wheel's `elapsed`
-/// (due now) and for deadlines in a later 2^36 ms epoch (overflow). Both are
+/// (due now) and for deadlines in a later 2^42 ms epoch (overflow). Both are
 /// rare, so a hashed priority queue's O(log n) is fine here.
 type Tier = PriorityQueue<u32, Reverse<(u64, u64)>>;
 
@@ -61,10 +61,11 @@ type Tier = PriorityQueue<u32, Reverse<(u64, u64)>>;
 /// # Implementation
 ///
 /// A hierarchical timing wheel (Varghese & Lauck, "Hashed and Hierarchical
-/// Timing Wheels", SOSP 1987) of 6 levels × 64 slots at 1 ms resolution: level
-/// `n` slots span 64ⁿ ms, so the wheel covers 2³⁶ ms (about 2.2 years) around
-/// the current time. Deadlines past that go to an overflow priority queue and
-/// move into the wheel when time reaches their 2³⁶ ms epoch. Entries live in a
+/// Timing Wheels", SOSP 1987) of 7 levels × 64 slots at 1 ms resolution: level
+/// `n` slots span 64ⁿ ms, so the wheel covers an aligned epoch of 2⁴² ms (139
+/// years; with Unix-epoch ticks the current one ends in 2109). Deadlines past
+/// it go to an overflow priority queue and move into the wheel when time
+/// reaches their epoch. Entries live in a
 /// chunked slab addressed by `u32` indices; each wheel slot is a FIFO list of
 /// fixed-size blocks of `(index, offset)` pairs, so inserting and expiring are
 /// sequential memory operations and nothing allocates per operation once
@@ -88,9 +89,9 @@ impl<T> Scheduler<T> {
     /// An empty scheduler whose clock starts at [`Tick::ZERO`]. Allocates
     /// nothing until the first insert.
     ///
-    /// Deadlines far from the start (more than about 2.2 years) wait in the
-    /// overflow tier until the first poll moves the wheel forward; when ticks
-    /// are wall-clock milliseconds, prefer [`starting_at`](Self::starting_at).
+    /// Any tick works as a deadline; with wall-clock ticks,
+    /// [`starting_at`](Self::starting_at) spares the first poll a walk through
+    /// the empty years since the epoch.
     pub fn new() -> Self {
         Self::starting_at(Tick::ZERO)
     }
@@ -125,12 +126,13 @@ impl<T> Scheduler<T> {
     ///
     /// # Panics
     ///
-    /// If more than `u32::MAX - 16` entries would be pending at once.
+    /// If more than 2²⁸ − 16 (about 268 million) entries would be pending at
+    /// once.
     #[inline]
     pub fn insert_at(&mut self, deadline: Tick, value: T) -> Key {
         assert!(
             self.slab.len() < MAX_ENTRIES as usize,
-            "herald-core scheduler: more than u32::MAX - 16 pending entries"
+            "herald-core scheduler: more than 2^28 - 16 pending entries"
         );
         let (index, generation) = self.slab.insert(value);
         self.place(index, deadline.as_millis());

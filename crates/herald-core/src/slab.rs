@@ -27,9 +27,9 @@ const CHUNK_MASK: u32 = CHUNK - 1;
 /// "No entry" in the free list.
 const NIL: u32 = u32::MAX;
 
-/// The largest number of entries the slab can hold; indices stay below the
-/// wheel's reserved link values.
-pub(crate) const MAX_ENTRIES: u32 = u32::MAX - 16;
+/// The largest number of entries the slab can hold (about 268 million):
+/// wheel elements keep 28 bits of slab index.
+pub(crate) const MAX_ENTRIES: u32 = (1 << crate::wheel::INDEX_BITS) - 16;
 
 struct Entry<T> {
     generation: u32,
@@ -88,7 +88,7 @@ impl<T> Slab<T> {
         let base = u32::try_from(self.capacity())
             .ok()
             .filter(|b| b.checked_add(CHUNK).is_some_and(|end| end <= MAX_ENTRIES))
-            .expect("herald-core scheduler: more than u32::MAX - 16 pending entries");
+            .expect("herald-core scheduler: more than 2^28 - 16 pending entries");
         let old_head = self.free_head;
         let chunk: Box<[Entry<T>]> = (0..CHUNK)
             .map(|i| Entry {

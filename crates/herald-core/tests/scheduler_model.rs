@@ -29,8 +29,8 @@ fn start() -> impl Strategy<Value = u64> {
         Just(0_u64),
         // Wall-clock-like ticks (ms since the Unix epoch).
         1_700_000_000_000_u64..1_900_000_000_000,
-        // Just before a 2^36 ms epoch boundary, and near the end of time.
-        Just((1_u64 << 36) - 100),
+        // Just before a 2^42 ms epoch boundary, and near the end of time.
+        Just((1_u64 << 42) - 100),
         Just(u64::MAX - 1_000_000),
     ]
 }
@@ -54,9 +54,9 @@ proptest! {
         slack in any::<u8>(),
         ops in prop::collection::vec(
             prop_oneof![
-                4 => (0_u8..6, 0_u64..8).prop_map(|(shape, raw)| Op::Insert { shape, raw: raw * 4_099 }),
+                4 => (0_u8..7, 0_u64..8).prop_map(|(shape, raw)| Op::Insert { shape, raw: raw * 4_099 }),
                 3 => any::<u32>().prop_map(|which| Op::Cancel { which }),
-                1 => (any::<u32>(), 0_u8..6, 0_u64..8)
+                1 => (any::<u32>(), 0_u8..7, 0_u64..8)
                     .prop_map(|(which, shape, raw)| Op::Reschedule { which, shape, raw: raw * 4_099 }),
                 2 => (0_u8..5, any::<u64>(), any::<u8>())
                     .prop_map(|(shape, raw, max_shape)| Op::Poll { shape, raw, max_shape }),
@@ -80,7 +80,7 @@ fn long_mixed_run_fires() {
         x ^= x << 17;
         ops.push(match i % 5 {
             0 | 1 => Op::Insert {
-                shape: (x % 9) as u8,
+                shape: (x % 10) as u8,
                 raw: x >> 8,
             },
             2 => Op::Cancel {
@@ -88,7 +88,7 @@ fn long_mixed_run_fires() {
             },
             3 => Op::Reschedule {
                 which: (x >> 5) as u32,
-                shape: (x % 6) as u8,
+                shape: (x % 7) as u8,
                 raw: x >> 11,
             },
             _ => Op::Poll {

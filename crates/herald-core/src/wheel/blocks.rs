@@ -19,15 +19,45 @@ const CHUNK_MASK: u32 = CHUNK_BLOCKS - 1;
 pub(crate) const NIL: u32 = u32::MAX;
 /// Owner of a block sitting on the free list.
 const FREE_SLOT: u32 = u32::MAX;
-/// The `index` of a never-written element (no slab entry has it).
-const UNWRITTEN: u32 = u32::MAX;
+/// The slab index of a never-written element: above any valid index.
+const UNWRITTEN: u32 = INDEX_MASK;
 
-/// One wheel element: which slab entry, and its deadline's offset from the
-/// start of its slot (always `< 64^level <= 2^30`).
+/// Bits of a slab index kept in an element; the 4 bits above hold bits
+/// 32..36 of the offset (level-6 offsets need 36 bits).
+pub(crate) const INDEX_BITS: u32 = 28;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
+
+/// One wheel element, 8 bytes: which slab entry, and its deadline's offset
+/// from the start of its slot (`< 64^level <= 2^36`), packed as 28 + 36 bits.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Elem {
-    pub(crate) index: u32,
-    pub(crate) offset: u32,
+    /// Slab index in the low 28 bits, offset bits 32..36 in the high 4.
+    packed: u32,
+    /// Offset bits 0..32.
+    offset_lo: u32,
+}
+
+impl Elem {
+    #[inline]
+    pub(crate) const fn new(index: u32, offset: u64) -> Self {
+        debug_assert!(index <= INDEX_MASK && offset < 1 << 36);
+        Self {
+            packed: index | ((offset >> 32) as u32) << INDEX_BITS,
+            offset_lo: offset as u32,
+        }
+    }
+
+    /// The slab index.
+    #[inline]
+    pub(crate) const fn index(self) -> u32 {
+        self.packed & INDEX_MASK
+    }
+
+    /// The offset within the slot (mask it to the level it is read at).
+    #[inline]
+    pub(crate) const fn offset(self) -> u64 {
+        self.offset_lo as u64 | ((self.packed >> INDEX_BITS) as u64) << 32
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -79,14 +109,7 @@ impl Blocks {
         );
         let old = self.free;
         self.elems.push(
-            vec![
-                Elem {
-                    index: UNWRITTEN,
-                    offset: 0
-                };
-                (CHUNK_BLOCKS * BLOCK) as usize
-            ]
-            .into_boxed_slice(),
+            vec![Elem::new(UNWRITTEN, 0); (CHUNK_BLOCKS * BLOCK) as usize].into_boxed_slice(),
         );
         self.meta.push(
             (0..CHUNK_BLOCKS)

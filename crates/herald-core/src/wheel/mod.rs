@@ -1,7 +1,9 @@
 //! The hierarchical timing wheel (Varghese & Lauck, SOSP 1987).
 //!
-//! Six levels of 64 slots. Level `n` slots span `64^n` ms, so a level covers
-//! `64^(n+1)` ms and the whole wheel covers one aligned *epoch* of 2³⁶ ms.
+//! Seven levels of 64 slots. Level `n` slots span `64^n` ms, so a level
+//! covers `64^(n+1)` ms and the whole wheel covers one aligned *epoch* of
+//! 2⁴² ms (139 years; the current one, counting from the Unix epoch, ends in
+//! May 2109).
 //! Everything is relative to `elapsed`, the wheel's notion of now, which only
 //! moves forward and never past the `now` given to the last poll.
 //!
@@ -48,6 +50,7 @@
 
 mod blocks;
 
+pub(crate) use blocks::INDEX_BITS;
 use blocks::{BLOCK, Blocks, Elem, NIL};
 
 use crate::slab::Slab;
@@ -57,7 +60,7 @@ const BITS: u32 = 6;
 /// Slots per level.
 const SLOTS: u32 = 1 << BITS;
 /// Levels in the wheel.
-pub(crate) const LEVELS: u32 = 6;
+pub(crate) const LEVELS: u32 = 7;
 /// Bits covered by the whole wheel: deadlines in another 2^EPOCH_BITS ms
 /// epoch than `elapsed` go to the overflow tier.
 pub(crate) const EPOCH_BITS: u32 = BITS * LEVELS;
@@ -82,8 +85,8 @@ pub(crate) const SPLIT_BUDGET: usize = 4_096;
 
 /// The offset bits that matter at `level` (level 0 has none).
 #[inline]
-const fn mask(level: u32) -> u32 {
-    ((1_u64 << (BITS * level)) - 1) as u32
+const fn mask(level: u32) -> u64 {
+    (1_u64 << (BITS * level)) - 1
 }
 
 /// A FIFO list of elements in blocks: a wheel slot or a sub-list.
@@ -101,7 +104,7 @@ struct Slot {
     in_subs: u32,
     /// Smallest offset (masked to the list's level) among the slot's
     /// elements since the last rescan, sub-lists included...
-    min_offset: u32,
+    min_offset: u64,
     /// ...and the position of the first element with it.
     min_pos: u32,
 }
@@ -125,7 +128,7 @@ impl Slot {
 
     /// Notes a new element for the minimum; `was_empty` if it is the first.
     #[inline]
-    fn note_min(&mut self, was_empty: bool, key: u32, pos: u32) {
+    fn note_min(&mut self, was_empty: bool, key: u64, pos: u32) {
         if was_empty || key < self.min_offset {
             self.min_offset = key;
             self.min_pos = pos;
@@ -339,11 +342,10 @@ impl Wheel {
         debug_assert!(when >= self.elapsed && self.fits(when));
         let level = level_for(self.elapsed, when);
         let digit = ((when >> (BITS * level)) & (SLOTS as u64 - 1)) as u32;
-        let offset = (when & ((1_u64 << (BITS * level)) - 1)) as u32;
         if !self.front_dirty && self.front.is_none_or(|f| when < f.when) {
             self.front = Some(Front { when, index });
         }
-        self.append(level, digit, Elem { index, offset })
+        self.append(level, digit, Elem::new(index, when & mask(level)))
     }
 
     /// Appends an element (offset masked to `level`) to slot `digit` of
@@ -361,18 +363,18 @@ impl Wheel {
             area.digit == digit && area.done
         };
         let pos = if split {
-            let e = (elem.offset >> (BITS * (level - 1))) & (SLOTS - 1);
+            let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
             let sub = sub_id(level, e);
             let sub_was_empty = self.list(sub).count == 0;
             let pos = self.push(sub, elem);
             self.list_mut(sub)
-                .note_min(sub_was_empty, elem.offset & mask(level - 1), pos);
+                .note_min(sub_was_empty, elem.offset() & mask(level - 1), pos);
             self.slots[id as usize].in_subs += 1;
             pos
         } else {
             self.push(id, elem)
         };
-        self.slots[id as usize].note_min(was_empty, elem.offset, pos);
+        self.slots[id as usize].note_min(was_empty, elem.offset(), pos);
         pos
     }
 
@@ -386,7 +388,7 @@ impl Wheel {
             (FIRST_SPLIT_LEVEL + area, self.splits[area as usize].digit)
         };
         let elem = self.blocks.get(pos);
-        slot_start(self.elapsed, level, digit) + u64::from(elem.offset & mask(level))
+        slot_start(self.elapsed, level, digit) + (elem.offset() & mask(level))
     }
 
     /// Records that slab entry `index`, whose element is in the wheel, is
@@ -426,7 +428,7 @@ impl Wheel {
             (self.blocks.next(block), j - BLOCK)
         };
         if b != s.tail || j < s.tail_len {
-            slab.prefetch(self.blocks.get(Blocks::pos(b, j)).index);
+            slab.prefetch(self.blocks.get(Blocks::pos(b, j)).index());
         }
     }
 
@@ -461,7 +463,7 @@ impl Wheel {
         id: u32,
         own_level: u32,
         parent_level: u32,
-        parent_min: &mut Option<(u32, u32)>,
+        parent_min: &mut Option<(u64, u32)>,
         slab: &mut Slab<T>,
     ) -> u32 {
         let mut s = *self.list(id);
@@ -485,7 +487,7 @@ impl Wheel {
             let from = Blocks::pos(rb, ri);
             ri += 1;
             let elem = self.blocks.get(from);
-            if !slab.is_linked(elem.index, from) {
+            if !slab.is_linked(elem.index(), from) {
                 continue;
             }
             if wi == BLOCK {
@@ -496,10 +498,10 @@ impl Wheel {
             wi += 1;
             if to != from {
                 self.blocks.set(to, elem);
-                slab.set_link(elem.index, to);
+                slab.set_link(elem.index(), to);
             }
-            s.note_min(kept == 0, elem.offset & mask(own_level), to);
-            let key = elem.offset & mask(parent_level);
+            s.note_min(kept == 0, elem.offset() & mask(own_level), to);
+            let key = elem.offset() & mask(parent_level);
             if parent_min.is_none_or(|(m, _)| key < m) {
                 *parent_min = Some((key, to));
             }
@@ -589,10 +591,10 @@ impl Wheel {
             let s = self.slots[id as usize];
             if s.min_pos != NIL {
                 let elem = self.blocks.get(s.min_pos);
-                if slab.is_linked(elem.index, s.min_pos) {
+                if slab.is_linked(elem.index(), s.min_pos) {
                     break Some(Front {
-                        when: n.start + u64::from(s.min_offset),
-                        index: elem.index,
+                        when: n.start + s.min_offset,
+                        index: elem.index(),
                     });
                 }
             }
@@ -622,7 +624,7 @@ impl Wheel {
             }
             let live = s.min_pos != NIL && {
                 let elem = self.blocks.get(s.min_pos);
-                slab.is_linked(elem.index, s.min_pos)
+                slab.is_linked(elem.index(), s.min_pos)
             };
             if !live {
                 let mut ignored = None;
@@ -635,13 +637,13 @@ impl Wheel {
                 }
             }
             let s = *self.list(sub);
-            let offset = (e << (BITS * (n.level - 1))) | s.min_offset;
+            let offset = (u64::from(e) << (BITS * (n.level - 1))) | s.min_offset;
             let parent = &mut self.slots[id as usize];
             parent.min_offset = offset;
             parent.min_pos = s.min_pos;
             return SplitFront::Found(Front {
-                when: n.start + u64::from(offset),
-                index: self.blocks.get(s.min_pos).index,
+                when: n.start + offset,
+                index: self.blocks.get(s.min_pos).index(),
             });
         }
         // Only garbage was left: the slot is empty.
@@ -666,8 +668,8 @@ impl Wheel {
             }
             let pos = Blocks::pos(s.head, s.head_pos);
             let elem = self.blocks.get(pos);
-            if slab.is_linked(elem.index, pos) {
-                found = Some(elem.index);
+            if slab.is_linked(elem.index(), pos) {
+                found = Some(elem.index());
                 break;
             }
             s.head_pos += 1;
@@ -739,9 +741,9 @@ impl Wheel {
             s.head_pos += 1;
             s.count -= 1;
             consumed += 1;
-            if slab.is_linked(elem.index, pos) {
+            if slab.is_linked(elem.index(), pos) {
                 fired += 1;
-                fire(slab, elem.index);
+                fire(slab, elem.index());
             }
         }
         self.count -= consumed;
@@ -814,24 +816,17 @@ impl Wheel {
                 let from = Blocks::pos(b, i);
                 let elem = self.blocks.get(from);
                 i += 1;
-                if !slab.is_linked(elem.index, from) {
+                if !slab.is_linked(elem.index(), from) {
                     dropped += 1;
                     continue;
                 }
-                let when = start + u64::from(elem.offset & mask(level));
+                let when = start + (elem.offset() & mask(level));
                 let to_level = level_for(start, when);
                 debug_assert!(to_level < level);
                 let to_digit = ((when >> (BITS * to_level)) & (SLOTS as u64 - 1)) as u32;
-                let offset = (when as u32) & mask(to_level);
-                let pos = self.append(
-                    to_level,
-                    to_digit,
-                    Elem {
-                        index: elem.index,
-                        offset,
-                    },
-                );
-                slab.set_link(elem.index, pos);
+                let moved = Elem::new(elem.index(), when & mask(to_level));
+                let pos = self.append(to_level, to_digit, moved);
+                slab.set_link(elem.index(), pos);
             }
             let next = self.blocks.next(b);
             self.blocks.release(b);
@@ -889,7 +884,7 @@ impl Wheel {
             s.head_pos += 1;
             s.count -= 1;
             *budget -= 1;
-            if !slab.is_linked(elem.index, from) {
+            if !slab.is_linked(elem.index(), from) {
                 dropped += 1;
                 if from == s.min_pos {
                     // Its block may be reused: force a rescan instead.
@@ -897,17 +892,17 @@ impl Wheel {
                 }
                 continue;
             }
-            let e = (elem.offset >> (BITS * (level - 1))) & (SLOTS - 1);
+            let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
             let sub = sub_id(level, e);
             let sub_was_empty = self.list(sub).count == 0;
             let to = self.push(sub, elem);
             self.list_mut(sub)
-                .note_min(sub_was_empty, elem.offset & mask(level - 1), to);
+                .note_min(sub_was_empty, elem.offset() & mask(level - 1), to);
             s.in_subs += 1;
             if from == s.min_pos {
                 s.min_pos = to;
             }
-            slab.set_link(elem.index, to);
+            slab.set_link(elem.index(), to);
         }
         if s.count == 0 {
             self.blocks.release_chain(s.head);
@@ -984,6 +979,8 @@ mod tests {
         assert_eq!(level_for(0, 4096), 2);
         assert_eq!(level_for(0, (1 << 36) - 1), 5);
         assert_eq!(level_for(0, 1 << 36), 6);
+        assert_eq!(level_for(0, (1 << 42) - 1), 6);
+        assert_eq!(level_for(0, 1 << 42), 7);
         assert_eq!(level_for(100, 127), 0);
         assert_eq!(level_for(100, 128), 1);
         assert_eq!(slot_start(100, 0, 40), 104);
