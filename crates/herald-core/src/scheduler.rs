@@ -134,15 +134,25 @@ impl<T> Scheduler<T> {
             self.slab.len() < MAX_ENTRIES as usize,
             "herald-core scheduler: more than 2^28 - 16 pending entries"
         );
-        let (index, generation) = self.slab.insert(value);
-        self.place(index, deadline.as_millis());
+        // Place first, then write the entry once, link included.
+        let index = self.slab.vacant();
+        let link = self.position(index, deadline.as_millis());
+        let generation = self.slab.occupy(index, value, link);
         Key { index, generation }
     }
 
     /// Puts slab entry `index` where `when` belongs and links it there.
     #[inline]
     fn place(&mut self, index: u32, when: u64) {
-        let link = if when < self.wheel.elapsed() {
+        let link = self.position(index, when);
+        self.slab.set_link(index, link);
+    }
+
+    /// Puts slab entry `index` where `when` belongs and returns the link the
+    /// entry must carry (the slab entry itself is not touched).
+    #[inline]
+    fn position(&mut self, index: u32, when: u64) -> u32 {
+        if when < self.wheel.elapsed() {
             self.due.push(index, Reverse((when, self.seq)));
             self.seq += 1;
             LINK_DUE
@@ -152,8 +162,7 @@ impl<T> Scheduler<T> {
             self.overflow.push(index, Reverse((when, self.seq)));
             self.seq += 1;
             LINK_OVERFLOW
-        };
-        self.slab.set_link(index, link);
+        }
     }
 
     /// Takes slab entry `index` out of wherever it waits. For the wheel this

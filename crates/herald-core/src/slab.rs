@@ -45,9 +45,14 @@ impl<T> Entry<T> {
 }
 
 /// A chunked, generational slab. See the module docs for the invariant.
+///
+/// Vacant entries are either on the free list (used before) or at or above
+/// `fresh` (never used since the last `clear`): chunks are allocated zeroed,
+/// and all-zero bytes are a vacant entry, so growing writes nothing.
 pub(crate) struct Slab<T> {
     chunks: Vec<Box<[Entry<T>]>>,
     free_head: u32,
+    fresh: u32,
     len: u32,
 }
 
@@ -56,6 +61,7 @@ impl<T> Slab<T> {
         Self {
             chunks: Vec::new(),
             free_head: NIL,
+            fresh: 0,
             len: 0,
         }
     }
@@ -81,28 +87,23 @@ impl<T> Slab<T> {
         }
     }
 
-    /// Appends one chunk of vacant entries and puts them on the free list in
-    /// ascending order (so a fresh slab hands out indices sequentially).
+    /// Appends one chunk of vacant entries (zeroed: nothing is written).
     #[cold]
     fn grow(&mut self) {
-        let base = u32::try_from(self.capacity())
+        let fits = u32::try_from(self.capacity())
             .ok()
-            .filter(|b| b.checked_add(CHUNK).is_some_and(|end| end <= MAX_ENTRIES))
-            .expect("herald-core scheduler: more than 2^28 - 16 pending entries");
-        let old_head = self.free_head;
-        let chunk: Box<[Entry<T>]> = (0..CHUNK)
-            .map(|i| Entry {
-                generation: 0,
-                link: if i + 1 == CHUNK {
-                    old_head
-                } else {
-                    base + i + 1
-                },
-                value: MaybeUninit::uninit(),
-            })
-            .collect();
-        self.chunks.push(chunk);
-        self.free_head = base;
+            .and_then(|base| base.checked_add(CHUNK))
+            .is_some_and(|end| end <= MAX_ENTRIES);
+        assert!(
+            fits,
+            "herald-core scheduler: more than 2^28 - 16 pending entries"
+        );
+        let chunk = Box::<[Entry<T>]>::new_zeroed_slice(CHUNK as usize);
+        // SAFETY: all-zero bytes are a valid `Entry<T>`: `generation` and
+        // `link` are plain integers and `value` is a `MaybeUninit`, valid for
+        // any bytes. Generation 0 is even, so every entry starts vacant and
+        // its value is never read before `occupy` writes one.
+        self.chunks.push(unsafe { chunk.assume_init() });
     }
 
     #[inline]
@@ -117,23 +118,46 @@ impl<T> Slab<T> {
         &mut self.chunks[(index >> CHUNK_BITS) as usize][(index & CHUNK_MASK) as usize]
     }
 
-    /// Stores `value` in a vacant entry and returns `(index, generation)`.
-    /// The entry's link is left for the caller to set.
+    /// The index the next [`occupy`](Self::occupy) must use, growing the
+    /// slab if it is full. Does not claim it.
     #[inline]
-    pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
-        if self.free_head == NIL {
+    pub(crate) fn vacant(&mut self) -> u32 {
+        if self.free_head != NIL {
+            return self.free_head;
+        }
+        if self.fresh as usize == self.capacity() {
             self.grow();
         }
-        let index = self.free_head;
+        self.fresh
+    }
+
+    /// Stores `value` with `link` in entry `index`, which must be what
+    /// [`vacant`](Self::vacant) just returned, and returns its generation.
+    #[inline]
+    pub(crate) fn occupy(&mut self, index: u32, value: T, link: u32) -> u32 {
+        let from_free_list = index == self.free_head;
+        debug_assert!(from_free_list || index == self.fresh);
         let e = self.entry_mut(index);
         debug_assert!(!e.occupied());
         let next = e.link;
         e.generation = e.generation.wrapping_add(1);
+        e.link = link;
         e.value.write(value);
         let generation = e.generation;
-        self.free_head = next;
+        if from_free_list {
+            self.free_head = next;
+        } else {
+            self.fresh += 1;
+        }
         self.len += 1;
-        (index, generation)
+        generation
+    }
+
+    /// Stores `value` in a vacant entry and returns `(index, generation)`.
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, value: T) -> (u32, u32) {
+        let index = self.vacant();
+        (index, self.occupy(index, value, 0))
     }
 
     /// Whether `(index, generation)` names an occupied entry.
@@ -279,11 +303,12 @@ impl<T> Slab<T> {
         (generation, value)
     }
 
-    /// Drops every value, keeps the chunks, and rebuilds the free list in
-    /// ascending order.
+    /// Drops every value and keeps the chunks; indices are handed out from
+    /// 0 again (generations keep counting up, so old keys stay stale).
     pub(crate) fn clear(&mut self) {
         self.drop_values();
-        self.rebuild_free_list();
+        self.free_head = NIL;
+        self.fresh = 0;
     }
 
     fn drop_values(&mut self) {
@@ -303,14 +328,18 @@ impl<T> Slab<T> {
         self.len = 0;
     }
 
-    /// Threads every vacant entry onto the free list, lowest index first.
+    /// Threads every vacant entry below `fresh` onto the free list, lowest
+    /// index first.
     fn rebuild_free_list(&mut self) {
+        self.fresh = self.fresh.min(self.capacity() as u32);
+        let fresh = self.fresh as usize;
         let mut head = NIL;
         for (c, chunk) in self.chunks.iter_mut().enumerate().rev() {
             for (i, e) in chunk.iter_mut().enumerate().rev() {
-                if !e.occupied() {
+                let index = (c << CHUNK_BITS as usize) | i;
+                if index < fresh && !e.occupied() {
                     e.link = head;
-                    head = (c as u32) << CHUNK_BITS | i as u32;
+                    head = index as u32;
                 }
             }
         }

@@ -352,29 +352,58 @@ impl Wheel {
     /// `level`, or to the right sub-list if that slot is fully split.
     #[inline]
     fn append(&mut self, level: u32, digit: u32, elem: Elem) -> u32 {
+        if level >= FIRST_SPLIT_LEVEL {
+            let area = self.splits[(level - FIRST_SPLIT_LEVEL) as usize];
+            if area.digit == digit && area.done {
+                return self.append_split(level, digit, elem);
+            }
+        }
         let id = slot_id(level, digit);
-        let was_empty = self.slots[id as usize].total() == 0;
+        let ident = self.ident[id as usize];
+        let s = &mut self.slots[id as usize];
+        let was_empty = s.total() == 0;
+        if s.head == NIL {
+            let b = self.blocks.alloc(ident);
+            s.head = b;
+            s.tail = b;
+            s.head_pos = 0;
+            s.tail_len = 0;
+        } else if s.tail_len == BLOCK {
+            let b = self.blocks.alloc(ident);
+            self.blocks.set_next(s.tail, b);
+            s.tail = b;
+            s.tail_len = 0;
+        }
+        let pos = Blocks::pos(s.tail, s.tail_len);
+        s.tail_len += 1;
+        s.count += 1;
+        s.note_min(was_empty, elem.offset(), pos);
+        self.blocks.set(pos, elem);
+        self.count += 1;
         if was_empty {
             self.occupied[level as usize] |= 1 << digit;
         }
+        pos
+    }
+
+    /// [`Self::append`] into a fully split slot: straight to its sub-list.
+    #[cold]
+    fn append_split(&mut self, level: u32, digit: u32, elem: Elem) -> u32 {
+        let id = slot_id(level, digit);
+        debug_assert!(
+            self.slots[id as usize].total() > 0,
+            "a split slot is never empty"
+        );
+        let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
+        let sub = sub_id(level, e);
+        let sub_was_empty = self.list(sub).count == 0;
+        let pos = self.push(sub, elem);
+        self.list_mut(sub)
+            .note_min(sub_was_empty, elem.offset() & mask(level - 1), pos);
+        let parent = &mut self.slots[id as usize];
+        parent.in_subs += 1;
+        parent.note_min(false, elem.offset(), pos);
         self.count += 1;
-        let split = level >= FIRST_SPLIT_LEVEL && {
-            let area = self.splits[(level - FIRST_SPLIT_LEVEL) as usize];
-            area.digit == digit && area.done
-        };
-        let pos = if split {
-            let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
-            let sub = sub_id(level, e);
-            let sub_was_empty = self.list(sub).count == 0;
-            let pos = self.push(sub, elem);
-            self.list_mut(sub)
-                .note_min(sub_was_empty, elem.offset() & mask(level - 1), pos);
-            self.slots[id as usize].in_subs += 1;
-            pos
-        } else {
-            self.push(id, elem)
-        };
-        self.slots[id as usize].note_min(was_empty, elem.offset(), pos);
         pos
     }
 
