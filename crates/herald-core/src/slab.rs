@@ -50,7 +50,8 @@ impl<T> Entry<T> {
 /// `fresh` (never used since the last `clear`): chunks are allocated zeroed,
 /// and all-zero bytes are a vacant entry, so growing writes nothing.
 pub(crate) struct Slab<T> {
-    chunks: Vec<Box<[Entry<T>]>>,
+    /// Fixed-size chunks: the masked in-chunk index needs no bounds check.
+    chunks: Vec<Box<[Entry<T>; CHUNK as usize]>>,
     free_head: u32,
     fresh: u32,
     len: u32,
@@ -98,7 +99,7 @@ impl<T> Slab<T> {
             fits,
             "herald-core scheduler: more than 2^28 - 16 pending entries"
         );
-        let chunk = Box::<[Entry<T>]>::new_zeroed_slice(CHUNK as usize);
+        let chunk = Box::<[Entry<T>; CHUNK as usize]>::new_zeroed();
         // SAFETY: all-zero bytes are a valid `Entry<T>`: `generation` and
         // `link` are plain integers and `value` is a `MaybeUninit`, valid for
         // any bytes. Generation 0 is even, so every entry starts vacant and

@@ -60,16 +60,20 @@ impl Elem {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Meta {
     next: u32,
     slot: u32,
 }
 
 /// The pool. See the module docs.
+/// Elements per chunk.
+const CHUNK_ELEMS: usize = (CHUNK_BLOCKS * BLOCK) as usize;
+
 pub(crate) struct Blocks {
-    elems: Vec<Box<[Elem]>>,
-    meta: Vec<Box<[Meta]>>,
+    /// Fixed-size chunks: masked in-chunk indices need no bounds check.
+    elems: Vec<Box<[Elem; CHUNK_ELEMS]>>,
+    meta: Vec<Box<[Meta; CHUNK_BLOCKS as usize]>>,
     free: u32,
     free_count: u32,
 }
@@ -108,21 +112,21 @@ impl Blocks {
             "herald-core scheduler: wheel element pool exhausted"
         );
         let old = self.free;
-        self.elems.push(
-            vec![Elem::new(UNWRITTEN, 0); (CHUNK_BLOCKS * BLOCK) as usize].into_boxed_slice(),
-        );
-        self.meta.push(
-            (0..CHUNK_BLOCKS)
-                .map(|i| Meta {
-                    next: if i + 1 == CHUNK_BLOCKS {
-                        old
-                    } else {
-                        base + i + 1
-                    },
-                    slot: FREE_SLOT,
-                })
-                .collect(),
-        );
+        let elems: Box<[Elem]> = vec![Elem::new(UNWRITTEN, 0); CHUNK_ELEMS].into_boxed_slice();
+        self.elems
+            .push(elems.try_into().expect("chunk has CHUNK_ELEMS elements"));
+        let meta: Box<[Meta]> = (0..CHUNK_BLOCKS)
+            .map(|i| Meta {
+                next: if i + 1 == CHUNK_BLOCKS {
+                    old
+                } else {
+                    base + i + 1
+                },
+                slot: FREE_SLOT,
+            })
+            .collect();
+        self.meta
+            .push(meta.try_into().expect("chunk has CHUNK_BLOCKS blocks"));
         self.free = base;
         self.free_count += CHUNK_BLOCKS;
     }

@@ -352,6 +352,9 @@ impl Wheel {
     /// `level`, or to the right sub-list if that slot is fully split.
     #[inline]
     fn append(&mut self, level: u32, digit: u32, elem: Elem) -> u32 {
+        if level == 0 {
+            return self.append0(digit, elem);
+        }
         if level >= FIRST_SPLIT_LEVEL {
             let area = self.splits[(level - FIRST_SPLIT_LEVEL) as usize];
             if area.digit == digit && area.done {
@@ -383,6 +386,33 @@ impl Wheel {
         if was_empty {
             self.occupied[level as usize] |= 1 << digit;
         }
+        pos
+    }
+
+    /// [`Self::append`] at level 0: every element of a slot has the same
+    /// deadline, so there is no minimum to track and no split.
+    #[inline]
+    fn append0(&mut self, digit: u32, elem: Elem) -> u32 {
+        let ident = self.ident[digit as usize];
+        let s = &mut self.slots[digit as usize];
+        if s.head == NIL {
+            let b = self.blocks.alloc(ident);
+            s.head = b;
+            s.tail = b;
+            s.head_pos = 0;
+            s.tail_len = 0;
+            self.occupied[0] |= 1 << digit;
+        } else if s.tail_len == BLOCK {
+            let b = self.blocks.alloc(ident);
+            self.blocks.set_next(s.tail, b);
+            s.tail = b;
+            s.tail_len = 0;
+        }
+        let pos = Blocks::pos(s.tail, s.tail_len);
+        s.tail_len += 1;
+        s.count += 1;
+        self.blocks.set(pos, elem);
+        self.count += 1;
         pos
     }
 
