@@ -73,6 +73,10 @@ const CHUNK_ELEMS: usize = (CHUNK_BLOCKS * BLOCK) as usize;
 pub(crate) struct Blocks {
     /// Fixed-size chunks: masked in-chunk indices need no bounds check.
     elems: Vec<Box<[Elem; CHUNK_ELEMS]>>,
+    #[expect(
+        clippy::vec_box,
+        reason = "boxed chunks never move: growing the outer Vec copies pointers, not chunks"
+    )]
     meta: Vec<Box<[Meta; CHUNK_BLOCKS as usize]>>,
     free: u32,
     free_count: u32,
