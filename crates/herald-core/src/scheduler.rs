@@ -294,13 +294,15 @@ impl<T> Scheduler<T> {
                 Some(n) if n.start <= now => {
                     if n.level == 0 {
                         let budget = max - fired;
-                        fired +=
-                            self.wheel
-                                .fire_slot(n.digit, budget, &mut self.slab, |slab, index| {
-                                    let generation = slab.generation(index);
-                                    let value = slab.remove(index);
-                                    out.extend(Some((Key { index, generation }, value)));
-                                });
+                        let slab = &mut self.slab;
+                        fired += self.wheel.fire_slot(
+                            n.digit,
+                            budget,
+                            slab,
+                            |index, generation, value| {
+                                out.extend(Some((Key { index, generation }, value)));
+                            },
+                        );
                     } else {
                         self.wheel.cascade(n.level, n.digit, &mut self.slab);
                     }

@@ -169,14 +169,6 @@ impl<T> Slab<T> {
             .is_some_and(|e| e.generation == generation)
     }
 
-    /// The current generation of an occupied entry.
-    #[inline]
-    pub(crate) fn generation(&self, index: u32) -> u32 {
-        let e = self.entry(index).expect("index in range");
-        debug_assert!(e.occupied());
-        e.generation
-    }
-
     #[inline]
     pub(crate) fn get(&self, index: u32, generation: u32) -> Option<&T> {
         let e = self.entry(index)?;
@@ -215,6 +207,40 @@ impl<T> Slab<T> {
             .is_some_and(|e| e.occupied() && e.link == link)
     }
 
+    /// The link of entry `index` if it is occupied and linked to `link`
+    /// (the wheel's liveness test), for rewriting in the same lookup.
+    #[inline]
+    pub(crate) fn linked_mut(&mut self, index: u32, link: u32) -> Option<&mut u32> {
+        let e = self
+            .chunks
+            .get_mut((index >> CHUNK_BITS) as usize)
+            .map(|c| &mut c[(index & CHUNK_MASK) as usize])?;
+        (e.occupied() && e.link == link).then_some(&mut e.link)
+    }
+
+    /// Removes entry `index` if it is occupied and linked to `link`,
+    /// returning its key generation and value: one lookup for expiry.
+    #[inline]
+    pub(crate) fn take_linked(&mut self, index: u32, link: u32) -> Option<(u32, T)> {
+        let free_head = self.free_head;
+        let e = self
+            .chunks
+            .get_mut((index >> CHUNK_BITS) as usize)
+            .map(|c| &mut c[(index & CHUNK_MASK) as usize])?;
+        if !(e.occupied() && e.link == link) {
+            return None;
+        }
+        let generation = e.generation;
+        e.generation = generation.wrapping_add(1);
+        e.link = free_head;
+        // SAFETY: the entry is occupied (checked above), so its value is
+        // initialised; its generation is now even, so it is never read again.
+        let value = unsafe { e.value.assume_init_read() };
+        self.free_head = index;
+        self.len -= 1;
+        Some((generation, value))
+    }
+
     /// Hints the CPU to load entry `index` into cache. The wheel calls this a
     /// few elements ahead when it walks a slot, turning one cache miss per
     /// element into overlapping ones. No effect on correctness.
@@ -246,7 +272,7 @@ impl<T> Slab<T> {
     /// # Panics
     ///
     /// If the entry is vacant (a bug in the caller, never user input).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn remove(&mut self, index: u32) -> T {
         let free_head = self.free_head;
         let e = self.entry_mut(index);

@@ -776,7 +776,7 @@ impl Wheel {
         digit: u32,
         max: usize,
         slab: &mut Slab<T>,
-        mut fire: impl FnMut(&mut Slab<T>, u32),
+        mut fire: impl FnMut(u32, u32, T),
     ) -> usize {
         let id = slot_id(0, digit);
         self.elapsed = slot_start(self.elapsed, 0, digit);
@@ -800,9 +800,9 @@ impl Wheel {
             s.head_pos += 1;
             s.count -= 1;
             consumed += 1;
-            if slab.is_linked(elem.index(), pos) {
+            if let Some((generation, value)) = slab.take_linked(elem.index(), pos) {
                 fired += 1;
-                fire(slab, elem.index());
+                fire(elem.index(), generation, value);
             }
         }
         self.count -= consumed;
@@ -875,17 +875,16 @@ impl Wheel {
                 let from = Blocks::pos(b, i);
                 let elem = self.blocks.get(from);
                 i += 1;
-                if !slab.is_linked(elem.index(), from) {
+                let Some(link) = slab.linked_mut(elem.index(), from) else {
                     dropped += 1;
                     continue;
-                }
+                };
                 let when = start + (elem.offset() & mask(level));
                 let to_level = level_for(start, when);
                 debug_assert!(to_level < level);
                 let to_digit = ((when >> (BITS * to_level)) & (SLOTS as u64 - 1)) as u32;
                 let moved = Elem::new(elem.index(), when & mask(to_level));
-                let pos = self.append(to_level, to_digit, moved);
-                slab.set_link(elem.index(), pos);
+                *link = self.append(to_level, to_digit, moved);
             }
             let next = self.blocks.next(b);
             self.blocks.release(b);
@@ -943,25 +942,25 @@ impl Wheel {
             s.head_pos += 1;
             s.count -= 1;
             *budget -= 1;
-            if !slab.is_linked(elem.index(), from) {
+            let Some(link) = slab.linked_mut(elem.index(), from) else {
                 dropped += 1;
                 if from == s.min_pos {
                     // Its block may be reused: force a rescan instead.
                     s.min_pos = NIL;
                 }
                 continue;
-            }
+            };
             let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
             let sub = sub_id(level, e);
             let sub_was_empty = self.list(sub).count == 0;
             let to = self.push(sub, elem);
+            *link = to;
             self.list_mut(sub)
                 .note_min(sub_was_empty, elem.offset() & mask(level - 1), to);
             s.in_subs += 1;
             if from == s.min_pos {
                 s.min_pos = to;
             }
-            slab.set_link(elem.index(), to);
         }
         if s.count == 0 {
             self.blocks.release_chain(s.head);
