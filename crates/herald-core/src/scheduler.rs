@@ -113,6 +113,10 @@ impl<T> Scheduler<T> {
     /// up to that many can be inserted, cancelled and expired without any
     /// further allocation (the `out` collection of
     /// [`poll_expired`](Self::poll_expired) is the caller's).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` exceeds 2²⁸ − 16 entries.
     pub fn with_capacity(capacity: usize) -> Self {
         let mut s = Self::new();
         s.reserve(capacity);
@@ -182,7 +186,20 @@ impl<T> Scheduler<T> {
     }
 
     /// Removes the entry for `key` and returns its value, or `None` if the key
-    /// is stale (the entry already expired or was cancelled).
+    /// is stale (the entry already expired or was cancelled). O(1): one slab
+    /// lookup; the wheel drops the entry's element when it next passes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// let k = s.insert_at(Tick::from_millis(100), "reminder");
+    /// assert_eq!(s.cancel(k), Some("reminder"));
+    /// assert_eq!(s.cancel(k), None); // stale now
+    /// assert_eq!(s.next_deadline(), None);
+    /// ```
     #[inline]
     pub fn cancel(&mut self, key: Key) -> Option<T> {
         let (link, value) = self.slab.take(key.index, key.generation)?;
@@ -204,6 +221,21 @@ impl<T> Scheduler<T> {
     /// Moves the entry for `key` to a new deadline, keeping its key. Returns
     /// `false` (and changes nothing) if the key is stale. For ordering, a
     /// rescheduled entry counts as newly inserted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// let a = s.insert_at(Tick::from_millis(10), "a");
+    /// let b = s.insert_at(Tick::from_millis(10), "b");
+    /// assert!(s.reschedule(a, Tick::from_millis(10))); // same ms, now after "b"
+    /// let mut out = Vec::new();
+    /// s.poll_expired(Tick::from_millis(10), &mut out, 8);
+    /// assert_eq!(out, [(b, "b"), (a, "a")]);
+    /// assert!(!s.reschedule(a, Tick::from_millis(20))); // expired: stale
+    /// ```
     pub fn reschedule(&mut self, key: Key, deadline: Tick) -> bool {
         if !self.slab.contains(key.index, key.generation) {
             return false;
@@ -244,6 +276,19 @@ impl<T> Scheduler<T> {
 
     /// The earliest pending deadline, or `None` when empty. Exact after every
     /// operation: an engine can sleep until exactly this tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// let soon = s.insert_at(Tick::from_millis(5), ());
+    /// s.insert_at(Tick::from_millis(90_000), ());
+    /// assert_eq!(s.next_deadline(), Some(Tick::from_millis(5)));
+    /// s.cancel(soon);
+    /// assert_eq!(s.next_deadline(), Some(Tick::from_millis(90_000)));
+    /// ```
     #[inline]
     pub fn next_deadline(&self) -> Option<Tick> {
         // Due-tier deadlines are before `elapsed`, the wheel's are at or
@@ -266,6 +311,30 @@ impl<T> Scheduler<T> {
     /// (cascades move each entry at most once per level over its lifetime).
     /// `now` may go backwards between calls: nothing ever fires early, and
     /// time as the wheel sees it never moves backwards.
+    ///
+    /// # Examples
+    ///
+    /// Drain in bounded batches, as an engine loop would:
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// for i in 0..10_u32 {
+    ///     s.insert_at(Tick::from_millis(u64::from(i % 3)), i);
+    /// }
+    /// let mut batch = Vec::with_capacity(4);
+    /// let mut fired = Vec::new();
+    /// loop {
+    ///     batch.clear();
+    ///     let n = s.poll_expired(Tick::from_millis(2), &mut batch, 4);
+    ///     fired.extend(batch.iter().map(|&(_, v)| v));
+    ///     if n < 4 {
+    ///         break; // nothing more is due at this `now`
+    ///     }
+    /// }
+    /// assert_eq!(fired, [0, 3, 6, 9, 1, 4, 7, 2, 5, 8]);
+    /// ```
     pub fn poll_expired<E>(&mut self, now: Tick, out: &mut E, max: usize) -> usize
     where
         E: Extend<(Key, T)>,
@@ -376,6 +445,10 @@ impl<T> Scheduler<T> {
 
     /// Reserves room for at least `additional` more pending entries, in the
     /// slab and in the wheel's element pool.
+    ///
+    /// # Panics
+    ///
+    /// If the total would exceed 2²⁸ − 16 entries.
     pub fn reserve(&mut self, additional: usize) {
         self.slab.reserve(additional);
         self.wheel
