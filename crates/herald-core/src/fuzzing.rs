@@ -120,7 +120,12 @@ impl Model {
 pub fn run(start: u64, knobs: u8, ops: &[Op]) -> usize {
     let mut s = Scheduler::starting_at(Tick::from_millis(start));
     let k = usize::from(knobs);
-    s.set_knobs_for_tests(k % 17, (k / 17 % 4) as u32, 1 + k / 68 * 3);
+    s.set_knobs_for_tests(
+        k % 17,
+        (k / 17 % 4) as u32,
+        1 + k / 68 * 3,
+        1 + (k % 7) as u32,
+    );
     let mut m = Model::default();
     let mut keys: Vec<Key> = Vec::new();
     let mut now = start;

@@ -457,11 +457,19 @@ impl<T> Scheduler<T> {
 
     /// Lowers the wheel's internal thresholds (garbage slack before a sweep,
     /// default 4096; slot size worth pre-splitting, default 2048; elements
-    /// pre-split per poll, default 4096) so that model tests exercise those
-    /// paths with a few entries. Not part of the API.
+    /// pre-split per poll, default 4096; elements swept per operation,
+    /// default 256) so that model tests exercise those paths with a few
+    /// entries. Not part of the API.
     #[doc(hidden)]
-    pub fn set_knobs_for_tests(&mut self, sweep_slack: usize, split_min: u32, split_budget: usize) {
-        self.wheel.set_knobs(sweep_slack, split_min, split_budget);
+    pub fn set_knobs_for_tests(
+        &mut self,
+        sweep_slack: usize,
+        split_min: u32,
+        split_budget: usize,
+        sweep_step: u32,
+    ) {
+        self.wheel
+            .set_knobs(sweep_slack, split_min, split_budget, sweep_step);
     }
 
     /// Drops every pending entry (all keys become stale) but keeps the

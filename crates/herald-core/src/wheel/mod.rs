@@ -78,6 +78,8 @@ const NUM_LISTS: usize = NUM_SLOTS + NUM_SUBS;
 const AHEAD: u32 = 8;
 /// Garbage allowed beyond the number of live elements before a sweep.
 pub(crate) const SWEEP_SLACK: usize = 4_096;
+/// Elements the garbage sweep examines per `refresh` while it runs.
+pub(crate) const SWEEP_STEP: u32 = 256;
 /// Slots with at least this many elements are pre-split.
 pub(crate) const SPLIT_MIN: u32 = 2_048;
 /// Elements moved into sub-lists per poll.
@@ -163,6 +165,21 @@ enum SplitFront {
     NotSplit,
 }
 
+/// An in-progress compaction of one list by the garbage sweep: live
+/// elements from the read position `(rb, ri)` on are copied down to the
+/// write position `(wb, wi)`. Interrupting it at any step leaves the list
+/// valid: an element's old copy is garbage once its entry links to the new
+/// position, so the list's counts stay exact throughout.
+#[derive(Clone, Copy, Debug)]
+struct Sweep {
+    list: u32,
+    rb: u32,
+    ri: u32,
+    wb: u32,
+    wi: u32,
+    kept: u32,
+}
+
 /// The next slot to process: `(level, digit, tick the slot starts at)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NextSlot {
@@ -205,6 +222,10 @@ pub(crate) struct Wheel {
     sweep_slack: usize,
     split_min: u32,
     split_budget: usize,
+    sweep_step: u32,
+    /// The garbage sweep in progress, if any, and where the next one starts.
+    sweep: Option<Sweep>,
+    sweep_next: u32,
 }
 
 #[inline]
@@ -249,14 +270,24 @@ impl Wheel {
             sweep_slack: SWEEP_SLACK,
             split_min: SPLIT_MIN,
             split_budget: SPLIT_BUDGET,
+            sweep_step: SWEEP_STEP,
+            sweep: None,
+            sweep_next: 0,
         }
     }
 
     /// Sets the tuning knobs (model tests only).
-    pub(crate) fn set_knobs(&mut self, sweep_slack: usize, split_min: u32, split_budget: usize) {
+    pub(crate) fn set_knobs(
+        &mut self,
+        sweep_slack: usize,
+        split_min: u32,
+        split_budget: usize,
+        sweep_step: u32,
+    ) {
         self.sweep_slack = sweep_slack;
         self.split_min = split_min;
         self.split_budget = split_budget;
+        self.sweep_step = sweep_step.max(1);
     }
 
     #[inline]
@@ -461,13 +492,13 @@ impl Wheel {
         }
     }
 
-    /// Restores the invariants after [`Self::forget`] or a poll: sweeps
-    /// garbage if it outnumbers live elements, and recomputes the front if
-    /// it was removed.
+    /// Restores the invariants after [`Self::forget`] or a poll: advances
+    /// the garbage sweep a bounded step while garbage outnumbers live
+    /// elements, and recomputes the front if it was removed.
     #[inline]
     pub(crate) fn refresh<T>(&mut self, slab: &mut Slab<T>) {
-        if self.garbage > self.count - self.garbage + self.sweep_slack {
-            self.sweep(slab);
+        if self.sweep.is_some() || self.garbage > self.count - self.garbage + self.sweep_slack {
+            self.sweep_step(slab);
         }
         if self.front_dirty {
             self.recompute_front(slab);
@@ -491,8 +522,38 @@ impl Wheel {
         }
     }
 
+    /// Abandons a sweep of list `id` (it is about to be consumed or moved).
+    #[inline]
+    fn touch(&mut self, id: u32) {
+        if self.sweep.is_some_and(|c| c.list == id) {
+            self.sweep = None;
+        }
+    }
+
+    /// [`Self::touch`] for slot `id` and, if it is split, its sub-lists.
+    #[inline]
+    fn touch_slot(&mut self, id: u32) {
+        let Some(c) = self.sweep else { return };
+        let (level, digit) = (id / SLOTS, id % SLOTS);
+        let in_subs = c.list >= SUB_BASE
+            && level >= FIRST_SPLIT_LEVEL
+            && self.splits[(level - FIRST_SPLIT_LEVEL) as usize].digit == digit
+            && (c.list - SUB_BASE) / SLOTS == level - FIRST_SPLIT_LEVEL;
+        if c.list == id || in_subs {
+            self.sweep = None;
+        }
+    }
+
+    /// The slot a sub-list belongs to.
+    #[inline]
+    fn parent_of(&self, sub: u32) -> u32 {
+        let a = (sub - SUB_BASE) / SLOTS;
+        slot_id(FIRST_SPLIT_LEVEL + a, self.splits[a as usize].digit)
+    }
+
     /// Frees a list's blocks.
     fn release_list(&mut self, id: u32) {
+        self.touch(id);
         let s = std::mem::replace(self.list_mut(id), Slot::EMPTY);
         self.blocks.release_chain(s.head);
     }
@@ -525,6 +586,7 @@ impl Wheel {
         parent_min: &mut Option<(u64, u32)>,
         slab: &mut Slab<T>,
     ) -> u32 {
+        self.touch(id);
         let mut s = *self.list(id);
         if s.count == 0 {
             return 0;
@@ -611,23 +673,157 @@ impl Wheel {
         }
     }
 
-    /// Compacts every occupied slot.
-    #[cold]
-    fn sweep<T>(&mut self, slab: &mut Slab<T>) {
-        for level in 0..LEVELS {
-            let mut occ = self.occupied[level as usize];
-            while occ != 0 {
-                let digit = occ.trailing_zeros();
-                occ &= occ - 1;
-                self.compact(slot_id(level, digit), slab);
+    /// Advances the garbage sweep by up to `sweep_step` elements: compacts
+    /// lists one after another, round robin, while garbage outnumbers live
+    /// elements. Bounded work per call, so no cancel or poll ever pays for a
+    /// whole-wheel compaction.
+    fn sweep_step<T>(&mut self, slab: &mut Slab<T>) {
+        let mut budget = self.sweep_step;
+        while budget > 0 {
+            let mut c = match self.sweep {
+                Some(c) => c,
+                None => {
+                    if self.garbage <= self.count - self.garbage + self.sweep_slack {
+                        return;
+                    }
+                    let Some(list) = self.next_sweep_list() else {
+                        return;
+                    };
+                    let s = self.list(list);
+                    Sweep {
+                        list,
+                        rb: s.head,
+                        ri: s.head_pos,
+                        wb: s.head,
+                        wi: s.head_pos,
+                        kept: 0,
+                    }
+                }
+            };
+            let s = *self.list(c.list);
+            let finished = loop {
+                let limit = if c.rb == s.tail { s.tail_len } else { BLOCK };
+                if c.ri == limit {
+                    if c.rb == s.tail {
+                        break true;
+                    }
+                    c.rb = self.blocks.next(c.rb);
+                    c.ri = 0;
+                    continue;
+                }
+                if budget == 0 {
+                    break false;
+                }
+                budget -= 1;
+                let from = Blocks::pos(c.rb, c.ri);
+                c.ri += 1;
+                let elem = self.blocks.get(from);
+                let Some(link) = slab.linked_mut(elem.index(), from) else {
+                    continue;
+                };
+                if c.wi == BLOCK {
+                    c.wb = self.blocks.next(c.wb);
+                    c.wi = 0;
+                }
+                let to = Blocks::pos(c.wb, c.wi);
+                c.wi += 1;
+                c.kept += 1;
+                if to != from {
+                    *link = to;
+                    self.blocks.set(to, elem);
+                    self.relocate_min(c.list, from, to);
+                }
+            };
+            if finished {
+                self.sweep = None;
+                self.finish_sweep(c, slab);
+            } else {
+                self.sweep = Some(c);
             }
         }
-        debug_assert_eq!(self.garbage, 0);
+    }
+
+    /// The next non-empty list after the last one swept.
+    fn next_sweep_list(&mut self) -> Option<u32> {
+        for _ in 0..NUM_LISTS {
+            let id = self.sweep_next;
+            self.sweep_next = (id + 1) % NUM_LISTS as u32;
+            if self.list(id).count > 0 {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Keeps a slot's and its parent's minimum position right when the
+    /// element at `from` is copied over the garbage at `to`: a minimum at
+    /// `from` follows it; a minimum at `to` pointed at that garbage and must
+    /// not now name the copied element, so it is cleared (forcing a rescan).
+    #[inline]
+    fn relocate_min(&mut self, list: u32, from: u32, to: u32) {
+        let fix = |pos: &mut u32| {
+            if *pos == from {
+                *pos = to;
+            } else if *pos == to {
+                *pos = NIL;
+            }
+        };
+        fix(&mut self.list_mut(list).min_pos);
+        if list >= SUB_BASE {
+            let parent = self.parent_of(list);
+            fix(&mut self.slots[parent as usize].min_pos);
+        }
+    }
+
+    /// Ends a sweep of a list whose every element has been examined: cuts
+    /// the garbage tail off and updates the counts.
+    fn finish_sweep<T>(&mut self, c: Sweep, slab: &Slab<T>) {
+        let parent = (c.list >= SUB_BASE).then(|| self.parent_of(c.list));
+        // A minimum left pointing at garbage must not survive the cut: its
+        // position may be reused. Force a rescan instead.
+        for id in [Some(c.list), parent].into_iter().flatten() {
+            let pos = self.list(id).min_pos;
+            if pos != NIL && !slab.is_linked(self.blocks.get(pos).index(), pos) {
+                self.list_mut(id).min_pos = NIL;
+            }
+        }
+        let s = *self.list(c.list);
+        let dropped = s.count - c.kept;
+        self.garbage -= dropped as usize;
+        self.count -= dropped as usize;
+        let rest = self.blocks.next(c.wb);
+        self.blocks.set_next(c.wb, NIL);
+        self.blocks.release_chain(rest);
+        let s = self.list_mut(c.list);
+        s.tail = c.wb;
+        s.tail_len = c.wi;
+        s.count = c.kept;
+        if let Some(parent) = parent {
+            self.slots[parent as usize].in_subs -= dropped;
+            if c.kept == 0 {
+                self.release_list(c.list);
+            }
+            if self.slots[parent as usize].total() == 0 {
+                self.release_slot(parent);
+                self.front_dirty = true;
+            }
+        } else if self.slots[c.list as usize].total() == 0 {
+            self.release_slot(c.list);
+            self.front_dirty = true;
+        } else if c.kept == 0 {
+            // A split slot whose own list emptied: its sub-lists (and its
+            // counts and minimum) remain; only the list's blocks go.
+            let s = &mut self.slots[c.list as usize];
+            let head = std::mem::replace(&mut s.head, NIL);
+            s.tail = NIL;
+            s.head_pos = 0;
+            s.tail_len = 0;
+            self.blocks.release_chain(head);
+        }
     }
 
     /// Finds the earliest live element, dropping garbage in front of it.
     fn recompute_front<T>(&mut self, slab: &mut Slab<T>) {
-        self.front_dirty = false;
         self.front = loop {
             let Some(n) = self.next_slot() else {
                 break None;
@@ -657,9 +853,30 @@ impl Wheel {
                     });
                 }
             }
+            // The minimum is gone. A big slot is split now, in one pass, so
+            // that this and every later rescan only reads its first non-empty
+            // sub-list (cancelling a big slot's entries in deadline order
+            // would otherwise rescan the whole slot each time).
+            if n.level >= FIRST_SPLIT_LEVEL && s.total() >= self.split_min.max(1) {
+                let a = (n.level - FIRST_SPLIT_LEVEL) as usize;
+                let area = self.splits[a];
+                if area.digit == NIL || area.digit == n.digit {
+                    if area.digit == NIL {
+                        self.splits[a] = Split {
+                            digit: n.digit,
+                            done: false,
+                        };
+                    }
+                    let mut unbounded = usize::MAX;
+                    self.split_level(n.level, &mut unbounded, slab);
+                    continue;
+                }
+            }
             self.compact(id, slab);
             // Either the slot is gone or its minimum is now live: loop.
         };
+        // Whatever ran above (a split, a release) is reflected in `front`.
+        self.front_dirty = false;
     }
 
     /// The earliest live element of slot `n` if it is fully split: the
@@ -714,6 +931,7 @@ impl Wheel {
     /// Drops garbage at the head of level-0 slot `id` and returns the first
     /// live element's index; releases the slot if it held only garbage.
     fn first_live<T>(&mut self, id: u32, slab: &Slab<T>) -> Option<u32> {
+        self.touch(id);
         let mut s = self.slots[id as usize];
         let mut found = None;
         while s.count > 0 {
@@ -779,6 +997,7 @@ impl Wheel {
         mut fire: impl FnMut(u32, u32, T),
     ) -> usize {
         let id = slot_id(0, digit);
+        self.touch(id);
         self.elapsed = slot_start(self.elapsed, 0, digit);
         self.front_dirty = true;
         let mut s = self.slots[id as usize];
@@ -821,6 +1040,7 @@ impl Wheel {
     pub(crate) fn cascade<T>(&mut self, level: u32, digit: u32, slab: &mut Slab<T>) {
         debug_assert!(level >= 1);
         let id = slot_id(level, digit);
+        self.touch_slot(id);
         let start = slot_start(self.elapsed, level, digit);
         self.elapsed = start;
         self.front_dirty = true;
@@ -925,6 +1145,7 @@ impl Wheel {
             return;
         }
         let id = slot_id(level, area.digit);
+        self.touch(id);
         let mut s = self.slots[id as usize];
         let mut dropped = 0_u32;
         while *budget > 0 && s.count > 0 {
@@ -1007,6 +1228,7 @@ impl Wheel {
         self.garbage = 0;
         self.front = None;
         self.front_dirty = false;
+        self.sweep = None;
     }
 
     pub(crate) fn shrink_to_fit(&mut self) {
