@@ -42,6 +42,26 @@ impl<T> Entry<T> {
     fn occupied(&self) -> bool {
         self.generation & 1 == 1
     }
+
+    /// Frees this entry: moves the value out, bumps the generation (making
+    /// it even, vacant) and links it to `next_free`. Returns the generation
+    /// it had (its key's) and the value.
+    ///
+    /// # Panics
+    ///
+    /// If the entry is vacant (a bug in the caller, never user input).
+    #[inline]
+    fn vacate(&mut self, next_free: u32) -> (u32, T) {
+        assert!(self.occupied(), "slab: vacating a vacant entry");
+        let generation = self.generation;
+        self.generation = generation.wrapping_add(1);
+        self.link = next_free;
+        // SAFETY: the entry was occupied (asserted above), so its value is
+        // initialised; its generation is now even, so the value is never read
+        // again before `occupy` writes a new one.
+        let value = unsafe { self.value.assume_init_read() };
+        (generation, value)
+    }
 }
 
 /// A chunked, generational slab. See the module docs for the invariant.
@@ -218,29 +238,6 @@ impl<T> Slab<T> {
         (e.occupied() && e.link == link).then_some(&mut e.link)
     }
 
-    /// Removes entry `index` if it is occupied and linked to `link`,
-    /// returning its key generation and value: one lookup for expiry.
-    #[inline]
-    pub(crate) fn take_linked(&mut self, index: u32, link: u32) -> Option<(u32, T)> {
-        let free_head = self.free_head;
-        let e = self
-            .chunks
-            .get_mut((index >> CHUNK_BITS) as usize)
-            .map(|c| &mut c[(index & CHUNK_MASK) as usize])?;
-        if !(e.occupied() && e.link == link) {
-            return None;
-        }
-        let generation = e.generation;
-        e.generation = generation.wrapping_add(1);
-        e.link = free_head;
-        // SAFETY: the entry is occupied (checked above), so its value is
-        // initialised; its generation is now even, so it is never read again.
-        let value = unsafe { e.value.assume_init_read() };
-        self.free_head = index;
-        self.len -= 1;
-        Some((generation, value))
-    }
-
     /// Hints the CPU to load entry `index` into cache. The wheel calls this a
     /// few elements ahead when it walks a slot, turning one cache miss per
     /// element into overlapping ones. No effect on correctness.
@@ -267,6 +264,29 @@ impl<T> Slab<T> {
         e.link = link;
     }
 
+    /// Frees entry `index` if it is occupied and `keep` accepts it, returning
+    /// its link, key generation and value. The one place entries are freed.
+    #[inline]
+    fn free_if(
+        &mut self,
+        index: u32,
+        keep: impl FnOnce(&Entry<T>) -> bool,
+    ) -> Option<(u32, u32, T)> {
+        let free_head = self.free_head;
+        let e = self
+            .chunks
+            .get_mut((index >> CHUNK_BITS) as usize)
+            .map(|c| &mut c[(index & CHUNK_MASK) as usize])?;
+        if !(e.occupied() && keep(e)) {
+            return None;
+        }
+        let link = e.link;
+        let (generation, value) = e.vacate(free_head);
+        self.free_head = index;
+        self.len -= 1;
+        Some((link, generation, value))
+    }
+
     /// Moves the value out of an occupied entry and frees it.
     ///
     /// # Panics
@@ -274,60 +294,39 @@ impl<T> Slab<T> {
     /// If the entry is vacant (a bug in the caller, never user input).
     #[cfg(test)]
     pub(crate) fn remove(&mut self, index: u32) -> T {
-        let free_head = self.free_head;
-        let e = self.entry_mut(index);
-        assert!(e.occupied(), "slab: removing a vacant entry");
-        e.generation = e.generation.wrapping_add(1);
-        e.link = free_head;
-        // SAFETY: the entry was occupied (checked above), so its value is
-        // initialised; the generation is now even, so nothing will read it
-        // again before `insert` writes a new one.
-        let value = unsafe { e.value.assume_init_read() };
-        self.free_head = index;
-        self.len -= 1;
-        value
+        self.free_if(index, |_| true)
+            .expect("slab: removing a vacant entry")
+            .2
     }
 
     /// Removes the entry for `(index, generation)` if that key is current,
     /// returning its link and value: one lookup for the cancel path.
     #[inline]
     pub(crate) fn take(&mut self, index: u32, generation: u32) -> Option<(u32, T)> {
-        let free_head = self.free_head;
-        let e = self
-            .chunks
-            .get_mut((index >> CHUNK_BITS) as usize)
-            .map(|c| &mut c[(index & CHUNK_MASK) as usize])?;
-        if e.generation != generation {
-            return None;
-        }
-        let link = e.link;
-        e.generation = e.generation.wrapping_add(1);
-        e.link = free_head;
-        // SAFETY: the generation matched an odd key generation, so the entry
-        // was occupied and its value initialised; it is now even (vacant), so
-        // the value is never read again before `insert` writes a new one.
-        let value = unsafe { e.value.assume_init_read() };
-        self.free_head = index;
-        self.len -= 1;
-        Some((link, value))
+        self.free_if(index, |e| e.generation == generation)
+            .map(|(link, _, value)| (link, value))
     }
 
-    /// Removes an occupied entry, returning its key generation and value:
-    /// one lookup for the expiry path.
+    /// Removes an occupied entry, returning its key generation and value.
+    ///
+    /// # Panics
+    ///
+    /// If the entry is vacant (a bug in the caller, never user input).
     #[inline]
     pub(crate) fn take_occupied(&mut self, index: u32) -> (u32, T) {
-        let free_head = self.free_head;
-        let e = self.entry_mut(index);
-        assert!(e.occupied(), "slab: taking a vacant entry");
-        let generation = e.generation;
-        e.generation = generation.wrapping_add(1);
-        e.link = free_head;
-        // SAFETY: the entry was occupied (checked above), so its value is
-        // initialised; its generation is now even, so it is never read again.
-        let value = unsafe { e.value.assume_init_read() };
-        self.free_head = index;
-        self.len -= 1;
+        let (_, generation, value) = self
+            .free_if(index, |_| true)
+            .expect("slab: taking a vacant entry");
         (generation, value)
+    }
+
+    /// Removes entry `index` if it is occupied and linked to `link` (the
+    /// wheel's liveness test), returning its key generation and value: one
+    /// lookup for expiry.
+    #[inline]
+    pub(crate) fn take_linked(&mut self, index: u32, link: u32) -> Option<(u32, T)> {
+        self.free_if(index, |e| e.link == link)
+            .map(|(_, generation, value)| (generation, value))
     }
 
     /// Drops every value and keeps the chunks; indices are handed out from

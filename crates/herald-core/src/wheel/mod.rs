@@ -551,6 +551,30 @@ impl Wheel {
         slot_id(FIRST_SPLIT_LEVEL + a, self.splits[a as usize].digit)
     }
 
+    /// Takes the element at the head of list `s` (a working copy of a slot,
+    /// with `s.count > 0`), releasing blocks it has emptied and prefetching
+    /// the slab entries ahead. Returns the element and where it was.
+    #[inline]
+    fn pop_front<T>(&mut self, s: &mut Slot, slab: &Slab<T>) -> (u32, Elem) {
+        debug_assert!(s.count > 0);
+        loop {
+            let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
+            if s.head_pos < limit {
+                break;
+            }
+            let next = self.blocks.next(s.head);
+            debug_assert_ne!(next, NIL, "elements counted past the tail");
+            self.blocks.release(s.head);
+            s.head = next;
+            s.head_pos = 0;
+        }
+        self.prefetch_ahead(slab, s, s.head, s.head_pos);
+        let pos = Blocks::pos(s.head, s.head_pos);
+        s.head_pos += 1;
+        s.count -= 1;
+        (pos, self.blocks.get(pos))
+    }
+
     /// Frees a list's blocks.
     fn release_list(&mut self, id: u32) {
         self.touch(id);
@@ -1004,20 +1028,7 @@ impl Wheel {
         let mut fired = 0;
         let mut consumed = 0;
         while fired < max && s.count > 0 {
-            let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
-            if s.head_pos == limit {
-                let next = self.blocks.next(s.head);
-                debug_assert_ne!(next, NIL, "elements counted past the tail");
-                self.blocks.release(s.head);
-                s.head = next;
-                s.head_pos = 0;
-                continue;
-            }
-            self.prefetch_ahead(slab, &s, s.head, s.head_pos);
-            let pos = Blocks::pos(s.head, s.head_pos);
-            let elem = self.blocks.get(pos);
-            s.head_pos += 1;
-            s.count -= 1;
+            let (pos, elem) = self.pop_front(&mut s, slab);
             consumed += 1;
             if let Some((generation, value)) = slab.take_linked(elem.index(), pos) {
                 fired += 1;
@@ -1149,19 +1160,7 @@ impl Wheel {
         let mut s = self.slots[id as usize];
         let mut dropped = 0_u32;
         while *budget > 0 && s.count > 0 {
-            let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
-            if s.head_pos == limit {
-                let next = self.blocks.next(s.head);
-                self.blocks.release(s.head);
-                s.head = next;
-                s.head_pos = 0;
-                continue;
-            }
-            self.prefetch_ahead(slab, &s, s.head, s.head_pos);
-            let from = Blocks::pos(s.head, s.head_pos);
-            let elem = self.blocks.get(from);
-            s.head_pos += 1;
-            s.count -= 1;
+            let (from, elem) = self.pop_front(&mut s, slab);
             *budget -= 1;
             let Some(link) = slab.linked_mut(elem.index(), from) else {
                 dropped += 1;
