@@ -554,7 +554,7 @@ impl Wheel {
     /// Takes the element at the head of list `s` (a working copy of a slot,
     /// with `s.count > 0`), releasing blocks it has emptied and prefetching
     /// the slab entries ahead. Returns the element and where it was.
-    #[inline]
+    #[inline(always)]
     fn pop_front<T>(&mut self, s: &mut Slot, slab: &Slab<T>) -> (u32, Elem) {
         debug_assert!(s.count > 0);
         loop {
