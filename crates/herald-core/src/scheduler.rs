@@ -5,7 +5,7 @@ use std::fmt;
 
 use priority_queue::PriorityQueue;
 
-use crate::slab::{MAX_ENTRIES, Slab};
+use crate::slab::Slab;
 use crate::wheel::Wheel;
 use crate::{Key, Tick};
 
@@ -134,10 +134,7 @@ impl<T> Scheduler<T> {
     /// once.
     #[inline]
     pub fn insert_at(&mut self, deadline: Tick, value: T) -> Key {
-        assert!(
-            self.slab.len() < MAX_ENTRIES as usize,
-            "herald-core scheduler: more than 2^28 - 16 pending entries"
-        );
+        // `vacant` panics at the entry limit (the slab never grows past it).
         // Place first, then write the entry once, link included.
         let index = self.slab.vacant();
         let link = self.position(index, deadline.as_millis());
@@ -345,11 +342,16 @@ impl<T> Scheduler<T> {
         self.wheel.split_ahead(&mut self.slab);
         // 1. Entries inserted with a deadline before `elapsed`: all earlier
         //    than anything in the wheel.
+        let mut wheel_may_be_due = true;
         while fired < max {
             match self.due.peek() {
                 Some((_, Reverse((when, _)))) if *when <= now => {}
-                // The wheel is later still; nothing there changed.
-                Some(_) => return fired,
+                Some(_) => {
+                    // `now` went back before a due-tier entry: the wheel,
+                    // later still, has nothing due either.
+                    wheel_may_be_due = false;
+                    break;
+                }
                 None => break,
             }
             let (index, _) = self.due.pop().expect("peeked");
@@ -358,7 +360,7 @@ impl<T> Scheduler<T> {
         }
         // 2. The wheel, slot by slot; the overflow tier when it is empty.
         let mut drained = false;
-        while fired < max {
+        while wheel_may_be_due && fired < max {
             match self.wheel.next_slot() {
                 Some(n) if n.start <= now => {
                     if n.level == 0 {

@@ -136,6 +136,40 @@ impl Slot {
             self.min_pos = pos;
         }
     }
+
+    /// Detaches the list's (now element-free) blocks and returns the chain's
+    /// head for release; counts and minimum are left to the caller.
+    #[inline]
+    fn take_chain(&mut self) -> u32 {
+        self.tail = NIL;
+        self.head_pos = 0;
+        self.tail_len = 0;
+        std::mem::replace(&mut self.head, NIL)
+    }
+}
+
+/// Appends `elem` to list `s`, taking a block from `blocks` (recorded as
+/// owned by `ident`) when the tail is full, and returns its position.
+/// Maintains the list's blocks and `count` only.
+#[inline(always)]
+fn push_into(blocks: &mut Blocks, s: &mut Slot, ident: u32, elem: Elem) -> u32 {
+    if s.head == NIL {
+        let b = blocks.alloc(ident);
+        s.head = b;
+        s.tail = b;
+        s.head_pos = 0;
+        s.tail_len = 0;
+    } else if s.tail_len == BLOCK {
+        let b = blocks.alloc(ident);
+        blocks.set_next(s.tail, b);
+        s.tail = b;
+        s.tail_len = 0;
+    }
+    let pos = Blocks::pos(s.tail, s.tail_len);
+    s.tail_len += 1;
+    s.count += 1;
+    blocks.set(pos, elem);
+    pos
 }
 
 /// Pre-splitting of one slot of a level into 64 sub-lists by the next digit.
@@ -178,6 +212,20 @@ struct Sweep {
     wb: u32,
     wi: u32,
     kept: u32,
+}
+
+impl Sweep {
+    /// A compaction of list `list` (currently `s`) from its head.
+    fn start(list: u32, s: &Slot) -> Self {
+        Self {
+            list,
+            rb: s.head,
+            ri: s.head_pos,
+            wb: s.head,
+            wi: s.head_pos,
+            kept: 0,
+        }
+    }
 }
 
 /// The next slot to process: `(level, digit, tick the slot starts at)`.
@@ -243,6 +291,12 @@ const fn sub_id(level: u32, digit: u32) -> u32 {
 pub(crate) const fn level_for(elapsed: u64, when: u64) -> u32 {
     let masked = (elapsed ^ when) | (SLOTS as u64 - 1);
     (63 - masked.leading_zeros()) / BITS
+}
+
+/// The digit of `when` (a tick or an offset) at `level`: its slot there.
+#[inline]
+const fn digit_of(when: u64, level: u32) -> u32 {
+    ((when >> (BITS * level)) & (SLOTS as u64 - 1)) as u32
 }
 
 /// The tick at which slot `digit` of `level` starts, relative to `elapsed`.
@@ -340,30 +394,13 @@ impl Wheel {
     /// list's blocks and `count` (callers keep minimums and totals).
     #[inline]
     fn push(&mut self, id: u32, elem: Elem) -> u32 {
-        let (slots, subs, blocks) = (&mut self.slots, &mut self.subs, &mut self.blocks);
-        let owner_ident = self.ident[id as usize];
+        let ident = self.ident[id as usize];
         let s = if id < SUB_BASE {
-            &mut slots[id as usize]
+            &mut self.slots[id as usize]
         } else {
-            &mut subs[(id - SUB_BASE) as usize]
+            &mut self.subs[(id - SUB_BASE) as usize]
         };
-        if s.head == NIL {
-            let b = blocks.alloc(owner_ident);
-            s.head = b;
-            s.tail = b;
-            s.head_pos = 0;
-            s.tail_len = 0;
-        } else if s.tail_len == BLOCK {
-            let b = blocks.alloc(owner_ident);
-            blocks.set_next(s.tail, b);
-            s.tail = b;
-            s.tail_len = 0;
-        }
-        let pos = Blocks::pos(s.tail, s.tail_len);
-        s.tail_len += 1;
-        s.count += 1;
-        blocks.set(pos, elem);
-        pos
+        push_into(&mut self.blocks, s, ident, elem)
     }
 
     /// Inserts slab entry `index` due at `when` (`elapsed <= when`, same
@@ -372,7 +409,7 @@ impl Wheel {
     pub(crate) fn insert(&mut self, when: u64, index: u32) -> u32 {
         debug_assert!(when >= self.elapsed && self.fits(when));
         let level = level_for(self.elapsed, when);
-        let digit = ((when >> (BITS * level)) & (SLOTS as u64 - 1)) as u32;
+        let digit = digit_of(when, level);
         if !self.front_dirty && self.front.is_none_or(|f| when < f.when) {
             self.front = Some(Front { when, index });
         }
@@ -396,23 +433,8 @@ impl Wheel {
         let ident = self.ident[id as usize];
         let s = &mut self.slots[id as usize];
         let was_empty = s.total() == 0;
-        if s.head == NIL {
-            let b = self.blocks.alloc(ident);
-            s.head = b;
-            s.tail = b;
-            s.head_pos = 0;
-            s.tail_len = 0;
-        } else if s.tail_len == BLOCK {
-            let b = self.blocks.alloc(ident);
-            self.blocks.set_next(s.tail, b);
-            s.tail = b;
-            s.tail_len = 0;
-        }
-        let pos = Blocks::pos(s.tail, s.tail_len);
-        s.tail_len += 1;
-        s.count += 1;
+        let pos = push_into(&mut self.blocks, s, ident, elem);
         s.note_min(was_empty, elem.offset(), pos);
-        self.blocks.set(pos, elem);
         self.count += 1;
         if was_empty {
             self.occupied[level as usize] |= 1 << digit;
@@ -426,25 +448,11 @@ impl Wheel {
     fn append0(&mut self, digit: u32, elem: Elem) -> u32 {
         let ident = self.ident[digit as usize];
         let s = &mut self.slots[digit as usize];
-        if s.head == NIL {
-            let b = self.blocks.alloc(ident);
-            s.head = b;
-            s.tail = b;
-            s.head_pos = 0;
-            s.tail_len = 0;
+        if s.count == 0 {
             self.occupied[0] |= 1 << digit;
-        } else if s.tail_len == BLOCK {
-            let b = self.blocks.alloc(ident);
-            self.blocks.set_next(s.tail, b);
-            s.tail = b;
-            s.tail_len = 0;
         }
-        let pos = Blocks::pos(s.tail, s.tail_len);
-        s.tail_len += 1;
-        s.count += 1;
-        self.blocks.set(pos, elem);
         self.count += 1;
-        pos
+        push_into(&mut self.blocks, s, ident, elem)
     }
 
     /// [`Self::append`] into a fully split slot: straight to its sub-list.
@@ -455,8 +463,7 @@ impl Wheel {
             self.slots[id as usize].total() > 0,
             "a split slot is never empty"
         );
-        let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
-        let sub = sub_id(level, e);
+        let sub = sub_id(level, digit_of(elem.offset(), level - 1));
         let sub_was_empty = self.list(sub).count == 0;
         let pos = self.push(sub, elem);
         self.list_mut(sub)
@@ -522,6 +529,16 @@ impl Wheel {
         }
     }
 
+    /// The slab index of the element at `pos` if it is live (`NIL` is never).
+    #[inline]
+    fn live_at<T>(&self, pos: u32, slab: &Slab<T>) -> Option<u32> {
+        if pos == NIL {
+            return None;
+        }
+        let index = self.blocks.get(pos).index();
+        slab.is_linked(index, pos).then_some(index)
+    }
+
     /// Abandons a sweep of list `id` (it is about to be consumed or moved).
     #[inline]
     fn touch(&mut self, id: u32) {
@@ -556,11 +573,23 @@ impl Wheel {
     /// the slab entries ahead. Returns the element and where it was.
     #[inline(always)]
     fn pop_front<T>(&mut self, s: &mut Slot, slab: &Slab<T>) -> (u32, Elem) {
+        self.settle_head(s);
+        self.prefetch_ahead(slab, s, s.head, s.head_pos);
+        let pos = Blocks::pos(s.head, s.head_pos);
+        s.head_pos += 1;
+        s.count -= 1;
+        (pos, self.blocks.get(pos))
+    }
+
+    /// Releases the head blocks list `s` (with `s.count > 0`) has read past,
+    /// so that `(head, head_pos)` names its first element.
+    #[inline(always)]
+    fn settle_head(&mut self, s: &mut Slot) {
         debug_assert!(s.count > 0);
         loop {
             let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
             if s.head_pos < limit {
-                break;
+                return;
             }
             let next = self.blocks.next(s.head);
             debug_assert_ne!(next, NIL, "elements counted past the tail");
@@ -568,11 +597,6 @@ impl Wheel {
             s.head = next;
             s.head_pos = 0;
         }
-        self.prefetch_ahead(slab, s, s.head, s.head_pos);
-        let pos = Blocks::pos(s.head, s.head_pos);
-        s.head_pos += 1;
-        s.count -= 1;
-        (pos, self.blocks.get(pos))
     }
 
     /// Frees a list's blocks.
@@ -600,8 +624,8 @@ impl Wheel {
 
     /// Rewrites list `id` without garbage, preserving order. Recomputes the
     /// list's own minimum (offsets masked to `own_level`) and feeds every
-    /// kept element to `parent_min` (masked to `parent_level`). Returns how
-    /// many elements were dropped.
+    /// kept element to `parent_min` (masked to `parent_level`). Updates the
+    /// counts and returns how many elements were dropped.
     fn compact_list<T>(
         &mut self,
         id: u32,
@@ -611,60 +635,100 @@ impl Wheel {
         slab: &mut Slab<T>,
     ) -> u32 {
         self.touch(id);
-        let mut s = *self.list(id);
+        let s = *self.list(id);
         if s.count == 0 {
             return 0;
         }
-        let (mut rb, mut ri) = (s.head, s.head_pos);
-        let (mut wb, mut wi) = (s.head, 0);
-        let mut kept = 0;
-        loop {
-            let limit = if rb == s.tail { s.tail_len } else { BLOCK };
-            if ri == limit {
-                if rb == s.tail {
-                    break;
+        let mut c = Sweep::start(id, &s);
+        let mut unbounded = u32::MAX;
+        let finished = self.compact_steps(&mut c, &mut unbounded, slab);
+        debug_assert!(finished);
+        let dropped = self.truncate(c);
+        // The kept elements, in order, for the minimums.
+        let s = *self.list(id);
+        let (mut b, mut i, mut first) = (s.head, s.head_pos, true);
+        while b != NIL {
+            let limit = if b == s.tail { s.tail_len } else { BLOCK };
+            while i < limit {
+                let pos = Blocks::pos(b, i);
+                let offset = self.blocks.get(pos).offset();
+                self.list_mut(id)
+                    .note_min(first, offset & mask(own_level), pos);
+                first = false;
+                let key = offset & mask(parent_level);
+                if parent_min.is_none_or(|(m, _)| key < m) {
+                    *parent_min = Some((key, pos));
                 }
-                rb = self.blocks.next(rb);
-                ri = 0;
+                i += 1;
+            }
+            b = self.blocks.next(b);
+            i = 0;
+        }
+        dropped
+    }
+
+    /// Moves live elements of list `c.list` from the read position down to
+    /// the write position, examining at most `budget` elements. Returns
+    /// whether the whole list has been examined. Every step leaves the list
+    /// valid (see [`Sweep`]); minimum positions follow moved elements.
+    fn compact_steps<T>(&mut self, c: &mut Sweep, budget: &mut u32, slab: &mut Slab<T>) -> bool {
+        let s = *self.list(c.list);
+        loop {
+            let limit = if c.rb == s.tail { s.tail_len } else { BLOCK };
+            if c.ri == limit {
+                if c.rb == s.tail {
+                    return true;
+                }
+                c.rb = self.blocks.next(c.rb);
+                c.ri = 0;
                 continue;
             }
-            self.prefetch_ahead(slab, &s, rb, ri);
-            let from = Blocks::pos(rb, ri);
-            ri += 1;
+            if *budget == 0 {
+                return false;
+            }
+            *budget -= 1;
+            self.prefetch_ahead(slab, &s, c.rb, c.ri);
+            let from = Blocks::pos(c.rb, c.ri);
+            c.ri += 1;
             let elem = self.blocks.get(from);
-            if !slab.is_linked(elem.index(), from) {
+            let Some(link) = slab.linked_mut(elem.index(), from) else {
                 continue;
+            };
+            if c.wi == BLOCK {
+                c.wb = self.blocks.next(c.wb);
+                c.wi = 0;
             }
-            if wi == BLOCK {
-                wb = self.blocks.next(wb);
-                wi = 0;
-            }
-            let to = Blocks::pos(wb, wi);
-            wi += 1;
+            let to = Blocks::pos(c.wb, c.wi);
+            c.wi += 1;
+            c.kept += 1;
             if to != from {
+                *link = to;
                 self.blocks.set(to, elem);
-                slab.set_link(elem.index(), to);
+                self.relocate_min(c.list, from, to);
             }
-            s.note_min(kept == 0, elem.offset() & mask(own_level), to);
-            let key = elem.offset() & mask(parent_level);
-            if parent_min.is_none_or(|(m, _)| key < m) {
-                *parent_min = Some((key, to));
-            }
-            kept += 1;
         }
-        let dropped = s.count - kept;
-        if kept == 0 {
-            self.release_list(id);
-            return dropped;
-        }
-        let rest = self.blocks.next(wb);
-        self.blocks.set_next(wb, NIL);
+    }
+
+    /// Ends a compaction whose every element was examined: cuts the list
+    /// after the write position, updates the list's and the wheel's counts,
+    /// and returns how many elements were dropped. A list left empty gives
+    /// its blocks back but keeps its other fields (a split slot's own list
+    /// can empty while its sub-lists remain).
+    fn truncate(&mut self, c: Sweep) -> u32 {
+        let dropped = self.list(c.list).count - c.kept;
+        self.garbage -= dropped as usize;
+        self.count -= dropped as usize;
+        let rest = self.blocks.next(c.wb);
+        self.blocks.set_next(c.wb, NIL);
         self.blocks.release_chain(rest);
-        s.tail = wb;
-        s.tail_len = wi;
-        s.head_pos = 0;
-        s.count = kept;
-        *self.list_mut(id) = s;
+        let s = self.list_mut(c.list);
+        s.tail = c.wb;
+        s.tail_len = c.wi;
+        s.count = c.kept;
+        if c.kept == 0 {
+            let head = s.take_chain();
+            self.blocks.release_chain(head);
+        }
         dropped
     }
 
@@ -673,20 +737,18 @@ impl Wheel {
     fn compact<T>(&mut self, id: u32, slab: &mut Slab<T>) {
         let (level, digit) = (id / SLOTS, id % SLOTS);
         let mut min = None;
-        let mut dropped = self.compact_list(id, level, level, &mut min, slab);
+        self.compact_list(id, level, level, &mut min, slab);
         if level >= FIRST_SPLIT_LEVEL
             && self.splits[(level - FIRST_SPLIT_LEVEL) as usize].digit == digit
         {
             let mut in_subs = 0;
             for e in 0..SLOTS {
                 let sub = sub_id(level, e);
-                dropped += self.compact_list(sub, level - 1, level, &mut min, slab);
+                self.compact_list(sub, level - 1, level, &mut min, slab);
                 in_subs += self.list(sub).count;
             }
             self.slots[id as usize].in_subs = in_subs;
         }
-        self.garbage -= dropped as usize;
-        self.count -= dropped as usize;
         match min {
             None => self.release_slot(id),
             Some((offset, pos)) => {
@@ -713,52 +775,10 @@ impl Wheel {
                     let Some(list) = self.next_sweep_list() else {
                         return;
                     };
-                    let s = self.list(list);
-                    Sweep {
-                        list,
-                        rb: s.head,
-                        ri: s.head_pos,
-                        wb: s.head,
-                        wi: s.head_pos,
-                        kept: 0,
-                    }
+                    Sweep::start(list, self.list(list))
                 }
             };
-            let s = *self.list(c.list);
-            let finished = loop {
-                let limit = if c.rb == s.tail { s.tail_len } else { BLOCK };
-                if c.ri == limit {
-                    if c.rb == s.tail {
-                        break true;
-                    }
-                    c.rb = self.blocks.next(c.rb);
-                    c.ri = 0;
-                    continue;
-                }
-                if budget == 0 {
-                    break false;
-                }
-                budget -= 1;
-                let from = Blocks::pos(c.rb, c.ri);
-                c.ri += 1;
-                let elem = self.blocks.get(from);
-                let Some(link) = slab.linked_mut(elem.index(), from) else {
-                    continue;
-                };
-                if c.wi == BLOCK {
-                    c.wb = self.blocks.next(c.wb);
-                    c.wi = 0;
-                }
-                let to = Blocks::pos(c.wb, c.wi);
-                c.wi += 1;
-                c.kept += 1;
-                if to != from {
-                    *link = to;
-                    self.blocks.set(to, elem);
-                    self.relocate_min(c.list, from, to);
-                }
-            };
-            if finished {
+            if self.compact_steps(&mut c, &mut budget, slab) {
                 self.sweep = None;
                 self.finish_sweep(c, slab);
             } else {
@@ -806,43 +826,19 @@ impl Wheel {
         // A minimum left pointing at garbage must not survive the cut: its
         // position may be reused. Force a rescan instead.
         for id in [Some(c.list), parent].into_iter().flatten() {
-            let pos = self.list(id).min_pos;
-            if pos != NIL && !slab.is_linked(self.blocks.get(pos).index(), pos) {
+            if self.live_at(self.list(id).min_pos, slab).is_none() {
                 self.list_mut(id).min_pos = NIL;
             }
         }
-        let s = *self.list(c.list);
-        let dropped = s.count - c.kept;
-        self.garbage -= dropped as usize;
-        self.count -= dropped as usize;
-        let rest = self.blocks.next(c.wb);
-        self.blocks.set_next(c.wb, NIL);
-        self.blocks.release_chain(rest);
-        let s = self.list_mut(c.list);
-        s.tail = c.wb;
-        s.tail_len = c.wi;
-        s.count = c.kept;
+        let dropped = self.truncate(c);
+        // Only garbage went, so the front (a live element) is unchanged.
         if let Some(parent) = parent {
             self.slots[parent as usize].in_subs -= dropped;
-            if c.kept == 0 {
-                self.release_list(c.list);
-            }
             if self.slots[parent as usize].total() == 0 {
                 self.release_slot(parent);
-                self.front_dirty = true;
             }
         } else if self.slots[c.list as usize].total() == 0 {
             self.release_slot(c.list);
-            self.front_dirty = true;
-        } else if c.kept == 0 {
-            // A split slot whose own list emptied: its sub-lists (and its
-            // counts and minimum) remain; only the list's blocks go.
-            let s = &mut self.slots[c.list as usize];
-            let head = std::mem::replace(&mut s.head, NIL);
-            s.tail = NIL;
-            s.head_pos = 0;
-            s.tail_len = 0;
-            self.blocks.release_chain(head);
         }
     }
 
@@ -868,14 +864,11 @@ impl Wheel {
                 SplitFront::NotSplit => {}
             }
             let s = self.slots[id as usize];
-            if s.min_pos != NIL {
-                let elem = self.blocks.get(s.min_pos);
-                if slab.is_linked(elem.index(), s.min_pos) {
-                    break Some(Front {
-                        when: n.start + s.min_offset,
-                        index: elem.index(),
-                    });
-                }
+            if let Some(index) = self.live_at(s.min_pos, slab) {
+                break Some(Front {
+                    when: n.start + s.min_offset,
+                    index,
+                });
             }
             // The minimum is gone. A big slot is split now, in one pass, so
             // that this and every later rescan only reads its first non-empty
@@ -922,15 +915,9 @@ impl Wheel {
             if s.count == 0 {
                 continue;
             }
-            let live = s.min_pos != NIL && {
-                let elem = self.blocks.get(s.min_pos);
-                slab.is_linked(elem.index(), s.min_pos)
-            };
-            if !live {
+            if self.live_at(s.min_pos, slab).is_none() {
                 let mut ignored = None;
                 let dropped = self.compact_list(sub, n.level - 1, n.level, &mut ignored, slab);
-                self.garbage -= dropped as usize;
-                self.count -= dropped as usize;
                 self.slots[id as usize].in_subs -= dropped;
                 if self.list(sub).count == 0 {
                     continue;
@@ -959,18 +946,9 @@ impl Wheel {
         let mut s = self.slots[id as usize];
         let mut found = None;
         while s.count > 0 {
-            let limit = if s.head == s.tail { s.tail_len } else { BLOCK };
-            if s.head_pos == limit {
-                let next = self.blocks.next(s.head);
-                self.blocks.release(s.head);
-                s.head = next;
-                s.head_pos = 0;
-                continue;
-            }
-            let pos = Blocks::pos(s.head, s.head_pos);
-            let elem = self.blocks.get(pos);
-            if slab.is_linked(elem.index(), pos) {
-                found = Some(elem.index());
+            self.settle_head(&mut s);
+            found = self.live_at(Blocks::pos(s.head, s.head_pos), slab);
+            if found.is_some() {
                 break;
             }
             s.head_pos += 1;
@@ -1113,7 +1091,7 @@ impl Wheel {
                 let when = start + (elem.offset() & mask(level));
                 let to_level = level_for(start, when);
                 debug_assert!(to_level < level);
-                let to_digit = ((when >> (BITS * to_level)) & (SLOTS as u64 - 1)) as u32;
+                let to_digit = digit_of(when, to_level);
                 let moved = Elem::new(elem.index(), when & mask(to_level));
                 *link = self.append(to_level, to_digit, moved);
             }
@@ -1170,8 +1148,7 @@ impl Wheel {
                 }
                 continue;
             };
-            let e = ((elem.offset() >> (BITS * (level - 1))) & (SLOTS as u64 - 1)) as u32;
-            let sub = sub_id(level, e);
+            let sub = sub_id(level, digit_of(elem.offset(), level - 1));
             let sub_was_empty = self.list(sub).count == 0;
             let to = self.push(sub, elem);
             *link = to;
@@ -1183,19 +1160,16 @@ impl Wheel {
             }
         }
         if s.count == 0 {
-            self.blocks.release_chain(s.head);
-            s.head = NIL;
-            s.tail = NIL;
-            s.head_pos = 0;
-            s.tail_len = 0;
+            let head = s.take_chain();
+            self.blocks.release_chain(head);
             self.splits[a].done = true;
         }
         self.slots[id as usize] = s;
         self.count -= dropped as usize;
         self.garbage -= dropped as usize;
         if s.total() == 0 {
+            // Only garbage was left, so the front is unchanged.
             self.release_slot(id);
-            self.front_dirty = true;
         }
     }
 
