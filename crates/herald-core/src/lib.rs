@@ -36,6 +36,7 @@ pub mod fuzzing;
 mod key;
 mod recurrence;
 mod scheduler;
+pub mod selector;
 mod slab;
 mod tick;
 mod wheel;

@@ -1,0 +1,123 @@
+//! `EngineBuilder`.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_core::Scheduler;
+use tokio::sync::{Notify, mpsc};
+
+use super::{Engine, Shared, WheelState, driver};
+use crate::id::IdGenerator;
+use crate::store::Store;
+use crate::transport::PubSubTransport;
+use crate::{Clock, InProcessTransport, MemoryStore, SystemClock};
+
+/// Configures and starts an [`Engine`].
+///
+/// # Examples
+///
+/// ```
+/// use herald::{Engine, InProcessTransport, ManualClock, MemoryStore};
+/// use herald_core::Tick;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let engine = Engine::builder()
+///     .clock(ManualClock::new(Tick::from_millis(0)))
+///     .store(MemoryStore::new())
+///     .transport(InProcessTransport::with_capacity(64))
+///     .build();
+/// # engine.shutdown().await;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct EngineBuilder {
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn Store>,
+    transport: Arc<dyn PubSubTransport>,
+    lease: Duration,
+    single_node: bool,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            store: Arc::new(MemoryStore::new()),
+            transport: Arc::new(InProcessTransport::new()),
+            lease: Duration::from_secs(60),
+            single_node: true,
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The time source (default [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where messages live (default a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Arc::new(store);
+        self
+    }
+
+    /// How runs reach subscribers (default a fresh [`InProcessTransport`]).
+    pub fn transport(mut self, transport: impl PubSubTransport) -> Self {
+        self.transport = Arc::new(transport);
+        self
+    }
+
+    /// How long a claimed run stays claimed before another node (or this
+    /// one, after a restart) may deliver it again. Default 60 s.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Whether this engine is the store's only user (default `true`). A
+    /// single node takes back every claim it finds at start-up (they are
+    /// its own, from before a crash) instead of waiting for their leases.
+    pub fn single_node(mut self, single_node: bool) -> Self {
+        self.single_node = single_node;
+        self
+    }
+
+    /// Starts the engine: spawns its driver on the current tokio runtime,
+    /// which first reloads every unfinished message from the store (runs
+    /// missed while down collapse into one run now; a run that was being
+    /// delivered at a crash is delivered again).
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime.
+    #[track_caller]
+    pub fn build(self) -> Engine {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let now = self.clock.now();
+        let shared = Arc::new(Shared {
+            clock: self.clock,
+            store: self.store,
+            transport: self.transport,
+            ids: IdGenerator::new(),
+            state: Mutex::new(WheelState {
+                wheel: Scheduler::starting_at(now),
+                keys: HashMap::new(),
+                inflight: HashMap::new(),
+                planned_wake: None,
+            }),
+            wake: Notify::new(),
+            commands: tx.clone(),
+            shut: AtomicBool::new(false),
+            lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
+        });
+        tokio::spawn(driver::run(shared.clone(), rx, self.single_node));
+        Engine {
+            shared,
+            _last_clone: Arc::new(super::StopOnDrop(tx)),
+        }
+    }
+}

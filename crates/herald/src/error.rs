@@ -1,0 +1,145 @@
+//! The engine's one error type, carrying Backendless's codes and messages.
+
+use std::fmt;
+
+use herald_core::selector::SelectorError;
+
+use crate::store::StoreError;
+
+/// Everything an [`Engine`](crate::Engine) call can fail with.
+///
+/// Validation errors carry the Backendless error [`code`](Self::code) and the
+/// exact [`message`](Self::message) a Backendless client expects; `Display`
+/// prints that message. A failed validation stores nothing.
+///
+/// | code | variant |
+/// |---|---|
+/// | 5003 | [`InvalidPublishAt`](Self::InvalidPublishAt) |
+/// | 5007 | [`InvalidRepeatExpiresAt`](Self::InvalidRepeatExpiresAt) |
+/// | 5008 | [`InvalidRepeatEvery`](Self::InvalidRepeatEvery) |
+/// | 5009 | [`InvalidCron`](Self::InvalidCron) |
+/// | 5010 | [`InvalidChannel`](Self::InvalidChannel) |
+/// | 5011 | [`InvalidPolicy`](Self::InvalidPolicy) |
+/// | 5012 | [`InvalidSelector`](Self::InvalidSelector) |
+/// | 5013 | [`InvalidOptions`](Self::InvalidOptions) (Herald's: a malformed field outside the table) |
+/// | 5040 | [`NotCancellable`](Self::NotCancellable) |
+/// | 5090 | [`Store`](Self::Store) (Herald's) |
+/// | 5091 | [`ShutDown`](Self::ShutDown) (Herald's) |
+///
+/// # Examples
+///
+/// ```
+/// use herald::Error;
+///
+/// let err = Error::InvalidPublishAt;
+/// assert_eq!(err.code(), 5003);
+/// assert_eq!(err.to_string(), "Invalid publishAt date in the delivery options.");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// `publishAt` is not a number, negative, or more than 1 s in the past.
+    InvalidPublishAt,
+    /// `repeatExpiresAt` is not a number, in the past, or before `publishAt`.
+    InvalidRepeatExpiresAt,
+    /// `repeatEvery` is below 1, not an integer, or given with `repeatCron`.
+    InvalidRepeatEvery,
+    /// `repeatCron` (or its `timeZone`) does not parse, or never fires.
+    InvalidCron {
+        /// What exactly was wrong, for logs and humans.
+        reason: String,
+    },
+    /// The channel name is empty, contains `/`, or is over 255 bytes.
+    InvalidChannel,
+    /// `publishPolicy` or `pushBroadcast` (or `pushSinglecast`) does not parse.
+    InvalidPolicy,
+    /// A subscription selector (or a `segmentQuery`) does not parse.
+    InvalidSelector(SelectorError),
+    /// A field outside Backendless's table is malformed (for example
+    /// `headers` that is not an object). Herald's code 5013.
+    InvalidOptions {
+        /// The offending field's wire name.
+        field: &'static str,
+    },
+    /// Cancel of a message that is not scheduled: unknown, already
+    /// published, failed or cancelled.
+    NotCancellable,
+    /// The store failed; nothing was acknowledged.
+    Store(StoreError),
+    /// The engine has been shut down.
+    ShutDown,
+}
+
+impl Error {
+    /// The Backendless error code (Herald's own in the 5013 and 509x range
+    /// where Backendless publishes none).
+    pub fn code(&self) -> u32 {
+        match self {
+            Self::InvalidPublishAt => 5003,
+            Self::InvalidRepeatExpiresAt => 5007,
+            Self::InvalidRepeatEvery => 5008,
+            Self::InvalidCron { .. } => 5009,
+            Self::InvalidChannel => 5010,
+            Self::InvalidPolicy => 5011,
+            Self::InvalidSelector(_) => 5012,
+            Self::InvalidOptions { .. } => 5013,
+            Self::NotCancellable => 5040,
+            Self::Store(_) => 5090,
+            Self::ShutDown => 5091,
+        }
+    }
+
+    /// Whether this is the caller's fault (a validation error or a bad
+    /// cancel), as opposed to the engine's (store failure, shut down). A
+    /// server answers the first kind with 400.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Self::Store(_) | Self::ShutDown)
+    }
+
+    /// The message a Backendless client expects, exactly.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPublishAt => f.write_str("Invalid publishAt date in the delivery options."),
+            Self::InvalidRepeatExpiresAt => {
+                f.write_str("Invalid repeatExpiresAt date in delivery options.")
+            }
+            Self::InvalidRepeatEvery => f.write_str("Invalid repeatEvery value in delivery options."),
+            Self::InvalidCron { .. } => f.write_str("Invalid cron expression in delivery options."),
+            Self::InvalidChannel => f.write_str("Invalid channel name."),
+            Self::InvalidPolicy => f.write_str("Invalid publishPolicy / pushBroadcast value."),
+            Self::InvalidSelector(e) => write!(f, "Invalid selector: {e}"),
+            Self::InvalidOptions { field } => write!(f, "Invalid {field} value in publish options."),
+            Self::NotCancellable => f.write_str("Message has already been canceled or does not exist."),
+            Self::Store(e) => write!(f, "Message store failure: {e}"),
+            Self::ShutDown => f.write_str("The messaging engine is shut down."),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidSelector(e) => Some(e),
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<SelectorError> for Error {
+    fn from(e: SelectorError) -> Self {
+        Self::InvalidSelector(e)
+    }
+}
