@@ -1,1 +1,19 @@
-//! Test support for Herald.
+//! Test support for Herald (not published).
+//!
+//! * [`store_conformance`]: the checks every [`Store`](herald::Store)
+//!   implementation must pass, and the [`store_conformance_tests!`] macro
+//!   that turns them into one `#[tokio::test]` each for a given store.
+//! * Re-exports [`ManualClock`](herald::ManualClock), the clock tests drive
+//!   by hand.
+//!
+//! # Example
+//!
+//! ```ignore
+//! // In a store crate's tests/store_conformance.rs:
+//! herald_testkit::store_conformance_tests!(async { my_crate::MyStore::open_temp().await });
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod store_conformance;
+
+pub use herald::ManualClock;

@@ -55,7 +55,9 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Tick {
-        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         Tick::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
@@ -99,7 +101,9 @@ impl ManualClock {
 
     /// A clock showing the given UTC time.
     pub fn at(start: chrono::DateTime<chrono::Utc>) -> Self {
-        Self::new(Tick::from_millis(u64::try_from(start.timestamp_millis()).unwrap_or(0)))
+        Self::new(Tick::from_millis(
+            u64::try_from(start.timestamp_millis()).unwrap_or(0),
+        ))
     }
 
     /// Moves the clock forward by `by` (whole ms).
@@ -116,7 +120,9 @@ impl ManualClock {
 
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManualClock").field("now", &*self.now.borrow()).finish()
+        f.debug_struct("ManualClock")
+            .field("now", &*self.now.borrow())
+            .finish()
     }
 }
 
@@ -130,7 +136,11 @@ impl Clock for ManualClock {
         Box::pin(async move {
             // The sender lives as long as any clone of the clock; if it is
             // gone, time has stopped and the sleep never ends.
-            if rx.wait_for(|&now| now >= deadline.as_millis()).await.is_err() {
+            if rx
+                .wait_for(|&now| now >= deadline.as_millis())
+                .await
+                .is_err()
+            {
                 std::future::pending::<()>().await;
             }
         })

@@ -105,17 +105,25 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidPublishAt => f.write_str("Invalid publishAt date in the delivery options."),
+            Self::InvalidPublishAt => {
+                f.write_str("Invalid publishAt date in the delivery options.")
+            }
             Self::InvalidRepeatExpiresAt => {
                 f.write_str("Invalid repeatExpiresAt date in delivery options.")
             }
-            Self::InvalidRepeatEvery => f.write_str("Invalid repeatEvery value in delivery options."),
+            Self::InvalidRepeatEvery => {
+                f.write_str("Invalid repeatEvery value in delivery options.")
+            }
             Self::InvalidCron { .. } => f.write_str("Invalid cron expression in delivery options."),
             Self::InvalidChannel => f.write_str("Invalid channel name."),
             Self::InvalidPolicy => f.write_str("Invalid publishPolicy / pushBroadcast value."),
             Self::InvalidSelector(e) => write!(f, "Invalid selector: {e}"),
-            Self::InvalidOptions { field } => write!(f, "Invalid {field} value in publish options."),
-            Self::NotCancellable => f.write_str("Message has already been canceled or does not exist."),
+            Self::InvalidOptions { field } => {
+                write!(f, "Invalid {field} value in publish options.")
+            }
+            Self::NotCancellable => {
+                f.write_str("Message has already been canceled or does not exist.")
+            }
             Self::Store(e) => write!(f, "Message store failure: {e}"),
             Self::ShutDown => f.write_str("The messaging engine is shut down."),
         }

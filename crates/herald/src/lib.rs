@@ -57,7 +57,8 @@ pub use message::{DeliveredMessage, Envelope};
 pub use options::{DeliveryOptions, PublishOptions, PublishPolicy, PublishRequest, PushBroadcast};
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{
-    CancelOutcome, Claim, Completion, MemoryStore, Next, Record, RunState, Store, StoreError, StoreFuture,
+    CancelOutcome, Claim, Completion, MemoryStore, Next, Record, RunState, Store, StoreError,
+    StoreFuture,
 };
 pub use transport::{
     InProcessTransport, Lagged, PubSubTransport, Subscription, SubscriptionStream, TransportError,

@@ -70,7 +70,10 @@ pub struct DeliveredMessage {
 impl DeliveredMessage {
     /// A run of `envelope` delivered at `timestamp`.
     pub fn new(envelope: Arc<Envelope>, timestamp: Tick) -> Self {
-        Self { envelope, timestamp }
+        Self {
+            envelope,
+            timestamp,
+        }
     }
 
     /// The message id (the same for every run).
@@ -149,7 +152,10 @@ impl serde::Serialize for DeliveredMessage {
         m.serialize_entry("subtopic", &e.publish.subtopic)?;
         m.serialize_entry("headers", &e.publish.headers)?;
         m.serialize_entry("publishAt", &ms(d.publish_at))?;
-        m.serialize_entry("repeatEvery", &d.repeat_every.map_or(0, |r| r.num_seconds()))?;
+        m.serialize_entry(
+            "repeatEvery",
+            &d.repeat_every.map_or(0, |r| r.num_seconds()),
+        )?;
         m.serialize_entry("repeatExpiresAt", &ms(d.repeat_expires_at))?;
         m.serialize_entry("pushSinglecast", &None::<()>)?;
         m.serialize_entry("pushBroadcast", &None::<()>)?;

@@ -301,7 +301,10 @@ impl PublishOptions {
             m.insert("publisherId".into(), p.clone().into());
         }
         if !self.headers.is_empty() {
-            let h = self.headers.iter().map(|(k, v)| (k.clone(), Value::from(v.clone())));
+            let h = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())));
             m.insert("headers".into(), Value::Object(h.collect()));
         }
         if let Some(s) = &self.subtopic {
@@ -343,7 +346,9 @@ impl DeliveryOptions {
             (None, Some(_)) => return Err(Error::InvalidPolicy),
             (None, None) => PublishPolicy::Pubsub,
         };
-        let push_broadcast = get("pushBroadcast").map(PushBroadcast::from_json).transpose()?;
+        let push_broadcast = get("pushBroadcast")
+            .map(PushBroadcast::from_json)
+            .transpose()?;
         let push_singlecast = match get("pushSinglecast") {
             None => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
@@ -360,9 +365,15 @@ impl DeliveryOptions {
                 Selector::parse(s)?;
                 Some(s.clone())
             }
-            Some(_) => return Err(Error::InvalidOptions { field: "segmentQuery" }),
+            Some(_) => {
+                return Err(Error::InvalidOptions {
+                    field: "segmentQuery",
+                });
+            }
         };
-        let publish_at = get("publishAt").map(|v| epoch_ms(v, Error::InvalidPublishAt)).transpose()?;
+        let publish_at = get("publishAt")
+            .map(|v| epoch_ms(v, Error::InvalidPublishAt))
+            .transpose()?;
         let repeat_expires_at = get("repeatExpiresAt")
             .map(|v| epoch_ms(v, Error::InvalidRepeatExpiresAt))
             .transpose()?;
@@ -582,7 +593,13 @@ mod tests {
             let o = DeliveryOptions::from_json(&json!({ "pushBroadcast": v })).unwrap();
             assert_eq!(o.push_broadcast.unwrap().bits(), bits, "{v}");
         }
-        for bad in [json!(16), json!(""), json!("IOS|"), json!("MAC"), json!(1.5)] {
+        for bad in [
+            json!(16),
+            json!(""),
+            json!("IOS|"),
+            json!("MAC"),
+            json!(1.5),
+        ] {
             let e = DeliveryOptions::from_json(&json!({ "pushBroadcast": bad })).unwrap_err();
             assert_eq!(e.code(), 5011, "{bad}");
         }
@@ -609,7 +626,8 @@ mod tests {
             let e = DeliveryOptions::from_json(&body).unwrap_err();
             assert_eq!(e.code(), code, "{body}");
         }
-        let ok = DeliveryOptions::from_json(&json!({"publishAt": 1.7e12, "repeatEvery": 3.0})).unwrap();
+        let ok =
+            DeliveryOptions::from_json(&json!({"publishAt": 1.7e12, "repeatEvery": 3.0})).unwrap();
         assert_eq!(ok.publish_at.unwrap().timestamp_millis(), 1_700_000_000_000);
         assert_eq!(ok.repeat_every, Some(TimeDelta::seconds(3)));
     }

@@ -66,7 +66,9 @@ impl DeliveryCounts {
         self.pubsub = self.pubsub.saturating_add(other.pubsub);
         self.push_sent = self.push_sent.saturating_add(other.push_sent);
         self.push_failed = self.push_failed.saturating_add(other.push_failed);
-        self.push_invalid_tokens = self.push_invalid_tokens.saturating_add(other.push_invalid_tokens);
+        self.push_invalid_tokens = self
+            .push_invalid_tokens
+            .saturating_add(other.push_invalid_tokens);
     }
 }
 

@@ -21,7 +21,11 @@ const RELOAD_PAGE: usize = 10_000;
 /// How long to wait before retrying after a store failure.
 const RETRY: Duration = Duration::from_millis(200);
 
-pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>, single_node: bool) {
+pub(crate) async fn run(
+    sh: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    single_node: bool,
+) {
     reload(&sh, single_node).await;
     let mut settles = Vec::new();
     let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
@@ -114,7 +118,10 @@ async fn reload(sh: &Shared, single_node: bool) {
         }
     }
     if loaded > 0 || released > 0 {
-        info!(loaded, released, "reloaded scheduled messages from the store");
+        info!(
+            loaded,
+            released, "reloaded scheduled messages from the store"
+        );
     }
 }
 
@@ -155,7 +162,10 @@ struct Firing {
 async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
     let claims = fired
         .iter()
-        .map(|(_, r)| Claim { id: r.id, due: r.due })
+        .map(|(_, r)| Claim {
+            id: r.id,
+            due: r.due,
+        })
         .collect();
     let lease_until = now.saturating_add_millis(sh.lease_ms);
     let claimed = match sh.store.claim(claims, lease_until).await {
@@ -210,7 +220,9 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
     {
         let mut st = sh.lock();
         for f in &mut runs {
-            let Some(state) = st.inflight.get_mut(&f.run.id) else { continue };
+            let Some(state) = st.inflight.get_mut(&f.run.id) else {
+                continue;
+            };
             if state.cancelled {
                 continue;
             }

@@ -18,8 +18,8 @@ use crate::id::IdGenerator;
 use crate::store::{CancelOutcome, Completion, Next, Record, RunState, Store};
 use crate::transport::{PubSubTransport, Subscription};
 use crate::{
-    Clock, DeliveredMessage, DeliveryCounts, DeliveryOptions, Envelope, Error, MessageId, MessageStatus,
-    PublishOptions, PublishRequest, PublishStatus,
+    Clock, DeliveredMessage, DeliveryCounts, DeliveryOptions, Envelope, Error, MessageId,
+    MessageStatus, PublishOptions, PublishRequest, PublishStatus,
 };
 
 pub use builder::EngineBuilder;
@@ -262,7 +262,11 @@ impl Engine {
     /// # Errors
     ///
     /// As [`publish`](Self::publish).
-    pub async fn publish_request(&self, channel: &str, request: PublishRequest) -> Result<MessageStatus, Error> {
+    pub async fn publish_request(
+        &self,
+        channel: &str,
+        request: PublishRequest,
+    ) -> Result<MessageStatus, Error> {
         self.publish(channel, request.message, request.publish, request.delivery)
             .await
     }
@@ -397,7 +401,9 @@ pub(crate) fn deliver(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
         let msg = DeliveredMessage::new(envelope.clone(), now);
         match sh.transport.publish(&msg) {
             Ok(n) => counts.pubsub = n,
-            Err(e) => tracing::warn!(message_id = %envelope.id, error = %e, "pub/sub delivery failed"),
+            Err(e) => {
+                tracing::warn!(message_id = %envelope.id, error = %e, "pub/sub delivery failed")
+            }
         }
     }
     counts

@@ -27,7 +27,9 @@ pub(crate) fn check_channel(channel: &str) -> Result<(), Error> {
 }
 
 fn tick_of(t: DateTime<Utc>, err: fn() -> Error) -> Result<Tick, Error> {
-    u64::try_from(t.timestamp_millis()).map(Tick::from_millis).map_err(|_| err())
+    u64::try_from(t.timestamp_millis())
+        .map(Tick::from_millis)
+        .map_err(|_| err())
 }
 
 /// The repetition rule of `delivery`, if it repeats.
@@ -42,17 +44,22 @@ pub(crate) fn recurrence_of(delivery: &DeliveryOptions) -> Result<Option<Recurre
         }
         let tz = match &delivery.time_zone {
             None => chrono_tz::UTC,
-            Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| Error::InvalidCron {
-                reason: format!("unknown time zone `{name}`"),
-            })?,
+            Some(name) => name
+                .parse::<chrono_tz::Tz>()
+                .map_err(|_| Error::InvalidCron {
+                    reason: format!("unknown time zone `{name}`"),
+                })?,
         };
         return Recurrence::cron(cron, tz, expires)
             .map(Some)
-            .map_err(|e| Error::InvalidCron { reason: e.to_string() });
+            .map_err(|e| Error::InvalidCron {
+                reason: e.to_string(),
+            });
     }
     if let Some(every) = delivery.repeat_every {
         let secs = every.num_seconds();
-        if secs < 1 || every.subsec_nanos() != 0 || secs as u64 > crate::options::MAX_REPEAT_SECONDS {
+        if secs < 1 || every.subsec_nanos() != 0 || secs as u64 > crate::options::MAX_REPEAT_SECONDS
+        {
             return Err(Error::InvalidRepeatEvery);
         }
         return Recurrence::every(secs as u64 * 1_000, expires)
@@ -90,9 +97,11 @@ pub(crate) fn plan(delivery: &DeliveryOptions, now: Tick) -> Result<Plan, Error>
         None => Ok(Plan { first: Some(start) }),
         Some(rule @ Recurrence::Cron { .. }) => {
             // The first occurrence at or after the start.
-            let first = rule.next_after(start.saturating_sub_millis(1)).ok_or_else(|| Error::InvalidCron {
-                reason: "the rule has no run after the publish time (before it expires)".into(),
-            })?;
+            let first = rule
+                .next_after(start.saturating_sub_millis(1))
+                .ok_or_else(|| Error::InvalidCron {
+                    reason: "the rule has no run after the publish time (before it expires)".into(),
+                })?;
             Ok(Plan { first: Some(first) })
         }
         Some(_) => Ok(Plan { first: Some(start) }),

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald_core::Tick;
 
-use super::{CancelOutcome, Claim, Completion, Next, Record, RunState, Store, StoreError, StoreFuture};
+use super::{
+    CancelOutcome, Claim, Completion, Next, Record, RunState, Store, StoreError, StoreFuture,
+};
 use crate::{Envelope, MessageId};
 
 const SHARDS: usize = 16;
@@ -91,8 +93,14 @@ impl Shard {
     fn finish(&mut self, id: MessageId, retain: usize) {
         self.finished.push_back(id);
         while self.finished.len() > retain {
-            let Some(old) = self.finished.pop_front() else { break };
-            if self.records.get(&old).is_some_and(|r| r.state.is_finished()) {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if self
+                .records
+                .get(&old)
+                .is_some_and(|r| r.state.is_finished())
+            {
                 self.records.remove(&old);
             }
         }
@@ -122,7 +130,11 @@ impl Store for MemoryStore {
         ready(Ok(self.shard(id).records.get(&id).cloned()))
     }
 
-    fn claim(&self, claims: Vec<Claim>, lease_until: Tick) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+    fn claim(
+        &self,
+        claims: Vec<Claim>,
+        lease_until: Tick,
+    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
         let out = claims
             .into_iter()
             .map(|c| {
@@ -143,7 +155,9 @@ impl Store for MemoryStore {
     fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()> {
         for c in completions {
             let mut shard = self.shard(c.id);
-            let Some(r) = shard.records.get_mut(&c.id) else { continue };
+            let Some(r) = shard.records.get_mut(&c.id) else {
+                continue;
+            };
             r.counts.add(&c.counts);
             match &r.state {
                 RunState::Firing { due, .. } if *due == c.due => {}

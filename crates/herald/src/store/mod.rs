@@ -65,7 +65,10 @@ impl RunState {
 
     /// Whether no more runs will happen (published, failed or cancelled).
     pub fn is_finished(&self) -> bool {
-        matches!(self, Self::Published | Self::Failed { .. } | Self::Cancelled)
+        matches!(
+            self,
+            Self::Published | Self::Failed { .. } | Self::Cancelled
+        )
     }
 }
 
@@ -203,7 +206,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>>;
 
     /// Claims the given runs; one result per claim, in order.
-    fn claim(&self, claims: Vec<Claim>, lease_until: Tick) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>>;
+    fn claim(
+        &self,
+        claims: Vec<Claim>,
+        lease_until: Tick,
+    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>>;
 
     /// Records delivered runs.
     fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()>;
@@ -225,7 +232,11 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         (**self).get(id)
     }
-    fn claim(&self, claims: Vec<Claim>, lease_until: Tick) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+    fn claim(
+        &self,
+        claims: Vec<Claim>,
+        lease_until: Tick,
+    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
         (**self).claim(claims, lease_until)
     }
     fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()> {

@@ -81,14 +81,17 @@ impl InProcessTransport {
         if let Some(c) = read(&self.channels).get(name) {
             return c.clone();
         }
-        write(&self.channels).entry(name.to_owned()).or_default().clone()
+        write(&self.channels)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// How many live subscriptions `channel` has.
     pub fn subscriber_count(&self, channel: &str) -> usize {
-        read(&self.channels)
-            .get(channel)
-            .map_or(0, |c| read(&c.subs).iter().filter(|q| !q.is_closed()).count())
+        read(&self.channels).get(channel).map_or(0, |c| {
+            read(&c.subs).iter().filter(|q| !q.is_closed()).count()
+        })
     }
 }
 
@@ -117,7 +120,11 @@ impl PubSubTransport for InProcessTransport {
         Ok(delivered)
     }
 
-    fn subscribe(&self, channel: &str, selector: Option<Selector>) -> Result<Subscription, TransportError> {
+    fn subscribe(
+        &self,
+        channel: &str,
+        selector: Option<Selector>,
+    ) -> Result<Subscription, TransportError> {
         let ch = self.channel(channel);
         let q = Arc::new(Queue::new(selector, self.capacity, ch.dead.clone()));
         write(&ch.subs).push(q.clone());

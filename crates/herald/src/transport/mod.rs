@@ -38,7 +38,11 @@ pub trait PubSubTransport: Send + Sync + fmt::Debug + 'static {
     fn publish(&self, message: &DeliveredMessage) -> Result<u64, TransportError>;
 
     /// Opens a subscription to `channel`, filtered by `selector` if given.
-    fn subscribe(&self, channel: &str, selector: Option<Selector>) -> Result<Subscription, TransportError>;
+    fn subscribe(
+        &self,
+        channel: &str,
+        selector: Option<Selector>,
+    ) -> Result<Subscription, TransportError>;
 
     /// Ends every subscription of `channel` and forgets it.
     fn delete_channel(&self, channel: &str) -> bool;
@@ -51,7 +55,11 @@ impl<T: PubSubTransport + ?Sized> PubSubTransport for Arc<T> {
     fn publish(&self, message: &DeliveredMessage) -> Result<u64, TransportError> {
         (**self).publish(message)
     }
-    fn subscribe(&self, channel: &str, selector: Option<Selector>) -> Result<Subscription, TransportError> {
+    fn subscribe(
+        &self,
+        channel: &str,
+        selector: Option<Selector>,
+    ) -> Result<Subscription, TransportError> {
         (**self).subscribe(channel, selector)
     }
     fn delete_channel(&self, channel: &str) -> bool {

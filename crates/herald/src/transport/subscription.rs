@@ -85,7 +85,10 @@ impl Subscription {
     }
 
     /// Polls for the next run.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<DeliveredMessage, Lagged>>> {
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<DeliveredMessage, Lagged>>> {
         match &mut self.inner {
             Inner::Local(q) => q.poll_pop(cx),
             Inner::Stream(s) => s.as_mut().poll_next(cx),
@@ -158,7 +161,9 @@ impl Queue {
 
     /// Whether this run is for this subscription.
     pub(crate) fn wants(&self, msg: &DeliveredMessage) -> bool {
-        self.selector.as_ref().is_none_or(|s| s.matches(msg.headers()))
+        self.selector
+            .as_ref()
+            .is_none_or(|s| s.matches(msg.headers()))
     }
 
     /// Appends a run, dropping the oldest if full. Returns false if the
