@@ -42,6 +42,8 @@
 mod clock;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod message;
 mod options;

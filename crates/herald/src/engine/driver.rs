@@ -193,13 +193,20 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             continue;
         };
         let (next, repeating) = match recurrence_of(&envelope.delivery) {
-            Ok(Some(rule)) => {
-                let resume = rule.resume(run.due, now);
-                if resume.missed > 0 {
+            Ok(Some(rule)) => match rule.next_after(run.due) {
+                // On time: the next run keeps the rule's grid (no drift from
+                // the ms this run was late).
+                Some(next) if next > now => (Some(next), true),
+                None => (None, true),
+                // Late by a period or more (a busy driver, or a restart):
+                // this run stands in for the missed ones and the rule
+                // continues after now (`Recurrence::resume`).
+                Some(_) => {
+                    let resume = rule.resume(run.due, now);
                     info!(message_id = %run.id, missed = resume.missed, "missed runs collapsed into one");
+                    (resume.next, true)
                 }
-                (resume.next, true)
-            }
+            },
             Ok(None) => (None, false),
             Err(e) => {
                 warn!(message_id = %run.id, error = %e, "stored repeat rule no longer valid; firing once");

@@ -25,6 +25,12 @@ use crate::{
 pub use builder::EngineBuilder;
 pub(crate) use validate::recurrence_of;
 
+/// Runs the publish-time validation (for the fuzz targets).
+#[cfg_attr(not(fuzzing), allow(dead_code))]
+pub(crate) fn plan_for_fuzzing(delivery: &DeliveryOptions, now: Tick) -> Result<(), Error> {
+    validate::plan(delivery, now).map(drop)
+}
+
 /// Herald's messaging engine: Backendless Messaging semantics on a
 /// `herald-core` scheduler.
 ///
