@@ -45,8 +45,3 @@ pub use key::Key;
 pub use recurrence::{Recurrence, RecurrenceError, Resume};
 pub use scheduler::Scheduler;
 pub use tick::Tick;
-
-/// The README's embedding example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

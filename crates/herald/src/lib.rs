@@ -65,3 +65,9 @@ pub use store::{
 pub use transport::{
     InProcessTransport, Lagged, PubSubTransport, Subscription, SubscriptionStream, TransportError,
 };
+
+/// The README's embedding examples (engine and scheduler), compiled and run
+/// as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
