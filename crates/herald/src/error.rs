@@ -5,6 +5,7 @@ use std::fmt;
 use herald_core::selector::SelectorError;
 
 use crate::store::StoreError;
+use crate::transport::TransportError;
 
 /// Everything an [`Engine`](crate::Engine) call can fail with.
 ///
@@ -25,6 +26,7 @@ use crate::store::StoreError;
 /// | 5040 | [`NotCancellable`](Self::NotCancellable) |
 /// | 5090 | [`Store`](Self::Store) (Herald's) |
 /// | 5091 | [`ShutDown`](Self::ShutDown) (Herald's) |
+/// | 5092 | [`Transport`](Self::Transport) (Herald's) |
 ///
 /// # Examples
 ///
@@ -68,6 +70,8 @@ pub enum Error {
     Store(StoreError),
     /// The engine has been shut down.
     ShutDown,
+    /// The pub/sub transport failed (a remote bus unreachable, say).
+    Transport(TransportError),
 }
 
 impl Error {
@@ -86,6 +90,7 @@ impl Error {
             Self::NotCancellable => 5040,
             Self::Store(_) => 5090,
             Self::ShutDown => 5091,
+            Self::Transport(_) => 5092,
         }
     }
 
@@ -93,7 +98,7 @@ impl Error {
     /// cancel), as opposed to the engine's (store failure, shut down). A
     /// server answers the first kind with 400.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Self::Store(_) | Self::ShutDown)
+        !matches!(self, Self::Store(_) | Self::ShutDown | Self::Transport(_))
     }
 
     /// The message a Backendless client expects, exactly.
@@ -126,6 +131,7 @@ impl fmt::Display for Error {
             }
             Self::Store(e) => write!(f, "Message store failure: {e}"),
             Self::ShutDown => f.write_str("The messaging engine is shut down."),
+            Self::Transport(e) => write!(f, "Message transport failure: {e}"),
         }
     }
 }
@@ -135,6 +141,7 @@ impl std::error::Error for Error {
         match self {
             Self::InvalidSelector(e) => Some(e),
             Self::Store(e) => Some(e),
+            Self::Transport(e) => Some(e),
             _ => None,
         }
     }
@@ -143,6 +150,12 @@ impl std::error::Error for Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
+    }
+}
+
+impl From<TransportError> for Error {
+    fn from(e: TransportError) -> Self {
+        Self::Transport(e)
     }
 }
 

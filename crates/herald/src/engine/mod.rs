@@ -319,7 +319,7 @@ impl Engine {
         }
         match sh.store.cancel(mid).await? {
             CancelOutcome::Cancelled(record) => {
-                info!(message_id = %mid, "cancelled");
+                info!(message_id = %mid, channel = %record.envelope.channel, "cancelled");
                 Ok(record.status())
             }
             CancelOutcome::Finished(_) | CancelOutcome::NotFound => Err(Error::NotCancellable),
@@ -343,10 +343,9 @@ impl Engine {
             .filter(|s| !s.trim().is_empty())
             .map(Selector::parse)
             .transpose()?;
-        self.shared
-            .transport
-            .subscribe(channel, selector)
-            .map_err(|e| Error::Store(crate::StoreError::Other(e.into())))
+        let sub = self.shared.transport.subscribe(channel, selector)?;
+        debug!(channel, "subscribed");
+        Ok(sub)
     }
 
     /// Deletes `channel`: its subscriptions end. Messages scheduled for it
@@ -381,8 +380,9 @@ impl Engine {
         }
     }
 
-    /// Stops the driver, waits for the run it is delivering (if any), and
-    /// ends every subscription. Later calls fail with [`Error::ShutDown`].
+    /// Stops the driver, waits for the run it is delivering (if any), ends
+    /// every subscription and closes the store ([`Store::close`]: a durable
+    /// store flushes). Later calls fail with [`Error::ShutDown`].
     /// Scheduled messages stay in the store (a durable store keeps them for
     /// the next start).
     pub async fn shutdown(&self) {
@@ -393,6 +393,9 @@ impl Engine {
         }
         for ch in self.shared.transport.channels() {
             self.shared.transport.delete_channel(&ch);
+        }
+        if let Err(e) = self.shared.store.close().await {
+            tracing::warn!(error = %e, "store failed to close cleanly");
         }
     }
 }
@@ -406,7 +409,10 @@ pub(crate) fn deliver(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
     if envelope.delivery.publish_policy.includes_pubsub() {
         let msg = DeliveredMessage::new(envelope.clone(), now);
         match sh.transport.publish(&msg) {
-            Ok(n) => counts.pubsub = n,
+            Ok(n) => {
+                counts.pubsub = n;
+                debug!(message_id = %envelope.id, channel = %envelope.channel, subscriptions = n, "delivered");
+            }
             Err(e) => {
                 tracing::warn!(message_id = %envelope.id, error = %e, "pub/sub delivery failed")
             }

@@ -192,6 +192,10 @@ pub enum StoreError {
 /// * [`pending`](Self::pending) lists unfinished records (`Scheduled` and
 ///   `Firing`), ordered by id, after the given id, at most `limit` of them:
 ///   the engine pages through it at start-up to rebuild its wheel.
+/// * [`close`](Self::close) is called once, by `Engine::shutdown`, after
+///   the driver stopped: flush what is buffered and release resources.
+///   Calls after it may fail with [`StoreError::Closed`]. The default does
+///   nothing.
 /// * [`release_expired`](Self::release_expired) moves every `Firing` whose
 ///   lease ends before `before` back to `Scheduled` at the same `due`, so
 ///   the run is delivered again (at-least-once), and returns how many.
@@ -223,6 +227,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Returns expired claims to `Scheduled`; how many.
     fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64>;
+
+    /// Flushes and releases resources at shutdown.
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -250,5 +259,8 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64> {
         (**self).release_expired(before)
+    }
+    fn close(&self) -> StoreFuture<'_, ()> {
+        (**self).close()
     }
 }
