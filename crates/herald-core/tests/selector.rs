@@ -827,6 +827,47 @@ fn nesting_limit() {
 }
 
 #[test]
+fn deepest_selectors_fit_a_small_stack() {
+    // Parsing uses no recursion; evaluation, Display, Debug, equality and
+    // drop recurse once or twice per level, bounded by MAX_DEPTH. 1 MiB is
+    // twice what an unoptimised build needs (a release build needs about
+    // 128 KiB).
+    let half = Selector::MAX_DEPTH / 2;
+    let shapes = [
+        format!("{}a = 1{}", "(".repeat(2 * half), ")".repeat(2 * half)),
+        format!("{}a = 1", "NOT ".repeat(2 * half)),
+        format!("{}a = 1{}", "NOT (".repeat(half), ")".repeat(half)),
+        format!(
+            "{}a = 1{}",
+            "(a = 1 OR (b = 1 AND ".repeat(half),
+            "))".repeat(half)
+        ),
+        format!(
+            "{}a = 1{}",
+            "NOT (b = 1 AND ".repeat(half),
+            ")".repeat(half)
+        ),
+    ];
+    let worker = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            let mut results = Vec::new();
+            for src in shapes {
+                let s = sel(&src);
+                results.push(s.evaluate(&[("a", "1"), ("b", "1")]));
+                let again = sel(&s.to_string());
+                assert_eq!(again, s.clone());
+                assert!(format!("{s:?}").len() > src.len());
+            }
+            results
+        })
+        .expect("spawn");
+    // The last shape alternates F, T, F... from the inside out: 128 levels
+    // end on TRUE.
+    assert_eq!(worker.join().expect("no overflow"), [T, T, T, T, T]);
+}
+
+#[test]
 fn length_limit() {
     let filler = |n: usize| format!("a = '{}'", "x".repeat(n - 6));
     let at_limit = filler(Selector::MAX_LEN);

@@ -155,8 +155,11 @@ impl Expr {
     fn fmt_child(&self, f: &mut fmt::Formatter<'_>, parenthesize_and: bool) -> fmt::Result {
         let wrap =
             matches!(self, Self::Or(_)) || (parenthesize_and && matches!(self, Self::And(_)));
+        // Plain writes, not `write!`: keeps each level of recursion cheap.
         if wrap {
-            write!(f, "({self})")
+            f.write_char('(')?;
+            self.fmt(f)?;
+            f.write_char(')')
         } else {
             self.fmt(f)
         }

@@ -102,7 +102,10 @@
 //! A selector may be at most [`Selector::MAX_LEN`] bytes long and nest
 //! parentheses and `NOT`s at most [`Selector::MAX_DEPTH`] deep; longer or
 //! deeper ones are rejected with a [`SelectorError`], as is anything else
-//! malformed. No input makes parsing or evaluation panic.
+//! malformed. No input makes parsing or evaluation panic. Parsing does not
+//! recurse; evaluation, `Display` and the like recurse once or twice per
+//! nesting level, so even the deepest selector needs only about 128 KiB of
+//! stack in an optimised build (512 KiB unoptimised).
 
 mod ast;
 mod error;

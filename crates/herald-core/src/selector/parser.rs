@@ -1,5 +1,7 @@
-//! The parser: recursive descent over the lexer's tokens, with a nesting
-//! limit so that no input can exhaust the stack.
+//! The parser: the lexer's tokens to an [`Expr`]. Conditions nest through an
+//! explicit stack rather than recursion, under a depth limit that also
+//! bounds the recursion of everything that walks the tree afterwards
+//! (evaluation, `Display`, `Drop`...).
 //!
 //! ```text
 //! selector  := or
@@ -45,7 +47,7 @@ pub(crate) fn parse(src: &str) -> Result<Expr, SelectorError> {
     if p.peek.tok == Tok::Eof {
         return Err(SelectorError::new(src, 0, "empty selector"));
     }
-    let expr = p.or()?;
+    let expr = p.expression()?;
     match p.peek.tok {
         Tok::Eof => Ok(expr),
         Tok::RParen => Err(p.error_at(p.peek.start, "unmatched ')'")),
@@ -62,6 +64,47 @@ struct Parser<'a> {
     last: Option<(usize, usize)>,
     /// Open parentheses and `NOT`s around the current position.
     depth: usize,
+}
+
+/// A parenthesised group being parsed (or the whole selector): the
+/// disjuncts finished so far and the conjuncts of the current one.
+#[derive(Default)]
+struct Group {
+    ors: Vec<Expr>,
+    ands: Vec<Expr>,
+    /// `NOT`s written just before the `(` that opened the group.
+    nots: usize,
+    /// Byte offset of that `(`.
+    open_at: usize,
+}
+
+impl Group {
+    /// Ends the current run of `AND`s: it becomes one disjunct.
+    fn end_conjunction(&mut self) {
+        let conjunction = match <[Expr; 1]>::try_from(mem::take(&mut self.ands)) {
+            Ok([only]) => only,
+            Err(ands) => Expr::And(ands),
+        };
+        push_flat(&mut self.ors, conjunction, true);
+    }
+
+    /// The group as one expression (after [`end_conjunction`]).
+    ///
+    /// [`end_conjunction`]: Self::end_conjunction
+    fn finish(self) -> Expr {
+        match <[Expr; 1]>::try_from(self.ors) {
+            Ok([only]) => only,
+            Err(ors) => Expr::Or(ors),
+        }
+    }
+}
+
+/// `expr` under `nots` prefix `NOT`s.
+fn negate(mut expr: Expr, nots: usize) -> Expr {
+    for _ in 0..nots {
+        expr = Expr::Not(Box::new(expr));
+    }
+    expr
 }
 
 /// Adds `expr` to the children of an n-ary node of the same kind, splicing
@@ -151,66 +194,77 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn or(&mut self) -> Result<Expr, SelectorError> {
-        let first = self.and()?;
-        if !self.at(Keyword::Or) {
-            return Ok(first);
-        }
-        let mut children = Vec::new();
-        push_flat(&mut children, first, true);
-        while self.eat(Keyword::Or)? {
-            let next = self.and()?;
-            push_flat(&mut children, next, true);
-        }
-        Ok(Expr::Or(children))
-    }
-
-    fn and(&mut self) -> Result<Expr, SelectorError> {
-        let first = self.not()?;
-        if !self.at(Keyword::And) {
-            return Ok(first);
-        }
-        let mut children = Vec::new();
-        push_flat(&mut children, first, false);
-        while self.eat(Keyword::And)? {
-            let next = self.not()?;
-            push_flat(&mut children, next, false);
-        }
-        Ok(Expr::And(children))
-    }
-
-    fn not(&mut self) -> Result<Expr, SelectorError> {
-        if !self.at(Keyword::Not) {
-            return self.predicate();
-        }
-        let not = self.bump()?;
-        self.enter(not.start)?;
-        let inner = self.not()?;
-        self.depth -= 1;
-        Ok(Expr::Not(Box::new(inner)))
-    }
-
-    fn predicate(&mut self) -> Result<Expr, SelectorError> {
-        if self.peek.tok == Tok::LParen {
-            let open = self.bump()?;
-            self.enter(open.start)?;
-            let inner = self.or()?;
-            if self.peek.tok != Tok::RParen {
-                let column = self.src[..open.start].chars().count() + 1;
-                let message = if self.peek.tok == Tok::Eof {
-                    format!("missing ')' to close the '(' at column {column}")
-                } else {
-                    format!(
-                        "expected ')' to close the '(' at column {column}, found {}",
-                        quote(&self.src[self.peek.start..self.peek.end])
-                    )
-                };
-                return Err(self.error_at(self.peek.start, message));
+    /// The whole `or` rule, parsed without recursion: an explicit stack of
+    /// [`Group`]s stands for the open parentheses, so nesting costs heap,
+    /// not stack (and is bounded by [`MAX_DEPTH`] anyway).
+    fn expression(&mut self) -> Result<Expr, SelectorError> {
+        let mut open: Vec<Group> = Vec::new();
+        let mut current = Group::default();
+        loop {
+            // One operand of AND: NOT* followed by '(' or a predicate.
+            let mut nots = 0;
+            while self.at(Keyword::Not) {
+                let not = self.bump()?;
+                self.enter(not.start)?;
+                nots += 1;
             }
-            self.bump()?;
-            self.depth -= 1;
-            return Ok(inner);
+            if self.peek.tok == Tok::LParen {
+                let paren = self.bump()?;
+                self.enter(paren.start)?;
+                let outer = mem::replace(
+                    &mut current,
+                    Group {
+                        nots,
+                        open_at: paren.start,
+                        ..Group::default()
+                    },
+                );
+                open.push(outer);
+                continue;
+            }
+            let mut term = negate(self.predicate()?, nots);
+            self.depth -= nots;
+            // Then AND / OR, or the end of one or more groups.
+            loop {
+                push_flat(&mut current.ands, term, false);
+                if self.eat(Keyword::And)? {
+                    break;
+                }
+                current.end_conjunction();
+                if self.eat(Keyword::Or)? {
+                    break;
+                }
+                let Some(outer) = open.pop() else {
+                    return Ok(current.finish());
+                };
+                self.close_paren(current.open_at)?;
+                self.depth -= 1 + current.nots;
+                let nots = current.nots;
+                term = negate(mem::replace(&mut current, outer).finish(), nots);
+            }
         }
+    }
+
+    /// Consumes the `)` matching the `(` at byte `open_at`.
+    fn close_paren(&mut self, open_at: usize) -> Result<(), SelectorError> {
+        if self.peek.tok == Tok::RParen {
+            self.bump()?;
+            return Ok(());
+        }
+        let column = self.src[..open_at].chars().count() + 1;
+        let message = if self.peek.tok == Tok::Eof {
+            format!("missing ')' to close the '(' at column {column}")
+        } else {
+            format!(
+                "expected ')' to close the '(' at column {column}, found {}",
+                quote(&self.src[self.peek.start..self.peek.end])
+            )
+        };
+        Err(self.error_at(self.peek.start, message))
+    }
+
+    /// A predicate: an operand and what follows it.
+    fn predicate(&mut self) -> Result<Expr, SelectorError> {
         let Some((subject, start)) = self.operand()? else {
             return Err(self.expected("a condition"));
         };
