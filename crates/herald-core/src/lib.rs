@@ -9,6 +9,9 @@
 //!   deadlines, generational [`Key`]s and an overflow tier for far deadlines.
 //! * [`Recurrence`]: "every N ms" and cron rules with an expiry, computing the
 //!   next occurrence strictly after an instant.
+//! * [`selector`]: SQL-92 message selectors (`priority > 5 AND region IN
+//!   ('eu', 'us')`) parsed once and evaluated per message in three-valued
+//!   logic, without allocating.
 //!
 //! # Example
 //!
