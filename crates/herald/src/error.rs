@@ -122,7 +122,12 @@ impl fmt::Display for Error {
             Self::InvalidCron { .. } => f.write_str("Invalid cron expression in delivery options."),
             Self::InvalidChannel => f.write_str("Invalid channel name."),
             Self::InvalidPolicy => f.write_str("Invalid publishPolicy / pushBroadcast value."),
-            Self::InvalidSelector(e) => write!(f, "Invalid selector: {e}"),
+            Self::InvalidSelector(e) => write!(
+                f,
+                "Invalid selector at column {}: {}",
+                e.column(),
+                e.message()
+            ),
             Self::InvalidOptions { field } => {
                 write!(f, "Invalid {field} value in publish options.")
             }
