@@ -3,6 +3,9 @@
 //! * [`store_conformance`]: the checks every [`Store`](herald::Store)
 //!   implementation must pass, and the [`store_conformance_tests!`] macro
 //!   that turns them into one `#[tokio::test]` each for a given store.
+//! * [`transport_conformance`]: likewise for
+//!   [`PubSubTransport`](herald::PubSubTransport) implementations
+//!   ([`transport_conformance_tests!`]).
 //! * Re-exports [`ManualClock`](herald::ManualClock), the clock tests drive
 //!   by hand.
 //!
@@ -15,5 +18,6 @@
 #![forbid(unsafe_code)]
 
 pub mod store_conformance;
+pub mod transport_conformance;
 
 pub use herald::ManualClock;
