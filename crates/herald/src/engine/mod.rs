@@ -12,7 +12,7 @@ use herald_core::selector::Selector;
 use herald_core::{Key, Scheduler, Tick};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use crate::id::IdGenerator;
 use crate::store::{CancelOutcome, Completion, Next, Record, RunState, Store};
@@ -207,54 +207,60 @@ impl Engine {
             delivery,
             accepted_at: now,
         });
-        let _span = tracing::debug_span!("publish", message_id = %id, channel).entered();
-        match plan.first {
-            None => {
-                sh.store
-                    .insert(Record {
-                        envelope: envelope.clone(),
-                        state: RunState::Firing {
+        let span = tracing::debug_span!("publish", message_id = %id, channel);
+        // Instrumented rather than `span.entered()`: an entered span held across
+        // `.await` makes this future `!Send` (no `tokio::spawn`ing a publish).
+        async move {
+            match plan.first {
+                None => {
+                    sh.store
+                        .insert(Record {
+                            envelope: envelope.clone(),
+                            state: RunState::Firing {
+                                due: now,
+                                lease_until: now.saturating_add_millis(sh.lease_ms),
+                            },
+                            counts: DeliveryCounts::default(),
+                        })
+                        .await?;
+                    let counts = deliver(sh, &envelope, now);
+                    sh.store
+                        .complete(vec![Completion {
+                            id,
                             due: now,
-                            lease_until: now.saturating_add_millis(sh.lease_ms),
-                        },
-                        counts: DeliveryCounts::default(),
+                            counts,
+                            next: Next::Done,
+                        }])
+                        .await?;
+                    debug!(pubsub = counts.pubsub, "published");
+                    Ok(MessageStatus {
+                        message_id: id.to_string(),
+                        status: PublishStatus::Published,
+                        error_message: None,
+                        deliveries: counts,
                     })
-                    .await?;
-                let counts = deliver(sh, &envelope, now);
-                sh.store
-                    .complete(vec![Completion {
-                        id,
-                        due: now,
-                        counts,
-                        next: Next::Done,
-                    }])
-                    .await?;
-                debug!(pubsub = counts.pubsub, "published");
-                Ok(MessageStatus {
-                    message_id: id.to_string(),
-                    status: PublishStatus::Published,
-                    error_message: None,
-                    deliveries: counts,
-                })
-            }
-            Some(due) => {
-                sh.store
-                    .insert(Record {
-                        envelope,
-                        state: RunState::Scheduled { due },
-                        counts: DeliveryCounts::default(),
+                }
+                Some(due) => {
+                    sh.store
+                        .insert(Record {
+                            envelope,
+                            state: RunState::Scheduled { due },
+                            counts: DeliveryCounts::default(),
+                        })
+                        .await?;
+                    sh.schedule(&mut sh.lock(), id, due);
+                    debug!(due = due.as_millis(), "scheduled");
+                    Ok(MessageStatus {
+                        message_id: id.to_string(),
+                        status: PublishStatus::Scheduled,
+                        error_message: None,
+                        deliveries: DeliveryCounts::default(),
                     })
-                    .await?;
-                sh.schedule(&mut sh.lock(), id, due);
-                debug!(due = due.as_millis(), "scheduled");
-                Ok(MessageStatus {
-                    message_id: id.to_string(),
-                    status: PublishStatus::Scheduled,
-                    error_message: None,
-                    deliveries: DeliveryCounts::default(),
-                })
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// Publishes a decoded request body (see [`PublishRequest::from_json`]).
