@@ -1,0 +1,300 @@
+//! Publish-time validation: each Backendless error code with its exact
+//! message, and "nothing is stored when it fails".
+
+mod common;
+
+use chrono::TimeDelta;
+use common::*;
+use herald::{DeliveryOptions, Error, MemoryStore, PublishRequest, PublishStatus};
+use serde_json::{Value, json};
+
+/// Publishes `delivery` on a fresh engine and checks that it fails with
+/// `code` / `message`, that nothing is stored or scheduled, and that no
+/// subscriber ever receives anything.
+async fn rejects(delivery: DeliveryOptions, code: u32, message: &str) {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let engine = builder(&clock).store(store.clone()).build();
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    engine.settle().await;
+
+    let err = publish_with(&engine, "ch", json!("x"), delivery.clone())
+        .await
+        .expect_err(&format!("{delivery:?} accepted"));
+    assert_error(&err, code, message);
+    assert!(err.is_client_error());
+    assert_eq!(store.len(), 0, "nothing stored for {delivery:?}");
+    assert_eq!(engine.scheduled_len(), 0);
+    step(&engine, &clock, 2 * 86_400_000).await;
+    assert!(
+        sub.try_recv().is_none(),
+        "something was delivered for {delivery:?}"
+    );
+}
+
+/// Decodes `body` as a publish request and expects `code` / `message`.
+#[track_caller]
+fn rejects_json(body: Value, code: u32, message: &str) {
+    let err = PublishRequest::from_json(&body).expect_err(&format!("{body} accepted"));
+    assert_error(&err, code, message);
+}
+
+#[tokio::test]
+async fn publish_at_one_second_in_the_past_publishes_now() {
+    let (engine, _clock) = engine();
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    let s = publish_with(&engine, "ch", json!(1), at(T0 - 1_000))
+        .await
+        .unwrap();
+    assert_eq!(s.status, PublishStatus::Published);
+    let got = drain(&mut sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].timestamp_millis(), T0, "delivered now");
+    assert_status(&engine, &s.message_id, PublishStatus::Published, 1).await;
+}
+
+#[tokio::test]
+async fn publish_at_too_far_in_the_past_is_5003() {
+    rejects(at(T0 - 1_001), 5003, MSG_5003).await;
+    rejects(at(T0 - 86_400_000), 5003, MSG_5003).await;
+    // Repeating messages too.
+    rejects(every(1, Some(T0 - 86_400_000), None), 5003, MSG_5003).await;
+}
+
+#[tokio::test]
+async fn publish_at_not_a_non_negative_number_is_5003() {
+    rejects_json(json!({"publishAt": -1}), 5003, MSG_5003);
+    rejects_json(json!({"publishAt": "tomorrow"}), 5003, MSG_5003);
+    rejects_json(json!({"publishAt": {"ms": 1}}), 5003, MSG_5003);
+}
+
+#[tokio::test]
+async fn repeat_expires_at_before_publish_at_or_in_the_past_is_5007() {
+    rejects(
+        every(1, Some(T0 + 10_000), Some(T0 + 5_000)),
+        5007,
+        MSG_5007,
+    )
+    .await;
+    rejects(every(1, None, Some(T0 - 1)), 5007, MSG_5007).await;
+    rejects(every(1, None, Some(T0 - 86_400_000)), 5007, MSG_5007).await;
+    rejects_json(
+        json!({"repeatEvery": 1, "repeatExpiresAt": "never"}),
+        5007,
+        MSG_5007,
+    );
+    rejects_json(
+        json!({"repeatEvery": 1, "repeatExpiresAt": -5}),
+        5007,
+        MSG_5007,
+    );
+}
+
+#[tokio::test]
+async fn bad_repeat_every_is_5008() {
+    for secs in [0, -1] {
+        rejects(every(secs, None, None), 5008, MSG_5008).await;
+    }
+    let fractional = DeliveryOptions {
+        repeat_every: Some(TimeDelta::milliseconds(1_500)),
+        ..DeliveryOptions::default()
+    };
+    rejects(fractional, 5008, MSG_5008).await;
+    let both = DeliveryOptions {
+        repeat_cron: Some("0 * * * * *".into()),
+        ..every(1, None, None)
+    };
+    rejects(both, 5008, MSG_5008).await;
+
+    rejects_json(json!({"repeatEvery": 0}), 5008, MSG_5008);
+    rejects_json(json!({"repeatEvery": 1.5}), 5008, MSG_5008);
+    rejects_json(json!({"repeatEvery": "often"}), 5008, MSG_5008);
+    rejects_json(
+        json!({"repeatEvery": 60, "repeatCron": "0 * * * * *"}),
+        5008,
+        MSG_5008,
+    );
+}
+
+#[tokio::test]
+async fn bad_cron_is_5009() {
+    rejects(cron("every tuesday", None, None), 5009, MSG_5009).await;
+    rejects(
+        cron("0 30 2 * * *", Some("Mars/Olympus_Mons"), None),
+        5009,
+        MSG_5009,
+    )
+    .await;
+    // Never fires at all (30 February).
+    rejects(cron("0 0 0 30 2 *", None, None), 5009, MSG_5009).await;
+    // Fires, but not before it expires: 1 January, expiring within a week.
+    rejects(
+        cron("0 0 0 1 1 *", None, Some(T0 + 7 * 86_400_000)),
+        5009,
+        MSG_5009,
+    )
+    .await;
+    // Every occurrence is in the past (the year field).
+    rejects(cron("0 0 0 1 1 * 2020", None, None), 5009, MSG_5009).await;
+
+    rejects_json(json!({"repeatCron": 5}), 5009, MSG_5009);
+    rejects_json(
+        json!({"repeatCron": "0 * * * * *", "timeZone": 1}),
+        5009,
+        MSG_5009,
+    );
+}
+
+#[tokio::test]
+async fn cron_errors_keep_the_reason_for_humans() {
+    let (engine, _clock) = engine();
+    let err = publish_with(
+        &engine,
+        "ch",
+        json!(1),
+        cron("0 0 0 * * *", Some("Nowhere/Land"), None),
+    )
+    .await
+    .unwrap_err();
+    match err {
+        Error::InvalidCron { reason } => assert!(reason.contains("Nowhere/Land"), "{reason}"),
+        other => panic!("expected InvalidCron, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn channel_names() {
+    let (engine, _clock) = engine();
+    let long = "c".repeat(256);
+    for bad in ["", "a/b", "/", long.as_str()] {
+        let err = publish_now_err(&engine, bad).await;
+        assert_error(&err, 5010, MSG_5010);
+        assert_error(&engine.subscribe(bad, None).unwrap_err(), 5010, MSG_5010);
+        assert_error(&engine.delete_channel(bad).unwrap_err(), 5010, MSG_5010);
+    }
+    assert!(
+        engine.channels().is_empty(),
+        "a rejected name creates no channel"
+    );
+
+    let ok = "c".repeat(255);
+    let mut sub = engine.subscribe(&ok, None).unwrap();
+    assert_eq!(
+        publish_now(&engine, &ok, json!(1)).await.status,
+        PublishStatus::Published
+    );
+    assert_eq!(drain(&mut sub).len(), 1);
+    // 255 bytes, not characters: 128 two-byte characters is 256 bytes.
+    let wide = "é".repeat(128);
+    assert_error(&publish_now_err(&engine, &wide).await, 5010, MSG_5010);
+    let wide_ok = format!("{}x", "é".repeat(127));
+    assert_eq!(
+        publish_now(&engine, &wide_ok, json!(1)).await.status,
+        PublishStatus::Published
+    );
+}
+
+async fn publish_now_err(engine: &herald::Engine, channel: &str) -> Error {
+    publish_with(engine, channel, json!(1), DeliveryOptions::default())
+        .await
+        .expect_err(channel)
+}
+
+#[tokio::test]
+async fn bad_publish_policy_or_push_broadcast_is_5011() {
+    for body in [
+        json!({"publishPolicy": "SOMETIMES"}),
+        json!({"publishPolicy": 7}),
+        json!({"publishPolicy": -1}),
+        json!({"publishPolicy": true}),
+        json!({"pushBroadcast": "FOR_TOASTERS"}),
+        json!({"pushBroadcast": "IOS|"}),
+        json!({"pushBroadcast": 16}),
+        json!({"pushBroadcast": true}),
+    ] {
+        rejects_json(body, 5011, MSG_5011);
+    }
+    // And the good forms decode.
+    for body in [
+        json!({"publishPolicy": "PUBSUB"}),
+        json!({"publishPolicy": 2}),
+        json!({"pushBroadcast": "FOR_IOS|FOR_ANDROID"}),
+        json!({"pushBroadcast": "IOS | ANDROID"}),
+        json!({"pushBroadcast": 15}),
+    ] {
+        PublishRequest::from_json(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn bad_selector_at_subscribe_is_5012() {
+    let (engine, _clock) = engine();
+    let err = engine.subscribe("ch", Some("foo >")).unwrap_err();
+    assert_eq!(err.code(), 5012);
+    assert!(err.is_client_error());
+    // "the parser's message with the position" (contract); the exact
+    // wording is the selector's.
+    let text = err.to_string();
+    assert!(text.starts_with("Invalid selector"), "{text}");
+    assert!(
+        text.chars().any(|c| c.is_ascii_digit()),
+        "no position in {text}"
+    );
+    // A blank selector means "everything".
+    let mut sub = engine.subscribe("ch", Some("  ")).unwrap();
+    publish_now(&engine, "ch", json!(1)).await;
+    assert_eq!(drain(&mut sub).len(), 1);
+}
+
+#[tokio::test]
+async fn bad_segment_query_is_5012() {
+    let err = PublishRequest::from_json(&json!({"segmentQuery": "os >"})).unwrap_err();
+    assert_eq!(err.code(), 5012);
+    let (engine, _clock) = engine();
+    let delivery = DeliveryOptions {
+        segment_query: Some("os >".into()),
+        ..DeliveryOptions::default()
+    };
+    let err = publish_with(&engine, "ch", json!(1), delivery)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 5012);
+}
+
+#[tokio::test]
+async fn unknown_keys_are_ignored() {
+    let req = PublishRequest::from_json(&json!({
+        "message": "m",
+        "someFutureOption": {"x": 1},
+        "publishPolicy": "PUBSUB",
+    }))
+    .unwrap();
+    let (engine, _clock) = engine();
+    let s = engine.publish_request("ch", req).await.unwrap();
+    assert_eq!(s.status, PublishStatus::Published);
+}
+
+#[tokio::test]
+async fn a_failed_publish_leaves_earlier_work_alone() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let engine = builder(&clock).store(store.clone()).build();
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    let ok = publish_with(&engine, "ch", json!("ok"), at(T0 + 1_000))
+        .await
+        .unwrap();
+    assert_eq!((store.len(), engine.scheduled_len()), (1, 1));
+    for bad in [
+        at(T0 - 5_000),
+        every(0, None, None),
+        cron("nope", None, None),
+    ] {
+        publish_with(&engine, "ch", json!("bad"), bad)
+            .await
+            .unwrap_err();
+    }
+    assert_eq!((store.len(), engine.scheduled_len()), (1, 1));
+    step(&engine, &clock, 1_000).await;
+    assert_eq!(drain_messages(&mut sub), [json!("ok")]);
+    assert_status(&engine, &ok.message_id, PublishStatus::Published, 1).await;
+}
