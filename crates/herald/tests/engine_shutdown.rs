@@ -345,17 +345,23 @@ impl Store for GatedStore {
     }
 }
 
+/// Lets other tasks run a while (no clock involved): a task that can make
+/// progress does.
+async fn let_others_run() {
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+}
+
 #[tokio::test]
 async fn an_immediate_publish_during_start_up_is_delivered_once() {
     // An immediate publish is stored as claimed (`Firing`) until it is
-    // completed. A single-node engine releases every claim it finds at
-    // start-up (as left by a crash), so if its reload runs while a publish
-    // is between `insert` and `complete`, it takes that live claim for a
-    // crashed one and delivers the message a second time.
+    // completed, and a single-node engine releases every claim it finds at
+    // start-up (as left by a crash). So a publish must not run while the
+    // reload does: it waits for it, and is then delivered exactly once.
     let clock = clock();
     let store = GatedStore::default();
     store.release.arm();
-    store.complete.arm();
     let engine = builder(&clock).store(store.clone()).build();
     let mut sub = engine.subscribe("ch", None).unwrap();
     store.release.wait_entered().await; // the driver is starting up
@@ -364,10 +370,13 @@ async fn an_immediate_publish_during_start_up_is_delivered_once() {
         let engine = engine.clone();
         tokio::spawn(async move { publish_now(&engine, "ch", json!("once")).await })
     };
-    store.complete.wait_entered().await; // stored, delivered, not yet completed
+    let_others_run().await;
+    assert!(
+        !publisher.is_finished(),
+        "publish waits for the start-up reload"
+    );
+    assert!(sub.try_recv().is_none());
     store.release.open();
-    engine.settle().await;
-    store.complete.open();
     let s = publisher.await.unwrap();
     assert_eq!(s.status, PublishStatus::Published);
     engine.settle().await;
@@ -383,9 +392,9 @@ async fn an_immediate_publish_during_start_up_is_delivered_once() {
 #[tokio::test]
 async fn a_cancel_during_start_up_is_not_undone_by_the_reload() {
     // The reload reads the store, then puts what it read in the wheel. A
-    // cancel in between finds nothing in the wheel to remove; if its store
-    // update lands after the driver has claimed the run, the run is
-    // delivered although `cancel` answered `cancelled`.
+    // cancel in between would find nothing in the wheel to remove, so it
+    // waits for the reload; then either it wins (cancelled, never
+    // delivered) or the due run was delivered first (5040).
     let clock = clock();
     let store = GatedStore::default();
     let first = builder(&clock).store(store.inner.clone()).build();
@@ -395,8 +404,6 @@ async fn a_cancel_during_start_up_is_not_undone_by_the_reload() {
     first.shutdown().await;
 
     store.pending.arm();
-    store.cancel.arm();
-    store.claim.arm();
     let engine = builder(&clock).store(store.clone()).build();
     let mut sub = engine.subscribe("ch", None).unwrap();
     store.pending.wait_entered().await; // the reload has read the store
@@ -405,13 +412,14 @@ async fn a_cancel_during_start_up_is_not_undone_by_the_reload() {
         let (engine, id) = (engine.clone(), s.message_id.clone());
         tokio::spawn(async move { engine.cancel(&id).await })
     };
-    store.cancel.wait_entered().await; // the cancel has been through the wheel
+    let_others_run().await;
+    assert!(
+        !canceller.is_finished(),
+        "cancel waits for the start-up reload"
+    );
     clock.set(Tick::from_millis(T0 + 1_000));
     store.pending.open();
-    store.claim.wait_entered().await; // the run is due and claimed
-    store.cancel.open();
     let cancelled = canceller.await.unwrap();
-    store.claim.open();
     engine.settle().await;
 
     let delivered = drain_messages(&mut sub);
@@ -428,6 +436,7 @@ async fn a_cancel_during_start_up_is_not_undone_by_the_reload() {
         Err(e) => {
             assert_eq!(e.code(), 5040);
             assert_eq!(delivered, [json!("cancelled")]);
+            assert_eq!(status, PublishStatus::Published);
         }
     }
 }

@@ -89,7 +89,9 @@ impl EngineBuilder {
     /// Starts the engine: spawns its driver on the current tokio runtime,
     /// which first reloads every unfinished message from the store (runs
     /// missed while down collapse into one run now; a run that was being
-    /// delivered at a crash is delivered again).
+    /// delivered at a crash is delivered again). `publish` and `cancel`
+    /// wait for that reload to finish; status, subscribe and the rest do
+    /// not.
     ///
     /// # Panics
     ///
@@ -112,6 +114,7 @@ impl EngineBuilder {
             wake: Notify::new(),
             commands: tx.clone(),
             shut: AtomicBool::new(false),
+            ready: tokio::sync::watch::Sender::new(false),
             lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
         });
         tokio::spawn(driver::run(shared.clone(), rx, self.single_node));

@@ -27,6 +27,7 @@ pub(crate) async fn run(
     single_node: bool,
 ) {
     reload(&sh, single_node).await;
+    sh.ready.send_replace(true);
     let mut settles = Vec::new();
     let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
     loop {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use herald_core::selector::Selector;
 use herald_core::{Key, Scheduler, Tick};
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tracing::{Instrument, debug, info};
 
 use crate::id::IdGenerator;
@@ -106,6 +106,10 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) shut: AtomicBool,
+    /// Becomes true once the driver has reloaded the store at start-up;
+    /// `publish` and `cancel` wait for it (a reload racing them could
+    /// release a claim in progress, undo a cancel, or reorder runs).
+    pub(crate) ready: watch::Sender<bool>,
     pub(crate) lease_ms: u64,
 }
 
@@ -145,6 +149,19 @@ pub(crate) enum Command {
 }
 
 impl Shared {
+    /// Waits for the start-up reload, then refuses if shut down.
+    async fn admit(&self) -> Result<(), Error> {
+        if !*self.ready.borrow() {
+            let mut rx = self.ready.subscribe();
+            // The sender lives in `self`, so this only ends when ready.
+            let _ = rx.wait_for(|ready| *ready).await;
+        }
+        if self.shut.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        Ok(())
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, WheelState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -195,9 +212,7 @@ impl Engine {
         delivery: DeliveryOptions,
     ) -> Result<MessageStatus, Error> {
         let sh = &*self.shared;
-        if sh.shut.load(Ordering::Acquire) {
-            return Err(Error::ShutDown);
-        }
+        sh.admit().await?;
         validate::check_channel(channel)?;
         if let Some(q) = &delivery.segment_query {
             Selector::parse(q)?;
@@ -306,9 +321,11 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::NotCancellable`] (5040) if the message is unknown, already
-    /// published, failed or cancelled.
+    /// published, failed or cancelled; [`Error::ShutDown`] after
+    /// [`shutdown`](Self::shutdown).
     pub async fn cancel(&self, id: &str) -> Result<MessageStatus, Error> {
         let sh = &*self.shared;
+        sh.admit().await?;
         let Ok(mid) = id.parse::<MessageId>() else {
             return Err(Error::NotCancellable);
         };
