@@ -12,7 +12,7 @@ use herald_core::selector::Selector;
 use herald_core::{Key, Scheduler, Tick};
 use serde_json::Value;
 use tokio::sync::{Notify, mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::{Instrument, debug, info};
 
 use crate::id::IdGenerator;
 use crate::store::{CancelOutcome, Completion, Next, Record, RunState, Store};
@@ -207,54 +207,61 @@ impl Engine {
             delivery,
             accepted_at: now,
         });
-        let _span = tracing::debug_span!("publish", message_id = %id, channel).entered();
-        match plan.first {
-            None => {
-                sh.store
-                    .insert(Record {
-                        envelope: envelope.clone(),
-                        state: RunState::Firing {
+        // Instrumented rather than entered: an entered span guard is not
+        // `Send`, and holding one across the store's awaits made this future
+        // unusable from `tokio::spawn` on a multi-thread runtime.
+        let span = tracing::debug_span!("publish", message_id = %id, channel);
+        async move {
+            match plan.first {
+                None => {
+                    sh.store
+                        .insert(Record {
+                            envelope: envelope.clone(),
+                            state: RunState::Firing {
+                                due: now,
+                                lease_until: now.saturating_add_millis(sh.lease_ms),
+                            },
+                            counts: DeliveryCounts::default(),
+                        })
+                        .await?;
+                    let counts = deliver(sh, &envelope, now);
+                    sh.store
+                        .complete(vec![Completion {
+                            id,
                             due: now,
-                            lease_until: now.saturating_add_millis(sh.lease_ms),
-                        },
-                        counts: DeliveryCounts::default(),
+                            counts,
+                            next: Next::Done,
+                        }])
+                        .await?;
+                    debug!(pubsub = counts.pubsub, "published");
+                    Ok(MessageStatus {
+                        message_id: id.to_string(),
+                        status: PublishStatus::Published,
+                        error_message: None,
+                        deliveries: counts,
                     })
-                    .await?;
-                let counts = deliver(sh, &envelope, now);
-                sh.store
-                    .complete(vec![Completion {
-                        id,
-                        due: now,
-                        counts,
-                        next: Next::Done,
-                    }])
-                    .await?;
-                debug!(pubsub = counts.pubsub, "published");
-                Ok(MessageStatus {
-                    message_id: id.to_string(),
-                    status: PublishStatus::Published,
-                    error_message: None,
-                    deliveries: counts,
-                })
-            }
-            Some(due) => {
-                sh.store
-                    .insert(Record {
-                        envelope,
-                        state: RunState::Scheduled { due },
-                        counts: DeliveryCounts::default(),
+                }
+                Some(due) => {
+                    sh.store
+                        .insert(Record {
+                            envelope,
+                            state: RunState::Scheduled { due },
+                            counts: DeliveryCounts::default(),
+                        })
+                        .await?;
+                    sh.schedule(&mut sh.lock(), id, due);
+                    debug!(due = due.as_millis(), "scheduled");
+                    Ok(MessageStatus {
+                        message_id: id.to_string(),
+                        status: PublishStatus::Scheduled,
+                        error_message: None,
+                        deliveries: DeliveryCounts::default(),
                     })
-                    .await?;
-                sh.schedule(&mut sh.lock(), id, due);
-                debug!(due = due.as_millis(), "scheduled");
-                Ok(MessageStatus {
-                    message_id: id.to_string(),
-                    status: PublishStatus::Scheduled,
-                    error_message: None,
-                    deliveries: DeliveryCounts::default(),
-                })
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// Publishes a decoded request body (see [`PublishRequest::from_json`]).
@@ -401,4 +408,27 @@ pub(crate) fn deliver(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
         }
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+
+    /// The API's futures can be spawned on a multi-thread runtime.
+    #[tokio::test]
+    async fn api_futures_are_send() {
+        let engine = Engine::builder().build();
+        let st = send(engine.publish("c", Value::Null, PublishOptions::default(), DeliveryOptions::default()))
+            .await
+            .expect("publish");
+        send(engine.message_status(&st.message_id)).await.expect("status");
+        assert!(send(engine.cancel(&st.message_id)).await.is_err());
+        send(engine.publish_request("c", PublishRequest::default())).await.expect("publish");
+        send(engine.settle()).await;
+        send(engine.shutdown()).await;
+    }
 }
