@@ -22,7 +22,13 @@
 //! cargo bench -p herald-benches --bench scheduler -- '/1000000$'
 //! cargo bench -p herald-benches --bench overflow_tier
 //! HERALD_BENCH_MAX_N=1M cargo bench -p herald-benches --bench scheduler
+//! cargo run --release -p herald-benches --bin engine-bench -- --quick
+//! cargo bench -p herald-benches --bench engine
 //! ```
+//!
+//! `engine-bench` and the `engine` bench run the `herald` engine itself
+//! (publish, fan-out, firing lateness on the real clock); see
+//! `docs/benchmarks.md`.
 //!
 //! # Example
 //!

@@ -62,9 +62,14 @@ impl Clock for SystemClock {
     }
 
     fn sleep_until(&self, deadline: Tick) -> Sleep {
-        let wait_ms = deadline.millis_since(self.now());
-        let wait = Duration::from_millis(wait_ms).min(Self::MAX_SLEEP);
-        Box::pin(tokio::time::sleep(wait))
+        // From the sub-millisecond time, not from `now()`: `now()` truncates
+        // to the ms, so `deadline - now()` overshoots by up to 1 ms, on top
+        // of the up to 1 ms tokio's timer rounds every sleep up by.
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let wait = Duration::from_millis(deadline.as_millis()).saturating_sub(now);
+        Box::pin(tokio::time::sleep(wait.min(Self::MAX_SLEEP)))
     }
 }
 

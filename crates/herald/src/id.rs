@@ -54,16 +54,21 @@ impl MessageId {
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
-            (b >> 96) as u32,
-            (b >> 80) as u16,
-            (b >> 64) as u16,
-            (b >> 48) as u16,
-            b & 0xFFFF_FFFF_FFFF
-        )
+        // The 32 hex digits, most significant first, with dashes after the
+        // 8th, 12th, 16th and 20th: `{:08X}-{:04X}-{:04X}-{:04X}-{:012X}` of
+        // the five fields, written by hand because `core::fmt`'s padded hex
+        // cost ~2,900 instructions per id (44 % of an immediate publish,
+        // which returns the id as text).
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut text = [b'-'; 36];
+        let mut bits = self.0;
+        for i in (0..36).rev() {
+            if !matches!(i, 8 | 13 | 18 | 23) {
+                text[i] = HEX[(bits & 0xF) as usize];
+                bits >>= 4;
+            }
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -172,6 +177,40 @@ mod tests {
             assert_eq!(text.len(), 36);
             assert_eq!(text.as_bytes()[14], b'7', "version nibble");
             assert_eq!(text.parse::<MessageId>(), Ok(id));
+        }
+    }
+
+    #[test]
+    fn display_is_the_padded_hex_of_the_five_fields() {
+        let reference = |b: u128| {
+            format!(
+                "{:08X}-{:04X}-{:04X}-{:04X}-{:012X}",
+                (b >> 96) as u32,
+                (b >> 80) as u16,
+                (b >> 64) as u16,
+                (b >> 48) as u16,
+                b & 0xFFFF_FFFF_FFFF
+            )
+        };
+        let mut cases = vec![
+            0,
+            u128::MAX,
+            1,
+            1 << 127,
+            0x0190_B2E4_5A1C_7D3E_8F00_1234_5678_90AB,
+        ];
+        for i in 0..10_000_u64 {
+            cases.push(u128::from(mix(2 * i)) << 64 | u128::from(mix(2 * i + 1)));
+        }
+        for b in cases {
+            let id = MessageId::from_u128(b);
+            assert_eq!(id.to_string(), reference(b));
+            assert_eq!(
+                format!("{id:>40}"),
+                reference(b),
+                "outer width ignored, as before"
+            );
+            assert_eq!(format!("{id:?}"), format!("MessageId({})", reference(b)));
         }
     }
 

@@ -443,3 +443,109 @@ pub(crate) fn deliver(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
     }
     counts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+
+    /// The API's futures can be spawned on a multi-thread runtime.
+    #[tokio::test]
+    async fn api_futures_are_send() {
+        let engine = Engine::builder().build();
+        let st = send(engine.publish(
+            "c",
+            Value::Null,
+            PublishOptions::default(),
+            DeliveryOptions::default(),
+        ))
+        .await
+        .expect("publish");
+        send(engine.message_status(&st.message_id))
+            .await
+            .expect("status");
+        assert!(send(engine.cancel(&st.message_id)).await.is_err());
+        send(engine.publish_request("c", PublishRequest::default()))
+            .await
+            .expect("publish");
+        send(engine.settle()).await;
+        send(engine.shutdown()).await;
+    }
+
+    /// A `MemoryStore` whose `complete` lets other tasks run first (as any
+    /// store doing I/O would).
+    #[derive(Clone, Debug)]
+    struct YieldingStore(crate::MemoryStore);
+
+    impl Store for YieldingStore {
+        fn insert(&self, record: Record) -> crate::StoreFuture<'_, ()> {
+            self.0.insert(record)
+        }
+        fn get(&self, id: MessageId) -> crate::StoreFuture<'_, Option<Record>> {
+            self.0.get(id)
+        }
+        fn claim(
+            &self,
+            claims: Vec<crate::Claim>,
+            lease_until: Tick,
+        ) -> crate::StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+            self.0.claim(claims, lease_until)
+        }
+        fn complete(&self, completions: Vec<Completion>) -> crate::StoreFuture<'_, ()> {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                self.0.complete(completions).await
+            })
+        }
+        fn cancel(&self, id: MessageId) -> crate::StoreFuture<'_, CancelOutcome> {
+            self.0.cancel(id)
+        }
+        fn pending(
+            &self,
+            after: Option<MessageId>,
+            limit: usize,
+        ) -> crate::StoreFuture<'_, Vec<Record>> {
+            self.0.pending(after, limit)
+        }
+        fn release_expired(&self, before: Tick) -> crate::StoreFuture<'_, u64> {
+            self.0.release_expired(before)
+        }
+    }
+
+    /// An immediate publish made while the driver is still reloading the
+    /// store at start-up is delivered once.
+    ///
+    /// It used to fail: the single-node reload releases *every* claim
+    /// (`release_expired(Tick::MAX)`), including the `Firing` record of an
+    /// immediate publish between its delivery and its completion, and the
+    /// driver fired it a second time. Publishes now wait for the reload.
+    #[tokio::test]
+    async fn a_publish_racing_the_start_up_reload_is_delivered_once() {
+        let engine = Engine::builder()
+            .clock(crate::ManualClock::new(Tick::from_millis(
+                1_800_000_000_000,
+            )))
+            .store(YieldingStore(crate::MemoryStore::new()))
+            .build();
+        let mut sub = engine.subscribe("c", None).expect("subscribe");
+        let st = engine
+            .publish(
+                "c",
+                Value::from(1),
+                PublishOptions::default(),
+                DeliveryOptions::default(),
+            )
+            .await
+            .expect("publish");
+        engine.settle().await;
+        assert!(sub.try_recv().is_some(), "delivered");
+        let again = sub.try_recv();
+        let status = engine.message_status(&st.message_id).await.expect("status");
+        assert!(again.is_none(), "delivered twice; status now {status:?}");
+        assert_eq!(status.deliveries.runs, 1);
+        engine.shutdown().await;
+    }
+}
