@@ -6,7 +6,7 @@
 //! * [`transport_conformance`]: likewise for
 //!   [`PubSubTransport`](herald::PubSubTransport) implementations
 //!   ([`transport_conformance_tests!`]).
-//! * Re-exports [`ManualClock`](herald::ManualClock), the clock tests drive
+//! * Re-exports [`ManualClock`], the clock tests drive
 //!   by hand.
 //!
 //! # Example
