@@ -52,7 +52,7 @@ mod store;
 mod transport;
 
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
-pub use engine::{Engine, EngineBuilder};
+pub use engine::{Engine, EngineBuilder, EngineStats};
 pub use error::Error;
 pub use id::{MessageId, ParseIdError};
 pub use message::{DeliveredMessage, Envelope};

@@ -127,3 +127,38 @@ async fn purged_finished_messages_become_unknown_but_pending_ones_never_do() {
         PublishStatus::Published
     );
 }
+
+/// `Engine::stats` counts publishes, runs, deliveries and cancels.
+#[tokio::test]
+async fn engine_stats_count_what_happened() {
+    let clock = herald::ManualClock::new(herald_core::Tick::from_millis(1_800_000_000_000));
+    let engine = herald::Engine::builder().clock(clock.clone()).build();
+    let _a = engine.subscribe("s", None).unwrap();
+    let _b = engine.subscribe("s", None).unwrap();
+    let now = || herald::DeliveryOptions::default();
+    let later = |ms: i64| herald::DeliveryOptions {
+        publish_at: chrono::DateTime::from_timestamp_millis(1_800_000_000_000 + ms),
+        ..Default::default()
+    };
+    let p = herald::PublishOptions::default;
+    engine.publish("s", 1.into(), p(), now()).await.unwrap();
+    engine.publish("s", 2.into(), p(), later(10)).await.unwrap();
+    let c = engine.publish("s", 3.into(), p(), later(20)).await.unwrap();
+    engine.cancel(&c.message_id).await.unwrap();
+    assert_eq!(engine.stats().pending, 1);
+    clock.advance(std::time::Duration::from_millis(30));
+    engine.settle().await;
+    let s = engine.stats();
+    assert_eq!(
+        (
+            s.published,
+            s.scheduled,
+            s.runs,
+            s.pubsub_deliveries,
+            s.cancelled,
+            s.pending
+        ),
+        (3, 2, 2, 4, 1, 0)
+    );
+    engine.shutdown().await;
+}

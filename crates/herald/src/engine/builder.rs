@@ -115,6 +115,7 @@ impl EngineBuilder {
             commands: tx.clone(),
             shut: AtomicBool::new(false),
             ready: tokio::sync::watch::Sender::new(false),
+            counters: Default::default(),
             lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
         });
         tokio::spawn(driver::run(shared.clone(), rx, self.single_node));

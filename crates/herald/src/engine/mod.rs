@@ -2,6 +2,7 @@
 
 mod builder;
 mod driver;
+mod stats;
 mod validate;
 
 use std::collections::HashMap;
@@ -23,6 +24,8 @@ use crate::{
 };
 
 pub use builder::EngineBuilder;
+use stats::Counters;
+pub use stats::EngineStats;
 pub(crate) use validate::recurrence_of;
 
 /// Runs the publish-time validation (for the fuzz targets).
@@ -110,6 +113,7 @@ pub(crate) struct Shared {
     /// `publish` and `cancel` wait for it (a reload racing them could
     /// release a claim in progress, undo a cancel, or reorder runs).
     pub(crate) ready: watch::Sender<bool>,
+    pub(crate) counters: Counters,
     pub(crate) lease_ms: u64,
 }
 
@@ -254,6 +258,7 @@ impl Engine {
                         }])
                         .await?;
                     debug!(pubsub = counts.pubsub, "published");
+                    Counters::bump(&sh.counters.published, 1);
                     Ok(MessageStatus {
                         message_id: id.to_string(),
                         status: PublishStatus::Published,
@@ -271,6 +276,8 @@ impl Engine {
                         .await?;
                     sh.schedule(&mut sh.lock(), id, due);
                     debug!(due = due.as_millis(), "scheduled");
+                    Counters::bump(&sh.counters.published, 1);
+                    Counters::bump(&sh.counters.scheduled, 1);
                     Ok(MessageStatus {
                         message_id: id.to_string(),
                         status: PublishStatus::Scheduled,
@@ -343,6 +350,7 @@ impl Engine {
         match sh.store.cancel(mid).await? {
             CancelOutcome::Cancelled(record) => {
                 info!(message_id = %mid, channel = %record.envelope.channel, "cancelled");
+                Counters::bump(&sh.counters.cancelled, 1);
                 Ok(record.status())
             }
             CancelOutcome::Finished(_) | CancelOutcome::NotFound => Err(Error::NotCancellable),
@@ -387,6 +395,12 @@ impl Engine {
         self.shared.transport.channels()
     }
 
+    /// The engine's counters since it was built, and the wheel's size.
+    pub fn stats(&self) -> EngineStats {
+        let pending = self.shared.lock().wheel.len() as u64;
+        self.shared.counters.snapshot(pending)
+    }
+
     /// How many runs are waiting in this engine's wheel.
     pub fn scheduled_len(&self) -> usize {
         self.shared.lock().wheel.len()
@@ -429,11 +443,13 @@ pub(crate) fn deliver(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
         runs: 1,
         ..DeliveryCounts::default()
     };
+    Counters::bump(&sh.counters.runs, 1);
     if envelope.delivery.publish_policy.includes_pubsub() {
         let msg = DeliveredMessage::new(envelope.clone(), now);
         match sh.transport.publish(&msg) {
             Ok(n) => {
                 counts.pubsub = n;
+                Counters::bump(&sh.counters.pubsub_deliveries, n);
                 debug!(message_id = %envelope.id, channel = %envelope.channel, subscriptions = n, "delivered");
             }
             Err(e) => {

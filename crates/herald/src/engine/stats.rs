@@ -1,0 +1,49 @@
+//! Engine-wide counters, for metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of an engine's counters since it was built (see
+/// [`Engine::stats`](crate::Engine::stats)). Counters only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineStats {
+    /// Publishes accepted (stored), immediate and scheduled.
+    pub published: u64,
+    /// Of those, delayed or repeating (went to the wheel).
+    pub scheduled: u64,
+    /// Runs delivered (immediate publishes and fired runs).
+    pub runs: u64,
+    /// Pub/sub deliveries: one per run per matching subscription.
+    pub pubsub_deliveries: u64,
+    /// Successful cancels.
+    pub cancelled: u64,
+    /// Runs waiting in the wheel right now.
+    pub pending: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) scheduled: AtomicU64,
+    pub(crate) runs: AtomicU64,
+    pub(crate) pubsub_deliveries: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, pending: u64) -> EngineStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EngineStats {
+            published: get(&self.published),
+            scheduled: get(&self.scheduled),
+            runs: get(&self.runs),
+            pubsub_deliveries: get(&self.pubsub_deliveries),
+            cancelled: get(&self.cancelled),
+            pending,
+        }
+    }
+}
