@@ -1,6 +1,8 @@
 //! The in-memory [`Store`]: the default for embedding, lost on exit.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald_core::Tick;
@@ -38,7 +40,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Shard {
-    records: HashMap<MessageId, Record>,
+    records: HashMap<MessageId, Record, BuildHasherDefault<IdHasher>>,
     /// Finished ids, oldest first (may hold ids already gone).
     finished: VecDeque<MessageId>,
 }
@@ -83,6 +85,32 @@ impl MemoryStore {
     }
 }
 
+/// Hashes a [`MessageId`] by folding its bits: ids already end in 62
+/// random bits (see `MessageId`), so SipHash's work buys nothing here. The
+/// shard index uses the lowest bits; the fold mixes in the high half so the
+/// table's own bucket bits differ from the shard's.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `MessageId` (it hashes one `u128`); FNV-1a keeps
+        // any other use correct.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        let folded = (n as u64) ^ ((n >> 64) as u64).rotate_left(29);
+        self.0 = folded.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23);
+    }
+}
+
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // A panic while holding the lock cannot leave a record half-written
     // (every update is a single assignment), so poisoning is ignored.
@@ -115,11 +143,13 @@ impl Store for MemoryStore {
     fn insert(&self, record: Record) -> StoreFuture<'_, ()> {
         let id = record.envelope.id;
         let mut shard = self.shard(id);
-        if shard.records.contains_key(&id) {
-            return ready(Err(StoreError::Duplicate(id)));
-        }
         let finished = record.state.is_finished();
-        shard.records.insert(id, record);
+        match shard.records.entry(id) {
+            Entry::Occupied(_) => return ready(Err(StoreError::Duplicate(id))),
+            Entry::Vacant(slot) => {
+                slot.insert(record);
+            }
+        }
         if finished {
             shard.finish(id, self.retain_per_shard);
         }
