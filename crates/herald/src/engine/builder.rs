@@ -112,6 +112,7 @@ impl EngineBuilder {
                 planned_wake: None,
             }),
             wake: Notify::new(),
+            delivered: Notify::new(),
             commands: tx.clone(),
             shut: AtomicBool::new(false),
             ready: tokio::sync::watch::Sender::new(false),

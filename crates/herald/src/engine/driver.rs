@@ -223,11 +223,15 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
         });
     }
 
-    // Deliver, unless cancelled meanwhile: under the lock, so a cancel
-    // either comes first (no delivery) or sees the run delivered.
+    // Deliver, unless cancelled meanwhile. Under the lock each run is
+    // marked `delivering`; a cancel that finds that mark waits until the
+    // batch is delivered (then it sees `delivered`). So a cancel either
+    // comes first (no delivery) or after the delivery, never during it, and
+    // the lock is not held while fanning out.
+    let mut go = Vec::with_capacity(runs.len());
     {
         let mut st = sh.lock();
-        for f in &mut runs {
+        for (i, f) in runs.iter().enumerate() {
             let Some(state) = st.inflight.get_mut(&f.run.id) else {
                 continue;
             };
@@ -235,11 +239,26 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
                 continue;
             }
             state.repeating = f.repeating;
-            let counts = deliver(sh, &f.envelope, now);
-            state.delivered = true;
-            debug!(message_id = %f.run.id, channel = %f.envelope.channel, pubsub = counts.pubsub, "fired");
-            f.counts = Some(counts);
+            state.delivering = true;
+            go.push(i);
         }
+    }
+    for &i in &go {
+        let f = &mut runs[i];
+        let counts = deliver(sh, &f.envelope, now);
+        debug!(message_id = %f.run.id, channel = %f.envelope.channel, pubsub = counts.pubsub, "fired");
+        f.counts = Some(counts);
+    }
+    if !go.is_empty() {
+        let mut st = sh.lock();
+        for &i in &go {
+            if let Some(state) = st.inflight.get_mut(&runs[i].run.id) {
+                state.delivering = false;
+                state.delivered = true;
+            }
+        }
+        drop(st);
+        sh.delivered.notify_waiters();
     }
 
     let completions: Vec<Completion> = runs

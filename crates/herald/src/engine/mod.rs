@@ -107,6 +107,9 @@ pub(crate) struct Shared {
     pub(crate) ids: IdGenerator,
     pub(crate) state: Mutex<WheelState>,
     pub(crate) wake: Notify,
+    /// Notified after each batch of runs has been delivered (a cancel
+    /// waiting for a run that is `delivering`).
+    pub(crate) delivered: Notify,
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) shut: AtomicBool,
     /// Becomes true once the driver has reloaded the store at start-up;
@@ -127,6 +130,8 @@ pub(crate) struct Run {
 /// A run taken out of the wheel and not yet completed.
 #[derive(Debug, Default)]
 pub(crate) struct Inflight {
+    /// The run is being handed to the transport (outside the lock).
+    pub(crate) delivering: bool,
     /// The run has been handed to the transport.
     pub(crate) delivered: bool,
     /// A cancel came in: do not deliver (if not yet), do not reschedule.
@@ -336,16 +341,34 @@ impl Engine {
         let Ok(mid) = id.parse::<MessageId>() else {
             return Err(Error::NotCancellable);
         };
-        {
-            let mut st = sh.lock();
-            if let Some(key) = st.keys.remove(&mid) {
-                st.wheel.cancel(key);
-            } else if let Some(run) = st.inflight.get_mut(&mid) {
-                if run.delivered && !run.repeating {
-                    return Err(Error::NotCancellable);
+        loop {
+            // Registered before looking, so a delivery finishing in between
+            // is not missed.
+            let delivered = sh.delivered.notified();
+            tokio::pin!(delivered);
+            delivered.as_mut().enable();
+            {
+                let mut st = sh.lock();
+                if let Some(key) = st.keys.remove(&mid) {
+                    st.wheel.cancel(key);
+                } else if let Some(run) = st.inflight.get_mut(&mid) {
+                    if !run.delivering {
+                        if run.delivered && !run.repeating {
+                            return Err(Error::NotCancellable);
+                        }
+                        run.cancelled = true;
+                    }
+                } else {
+                    break;
                 }
-                run.cancelled = true;
+                if !st.inflight.get(&mid).is_some_and(|r| r.delivering) {
+                    break;
+                }
             }
+            // A run of this message is being delivered right now: wait for
+            // it, then decide (delivered one-off: 5040; repeating: cancel
+            // the rest).
+            delivered.await;
         }
         match sh.store.cancel(mid).await? {
             CancelOutcome::Cancelled(record) => {
