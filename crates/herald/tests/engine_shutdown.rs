@@ -257,6 +257,12 @@ async fn a_run_claimed_at_a_crash_is_delivered_again_on_restart() {
     assert_eq!(got[0].message_id(), id);
     assert_eq!(got[0].timestamp_millis(), T0);
     assert_status(&engine, &id.to_string(), PublishStatus::Published, 1).await;
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.recovered_runs, stats.reloaded),
+        (1, 1),
+        "the crash-time claim is counted as recovered"
+    );
 }
 
 /// A one-shot pause point in a store method: when armed, the next call

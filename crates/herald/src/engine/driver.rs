@@ -118,6 +118,8 @@ async fn reload(sh: &Shared, single_node: bool) {
             break;
         }
     }
+    super::Counters::bump(&sh.counters.recovered_runs, released);
+    super::Counters::bump(&sh.counters.reloaded, loaded);
     if loaded > 0 || released > 0 {
         info!(
             loaded,

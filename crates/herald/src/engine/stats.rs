@@ -19,6 +19,12 @@ pub struct EngineStats {
     pub cancelled: u64,
     /// Runs waiting in the wheel right now.
     pub pending: u64,
+    /// Runs found claimed but not completed at start-up (in flight at a
+    /// crash) and handed out again: delivery is at-least-once, and this
+    /// counts the "more than once" candidates.
+    pub recovered_runs: u64,
+    /// Unfinished messages loaded from the store at start-up.
+    pub reloaded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +34,8 @@ pub(crate) struct Counters {
     pub(crate) runs: AtomicU64,
     pub(crate) pubsub_deliveries: AtomicU64,
     pub(crate) cancelled: AtomicU64,
+    pub(crate) recovered_runs: AtomicU64,
+    pub(crate) reloaded: AtomicU64,
 }
 
 impl Counters {
@@ -44,6 +52,8 @@ impl Counters {
             pubsub_deliveries: get(&self.pubsub_deliveries),
             cancelled: get(&self.cancelled),
             pending,
+            recovered_runs: get(&self.recovered_runs),
+            reloaded: get(&self.reloaded),
         }
     }
 }
