@@ -82,12 +82,6 @@ impl PubSubTransport for BlockingTransport {
     }
 }
 
-async fn let_others_run() {
-    for _ in 0..64 {
-        tokio::task::yield_now().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_of_a_one_off_being_delivered_waits_then_is_5040() {
     let clock = clock();

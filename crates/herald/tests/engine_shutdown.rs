@@ -351,14 +351,6 @@ impl Store for GatedStore {
     }
 }
 
-/// Lets other tasks run a while (no clock involved): a task that can make
-/// progress does.
-async fn let_others_run() {
-    for _ in 0..64 {
-        tokio::task::yield_now().await;
-    }
-}
-
 #[tokio::test]
 async fn an_immediate_publish_during_start_up_is_delivered_once() {
     // An immediate publish is stored as claimed (`Firing`) until it is

@@ -181,3 +181,11 @@ pub(crate) const MSG_5040: &str = "Message has already been canceled or does not
 
 /// A well-formed message id that no engine issued.
 pub(crate) const UNKNOWN_ID: &str = "0190B2E4-5A1C-7D3E-8F00-1234567890AB";
+
+/// Lets other tasks run a while (no clock involved): a task that can make
+/// progress does. For asserting that something is *still waiting*.
+pub(crate) async fn let_others_run() {
+    for _ in 0..64 {
+        tokio::task::yield_now().await;
+    }
+}
