@@ -108,7 +108,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use herald::{Engine, MemoryStore, Store};
+use herald::{Engine, Store};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -138,9 +138,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating store directory {}", data_dir.display()))?;
-    // TODO(redb): durable store; swap in:
-    // return Ok(Arc::new(herald_redb::RedbStore::open(data_dir)?));
-    Ok(Arc::new(MemoryStore::new()))
+    // TODO(redb): replace the next line with
+    // `Ok(Arc::new(herald_redb::RedbStore::open(data_dir)?))`.
+    Ok(Arc::new(herald::MemoryStore::new()))
 }
 
 /// Everything the handlers share.
