@@ -1,0 +1,190 @@
+//! API keys: who may call, and what each key may publish and subscribe to.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::Glob;
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// An authenticated API key's permissions.
+pub(crate) struct Key {
+    secret: Box<[u8]>,
+    publish: Vec<Glob>,
+    subscribe: Vec<Glob>,
+}
+
+impl Key {
+    /// Whether this key may publish to (or delete, or cancel on) `channel`.
+    pub(crate) fn can_publish(&self, channel: &str) -> bool {
+        self.publish.iter().any(|g| g.matches(channel))
+    }
+
+    /// Whether this key may subscribe to `channel`.
+    pub(crate) fn can_subscribe(&self, channel: &str) -> bool {
+        self.subscribe.iter().any(|g| g.matches(channel))
+    }
+
+    /// Checks publish permission: 5030 when denied.
+    pub(crate) fn check_publish(&self, channel: &str) -> Result<(), ApiError> {
+        if self.can_publish(channel) {
+            Ok(())
+        } else {
+            Err(ApiError::publish_denied())
+        }
+    }
+
+    /// Checks subscribe permission: 5031 when denied.
+    pub(crate) fn check_subscribe(&self, channel: &str) -> Result<(), ApiError> {
+        if self.can_subscribe(channel) {
+            Ok(())
+        } else {
+            Err(ApiError::subscribe_denied())
+        }
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("secret", &"<redacted>")
+            .field("publish", &self.publish)
+            .field("subscribe", &self.subscribe)
+            .finish()
+    }
+}
+
+/// Every app's keys, checked in constant time.
+#[derive(Debug, Default)]
+pub(crate) struct Auth {
+    apps: HashMap<String, Vec<Arc<Key>>>,
+}
+
+impl Auth {
+    pub(crate) fn from_config(config: &Config) -> Self {
+        let apps = config
+            .apps
+            .iter()
+            .map(|app| {
+                let keys = app
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        Arc::new(Key {
+                            secret: k.key.as_bytes().into(),
+                            publish: k.publish.clone(),
+                            subscribe: k.subscribe.clone(),
+                        })
+                    })
+                    .collect();
+                (app.id.clone(), keys)
+            })
+            .collect();
+        Self { apps }
+    }
+
+    /// The configured app ids.
+    pub(crate) fn app_ids(&self) -> impl Iterator<Item = &str> {
+        self.apps.keys().map(String::as_str)
+    }
+
+    /// The key `key` of app `app`, or 401 (8002). Every key of the app is
+    /// compared, each in constant time, so the time taken does not tell
+    /// which key (or which prefix) was close. App ids are not secret.
+    pub(crate) fn authenticate(&self, app: &str, key: &str) -> Result<Arc<Key>, ApiError> {
+        let keys = self.apps.get(app).ok_or_else(ApiError::bad_credentials)?;
+        let mut found = None;
+        for k in keys {
+            if ct_eq(&k.secret, key.as_bytes()) && found.is_none() {
+                found = Some(k.clone());
+            }
+        }
+        found.ok_or_else(ApiError::bad_credentials)
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= usize::from(std::hint::black_box(x ^ y));
+    }
+    std::hint::black_box(diff) == 0
+}
+
+/// `path` with its API-key segment (the second) replaced by `***`, for
+/// logs: `/APP/KEY/messaging/x` → `/APP/***/messaging/x`. Paths with fewer
+/// than three segments (`/health`, `/APP/`) carry no key and are returned
+/// as they are.
+pub(crate) fn redact_path(path: &str) -> String {
+    let mut parts = path.splitn(4, '/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(""), Some(app), Some(key), rest)
+            if !app.is_empty() && (rest.is_some() || !key.is_empty()) =>
+        {
+            match rest {
+                Some(rest) => format!("/{app}/***/{rest}"),
+                None => format!("/{app}/***"),
+            }
+        }
+        _ => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AppConfig, KeyConfig};
+
+    #[test]
+    fn constant_time_eq() {
+        assert!(ct_eq(b"", b""));
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+        assert!(!ct_eq(b"ab", b"abc"));
+        assert!(!ct_eq(b"ab\0", b"ab"), "padding does not make them equal");
+    }
+
+    #[test]
+    fn authenticates_and_checks_permissions() {
+        let config = Config {
+            apps: vec![AppConfig {
+                id: "A".into(),
+                keys: vec![
+                    KeyConfig::full("full"),
+                    KeyConfig {
+                        key: "narrow".into(),
+                        publish: vec![Glob::new("out-*")],
+                        subscribe: vec![],
+                    },
+                ],
+            }],
+            ..Config::default()
+        };
+        let auth = Auth::from_config(&config);
+        assert!(auth.authenticate("A", "full").unwrap().can_subscribe("x"));
+        let narrow = auth.authenticate("A", "narrow").unwrap();
+        assert!(narrow.can_publish("out-1"));
+        assert!(!narrow.can_publish("in-1"));
+        assert!(!narrow.can_subscribe("out-1"));
+        assert_eq!(narrow.check_subscribe("x").unwrap_err().code, 5031);
+        assert_eq!(narrow.check_publish("x").unwrap_err().code, 5030);
+        assert_eq!(auth.authenticate("A", "nope").unwrap_err().code, 8002);
+        assert_eq!(auth.authenticate("B", "full").unwrap_err().status, 401);
+        assert!(!format!("{narrow:?}").contains("narrow\""));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_path("/A/secret/messaging/x"), "/A/***/messaging/x");
+        assert_eq!(redact_path("/A/secret"), "/A/***");
+        assert_eq!(redact_path("/A/secret/"), "/A/***/");
+        assert_eq!(redact_path("/A/"), "/A/");
+        assert_eq!(redact_path("/health"), "/health");
+        assert_eq!(redact_path("/"), "/");
+    }
+}

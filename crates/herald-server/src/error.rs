@@ -1,0 +1,231 @@
+//! `ApiError`: every error response, as `{"code": N, "message": "..."}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The server's own error codes (Backendless publishes none for these; the
+/// engine's codes are in [`herald::Error`]).
+pub mod codes {
+    /// No such endpoint (404).
+    pub const UNKNOWN_ROUTE: u32 = 8001;
+    /// Unknown application id or API key (401).
+    pub const BAD_CREDENTIALS: u32 = 8002;
+    /// The request body is over the configured limit (413).
+    pub const BODY_TOO_LARGE: u32 = 8003;
+    /// The body is not valid JSON, or has the wrong shape (400).
+    pub const MALFORMED_JSON: u32 = 8004;
+    /// The body's content type is not JSON (415).
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 8005;
+    /// No such legacy polling subscription, or it expired (404).
+    pub const UNKNOWN_SUBSCRIPTION: u32 = 8006;
+    /// A real-time request or subscription this server does not implement.
+    pub const NOT_SUPPORTED: u32 = 8007;
+    /// Too many legacy polling subscriptions at once (429).
+    pub const TOO_MANY_SUBSCRIPTIONS: u32 = 8008;
+    /// The endpoint exists but not with this HTTP method (405).
+    pub const METHOD_NOT_ALLOWED: u32 = 8009;
+    /// Publish permission denied (Backendless's text; Herald's code).
+    pub const PUBLISH_DENIED: u32 = 5030;
+    /// Subscribe permission denied (Backendless's text; Herald's code).
+    pub const SUBSCRIBE_DENIED: u32 = 5031;
+}
+
+/// An error response: an HTTP status and a Backendless-style body
+/// `{"code": N, "message": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    /// The HTTP status.
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// The Backendless (or Herald server) error code.
+    pub code: u32,
+    /// The human-readable message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401, code 8002.
+    pub fn bad_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            codes::BAD_CREDENTIALS,
+            "Invalid application id or API key.",
+        )
+    }
+
+    /// 404, code 8001.
+    pub fn unknown_route(method: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            codes::UNKNOWN_ROUTE,
+            format!("No such endpoint ({method})."),
+        )
+    }
+
+    /// 404, code 8001, for a Backendless endpoint Herald does not serve.
+    pub fn not_supported_endpoint(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            codes::UNKNOWN_ROUTE,
+            format!("Not supported by this Herald server: {what}."),
+        )
+    }
+
+    /// 405, code 8009.
+    pub fn method_not_allowed(method: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            codes::METHOD_NOT_ALLOWED,
+            format!("Method {method} is not allowed on this endpoint."),
+        )
+    }
+
+    /// 413, code 8003.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            format!("Request body is larger than {limit} bytes."),
+        )
+    }
+
+    /// 400, code 8004.
+    pub fn malformed_json(detail: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::MALFORMED_JSON,
+            format!("Malformed JSON body: {detail}"),
+        )
+    }
+
+    /// 415, code 8005.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json.",
+        )
+    }
+
+    /// 404, code 8006.
+    pub fn unknown_subscription() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            codes::UNKNOWN_SUBSCRIPTION,
+            "Unknown or expired subscription.",
+        )
+    }
+
+    /// 429, code 8008.
+    pub fn too_many_subscriptions() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            codes::TOO_MANY_SUBSCRIPTIONS,
+            "Too many polling subscriptions; try again later.",
+        )
+    }
+
+    /// 400, code 5030.
+    pub fn publish_denied() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::PUBLISH_DENIED,
+            "User does not have the permission to publish messages",
+        )
+    }
+
+    /// 400, code 5031.
+    pub fn subscribe_denied() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::SUBSCRIBE_DENIED,
+            "User does not have the permission to subscribe",
+        )
+    }
+
+    /// The body as a JSON value (for real-time `error` fields).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "code": self.code, "message": self.message })
+    }
+}
+
+impl From<herald::Error> for ApiError {
+    /// Validation and cancel errors are 400; a shut-down engine is 503; a
+    /// store or transport failure is 500.
+    fn from(e: herald::Error) -> Self {
+        let status = if e.is_client_error() {
+            StatusCode::BAD_REQUEST
+        } else if matches!(e, herald::Error::ShutDown) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        Self::new(status, e.code(), e.message())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(self.status, &self)
+    }
+}
+
+/// A JSON response with this status.
+pub(crate) fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut res = (status, bytes).into_response();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res
+        }
+        // Serializing our own types cannot fail (no non-string map keys).
+        Err(e) => {
+            tracing::error!(error = %e, "response serialization failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_statuses() {
+        let e = ApiError::from(herald::Error::NotCancellable);
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, 5040));
+        let e = ApiError::from(herald::Error::ShutDown);
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::publish_denied().to_json(),
+            serde_json::json!({"code": 5030, "message": "User does not have the permission to publish messages"})
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Entry points for the fuzz target `server_request` (not a public API).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Method, Request};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use crate::auth::Auth;
+use crate::config::{AppConfig, Config, KeyConfig};
+use crate::metrics::Metrics;
+use crate::polling::Polling;
+use crate::{Glob, State};
+
+const METHODS: [Method; 7] = [
+    Method::GET,
+    Method::POST,
+    Method::DELETE,
+    Method::PUT,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::HEAD,
+];
+const PREFIXES: [&str; 5] = [
+    "/app/key/",
+    "/app/ro/",
+    "/app/bad/",
+    "/",
+    "/app/key/messaging/",
+];
+const CONTENT_TYPES: [Option<&str>; 5] = [
+    None,
+    Some("application/json"),
+    Some("text/plain"),
+    Some("application/json; charset=utf-8"),
+    Some("application/vnd.x+json"),
+];
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+/// A fresh server state: app `app` with key `key` (everything) and `ro`
+/// (subscribe only), an in-memory engine, a 4 KiB body limit.
+fn state() -> Arc<State> {
+    let config = Config {
+        max_body: 4096,
+        apps: vec![AppConfig {
+            id: "app".into(),
+            keys: vec![
+                KeyConfig::full("key"),
+                KeyConfig {
+                    key: "ro".into(),
+                    publish: vec![],
+                    subscribe: vec![Glob::new("*")],
+                },
+            ],
+        }],
+        ..Config::default()
+    };
+    let engine = herald::Engine::builder().build();
+    Arc::new(State {
+        engines: HashMap::from([("app".to_owned(), engine)]),
+        auth: Auth::from_config(&config),
+        metrics: Metrics::default(),
+        polling: Polling::new(config.poll_ttl),
+        max_body: config.max_body,
+        local_addr: ([127, 0, 0, 1], 0).into(),
+    })
+}
+
+/// Decodes `data` as (method, path prefix, content type, path suffix, body)
+/// and sends it through the server's router in-process. Asserts the server
+/// neither panics nor answers 5xx, and that every error body is
+/// `{"code", "message"}` JSON.
+///
+/// Layout: byte 0 picks the method, byte 1 the prefix (low nibble) and the
+/// content type (high nibble); the path suffix runs to the first `\n`, the
+/// body is the rest. Inputs that are not a valid URI are skipped, and so are
+/// the socket.io paths (`/app`, `/app/`), whose long polls would wait for
+/// a ping interval.
+pub fn server_request(data: &[u8]) {
+    let [m, sel, rest @ ..] = data else {
+        return;
+    };
+    let method = METHODS[usize::from(*m) % METHODS.len()].clone();
+    let prefix = PREFIXES[usize::from(sel & 0x0f) % PREFIXES.len()];
+    let content_type = CONTENT_TYPES[usize::from(sel >> 4) % CONTENT_TYPES.len()];
+    let (suffix, body) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let Ok(suffix) = std::str::from_utf8(suffix) else {
+        return;
+    };
+    let uri = format!("{prefix}{suffix}");
+    let path = uri.split(['?', '#']).next().unwrap_or("");
+    if path == "/app" || path == "/app/" {
+        return;
+    }
+    let mut builder = Request::builder().method(method.clone()).uri(&uri);
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    let Ok(request) = builder.body(Body::from(body.to_vec())) else {
+        return;
+    };
+    runtime().block_on(async move {
+        let state = state();
+        let (router, _ios) = crate::router(&state);
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a readable body")
+            .to_bytes();
+        assert!(
+            !status.is_server_error(),
+            "{method} {uri:?} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        if !status.is_success() && method != Method::HEAD {
+            let v: serde_json::Value =
+                serde_json::from_slice(&bytes).expect("error bodies are JSON");
+            assert!(v["code"].is_u64() && v["message"].is_string(), "{v}");
+        }
+        for engine in state.engines.values() {
+            engine.shutdown().await;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_request;
+
+    #[test]
+    fn sample_inputs_do_not_fail() {
+        let inputs: [&[u8]; 12] = [
+            b"",
+            b"\x01\x10messaging/chan\n{\"message\": 1}",
+            b"\x01\x10messaging/chan\n{\"message\": 1, \"publishAt\": \"soon\"}",
+            b"\x01\x20messaging/chan\n{}",
+            b"\x01\x10messaging/chan\n{not json",
+            b"\x01\x11messaging/chan\n{\"message\": 1}",
+            b"\x00\x00messaging/123\n",
+            b"\x02\x00messaging/%FF\n",
+            b"\x01\x04caf%C3%A9/subscribe\n{\"selector\": \"a >\"}",
+            b"\x00\x03health\n",
+            b"\x03\x03metrics\n",
+            b"\x00\x00info\n",
+        ];
+        for input in inputs {
+            server_request(input);
+        }
+        let big = [b"\x01\x10messaging/c\n".as_slice(), &[b' '; 10_000]].concat();
+        server_request(&big);
+    }
+}

@@ -1,0 +1,350 @@
+//! Herald's server: the Backendless Messaging REST API and the socket.io
+//! real-time protocol of the Backendless JS SDK, over [`herald::Engine`].
+//!
+//! # Endpoints
+//!
+//! Every API route is under `/{appId}/{apiKey}/` (path segments are
+//! percent-decoded):
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET info` | `{"rtURL": "http://host:port", "loggers": []}` |
+//! | `POST messaging/{channel}` | publish the flat JSON body; answers a `MessageStatus` |
+//! | `GET messaging/{messageId}` | message status (`unknown` for an id never issued) |
+//! | `DELETE messaging/{messageId}` | cancel a scheduled message (5040 when not cancellable) |
+//! | `DELETE messaging/channels/{channel}` | delete a channel: `{"result": existed}` |
+//! | `POST messaging/{channel}/subscribe` | legacy polling: `{subscriberId?, subtopic?, selector?}` → `{"subscriptionId"}` |
+//! | `GET messaging/{channel}/{subscriptionId}` | legacy polling: `{"messages": [{messageId, data, publishedAt, publisherId, headers}]}` |
+//!
+//! First segments `registrations`, `push`, `pushtemplates` and `email` after
+//! `messaging/` are Backendless's push and e-mail endpoints, which this
+//! server does not serve (404, code 8001).
+//!
+//! Real-time: socket.io (Engine.IO v4) at path `/{appId}/`, namespace
+//! `/{appId}`, API key in the handshake query (`apiKey`): `SUB_ON`
+//! `PUB_SUB_CONNECT` → `SUB_READY`; `SUB_ON` `PUB_SUB_MESSAGES` `{channel,
+//! selector?}` → a `SUB_RES {id, data}` per message; `SUB_OFF {id}`.
+//!
+//! Outside the app prefix, without credentials: `GET /health`
+//! (`{"status":"ok"}`) and `GET /metrics` (Prometheus text).
+//!
+//! # Errors
+//!
+//! Every error is `{"code": N, "message": "..."}`: the engine's codes
+//! ([`herald::Error`], 400; 5090/5092 are 500 and 5091 is 503), 5030/5031
+//! for a key without publish/subscribe permission (400), and the server's
+//! own in [`codes`]: 8001 unknown endpoint (404), 8002 unknown app id or API
+//! key (401), 8003 body over the limit (413), 8004 malformed JSON (400),
+//! 8005 content type not JSON (415), 8006 unknown polling subscription
+//! (404), 8007 real-time request not supported, 8008 too many polling
+//! subscriptions (429), 8009 method not allowed (405).
+//!
+//! # Configuration
+//!
+//! See [`Config::from_args`] and the `--help` text ([`config::USAGE`]). The
+//! TOML file (`--config PATH`):
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"      # optional
+//! data_dir = "herald-data"       # optional
+//! max_body = 1048576             # optional, bytes
+//! poll_ttl_secs = 300            # optional: polling subscriptions expire
+//!
+//! [[apps]]
+//! id = "MY-APP-ID"
+//!
+//! [[apps.keys]]
+//! key = "server-key"             # publish/subscribe omitted: everything
+//!
+//! [[apps.keys]]
+//! key = "browser-key"
+//! publish = []                   # nothing
+//! subscribe = ["news.*", "chat-?"]
+//! ```
+//!
+//! Each app has its own engine and store (`DATA_DIR/apps/{appId}`), so apps
+//! share nothing: not channels, not message ids.
+//!
+//! # Example
+//!
+//! ```
+//! use herald_server::{AppConfig, Config, Server};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let config = Config {
+//!     listen: "127.0.0.1:0".into(), // an ephemeral port
+//!     data_dir: std::env::temp_dir().join("herald-server-doc-example"),
+//!     apps: vec![AppConfig::new("APP", "KEY")],
+//!     ..Config::default()
+//! };
+//! let server = Server::start(config).await?;
+//! println!("serving {}/APP/KEY/ ...", server.base_url());
+//! server.shutdown().await?; // graceful: engines shut down, stores flushed
+//! # Ok(())
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![forbid(unsafe_code)]
+
+mod auth;
+pub mod config;
+mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+mod glob;
+mod metrics;
+mod percent;
+mod polling;
+mod realtime;
+mod rest;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use herald::{Engine, Store};
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use config::{AppConfig, Cli, Config, DevApp, KeyConfig, ensure_dev_app};
+pub use error::{ApiError, codes};
+pub use glob::Glob;
+
+use auth::Auth;
+use metrics::Metrics;
+use polling::Polling;
+
+/// How long shutdown waits for in-flight requests and connections before
+/// going on without them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Opens the message store for one app's data directory.
+///
+/// The one place the store is chosen: every app's engine gets its store
+/// from here.
+///
+/// # Errors
+///
+/// The directory cannot be created (or, for a durable store, opened).
+pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating store directory {}", data_dir.display()))?;
+    // TODO(redb): replace the next line with
+    // `Ok(Arc::new(herald_redb::RedbStore::open(data_dir)?))`.
+    Ok(Arc::new(herald::MemoryStore::new()))
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// One engine per app (apps share nothing).
+    pub(crate) engines: HashMap<String, Engine>,
+    pub(crate) auth: Auth,
+    pub(crate) metrics: Metrics,
+    pub(crate) polling: Polling,
+    pub(crate) max_body: usize,
+    /// The listener's address, for `rtURL` when a request has no usable
+    /// `Host` header.
+    pub(crate) local_addr: SocketAddr,
+}
+
+impl State {
+    /// The engine of `app` (which has been authenticated, so exists).
+    pub(crate) fn engine(&self, app: &str) -> Result<&Engine, ApiError> {
+        self.engines.get(app).ok_or_else(ApiError::bad_credentials)
+    }
+}
+
+/// Builds the engines (one per app, each on its [`open_store`]).
+fn build_engines(config: &Config) -> anyhow::Result<HashMap<String, Engine>> {
+    let mut engines = HashMap::new();
+    for app in &config.apps {
+        let store = open_store(&config.data_dir.join("apps").join(&app.id))
+            .with_context(|| format!("opening the store of app {:?}", app.id))?;
+        engines.insert(app.id.clone(), Engine::builder().store(store).build());
+    }
+    Ok(engines)
+}
+
+/// The whole HTTP surface: health, metrics, one socket.io service per app,
+/// and the REST API (the fallback, which routes by hand).
+pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
+    let mut router = Router::new()
+        .route("/health", axum::routing::get(rest::health))
+        .route("/metrics", axum::routing::get(rest::metrics));
+    let mut ios = Vec::new();
+    let mut app_ids: Vec<&str> = state.auth.app_ids().collect();
+    app_ids.sort_unstable();
+    for app in app_ids {
+        let (with_app, io) = realtime::register(router, app, state.clone());
+        router = with_app;
+        ios.push(io);
+    }
+    let router = router
+        .fallback(rest::dispatch)
+        .method_not_allowed_fallback(rest::method_not_allowed)
+        .with_state(state.clone());
+    (router, ios)
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then shuts
+/// down gracefully: stops accepting, closes real-time connections, lets
+/// in-flight requests finish (for up to 10 s), and shuts every engine down
+/// (which flushes its store).
+///
+/// # Errors
+///
+/// A store cannot be opened, or the listener fails.
+pub async fn serve<F>(config: Config, listener: TcpListener, shutdown: F) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    config.validate()?;
+    let local_addr = listener.local_addr().context("listener address")?;
+    let engines = build_engines(&config)?;
+    let state = Arc::new(State {
+        engines,
+        auth: Auth::from_config(&config),
+        metrics: Metrics::default(),
+        polling: Polling::new(config.poll_ttl),
+        max_body: config.max_body,
+        local_addr,
+    });
+    let (router, ios) = router(&state);
+    let reaper = tokio::spawn(polling::reap_forever(state.clone()));
+
+    let stopping = Arc::new(Notify::new());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            info!("shutting down: no new connections; closing real-time connections");
+            stopping.notify_one();
+            for io in ios {
+                io.close().await;
+            }
+        }
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let result = tokio::select! {
+        r = server => r.context("serving HTTP"),
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            warn!("connections still open after {SHUTDOWN_GRACE:?}; closing anyway");
+            Ok(())
+        }
+    };
+    reaper.abort();
+    state.polling.clear();
+    for engine in state.engines.values() {
+        engine.shutdown().await;
+    }
+    info!("stopped");
+    result
+}
+
+/// A running server: its address, and a handle to stop it.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving in a background task.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Self::with_listener(config, listener)
+    }
+
+    /// Starts serving on `listener` in a background task.
+    ///
+    /// # Errors
+    ///
+    /// The configuration is invalid or the listener has no address.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime.
+    pub fn with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        config.validate()?;
+        let local_addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            local_addr,
+            stop: Some(tx),
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops the server gracefully and waits until it has stopped.
+    ///
+    /// # Errors
+    ///
+    /// What [`serve`] returned, or the task panicked.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.context("server task")?
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("SIGINT received"),
+        () = term => info!("SIGTERM received"),
+    }
+}

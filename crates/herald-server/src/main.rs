@@ -1,0 +1,74 @@
+//! `herald-server`: see `herald-server --help`.
+
+use std::process::ExitCode;
+
+use herald_server::{Cli, Config, ensure_dev_app, serve, shutdown_signal};
+use tracing::info;
+use tracing_subscriber::filter::LevelFilter;
+
+fn main() -> ExitCode {
+    let cli = match Config::from_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("herald-server: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = match cli {
+        Cli::Print(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Cli::Run(config) => *config,
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&mut config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: &mut Config) -> anyhow::Result<()> {
+    if let Some(dev) = ensure_dev_app(config)? {
+        let how = if dev.created { "created" } else { "loaded" };
+        println!(
+            "No app configured: using the development app ({how}, kept in {}).",
+            config
+                .data_dir
+                .join(herald_server::config::DEV_APP_FILE)
+                .display()
+        );
+        println!("  app id:  {}", dev.id);
+        println!("  API key: {}", dev.key);
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("herald-server listening on http://{addr}");
+    info!(%addr, data_dir = %config.data_dir.display(), apps = config.apps.len(), "listening");
+    serve(config.clone(), listener, shutdown_signal()).await
+}
+
+/// Logs to stderr at the level in `HERALD_LOG` (default `info`).
+fn init_tracing() {
+    let level = std::env::var("HERALD_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}

@@ -1,0 +1,213 @@
+//! Prometheus metrics, written by hand in the text exposition format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use herald::EngineStats;
+
+/// Upper bounds (seconds) of the request latency histogram's buckets.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The server's counters. Engine counters come from
+/// [`Engine::stats`](herald::Engine::stats) at render time.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    /// REST requests by status class: index 1 = 1xx ... 5 = 5xx.
+    requests: [AtomicU64; 6],
+    /// Per-bucket (not cumulative) latency counts; the last is `+Inf`.
+    latency: [AtomicU64; BUCKETS.len() + 1],
+    latency_sum_micros: AtomicU64,
+    errors: Mutex<BTreeMap<u32, u64>>,
+    pub(crate) realtime_connections: AtomicI64,
+    pub(crate) realtime_subscriptions: AtomicI64,
+}
+
+impl Metrics {
+    /// Records one REST request's status and latency.
+    pub(crate) fn observe_request(&self, status: u16, elapsed: Duration) {
+        let class = usize::from(status / 100).min(5);
+        self.requests[class].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Counts an error answered with `code` (REST or real-time).
+    pub(crate) fn count_error(&self, code: u32) {
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        *errors.entry(code).or_default() += 1;
+    }
+
+    /// The exposition text: `apps` are each app's engine counters.
+    pub(crate) fn render(
+        &self,
+        apps: &[(&str, EngineStats)],
+        polling_subscriptions: usize,
+    ) -> String {
+        let mut out = String::with_capacity(4096);
+        type Field = fn(&EngineStats) -> u64;
+        let per_app: [(&str, &str, &str, Field); 6] = [
+            (
+                "herald_publishes_total",
+                "counter",
+                "Publishes accepted (immediate and scheduled).",
+                |s| s.published,
+            ),
+            (
+                "herald_scheduled_publishes_total",
+                "counter",
+                "Publishes that were delayed or repeating.",
+                |s| s.scheduled,
+            ),
+            (
+                "herald_runs_total",
+                "counter",
+                "Message runs delivered (immediate publishes and fired runs).",
+                |s| s.runs,
+            ),
+            (
+                "herald_deliveries_total",
+                "counter",
+                "Pub/sub deliveries: one per run per matching subscription.",
+                |s| s.pubsub_deliveries,
+            ),
+            (
+                "herald_cancels_total",
+                "counter",
+                "Successful cancels of scheduled messages.",
+                |s| s.cancelled,
+            ),
+            (
+                "herald_scheduled_pending",
+                "gauge",
+                "Runs waiting in the engine's timing wheel.",
+                |s| s.pending,
+            ),
+        ];
+        for (name, kind, help, field) in per_app {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            for (app, stats) in apps {
+                let _ = writeln!(out, "{name}{{app=\"{app}\"}} {}", field(stats));
+            }
+        }
+
+        let mut gauge = |name: &str, help: &str, value: i64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            );
+        };
+        gauge(
+            "herald_realtime_connections",
+            "Open socket.io connections.",
+            self.realtime_connections.load(Ordering::Relaxed),
+        );
+        gauge(
+            "herald_realtime_subscriptions",
+            "Active real-time message listeners.",
+            self.realtime_subscriptions.load(Ordering::Relaxed),
+        );
+        gauge(
+            "herald_polling_subscriptions",
+            "Live legacy polling subscriptions.",
+            i64::try_from(polling_subscriptions).unwrap_or(i64::MAX),
+        );
+
+        out.push_str(
+            "# HELP herald_http_requests_total REST requests answered, by status class.\n\
+             # TYPE herald_http_requests_total counter\n",
+        );
+        for (class, c) in self.requests.iter().enumerate().skip(1) {
+            let _ = writeln!(
+                out,
+                "herald_http_requests_total{{status=\"{class}xx\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+
+        out.push_str(
+            "# HELP herald_errors_total Error responses (REST and real-time), by error code.\n\
+             # TYPE herald_errors_total counter\n",
+        );
+        let errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (code, n) in errors {
+            let _ = writeln!(out, "herald_errors_total{{code=\"{code}\"}} {n}");
+        }
+
+        out.push_str(
+            "# HELP herald_http_request_duration_seconds REST request latency.\n\
+             # TYPE herald_http_request_duration_seconds histogram\n",
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.latency[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "herald_http_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.latency[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "herald_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = self.latency_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "herald_http_request_duration_seconds_sum {sum}");
+        let _ = writeln!(
+            out,
+            "herald_http_request_duration_seconds_count {cumulative}"
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.observe_request(200, Duration::from_micros(300));
+        m.observe_request(400, Duration::from_millis(3));
+        m.observe_request(404, Duration::from_secs(60));
+        m.count_error(5030);
+        m.count_error(5030);
+        m.count_error(8002);
+        let mut stats = EngineStats::default();
+        stats.published = 4;
+        let text = m.render(&[("A", stats), ("B", EngineStats::default())], 3);
+        assert!(text.contains("herald_publishes_total{app=\"A\"} 4\n"));
+        assert!(text.contains("herald_publishes_total{app=\"B\"} 0\n"));
+        assert!(text.contains("# TYPE herald_scheduled_pending gauge\n"));
+        assert!(text.contains("herald_http_requests_total{status=\"2xx\"} 1\n"));
+        assert!(text.contains("herald_http_requests_total{status=\"4xx\"} 2\n"));
+        assert!(text.contains("herald_errors_total{code=\"5030\"} 2\n"));
+        assert!(text.contains("herald_errors_total{code=\"8002\"} 1\n"));
+        assert!(text.contains("herald_http_request_duration_seconds_bucket{le=\"0.0005\"} 1\n"));
+        assert!(text.contains("herald_http_request_duration_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("herald_http_request_duration_seconds_bucket{le=\"10\"} 2\n"));
+        assert!(text.contains("herald_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("herald_http_request_duration_seconds_count 3\n"));
+        assert!(text.contains("herald_polling_subscriptions 3\n"));
+        // Every sample line is `name[{labels}] number`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}

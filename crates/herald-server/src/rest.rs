@@ -1,0 +1,304 @@
+//! The REST API: routing under `/{appId}/{apiKey}/`, request bodies, and
+//! the handlers (info, publish, status, cancel, delete channel, polling).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{Value, json};
+use tracing::{debug, warn};
+
+use crate::State;
+use crate::auth::{Key, redact_path};
+use crate::error::{ApiError, json_response};
+use crate::percent::decode_segment;
+
+type Shared = Arc<State>;
+
+/// `GET /health`.
+pub(crate) async fn health() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics(AxState(state): AxState<Shared>) -> Response {
+    let mut apps: Vec<(&str, herald::EngineStats)> = state
+        .engines
+        .iter()
+        .map(|(id, e)| (id.as_str(), e.stats()))
+        .collect();
+    apps.sort_unstable_by_key(|(id, _)| *id);
+    let text = state.metrics.render(&apps, state.polling.len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// A known route with a method it does not take (`/health`, `/metrics`).
+pub(crate) async fn method_not_allowed(
+    AxState(state): AxState<Shared>,
+    method: Method,
+) -> Response {
+    let e = ApiError::method_not_allowed(method.as_str());
+    state.metrics.count_error(e.code);
+    e.into_response()
+}
+
+/// Every request the router did not match: the REST API (routed here by
+/// hand, so that odd encodings, reserved names and wrong methods all get a
+/// JSON error) and unknown paths. Records metrics and logs with the API
+/// key redacted.
+pub(crate) async fn dispatch(AxState(state): AxState<Shared>, req: Request) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = match route(&state, req).await {
+        Ok(res) => res,
+        Err(e) => {
+            state.metrics.count_error(e.code);
+            if e.status.is_server_error() {
+                warn!(method = %method, path = %redact_path(&path), code = e.code, error = %e.message, "request failed");
+            }
+            e.into_response()
+        }
+    };
+    let elapsed = start.elapsed();
+    state
+        .metrics
+        .observe_request(response.status().as_u16(), elapsed);
+    debug!(
+        method = %method,
+        path = %redact_path(&path),
+        status = response.status().as_u16(),
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// The first segments after `messaging/` that are Backendless endpoints
+/// rather than channel names.
+const RESERVED: [&str; 5] = [
+    "registrations",
+    "channels",
+    "push",
+    "pushtemplates",
+    "email",
+];
+
+async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let segs: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    let method = parts.method.as_str();
+    let [app, key, rest @ ..] = segs.as_slice() else {
+        return Err(ApiError::unknown_route(method));
+    };
+    if rest.is_empty() {
+        return Err(ApiError::unknown_route(method));
+    }
+    let app = decode_segment(app).ok_or_else(ApiError::bad_credentials)?;
+    let api_key = decode_segment(key).ok_or_else(ApiError::bad_credentials)?;
+    let key = state.auth.authenticate(&app, &api_key)?;
+    drop(api_key);
+    let engine = state.engine(&app)?;
+    let m = &parts.method;
+
+    match rest {
+        ["info"] if m == Method::GET => Ok(info(state, &parts.headers)),
+        ["info"] => Err(ApiError::method_not_allowed(method)),
+
+        ["messaging", "channels", channel] if m == Method::DELETE => {
+            let channel = channel_name(channel)?;
+            key.check_publish(&channel)?;
+            let existed = engine.delete_channel(&channel)?;
+            Ok(json_response(StatusCode::OK, &json!({"result": existed})))
+        }
+        ["messaging", "channels", _] => Err(ApiError::method_not_allowed(method)),
+        ["messaging", reserved, ..] if RESERVED.contains(reserved) => Err(
+            ApiError::not_supported_endpoint(&format!("messaging/{reserved}")),
+        ),
+
+        ["messaging", x] if m == Method::POST => {
+            let channel = channel_name(x)?;
+            key.check_publish(&channel)?;
+            let body = read_json(&parts.headers, body, state.max_body, false).await?;
+            let request = herald::PublishRequest::from_json(&body)?;
+            let status = engine.publish_request(&channel, request).await?;
+            Ok(json_response(StatusCode::OK, &status))
+        }
+        ["messaging", id] if m == Method::GET => {
+            let id = decode_segment(id).unwrap_or_else(|| (*id).to_owned());
+            let status = engine.message_status(&id).await?;
+            Ok(json_response(StatusCode::OK, &status))
+        }
+        ["messaging", id] if m == Method::DELETE => {
+            let id = decode_segment(id).unwrap_or_else(|| (*id).to_owned());
+            let status = engine.cancel(&id).await?;
+            Ok(json_response(StatusCode::OK, &status))
+        }
+        ["messaging", _] => Err(ApiError::method_not_allowed(method)),
+
+        ["messaging", channel, "subscribe"] if m == Method::POST => {
+            let channel = channel_name(channel)?;
+            polling_subscribe(state, &app, &key, channel, &parts.headers, body).await
+        }
+        ["messaging", channel, subscription] if m == Method::GET => {
+            let channel = channel_name(channel)?;
+            key.check_subscribe(&channel)?;
+            let id = decode_segment(subscription).ok_or_else(ApiError::unknown_subscription)?;
+            let now_ms = engine.clock().now().as_millis();
+            let messages = state.polling.poll(&app, &channel, &id, now_ms)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({"messages": messages}),
+            ))
+        }
+        ["messaging", _, _] => Err(ApiError::method_not_allowed(method)),
+
+        _ => Err(ApiError::unknown_route(method)),
+    }
+}
+
+/// A channel name from its path segment; undecodable is 5010.
+fn channel_name(raw: &str) -> Result<String, ApiError> {
+    decode_segment(raw).ok_or_else(|| herald::Error::InvalidChannel.into())
+}
+
+/// `GET info`: `rtURL` is this server as the client reached it.
+fn info(state: &State, headers: &HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| is_plain_host(h))
+        .map_or_else(|| state.local_addr.to_string(), str::to_owned);
+    json_response(
+        StatusCode::OK,
+        &json!({"rtURL": format!("http://{host}"), "loggers": []}),
+    )
+}
+
+/// A `Host` value we are willing to echo: a host name or address and an
+/// optional port, nothing else.
+fn is_plain_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// `POST messaging/{channel}/subscribe`.
+async fn polling_subscribe(
+    state: &Shared,
+    app: &str,
+    key: &Key,
+    channel: String,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    key.check_subscribe(&channel)?;
+    let body = read_json(headers, body, state.max_body, true).await?;
+    let selector = match &body {
+        Value::Null => None,
+        Value::Object(obj) => match obj.get("selector") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    5012,
+                    "Invalid selector: it must be a string.",
+                ));
+            }
+        },
+        _ => return Err(ApiError::malformed_json("expected a JSON object")),
+    };
+    let engine = state.engine(app)?;
+    let sub = engine.subscribe(&channel, selector.as_deref())?;
+    let id = state.polling.subscribe(app, &channel, sub)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "subscriptionId": id }),
+    ))
+}
+
+/// Reads a JSON body of at most `limit` bytes. The content type must be
+/// JSON (`application/json` or `application/*+json`, any parameters) or
+/// absent. An empty body is `null` when `optional`, else 8004.
+async fn read_json(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    optional: bool,
+) -> Result<Value, ApiError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE)
+        && !is_json_content_type(ct.to_str().unwrap_or(""))
+    {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::body_too_large(limit));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::body_too_large(limit));
+        }
+        Err(e) => return Err(ApiError::malformed_json(format!("unreadable body: {e}"))),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return if optional {
+            Ok(Value::Null)
+        } else {
+            Err(ApiError::malformed_json("the body is empty"))
+        };
+    }
+    serde_json::from_slice(&bytes).map_err(ApiError::malformed_json)
+}
+
+fn is_json_content_type(ct: &str) -> bool {
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type("application/json"));
+        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
+        assert!(is_json_content_type("application/vnd.api+json"));
+        assert!(!is_json_content_type("text/plain"));
+        assert!(!is_json_content_type("application/x-www-form-urlencoded"));
+        assert!(!is_json_content_type(""));
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(is_plain_host("localhost:8080"));
+        assert!(is_plain_host("[::1]:80"));
+        assert!(!is_plain_host("evil.com/path"));
+        assert!(!is_plain_host("a b"));
+        assert!(!is_plain_host(""));
+    }
+}

@@ -1,0 +1,125 @@
+//! The `herald-server` binary: the development app, flags, SIGTERM.
+
+mod support;
+
+use std::process::Stdio;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Running {
+    child: Child,
+    base: String,
+    app: String,
+    key: String,
+}
+
+/// Starts the binary on an ephemeral port with `data_dir` and reads what it
+/// prints until the listening line.
+async fn run(data_dir: &std::path::Path) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("HERALD_LOG", "warn")
+        .env_remove("HERALD_APP")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn herald-server");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut app, mut key) = (String::new(), String::new());
+    let base = tokio::time::timeout(support::WAIT, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("a line");
+            if let Some(v) = line.trim().strip_prefix("app id:") {
+                app = v.trim().to_owned();
+            } else if let Some(v) = line.trim().strip_prefix("API key:") {
+                key = v.trim().to_owned();
+            } else if let Some(url) = line.strip_prefix("herald-server listening on ") {
+                return url.to_owned();
+            }
+        }
+    })
+    .await
+    .expect("the server starts");
+    Running {
+        child,
+        base,
+        app,
+        key,
+    }
+}
+
+async fn sigterm_and_wait(mut r: Running) {
+    let pid = r.child.id().expect("running").to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(support::WAIT, r.child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn dev_app_persists_and_sigterm_exits_zero() {
+    let dir = support::temp_dir();
+    let http = reqwest::Client::new();
+
+    let first = run(&dir).await;
+    assert_eq!(first.app.len(), 36, "app id printed");
+    assert_eq!(first.key.len(), 36, "API key printed");
+    let health: serde_json::Value = http
+        .get(format!("{}/health", first.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health, json!({"status": "ok"}));
+    let res = http
+        .post(format!(
+            "{}/{}/{}/messaging/c",
+            first.base, first.app, first.key
+        ))
+        .json(&json!({"message": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (app, key) = (first.app.clone(), first.key.clone());
+    sigterm_and_wait(first).await;
+
+    // A restart reads the same development app back.
+    let second = run(&dir).await;
+    assert_eq!(
+        (second.app.as_str(), second.key.as_str()),
+        (app.as_str(), key.as_str())
+    );
+    let res = http
+        .get(format!("{}/{app}/{key}/info", second.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    sigterm_and_wait(second).await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn bad_flags_exit_nonzero_and_help_exits_zero() {
+    let bin = env!("CARGO_BIN_EXE_herald-server");
+    let out = Command::new(bin).arg("--bogus").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+    let out = Command::new(bin).arg("--help").output().await.unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--max-body"));
+}

@@ -1,0 +1,383 @@
+//! Test support: a real server on an ephemeral port, an HTTP client, and
+//! two socket.io clients:
+//!
+//! * [`Rt`]: `rust_socketio` 0.6 (async) over Engine.IO v4 long-polling.
+//!   Its WebSocket transports do not work against socketioxide (they fail
+//!   with `SendAfterClosing`/`AlreadyClosed` right after connecting, while a
+//!   plain WebSocket client works), so it runs polling-only, reconnection
+//!   off.
+//! * [`RawWs`]: a minimal Engine.IO v4 / socket.io v5 client over a
+//!   hand-framed WebSocket (text frames, client masking, no extensions), to
+//!   cover the WebSocket transport the JS SDK upgrades to.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use herald_server::{AppConfig, Config, Server};
+use reqwest::StatusCode;
+use rust_socketio::asynchronous::{Client as SioClient, ClientBuilder};
+use rust_socketio::{Event, Payload, TransportType};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+pub const APP: &str = "TEST-APP";
+pub const KEY: &str = "test-key";
+/// Generous: e2e over the network on a shared 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub server: Option<Server>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub dir: PathBuf,
+}
+
+pub fn temp_dir() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::env::temp_dir().join(format!(
+        "herald-server-test-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A server with app `TEST-APP` / key `test-key` (full permissions), plus
+/// whatever `toml` adds.
+pub async fn start(toml: &str) -> TestServer {
+    let dir = temp_dir();
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.clone(),
+        apps: vec![AppConfig::new(APP, KEY)],
+        ..Config::default()
+    };
+    config.apply_toml(toml).expect("test TOML");
+    let server = Server::start(config).await.expect("server starts");
+    TestServer {
+        base: server.base_url(),
+        server: Some(server),
+        http: reqwest::Client::new(),
+        dir,
+    }
+}
+
+impl TestServer {
+    /// `BASE/TEST-APP/test-key/{path}`.
+    pub fn url(&self, path: &str) -> String {
+        self.url_as(APP, KEY, path)
+    }
+
+    pub fn url_as(&self, app: &str, key: &str, path: &str) -> String {
+        format!("{}/{app}/{key}/{path}", self.base)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("non-JSON body ({e}) with status {status}: {text:?}"));
+        (status, body)
+    }
+
+    pub async fn get(&self, url: &str) -> (StatusCode, Value) {
+        self.send(self.http.get(url)).await
+    }
+
+    pub async fn delete(&self, url: &str) -> (StatusCode, Value) {
+        self.send(self.http.delete(url)).await
+    }
+
+    pub async fn post(&self, url: &str, body: &Value) -> (StatusCode, Value) {
+        self.send(self.http.post(url).json(body)).await
+    }
+
+    /// Publishes `body` to `channel` (already percent-encoded as needed);
+    /// asserts 200 and returns the `MessageStatus`.
+    pub async fn publish(&self, channel: &str, body: Value) -> Value {
+        let (status, res) = self
+            .post(&self.url(&format!("messaging/{channel}")), &body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        res
+    }
+
+    pub async fn metrics(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.expect("metrics text")
+    }
+
+    /// The value of one sample line (`name{labels}`) in `/metrics`.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Waits (bounded) until `metric(sample) == value`.
+    pub async fn wait_metric(&self, sample: &str, value: f64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now = self.metric(sample).await;
+            if now == Some(value) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sample} stayed {now:?}, wanted {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+// ---------------------------------------------------------------------------
+// rust_socketio (long-polling)
+
+/// A socket.io client connected to `/{app}` with `apiKey`, collecting every
+/// event as `(name, first argument)`.
+pub struct Rt {
+    client: SioClient,
+    events: mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+impl Rt {
+    pub async fn connect(base: &str, app: &str, key: &str) -> Self {
+        let (tx, events) = mpsc::unbounded_channel();
+        let url = format!("{base}/{app}/?apiKey={key}&clientId=test&userToken=null");
+        let client = ClientBuilder::new(url)
+            .namespace(format!("/{app}"))
+            .transport_type(TransportType::Polling)
+            .reconnect(false)
+            .on_any(move |event: Event, payload: Payload, _| {
+                let tx = tx.clone();
+                Box::pin(async move {
+                    let name = match event {
+                        Event::Custom(name) => name,
+                        other => other.as_str().to_owned(),
+                    };
+                    let arg = match payload {
+                        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+                        Payload::Text(_) => Value::Null,
+                        other => json!(format!("{other:?}")),
+                    };
+                    let _ = tx.send((name, arg));
+                })
+            })
+            .connect()
+            .await
+            .expect("socket.io connect");
+        Self { client, events }
+    }
+
+    pub async fn emit(&self, event: &str, payload: Value) {
+        self.client.emit(event, payload).await.expect("emit");
+    }
+
+    pub async fn sub_on(&self, id: &str, name: &str, options: Value) {
+        self.emit(
+            "SUB_ON",
+            json!({"id": id, "name": name, "options": options}),
+        )
+        .await;
+    }
+
+    /// The next event, or `None` after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(String, Value)> {
+        tokio::time::timeout(timeout, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits for the next event named `name`, returning every event seen
+    /// before it too. Panics after [`WAIT`].
+    pub async fn expect(&mut self, name: &str) -> (Value, Vec<(String, Value)>) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some((n, v)) if n == name => return (v, before),
+                Some(other) => before.push(other),
+                None => panic!("no {name} within {WAIT:?}; saw {before:?}"),
+            }
+        }
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A minimal socket.io client over a raw WebSocket
+
+pub struct RawWs {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pub nsp: String,
+}
+
+impl RawWs {
+    /// Opens `ws://addr/{app}/?EIO=4&transport=websocket&apiKey=KEY` and
+    /// reads the Engine.IO open packet.
+    pub async fn open(addr: std::net::SocketAddr, app: &str, key: &str) -> (Self, Value) {
+        let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+        let req = format!(
+            "GET /{app}/?EIO=4&transport=websocket&apiKey={key} HTTP/1.1\r\n\
+             Host: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.expect("handshake");
+        let mut buf = Vec::new();
+        let header_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        buf.drain(..header_end);
+        let mut ws = Self {
+            stream,
+            buf,
+            nsp: format!("/{app}"),
+        };
+        let open = ws.recv_text().await.expect("open packet");
+        let open = open.strip_prefix('0').expect("EIO open packet");
+        (ws, serde_json::from_str(open).expect("open JSON"))
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        let payload = text.as_bytes();
+        let mask = [0x12u8, 0x34, 0x56, 0x78];
+        let mut frame = vec![0x81];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 65_536 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&frame).await.expect("ws write");
+    }
+
+    /// The next text frame (answering Engine.IO pings), or `None` on close.
+    pub async fn recv_text(&mut self) -> Option<String> {
+        loop {
+            if let Some((opcode, payload)) = self.take_frame() {
+                match opcode {
+                    0x1 => {
+                        let text = String::from_utf8(payload).expect("UTF-8 text frame");
+                        if text == "2" {
+                            self.send_text("3").await;
+                            continue;
+                        }
+                        return Some(text);
+                    }
+                    0x8 => return None,
+                    _ => continue,
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn take_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let b = &self.buf;
+        if b.len() < 2 {
+            return None;
+        }
+        let (len, off) = match b[1] & 0x7f {
+            126 if b.len() >= 4 => (usize::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 if b.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&b[2..10]);
+                (u64::from_be_bytes(n) as usize, 10)
+            }
+            126 | 127 => return None,
+            n => (usize::from(n), 2),
+        };
+        if b.len() < off + len {
+            return None;
+        }
+        let opcode = b[0] & 0x0f;
+        let payload = b[off..off + len].to_vec();
+        self.buf.drain(..off + len);
+        Some((opcode, payload))
+    }
+
+    /// Connects to the namespace; returns the server's answer packet.
+    pub async fn connect_nsp(&mut self) -> String {
+        let pkt = format!("40{},", self.nsp);
+        self.send_text(&pkt).await;
+        self.recv_text().await.expect("namespace answer")
+    }
+
+    pub async fn emit(&mut self, event: &str, payload: &Value) {
+        let pkt = format!("42{},{}", self.nsp, json!([event, payload]));
+        self.send_text(&pkt).await;
+    }
+
+    /// The next socket.io event `(name, first argument)`, within [`WAIT`].
+    pub async fn next_event(&mut self) -> (String, Value) {
+        let prefix = format!("42{},", self.nsp);
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let text = self.recv_text().await.expect("socket open");
+                if let Some(json) = text.strip_prefix(&prefix) {
+                    let v: Value = serde_json::from_str(json).expect("event JSON");
+                    return (
+                        v[0].as_str().unwrap_or_default().to_owned(),
+                        v.get(1).cloned().unwrap_or(Value::Null),
+                    );
+                }
+            }
+        })
+        .await
+        .expect("an event in time")
+    }
+}
