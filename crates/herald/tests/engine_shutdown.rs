@@ -438,3 +438,32 @@ async fn a_cancel_during_start_up_is_not_undone_by_the_reload() {
         }
     }
 }
+
+/// A status read between a run's delivery and its (slow, durable)
+/// completion in the store already says `published`, with the counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_after_delivery_is_published_before_the_store_completes() {
+    let clock = clock();
+    let store = GatedStore::default();
+    let engine = builder(&clock).store(store.clone()).build();
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    let s = publish_with(&engine, "ch", json!("m"), at(T0 + 10))
+        .await
+        .unwrap();
+    engine.settle().await;
+    store.complete.arm();
+    clock.advance(std::time::Duration::from_millis(10));
+    store.complete.wait_entered().await; // delivered, completion held
+    assert_eq!(drain_messages(&mut sub), [json!("m")]);
+    let mid = status_of(&engine, &s.message_id).await;
+    assert_eq!(
+        mid.status,
+        PublishStatus::Published,
+        "what the subscriber saw"
+    );
+    assert_eq!((mid.deliveries.runs, mid.deliveries.pubsub), (1, 1));
+    store.complete.open();
+    engine.settle().await;
+    assert_status(&engine, &s.message_id, PublishStatus::Published, 1).await;
+    engine.shutdown().await;
+}

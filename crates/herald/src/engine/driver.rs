@@ -257,6 +257,7 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             if let Some(state) = st.inflight.get_mut(&runs[i].run.id) {
                 state.delivering = false;
                 state.delivered = true;
+                state.counts = runs[i].counts;
             }
         }
         drop(st);

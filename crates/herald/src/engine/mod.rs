@@ -134,6 +134,8 @@ pub(crate) struct Inflight {
     pub(crate) delivering: bool,
     /// The run has been handed to the transport.
     pub(crate) delivered: bool,
+    /// What the delivery counted, once delivered (not yet in the store).
+    pub(crate) counts: Option<DeliveryCounts>,
     /// A cancel came in: do not deliver (if not yet), do not reschedule.
     pub(crate) cancelled: bool,
     /// The message repeats (so a cancel after delivery still counts).
@@ -320,10 +322,23 @@ impl Engine {
         let Ok(mid) = id.parse::<MessageId>() else {
             return Ok(MessageStatus::unknown(id));
         };
-        Ok(match self.shared.store.get(mid).await? {
-            Some(r) => r.status(),
-            None => MessageStatus::unknown(id),
-        })
+        let Some(record) = self.shared.store.get(mid).await? else {
+            return Ok(MessageStatus::unknown(id));
+        };
+        let mut status = record.status();
+        // A run delivered but not yet completed in the store (a durable
+        // store's commit is in progress): report what subscribers already
+        // saw, so a status read right after a delivery is not stale.
+        if status.status == PublishStatus::Scheduled
+            && let Some(run) = self.shared.lock().inflight.get(&mid)
+            && let Some(counts) = run.counts
+        {
+            status.deliveries.add(&counts);
+            if !run.repeating {
+                status.status = PublishStatus::Published;
+            }
+        }
+        Ok(status)
     }
 
     /// Cancels a scheduled (delayed or repeating) message: it becomes
