@@ -1,0 +1,516 @@
+//! The on-disk record format (see `docs/design.md`, "Store format:
+//! herald-redb").
+//!
+//! A record is one value of the `messages` table, keyed by the message id:
+//!
+//! ```text
+//! offset  size  field
+//!      0     1  record format version (1)
+//!      1     1  state: 0 Scheduled, 1 Firing, 2 Published, 3 Failed, 4 Cancelled
+//!      2     8  due (ms, Scheduled/Firing; else 0)
+//!     10     8  lease_until (ms, Firing; else 0)
+//!     18    40  counters: runs, pubsub, push_sent, push_failed, push_invalid_tokens
+//!     58     4  error length E (Failed; else 0)
+//!     62     E  error text, UTF-8
+//!   62+E        envelope:
+//!               16  id (big-endian, must equal the key)
+//!                8  accepted_at (ms)
+//!             4+n   channel, UTF-8
+//!             4+n   message, JSON
+//!             4+n   publish options, JSON (`PublishOptions::to_json`)
+//!             4+n   delivery options, JSON (`DeliveryOptions::to_json`)
+//! ```
+//!
+//! Integers are little-endian except the id; lengths are `u32`. Decoding
+//! checks every length and that nothing trails the envelope, and never
+//! panics: a damaged record is a [`FormatError`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use herald::{
+    DeliveryCounts, DeliveryOptions, Envelope, MessageId, PublishOptions, Record, RunState,
+};
+use herald_core::Tick;
+use serde_json::Value;
+
+/// The record format this build writes and reads.
+pub(crate) const RECORD_VERSION: u8 = 1;
+
+/// Bytes before the error text.
+pub(crate) const HEADER_LEN: usize = 62;
+
+const STATE_SCHEDULED: u8 = 0;
+const STATE_FIRING: u8 = 1;
+const STATE_PUBLISHED: u8 = 2;
+const STATE_FAILED: u8 = 3;
+const STATE_CANCELLED: u8 = 4;
+
+/// The largest epoch-ms time `DeliveryOptions::from_json` accepts back.
+const MAX_EPOCH_MS: i64 = 8_640_000_000_000_000;
+/// The longest `repeatEvery` `DeliveryOptions::from_json` accepts back.
+const MAX_REPEAT_SECONDS: i64 = 1_000_000_000;
+
+/// A record that cannot be decoded (or a record that could not be read
+/// back, refused at insert).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FormatError {
+    pub(crate) id: u128,
+    pub(crate) what: String,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "herald-redb: record {} is corrupt or unreadable: {}",
+            MessageId::from_u128(self.id),
+            self.what
+        )
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+fn err(id: u128, what: impl Into<String>) -> FormatError {
+    FormatError {
+        id,
+        what: what.into(),
+    }
+}
+
+/// The fixed part of a record: everything the state machine changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) state: HeaderState,
+    pub(crate) counts: DeliveryCounts,
+}
+
+/// [`RunState`] without the error text (kept next to the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeaderState {
+    Scheduled { due: u64 },
+    Firing { due: u64, lease_until: u64 },
+    Published,
+    Failed,
+    Cancelled,
+}
+
+impl HeaderState {
+    pub(crate) fn is_unfinished(self) -> bool {
+        matches!(self, Self::Scheduled { .. } | Self::Firing { .. })
+    }
+}
+
+/// A record split into its parts, borrowing the stored bytes.
+#[derive(Debug)]
+pub(crate) struct Parsed<'a> {
+    pub(crate) header: Header,
+    pub(crate) error: &'a str,
+    /// The encoded envelope (immutable after insert).
+    pub(crate) envelope: &'a [u8],
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Splits a stored record. Checks the header, not the envelope.
+pub(crate) fn parse(id: u128, bytes: &[u8]) -> Result<Parsed<'_>, FormatError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(err(
+            id,
+            format!("{} bytes, shorter than the header", bytes.len()),
+        ));
+    }
+    if bytes[0] != RECORD_VERSION {
+        return Err(err(
+            id,
+            format!(
+                "record format version {}, this build reads version {RECORD_VERSION}",
+                bytes[0]
+            ),
+        ));
+    }
+    let due = u64_at(bytes, 2);
+    let lease_until = u64_at(bytes, 10);
+    let state = match bytes[1] {
+        STATE_SCHEDULED => HeaderState::Scheduled { due },
+        STATE_FIRING => HeaderState::Firing { due, lease_until },
+        STATE_PUBLISHED => HeaderState::Published,
+        STATE_FAILED => HeaderState::Failed,
+        STATE_CANCELLED => HeaderState::Cancelled,
+        other => return Err(err(id, format!("unknown state tag {other}"))),
+    };
+    let counts = DeliveryCounts {
+        runs: u64_at(bytes, 18),
+        pubsub: u64_at(bytes, 26),
+        push_sent: u64_at(bytes, 34),
+        push_failed: u64_at(bytes, 42),
+        push_invalid_tokens: u64_at(bytes, 50),
+    };
+    let mut r = Reader {
+        id,
+        bytes,
+        at: HEADER_LEN - 4,
+    };
+    let error = r.text("error text")?;
+    Ok(Parsed {
+        header: Header { state, counts },
+        error,
+        envelope: &bytes[r.at..],
+    })
+}
+
+/// Writes a record from its parts.
+pub(crate) fn build(header: &Header, error: &str, envelope: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(HEADER_LEN + error.len() + envelope.len());
+    let (tag, due, lease) = match header.state {
+        HeaderState::Scheduled { due } => (STATE_SCHEDULED, due, 0),
+        HeaderState::Firing { due, lease_until } => (STATE_FIRING, due, lease_until),
+        HeaderState::Published => (STATE_PUBLISHED, 0, 0),
+        HeaderState::Failed => (STATE_FAILED, 0, 0),
+        HeaderState::Cancelled => (STATE_CANCELLED, 0, 0),
+    };
+    out.push(RECORD_VERSION);
+    out.push(tag);
+    out.extend_from_slice(&due.to_le_bytes());
+    out.extend_from_slice(&lease.to_le_bytes());
+    let c = &header.counts;
+    for n in [
+        c.runs,
+        c.pubsub,
+        c.push_sent,
+        c.push_failed,
+        c.push_invalid_tokens,
+    ] {
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+    put_len(&mut out, error.len())?;
+    out.extend_from_slice(error.as_bytes());
+    out.extend_from_slice(envelope);
+    Ok(out)
+}
+
+fn put_len(out: &mut Vec<u8>, len: usize) -> Result<(), String> {
+    let len = u32::try_from(len).map_err(|_| format!("a field of {len} bytes is over 4 GiB"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+fn put_json(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), String> {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *out, value).map_err(|e| e.to_string())?;
+    let len = out.len() - at - 4;
+    let len = u32::try_from(len).map_err(|_| format!("a field of {len} bytes is over 4 GiB"))?;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
+}
+
+/// Refuses delivery options that `DeliveryOptions::from_json` would not
+/// read back (possible only for records built by hand, not by the engine,
+/// which validates them at publish).
+fn check_delivery(d: &DeliveryOptions) -> Result<(), String> {
+    for (name, t) in [
+        ("publishAt", d.publish_at),
+        ("repeatExpiresAt", d.repeat_expires_at),
+    ] {
+        if let Some(t) = t
+            && !(0..=MAX_EPOCH_MS).contains(&t.timestamp_millis())
+        {
+            return Err(format!("{name} {t} is outside 1970..275760"));
+        }
+    }
+    if let Some(every) = d.repeat_every
+        && !(1..=MAX_REPEAT_SECONDS).contains(&every.num_seconds())
+    {
+        return Err(format!("repeatEvery {every} is not 1 s ..= 10^9 s"));
+    }
+    if d.repeat_every.is_some() && d.repeat_cron.is_some() {
+        return Err("both repeatEvery and repeatCron".into());
+    }
+    if let Some(q) = &d.segment_query
+        && (q.trim().is_empty() || herald_core::selector::Selector::parse(q).is_err())
+    {
+        return Err(format!("segmentQuery {q:?} does not parse"));
+    }
+    Ok(())
+}
+
+/// Encodes an envelope (the immutable part of a record).
+pub(crate) fn encode_envelope(e: &Envelope) -> Result<Vec<u8>, String> {
+    check_delivery(&e.delivery)?;
+    let mut out = Vec::with_capacity(128 + e.channel.len());
+    out.extend_from_slice(&e.id.to_bytes());
+    out.extend_from_slice(&e.accepted_at.as_millis().to_le_bytes());
+    put_len(&mut out, e.channel.len())?;
+    out.extend_from_slice(e.channel.as_bytes());
+    put_json(&mut out, &e.message)?;
+    put_json(&mut out, &e.publish)?;
+    put_json(&mut out, &e.delivery)?;
+    Ok(out)
+}
+
+/// Encodes a whole record.
+pub(crate) fn encode_record(r: &Record) -> Result<Vec<u8>, String> {
+    let (state, error) = header_state_of(&r.state);
+    let envelope = encode_envelope(&r.envelope)?;
+    build(
+        &Header {
+            state,
+            counts: r.counts,
+        },
+        error,
+        &envelope,
+    )
+}
+
+/// The header form of a run state, and its error text.
+pub(crate) fn header_state_of(s: &RunState) -> (HeaderState, &str) {
+    match s {
+        RunState::Scheduled { due } => (HeaderState::Scheduled { due: due.as_millis() }, ""),
+        RunState::Firing { due, lease_until } => (
+            HeaderState::Firing {
+                due: due.as_millis(),
+                lease_until: lease_until.as_millis(),
+            },
+            "",
+        ),
+        RunState::Published => (HeaderState::Published, ""),
+        RunState::Failed { error } => (HeaderState::Failed, error),
+        RunState::Cancelled => (HeaderState::Cancelled, ""),
+    }
+}
+
+struct Reader<'a> {
+    id: u128,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], FormatError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                err(
+                    self.id,
+                    format!(
+                        "{what}: needs {n} bytes at offset {}, record has {}",
+                        self.at,
+                        self.bytes.len()
+                    ),
+                )
+            })?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+
+    fn field(&mut self, what: &str) -> Result<&'a [u8], FormatError> {
+        let mut len = [0u8; 4];
+        len.copy_from_slice(self.take(4, what)?);
+        self.take(u32::from_le_bytes(len) as usize, what)
+    }
+
+    fn text(&mut self, what: &str) -> Result<&'a str, FormatError> {
+        let b = self.field(what)?;
+        std::str::from_utf8(b).map_err(|e| err(self.id, format!("{what}: {e}")))
+    }
+
+    fn json(&mut self, what: &str) -> Result<Value, FormatError> {
+        let b = self.field(what)?;
+        serde_json::from_slice(b).map_err(|e| err(self.id, format!("{what}: {e}")))
+    }
+}
+
+/// Decodes an envelope stored under key `id`.
+pub(crate) fn decode_envelope(id: u128, bytes: &[u8]) -> Result<Envelope, FormatError> {
+    let mut r = Reader { id, bytes, at: 0 };
+    let mut idb = [0u8; 16];
+    idb.copy_from_slice(r.take(16, "id")?);
+    let stored = MessageId::from_bytes(idb);
+    if stored.as_u128() != id {
+        return Err(err(id, format!("holds the envelope of {stored}")));
+    }
+    let mut at = [0u8; 8];
+    at.copy_from_slice(r.take(8, "accepted_at")?);
+    let channel = r.text("channel")?.to_owned();
+    let message = r.json("message")?;
+    let publish = PublishOptions::from_json(&r.json("publish options")?)
+        .map_err(|e| err(id, format!("publish options: {e}")))?;
+    let delivery = DeliveryOptions::from_json(&r.json("delivery options")?)
+        .map_err(|e| err(id, format!("delivery options: {e}")))?;
+    if r.at != bytes.len() {
+        return Err(err(
+            id,
+            format!("{} bytes after the envelope", bytes.len() - r.at),
+        ));
+    }
+    Ok(Envelope {
+        id: stored,
+        channel,
+        message,
+        publish,
+        delivery,
+        accepted_at: Tick::from_millis(u64::from_le_bytes(at)),
+    })
+}
+
+/// Decodes a whole record stored under key `id`.
+pub(crate) fn decode_record(id: u128, bytes: &[u8]) -> Result<Record, FormatError> {
+    let p = parse(id, bytes)?;
+    let envelope = Arc::new(decode_envelope(id, p.envelope)?);
+    let state = match p.header.state {
+        HeaderState::Scheduled { due } => RunState::Scheduled {
+            due: Tick::from_millis(due),
+        },
+        HeaderState::Firing { due, lease_until } => RunState::Firing {
+            due: Tick::from_millis(due),
+            lease_until: Tick::from_millis(lease_until),
+        },
+        HeaderState::Published => RunState::Published,
+        HeaderState::Failed => RunState::Failed {
+            error: p.error.to_owned(),
+        },
+        HeaderState::Cancelled => RunState::Cancelled,
+    };
+    Ok(Record {
+        envelope,
+        state,
+        counts: p.header.counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_testkit::store_conformance::{envelope, small_envelope};
+
+    fn record(n: u128, state: RunState) -> Record {
+        Record {
+            envelope: envelope(n),
+            state,
+            counts: DeliveryCounts {
+                runs: 1,
+                pubsub: 2,
+                push_sent: 3,
+                push_failed: 4,
+                push_invalid_tokens: u64::MAX,
+            },
+        }
+    }
+
+    fn states() -> Vec<RunState> {
+        vec![
+            RunState::Scheduled {
+                due: Tick::from_millis(7),
+            },
+            RunState::Firing {
+                due: Tick::from_millis(8),
+                lease_until: Tick::MAX,
+            },
+            RunState::Published,
+            RunState::Failed {
+                error: "nö ✗".into(),
+            },
+            RunState::Cancelled,
+        ]
+    }
+
+    #[test]
+    fn every_state_round_trips() {
+        for (n, s) in states().into_iter().enumerate() {
+            let r = record(n as u128, s);
+            let id = r.envelope.id.as_u128();
+            let bytes = encode_record(&r).expect("encode");
+            assert_eq!(bytes[0], RECORD_VERSION);
+            assert_eq!(decode_record(id, &bytes).expect("decode"), r);
+        }
+        let small = Record {
+            envelope: small_envelope(9),
+            state: RunState::Published,
+            counts: DeliveryCounts::default(),
+        };
+        let bytes = encode_record(&small).expect("encode");
+        assert_eq!(decode_record(small.envelope.id.as_u128(), &bytes), Ok(small));
+    }
+
+    #[test]
+    fn the_header_sits_where_the_format_says() {
+        let r = record(
+            1,
+            RunState::Firing {
+                due: Tick::from_millis(0x0102),
+                lease_until: Tick::from_millis(0x0304),
+            },
+        );
+        let b = encode_record(&r).expect("encode");
+        assert_eq!(&b[..2], &[1, STATE_FIRING]);
+        assert_eq!(u64_at(&b, 2), 0x0102);
+        assert_eq!(u64_at(&b, 10), 0x0304);
+        assert_eq!(u64_at(&b, 50), u64::MAX);
+        assert_eq!(&b[58..62], &[0, 0, 0, 0]);
+        assert_eq!(&b[62..78], &r.envelope.id.to_bytes());
+    }
+
+    /// Every truncation, every single-byte change and trailing bytes decode
+    /// to an error or to some record, never a panic; damage to the framing
+    /// is reported.
+    #[test]
+    fn damaged_records_are_errors_not_panics() {
+        let r = record(
+            3,
+            RunState::Failed {
+                error: "boom".into(),
+            },
+        );
+        let id = r.envelope.id.as_u128();
+        let good = encode_record(&r).expect("encode");
+        for len in 0..good.len() {
+            assert!(
+                decode_record(id, &good[..len]).is_err(),
+                "truncated to {len} bytes must not decode"
+            );
+        }
+        for at in 0..good.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut bad = good.clone();
+                bad[at] ^= flip;
+                let _ = decode_record(id, &bad);
+            }
+        }
+        let mut long = good.clone();
+        long.push(0);
+        assert!(decode_record(id, &long).is_err());
+        let mut v2 = good.clone();
+        v2[0] = 2;
+        let e = decode_record(id, &v2).expect_err("unknown version");
+        assert!(e.to_string().contains("version 2"), "{e}");
+        let mut tag = good.clone();
+        tag[1] = 9;
+        assert!(decode_record(id, &tag).is_err());
+        assert!(
+            decode_record(id + 1, &good).is_err(),
+            "an envelope under another id's key"
+        );
+    }
+
+    #[test]
+    fn options_that_would_not_read_back_are_refused_at_encode() {
+        let mut e = (*small_envelope(1)).clone();
+        e.delivery.repeat_every = Some(chrono::TimeDelta::zero());
+        assert!(encode_envelope(&e).is_err());
+        let mut e = (*small_envelope(1)).clone();
+        e.delivery.publish_at = chrono::DateTime::from_timestamp_millis(-1);
+        assert!(encode_envelope(&e).is_err());
+        let mut e = (*small_envelope(1)).clone();
+        e.delivery.segment_query = Some("a >".into());
+        assert!(encode_envelope(&e).is_err());
+    }
+}
