@@ -225,9 +225,9 @@ fn check_delivery(d: &DeliveryOptions) -> Result<(), String> {
         }
     }
     if let Some(every) = d.repeat_every
-        && !(1..=MAX_REPEAT_SECONDS).contains(&every.num_seconds())
+        && (!(1..=MAX_REPEAT_SECONDS).contains(&every.num_seconds()) || every.subsec_nanos() != 0)
     {
-        return Err(format!("repeatEvery {every} is not 1 s ..= 10^9 s"));
+        return Err(format!("repeatEvery {every} is not a whole number of seconds in 1 ..= 10^9"));
     }
     if d.repeat_every.is_some() && d.repeat_cron.is_some() {
         return Err("both repeatEvery and repeatCron".into());
