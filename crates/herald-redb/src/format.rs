@@ -227,7 +227,9 @@ fn check_delivery(d: &DeliveryOptions) -> Result<(), String> {
     if let Some(every) = d.repeat_every
         && (!(1..=MAX_REPEAT_SECONDS).contains(&every.num_seconds()) || every.subsec_nanos() != 0)
     {
-        return Err(format!("repeatEvery {every} is not a whole number of seconds in 1 ..= 10^9"));
+        return Err(format!(
+            "repeatEvery {every} is not a whole number of seconds in 1 ..= 10^9"
+        ));
     }
     if d.repeat_every.is_some() && d.repeat_cron.is_some() {
         return Err("both repeatEvery and repeatCron".into());
@@ -271,7 +273,12 @@ pub(crate) fn encode_record(r: &Record) -> Result<Vec<u8>, String> {
 /// The header form of a run state, and its error text.
 pub(crate) fn header_state_of(s: &RunState) -> (HeaderState, &str) {
     match s {
-        RunState::Scheduled { due } => (HeaderState::Scheduled { due: due.as_millis() }, ""),
+        RunState::Scheduled { due } => (
+            HeaderState::Scheduled {
+                due: due.as_millis(),
+            },
+            "",
+        ),
         RunState::Firing { due, lease_until } => (
             HeaderState::Firing {
                 due: due.as_millis(),
@@ -438,7 +445,10 @@ mod tests {
             counts: DeliveryCounts::default(),
         };
         let bytes = encode_record(&small).expect("encode");
-        assert_eq!(decode_record(small.envelope.id.as_u128(), &bytes), Ok(small));
+        assert_eq!(
+            decode_record(small.envelope.id.as_u128(), &bytes),
+            Ok(small)
+        );
     }
 
     #[test]

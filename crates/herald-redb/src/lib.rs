@@ -123,7 +123,9 @@ pub enum RedbStoreError {
     #[error("redb: {0}")]
     Redb(#[from] redb::Error),
     /// The file was written by a Herald with another store format.
-    #[error("{path} has herald-redb format version {found}; this build reads version {FORMAT_VERSION}")]
+    #[error(
+        "{path} has herald-redb format version {found}; this build reads version {FORMAT_VERSION}"
+    )]
     Version {
         /// The database file.
         path: PathBuf,
@@ -316,7 +318,8 @@ impl RedbStore {
         for entry in messages.iter().map_err(redb::Error::from)? {
             let (k, v) = entry.map_err(redb::Error::from)?;
             let id = k.value();
-            let record = format::decode_record(id, v.value()).map_err(|e| corrupt(e.to_string()))?;
+            let record =
+                format::decode_record(id, v.value()).map_err(|e| corrupt(e.to_string()))?;
             let indexed = unfinished.get(id).map_err(redb::Error::from)?.is_some();
             if indexed != !record.state.is_finished() {
                 return Err(corrupt(format!(
@@ -325,7 +328,10 @@ impl RedbStore {
                     record.state
                 )));
             }
-            let lease = firing.get(id).map_err(redb::Error::from)?.map(|g| g.value());
+            let lease = firing
+                .get(id)
+                .map_err(redb::Error::from)?
+                .map(|g| g.value());
             let want = match record.state {
                 herald::RunState::Firing { lease_until, .. } => Some(lease_until.as_millis()),
                 _ => None,
@@ -427,7 +433,9 @@ fn read_pending(
                 MessageId::from_u128(id)
             ))
         })?;
-        out.push(format::decode_record(id, bytes.value()).map_err(|e| StoreError::Other(Box::new(e)))?);
+        out.push(
+            format::decode_record(id, bytes.value()).map_err(|e| StoreError::Other(Box::new(e)))?,
+        );
     }
     Ok(out)
 }

@@ -46,7 +46,9 @@ pub(crate) enum Op {
     },
     /// Stop after everything queued before it; answered once the database
     /// is released.
-    Close { reply: Reply<()> },
+    Close {
+        reply: Reply<()>,
+    },
 }
 
 impl fmt::Debug for Op {
@@ -140,7 +142,10 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>) {
             // still in the channel. Then the database is released before
             // the close is answered, so the file can be reopened at once.
             let mut replies = Vec::new();
-            for op in rest.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            for op in rest
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
                 match op {
                     Op::Close { reply } => replies.push(reply),
                     other => other.refuse(),
@@ -324,10 +329,7 @@ fn claim(
         // text of a scheduled record is empty.
         bytes[1] = 1;
         bytes[10..18].copy_from_slice(&lease_until.to_le_bytes());
-        debug_assert_eq!(
-            format::parse(id, &bytes).map(|p| p.header.state),
-            Ok(state)
-        );
+        debug_assert_eq!(format::parse(id, &bytes).map(|p| p.header.state), Ok(state));
         t.messages.insert(id, bytes.as_slice())?;
         set_indexes(t, id, state)?;
         out.push(Some(envelope));

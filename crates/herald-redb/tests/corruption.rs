@@ -80,7 +80,10 @@ async fn a_damaged_record_is_an_error_and_does_not_stop_the_others() {
     let store = RedbStore::open(&dir.0).expect("reopen");
     let e = store.get(id(2)).await.expect_err("garbage");
     assert!(is_other_mentioning(&e, "corrupt"), "{e}");
-    assert!(e.to_string().contains(&id(2).to_string()), "names the id: {e}");
+    assert!(
+        e.to_string().contains(&id(2).to_string()),
+        "names the id: {e}"
+    );
     let e = store.get(id(3)).await.expect_err("future version");
     assert!(is_other_mentioning(&e, "version 9"), "{e}");
     assert_eq!(
@@ -104,7 +107,10 @@ async fn a_damaged_record_is_an_error_and_does_not_stop_the_others() {
             due: Tick::from_millis(10),
         })
         .collect();
-    let got = store.claim(claims, Tick::from_millis(100)).await.expect("claim");
+    let got = store
+        .claim(claims, Tick::from_millis(100))
+        .await
+        .expect("claim");
     let got: Vec<bool> = got.iter().map(Option::is_some).collect();
     assert_eq!(got, vec![true, false, false]);
     // Completions of damaged records are skipped, the others applied.

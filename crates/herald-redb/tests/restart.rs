@@ -125,10 +125,22 @@ fn phase_one(dir: &TempDir, shutdown: bool) -> Ids {
             publish_at: at(ms),
             ..DeliveryOptions::default()
         };
-        ids.insert("delayed", publish(&engine, "delayed", delayed(T0 + 10 * SEC)).await);
-        ids.insert("cancelled", publish(&engine, "cancelled", delayed(T0 + 20 * SEC)).await);
-        ids.insert("later", publish(&engine, "later", delayed(T0 + 15 * 60 * SEC)).await);
-        ids.insert("crashed", publish(&engine, "crashed", delayed(T0 + 8 * SEC)).await);
+        ids.insert(
+            "delayed",
+            publish(&engine, "delayed", delayed(T0 + 10 * SEC)).await,
+        );
+        ids.insert(
+            "cancelled",
+            publish(&engine, "cancelled", delayed(T0 + 20 * SEC)).await,
+        );
+        ids.insert(
+            "later",
+            publish(&engine, "later", delayed(T0 + 15 * 60 * SEC)).await,
+        );
+        ids.insert(
+            "crashed",
+            publish(&engine, "crashed", delayed(T0 + 8 * SEC)).await,
+        );
         ids.insert(
             "every",
             publish(
@@ -155,7 +167,10 @@ fn phase_one(dir: &TempDir, shutdown: bool) -> Ids {
             )
             .await,
         );
-        ids.insert("now", publish(&engine, "now", DeliveryOptions::default()).await);
+        ids.insert(
+            "now",
+            publish(&engine, "now", DeliveryOptions::default()).await,
+        );
         let cancelled = engine.cancel(&ids["cancelled"]).await.expect("cancel");
         assert_eq!(cancelled.status, PublishStatus::Cancelled);
 
@@ -163,7 +178,10 @@ fn phase_one(dir: &TempDir, shutdown: bool) -> Ids {
         clock.advance(Duration::from_secs(6));
         engine.settle().await;
         assert_eq!(sorted(drain(&mut sub)), names(&["now", "every"]));
-        assert_eq!(status(&engine, &ids["every"]).await.deliveries, counts(1, 1));
+        assert_eq!(
+            status(&engine, &ids["every"]).await.deliveries,
+            counts(1, 1)
+        );
 
         // `crashed` (due at 8 s) is claimed behind the engine's back: the
         // store says a node is delivering it, and nobody will complete it.
@@ -182,7 +200,10 @@ fn phase_one(dir: &TempDir, shutdown: bool) -> Ids {
         if shutdown {
             engine.shutdown().await;
             assert!(
-                matches!(store.get(ids["now"].parse().expect("id")).await, Err(StoreError::Closed)),
+                matches!(
+                    store.get(ids["now"].parse().expect("id")).await,
+                    Err(StoreError::Closed)
+                ),
                 "a closed store says so"
             );
         }
@@ -221,7 +242,10 @@ fn phase_two(dir: &TempDir, ids: &Ids) {
         engine.settle().await;
         // Everything due while down fires once: `delayed`, the crashed run
         // (at-least-once), and one run each for the repeating messages.
-        assert_eq!(sorted(drain(&mut sub)), names(&["delayed", "crashed", "every", "cron"]));
+        assert_eq!(
+            sorted(drain(&mut sub)),
+            names(&["delayed", "crashed", "every", "cron"])
+        );
 
         let st = |name: &'static str| {
             let engine = engine.clone();
@@ -229,19 +253,40 @@ fn phase_two(dir: &TempDir, ids: &Ids) {
             async move { status(&engine, &id).await }
         };
         let s = st("delayed").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Published, counts(1, 1)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Published, counts(1, 1))
+        );
         let s = st("crashed").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Published, counts(1, 1)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Published, counts(1, 1))
+        );
         let s = st("cancelled").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Cancelled, counts(0, 0)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Cancelled, counts(0, 0))
+        );
         let s = st("now").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Published, counts(1, 1)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Published, counts(1, 1))
+        );
         let s = st("every").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Scheduled, counts(2, 2)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Scheduled, counts(2, 2))
+        );
         let s = st("cron").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Scheduled, counts(1, 1)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Scheduled, counts(1, 1))
+        );
         let s = st("later").await;
-        assert_eq!((s.status, s.deliveries), (PublishStatus::Scheduled, counts(0, 0)));
+        assert_eq!(
+            (s.status, s.deliveries),
+            (PublishStatus::Scheduled, counts(0, 0))
+        );
         assert!(
             engine.cancel(&ids["cancelled"]).await.is_err(),
             "still cancelled: cancelling again is 5040"
@@ -342,7 +387,10 @@ fn a_second_open_fails_until_the_first_is_closed() {
             first.release_expired(Tick::MAX).await,
             Err(StoreError::Closed)
         ));
-        assert!(matches!(first.pending(None, 10).await, Err(StoreError::Closed)));
+        assert!(matches!(
+            first.pending(None, 10).await,
+            Err(StoreError::Closed)
+        ));
         assert_eq!(again.pending(None, 10).await.expect("pending").len(), 0);
     });
 }

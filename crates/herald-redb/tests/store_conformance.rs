@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use herald::{
-    CancelOutcome, Claim, Completion, Envelope, MessageId, Record, Store, StoreFuture,
-};
+use herald::{CancelOutcome, Claim, Completion, Envelope, MessageId, Record, Store, StoreFuture};
 use herald_core::Tick;
 use herald_redb::RedbStore;
 
@@ -39,7 +37,9 @@ impl Drop for Scratch {
         // Every record the check left must still decode, and the indexes
         // agree with the records.
         if !std::thread::panicking() {
-            self.store.check_records().expect("records and indexes intact");
+            self.store
+                .check_records()
+                .expect("records and indexes intact");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
