@@ -6,13 +6,13 @@
 //! ```text
 //! offset  size  field
 //!      0     1  record format version (1)
-//!      1     1  state: 0 Scheduled, 1 Firing, 2 Published, 3 Failed, 4 Cancelled
-//!      2     8  due (ms, Scheduled/Firing; else 0)
-//!     10     8  lease_until (ms, Firing; else 0)
-//!     18    40  counters: runs, pubsub, push_sent, push_failed, push_invalid_tokens
-//!     58     4  error length E (Failed; else 0)
-//!     62     E  error text, UTF-8
-//!   62+E        envelope:
+//!      1     1  state: 0 Scheduled (or Firing: see below), 2 Published, 3 Failed,
+//!               4 Cancelled (1 is not used)
+//!      2     8  due (ms, Scheduled; else 0)
+//!     10    40  counters: runs, pubsub, push_sent, push_failed, push_invalid_tokens
+//!     50     4  error length E (Failed; else 0)
+//!     54     E  error text, UTF-8
+//!   54+E        envelope:
 //!               16  id (big-endian, must equal the key)
 //!                8  accepted_at (ms)
 //!             4+n   channel, UTF-8
@@ -20,6 +20,11 @@
 //!             4+n   publish options, JSON (`PublishOptions::to_json`)
 //!             4+n   delivery options, JSON (`DeliveryOptions::to_json`)
 //! ```
+//!
+//! A claimed run is not written here: `Firing { due, lease_until }` is a
+//! `Scheduled { due }` record whose id is in the `firing` table with that
+//! due and lease (claims and lease releases then touch only that small
+//! table, not the record's page).
 //!
 //! Integers are little-endian except the id; lengths are `u32`. Decoding
 //! checks every length and that nothing trails the envelope, and never
@@ -38,10 +43,9 @@ use serde_json::Value;
 pub(crate) const RECORD_VERSION: u8 = 1;
 
 /// Bytes before the error text.
-pub(crate) const HEADER_LEN: usize = 62;
+pub(crate) const HEADER_LEN: usize = 54;
 
 const STATE_SCHEDULED: u8 = 0;
-const STATE_FIRING: u8 = 1;
 const STATE_PUBLISHED: u8 = 2;
 const STATE_FAILED: u8 = 3;
 const STATE_CANCELLED: u8 = 4;
@@ -86,11 +90,11 @@ pub(crate) struct Header {
     pub(crate) counts: DeliveryCounts,
 }
 
-/// [`RunState`] without the error text (kept next to the header).
+/// [`RunState`] as the record stores it: without the error text (kept next
+/// to the header) and without `Firing` (the `firing` table's overlay).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum HeaderState {
     Scheduled { due: u64 },
-    Firing { due: u64, lease_until: u64 },
     Published,
     Failed,
     Cancelled,
@@ -98,9 +102,12 @@ pub(crate) enum HeaderState {
 
 impl HeaderState {
     pub(crate) fn is_unfinished(self) -> bool {
-        matches!(self, Self::Scheduled { .. } | Self::Firing { .. })
+        matches!(self, Self::Scheduled { .. })
     }
 }
+
+/// A claim on a run: `(due, lease_until)`, the `firing` table's value.
+pub(crate) type Lease = (u64, u64);
 
 /// A record split into its parts, borrowing the stored bytes.
 #[derive(Debug)]
@@ -135,21 +142,19 @@ pub(crate) fn parse(id: u128, bytes: &[u8]) -> Result<Parsed<'_>, FormatError> {
         ));
     }
     let due = u64_at(bytes, 2);
-    let lease_until = u64_at(bytes, 10);
     let state = match bytes[1] {
         STATE_SCHEDULED => HeaderState::Scheduled { due },
-        STATE_FIRING => HeaderState::Firing { due, lease_until },
         STATE_PUBLISHED => HeaderState::Published,
         STATE_FAILED => HeaderState::Failed,
         STATE_CANCELLED => HeaderState::Cancelled,
         other => return Err(err(id, format!("unknown state tag {other}"))),
     };
     let counts = DeliveryCounts {
-        runs: u64_at(bytes, 18),
-        pubsub: u64_at(bytes, 26),
-        push_sent: u64_at(bytes, 34),
-        push_failed: u64_at(bytes, 42),
-        push_invalid_tokens: u64_at(bytes, 50),
+        runs: u64_at(bytes, 10),
+        pubsub: u64_at(bytes, 18),
+        push_sent: u64_at(bytes, 26),
+        push_failed: u64_at(bytes, 34),
+        push_invalid_tokens: u64_at(bytes, 42),
     };
     let mut r = Reader {
         id,
@@ -167,17 +172,15 @@ pub(crate) fn parse(id: u128, bytes: &[u8]) -> Result<Parsed<'_>, FormatError> {
 /// Writes a record from its parts.
 pub(crate) fn build(header: &Header, error: &str, envelope: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(HEADER_LEN + error.len() + envelope.len());
-    let (tag, due, lease) = match header.state {
-        HeaderState::Scheduled { due } => (STATE_SCHEDULED, due, 0),
-        HeaderState::Firing { due, lease_until } => (STATE_FIRING, due, lease_until),
-        HeaderState::Published => (STATE_PUBLISHED, 0, 0),
-        HeaderState::Failed => (STATE_FAILED, 0, 0),
-        HeaderState::Cancelled => (STATE_CANCELLED, 0, 0),
+    let (tag, due) = match header.state {
+        HeaderState::Scheduled { due } => (STATE_SCHEDULED, due),
+        HeaderState::Published => (STATE_PUBLISHED, 0),
+        HeaderState::Failed => (STATE_FAILED, 0),
+        HeaderState::Cancelled => (STATE_CANCELLED, 0),
     };
     out.push(RECORD_VERSION);
     out.push(tag);
     out.extend_from_slice(&due.to_le_bytes());
-    out.extend_from_slice(&lease.to_le_bytes());
     let c = &header.counts;
     for n in [
         c.runs,
@@ -256,39 +259,42 @@ pub(crate) fn encode_envelope(e: &Envelope) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Encodes a whole record.
-pub(crate) fn encode_record(r: &Record) -> Result<Vec<u8>, String> {
-    let (state, error) = header_state_of(&r.state);
+/// Encodes a whole record; a `Firing` one is stored as scheduled, and its
+/// claim returned for the `firing` table.
+pub(crate) fn encode_record(r: &Record) -> Result<(Vec<u8>, Option<Lease>), String> {
+    let (state, error, lease) = header_state_of(&r.state);
     let envelope = encode_envelope(&r.envelope)?;
-    build(
+    let bytes = build(
         &Header {
             state,
             counts: r.counts,
         },
         error,
         &envelope,
-    )
+    )?;
+    Ok((bytes, lease))
 }
 
-/// The header form of a run state, and its error text.
-pub(crate) fn header_state_of(s: &RunState) -> (HeaderState, &str) {
+/// The stored form of a run state: header state, error text, claim.
+pub(crate) fn header_state_of(s: &RunState) -> (HeaderState, &str, Option<Lease>) {
     match s {
         RunState::Scheduled { due } => (
             HeaderState::Scheduled {
                 due: due.as_millis(),
             },
             "",
+            None,
         ),
         RunState::Firing { due, lease_until } => (
-            HeaderState::Firing {
+            HeaderState::Scheduled {
                 due: due.as_millis(),
-                lease_until: lease_until.as_millis(),
             },
             "",
+            Some((due.as_millis(), lease_until.as_millis())),
         ),
-        RunState::Published => (HeaderState::Published, ""),
-        RunState::Failed { error } => (HeaderState::Failed, error),
-        RunState::Cancelled => (HeaderState::Cancelled, ""),
+        RunState::Published => (HeaderState::Published, "", None),
+        RunState::Failed { error } => (HeaderState::Failed, error, None),
+        RunState::Cancelled => (HeaderState::Cancelled, "", None),
     }
 }
 
@@ -369,31 +375,41 @@ pub(crate) fn decode_envelope(id: u128, bytes: &[u8]) -> Result<Envelope, Format
     })
 }
 
-/// Decodes a whole record stored under key `id`.
-pub(crate) fn decode_record(id: u128, bytes: &[u8]) -> Result<Record, FormatError> {
-    let p = parse(id, bytes)?;
-    let envelope = Arc::new(decode_envelope(id, p.envelope)?);
-    let state = match p.header.state {
-        HeaderState::Scheduled { due } => RunState::Scheduled {
-            due: Tick::from_millis(due),
-        },
-        HeaderState::Firing { due, lease_until } => RunState::Firing {
-            due: Tick::from_millis(due),
-            lease_until: Tick::from_millis(lease_until),
+/// The run state of a stored header with its `firing` entry, if any. A
+/// claim for another due than the record's (never written) is ignored.
+pub(crate) fn run_state(state: HeaderState, error: &str, lease: Option<Lease>) -> RunState {
+    match state {
+        HeaderState::Scheduled { due } => match lease {
+            Some((d, lease_until)) if d == due => RunState::Firing {
+                due: Tick::from_millis(due),
+                lease_until: Tick::from_millis(lease_until),
+            },
+            _ => RunState::Scheduled {
+                due: Tick::from_millis(due),
+            },
         },
         HeaderState::Published => RunState::Published,
         HeaderState::Failed => RunState::Failed {
-            error: p.error.to_owned(),
+            error: error.to_owned(),
         },
         HeaderState::Cancelled => RunState::Cancelled,
-    };
+    }
+}
+
+/// Decodes a whole record stored under key `id`, with its `firing` entry.
+pub(crate) fn decode_record(
+    id: u128,
+    bytes: &[u8],
+    lease: Option<Lease>,
+) -> Result<Record, FormatError> {
+    let p = parse(id, bytes)?;
+    let envelope = Arc::new(decode_envelope(id, p.envelope)?);
     Ok(Record {
         envelope,
-        state,
+        state: run_state(p.header.state, p.error, lease),
         counts: p.header.counts,
     })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,18 +451,19 @@ mod tests {
         for (n, s) in states().into_iter().enumerate() {
             let r = record(n as u128, s);
             let id = r.envelope.id.as_u128();
-            let bytes = encode_record(&r).expect("encode");
+            let (bytes, lease) = encode_record(&r).expect("encode");
             assert_eq!(bytes[0], RECORD_VERSION);
-            assert_eq!(decode_record(id, &bytes).expect("decode"), r);
+            assert_eq!(lease.is_some(), matches!(r.state, RunState::Firing { .. }));
+            assert_eq!(decode_record(id, &bytes, lease).expect("decode"), r);
         }
         let small = Record {
             envelope: small_envelope(9),
             state: RunState::Published,
             counts: DeliveryCounts::default(),
         };
-        let bytes = encode_record(&small).expect("encode");
+        let (bytes, _) = encode_record(&small).expect("encode");
         assert_eq!(
-            decode_record(small.envelope.id.as_u128(), &bytes),
+            decode_record(small.envelope.id.as_u128(), &bytes, None),
             Ok(small)
         );
     }
@@ -460,13 +477,26 @@ mod tests {
                 lease_until: Tick::from_millis(0x0304),
             },
         );
-        let b = encode_record(&r).expect("encode");
-        assert_eq!(&b[..2], &[1, STATE_FIRING]);
+        let (b, lease) = encode_record(&r).expect("encode");
+        assert_eq!(
+            &b[..2],
+            &[1, STATE_SCHEDULED],
+            "firing is stored as scheduled"
+        );
+        assert_eq!(lease, Some((0x0102, 0x0304)), "plus the claim");
         assert_eq!(u64_at(&b, 2), 0x0102);
-        assert_eq!(u64_at(&b, 10), 0x0304);
-        assert_eq!(u64_at(&b, 50), u64::MAX);
-        assert_eq!(&b[58..62], &[0, 0, 0, 0]);
-        assert_eq!(&b[62..78], &r.envelope.id.to_bytes());
+        assert_eq!(u64_at(&b, 10), 1);
+        assert_eq!(u64_at(&b, 42), u64::MAX);
+        assert_eq!(&b[50..54], &[0, 0, 0, 0]);
+        assert_eq!(&b[54..70], &r.envelope.id.to_bytes());
+        // A claim for another due than the record's is not a claim.
+        let stale = decode_record(r.envelope.id.as_u128(), &b, Some((0x0103, 9))).expect("decode");
+        assert_eq!(
+            stale.state,
+            RunState::Scheduled {
+                due: Tick::from_millis(0x0102)
+            }
+        );
     }
 
     /// Every truncation, every single-byte change and trailing bytes decode
@@ -481,10 +511,10 @@ mod tests {
             },
         );
         let id = r.envelope.id.as_u128();
-        let good = encode_record(&r).expect("encode");
+        let (good, _) = encode_record(&r).expect("encode");
         for len in 0..good.len() {
             assert!(
-                decode_record(id, &good[..len]).is_err(),
+                decode_record(id, &good[..len], None).is_err(),
                 "truncated to {len} bytes must not decode"
             );
         }
@@ -492,21 +522,23 @@ mod tests {
             for flip in [0x01u8, 0x80, 0xFF] {
                 let mut bad = good.clone();
                 bad[at] ^= flip;
-                let _ = decode_record(id, &bad);
+                let _ = decode_record(id, &bad, None);
             }
         }
         let mut long = good.clone();
         long.push(0);
-        assert!(decode_record(id, &long).is_err());
+        assert!(decode_record(id, &long, None).is_err());
         let mut v2 = good.clone();
         v2[0] = 2;
-        let e = decode_record(id, &v2).expect_err("unknown version");
+        let e = decode_record(id, &v2, None).expect_err("unknown version");
         assert!(e.to_string().contains("version 2"), "{e}");
         let mut tag = good.clone();
-        tag[1] = 9;
-        assert!(decode_record(id, &tag).is_err());
+        for t in [1, 9] {
+            tag[1] = t;
+            assert!(decode_record(id, &tag, None).is_err(), "tag {t}");
+        }
         assert!(
-            decode_record(id + 1, &good).is_err(),
+            decode_record(id + 1, &good, None).is_err(),
             "an envelope under another id's key"
         );
     }

@@ -98,8 +98,11 @@ pub(crate) const MESSAGES: TableDefinition<'static, u128, &'static [u8]> =
 /// it).
 pub(crate) const UNFINISHED: TableDefinition<'static, u128, ()> =
     TableDefinition::new("unfinished");
-/// `firing`: id → lease end of firing records (`release_expired` scans it).
-pub(crate) const FIRING: TableDefinition<'static, u128, u64> = TableDefinition::new("firing");
+/// `firing`: id → `(due, lease_until)` of claimed runs: a `Scheduled { due }`
+/// record with an entry here for the same due is `Firing`
+/// (`release_expired` scans it).
+pub(crate) const FIRING: TableDefinition<'static, u128, (u64, u64)> =
+    TableDefinition::new("firing");
 /// `meta`: `format_version` → [`FORMAT_VERSION`].
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 const META_VERSION_KEY: &str = "format_version";
@@ -189,6 +192,24 @@ struct Inner {
     tx: Sender<Op>,
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    counters: Arc<writer::Counters>,
+}
+
+/// What the writer thread has done since the store was opened (see
+/// [`RedbStore::writer_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Write transactions run (each one durable commit, unless it failed).
+    pub transactions: u64,
+    /// Write requests applied (`insert`, `claim`, `complete`, `cancel`,
+    /// `release_expired` calls): `requests / transactions` is the mean
+    /// group-commit batch.
+    pub requests: u64,
+    /// Transactions that failed (every request in them got the error).
+    pub failed: u64,
+    /// Time spent applying and committing transactions.
+    pub busy: std::time::Duration,
 }
 
 impl fmt::Debug for RedbStore {
@@ -246,9 +267,11 @@ impl RedbStore {
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
         let writer_db = db.clone();
+        let counters = Arc::new(writer::Counters::default());
+        let writer_counters = counters.clone();
         let writer = std::thread::Builder::new()
             .name("herald-redb-writer".into())
-            .spawn(move || writer::run(writer_db, rx))
+            .spawn(move || writer::run(writer_db, rx, writer_counters))
             .map_err(RedbStoreError::Thread)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -257,6 +280,7 @@ impl RedbStore {
                 tx,
                 closed: AtomicBool::new(false),
                 writer: Mutex::new(Some(writer)),
+                counters,
             }),
         })
     }
@@ -291,6 +315,17 @@ impl RedbStore {
         Ok(())
     }
 
+    /// The writer thread's counters: transactions, requests, time busy.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            busy: std::time::Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -318,33 +353,29 @@ impl RedbStore {
         for entry in messages.iter().map_err(redb::Error::from)? {
             let (k, v) = entry.map_err(redb::Error::from)?;
             let id = k.value();
+            let lease = firing
+                .get(id)
+                .map_err(redb::Error::from)?
+                .map(|g| g.value());
             let record =
-                format::decode_record(id, v.value()).map_err(|e| corrupt(e.to_string()))?;
+                format::decode_record(id, v.value(), lease).map_err(|e| corrupt(e.to_string()))?;
             let indexed = unfinished.get(id).map_err(redb::Error::from)?.is_some();
-            if indexed != !record.state.is_finished() {
+            if indexed == record.state.is_finished() {
                 return Err(corrupt(format!(
                     "record {} is {:?} but the unfinished index says {indexed}",
                     MessageId::from_u128(id),
                     record.state
                 )));
             }
-            let lease = firing
-                .get(id)
-                .map_err(redb::Error::from)?
-                .map(|g| g.value());
-            let want = match record.state {
-                herald::RunState::Firing { lease_until, .. } => Some(lease_until.as_millis()),
-                _ => None,
-            };
-            if lease != want {
+            if lease.is_some() && !matches!(record.state, herald::RunState::Firing { .. }) {
                 return Err(corrupt(format!(
-                    "record {} is {:?} but the firing index says {lease:?}",
+                    "record {} is {:?} but the firing table has {lease:?}",
                     MessageId::from_u128(id),
                     record.state
                 )));
             }
             unfinished_n += u64::from(indexed);
-            firing_n += u64::from(want.is_some());
+            firing_n += u64::from(lease.is_some());
             n += 1;
         }
         let (u, f) = (
@@ -403,10 +434,12 @@ impl RedbStore {
 fn read_record(db: &Database, id: u128) -> Result<Option<Record>, StoreError> {
     let txn = db.begin_read().map_err(redb_failure)?;
     let messages = txn.open_table(MESSAGES).map_err(redb_failure)?;
+    let firing = txn.open_table(FIRING).map_err(redb_failure)?;
     let Some(bytes) = messages.get(id).map_err(redb_failure)? else {
         return Ok(None);
     };
-    format::decode_record(id, bytes.value())
+    let lease = firing.get(id).map_err(redb_failure)?.map(|g| g.value());
+    format::decode_record(id, bytes.value(), lease)
         .map(Some)
         .map_err(|e| StoreError::Other(Box::new(e)))
 }
@@ -419,6 +452,7 @@ fn read_pending(
     let txn = db.begin_read().map_err(redb_failure)?;
     let unfinished = txn.open_table(UNFINISHED).map_err(redb_failure)?;
     let messages = txn.open_table(MESSAGES).map_err(redb_failure)?;
+    let firing = txn.open_table(FIRING).map_err(redb_failure)?;
     let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.as_u128()));
     let range = unfinished
         .range::<u128>((lower, Bound::Unbounded))
@@ -433,8 +467,10 @@ fn read_pending(
                 MessageId::from_u128(id)
             ))
         })?;
+        let lease = firing.get(id).map_err(redb_failure)?.map(|g| g.value());
         out.push(
-            format::decode_record(id, bytes.value()).map_err(|e| StoreError::Other(Box::new(e)))?,
+            format::decode_record(id, bytes.value(), lease)
+                .map_err(|e| StoreError::Other(Box::new(e)))?,
         );
     }
     Ok(out)
@@ -443,12 +479,13 @@ fn read_pending(
 impl Store for RedbStore {
     fn insert(&self, record: Record) -> StoreFuture<'_, ()> {
         let id = record.envelope.id.as_u128();
-        let (state, _) = format::header_state_of(&record.state);
+        let (state, _, _) = format::header_state_of(&record.state);
         match format::encode_record(&record) {
-            Ok(bytes) => self.write(|reply| Op::Insert {
+            Ok((bytes, lease)) => self.write(|reply| Op::Insert {
                 id,
                 bytes,
                 state,
+                lease,
                 reply,
             }),
             Err(e) => Box::pin(std::future::ready(Err(failure(format!(

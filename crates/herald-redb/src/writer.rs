@@ -4,14 +4,16 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
 
 use herald::{CancelOutcome, Claim, Completion, Envelope, Next, StoreError};
 use redb::{Database, ReadableTable, Table};
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
-use crate::format::{self, Header, HeaderState};
+use crate::format::{self, Header, HeaderState, Lease};
 use crate::{FIRING, MESSAGES, UNFINISHED, failure};
 
 /// Requests applied per transaction at most.
@@ -25,6 +27,7 @@ pub(crate) enum Op {
         id: u128,
         bytes: Vec<u8>,
         state: HeaderState,
+        lease: Option<Lease>,
         reply: Reply<()>,
     },
     Claim {
@@ -119,8 +122,17 @@ impl Done {
     }
 }
 
+/// Counters the writer keeps (see [`crate::WriterStats`]).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) transactions: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) commit_nanos: AtomicU64,
+}
+
 /// The writer loop. Returns when every sender is gone or on `Close`.
-pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>) {
+pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>, counters: Arc<Counters>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         match rx.recv() {
@@ -136,7 +148,7 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>) {
         }
         let close = batch.iter().position(|op| matches!(op, Op::Close { .. }));
         let rest = close.map(|at| batch.split_off(at));
-        apply(&db, &mut batch);
+        apply(&db, &mut batch, &counters);
         if let Some(rest) = rest {
             // Everything queued after the close is refused; so is anything
             // still in the channel. Then the database is released before
@@ -164,20 +176,30 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>) {
 struct Tables<'t> {
     messages: Table<'t, u128, &'static [u8]>,
     unfinished: Table<'t, u128, ()>,
-    firing: Table<'t, u128, u64>,
+    firing: Table<'t, u128, Lease>,
 }
 
 /// Applies `ops` in one transaction; answers each after the commit (or
 /// with the error if the transaction fails).
-fn apply(db: &Database, ops: &mut Vec<Op>) {
+fn apply(db: &Database, ops: &mut Vec<Op>, counters: &Counters) {
     if ops.is_empty() {
         return;
     }
     let mut done = Vec::with_capacity(ops.len());
+    let requests = ops.len() as u64;
     let mut pending = std::mem::take(ops).into_iter();
-    match transaction(db, &mut pending, &mut done) {
+    let started = Instant::now();
+    let result = transaction(db, &mut pending, &mut done);
+    counters.transactions.fetch_add(1, Ordering::Relaxed);
+    counters.requests.fetch_add(requests, Ordering::Relaxed);
+    counters.commit_nanos.fetch_add(
+        u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    match result {
         Ok(()) => done.into_iter().for_each(Done::send),
         Err(e) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
             // Nothing of the batch is stored: everyone gets the error (the
             // request that hit it dropped its reply; its caller maps that
             // to an error too).
@@ -233,6 +255,7 @@ fn exec(t: &mut Tables<'_>, op: Op) -> Result<Done, redb::Error> {
             id,
             bytes,
             state,
+            lease,
             reply,
         } => {
             let old = t
@@ -245,7 +268,12 @@ fn exec(t: &mut Tables<'_>, op: Op) -> Result<Done, redb::Error> {
                 let mid = herald::MessageId::from_u128(id);
                 return Ok(Done::Unit(reply, Err(StoreError::Duplicate(mid))));
             }
-            set_indexes(t, id, state)?;
+            if state.is_unfinished() {
+                t.unfinished.insert(id, ())?;
+            }
+            if let Some(lease) = lease {
+                t.firing.insert(id, lease)?;
+            }
             Done::Unit(reply, Ok(()))
         }
         Op::Claim {
@@ -263,75 +291,59 @@ fn exec(t: &mut Tables<'_>, op: Op) -> Result<Done, redb::Error> {
     })
 }
 
-/// Makes the index tables agree with a record's new state.
-fn set_indexes(t: &mut Tables<'_>, id: u128, state: HeaderState) -> Result<(), redb::Error> {
-    if state.is_unfinished() {
-        t.unfinished.insert(id, ())?;
-    } else {
-        t.unfinished.remove(id)?;
-    }
-    if let HeaderState::Firing { lease_until, .. } = state {
-        t.firing.insert(id, lease_until)?;
-    } else {
-        t.firing.remove(id)?;
-    }
-    Ok(())
+fn lease_of(t: &Tables<'_>, id: u128) -> Result<Option<Lease>, redb::Error> {
+    Ok(t.firing.get(id)?.map(|g| g.value()))
 }
 
-fn read(t: &Tables<'_>, id: u128) -> Result<Option<Vec<u8>>, redb::Error> {
-    Ok(t.messages.get(id)?.map(|g| g.value().to_vec()))
-}
-
+/// Claims touch only the `firing` table: the record stays `Scheduled` on
+/// its page, so a batch of claims spread over a large store dirties a few
+/// pages of a small table instead of one page per record.
 fn claim(
     t: &mut Tables<'_>,
     claims: &[Claim],
     lease_until: u64,
 ) -> Result<Vec<Option<Arc<Envelope>>>, redb::Error> {
     let mut out = Vec::with_capacity(claims.len());
-    // An id claimed twice in one batch: the second finds it firing (the
-    // table read sees this transaction's writes).
     for c in claims {
         let id = c.id.as_u128();
-        let Some(mut bytes) = read(t, id)? else {
+        let due = c.due.as_millis();
+        // An id claimed twice in one batch: the second finds the first's
+        // claim (a table read sees this transaction's writes).
+        if lease_of(t, id)?.is_some_and(|(d, _)| d == due) {
             out.push(None);
             continue;
-        };
-        let p = match format::parse(id, &bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                // Not claimable, and left as it is: `get` reports it. An
-                // error here would fail the whole batch on every retry.
-                warn!(error = %e, "skipping a corrupt record in claim");
-                out.push(None);
-                continue;
-            }
-        };
-        match p.header.state {
-            HeaderState::Scheduled { due } if due == c.due.as_millis() => {}
-            _ => {
-                out.push(None);
-                continue;
-            }
         }
-        let envelope = match format::decode_envelope(id, p.envelope) {
-            Ok(e) => Arc::new(e),
-            Err(e) => {
-                warn!(error = %e, "skipping a corrupt record in claim");
+        let envelope = {
+            let Some(guard) = t.messages.get(id)? else {
+                out.push(None);
+                continue;
+            };
+            let bytes = guard.value();
+            let p = match format::parse(id, bytes) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Not claimable, and left as it is: `get` reports it.
+                    // An error here would fail the whole batch, on every
+                    // retry.
+                    warn!(error = %e, "skipping a corrupt record in claim");
+                    out.push(None);
+                    continue;
+                }
+            };
+            if p.header.state != (HeaderState::Scheduled { due }) {
                 out.push(None);
                 continue;
             }
+            match format::decode_envelope(id, p.envelope) {
+                Ok(e) => Arc::new(e),
+                Err(e) => {
+                    warn!(error = %e, "skipping a corrupt record in claim");
+                    out.push(None);
+                    continue;
+                }
+            }
         };
-        let state = HeaderState::Firing {
-            due: c.due.as_millis(),
-            lease_until,
-        };
-        // Patch the state in place: the header is fixed-size and the error
-        // text of a scheduled record is empty.
-        bytes[1] = 1;
-        bytes[10..18].copy_from_slice(&lease_until.to_le_bytes());
-        debug_assert_eq!(format::parse(id, &bytes).map(|p| p.header.state), Ok(state));
-        t.messages.insert(id, bytes.as_slice())?;
-        set_indexes(t, id, state)?;
+        t.firing.insert(id, (due, lease_until))?;
         out.push(Some(envelope));
     }
     Ok(out)
@@ -340,7 +352,7 @@ fn claim(
 fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> Result<(), redb::Error> {
     for c in completions {
         let id = c.id.as_u128();
-        let Some(bytes) = read(t, id)? else {
+        let Some(bytes) = t.messages.get(id)?.map(|g| g.value().to_vec()) else {
             continue;
         };
         let p = match format::parse(id, &bytes) {
@@ -353,22 +365,22 @@ fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> Result<(), redb
         let mut header = p.header.clone();
         header.counts.add(&c.counts);
         let mut error = p.error;
-        match header.state {
-            HeaderState::Firing { due, .. } if due == c.due.as_millis() => {
-                header.state = match &c.next {
-                    Next::At(next) => HeaderState::Scheduled {
-                        due: next.as_millis(),
-                    },
-                    Next::Done => HeaderState::Published,
-                    Next::Failed(e) => {
-                        error = e;
-                        HeaderState::Failed
-                    }
-                };
-            }
-            // Cancelled while firing, or a stale completion (the lease
-            // expired and the run went to someone else): counters only.
-            _ => {}
+        let due = c.due.as_millis();
+        let firing = header.state == (HeaderState::Scheduled { due })
+            && lease_of(t, id)?.is_some_and(|(d, _)| d == due);
+        // Cancelled while firing, or a stale completion (the lease expired
+        // and the run went to someone else): counters only.
+        if firing {
+            header.state = match &c.next {
+                Next::At(next) => HeaderState::Scheduled {
+                    due: next.as_millis(),
+                },
+                Next::Done => HeaderState::Published,
+                Next::Failed(e) => {
+                    error = e;
+                    HeaderState::Failed
+                }
+            };
         }
         let new = match format::build(&header, error, p.envelope) {
             Ok(b) => b,
@@ -378,15 +390,18 @@ fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> Result<(), redb
             }
         };
         t.messages.insert(id, new.as_slice())?;
-        if header.state != p.header.state {
-            set_indexes(t, id, header.state)?;
+        if firing {
+            t.firing.remove(id)?;
+            if !header.state.is_unfinished() {
+                t.unfinished.remove(id)?;
+            }
         }
     }
     Ok(())
 }
 
 fn cancel(t: &mut Tables<'_>, id: u128) -> Result<Result<CancelOutcome, StoreError>, redb::Error> {
-    let Some(bytes) = read(t, id)? else {
+    let Some(bytes) = t.messages.get(id)?.map(|g| g.value().to_vec()) else {
         return Ok(Ok(CancelOutcome::NotFound));
     };
     let p = match format::parse(id, &bytes) {
@@ -394,7 +409,7 @@ fn cancel(t: &mut Tables<'_>, id: u128) -> Result<Result<CancelOutcome, StoreErr
         Err(e) => return Ok(Err(StoreError::Other(Box::new(e)))),
     };
     if !p.header.state.is_unfinished() {
-        return Ok(format::decode_record(id, &bytes)
+        return Ok(format::decode_record(id, &bytes, None)
             .map(CancelOutcome::Finished)
             .map_err(|e| StoreError::Other(Box::new(e))));
     }
@@ -408,48 +423,37 @@ fn cancel(t: &mut Tables<'_>, id: u128) -> Result<Result<CancelOutcome, StoreErr
     };
     // Decode before writing: a record that cannot be read back is not
     // changed.
-    let record = match format::decode_record(id, &new) {
+    let record = match format::decode_record(id, &new, None) {
         Ok(r) => r,
         Err(e) => return Ok(Err(StoreError::Other(Box::new(e)))),
     };
     t.messages.insert(id, new.as_slice())?;
-    set_indexes(t, id, HeaderState::Cancelled)?;
+    t.unfinished.remove(id)?;
+    t.firing.remove(id)?;
     Ok(Ok(CancelOutcome::Cancelled(record)))
 }
 
+/// Drops expired claims from the `firing` table: their records are
+/// `Scheduled` at the same due again without being rewritten.
 fn release(t: &mut Tables<'_>, before: u64) -> Result<u64, redb::Error> {
     let mut expired = Vec::new();
     for entry in t.firing.iter()? {
         let (k, v) = entry?;
-        if v.value() < before {
-            expired.push(k.value());
+        let (due, lease_until) = v.value();
+        if lease_until < before {
+            expired.push((k.value(), due));
         }
     }
     let mut n = 0;
-    for id in expired {
-        let Some(mut bytes) = read(t, id)? else {
-            // An index entry without a record: drop it.
-            t.firing.remove(id)?;
-            t.unfinished.remove(id)?;
-            continue;
+    for (id, due) in expired {
+        t.firing.remove(id)?;
+        // Count it only if the record agrees that this run was claimed.
+        let claimed = match t.messages.get(id)? {
+            Some(g) => format::parse(id, g.value())
+                .is_ok_and(|p| p.header.state == (HeaderState::Scheduled { due })),
+            None => false,
         };
-        let state = match format::parse(id, &bytes) {
-            Ok(p) => p.header.state,
-            Err(e) => {
-                warn!(error = %e, "not releasing a corrupt record");
-                continue;
-            }
-        };
-        let HeaderState::Firing { due, .. } = state else {
-            // The index was stale; make it agree with the record.
-            set_indexes(t, id, state)?;
-            continue;
-        };
-        bytes[1] = 0;
-        bytes[10..18].copy_from_slice(&0u64.to_le_bytes());
-        t.messages.insert(id, bytes.as_slice())?;
-        set_indexes(t, id, HeaderState::Scheduled { due })?;
-        n += 1;
+        n += u64::from(claimed);
     }
     Ok(n)
 }
