@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p herald-benches --bin store-bench -- [--quick] [--n N]
-//!     [--publishers P] [--spread-s S] [--dir DIR] [--keep]
+//!     [--publishers P] [--spread-s S] [--dir DIR] [--keep] [--publish-only]
 //! ```
 //!
 //! One data set, three measurements, each checked (a wrong or missing
@@ -56,6 +56,7 @@ struct Args {
     spread_ms: u64,
     dir: Option<std::path::PathBuf>,
     keep: bool,
+    publish_only: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -66,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         spread_ms: 0,
         dir: None,
         keep: false,
+        publish_only: false,
     };
     let mut n = None;
     let mut spread = None;
@@ -85,6 +87,7 @@ fn parse_args() -> Result<Args, String> {
             "--spread-s" => spread = Some(num("--spread-s", it.next())? * 1_000),
             "--dir" => a.dir = Some(it.next().ok_or("--dir needs a path")?.into()),
             "--keep" => a.keep = true,
+            "--publish-only" => a.publish_only = true,
             "-h" | "--help" => return Err("help".into()),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
@@ -146,7 +149,8 @@ fn main() -> ExitCode {
         Err(msg) => {
             eprintln!("store-bench: {msg}");
             eprintln!(
-                "usage: store-bench [--quick] [--n N] [--publishers P] [--spread-s S] [--dir DIR] [--keep]"
+                "usage: store-bench [--quick] [--n N] [--publishers P] [--spread-s S] [--dir DIR] [--keep] \
+                 [--publish-only]"
             );
             return ExitCode::from(2);
         }
@@ -261,6 +265,14 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
         size as f64 / 1e6,
         size as f64 / n as f64
     );
+
+    if args.publish_only {
+        return Summary {
+            publish_rate,
+            restart_s: f64::NAN,
+            lateness_p99_ms: f64::NAN,
+        };
+    }
 
     // ------------------------------------------------------------ restart
     let clock = ShiftedClock::default();

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use herald::{CancelOutcome, Claim, Completion, Envelope, Next, StoreError};
 use redb::{Database, ReadableTable, Table};
@@ -131,21 +131,51 @@ pub(crate) struct Counters {
     pub(crate) commit_nanos: AtomicU64,
 }
 
+/// The longest a batch waits for more requests (see [`run`]).
+const LINGER: Duration = Duration::from_micros(200);
+
+/// How fast the expected batch size forgets a peak (per transaction).
+const PEAK_DECAY: f64 = 0.9;
+
+fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+}
+
 /// The writer loop. Returns when every sender is gone or on `Close`.
 pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>, counters: Arc<Counters>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // How many requests recent batches held: the concurrency to wait for.
+    let mut peak = 0.0f64;
     loop {
         match rx.recv() {
             Ok(op) => batch.push(op),
             // Every `RedbStore` is gone.
             Err(_) => return,
         }
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        drain(&rx, &mut batch);
+        // Callers answered by the last commit are coming back: wait a
+        // little for them rather than commit a fraction of them now and
+        // the rest one commit later.
+        let target = (peak as usize).min(MAX_BATCH);
+        if batch.len() < target {
+            let deadline = Instant::now() + LINGER;
+            while batch.len() < target {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(op) => {
+                        batch.push(op);
+                        drain(&rx, &mut batch);
+                    }
+                    Err(_) => break,
+                }
             }
         }
+        peak = (peak * PEAK_DECAY).max(batch.len() as f64);
         let close = batch.iter().position(|op| matches!(op, Op::Close { .. }));
         let rest = close.map(|at| batch.split_off(at));
         apply(&db, &mut batch, &counters);

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             let failures = failures.clone();
             tokio::spawn(publisher(
                 engine,
-                seed ^ (task as u64 + 1) * 0x9E37,
+                seed ^ ((task as u64 + 1) * 0x9E37),
                 failures,
             ));
         }
@@ -106,7 +106,7 @@ async fn publisher(engine: Engine, seed: u64, failures: Arc<AtomicU64>) {
     loop {
         n += 1;
         let publish_at = wall_ms() + 1_000 + next(&mut rng) % 29_000;
-        let repeat = next(&mut rng) % 4 == 0;
+        let repeat = next(&mut rng).is_multiple_of(4);
         let delivery = DeliveryOptions {
             publish_at: chrono::DateTime::from_timestamp_millis(publish_at as i64),
             repeat_every: repeat.then(|| chrono::TimeDelta::seconds(1 + (n % 10) as i64)),
@@ -137,7 +137,7 @@ async fn publisher(engine: Engine, seed: u64, failures: Arc<AtomicU64>) {
         };
         let kind = if repeat { "repeat" } else { "once" };
         say(&format!("ACK {} {kind} {publish_at}\n", status.message_id));
-        if n % 16 == 0 {
+        if n.is_multiple_of(16) {
             say(&format!("CANCELLING {}\n", status.message_id));
             match engine.cancel(&status.message_id).await {
                 Ok(_) => say(&format!("CANCELLED {}\n", status.message_id)),
