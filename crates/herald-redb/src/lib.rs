@@ -94,8 +94,9 @@ pub const FORMAT_VERSION: u64 = 1;
 /// `messages`: id → record (see [`format`]).
 pub(crate) const MESSAGES: TableDefinition<'static, u128, &'static [u8]> =
     TableDefinition::new("messages");
-/// `unfinished`: the ids of scheduled and firing records (`pending` scans
-/// it).
+/// `unfinished`: the ids of scheduled and firing records, and of finished
+/// ones `pending` has not yet met (`complete` leaves them; `pending` skips
+/// them and has them removed).
 pub(crate) const UNFINISHED: TableDefinition<'static, u128, ()> =
     TableDefinition::new("unfinished");
 /// `firing`: id → `(due, lease_until)` of claimed runs: a `Scheduled { due }`
@@ -359,10 +360,12 @@ impl RedbStore {
                 .map(|g| g.value());
             let record =
                 format::decode_record(id, v.value(), lease).map_err(|e| corrupt(e.to_string()))?;
+            // Finished records may still be indexed (`complete` leaves
+            // them; `pending` has them removed), unfinished ones must be.
             let indexed = unfinished.get(id).map_err(redb::Error::from)?.is_some();
-            if indexed == record.state.is_finished() {
+            if !indexed && !record.state.is_finished() {
                 return Err(corrupt(format!(
-                    "record {} is {:?} but the unfinished index says {indexed}",
+                    "record {} is {:?} but not in the unfinished index",
                     MessageId::from_u128(id),
                     record.state
                 )));
@@ -444,11 +447,13 @@ fn read_record(db: &Database, id: u128) -> Result<Option<Record>, StoreError> {
         .map_err(|e| StoreError::Other(Box::new(e)))
 }
 
+/// Reads a page of unfinished records; also returns the ids of finished
+/// records met in the `unfinished` index (which `complete` leaves there).
 fn read_pending(
     db: &Database,
     after: Option<MessageId>,
     limit: usize,
-) -> Result<Vec<Record>, StoreError> {
+) -> Result<(Vec<Record>, Vec<u128>), StoreError> {
     let txn = db.begin_read().map_err(redb_failure)?;
     let unfinished = txn.open_table(UNFINISHED).map_err(redb_failure)?;
     let messages = txn.open_table(MESSAGES).map_err(redb_failure)?;
@@ -458,22 +463,29 @@ fn read_pending(
         .range::<u128>((lower, Bound::Unbounded))
         .map_err(redb_failure)?;
     let mut out = Vec::with_capacity(limit.min(16_384));
-    for entry in range.take(limit) {
+    let mut finished = Vec::new();
+    for entry in range {
+        if out.len() >= limit {
+            break;
+        }
         let (k, _) = entry.map_err(redb_failure)?;
         let id = k.value();
-        let bytes = messages.get(id).map_err(redb_failure)?.ok_or_else(|| {
-            failure(format!(
-                "herald-redb: message {} is in the unfinished index but has no record",
-                MessageId::from_u128(id)
-            ))
-        })?;
+        let Some(bytes) = messages.get(id).map_err(redb_failure)? else {
+            finished.push(id);
+            continue;
+        };
+        let p = format::parse(id, bytes.value()).map_err(|e| StoreError::Other(Box::new(e)))?;
+        if !p.header.state.is_unfinished() {
+            finished.push(id);
+            continue;
+        }
         let lease = firing.get(id).map_err(redb_failure)?.map(|g| g.value());
         out.push(
             format::decode_record(id, bytes.value(), lease)
                 .map_err(|e| StoreError::Other(Box::new(e)))?,
         );
     }
-    Ok(out)
+    Ok((out, finished))
 }
 
 impl Store for RedbStore {
@@ -534,13 +546,24 @@ impl Store for RedbStore {
             Ok(db) => db,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
+        let store = self.clone();
+        let page = move |(records, finished): (Vec<Record>, Vec<u128>)| {
+            if !finished.is_empty() && !store.inner.closed.load(Ordering::Acquire) {
+                // Tidy the index behind us; nobody waits for it.
+                let _ = store.inner.tx.send(Op::Forget { ids: finished });
+            }
+            records
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) if limit > INLINE_PENDING => Box::pin(async move {
                 rt.spawn_blocking(move || read_pending(&db, after, limit))
                     .await
                     .unwrap_or_else(|e| Err(failure(format!("herald-redb: pending page: {e}"))))
+                    .map(page)
             }),
-            _ => Box::pin(std::future::ready(read_pending(&db, after, limit))),
+            _ => Box::pin(std::future::ready(
+                read_pending(&db, after, limit).map(page),
+            )),
         }
     }
 

@@ -47,6 +47,11 @@ pub(crate) enum Op {
         before: u64,
         reply: Reply<u64>,
     },
+    /// Drop ids of finished records from the `unfinished` index (found
+    /// by `pending`; sorted). Nobody waits for it.
+    Forget {
+        ids: Vec<u128>,
+    },
     /// Stop after everything queued before it; answered once the database
     /// is released.
     Close {
@@ -62,6 +67,7 @@ impl fmt::Debug for Op {
             Self::Complete { .. } => "Complete",
             Self::Cancel { .. } => "Cancel",
             Self::Release { .. } => "Release",
+            Self::Forget { .. } => "Forget",
             Self::Close { .. } => "Close",
         })
     }
@@ -87,12 +93,14 @@ impl Op {
             Self::Close { reply } => {
                 let _ = reply.send(Ok(()));
             }
+            Self::Forget { .. } => {}
         }
     }
 }
 
 /// An answer computed inside the transaction, sent after the commit.
 enum Done {
+    Nothing,
     Unit(Reply<()>, Result<(), StoreError>),
     Claim(
         Reply<Vec<Option<Arc<Envelope>>>>,
@@ -105,6 +113,7 @@ enum Done {
 impl Done {
     fn send(self) {
         match self {
+            Self::Nothing => {}
             Self::Unit(r, v) => drop(r.send(v)),
             Self::Claim(r, v) => drop(r.send(Ok(v))),
             Self::Cancel(r, v) => drop(r.send(v)),
@@ -114,6 +123,7 @@ impl Done {
 
     fn fail(self, msg: &str) {
         match self {
+            Self::Nothing => {}
             Self::Unit(r, _) => drop(r.send(fail_with(msg))),
             Self::Claim(r, _) => drop(r.send(fail_with(msg))),
             Self::Cancel(r, _) => drop(r.send(fail_with(msg))),
@@ -276,6 +286,7 @@ fn fail_op(op: Op, msg: &str) {
         Op::Claim { reply, .. } => drop(reply.send(fail_with(msg))),
         Op::Cancel { reply, .. } => drop(reply.send(fail_with(msg))),
         Op::Release { reply, .. } => drop(reply.send(fail_with(msg))),
+        Op::Forget { .. } => {}
     }
 }
 
@@ -317,6 +328,22 @@ fn exec(t: &mut Tables<'_>, op: Op) -> Result<Done, redb::Error> {
         }
         Op::Cancel { id, reply } => Done::Cancel(reply, cancel(t, id)?),
         Op::Release { before, reply } => Done::Count(reply, release(t, before)?),
+        Op::Forget { ids } => {
+            for id in ids {
+                // Finished is final, so the record cannot have become
+                // unfinished since `pending` saw it; check anyway.
+                let finished = match t.messages.get(id)? {
+                    Some(g) => {
+                        format::parse(id, g.value()).is_ok_and(|p| !p.header.state.is_unfinished())
+                    }
+                    None => true,
+                };
+                if finished {
+                    t.unfinished.remove(id)?;
+                }
+            }
+            Done::Nothing
+        }
         Op::Close { reply } => Done::Unit(reply, Ok(())),
     })
 }
@@ -422,9 +449,9 @@ fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> Result<(), redb
         t.messages.insert(id, new.as_slice())?;
         if firing {
             t.firing.remove(id)?;
-            if !header.state.is_unfinished() {
-                t.unfinished.remove(id)?;
-            }
+            // A finished id stays in `unfinished` (removing it would dirty
+            // one more page per completion, at a random place): `pending`
+            // skips it and has it forgotten (`Op::Forget`).
         }
     }
     Ok(())
