@@ -138,6 +138,32 @@ impl Clock for ShiftedClock {
     }
 }
 
+/// CPU time (user + system) of this process's thread named `name`, from
+/// `/proc` (10 ms resolution); zero if not found.
+fn thread_cpu(name: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Fields after the `(comm)`: state is 3rd; utime 14th, stime 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        return Duration::from_millis(ticks * 10);
+    }
+    Duration::ZERO
+}
+
+const WRITER: &str = "herald-redb-wri";
+
 fn quantile<T: Copy>(sorted: &[T], q: f64) -> T {
     let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i]
@@ -212,6 +238,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     let engine = Engine::builder().store(store.clone()).build();
     engine.settle().await;
     let publishers = args.publishers;
+    let cpu0 = thread_cpu(WRITER);
     let start = Instant::now();
     let tasks: Vec<_> = (0..publishers)
         .map(|p| {
@@ -247,13 +274,16 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     let publishing = start.elapsed();
     let publish_rate = n as f64 / publishing.as_secs_f64();
     let ws = store.writer_stats();
+    let cpu = thread_cpu(WRITER) - cpu0;
     println!(
-        "writer: {} transactions, {} requests ({:.1} per commit), busy {:.2?} ({:.0} µs per commit)",
+        "writer: {} transactions, {} requests ({:.1} per commit), busy {:.2?} ({:.0} µs per commit), \
+         CPU {cpu:.2?} ({:.1} µs per message)",
         ws.transactions,
         ws.requests,
         ws.requests as f64 / ws.transactions.max(1) as f64,
         ws.busy,
-        ws.busy.as_secs_f64() * 1e6 / ws.transactions.max(1) as f64
+        ws.busy.as_secs_f64() * 1e6 / ws.transactions.max(1) as f64,
+        cpu.as_secs_f64() * 1e6 / n as f64
     );
     engine.shutdown().await;
     drop(engine);
@@ -337,6 +367,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     );
     let firing = Instant::now();
     let ws0 = store.writer_stats();
+    let cpu0 = thread_cpu(WRITER);
     let (mut receive_us, mut fire_ms) = receiver.await.expect("receiver");
     let fired_in = firing.elapsed();
     let ws = store.writer_stats();
@@ -344,11 +375,13 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
         ws.transactions - ws0.transactions,
         ws.requests - ws0.requests,
     );
+    let cpu = thread_cpu(WRITER) - cpu0;
     println!(
-        "writer while firing: {txns} transactions ({} requests), busy {:.2?} ({:.0} µs per commit)",
-        reqs,
+        "writer while firing: {txns} transactions ({reqs} requests), busy {:.2?} ({:.0} µs per \
+         commit), CPU {cpu:.2?} ({:.1} µs per message)",
         ws.busy - ws0.busy,
-        (ws.busy - ws0.busy).as_secs_f64() * 1e6 / txns.max(1) as f64
+        (ws.busy - ws0.busy).as_secs_f64() * 1e6 / txns.max(1) as f64,
+        cpu.as_secs_f64() * 1e6 / n as f64
     );
     receive_us.sort_unstable();
     fire_ms.sort_unstable();
