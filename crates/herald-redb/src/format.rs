@@ -396,20 +396,45 @@ pub(crate) fn run_state(state: HeaderState, error: &str, lease: Option<Lease>) -
     }
 }
 
-/// Decodes a whole record stored under key `id`, with its `firing` entry.
+/// Parses an `outcomes` value: a header and error text with no envelope,
+/// which must be finished.
+pub(crate) fn parse_outcome(id: u128, bytes: &[u8]) -> Result<Parsed<'_>, FormatError> {
+    let p = parse(id, bytes)?;
+    if p.header.state.is_unfinished() || !p.envelope.is_empty() {
+        return Err(err(id, "an outcome that is not a finished state"));
+    }
+    Ok(p)
+}
+
+/// Encodes an `outcomes` value.
+pub(crate) fn build_outcome(header: &Header, error: &str) -> Result<Vec<u8>, String> {
+    build(header, error, &[])
+}
+
+/// Decodes a whole record stored under key `id`, with its `firing` entry
+/// and its `outcomes` value (for a record stored as scheduled).
 pub(crate) fn decode_record(
     id: u128,
     bytes: &[u8],
     lease: Option<Lease>,
+    outcome: Option<&[u8]>,
 ) -> Result<Record, FormatError> {
     let p = parse(id, bytes)?;
     let envelope = Arc::new(decode_envelope(id, p.envelope)?);
+    let (header, error) = match outcome {
+        Some(o) => {
+            let o = parse_outcome(id, o)?;
+            (o.header, o.error)
+        }
+        None => (p.header, p.error),
+    };
     Ok(Record {
         envelope,
-        state: run_state(p.header.state, p.error, lease),
-        counts: p.header.counts,
+        state: run_state(header.state, error, lease),
+        counts: header.counts,
     })
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,7 +479,7 @@ mod tests {
             let (bytes, lease) = encode_record(&r).expect("encode");
             assert_eq!(bytes[0], RECORD_VERSION);
             assert_eq!(lease.is_some(), matches!(r.state, RunState::Firing { .. }));
-            assert_eq!(decode_record(id, &bytes, lease).expect("decode"), r);
+            assert_eq!(decode_record(id, &bytes, lease, None).expect("decode"), r);
         }
         let small = Record {
             envelope: small_envelope(9),
@@ -463,7 +488,7 @@ mod tests {
         };
         let (bytes, _) = encode_record(&small).expect("encode");
         assert_eq!(
-            decode_record(small.envelope.id.as_u128(), &bytes, None),
+            decode_record(small.envelope.id.as_u128(), &bytes, None, None),
             Ok(small)
         );
     }
@@ -490,7 +515,8 @@ mod tests {
         assert_eq!(&b[50..54], &[0, 0, 0, 0]);
         assert_eq!(&b[54..70], &r.envelope.id.to_bytes());
         // A claim for another due than the record's is not a claim.
-        let stale = decode_record(r.envelope.id.as_u128(), &b, Some((0x0103, 9))).expect("decode");
+        let stale =
+            decode_record(r.envelope.id.as_u128(), &b, Some((0x0103, 9)), None).expect("decode");
         assert_eq!(
             stale.state,
             RunState::Scheduled {
@@ -514,7 +540,7 @@ mod tests {
         let (good, _) = encode_record(&r).expect("encode");
         for len in 0..good.len() {
             assert!(
-                decode_record(id, &good[..len], None).is_err(),
+                decode_record(id, &good[..len], None, None).is_err(),
                 "truncated to {len} bytes must not decode"
             );
         }
@@ -522,25 +548,60 @@ mod tests {
             for flip in [0x01u8, 0x80, 0xFF] {
                 let mut bad = good.clone();
                 bad[at] ^= flip;
-                let _ = decode_record(id, &bad, None);
+                let _ = decode_record(id, &bad, None, None);
             }
         }
         let mut long = good.clone();
         long.push(0);
-        assert!(decode_record(id, &long, None).is_err());
+        assert!(decode_record(id, &long, None, None).is_err());
         let mut v2 = good.clone();
         v2[0] = 2;
-        let e = decode_record(id, &v2, None).expect_err("unknown version");
+        let e = decode_record(id, &v2, None, None).expect_err("unknown version");
         assert!(e.to_string().contains("version 2"), "{e}");
         let mut tag = good.clone();
         for t in [1, 9] {
             tag[1] = t;
-            assert!(decode_record(id, &tag, None).is_err(), "tag {t}");
+            assert!(decode_record(id, &tag, None, None).is_err(), "tag {t}");
         }
         assert!(
-            decode_record(id + 1, &good, None).is_err(),
+            decode_record(id + 1, &good, None, None).is_err(),
             "an envelope under another id's key"
         );
+    }
+
+    #[test]
+    fn an_outcome_overrides_the_stored_state() {
+        let r = record(
+            4,
+            RunState::Scheduled {
+                due: Tick::from_millis(5),
+            },
+        );
+        let id = r.envelope.id.as_u128();
+        let (bytes, _) = encode_record(&r).expect("encode");
+        let outcome = build_outcome(
+            &Header {
+                state: HeaderState::Failed,
+                counts: DeliveryCounts {
+                    runs: 9,
+                    ..DeliveryCounts::default()
+                },
+            },
+            "gone",
+        )
+        .expect("outcome");
+        let got = decode_record(id, &bytes, Some((5, 7)), Some(&outcome)).expect("decode");
+        assert_eq!(
+            got.state,
+            RunState::Failed {
+                error: "gone".into()
+            }
+        );
+        assert_eq!(got.counts.runs, 9);
+        // An outcome must be a finished state with no envelope.
+        let (scheduled, _) = encode_record(&r).expect("encode");
+        assert!(decode_record(id, &bytes, None, Some(&scheduled)).is_err());
+        assert!(decode_record(id, &bytes, None, Some(b"\x01")).is_err());
     }
 
     #[test]

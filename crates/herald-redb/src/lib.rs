@@ -104,6 +104,10 @@ pub(crate) const UNFINISHED: TableDefinition<'static, u128, ()> =
 /// (`release_expired` scans it).
 pub(crate) const FIRING: TableDefinition<'static, u128, (u64, u64)> =
     TableDefinition::new("firing");
+/// `outcomes`: `(due, id)` → the final header of a one-off completed at
+/// that due (its record stays `Scheduled { due }`; see `format`).
+pub(crate) const OUTCOMES: TableDefinition<'static, (u64, u128), &'static [u8]> =
+    TableDefinition::new("outcomes");
 /// `meta`: `format_version` → [`FORMAT_VERSION`].
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 const META_VERSION_KEY: &str = "format_version";
@@ -311,6 +315,7 @@ impl RedbStore {
             txn.open_table(MESSAGES).map_err(redb::Error::from)?;
             txn.open_table(UNFINISHED).map_err(redb::Error::from)?;
             txn.open_table(FIRING).map_err(redb::Error::from)?;
+            txn.open_table(OUTCOMES).map_err(redb::Error::from)?;
         }
         txn.commit().map_err(redb::Error::from)?;
         Ok(())
@@ -348,9 +353,11 @@ impl RedbStore {
         let messages = txn.open_table(MESSAGES).map_err(redb::Error::from)?;
         let unfinished = txn.open_table(UNFINISHED).map_err(redb::Error::from)?;
         let firing = txn.open_table(FIRING).map_err(redb::Error::from)?;
+        let outcomes = txn.open_table(OUTCOMES).map_err(redb::Error::from)?;
         let mut n = 0;
         let mut unfinished_n = 0;
         let mut firing_n = 0;
+        let mut outcomes_n = 0;
         for entry in messages.iter().map_err(redb::Error::from)? {
             let (k, v) = entry.map_err(redb::Error::from)?;
             let id = k.value();
@@ -358,8 +365,11 @@ impl RedbStore {
                 .get(id)
                 .map_err(redb::Error::from)?
                 .map(|g| g.value());
-            let record =
-                format::decode_record(id, v.value(), lease).map_err(|e| corrupt(e.to_string()))?;
+            let outcome =
+                outcome_of(&outcomes, id, v.value()).map_err(|e| corrupt(e.to_string()))?;
+            let record = format::decode_record(id, v.value(), lease, outcome.as_deref())
+                .map_err(|e| corrupt(e.to_string()))?;
+            outcomes_n += u64::from(outcome.is_some());
             // Finished records may still be indexed (`complete` leaves
             // them; `pending` has them removed), unfinished ones must be.
             let indexed = unfinished.get(id).map_err(redb::Error::from)?.is_some();
@@ -381,14 +391,15 @@ impl RedbStore {
             firing_n += u64::from(lease.is_some());
             n += 1;
         }
-        let (u, f) = (
+        let (u, f, o) = (
             unfinished.len().map_err(redb::Error::from)?,
             firing.len().map_err(redb::Error::from)?,
+            outcomes.len().map_err(redb::Error::from)?,
         );
-        if u != unfinished_n || f != firing_n {
+        if u != unfinished_n || f != firing_n || o != outcomes_n {
             return Err(corrupt(format!(
-                "the indexes hold {u} unfinished and {f} firing ids for {unfinished_n} and \
-                 {firing_n} records"
+                "the tables hold {u} unfinished ids, {f} claims and {o} outcomes for \
+                 {unfinished_n}, {firing_n} and {outcomes_n} records"
             )));
         }
         Ok(n)
@@ -442,9 +453,27 @@ fn read_record(db: &Database, id: u128) -> Result<Option<Record>, StoreError> {
         return Ok(None);
     };
     let lease = firing.get(id).map_err(redb_failure)?.map(|g| g.value());
-    format::decode_record(id, bytes.value(), lease)
+    let outcomes = txn.open_table(OUTCOMES).map_err(redb_failure)?;
+    let outcome = outcome_of(&outcomes, id, bytes.value())?;
+    format::decode_record(id, bytes.value(), lease, outcome.as_deref())
         .map(Some)
         .map_err(|e| StoreError::Other(Box::new(e)))
+}
+
+/// The `outcomes` value of a record stored as scheduled, if it finished.
+fn outcome_of(
+    outcomes: &redb::ReadOnlyTable<(u64, u128), &'static [u8]>,
+    id: u128,
+    record: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let p = format::parse(id, record).map_err(|e| StoreError::Other(Box::new(e)))?;
+    match p.header.state {
+        format::HeaderState::Scheduled { due } => Ok(outcomes
+            .get((due, id))
+            .map_err(redb_failure)?
+            .map(|g| g.value().to_vec())),
+        _ => Ok(None),
+    }
 }
 
 /// Reads a page of unfinished records; also returns the ids of finished
@@ -458,6 +487,7 @@ fn read_pending(
     let unfinished = txn.open_table(UNFINISHED).map_err(redb_failure)?;
     let messages = txn.open_table(MESSAGES).map_err(redb_failure)?;
     let firing = txn.open_table(FIRING).map_err(redb_failure)?;
+    let outcomes = txn.open_table(OUTCOMES).map_err(redb_failure)?;
     let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.as_u128()));
     let range = unfinished
         .range::<u128>((lower, Bound::Unbounded))
@@ -475,13 +505,19 @@ fn read_pending(
             continue;
         };
         let p = format::parse(id, bytes.value()).map_err(|e| StoreError::Other(Box::new(e)))?;
-        if !p.header.state.is_unfinished() {
+        let done = match p.header.state {
+            format::HeaderState::Scheduled { due } => {
+                outcomes.get((due, id)).map_err(redb_failure)?.is_some()
+            }
+            _ => true,
+        };
+        if done {
             finished.push(id);
             continue;
         }
         let lease = firing.get(id).map_err(redb_failure)?.map(|g| g.value());
         out.push(
-            format::decode_record(id, bytes.value(), lease)
+            format::decode_record(id, bytes.value(), lease, None)
                 .map_err(|e| StoreError::Other(Box::new(e)))?,
         );
     }

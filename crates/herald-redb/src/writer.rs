@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use tracing::{error, warn};
 
 use crate::format::{self, Header, HeaderState, Lease};
-use crate::{FIRING, MESSAGES, UNFINISHED, failure};
+use crate::{FIRING, MESSAGES, OUTCOMES, UNFINISHED, failure};
 
 /// Requests applied per transaction at most.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -217,6 +217,7 @@ struct Tables<'t> {
     messages: Table<'t, u128, &'static [u8]>,
     unfinished: Table<'t, u128, ()>,
     firing: Table<'t, u128, Lease>,
+    outcomes: Table<'t, (u64, u128), &'static [u8]>,
 }
 
 /// Applies `ops` in one transaction; answers each after the commit (or
@@ -264,6 +265,7 @@ fn transaction(
             messages: txn.open_table(MESSAGES)?,
             unfinished: txn.open_table(UNFINISHED)?,
             firing: txn.open_table(FIRING)?,
+            outcomes: txn.open_table(OUTCOMES)?,
         };
         for op in pending.by_ref() {
             done.push(exec(&mut t, op)?);
@@ -387,7 +389,9 @@ fn claim(
                     continue;
                 }
             };
-            if p.header.state != (HeaderState::Scheduled { due }) {
+            if p.header.state != (HeaderState::Scheduled { due })
+                || t.outcomes.get((due, id))?.is_some()
+            {
                 out.push(None);
                 continue;
             }
@@ -406,6 +410,10 @@ fn claim(
     Ok(out)
 }
 
+/// A one-off's last run (`Done`, `Failed`) writes its outcome into
+/// `outcomes` under `(due, id)`: runs complete in due order, so a batch of
+/// completions lands on a few neighbouring pages there instead of one
+/// random page of `messages` each. A repeating run rewrites the record.
 fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> Result<(), redb::Error> {
     for c in completions {
         let id = c.id.as_u128();
@@ -419,39 +427,70 @@ fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> Result<(), redb
                 continue;
             }
         };
+        let stored = match p.header.state {
+            HeaderState::Scheduled { due } => Some(due),
+            _ => None,
+        };
+        let outcome = match stored {
+            Some(due) => t.outcomes.get((due, id))?.map(|g| g.value().to_vec()),
+            None => None,
+        };
+        if let (Some(stored), Some(outcome)) = (stored, outcome) {
+            // Already finished: a stale completion adds its counters.
+            let o = match format::parse_outcome(id, &outcome) {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(error = %e, "skipping a completion of a corrupt record");
+                    continue;
+                }
+            };
+            let mut header = o.header.clone();
+            header.counts.add(&c.counts);
+            match format::build_outcome(&header, o.error) {
+                Ok(b) => {
+                    t.outcomes.insert((stored, id), b.as_slice())?;
+                }
+                Err(e) => warn!(message_id = %c.id, error = %e, "completion not recorded"),
+            }
+            continue;
+        }
         let mut header = p.header.clone();
         header.counts.add(&c.counts);
-        let mut error = p.error;
         let due = c.due.as_millis();
         let firing = header.state == (HeaderState::Scheduled { due })
             && lease_of(t, id)?.is_some_and(|(d, _)| d == due);
-        // Cancelled while firing, or a stale completion (the lease expired
-        // and the run went to someone else): counters only.
-        if firing {
-            header.state = match &c.next {
-                Next::At(next) => HeaderState::Scheduled {
-                    due: next.as_millis(),
-                },
-                Next::Done => HeaderState::Published,
-                Next::Failed(e) => {
-                    error = e;
-                    HeaderState::Failed
-                }
-            };
-        }
-        let new = match format::build(&header, error, p.envelope) {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(message_id = %c.id, error = %e, "completion not recorded");
-                continue;
-            }
-        };
-        t.messages.insert(id, new.as_slice())?;
         if firing {
             t.firing.remove(id)?;
-            // A finished id stays in `unfinished` (removing it would dirty
-            // one more page per completion, at a random place): `pending`
-            // skips it and has it forgotten (`Op::Forget`).
+            let (state, error) = match &c.next {
+                Next::At(next) => (
+                    HeaderState::Scheduled {
+                        due: next.as_millis(),
+                    },
+                    "",
+                ),
+                Next::Done => (HeaderState::Published, ""),
+                Next::Failed(e) => (HeaderState::Failed, e.as_str()),
+            };
+            header.state = state;
+            if !state.is_unfinished() {
+                // The record stays `Scheduled { due }`; the outcome wins.
+                // Its id stays in `unfinished` (see `Op::Forget`).
+                match format::build_outcome(&header, error) {
+                    Ok(b) => {
+                        t.outcomes.insert((due, id), b.as_slice())?;
+                    }
+                    Err(e) => warn!(message_id = %c.id, error = %e, "completion not recorded"),
+                }
+                continue;
+            }
+        }
+        // Rescheduled, or counters only (cancelled while firing, or a
+        // stale completion: the lease expired and the run was released).
+        match format::build(&header, p.error, p.envelope) {
+            Ok(b) => {
+                t.messages.insert(id, b.as_slice())?;
+            }
+            Err(e) => warn!(message_id = %c.id, error = %e, "completion not recorded"),
         }
     }
     Ok(())
@@ -465,8 +504,12 @@ fn cancel(t: &mut Tables<'_>, id: u128) -> Result<Result<CancelOutcome, StoreErr
         Ok(p) => p,
         Err(e) => return Ok(Err(StoreError::Other(Box::new(e)))),
     };
-    if !p.header.state.is_unfinished() {
-        return Ok(format::decode_record(id, &bytes, None)
+    let outcome = match p.header.state {
+        HeaderState::Scheduled { due } => t.outcomes.get((due, id))?.map(|g| g.value().to_vec()),
+        _ => None,
+    };
+    if outcome.is_some() || !p.header.state.is_unfinished() {
+        return Ok(format::decode_record(id, &bytes, None, outcome.as_deref())
             .map(CancelOutcome::Finished)
             .map_err(|e| StoreError::Other(Box::new(e))));
     }
@@ -480,7 +523,7 @@ fn cancel(t: &mut Tables<'_>, id: u128) -> Result<Result<CancelOutcome, StoreErr
     };
     // Decode before writing: a record that cannot be read back is not
     // changed.
-    let record = match format::decode_record(id, &new, None) {
+    let record = match format::decode_record(id, &new, None, None) {
         Ok(r) => r,
         Err(e) => return Ok(Err(StoreError::Other(Box::new(e)))),
     };
@@ -509,7 +552,7 @@ fn release(t: &mut Tables<'_>, before: u64) -> Result<u64, redb::Error> {
             Some(g) => format::parse(id, g.value())
                 .is_ok_and(|p| p.header.state == (HeaderState::Scheduled { due })),
             None => false,
-        };
+        } && t.outcomes.get((due, id))?.is_none();
         n += u64::from(claimed);
     }
     Ok(n)
