@@ -403,7 +403,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
                 &format!("{} records still pending", pending.len()),
             );
         }
-        store.check_records().expect("records intact")
+        store.check_records().expect("records intact").records
     };
     if ids != n as u64 {
         fail("lateness", &format!("{ids} records for {n} messages"));

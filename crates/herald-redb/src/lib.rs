@@ -200,6 +200,24 @@ struct Inner {
     counters: Arc<writer::Counters>,
 }
 
+/// What [`RedbStore::check_records`] found (all of it consistent).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordCheck {
+    /// Records (messages), finished ones included.
+    pub records: u64,
+    /// Of those, scheduled or firing.
+    pub unfinished: u64,
+    /// Ids in the `unfinished` index: the unfinished records plus finished
+    /// ones the next `pending` scan will tidy away.
+    pub indexed: u64,
+    /// Claimed runs (firing records).
+    pub firing: u64,
+    /// One-off messages finished by a completion (their outcome is kept
+    /// apart from the record).
+    pub outcomes: u64,
+}
+
 /// What the writer thread has done since the store was opened (see
 /// [`RedbStore::writer_stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -337,8 +355,7 @@ impl RedbStore {
         &self.inner.path
     }
 
-    /// Decodes every record and checks the index tables against them.
-    /// Returns how many records there are.
+    /// Decodes every record and checks the other tables against them.
     ///
     /// # Errors
     ///
@@ -346,7 +363,7 @@ impl RedbStore {
     /// after `close`; a damaged record or index entry is
     /// [`RedbStoreError::Redb`] with a [`redb::StorageError::Corrupted`]
     /// naming it.
-    pub fn check_records(&self) -> Result<u64, RedbStoreError> {
+    pub fn check_records(&self) -> Result<RecordCheck, RedbStoreError> {
         let db = self.db().map_err(|_| RedbStoreError::Closed)?;
         let corrupt = |msg: String| RedbStoreError::Redb(redb::StorageError::Corrupted(msg).into());
         let txn = db.begin_read().map_err(redb::Error::from)?;
@@ -355,6 +372,7 @@ impl RedbStore {
         let firing = txn.open_table(FIRING).map_err(redb::Error::from)?;
         let outcomes = txn.open_table(OUTCOMES).map_err(redb::Error::from)?;
         let mut n = 0;
+        let mut open = 0;
         let mut unfinished_n = 0;
         let mut firing_n = 0;
         let mut outcomes_n = 0;
@@ -389,6 +407,7 @@ impl RedbStore {
             }
             unfinished_n += u64::from(indexed);
             firing_n += u64::from(lease.is_some());
+            open += u64::from(!record.state.is_finished());
             n += 1;
         }
         let (u, f, o) = (
@@ -402,7 +421,13 @@ impl RedbStore {
                  {unfinished_n}, {firing_n} and {outcomes_n} records"
             )));
         }
-        Ok(n)
+        Ok(RecordCheck {
+            records: n,
+            unfinished: open,
+            indexed: u,
+            firing: f,
+            outcomes: o,
+        })
     }
 
     fn db(&self) -> Result<Arc<Database>, StoreError> {

@@ -334,11 +334,15 @@ fn exec(t: &mut Tables<'_>, op: Op) -> Result<Done, redb::Error> {
             for id in ids {
                 // Finished is final, so the record cannot have become
                 // unfinished since `pending` saw it; check anyway.
-                let finished = match t.messages.get(id)? {
-                    Some(g) => {
-                        format::parse(id, g.value()).is_ok_and(|p| !p.header.state.is_unfinished())
-                    }
-                    None => true,
+                let state = match t.messages.get(id)? {
+                    Some(g) => format::parse(id, g.value()).map(|p| p.header.state).ok(),
+                    None => None,
+                };
+                let finished = match state {
+                    Some(HeaderState::Scheduled { due }) => t.outcomes.get((due, id))?.is_some(),
+                    // Finished in the record, gone, or unreadable (then
+                    // `pending` has already reported it and not sent it).
+                    Some(_) | None => true,
                 };
                 if finished {
                     t.unfinished.remove(id)?;
