@@ -210,3 +210,19 @@ async fn pending_skips_finished_ids_left_in_the_index() {
     }
     store.close().await.expect("close");
 }
+
+/// `RedbStore` is a cheap, shareable handle.
+#[test]
+fn the_store_is_clone_debug_send_sync() {
+    fn check<T: Clone + std::fmt::Debug + Send + Sync + 'static>() {}
+    check::<RedbStore>();
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    error::<herald_redb::RedbStoreError>();
+    let dir = TempDir::new("debug");
+    let store = RedbStore::open(&dir.0).expect("open");
+    let text = format!("{store:?}");
+    assert!(
+        text.contains("herald.redb") && text.contains("closed: false"),
+        "{text}"
+    );
+}
