@@ -97,8 +97,14 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// The data directory to remove on the way out (unless `--keep`).
+static CLEANUP: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 fn fail(part: &str, msg: &str) -> ! {
     eprintln!("!! {part}: WRONG RESULT: {msg}");
+    if let Some(dir) = CLEANUP.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     std::process::exit(1);
 }
 
@@ -188,6 +194,9 @@ fn main() -> ExitCode {
         std::env::temp_dir().join(format!("herald-store-bench-{}", std::process::id()))
     });
     let _ = std::fs::remove_dir_all(&dir);
+    if !args.keep {
+        let _ = CLEANUP.set(dir.clone());
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "store-bench{}: {cores} cores; tokio multi-thread runtime, {WORKERS} workers; herald Engine on \
