@@ -127,20 +127,23 @@ use polling::Polling;
 /// going on without them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Opens the message store for one app's data directory.
+/// Opens the message store for one app's data directory: a durable
+/// [`herald_redb::RedbStore`] (`<data_dir>/herald.redb`), so every accepted
+/// message survives a crash.
 ///
 /// The one place the store is chosen: every app's engine gets its store
 /// from here.
 ///
 /// # Errors
 ///
-/// The directory cannot be created (or, for a durable store, opened).
+/// The directory cannot be created, or the store cannot be opened (another
+/// process has it open, or it is not a Herald store).
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating store directory {}", data_dir.display()))?;
-    // TODO(redb): replace the next line with
-    // `Ok(Arc::new(herald_redb::RedbStore::open(data_dir)?))`.
-    Ok(Arc::new(herald::MemoryStore::new()))
+    let store = herald_redb::RedbStore::open(data_dir)
+        .with_context(|| format!("opening the message store in {}", data_dir.display()))?;
+    Ok(Arc::new(store))
 }
 
 /// Everything the handlers share.
