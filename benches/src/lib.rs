@@ -42,6 +42,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod alloc;
+pub mod durable;
 mod queues;
 mod workload;
 

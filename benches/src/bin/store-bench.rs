@@ -35,17 +35,9 @@
 //! is the restart with 100k pending.)
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herald::{
-    Clock, DeliveryOptions, Engine, InProcessTransport, PublishOptions, PublishStatus, Sleep,
-};
-use herald_benches::{DEFAULT_SEED, SplitMix64};
-use herald_core::Tick;
-use herald_redb::RedbStore;
-use serde_json::Value;
+use herald_benches::DEFAULT_SEED;
+use herald_benches::durable::{self, Plan, loadavg};
 
 const WORKERS: usize = 2;
 
@@ -106,73 +98,6 @@ fn fail(part: &str, msg: &str) -> ! {
         let _ = std::fs::remove_dir_all(dir);
     }
     std::process::exit(1);
-}
-
-fn wall_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// The system clock shifted by a settable offset (ms), sleeping at most
-/// 1 s at a time (like `SystemClock`) so a shift is noticed within 1 s.
-#[derive(Clone, Debug, Default)]
-struct ShiftedClock {
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl ShiftedClock {
-    fn now_us(&self) -> i64 {
-        wall_us() + self.offset_ms.load(Ordering::Relaxed) * 1_000
-    }
-}
-
-impl Clock for ShiftedClock {
-    fn now(&self) -> Tick {
-        Tick::from_millis((self.now_us() / 1_000).max(0) as u64)
-    }
-
-    fn sleep_until(&self, deadline: Tick) -> Sleep {
-        let wait_us = (deadline.as_millis() as i64 * 1_000 - self.now_us()).clamp(0, 1_000_000);
-        Box::pin(tokio::time::sleep(Duration::from_micros(wait_us as u64)))
-    }
-}
-
-/// CPU time (user + system) of this process's thread named `name`, from
-/// `/proc` (10 ms resolution); zero if not found.
-fn thread_cpu(name: &str) -> Duration {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
-    };
-    for t in tasks.flatten() {
-        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        // Fields after the `(comm)`: state is 3rd; utime 14th, stime 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-        return Duration::from_millis(ticks * 10);
-    }
-    Duration::ZERO
-}
-
-const WRITER: &str = "herald-redb-wri";
-
-fn quantile<T: Copy>(sorted: &[T], q: f64) -> T {
-    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
 }
 
 fn main() -> ExitCode {
@@ -236,224 +161,27 @@ struct Summary {
 }
 
 async fn run(args: &Args, dir: &std::path::Path) -> Summary {
-    let n = args.n;
-    let base = (wall_us() / 1_000) as u64 + 3_600_000;
-    let mut rng = SplitMix64::new(DEFAULT_SEED);
-    let due: Arc<Vec<u64>> = Arc::new((0..n).map(|_| base + rng.below(args.spread_ms)).collect());
-    let first_due = due.iter().copied().min().unwrap_or(base);
-
-    // ------------------------------------------------------------ publish
-    let store = RedbStore::open(dir).expect("open");
-    let engine = Engine::builder().store(store.clone()).build();
-    engine.settle().await;
-    let publishers = args.publishers;
-    let cpu0 = thread_cpu(WRITER);
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..publishers)
-        .map(|p| {
-            let engine = engine.clone();
-            let due = due.clone();
-            tokio::spawn(async move {
-                let mut i = p;
-                while i < due.len() {
-                    let delivery = DeliveryOptions {
-                        publish_at: chrono::DateTime::from_timestamp_millis(due[i] as i64),
-                        ..DeliveryOptions::default()
-                    };
-                    let st = engine
-                        .publish(
-                            "bench",
-                            Value::from(i as u64),
-                            PublishOptions::default(),
-                            delivery,
-                        )
-                        .await
-                        .expect("publish");
-                    if st.status != PublishStatus::Scheduled {
-                        fail("publish", &format!("message {i}: {st:?}"));
-                    }
-                    i += publishers;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("publisher");
-    }
-    let publishing = start.elapsed();
-    let publish_rate = n as f64 / publishing.as_secs_f64();
-    let ws = store.writer_stats();
-    let cpu = thread_cpu(WRITER) - cpu0;
-    println!(
-        "writer: {} transactions, {} requests ({:.1} per commit), busy {:.2?} ({:.0} µs per commit), \
-         CPU {cpu:.2?} ({:.1} µs per message)",
-        ws.transactions,
-        ws.requests,
-        ws.requests as f64 / ws.transactions.max(1) as f64,
-        ws.busy,
-        ws.busy.as_secs_f64() * 1e6 / ws.transactions.max(1) as f64,
-        cpu.as_secs_f64() * 1e6 / n as f64
-    );
-    engine.shutdown().await;
-    drop(engine);
-    drop(store);
-    let size = std::fs::metadata(dir.join(herald_redb::FILE_NAME)).map_or(0, |m| m.len());
-    println!(
-        "## durable publish: {n} scheduled publishes in {publishing:.2?} = {publish_rate:.0}/s \
-         ({publishers} tasks; each acknowledged after its commit); file {:.0} MB ({:.0} B/message)",
-        size as f64 / 1e6,
-        size as f64 / n as f64
-    );
-
+    let plan = Plan::new(args.n, args.publishers, args.spread_ms, DEFAULT_SEED);
+    let published = durable::durable_publish(dir, &plan)
+        .await
+        .unwrap_or_else(|e| fail("publish", &e));
     if args.publish_only {
         return Summary {
-            publish_rate,
+            publish_rate: published.rate,
             restart_s: f64::NAN,
             lateness_p99_ms: f64::NAN,
         };
     }
-
-    // ------------------------------------------------------------ restart
-    let clock = ShiftedClock::default();
-    // Nothing is due at first: the reload only fills the wheel.
-    clock.offset_ms.store(
-        base as i64 - 3_600_000 - wall_us() / 1_000 - 600_000,
-        Ordering::Relaxed,
-    );
-    let start = Instant::now();
-    let store = RedbStore::open(dir).expect("reopen");
-    let opened = start.elapsed();
-    let engine = Engine::builder()
-        .clock(clock.clone())
-        .store(store.clone())
-        .transport(InProcessTransport::with_capacity(n + 1))
-        .build();
-    engine.settle().await;
-    let restart = start.elapsed();
-    if engine.scheduled_len() != n {
-        fail(
-            "restart",
-            &format!("{} of {n} messages reloaded", engine.scheduled_len()),
-        );
-    }
-    println!(
-        "## restart with {n} pending: {restart:.3?} (RedbStore::open {opened:.3?}, then engine build + \
-         reload until settle() returned)"
-    );
-
-    // ----------------------------------------------------------- lateness
-    let mut sub = engine.subscribe("bench", None).expect("subscribe");
-    let receiver = {
-        let due = due.clone();
-        let clock = clock.clone();
-        tokio::spawn(async move {
-            let mut receive_us = Vec::with_capacity(n);
-            let mut fire_ms = Vec::with_capacity(n);
-            let mut seen = vec![false; n];
-            while receive_us.len() < n {
-                match sub.recv().await {
-                    Some(Ok(m)) => {
-                        let now = clock.now_us();
-                        let i = m.message().as_u64().expect("a number") as usize;
-                        if i >= n || std::mem::replace(&mut seen[i], true) {
-                            fail("lateness", &format!("message {i} twice or unknown"));
-                        }
-                        let at = due[i] as i64;
-                        receive_us.push(now - at * 1_000);
-                        fire_ms.push(m.timestamp_millis() as i64 - at);
-                    }
-                    Some(Err(lag)) => fail("lateness", &format!("lagged: {lag}")),
-                    None => fail("lateness", "the subscription ended"),
-                }
-            }
-            (receive_us, fire_ms)
-        })
-    };
-    // The first message is due 2 s from now.
-    clock.offset_ms.store(
-        first_due as i64 - 2_000 - wall_us() / 1_000,
-        Ordering::Relaxed,
-    );
-    let firing = Instant::now();
-    let ws0 = store.writer_stats();
-    let cpu0 = thread_cpu(WRITER);
-    let (mut receive_us, mut fire_ms) = receiver.await.expect("receiver");
-    let fired_in = firing.elapsed();
-    let ws = store.writer_stats();
-    let (txns, reqs) = (
-        ws.transactions - ws0.transactions,
-        ws.requests - ws0.requests,
-    );
-    let cpu = thread_cpu(WRITER) - cpu0;
-    println!(
-        "writer while firing: {txns} transactions ({reqs} requests), busy {:.2?} ({:.0} µs per \
-         commit), CPU {cpu:.2?} ({:.1} µs per message)",
-        ws.busy - ws0.busy,
-        (ws.busy - ws0.busy).as_secs_f64() * 1e6 / txns.max(1) as f64,
-        cpu.as_secs_f64() * 1e6 / n as f64
-    );
-    receive_us.sort_unstable();
-    fire_ms.sort_unstable();
-    if receive_us[0] < 0 || fire_ms[0] < 0 {
-        fail("lateness", "a message fired before its publishAt");
-    }
-    // The last runs' completions are committed by the pass that delivered
-    // them: `settle` waits for it.
-    engine.settle().await;
-    let check = Instant::now();
-    let ids = {
-        // Every record must now be published with one run.
-        let pending = herald::Store::pending(&store, None, 10)
-            .await
-            .expect("pending");
-        if !pending.is_empty() {
-            fail(
-                "lateness",
-                &format!("{} records still pending", pending.len()),
-            );
-        }
-        store.check_records().expect("records intact").records
-    };
-    if ids != n as u64 {
-        fail("lateness", &format!("{ids} records for {n} messages"));
-    }
-    engine.shutdown().await;
-    let r = |q: f64| quantile(&receive_us, q) as f64 / 1e3;
-    let f = |q: f64| quantile(&fire_ms, q);
-    println!(
-        "## lateness: {n} messages fired over {:.1?} on the (shifted) real clock; checked: each \
-         received once, store has 0 pending and {ids} intact records ({:.1?})",
-        fired_in,
-        check.elapsed()
-    );
-    println!(
-        "{:<38} | {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "", "min", "p50", "p90", "p99", "p99.9", "max"
-    );
-    println!(
-        "{:<38} | {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-        "receive: clock at recv - publishAt",
-        r(0.0),
-        r(0.5),
-        r(0.9),
-        r(0.99),
-        r(0.999),
-        r(1.0)
-    );
-    println!(
-        "{:<38} | {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "firing: run timestamp - publishAt",
-        f(0.0),
-        f(0.5),
-        f(0.9),
-        f(0.99),
-        f(0.999),
-        f(1.0)
-    );
-    println!("(ms; receive includes the claim's durable commit before delivery)");
+    let restarted = durable::restart(dir, &plan)
+        .await
+        .unwrap_or_else(|e| fail("restart", &e));
+    let restart_s = restarted.restart.as_secs_f64();
+    let late = durable::lateness(restarted, &plan, 0)
+        .await
+        .unwrap_or_else(|e| fail("lateness", &e));
     Summary {
-        publish_rate,
-        restart_s: restart.as_secs_f64(),
-        lateness_p99_ms: r(0.99),
+        publish_rate: published.rate,
+        restart_s,
+        lateness_p99_ms: late.receive_ms(0.99),
     }
 }

@@ -55,20 +55,27 @@ pub(crate) fn register(
         .build_svc();
     let app: Arc<str> = app.into();
 
-    let (mw_state, mw_app) = (state.clone(), app.clone());
+    // Everything happens in the middleware, which socketioxide awaits
+    // before it acknowledges the namespace connection: the connect handler
+    // runs in a task spawned after the acknowledgement, so event handlers
+    // registered there could miss a `SUB_ON` sent right after it (the JS
+    // SDK subscribes as soon as it is connected).
     let middleware = move |s: SocketRef| {
-        let (state, app) = (mw_state.clone(), mw_app.clone());
+        let (state, app) = (state.clone(), app.clone());
         async move {
-            authenticate(&state, &app, &s).map(drop).map_err(|e| {
-                state.metrics.count_error(e.code);
-                e.message
-            })
+            match authenticate(&state, &app, &s) {
+                Ok(key) => {
+                    on_connect(state, app, key, &s);
+                    Ok(())
+                }
+                Err(e) => {
+                    state.metrics.count_error(e.code);
+                    Err(e.message)
+                }
+            }
         }
     };
-    let handler = move |s: SocketRef| {
-        let (state, app) = (state.clone(), app.clone());
-        async move { on_connect(state, app, s) }
-    };
+    let handler = async |_: SocketRef| {};
     io.ns(path.clone(), handler.with(middleware));
     let router = router
         .route_service(&path, svc.clone())
@@ -101,15 +108,8 @@ impl Conn {
     }
 }
 
-fn on_connect(state: Arc<State>, app: Arc<str>, s: SocketRef) {
-    let key = match authenticate(&state, &app, &s) {
-        Ok(key) => key,
-        // The middleware already refused these; be safe anyway.
-        Err(_) => {
-            let _ = s.disconnect();
-            return;
-        }
-    };
+/// Sets up an authenticated connection: its state and event handlers.
+fn on_connect(state: Arc<State>, app: Arc<str>, key: Arc<Key>, s: &SocketRef) {
     state
         .metrics
         .realtime_connections
@@ -125,7 +125,10 @@ fn on_connect(state: Arc<State>, app: Arc<str>, s: SocketRef) {
     let c = conn.clone();
     s.on("SUB_ON", move |s: SocketRef, Data(v): Data<Value>| {
         let c = c.clone();
-        async move { sub_on(&c, &s, &v) }
+        async move {
+            wait_connected(&s).await;
+            sub_on(&c, &s, &v);
+        }
     });
     let c = conn.clone();
     s.on("SUB_OFF", move |Data(v): Data<Value>| {
@@ -141,7 +144,10 @@ fn on_connect(state: Arc<State>, app: Arc<str>, s: SocketRef) {
     let c = conn.clone();
     s.on("MET_REQ", move |s: SocketRef, Data(v): Data<Value>| {
         let c = c.clone();
-        async move { met_req(&c, &s, &v) }
+        async move {
+            wait_connected(&s).await;
+            met_req(&c, &s, &v);
+        }
     });
     s.on_disconnect(move |s: SocketRef| {
         let c = conn.clone();
@@ -154,6 +160,20 @@ fn on_connect(state: Arc<State>, app: Arc<str>, s: SocketRef) {
             debug!(app = %c.app, sid = %s.id, "real-time client disconnected");
         }
     });
+}
+
+/// socketioxide sends the namespace acknowledgement before it marks the
+/// socket connected, and `emit` fails (`Closed`) until then, so an event
+/// the client sends right after the acknowledgement can be handled, on
+/// another worker, while its answer would be dropped. Waits for the mark
+/// (microseconds; gives up after ~100 ms: then the socket is gone).
+async fn wait_connected(s: &SocketRef) {
+    for _ in 0..100 {
+        if s.connected() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// The `id` of a request: a string, or a number taken as its text.

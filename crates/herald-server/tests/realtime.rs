@@ -336,3 +336,39 @@ async fn websocket_transport_and_bad_keys() {
     assert_eq!(res.status(), 404);
     s.stop().await;
 }
+
+/// A client may subscribe the moment its namespace connection is
+/// acknowledged (the JS SDK does): the server must already listen for
+/// `SUB_ON` then, even while it is busy with other connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sub_on_right_after_connect_is_not_lost() {
+    let s = start("").await;
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            tokio::spawn(async move {
+                let (mut ws, _) = RawWs::open(addr, APP, KEY).await;
+                let answer = ws.connect_nsp().await;
+                assert!(answer.starts_with(&format!("40/{APP},")), "{answer}");
+                ws.emit(
+                    "SUB_ON",
+                    &json!({"id": i, "name": "PUB_SUB_MESSAGES", "options": {"channel": "busy"}}),
+                )
+                .await;
+                let got = ws.next_event().await;
+                assert_eq!(got, ("SUB_READY".to_owned(), json!({"id": i.to_string()})));
+                ws
+            })
+        })
+        .collect();
+    let mut sockets = Vec::new();
+    for c in clients {
+        sockets.push(c.await.expect("client subscribed"));
+    }
+    s.wait_metric("herald_realtime_subscriptions", 200.0).await;
+    // Closed by the clients first: these raw sockets would not answer the
+    // server's close handshake, and shutdown would wait its grace period.
+    drop(sockets);
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.stop().await;
+}
