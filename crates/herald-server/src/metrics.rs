@@ -93,6 +93,18 @@ impl Metrics {
                 "Runs waiting in the engine's timing wheel.",
                 |s| s.pending,
             ),
+            (
+                "herald_recovered_runs_total",
+                "counter",
+                "Runs in flight at a crash, delivered again at start-up (at-least-once).",
+                |s| s.recovered_runs,
+            ),
+            (
+                "herald_reloaded_messages_total",
+                "counter",
+                "Unfinished messages reloaded from the store at start-up.",
+                |s| s.reloaded,
+            ),
         ];
         for (name, kind, help, field) in per_app {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -194,6 +206,7 @@ mod tests {
         assert!(text.contains("herald_publishes_total{app=\"A\"} 4\n"));
         assert!(text.contains("herald_publishes_total{app=\"B\"} 0\n"));
         assert!(text.contains("# TYPE herald_scheduled_pending gauge\n"));
+        assert!(text.contains("# TYPE herald_recovered_runs_total counter\n"));
         assert!(text.contains("herald_http_requests_total{status=\"2xx\"} 1\n"));
         assert!(text.contains("herald_http_requests_total{status=\"4xx\"} 2\n"));
         assert!(text.contains("herald_errors_total{code=\"5030\"} 2\n"));
