@@ -56,7 +56,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 6] = [
+        let per_app: [(&str, &str, &str, Field); 8] = [
             (
                 "herald_publishes_total",
                 "counter",
