@@ -2,40 +2,17 @@
 //! future format) and an unknown store format version are reported as
 //! errors naming the problem, never as panics or silently wrong data.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use herald::{
     CancelOutcome, Claim, Completion, DeliveryCounts, Next, Record, RunState, Store, StoreError,
 };
 use herald_core::Tick;
 use herald_redb::{FILE_NAME, RedbStore, RedbStoreError};
+use herald_testkit::TempDir;
 use herald_testkit::store_conformance::{id, small_envelope};
 use redb::{Database, TableDefinition};
 
 const MESSAGES: TableDefinition<'static, u128, &'static [u8]> = TableDefinition::new("messages");
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "herald-redb-corruption-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn scheduled(n: u128, due: u64) -> Record {
     Record {

@@ -3,34 +3,11 @@
 //! the `unfinished` index until `pending` meets them), checked through the
 //! `Store` API and `check_records`, and across a reopen.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use herald::{CancelOutcome, Claim, Completion, DeliveryCounts, Next, Record, RunState, Store};
 use herald_core::Tick;
 use herald_redb::RedbStore;
+use herald_testkit::TempDir;
 use herald_testkit::store_conformance::{id, small_envelope};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "herald-redb-layout-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn t(ms: u64) -> Tick {
     Tick::from_millis(ms)

@@ -9,8 +9,6 @@
 //! the way a process exit would (minus the crash: see `crash.rs`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::DateTime;
@@ -20,32 +18,12 @@ use herald::{
 };
 use herald_core::Tick;
 use herald_redb::RedbStore;
+use herald_testkit::TempDir;
 use serde_json::json;
 
 /// 2027-01-15T08:00:00Z, on a whole hour.
 const T0: u64 = 1_800_000_000_000;
 const SEC: u64 = 1_000;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "herald-redb-restart-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
