@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
 use crate::Glob;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -90,29 +92,26 @@ impl Auth {
     }
 
     /// The key `key` of app `app`, or 401 (8002). Every key of the app is
-    /// compared, each in constant time, so the time taken does not tell
-    /// which key (or which prefix) was close. App ids are not secret.
+    /// compared, each in constant time ([`subtle`]: the time depends only
+    /// on the two lengths), and the loop does not stop at a match, so the
+    /// time taken does not tell which key (or which prefix) was close. App
+    /// ids are not secret.
     pub(crate) fn authenticate(&self, app: &str, key: &str) -> Result<Arc<Key>, ApiError> {
         let keys = self.apps.get(app).ok_or_else(ApiError::bad_credentials)?;
-        let mut found = None;
-        for k in keys {
-            if ct_eq(&k.secret, key.as_bytes()) && found.is_none() {
-                found = Some(k.clone());
-            }
+        let mut found = Choice::from(0);
+        let mut index = 0u64;
+        for (i, k) in keys.iter().enumerate() {
+            let hit = k.secret.ct_eq(key.as_bytes());
+            // The first match wins (keys are unique within an app anyway).
+            index.conditional_assign(&(i as u64), hit & !found);
+            found |= hit;
         }
-        found.ok_or_else(ApiError::bad_credentials)
+        if bool::from(found) {
+            Ok(keys[index as usize].clone())
+        } else {
+            Err(ApiError::bad_credentials())
+        }
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(std::hint::black_box(x ^ y));
-    }
-    std::hint::black_box(diff) == 0
 }
 
 /// `path` with its API-key segment (the second) replaced by `***`, for
@@ -140,13 +139,27 @@ mod tests {
     use crate::config::{AppConfig, KeyConfig};
 
     #[test]
-    fn constant_time_eq() {
-        assert!(ct_eq(b"", b""));
-        assert!(ct_eq(b"abc", b"abc"));
-        assert!(!ct_eq(b"abc", b"abd"));
-        assert!(!ct_eq(b"abc", b"ab"));
-        assert!(!ct_eq(b"ab", b"abc"));
-        assert!(!ct_eq(b"ab\0", b"ab"), "padding does not make them equal");
+    fn keys_match_exactly() {
+        let config = Config {
+            apps: vec![AppConfig {
+                id: "A".into(),
+                keys: vec![KeyConfig::full("abc"), KeyConfig::full("abd")],
+            }],
+            ..Config::default()
+        };
+        let auth = Auth::from_config(&config);
+        assert!(auth.authenticate("A", "abc").is_ok());
+        assert!(auth.authenticate("A", "abd").is_ok());
+        for wrong in ["", "ab", "abcd", "abc\0", "ABC", "abe"] {
+            assert_eq!(
+                auth.authenticate("A", wrong).unwrap_err().code,
+                8002,
+                "{wrong:?}"
+            );
+        }
+        // The second key is found too (not only the first).
+        let second = auth.authenticate("A", "abd").unwrap();
+        assert!(Arc::ptr_eq(&second, &auth.apps["A"][1]));
     }
 
     #[test]
@@ -175,7 +188,11 @@ mod tests {
         assert_eq!(narrow.check_publish("x").unwrap_err().code, 5030);
         assert_eq!(auth.authenticate("A", "nope").unwrap_err().code, 8002);
         assert_eq!(auth.authenticate("B", "full").unwrap_err().status, 401);
-        assert!(!format!("{narrow:?}").contains("narrow\""));
+        let debug = format!("{narrow:?}");
+        assert!(debug.contains(r#"secret: "<redacted>""#), "{debug}");
+        assert!(!debug.contains("narrow"), "{debug}");
+        let as_bytes = format!("{:?}", b"narrow".as_slice()); // [110, 97, ...]
+        assert!(!debug.contains(&as_bytes[1..as_bytes.len() - 1]), "{debug}");
     }
 
     #[test]
