@@ -29,6 +29,10 @@ pub mod codes {
     pub const PUBLISH_DENIED: u32 = 5030;
     /// Subscribe permission denied (Backendless's text; Herald's code).
     pub const SUBSCRIBE_DENIED: u32 = 5031;
+    /// An invalid selector: the engine's code for one that does not parse
+    /// ([`herald::Error::InvalidSelector`]), which the server also uses for
+    /// a selector that is not a string (400).
+    pub const INVALID_SELECTOR: u32 = 5012;
 }
 
 /// An error response: an HTTP status and a Backendless-style body
@@ -153,6 +157,35 @@ impl ApiError {
         )
     }
 
+    /// 400, code 5012: a `selector` that is not a string (or null).
+    pub fn selector_not_a_string() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_SELECTOR,
+            "Invalid selector: it must be a string.",
+        )
+    }
+
+    /// 400, code 8007: a real-time subscription kind (`SUB_ON` name) this
+    /// server does not implement.
+    pub fn subscription_not_supported(kind: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::NOT_SUPPORTED,
+            format!("Subscription {kind:?} is not supported by this server."),
+        )
+    }
+
+    /// 400, code 8007: a real-time method (`MET_REQ` name) this server does
+    /// not implement.
+    pub fn method_not_supported(name: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::NOT_SUPPORTED,
+            format!("Method {name:?} is not supported by this server."),
+        )
+    }
+
     /// The body as a JSON value (for real-time `error` fields).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "code": self.code, "message": self.message })
@@ -227,5 +260,35 @@ mod tests {
             ApiError::publish_denied().to_json(),
             serde_json::json!({"code": 5030, "message": "User does not have the permission to publish messages"})
         );
+    }
+
+    #[test]
+    fn named_constructors() {
+        let cases = [
+            (
+                ApiError::selector_not_a_string(),
+                400,
+                5012,
+                "Invalid selector: it must be a string.",
+            ),
+            (
+                ApiError::subscription_not_supported("PUB_SUB_COMMANDS"),
+                400,
+                8007,
+                "Subscription \"PUB_SUB_COMMANDS\" is not supported by this server.",
+            ),
+            (
+                ApiError::method_not_supported("SET_FOO"),
+                400,
+                8007,
+                "Method \"SET_FOO\" is not supported by this server.",
+            ),
+        ];
+        for (e, status, code, message) in cases {
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.message.as_str()),
+                (status, code, message)
+            );
+        }
     }
 }

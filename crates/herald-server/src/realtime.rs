@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 
 use crate::State;
 use crate::auth::Key;
-use crate::error::{ApiError, codes};
+use crate::error::ApiError;
 use crate::percent::query_param;
 
 /// How many packets may wait for a slow client before emits back off.
@@ -202,11 +202,7 @@ fn sub_on(c: &Arc<Conn>, s: &SocketRef, v: &Value) {
             .and_then(|ch| c.key.check_subscribe(&ch))
             .map(drop),
         "PUB_SUB_MESSAGES" => listen(c, s, &id, options),
-        other => Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            codes::NOT_SUPPORTED,
-            format!("Subscription {other:?} is not supported by this server."),
-        )),
+        other => Err(ApiError::subscription_not_supported(other)),
     };
     match result {
         Ok(()) => {
@@ -231,11 +227,7 @@ fn listen(c: &Arc<Conn>, s: &SocketRef, id: &str, options: &Value) -> Result<(),
         None | Some(Value::Null) => None,
         Some(Value::String(sel)) => Some(sel.as_str()),
         Some(_) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                5012,
-                "Invalid selector: it must be a string.",
-            ));
+            return Err(ApiError::selector_not_a_string());
         }
     };
     c.key.check_subscribe(&channel)?;
@@ -299,11 +291,7 @@ fn met_req(c: &Conn, s: &SocketRef, v: &Value) {
             let _ = s.emit("MET_RES", &json!({"id": id, "result": null}));
         }
         other => {
-            let e = ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                codes::NOT_SUPPORTED,
-                format!("Method {other:?} is not supported by this server."),
-            );
+            let e = ApiError::method_not_supported(other);
             reply_error(c, s, "MET_RES", &id, &e);
         }
     }

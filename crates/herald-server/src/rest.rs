@@ -213,11 +213,7 @@ async fn polling_subscribe(
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    5012,
-                    "Invalid selector: it must be a string.",
-                ));
+                return Err(ApiError::selector_not_a_string());
             }
         },
         _ => return Err(ApiError::malformed_json("expected a JSON object")),
