@@ -41,24 +41,36 @@
 //!
 //! # Configuration
 //!
-//! See [`Config::from_args`] and the `--help` text ([`config::USAGE`]). The
-//! TOML file (`--config PATH`):
+//! Every setting is a flag, an environment variable and a key of the TOML
+//! file, from one definition: `max_body` is `--max-body`,
+//! `HERALD_MAX_BODY` and `max_body`. Per setting, a flag beats a variable,
+//! which beats the file, which beats the default; apps from `--app
+//! APP_ID:API_KEY`, `HERALD_APP` (comma-separated) and the file are all
+//! served. See the [`config`] module for the table of settings,
+//! [`Config::from_args`], and `herald-server --help`. The TOML file
+//! (`--config PATH`, `HERALD_CONFIG`), here with every setting at its
+//! default:
 //!
 //! ```toml
-//! listen = "127.0.0.1:8080"      # optional
-//! data_dir = "herald-data"       # optional
-//! max_body = 1048576             # optional, bytes
-//! poll_ttl_secs = 300            # optional: polling subscriptions expire
+//! listen = "127.0.0.1:8080"
+//! data_dir = "herald-data"         # one store per app, and the development app
+//! log = "info"                     # error, warn, info, debug or trace
+//! max_body = "1MiB"                # largest request body (a byte count, or KiB/MiB/GiB)
+//! poll_ttl_secs = 300              # polling subscriptions expire without a poll
+//! poll_max_bytes = "4MiB"          # largest answer to one poll
+//! max_polling_subscriptions = 10000  # per app
+//! connection_buffer = "8MiB"       # held for a slow real-time or polling client
+//! max_subscriptions_per_connection = 1000
 //!
 //! [[apps]]
 //! id = "MY-APP-ID"
 //!
 //! [[apps.keys]]
-//! key = "server-key"             # publish/subscribe omitted: everything
+//! key = "server-key"               # publish/subscribe omitted: everything
 //!
 //! [[apps.keys]]
 //! key = "browser-key"
-//! publish = []                   # nothing
+//! publish = []                     # nothing
 //! subscribe = ["news.*", "chat-?"]
 //! ```
 //!

@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     let cli = match Config::from_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
         Ok(cli) => cli,
         Err(e) => {
-            eprintln!("herald-server: {e:#}");
+            match e.downcast_ref::<clap::Error>() {
+                // clap's own text: the problem, the usage, and a pointer to --help.
+                Some(usage) => eprint!("{usage}"),
+                None => eprintln!("herald-server: {e:#}\n\nFor more information, try '--help'."),
+            }
             return ExitCode::from(2);
         }
     };
@@ -21,7 +25,7 @@ fn main() -> ExitCode {
         }
         Cli::Run(config) => *config,
     };
-    init_tracing();
+    init_tracing(config.log.into());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -60,12 +64,8 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     serve(config.clone(), listener, shutdown_signal()).await
 }
 
-/// Logs to stderr at the level in `HERALD_LOG` (default `info`).
-fn init_tracing() {
-    let level = std::env::var("HERALD_LOG")
-        .ok()
-        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
+/// Logs to stderr at the configured level (`--log`, `HERALD_LOG`, `log`).
+fn init_tracing(level: LevelFilter) {
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)

@@ -15,14 +15,24 @@ struct Running {
     key: String,
 }
 
+/// The binary, without the caller's `HERALD_*` variables.
+fn server() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald-server"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HERALD_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// Starts the binary on an ephemeral port with `data_dir` and reads what it
 /// prints until the listening line.
 async fn run(data_dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+    let mut child = server()
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("HERALD_LOG", "warn")
-        .env_remove("HERALD_APP")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -115,11 +125,36 @@ async fn dev_app_persists_and_sigterm_exits_zero() {
 
 #[tokio::test]
 async fn bad_flags_exit_nonzero_and_help_exits_zero() {
-    let bin = env!("CARGO_BIN_EXE_herald-server");
-    let out = Command::new(bin).arg("--bogus").output().await.unwrap();
+    let out = server().arg("--bogus").output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
-    let out = Command::new(bin).arg("--help").output().await.unwrap();
+
+    // A bad value, from a flag, a variable, or one that fails validation.
+    let out = server()
+        .args(["--max-body", "lots"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-body"));
+    let out = server().env("HERALD_LOG", "loud").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HERALD_LOG"));
+    let out = server().arg("--poll-ttl-secs=0").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("poll_ttl_secs"));
+
+    let out = server().arg("--help").output().await.unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--max-body"));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for shown in [
+        "--max-body",
+        "[env: HERALD_CONNECTION_BUFFER]",
+        "[default: 8MiB]",
+    ] {
+        assert!(help.contains(shown), "{shown} in\n{help}");
+    }
+    let out = server().arg("-V").output().await.unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("herald-server "));
 }

@@ -1,6 +1,9 @@
 //! Applications and their API keys.
 
-use anyhow::bail;
+use std::ffi::OsStr;
+
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
 
 use crate::Glob;
 
@@ -56,10 +59,66 @@ impl AppConfig {
     }
 }
 
-/// Parses `APP_ID:API_KEY` (the key may itself contain `:`).
-pub(super) fn parse_app_flag(text: &str) -> anyhow::Result<AppConfig> {
-    match text.split_once(':') {
-        Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok(AppConfig::new(id, key)),
-        _ => bail!("expected APP_ID:API_KEY, got a value without both parts"),
+/// Parses `APP_ID:API_KEY` (the key may itself contain `:`) for `--app`
+/// and `HERALD_APP`. A bad value is not repeated in the error, since it
+/// may hold a key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AppParser;
+
+impl TypedValueParser for AppParser {
+    type Value = AppConfig;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<AppConfig, clap::Error> {
+        match value.to_str().and_then(|text| text.split_once(':')) {
+            Some((id, key)) if !id.is_empty() && !key.is_empty() => Ok(AppConfig::new(id, key)),
+            _ => {
+                let flag = arg.map_or_else(|| "--app".to_owned(), ToString::to_string);
+                let message = format!(
+                    "invalid value for '{flag}': expected APP_ID:API_KEY, both parts non-empty \
+                     (the value is not shown: it may hold a key)\n"
+                );
+                Err(clap::Error::raw(ErrorKind::ValueValidation, message).with_cmd(cmd))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_key() {
+        let key = KeyConfig::full("s3cret-key");
+        let debug = format!("{key:?}");
+        assert!(debug.contains(r#"key: "<redacted>""#), "{debug}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        let debug = format!("{:?}", AppConfig::new("APP", "s3cret-key"));
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("s3cret"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn app_values() {
+        let cmd = clap::Command::new("t");
+        let parse = |text: &str| AppParser.parse_ref(&cmd, None, OsStr::new(text));
+        assert_eq!(parse("A:k").unwrap(), AppConfig::new("A", "k"));
+        assert_eq!(
+            parse("A:k:with:colons").unwrap().keys[0].key,
+            "k:with:colons"
+        );
+        for bad in ["nokey", ":k", "A:", ":", ""] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("expected APP_ID:API_KEY"), "{bad:?}: {e}");
+        }
+        let e = parse("s3cret-without-app").unwrap_err().to_string();
+        assert!(!e.contains("s3cret"), "{e}");
     }
 }

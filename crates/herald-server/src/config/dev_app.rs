@@ -28,8 +28,9 @@ impl std::fmt::Debug for DevApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DevApp")
             .field("id", &self.id)
+            .field("key", &"<redacted>")
             .field("created", &self.created)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -137,7 +138,9 @@ mod tests {
         assert_eq!(first.id.len(), 36);
         assert_ne!(first.id, first.key);
         assert_eq!(c.apps, vec![AppConfig::new(&first.id, &first.key)]);
-        assert!(!format!("{first:?}").contains(&first.key));
+        let debug = format!("{first:?}");
+        assert!(debug.contains(r#"key: "<redacted>""#), "{debug}");
+        assert!(!debug.contains(&first.key), "{debug}");
 
         let mut again = Config {
             data_dir: dir.clone(),

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
+use serde::{Deserialize, Serialize};
+use tracing::level_filters::LevelFilter;
 
 use super::AppConfig;
 
@@ -17,12 +19,24 @@ pub const DEFAULT_DATA_DIR: &str = "herald-data";
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// The default time a legacy polling subscription lives without a poll.
 pub const DEFAULT_POLL_TTL: Duration = Duration::from_secs(300);
+/// The default bytes a connection or polling subscription may hold for a
+/// slow client: 8 MiB.
+pub const DEFAULT_CONNECTION_BUFFER: usize = 8 << 20;
+/// The default number of subscriptions one real-time connection may have.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
+/// The default number of legacy polling subscriptions one app may have.
+pub const DEFAULT_MAX_POLLING_SUBSCRIPTIONS: usize = 10_000;
+/// The default size limit of one poll's answer: 4 MiB.
+pub const DEFAULT_POLL_MAX_BYTES: usize = 4 << 20;
 
 /// Everything the server needs to start.
 ///
-/// Built by [`Config::from_args`] (file, then environment, then flags, each
-/// overriding the one before; apps from all three are merged) or by hand in
-/// tests.
+/// Built by [`Config::from_args`] (defaults, then the TOML file, then the
+/// environment, then flags, each overriding the one before; apps from all
+/// three are merged) or by hand in tests. Each field's setting has the same
+/// name as a TOML key, a flag and an environment variable (see the
+/// [module docs](super)); a field in [`Duration`] is set in seconds
+/// (`poll_ttl`: `poll_ttl_secs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The address to listen on (`host:port`; port 0 picks a free one).
@@ -33,6 +47,17 @@ pub struct Config {
     pub max_body: usize,
     /// How long a legacy polling subscription lives without being polled.
     pub poll_ttl: Duration,
+    /// The most bytes a real-time connection, or a legacy polling
+    /// subscription, may hold for a client that does not keep up.
+    pub connection_buffer: usize,
+    /// The most subscriptions one real-time connection may have at once.
+    pub max_subscriptions_per_connection: usize,
+    /// The most legacy polling subscriptions one app may have at once.
+    pub max_polling_subscriptions: usize,
+    /// The largest answer to one legacy poll, in bytes.
+    pub poll_max_bytes: usize,
+    /// The log level of the `herald-server` binary (stderr).
+    pub log: LogLevel,
     /// The applications this server serves, with their API keys.
     pub apps: Vec<AppConfig>,
 }
@@ -44,9 +69,53 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             max_body: DEFAULT_MAX_BODY,
             poll_ttl: DEFAULT_POLL_TTL,
+            connection_buffer: DEFAULT_CONNECTION_BUFFER,
+            max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            max_polling_subscriptions: DEFAULT_MAX_POLLING_SUBSCRIPTIONS,
+            poll_max_bytes: DEFAULT_POLL_MAX_BYTES,
+            log: LogLevel::default(),
             apps: Vec::new(),
         }
     }
+}
+
+/// How much the server logs (to stderr): `error`, `warn`, `info` (the
+/// default), `debug` or `trace`, each including the ones before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Start-up, shutdown and other notable events (the default).
+    #[default]
+    Info,
+    /// Diagnostic detail.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl From<LogLevel> for LevelFilter {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Error => Self::ERROR,
+            LogLevel::Warn => Self::WARN,
+            LogLevel::Info => Self::INFO,
+            LogLevel::Debug => Self::DEBUG,
+            LogLevel::Trace => Self::TRACE,
+        }
+    }
+}
+
+/// `name (--name, HERALD_NAME)`: a setting's three spellings, for messages.
+pub(crate) fn spellings(name: &str) -> String {
+    format!(
+        "{name} (--{}, HERALD_{})",
+        name.replace('_', "-"),
+        name.to_ascii_uppercase()
+    )
 }
 
 impl Config {
@@ -70,17 +139,32 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the apps: ids of 1 to 100 characters from `A-Z a-z 0-9 - _ .`
-    /// (not `health` or `metrics`, which are server routes), each with at
-    /// least one key; keys non-empty, without `/` or control characters, and
-    /// not repeated within an app.
+    /// Checks the bounds (`max_body`, `poll_ttl`, `connection_buffer`,
+    /// `max_subscriptions_per_connection`, `max_polling_subscriptions` and
+    /// `poll_max_bytes` are at least 1) and the apps: ids of 1 to 100
+    /// characters from `A-Z a-z 0-9 - _ .` (not `health` or `metrics`, which
+    /// are server routes), each with at least one key; keys non-empty,
+    /// without `/` or control characters, and not repeated within an app.
     ///
     /// # Errors
     ///
-    /// The first problem found.
+    /// The first problem found; a bad bound is named as a setting.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.max_body == 0 {
-            bail!("max_body must be at least 1 byte");
+        let bounds = [
+            ("max_body", self.max_body),
+            ("poll_ttl_secs", usize::from(!self.poll_ttl.is_zero())),
+            ("connection_buffer", self.connection_buffer),
+            (
+                "max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection,
+            ),
+            ("max_polling_subscriptions", self.max_polling_subscriptions),
+            ("poll_max_bytes", self.poll_max_bytes),
+        ];
+        for (name, value) in bounds {
+            if value == 0 {
+                bail!("{} must be at least 1, got 0", spellings(name));
+            }
         }
         let mut seen = BTreeMap::new();
         for app in &self.apps {

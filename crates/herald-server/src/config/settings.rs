@@ -1,0 +1,306 @@
+//! Every setting, defined once: [`Settings`] is what clap parses from the
+//! command line (and, through [`super::sources`], from the environment)
+//! and what serde reads from the TOML file. Layers merge field by field
+//! ([`Settings::or`]) and the result is applied to a typed [`Config`]
+//! ([`Settings::apply`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use super::byte_size::ByteSize;
+use super::{AppConfig, AppParser, Config, LogLevel, file};
+
+/// The one-line description in `--help`.
+const ABOUT: &str = "Backendless Messaging compatible REST and real-time server";
+
+/// The end of `--help`.
+const AFTER_HELP: &str = "\
+Every setting is also a key of the TOML file (--config), named like the flag with '_' for '-'
+(max_body = \"2MiB\"); apps are [[apps]] tables there, with per-key publish/subscribe channel
+globs. Flags beat environment variables, which beat the file, which beats the defaults; apps
+from all three are served. Sizes in bytes accept KiB, MiB and GiB (8MiB).
+
+With no app configured, a development app is created once (its id and key are kept in
+DATA_DIR/dev-app.toml) and printed at start-up.";
+
+/// One layer of settings: what one source (the flags, the environment or
+/// the TOML file) says. Every field is optional, so "not set" is visible,
+/// and layers merge field by field.
+///
+/// A field's doc comment is its `--help` line. Names: the field
+/// `max_body` is the flag `--max-body`, the environment variable
+/// `HERALD_MAX_BODY` and the TOML key `max_body`. The exceptions: apps come
+/// from `--app` and `HERALD_APP` (the field `app`) and from the file's
+/// `[[apps]]` tables (`apps`); the file's own path (`config`) is no TOML
+/// key.
+#[derive(Debug, Default, Parser, Deserialize, Serialize)]
+#[command(
+    name = "herald-server",
+    version,
+    about = ABOUT,
+    long_about = None,
+    after_help = AFTER_HELP
+)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    /// TOML configuration file: these settings and per-key permissions
+    #[arg(long, env = "HERALD_CONFIG", value_name = "PATH")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Address to listen on (host:port; port 0 picks a free one)
+    #[arg(long, env = "HERALD_LISTEN", value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+
+    /// Data directory: one store per app, and the development app
+    #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Serve this app with this key, full permissions; repeatable (in the variable: comma-separated)
+    #[arg(long, env = "HERALD_APP", value_name = "APP_ID:API_KEY", value_parser = AppParser)]
+    #[serde(skip)]
+    pub(crate) app: Vec<AppConfig>,
+
+    /// Log level (to stderr)
+    #[arg(long, env = "HERALD_LOG", value_name = "LEVEL", ignore_case = true)]
+    pub(crate) log: Option<LogLevel>,
+
+    /// Largest request body accepted, in bytes (larger: 413)
+    #[arg(
+        long,
+        env = "HERALD_MAX_BODY",
+        value_name = "BYTES",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_body: Option<ByteSize>,
+
+    /// Seconds a legacy polling subscription lives without being polled
+    #[arg(
+        long,
+        env = "HERALD_POLL_TTL_SECS",
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    pub(crate) poll_ttl_secs: Option<u64>,
+
+    /// Largest answer to one legacy poll, in bytes
+    #[arg(
+        long,
+        env = "HERALD_POLL_MAX_BYTES",
+        value_name = "BYTES",
+        help_heading = "Limits"
+    )]
+    pub(crate) poll_max_bytes: Option<ByteSize>,
+
+    /// Legacy polling subscriptions one app may have at once
+    #[arg(
+        long,
+        env = "HERALD_MAX_POLLING_SUBSCRIPTIONS",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_polling_subscriptions: Option<usize>,
+
+    /// Bytes a real-time connection or a polling subscription may hold for a slow client
+    #[arg(
+        long,
+        env = "HERALD_CONNECTION_BUFFER",
+        value_name = "BYTES",
+        help_heading = "Limits"
+    )]
+    pub(crate) connection_buffer: Option<ByteSize>,
+
+    /// Subscriptions one real-time connection may have at once
+    #[arg(
+        long,
+        env = "HERALD_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_subscriptions_per_connection: Option<usize>,
+
+    /// The file's `[[apps]]` tables.
+    #[arg(skip)]
+    #[serde(default, deserialize_with = "file::deserialize_apps", skip_serializing)]
+    pub(crate) apps: Vec<AppConfig>,
+}
+
+impl Settings {
+    /// This layer, with each setting it lacks taken from `lower`; apps from
+    /// both (`lower`'s first).
+    pub(crate) fn or(self, lower: Self) -> Self {
+        let Self {
+            config,
+            listen,
+            data_dir,
+            app,
+            log,
+            max_body,
+            poll_ttl_secs,
+            poll_max_bytes,
+            max_polling_subscriptions,
+            connection_buffer,
+            max_subscriptions_per_connection,
+            apps,
+        } = self;
+        let both = |mut first: Vec<AppConfig>, then: Vec<AppConfig>| {
+            first.extend(then);
+            first
+        };
+        Self {
+            config: config.or(lower.config),
+            listen: listen.or(lower.listen),
+            data_dir: data_dir.or(lower.data_dir),
+            app: both(lower.app, app),
+            log: log.or(lower.log),
+            max_body: max_body.or(lower.max_body),
+            poll_ttl_secs: poll_ttl_secs.or(lower.poll_ttl_secs),
+            poll_max_bytes: poll_max_bytes.or(lower.poll_max_bytes),
+            max_polling_subscriptions: max_polling_subscriptions
+                .or(lower.max_polling_subscriptions),
+            connection_buffer: connection_buffer.or(lower.connection_buffer),
+            max_subscriptions_per_connection: max_subscriptions_per_connection
+                .or(lower.max_subscriptions_per_connection),
+            apps: both(lower.apps, apps),
+        }
+    }
+
+    /// Sets what this layer sets in `config`, and adds its apps (the
+    /// file's `[[apps]]` first, then `--app`/`HERALD_APP`). Does not
+    /// validate.
+    ///
+    /// # Errors
+    ///
+    /// The same key twice for one app.
+    pub(crate) fn apply(self, config: &mut Config) -> anyhow::Result<()> {
+        let Self {
+            config: _, // read by `Config::from_args`
+            listen,
+            data_dir,
+            app,
+            log,
+            max_body,
+            poll_ttl_secs,
+            poll_max_bytes,
+            max_polling_subscriptions,
+            connection_buffer,
+            max_subscriptions_per_connection,
+            apps,
+        } = self;
+        fn set<T>(field: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        set(&mut config.listen, listen);
+        set(&mut config.data_dir, data_dir);
+        set(&mut config.log, log);
+        set(&mut config.max_body, max_body.map(|b| b.0));
+        set(&mut config.poll_ttl, poll_ttl_secs.map(Duration::from_secs));
+        set(&mut config.poll_max_bytes, poll_max_bytes.map(|b| b.0));
+        set(
+            &mut config.max_polling_subscriptions,
+            max_polling_subscriptions,
+        );
+        set(
+            &mut config.connection_buffer,
+            connection_buffer.map(|b| b.0),
+        );
+        set(
+            &mut config.max_subscriptions_per_connection,
+            max_subscriptions_per_connection,
+        );
+        for app in apps.into_iter().chain(app) {
+            config.add_app(app)?;
+        }
+        Ok(())
+    }
+
+    /// Every setting of `config` (whole seconds for `poll_ttl`), without
+    /// apps: for the defaults `--help` shows.
+    pub(crate) fn from_config(config: &Config) -> Self {
+        let Config {
+            listen,
+            data_dir,
+            max_body,
+            poll_ttl,
+            connection_buffer,
+            max_subscriptions_per_connection,
+            max_polling_subscriptions,
+            poll_max_bytes,
+            log,
+            apps: _,
+        } = config;
+        Self {
+            config: None,
+            listen: Some(listen.clone()),
+            data_dir: Some(data_dir.clone()),
+            app: Vec::new(),
+            log: Some(*log),
+            max_body: Some(ByteSize(*max_body)),
+            poll_ttl_secs: Some(poll_ttl.as_secs()),
+            poll_max_bytes: Some(ByteSize(*poll_max_bytes)),
+            max_polling_subscriptions: Some(*max_polling_subscriptions),
+            connection_buffer: Some(ByteSize(*connection_buffer)),
+            max_subscriptions_per_connection: Some(*max_subscriptions_per_connection),
+            apps: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(listen: Option<&str>, max_body: Option<usize>, app: &[(&str, &str)]) -> Settings {
+        Settings {
+            listen: listen.map(str::to_owned),
+            max_body: max_body.map(ByteSize),
+            app: app
+                .iter()
+                .map(|(id, key)| AppConfig::new(*id, *key))
+                .collect(),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn or_prefers_the_upper_layer_and_keeps_both_apps() {
+        let upper = layer(Some("upper:1"), None, &[("B", "k")]);
+        let lower = layer(Some("lower:1"), Some(7), &[("A", "k")]);
+        let merged = upper.or(lower);
+        assert_eq!(merged.listen.as_deref(), Some("upper:1"));
+        assert_eq!(merged.max_body, Some(ByteSize(7)));
+        let ids: Vec<_> = merged.app.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["A", "B"]);
+    }
+
+    #[test]
+    fn from_config_then_apply_round_trips() {
+        let config = Config {
+            listen: "0.0.0.0:1".into(),
+            data_dir: "/d".into(),
+            max_body: 3,
+            poll_ttl: Duration::from_secs(4),
+            connection_buffer: 5,
+            max_subscriptions_per_connection: 6,
+            max_polling_subscriptions: 7,
+            poll_max_bytes: 8,
+            log: LogLevel::Trace,
+            apps: Vec::new(),
+        };
+        let mut rebuilt = Config::default();
+        Settings::from_config(&config).apply(&mut rebuilt).unwrap();
+        assert_eq!(rebuilt, config);
+    }
+
+    #[test]
+    fn applying_an_empty_layer_changes_nothing() {
+        let mut config = Config::default();
+        Settings::default().apply(&mut config).unwrap();
+        assert_eq!(config, Config::default());
+    }
+}

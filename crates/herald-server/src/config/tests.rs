@@ -1,0 +1,462 @@
+//! `Config::from_args` end to end: every source, precedence, errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+
+use super::*;
+use crate::Glob;
+
+/// A TOML file in a fresh temporary directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("herald-config-{}", random_uuid().unwrap()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("herald.toml");
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Cli> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_args(args.iter().map(|s| (*s).to_owned()), |k| {
+        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Config> {
+    match cli(args, env)? {
+        Cli::Run(c) => Ok(*c),
+        Cli::Print(t) => bail!("printed {t}"),
+    }
+}
+
+/// `run` with `toml` as the `--config` file (given as a flag).
+fn run_with_file(args: &[&str], env: &[(&str, &str)], toml: &str) -> anyhow::Result<Config> {
+    let file = TempFile::new(toml);
+    let mut args = args.to_vec();
+    args.extend(["--config", file.path()]);
+    run(&args, env)
+}
+
+/// The error's full text (`{:#}`: with its context).
+fn error(result: anyhow::Result<Config>) -> String {
+    format!("{:#}", result.expect_err("an error"))
+}
+
+#[test]
+fn defaults() {
+    let c = run(&[], &[]).unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.listen, "127.0.0.1:8080");
+    assert_eq!(c.data_dir, Path::new("herald-data"));
+    assert_eq!(c.max_body, 1 << 20);
+    assert_eq!(c.poll_ttl, Duration::from_secs(300));
+    assert_eq!(c.connection_buffer, 8_388_608);
+    assert_eq!(c.max_subscriptions_per_connection, 1000);
+    assert_eq!(c.max_polling_subscriptions, 10_000);
+    assert_eq!(c.poll_max_bytes, 4_194_304);
+    assert_eq!(c.log, LogLevel::Info);
+    assert!(c.apps.is_empty());
+}
+
+/// One setting, three distinct values (flag, env, file), and how to read
+/// it back from a `Config`.
+struct Case {
+    name: &'static str,
+    values: [&'static str; 3],
+    /// The file's value as a TOML literal.
+    toml: &'static str,
+    read: fn(&Config) -> String,
+    /// What `read` gives for each of `values`.
+    expected: [&'static str; 3],
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "listen",
+            values: ["0.0.0.0:1", "0.0.0.0:2", "0.0.0.0:3"],
+            toml: "\"0.0.0.0:3\"",
+            read: |c| c.listen.clone(),
+            expected: ["0.0.0.0:1", "0.0.0.0:2", "0.0.0.0:3"],
+        },
+        Case {
+            name: "data_dir",
+            values: ["/flag", "/env", "/file"],
+            toml: "\"/file\"",
+            read: |c| c.data_dir.display().to_string(),
+            expected: ["/flag", "/env", "/file"],
+        },
+        Case {
+            name: "log",
+            values: ["DEBUG", "trace", "error"],
+            toml: "\"error\"",
+            read: |c| format!("{:?}", c.log),
+            expected: ["Debug", "Trace", "Error"],
+        },
+        Case {
+            name: "max_body",
+            values: ["10", "2KiB", "3MiB"],
+            toml: "\"3MiB\"",
+            read: |c| c.max_body.to_string(),
+            expected: ["10", "2048", "3145728"],
+        },
+        Case {
+            name: "poll_ttl_secs",
+            values: ["1", "2", "3"],
+            toml: "3",
+            read: |c| c.poll_ttl.as_secs().to_string(),
+            expected: ["1", "2", "3"],
+        },
+        Case {
+            name: "poll_max_bytes",
+            values: ["1 KiB", "20000", "30000"],
+            toml: "30000",
+            read: |c| c.poll_max_bytes.to_string(),
+            expected: ["1024", "20000", "30000"],
+        },
+        Case {
+            name: "max_polling_subscriptions",
+            values: ["1", "2", "3"],
+            toml: "3",
+            read: |c| c.max_polling_subscriptions.to_string(),
+            expected: ["1", "2", "3"],
+        },
+        Case {
+            name: "connection_buffer",
+            values: ["16MiB", "1GiB", "65536"],
+            toml: "65536",
+            read: |c| c.connection_buffer.to_string(),
+            expected: ["16777216", "1073741824", "65536"],
+        },
+        Case {
+            name: "max_subscriptions_per_connection",
+            values: ["7", "8", "9"],
+            toml: "9",
+            read: |c| c.max_subscriptions_per_connection.to_string(),
+            expected: ["7", "8", "9"],
+        },
+    ]
+}
+
+/// Every setting, from every source, with flag > env > file > default.
+#[test]
+fn every_setting_from_every_source_in_order() {
+    let cases = cases();
+    // Every setting but the file and apps is a case.
+    let help = sources::help_command();
+    let ids: Vec<_> = help
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| !matches!(*id, "help" | "version" | "config" | "app"))
+        .collect();
+    let mut names: Vec<_> = cases.iter().map(|c| c.name).collect();
+    names.sort_unstable();
+    let mut ids_sorted = ids.clone();
+    ids_sorted.sort_unstable();
+    assert_eq!(names, ids_sorted);
+
+    for case in &cases {
+        let flag = format!("--{}", case.name.replace('_', "-"));
+        let var = format!("HERALD_{}", case.name.to_ascii_uppercase());
+        let toml = format!("{} = {}", case.name, case.toml);
+        let [from_flag, from_env, _] = case.values;
+        let flags = [flag.as_str(), from_flag];
+        let env = [(var.as_str(), from_env)];
+        let read = |c: anyhow::Result<Config>| (case.read)(&c.unwrap());
+
+        assert_eq!(
+            read(run_with_file(&flags, &env, &toml)),
+            case.expected[0],
+            "{flag}"
+        );
+        assert_eq!(
+            read(run_with_file(&[], &env, &toml)),
+            case.expected[1],
+            "{var}"
+        );
+        assert_eq!(
+            read(run_with_file(&[], &[], &toml)),
+            case.expected[2],
+            "{toml}"
+        );
+        assert_eq!(
+            read(run(&[], &[])),
+            (case.read)(&Config::default()),
+            "default"
+        );
+        // `--flag=value` works too, and the flag alone beats the default.
+        let joined = format!("{flag}={from_flag}");
+        assert_eq!(read(run(&[&joined], &[])), case.expected[0], "{joined}");
+    }
+}
+
+#[test]
+fn the_file_comes_from_the_flag_before_the_variable() {
+    let good = TempFile::new("listen = \"127.0.0.1:9\"");
+    let missing = "/definitely/not/here.toml";
+    let c = run(&["--config", good.path()], &[("HERALD_CONFIG", missing)]).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:9");
+    let c = run(&[], &[("HERALD_CONFIG", good.path())]).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:9");
+    let e = error(run(
+        &["--config", missing],
+        &[("HERALD_CONFIG", good.path())],
+    ));
+    assert!(
+        e.contains("reading config file /definitely/not/here.toml"),
+        "{e}"
+    );
+}
+
+#[test]
+fn apps_from_flags_env_and_file_merge() {
+    let file = "[[apps]]\nid = \"F\"\n[[apps.keys]]\nkey = \"kf\"\n\
+                [[apps]]\nid = \"A\"\n[[apps.keys]]\nkey = \"k0\"\npublish = []";
+    let c = run_with_file(
+        &["--app", "A:k1", "--app=B:k:with:colons"],
+        &[("HERALD_APP", "A:k2, C:k3,")],
+        file,
+    )
+    .unwrap();
+    let ids: Vec<_> = c.apps.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["F", "A", "C", "B"], "file, then env, then flags");
+    let a_keys: Vec<_> = c.apps[1].keys.iter().map(|k| k.key.as_str()).collect();
+    assert_eq!(a_keys, ["k0", "k2", "k1"]);
+    assert!(
+        c.apps[1].keys[0].publish.is_empty(),
+        "the file's permissions"
+    );
+    assert_eq!(c.apps[3].keys[0].key, "k:with:colons");
+}
+
+#[test]
+fn a_flag_hides_a_bad_variable() {
+    let c = run(&["--max-body", "5"], &[("HERALD_MAX_BODY", "lots")]).unwrap();
+    assert_eq!(c.max_body, 5);
+    assert!(run(&[], &[("HERALD_MAX_BODY", "lots")]).is_err());
+}
+
+#[test]
+fn empty_variables_are_unset() {
+    let env = [
+        ("HERALD_LISTEN", ""),
+        ("HERALD_APP", " , "),
+        ("HERALD_LOG", " "),
+    ];
+    assert_eq!(run(&[], &env).unwrap(), Config::default());
+}
+
+/// Flags, environment, file, and what the error message must name.
+type BadCase = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    &'static str,
+);
+
+/// Bad values are rejected, with a message naming the setting as it was
+/// given: the flag, the variable or the TOML key.
+#[test]
+fn bad_values_name_the_setting() {
+    let cases: [BadCase; 16] = [
+        (&["--max-body", "lots"], &[], "", "--max-body"),
+        (&[], &[("HERALD_MAX_BODY", "lots")], "", "HERALD_MAX_BODY"),
+        (&[], &[], "max_body = \"lots\"", "max_body"),
+        (&[], &[], "max_body = -3", "max_body"),
+        (&["--max-body", "0"], &[], "", "max_body"),
+        (&["--poll-ttl-secs", "0"], &[], "", "poll_ttl_secs"),
+        (&["--poll-ttl-secs=-1"], &[], "", "--poll-ttl-secs"),
+        (
+            &[],
+            &[("HERALD_POLL_TTL_SECS", "soon")],
+            "",
+            "HERALD_POLL_TTL_SECS",
+        ),
+        (&["--log", "loud"], &[], "", "--log"),
+        (&[], &[("HERALD_LOG", "loud")], "", "HERALD_LOG"),
+        (&[], &[], "log = \"loud\"", "log"),
+        (&[], &[], "connection_buffer = 0", "connection_buffer"),
+        (&[], &[("HERALD_POLL_MAX_BYTES", "0")], "", "poll_max_bytes"),
+        (
+            &["--max-polling-subscriptions=0"],
+            &[],
+            "",
+            "max_polling_subscriptions",
+        ),
+        (
+            &["--max-subscriptions-per-connection", "many"],
+            &[],
+            "",
+            "--max-subscriptions-per-connection",
+        ),
+        (&[], &[("HERALD_APP", "nokey")], "", "HERALD_APP"),
+    ];
+    for (args, env, toml, named) in cases {
+        let e = error(run_with_file(args, env, toml));
+        assert!(e.contains(named), "{args:?} {env:?} {toml:?}: {e}");
+    }
+}
+
+#[test]
+fn bad_arguments_are_errors() {
+    for args in [
+        &["--nope"][..],
+        &["--listen"],
+        &["positional"],
+        &["--app", "nokey"],
+        &["--app", ":k"],
+        &["--app", "a b:k"],
+        &["--app", "health:k"],
+        &["--app", "A:k", "--app", "A:k"],
+        &["--config", "/definitely/not/here.toml"],
+    ] {
+        assert!(run(args, &[]).is_err(), "{args:?}");
+    }
+    // Command-line errors are clap's, with the usage (main prints them).
+    let e = run(&["--nope"], &[]).unwrap_err();
+    let clap = e.downcast_ref::<clap::Error>().expect("a clap error");
+    assert!(clap.to_string().contains("--nope"), "{clap}");
+    assert!(clap.to_string().contains("Usage: herald-server"), "{clap}");
+}
+
+#[test]
+fn an_app_key_is_never_echoed() {
+    let e = error(run(&["--app", "s3cret"], &[]));
+    assert!(!e.contains("s3cret"), "{e}");
+    let e = error(run(&[], &[("HERALD_APP", "A:k,s3cret")]));
+    assert!(e.contains("HERALD_APP") && !e.contains("s3cret"), "{e}");
+}
+
+#[test]
+fn help_and_version() {
+    for flag in ["-h", "--help"] {
+        let Cli::Print(help) = cli(&[flag], &[]).unwrap() else {
+            panic!("{flag} prints");
+        };
+        for shown in [
+            "--max-body <BYTES>",
+            "[env: HERALD_MAX_BODY]",
+            "[default: 1MiB]",
+            "--poll-ttl-secs",
+            "[env: HERALD_CONNECTION_BUFFER]",
+            "[default: 8MiB]",
+            "--log <LEVEL>",
+            "[env: HERALD_APP]",
+            "[env: HERALD_CONFIG]",
+            "dev-app.toml",
+        ] {
+            assert!(help.contains(shown), "{flag}: {shown} in\n{help}");
+        }
+    }
+    // Help wins over a bad value before it, as clap does.
+    assert!(matches!(
+        cli(&["--max-body", "0", "--help"], &[]).unwrap(),
+        Cli::Print(_)
+    ));
+    let Cli::Print(version) = cli(&["-V"], &[]).unwrap() else {
+        panic!("-V prints");
+    };
+    assert_eq!(
+        version,
+        format!("herald-server {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn toml_with_permissions() {
+    let mut c = Config::default();
+    c.apply_toml(
+        r#"
+        listen = "127.0.0.1:0"
+        max_body = 2048
+        poll_ttl_secs = 7
+
+        [[apps]]
+        id = "APP"
+
+        [[apps.keys]]
+        key = "full"
+
+        [[apps.keys]]
+        key = "reader"
+        publish = []
+        subscribe = ["news.*", "chat-?"]
+        "#,
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.listen, "127.0.0.1:0");
+    assert_eq!(c.max_body, 2048);
+    assert_eq!(c.poll_ttl, Duration::from_secs(7));
+    let keys = &c.apps[0].keys;
+    assert_eq!(keys[0].publish, vec![Glob::new("*")]);
+    assert!(keys[1].publish.is_empty());
+    assert_eq!(keys[1].subscribe.len(), 2);
+    let debug = format!("{:?}", keys[1]);
+    assert!(debug.contains(r#"key: "<redacted>""#), "{debug}");
+    assert!(!debug.contains("reader"), "{debug}");
+}
+
+#[test]
+fn toml_rejects_unknown_keys() {
+    for bad in [
+        "lissen = \"x\"",
+        "config = \"other.toml\"",
+        "app = \"A:k\"",
+        "apps = \"A:k\"",
+        "[[apps]]\nid = \"A\"\nsecret = 1",
+        "[limits]\nmax_body = 1",
+    ] {
+        let mut c = Config::default();
+        let e = c.apply_toml(bad).expect_err(bad).to_string();
+        assert!(!e.is_empty(), "{bad}");
+    }
+    let e = error(run_with_file(&[], &[], "lissen = \"x\""));
+    assert!(e.contains("in config file") && e.contains("lissen"), "{e}");
+}
+
+/// The crate docs' TOML example parses, sets every setting (to its
+/// default) and has apps.
+#[test]
+fn the_crate_docs_example_is_complete() {
+    let lib = include_str!("../lib.rs");
+    let start = lib.find("//! ```toml\n").expect("a TOML example") + "//! ```toml\n".len();
+    let example: String = lib[start..]
+        .lines()
+        .take_while(|line| line.trim() != "//! ```")
+        .map(|line| format!("{}\n", line.trim_start_matches("//!").trim_start()))
+        .collect();
+    let layer = sources::file(&example).unwrap();
+    assert!(!layer.apps.is_empty());
+    let shown = serde_json::to_value(&layer).unwrap();
+    let defaults =
+        serde_json::to_value(settings::Settings::from_config(&Config::default())).unwrap();
+    assert_eq!(
+        shown, defaults,
+        "the example lists every setting, with its default"
+    );
+    let mut c = Config::default();
+    c.apply_toml(&example).unwrap();
+    c.validate().unwrap();
+}
