@@ -57,6 +57,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use herald::{
     DeliveryOptions, Engine, InProcessTransport, MemoryStore, MessageId, PublishOptions,
     PublishStatus, Subscription,
@@ -76,17 +78,7 @@ const FANOUT_SIZES: [usize; 2] = [10_000, 100_000];
 const BIG_CAPACITY: usize = 1 << 20;
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("engine-bench: {msg}");
-            eprintln!(
-                "usage: engine-bench [--quick] [--runs K] [--rounds R] \
-                 [--only publish,fanout,lateness] [--yield-every Y] [--retention R]"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; run with --release for meaningful numbers");
     }
@@ -164,13 +156,40 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The parts, by the names `--only` takes.
+const PARTS: [&str; 3] = ["publish", "fanout", "lateness"];
+
+/// The herald engine end to end with its defaults (in-memory store,
+/// in-process transport, system clock) on a two-worker tokio runtime:
+/// publish rate, fan-out, and delivery lateness, each checked.
+#[derive(Parser)]
+#[command(name = "engine-bench")]
 struct Args {
+    /// Smaller runs (100k publishes and scheduled messages, lateness over
+    /// 10 s): under a minute
+    #[arg(long)]
     quick: bool,
+    /// Publish runs per publisher count
+    #[arg(long, value_name = "K", default_value_t = 3, value_parser = at_least_one)]
     runs: usize,
+    /// Fan-out rounds per size
+    #[arg(long, value_name = "R", default_value_t = 20, value_parser = at_least_one)]
     rounds: usize,
+    /// Run only these parts (comma-separated); the summary line needs all
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        ignore_case = true,
+        value_parser = PossibleValuesParser::new(PARTS).map(|s| s.to_lowercase()),
+    )]
     only: Option<Vec<String>>,
+    /// A publisher task yields every Y publishes (0: never)
+    #[arg(long, value_name = "Y", default_value_t = 64)]
     yield_every: usize,
-    /// Finished records the publish and lateness stores keep.
+    /// Finished records the publish and lateness stores keep
+    /// (`MemoryStore::with_retention`) [default: the store's own, 1M]
+    #[arg(long, value_name = "R", value_parser = at_least_one)]
     retention: Option<usize>,
 }
 
@@ -182,46 +201,11 @@ impl Args {
     }
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        quick: false,
-        runs: 3,
-        rounds: 20,
-        only: None,
-        yield_every: 64,
-        retention: None,
-    };
-    let mut it = std::env::args().skip(1);
-    let count = |flag: &str, v: Option<String>, min: usize| -> Result<usize, String> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-        v.parse::<usize>()
-            .ok()
-            .filter(|&k| k >= min)
-            .ok_or_else(|| format!("bad {flag} value {v:?}"))
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--runs" => a.runs = count("--runs", it.next(), 1)?,
-            "--rounds" => a.rounds = count("--rounds", it.next(), 1)?,
-            "--yield-every" => a.yield_every = count("--yield-every", it.next(), 0)?,
-            "--retention" => a.retention = Some(count("--retention", it.next(), 1)?),
-            "--only" => {
-                let list = it.next().ok_or("--only needs a list")?;
-                let names: Vec<String> = list.split(',').map(|x| x.trim().to_lowercase()).collect();
-                if let Some(bad) = names
-                    .iter()
-                    .find(|x| !["publish", "fanout", "lateness"].contains(&x.as_str()))
-                {
-                    return Err(format!("unknown part {bad:?} (publish, fanout, lateness)"));
-                }
-                a.only = Some(names);
-            }
-            "-h" | "--help" => return Err("help".into()),
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-    }
-    Ok(a)
+fn at_least_one(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|&k| k >= 1)
+        .ok_or_else(|| "not a count of at least 1".to_owned())
 }
 
 /// How big each part is.

@@ -50,6 +50,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use herald_benches::DEFAULT_SEED;
 use herald_benches::durable::{self, Plan, loadavg, quantile, wall_us};
 use herald_server::{AppConfig, Config, Server};
@@ -73,46 +74,63 @@ struct Args {
     keep: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        quick: false,
-        n: 0,
-        publishers: 64,
-        spread_ms: 0,
-        http_n: 0,
-        connections: 64,
-        client_threads: 1,
-        dir: None,
-        keep: false,
-    };
-    let (mut n, mut spread, mut http_n) = (None, None, None);
-    let mut it = std::env::args().skip(1);
-    let num = |flag: &str, v: Option<String>| -> Result<u64, String> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-        herald_benches::parse_count(&v)
-            .filter(|&k| k >= 1)
-            .map(|k| k as u64)
-            .ok_or_else(|| format!("bad {flag} value {v:?}"))
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--n" => n = Some(num("--n", it.next())? as usize),
-            "--publishers" => a.publishers = num("--publishers", it.next())? as usize,
-            "--spread-s" => spread = Some(num("--spread-s", it.next())? * 1_000),
-            "--http-n" => http_n = Some(num("--http-n", it.next())? as usize),
-            "--connections" => a.connections = num("--connections", it.next())? as usize,
-            "--client-threads" => a.client_threads = num("--client-threads", it.next())? as usize,
-            "--dir" => a.dir = Some(it.next().ok_or("--dir needs a path")?.into()),
-            "--keep" => a.keep = true,
-            "-h" | "--help" => return Err("help".into()),
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
+/// herald-server on its durable store: durable publish rate, HTTP publish
+/// rate and latency against an in-process server, restart time with
+/// everything pending, and delivery lateness, each checked.
+#[derive(Parser)]
+#[command(name = "server-bench")]
+struct Flags {
+    /// Smaller runs: 100k pending messages over 10 s, 30k HTTP publishes
+    #[arg(long)]
+    quick: bool,
+    /// Pending scheduled messages [default: 1M, --quick 100k]
+    #[arg(long = "n", value_name = "N", value_parser = count)]
+    n: Option<usize>,
+    /// Publisher tasks for the durable publish
+    #[arg(long, value_name = "P", default_value = "64", value_parser = count)]
+    publishers: usize,
+    /// publishAt is uniform over S seconds [default: 60, --quick 10]
+    #[arg(long = "spread-s", value_name = "S", value_parser = count)]
+    spread_s: Option<usize>,
+    /// HTTP publishes per kind (immediate, scheduled) [default: 200k, --quick 30k]
+    #[arg(long, value_name = "H", value_parser = count)]
+    http_n: Option<usize>,
+    /// Keep-alive connections of the load generator
+    #[arg(long, value_name = "C", default_value = "64", value_parser = count)]
+    connections: usize,
+    /// Worker threads of the load generator's runtime
+    #[arg(long, value_name = "T", default_value = "1", value_parser = count)]
+    client_threads: usize,
+    /// The data directory [default: a fresh one in the temporary directory]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Keep the data directory afterwards
+    #[arg(long)]
+    keep: bool,
+}
+
+fn parse_args() -> Args {
+    let f = Flags::parse();
+    Args {
+        quick: f.quick,
+        n: f.n.unwrap_or(if f.quick { 100_000 } else { 1_000_000 }),
+        publishers: f.publishers,
+        spread_ms: f
+            .spread_s
+            .map_or(if f.quick { 10_000 } else { 60_000 }, |s| s as u64 * 1_000),
+        http_n: f.http_n.unwrap_or(if f.quick { 30_000 } else { 200_000 }),
+        connections: f.connections,
+        client_threads: f.client_threads,
+        dir: f.dir,
+        keep: f.keep,
     }
-    a.n = n.unwrap_or(if a.quick { 100_000 } else { 1_000_000 });
-    a.spread_ms = spread.unwrap_or(if a.quick { 10_000 } else { 60_000 });
-    a.http_n = http_n.unwrap_or(if a.quick { 30_000 } else { 200_000 });
-    Ok(a)
+}
+
+/// A count (`parse_count`: 64, 100k, 1M) of at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    herald_benches::parse_count(s)
+        .filter(|&k| k >= 1)
+        .ok_or_else(|| "not a count of at least 1, like 64, 100k or 1M".to_owned())
 }
 
 /// The data directory to remove on the way out (unless `--keep`).
@@ -136,17 +154,7 @@ fn config(data_dir: &Path) -> Config {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("server-bench: {msg}");
-            eprintln!(
-                "usage: server-bench [--quick] [--n N] [--publishers P] [--spread-s S] [--http-n H] \
-                 [--connections C] [--client-threads T] [--dir DIR] [--keep]"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let args = parse_args();
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; run with --release for meaningful numbers");
     }

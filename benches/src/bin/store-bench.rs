@@ -36,6 +36,7 @@
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use herald_benches::DEFAULT_SEED;
 use herald_benches::durable::{self, Plan, loadavg};
 
@@ -51,42 +52,55 @@ struct Args {
     publish_only: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        quick: false,
-        n: 0,
-        publishers: 64,
-        spread_ms: 0,
-        dir: None,
-        keep: false,
-        publish_only: false,
-    };
-    let mut n = None;
-    let mut spread = None;
-    let mut it = std::env::args().skip(1);
-    let num = |flag: &str, v: Option<String>| -> Result<u64, String> {
-        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
-        herald_benches::parse_count(&v)
-            .filter(|&k| k >= 1)
-            .map(|k| k as u64)
-            .ok_or_else(|| format!("bad {flag} value {v:?}"))
-    };
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--n" => n = Some(num("--n", it.next())? as usize),
-            "--publishers" => a.publishers = num("--publishers", it.next())? as usize,
-            "--spread-s" => spread = Some(num("--spread-s", it.next())? * 1_000),
-            "--dir" => a.dir = Some(it.next().ok_or("--dir needs a path")?.into()),
-            "--keep" => a.keep = true,
-            "--publish-only" => a.publish_only = true,
-            "-h" | "--help" => return Err("help".into()),
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
+/// The herald engine on the durable store (herald-redb): durable publish
+/// rate, restart time with everything pending, then delivery lateness on the
+/// real clock, each checked.
+#[derive(Parser)]
+#[command(name = "store-bench")]
+struct Flags {
+    /// Smaller runs: 100k messages over 10 s
+    #[arg(long)]
+    quick: bool,
+    /// Scheduled messages [default: 1M, --quick 100k]
+    #[arg(long = "n", value_name = "N", value_parser = count)]
+    n: Option<usize>,
+    /// Publisher tasks
+    #[arg(long, value_name = "P", default_value = "64", value_parser = count)]
+    publishers: usize,
+    /// publishAt is uniform over S seconds [default: 60, --quick 10]
+    #[arg(long = "spread-s", value_name = "S", value_parser = count)]
+    spread_s: Option<usize>,
+    /// The data directory [default: a fresh one in the temporary directory]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
+    /// Keep the data directory afterwards
+    #[arg(long)]
+    keep: bool,
+    /// Stop after the durable publish
+    #[arg(long)]
+    publish_only: bool,
+}
+
+fn parse_args() -> Args {
+    let f = Flags::parse();
+    Args {
+        quick: f.quick,
+        n: f.n.unwrap_or(if f.quick { 100_000 } else { 1_000_000 }),
+        publishers: f.publishers,
+        spread_ms: f
+            .spread_s
+            .map_or(if f.quick { 10_000 } else { 60_000 }, |s| s as u64 * 1_000),
+        dir: f.dir,
+        keep: f.keep,
+        publish_only: f.publish_only,
     }
-    a.n = n.unwrap_or(if a.quick { 100_000 } else { 1_000_000 });
-    a.spread_ms = spread.unwrap_or(if a.quick { 10_000 } else { 60_000 });
-    Ok(a)
+}
+
+/// A count (`parse_count`: 64, 100k, 1M) of at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    herald_benches::parse_count(s)
+        .filter(|&k| k >= 1)
+        .ok_or_else(|| "not a count of at least 1, like 64, 100k or 1M".to_owned())
 }
 
 /// The data directory to remove on the way out (unless `--keep`).
@@ -101,17 +115,7 @@ fn fail(part: &str, msg: &str) -> ! {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("store-bench: {msg}");
-            eprintln!(
-                "usage: store-bench [--quick] [--n N] [--publishers P] [--spread-s S] [--dir DIR] [--keep] \
-                 [--publish-only]"
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let args = parse_args();
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; run with --release for meaningful numbers");
     }
