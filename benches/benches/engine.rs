@@ -42,7 +42,7 @@ fn runtime() -> Runtime {
 /// A started engine (its driver has loaded the store).
 async fn engine() -> Engine {
     let engine = Engine::builder()
-        .transport(InProcessTransport::with_capacity(CAPACITY))
+        .subscription_limits(InboxLimits::messages(CAPACITY))
         .build();
     engine.settle().await;
     engine

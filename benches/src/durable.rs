@@ -268,7 +268,7 @@ pub async fn restart(dir: &Path, plan: &Plan) -> Result<Restarted, String> {
     let engine = Engine::builder()
         .clock(clock.clone())
         .store(store.clone())
-        .transport(InProcessTransport::with_capacity(n + 1))
+        .subscription_limits(InboxLimits::messages(n + 1))
         .build();
     engine.settle().await;
     let restart = start.elapsed();

@@ -322,7 +322,7 @@ fn loadavg() -> String {
 /// delivered twice (see `a_publish_racing_the_start_up_reload_is_delivered_once`
 /// in `herald`).
 async fn engine_with(capacity: usize, retention: Option<usize>) -> Engine {
-    let b = Engine::builder().transport(InProcessTransport::with_capacity(capacity));
+    let b = Engine::builder().subscription_limits(InboxLimits::messages(capacity));
     let engine = match retention {
         Some(r) => b.store(MemoryStore::with_retention(r)),
         None => b,

@@ -8,29 +8,11 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use herald::{
-    CancelOutcome, Claim, Completion, DeliveryCounts, DeliveryOptions, Envelope, MessageId, Next,
-    PublishOptions, PublishPolicy, PushBroadcast, Record, RunState, Store, StoreError,
+    Amendment, Body, CancelOutcome, Claim, Claimed, Completion, DeliveryCounts, DeliveryOptions,
+    DeliveryPlan, DueRun, Envelope, FencingToken, Lease, MessageId, Next, PublishOptions,
+    PublishPolicy, PushBroadcast, Record, RunState, Start, Store, StoreError,
 };
 use herald_core::Tick;
-use serde_json::json;
-
-/// Every check's name, in the order [`store_conformance_tests!`](crate::store_conformance_tests) runs them.
-pub const CHECKS: &[&str] = &[
-    "insert_then_get_round_trips_everything",
-    "get_of_unknown_id_is_none",
-    "duplicate_insert_is_rejected_and_changes_nothing",
-    "claim_takes_a_scheduled_run_exactly_once",
-    "claim_needs_the_exact_due",
-    "claim_skips_cancelled_and_finished",
-    "claim_answers_in_order_for_a_batch",
-    "complete_reschedules_publishes_or_fails",
-    "complete_after_cancel_keeps_cancelled",
-    "stale_completion_only_adds_counters",
-    "cancel_outcomes",
-    "pending_pages_unfinished_records_in_id_order",
-    "release_expired_returns_runs_to_scheduled",
-    "concurrent_claims_hand_a_run_to_one_caller",
-];
 
 /// Generates one `#[tokio::test]` per conformance check, each on a fresh
 /// store made by the given expression (an `async` block evaluating to the
@@ -42,15 +24,19 @@ macro_rules! store_conformance_tests {
             insert_then_get_round_trips_everything,
             get_of_unknown_id_is_none,
             duplicate_insert_is_rejected_and_changes_nothing,
+            a_claimed_insert_is_firing_under_its_token,
             claim_takes_a_scheduled_run_exactly_once,
             claim_needs_the_exact_due,
             claim_skips_cancelled_and_finished,
             claim_answers_in_order_for_a_batch,
+            every_claim_gets_a_fresh_token,
             complete_reschedules_publishes_or_fails,
-            complete_after_cancel_keeps_cancelled,
-            stale_completion_only_adds_counters,
+            complete_with_a_stale_token_changes_nothing,
+            complete_after_cancel_keeps_cancelled_and_adds_counters,
+            renew_extends_only_current_leases,
             cancel_outcomes,
-            pending_pages_unfinished_records_in_id_order,
+            amend_adds_counters_in_any_state_and_fails_published,
+            pending_pages_scheduled_runs_in_id_order,
             release_expired_returns_runs_to_scheduled,
             concurrent_claims_hand_a_run_to_one_caller,
         );
@@ -75,34 +61,40 @@ pub fn id(n: u128) -> MessageId {
     MessageId::from_u128((0x0190_0000_0000_7000_8000_0000_0000_0000) + (n << 64) + n)
 }
 
-/// A fully populated envelope (every option set, unicode, nested JSON), so
-/// a store that drops or mangles a field fails the round trip.
+/// A fully populated envelope (every option set, unicode, nested JSON kept
+/// as its exact bytes), so a store that drops or mangles a field fails the
+/// round trip.
 pub fn envelope(n: u128) -> Arc<Envelope> {
     let mut headers = BTreeMap::new();
     headers.insert("city".to_owned(), "Zürich ✓".to_owned());
     headers.insert("n".to_owned(), "20".to_owned());
     headers.insert("quote's".to_owned(), "a \"b\" \\ c".to_owned());
+    let plan = DeliveryPlan::new(DeliveryOptions {
+        publish_policy: PublishPolicy::Both,
+        push_broadcast: Some(PushBroadcast::IOS | PushBroadcast::OSX),
+        push_singlecast: vec!["dev-1".to_owned(), "dev-2".to_owned()],
+        segment_query: Some("os = 'IOS'".to_owned()),
+        publish_at: DateTime::from_timestamp_millis(1_900_000_000_123),
+        repeat_every: None,
+        repeat_expires_at: DateTime::from_timestamp_millis(1_900_000_999_000),
+        repeat_cron: Some("0 30 9 * * Mon-Fri".to_owned()),
+        time_zone: Some("Europe/Berlin".to_owned()),
+    })
+    .expect("a valid plan");
     Arc::new(Envelope {
         id: id(n),
         channel: format!("chan-{n}-ünï"),
-        message: json!({"text": "héllo", "n": n as u64, "list": [1, 2.5, null, true], "deep": {"x": {"y": "z"}}}),
+        accepted_at: t(1_899_999_999_000),
         publish: PublishOptions {
             publisher_id: Some("pub-1".to_owned()),
             headers,
             subtopic: Some("sub".to_owned()),
         },
-        delivery: DeliveryOptions {
-            publish_policy: PublishPolicy::Both,
-            push_broadcast: Some(PushBroadcast::IOS | PushBroadcast::OSX),
-            push_singlecast: vec!["dev-1".to_owned(), "dev-2".to_owned()],
-            segment_query: Some("os = 'IOS'".to_owned()),
-            publish_at: DateTime::from_timestamp_millis(1_900_000_000_123),
-            repeat_every: None,
-            repeat_expires_at: DateTime::from_timestamp_millis(1_900_000_999_000),
-            repeat_cron: Some("0 30 9 * * Mon-Fri".to_owned()),
-            time_zone: Some("Europe/Berlin".to_owned()),
-        },
-        accepted_at: t(1_899_999_999_000),
+        plan: Arc::new(plan),
+        body: Body::from_json(&format!(
+            r#"{{"text": "héllo", "n": {n}, "list": [1, 2.5, null, true], "deep": {{"x": {{"y": "z"}}}}}}"#
+        ))
+        .expect("valid JSON"),
     })
 }
 
@@ -111,28 +103,69 @@ pub fn small_envelope(n: u128) -> Arc<Envelope> {
     Arc::new(Envelope {
         id: id(n),
         channel: "default".to_owned(),
-        message: json!(n as u64),
-        publish: PublishOptions::default(),
-        delivery: DeliveryOptions::default(),
         accepted_at: t(1_000),
+        publish: PublishOptions::default(),
+        plan: Arc::new(DeliveryPlan::default()),
+        body: Body::from(serde_json::Value::from(n as u64)),
     })
 }
 
-fn scheduled(n: u128, due: u64) -> Record {
-    Record {
-        envelope: small_envelope(n),
-        state: RunState::Scheduled { due: t(due) },
-        counts: DeliveryCounts::default(),
-    }
+/// Inserts `small_envelope(n)` scheduled at `due`.
+async fn insert_at<S: Store>(store: &S, n: u128, due: u64) {
+    let token = store
+        .insert(small_envelope(n), Start::At(t(due)))
+        .await
+        .expect("insert");
+    assert_eq!(token, None, "a scheduled insert has no claim");
 }
 
-async fn state_of<S: Store>(store: &S, n: u128) -> RunState {
+/// Claims message `n`'s run at `due` with a lease until `lease`.
+async fn claim1<S: Store>(store: &S, n: u128, due: u64, lease: u64) -> Option<Claimed> {
+    let mut got = store
+        .claim(
+            vec![Claim {
+                id: id(n),
+                due: t(due),
+            }],
+            t(lease),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(got.len(), 1, "one answer per claim");
+    got.pop().expect("one answer")
+}
+
+/// Completes message `n`'s claim `token`; whether it applied.
+async fn complete1<S: Store>(
+    store: &S,
+    n: u128,
+    token: FencingToken,
+    counts: DeliveryCounts,
+    next: Next,
+) -> bool {
+    let got = store
+        .complete(vec![Completion {
+            id: id(n),
+            token,
+            counts,
+            next,
+        }])
+        .await
+        .expect("complete");
+    assert_eq!(got.len(), 1, "one answer per completion");
+    got[0]
+}
+
+async fn record_of<S: Store>(store: &S, n: u128) -> Record {
     store
         .get(id(n))
         .await
         .expect("get")
         .unwrap_or_else(|| panic!("record {n} vanished"))
-        .state
+}
+
+async fn state_of<S: Store>(store: &S, n: u128) -> RunState {
+    record_of(store, n).await.state
 }
 
 fn one(runs: u64, pubsub: u64) -> DeliveryCounts {
@@ -143,121 +176,126 @@ fn one(runs: u64, pubsub: u64) -> DeliveryCounts {
     }
 }
 
-/// `insert` then `get` returns an equal record, every field intact.
+fn every_counter() -> DeliveryCounts {
+    DeliveryCounts::from_array([1, 2, 3, 4, 5, 6, 700])
+}
+
+/// `insert` then `get` returns the message unchanged: every envelope field
+/// (the body's exact bytes), scheduled at its due, no counters, no error.
 pub async fn insert_then_get_round_trips_everything<S: Store>(store: S) {
-    let record = Record {
-        envelope: envelope(1),
-        state: RunState::Scheduled {
-            due: t(1_900_000_000_123),
-        },
-        counts: DeliveryCounts {
-            runs: 3,
-            pubsub: 7,
-            push_sent: 5,
-            push_failed: 1,
-            push_invalid_tokens: 2,
-        },
-    };
-    store.insert(record.clone()).await.expect("insert");
+    let e = envelope(1);
+    let token = store
+        .insert(e.clone(), Start::At(t(1_900_000_000_123)))
+        .await
+        .expect("insert");
+    assert_eq!(token, None);
     let got = store
         .get(id(1))
         .await
         .expect("get")
         .expect("stored record is found");
-    assert_eq!(got, record, "a stored record must come back unchanged");
-
-    let failed = Record {
-        envelope: envelope(2),
-        state: RunState::Failed {
-            error: "gateway said no ✗".to_owned(),
+    assert_eq!(
+        got,
+        Record {
+            envelope: e.clone(),
+            state: RunState::Scheduled {
+                due: t(1_900_000_000_123)
+            },
+            counts: DeliveryCounts::default(),
+            error: None,
         },
-        counts: DeliveryCounts::default(),
-    };
-    store
-        .insert(failed.clone())
-        .await
-        .expect("insert failed record");
-    assert_eq!(store.get(id(2)).await.expect("get").as_ref(), Some(&failed));
+        "a stored record must come back unchanged"
+    );
+    assert_eq!(got.envelope.body.get(), e.body.get(), "the body's bytes");
+    assert!(got.envelope.plan.segment().is_some(), "the plan is parsed");
+    assert!(got.envelope.plan.is_repeating());
 }
 
 /// `get` of an id never stored is `None`.
 pub async fn get_of_unknown_id_is_none<S: Store>(store: S) {
     assert!(store.get(id(42)).await.expect("get").is_none());
-    store.insert(scheduled(1, 10)).await.expect("insert");
+    insert_at(&store, 1, 10).await;
     assert!(store.get(id(42)).await.expect("get").is_none());
 }
 
 /// A second `insert` of the same id is `Duplicate` and leaves the first.
 pub async fn duplicate_insert_is_rejected_and_changes_nothing<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    let err = store
-        .insert(scheduled(1, 99))
-        .await
-        .expect_err("duplicate insert must fail");
-    assert!(
-        matches!(err, StoreError::Duplicate(d) if d == id(1)),
-        "got {err:?}"
-    );
+    insert_at(&store, 1, 10).await;
+    for start in [
+        Start::At(t(99)),
+        Start::Claimed {
+            due: t(5),
+            lease_until: t(50),
+        },
+    ] {
+        let err = store
+            .insert(small_envelope(1), start)
+            .await
+            .expect_err("duplicate insert must fail");
+        assert!(
+            matches!(err, StoreError::Duplicate(d) if d == id(1)),
+            "got {err:?}"
+        );
+        assert!(!err.is_retryable(), "a duplicate stays a duplicate");
+    }
     assert_eq!(
         state_of(&store, 1).await,
         RunState::Scheduled { due: t(10) }
     );
 }
 
-/// A scheduled run is claimed once: `Firing` with the lease, envelope
-/// returned; a second claim gets `None`.
-pub async fn claim_takes_a_scheduled_run_exactly_once<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    let got = store
-        .claim(
-            vec![Claim {
-                id: id(1),
+/// A claimed insert (an immediate publish) is `Firing` under the token it
+/// returns, and completes like any claim.
+pub async fn a_claimed_insert_is_firing_under_its_token<S: Store>(store: S) {
+    let token = store
+        .insert(
+            small_envelope(1),
+            Start::Claimed {
                 due: t(10),
-            }],
-            t(500),
+                lease_until: t(60),
+            },
         )
         .await
-        .expect("claim");
-    assert_eq!(got.len(), 1);
-    assert_eq!(
-        got[0].as_deref(),
-        Some(&*small_envelope(1)),
-        "claim returns the envelope"
-    );
+        .expect("insert")
+        .expect("a claimed insert returns its token");
     assert_eq!(
         state_of(&store, 1).await,
         RunState::Firing {
             due: t(10),
-            lease_until: t(500)
+            lease_until: t(60),
+            token
         }
     );
-    let again = store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(10),
-            }],
-            t(900),
-        )
-        .await
-        .expect("claim");
-    assert_eq!(again, vec![None], "a run must not be claimed twice");
+    assert!(store.pending(None, 10).await.expect("pending").is_empty());
+    assert!(complete1(&store, 1, token, one(1, 2), Next::Done).await);
+    let r = record_of(&store, 1).await;
+    assert_eq!((r.state, r.counts), (RunState::Published, one(1, 2)));
+}
+
+/// A scheduled run is claimed once: `Firing` with the lease and a token,
+/// envelope returned; a second claim gets `None`.
+pub async fn claim_takes_a_scheduled_run_exactly_once<S: Store>(store: S) {
+    insert_at(&store, 1, 10).await;
+    let c = claim1(&store, 1, 10, 500).await.expect("claimed");
+    assert_eq!(c.envelope, small_envelope(1), "claim returns the envelope");
+    assert_eq!(
+        state_of(&store, 1).await,
+        RunState::Firing {
+            due: t(10),
+            lease_until: t(500),
+            token: c.token
+        }
+    );
+    assert!(
+        claim1(&store, 1, 10, 900).await.is_none(),
+        "a run must not be claimed twice"
+    );
 }
 
 /// A claim for a different due (a stale wheel entry) gets `None`.
 pub async fn claim_needs_the_exact_due<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    let got = store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(11),
-            }],
-            t(500),
-        )
-        .await
-        .expect("claim");
-    assert_eq!(got, vec![None]);
+    insert_at(&store, 1, 10).await;
+    assert!(claim1(&store, 1, 11, 500).await.is_none());
     assert_eq!(
         state_of(&store, 1).await,
         RunState::Scheduled { due: t(10) }
@@ -266,48 +304,22 @@ pub async fn claim_needs_the_exact_due<S: Store>(store: S) {
 
 /// Cancelled, published and unknown messages are not claimed.
 pub async fn claim_skips_cancelled_and_finished<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    store.insert(scheduled(2, 10)).await.expect("insert");
+    insert_at(&store, 1, 10).await;
+    insert_at(&store, 2, 10).await;
     assert!(matches!(
         store.cancel(id(1)).await.expect("cancel"),
         CancelOutcome::Cancelled(_)
     ));
+    let c = claim1(&store, 2, 10, 50).await.expect("claimed");
+    assert!(complete1(&store, 2, c.token, one(1, 0), Next::Done).await);
     let got = store
         .claim(
-            vec![Claim {
-                id: id(2),
-                due: t(10),
-            }],
-            t(50),
-        )
-        .await
-        .expect("claim");
-    assert!(got[0].is_some());
-    store
-        .complete(vec![Completion {
-            id: id(2),
-            due: t(10),
-            counts: one(1, 0),
-            next: Next::Done,
-        }])
-        .await
-        .expect("complete");
-    let got = store
-        .claim(
-            vec![
-                Claim {
-                    id: id(1),
+            (1..=3)
+                .map(|n| Claim {
+                    id: id(n),
                     due: t(10),
-                },
-                Claim {
-                    id: id(2),
-                    due: t(10),
-                },
-                Claim {
-                    id: id(3),
-                    due: t(10),
-                },
-            ],
+                })
+                .collect(),
             t(50),
         )
         .await
@@ -317,13 +329,11 @@ pub async fn claim_skips_cancelled_and_finished<S: Store>(store: S) {
     assert_eq!(state_of(&store, 2).await, RunState::Published);
 }
 
-/// A batch claim answers position by position.
+/// A batch claim answers position by position; an id twice in one batch is
+/// claimed once.
 pub async fn claim_answers_in_order_for_a_batch<S: Store>(store: S) {
     for n in 1..=5 {
-        store
-            .insert(scheduled(n, 100 + n as u64))
-            .await
-            .expect("insert");
+        insert_at(&store, n, 100 + n as u64).await;
     }
     let claims = vec![
         Claim {
@@ -346,190 +356,251 @@ pub async fn claim_answers_in_order_for_a_batch<S: Store>(store: S) {
             id: id(2),
             due: t(102),
         },
+        Claim {
+            id: id(3),
+            due: t(103),
+        },
     ];
     let got = store.claim(claims, t(1_000)).await.expect("claim");
-    let ids: Vec<Option<MessageId>> = got.iter().map(|e| e.as_ref().map(|e| e.id)).collect();
-    assert_eq!(ids, vec![Some(id(3)), None, Some(id(5)), None, Some(id(2))]);
+    let ids: Vec<Option<MessageId>> = got
+        .iter()
+        .map(|c| c.as_ref().map(|c| c.envelope.id))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![Some(id(3)), None, Some(id(5)), None, Some(id(2)), None]
+    );
 }
 
-/// `complete` adds counters and moves `Firing` to `Scheduled { next }`,
-/// `Published` or `Failed`.
+/// Every claim gets a token never given for that message before: after a
+/// release the next claim's token differs, and tokens of different claims
+/// differ.
+pub async fn every_claim_gets_a_fresh_token<S: Store>(store: S) {
+    insert_at(&store, 1, 10).await;
+    insert_at(&store, 2, 10).await;
+    let mut seen = Vec::new();
+    for round in 0..3u64 {
+        let a = claim1(&store, 1, 10, 100 + round).await.expect("claimed");
+        let b = claim1(&store, 2, 10, 100 + round).await.expect("claimed");
+        assert_ne!(a.token, b.token);
+        seen.extend([a.token, b.token]);
+        let released = store.release_expired(Tick::MAX).await.expect("release");
+        assert_eq!(released.len(), 2);
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no token given twice: {seen:?}");
+}
+
+/// `complete` with the current token adds counters and moves `Firing` to
+/// `Scheduled { next }`, `Published` or `Failed` (with its error).
 pub async fn complete_reschedules_publishes_or_fails<S: Store>(store: S) {
     for n in 1..=3 {
-        store.insert(scheduled(n, 10)).await.expect("insert");
+        insert_at(&store, n, 10).await;
     }
-    let claims = (1..=3)
-        .map(|n| Claim {
-            id: id(n),
-            due: t(10),
-        })
+    let claimed = store
+        .claim(
+            (1..=3)
+                .map(|n| Claim {
+                    id: id(n),
+                    due: t(10),
+                })
+                .collect(),
+            t(100),
+        )
+        .await
+        .expect("claim");
+    let tokens: Vec<FencingToken> = claimed
+        .iter()
+        .map(|c| c.as_ref().expect("claimed").token)
         .collect();
-    store.claim(claims, t(100)).await.expect("claim");
-    store
+    let applied = store
         .complete(vec![
             Completion {
                 id: id(1),
-                due: t(10),
+                token: tokens[0],
                 counts: one(1, 4),
                 next: Next::At(t(20)),
             },
             Completion {
                 id: id(2),
-                due: t(10),
-                counts: one(1, 2),
+                token: tokens[1],
+                counts: every_counter(),
                 next: Next::Done,
             },
             Completion {
                 id: id(3),
-                due: t(10),
+                token: tokens[2],
                 counts: one(1, 0),
-                next: Next::Failed("boom".into()),
+                next: Next::Failed("boom ✗".into()),
             },
             Completion {
                 id: id(77),
-                due: t(10),
+                token: tokens[0],
                 counts: one(1, 0),
                 next: Next::Done,
             },
         ])
         .await
         .expect("complete");
-    let r1 = store.get(id(1)).await.expect("get").expect("1");
+    assert_eq!(applied, vec![true, true, true, false]);
+    let r1 = record_of(&store, 1).await;
     assert_eq!(r1.state, RunState::Scheduled { due: t(20) });
     assert_eq!(r1.counts, one(1, 4));
-    assert_eq!(state_of(&store, 2).await, RunState::Published);
+    let r2 = record_of(&store, 2).await;
     assert_eq!(
-        state_of(&store, 3).await,
-        RunState::Failed {
-            error: "boom".into()
-        }
+        (r2.state, r2.counts),
+        (RunState::Published, every_counter())
     );
+    let r3 = record_of(&store, 3).await;
+    assert_eq!(r3.state, RunState::Failed);
+    assert_eq!(r3.error.as_deref(), Some("boom ✗"));
+    assert_eq!(r3.status().error_message.as_deref(), Some("boom ✗"));
     assert!(
         store.get(id(77)).await.expect("get").is_none(),
         "completion of an unknown id creates nothing"
     );
+    assert!(
+        !complete1(&store, 2, tokens[1], one(1, 0), Next::Done).await,
+        "a completion applies once"
+    );
 
     // The rescheduled run is claimable at its new due, and counters add up.
-    let got = store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(20),
-            }],
-            t(200),
-        )
-        .await
-        .expect("claim");
-    assert!(got[0].is_some());
-    store
-        .complete(vec![Completion {
-            id: id(1),
-            due: t(20),
-            counts: one(1, 4),
-            next: Next::Done,
-        }])
-        .await
-        .expect("complete");
-    let r1 = store.get(id(1)).await.expect("get").expect("1");
+    let c = claim1(&store, 1, 20, 200).await.expect("claimed");
+    assert!(complete1(&store, 1, c.token, one(1, 4), Next::Done).await);
+    let r1 = record_of(&store, 1).await;
     assert_eq!((r1.state, r1.counts), (RunState::Published, one(2, 8)));
 }
 
-/// A message cancelled while firing stays cancelled; counters still add.
-pub async fn complete_after_cancel_keeps_cancelled<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(10),
-            }],
-            t(100),
-        )
-        .await
-        .expect("claim");
+/// A completion under a released claim's token changes nothing: the run
+/// stays scheduled to be delivered again, and the next claim's completion
+/// is the one that counts.
+pub async fn complete_with_a_stale_token_changes_nothing<S: Store>(store: S) {
+    insert_at(&store, 1, 10).await;
+    let old = claim1(&store, 1, 10, 100).await.expect("claimed");
+    let released = store.release_expired(t(101)).await.expect("release");
+    assert_eq!(
+        released,
+        vec![DueRun {
+            id: id(1),
+            due: t(10)
+        }]
+    );
+    assert!(!complete1(&store, 1, old.token, one(1, 1), Next::Done).await);
+    let r = record_of(&store, 1).await;
+    assert_eq!(
+        (r.state, r.counts),
+        (
+            RunState::Scheduled { due: t(10) },
+            DeliveryCounts::default()
+        ),
+        "the released run must be delivered again, uncounted"
+    );
+    let new = claim1(&store, 1, 10, 300).await.expect("claimed again");
+    assert!(!complete1(&store, 1, old.token, one(1, 1), Next::Done).await);
+    assert!(matches!(state_of(&store, 1).await, RunState::Firing { .. }));
+    assert!(complete1(&store, 1, new.token, one(1, 1), Next::Done).await);
+    assert_eq!(state_of(&store, 1).await, RunState::Published);
+}
+
+/// A message cancelled while firing stays cancelled; the interrupted run's
+/// completion still adds its counters (once).
+pub async fn complete_after_cancel_keeps_cancelled_and_adds_counters<S: Store>(store: S) {
+    insert_at(&store, 1, 10).await;
+    let c = claim1(&store, 1, 10, 100).await.expect("claimed");
     let out = store.cancel(id(1)).await.expect("cancel");
     assert!(
         matches!(&out, CancelOutcome::Cancelled(r) if r.state == RunState::Cancelled),
         "{out:?}"
     );
-    store
-        .complete(vec![Completion {
-            id: id(1),
-            due: t(10),
-            counts: one(1, 3),
-            next: Next::At(t(20)),
-        }])
-        .await
-        .expect("complete");
-    let r = store.get(id(1)).await.expect("get").expect("1");
+    assert!(complete1(&store, 1, c.token, one(1, 3), Next::At(t(20))).await);
+    assert!(
+        !complete1(&store, 1, c.token, one(1, 3), Next::At(t(20))).await,
+        "once"
+    );
+    let r = record_of(&store, 1).await;
     assert_eq!((r.state, r.counts), (RunState::Cancelled, one(1, 3)));
     assert!(store.pending(None, 10).await.expect("pending").is_empty());
+    assert!(
+        store
+            .release_expired(Tick::MAX)
+            .await
+            .expect("release")
+            .is_empty()
+    );
 }
 
-/// A completion for a run that is no longer firing (lease expired and the
-/// run was released) adds counters but does not change the state.
-pub async fn stale_completion_only_adds_counters<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(10),
-            }],
-            t(100),
+/// `renew` extends a lease under its current token only.
+pub async fn renew_extends_only_current_leases<S: Store>(store: S) {
+    insert_at(&store, 1, 10).await;
+    insert_at(&store, 2, 10).await;
+    let a = claim1(&store, 1, 10, 100).await.expect("claimed");
+    let b = claim1(&store, 2, 10, 100).await.expect("claimed");
+    let got = store
+        .renew(
+            vec![
+                Lease {
+                    id: id(1),
+                    token: a.token,
+                },
+                Lease {
+                    id: id(2),
+                    token: a.token,
+                },
+                Lease {
+                    id: id(3),
+                    token: a.token,
+                },
+            ],
+            t(500),
         )
         .await
-        .expect("claim");
-    assert_eq!(store.release_expired(t(101)).await.expect("release"), 1);
-    store
-        .complete(vec![Completion {
-            id: id(1),
-            due: t(10),
-            counts: one(1, 1),
-            next: Next::Done,
-        }])
-        .await
-        .expect("complete");
-    let r = store.get(id(1)).await.expect("get").expect("1");
+        .expect("renew");
+    assert_eq!(got, vec![true, false, false]);
     assert_eq!(
-        r.state,
-        RunState::Scheduled { due: t(10) },
-        "the released run must be delivered again"
+        state_of(&store, 1).await,
+        RunState::Firing {
+            due: t(10),
+            lease_until: t(500),
+            token: a.token
+        }
     );
-    assert_eq!(r.counts, one(1, 1));
+    let released = store.release_expired(t(200)).await.expect("release");
+    assert_eq!(
+        released,
+        vec![DueRun {
+            id: id(2),
+            due: t(10)
+        }],
+        "only the unrenewed lease"
+    );
+    let got = store
+        .renew(
+            vec![Lease {
+                id: id(2),
+                token: b.token,
+            }],
+            t(900),
+        )
+        .await
+        .expect("renew");
+    assert_eq!(got, vec![false], "a released claim cannot be renewed");
+    assert_eq!(
+        state_of(&store, 2).await,
+        RunState::Scheduled { due: t(10) }
+    );
 }
 
 /// `cancel`: scheduled and firing become cancelled; finished ones report
 /// `Finished`; unknown ids `NotFound`; a second cancel is `Finished`.
 pub async fn cancel_outcomes<S: Store>(store: S) {
-    store.insert(scheduled(1, 10)).await.expect("insert");
-    store.insert(scheduled(2, 10)).await.expect("insert");
-    store.insert(scheduled(3, 10)).await.expect("insert");
-    store
-        .claim(
-            vec![
-                Claim {
-                    id: id(2),
-                    due: t(10),
-                },
-                Claim {
-                    id: id(3),
-                    due: t(10),
-                },
-            ],
-            t(100),
-        )
-        .await
-        .expect("claim");
-    store
-        .complete(vec![Completion {
-            id: id(3),
-            due: t(10),
-            counts: one(1, 0),
-            next: Next::Done,
-        }])
-        .await
-        .expect("complete");
+    for n in 1..=3 {
+        insert_at(&store, n, 10).await;
+    }
+    claim1(&store, 2, 10, 100).await.expect("claimed");
+    let c3 = claim1(&store, 3, 10, 100).await.expect("claimed");
+    assert!(complete1(&store, 3, c3.token, one(1, 0), Next::Done).await);
 
     let c1 = store.cancel(id(1)).await.expect("cancel");
     assert!(
@@ -557,41 +628,96 @@ pub async fn cancel_outcomes<S: Store>(store: S) {
     );
 }
 
-/// `pending` pages through unfinished records by id.
-pub async fn pending_pages_unfinished_records_in_id_order<S: Store>(store: S) {
-    // Insert out of order; finish some.
-    for n in (1..=25u128).rev() {
-        store
-            .insert(scheduled(n, 1_000 + n as u64))
-            .await
-            .expect("insert");
+/// `amend` adds counters in any state, sets the error text, and with
+/// `fail` moves `Published` (only) to `Failed`.
+pub async fn amend_adds_counters_in_any_state_and_fails_published<S: Store>(store: S) {
+    for n in 1..=4 {
+        insert_at(&store, n, 10).await;
+    }
+    for n in [2, 3] {
+        let c = claim1(&store, n, 10, 100).await.expect("claimed");
+        assert!(complete1(&store, n, c.token, one(1, 1), Next::Done).await);
     }
     store.cancel(id(4)).await.expect("cancel");
+    let push = DeliveryCounts {
+        push_sent: 5,
+        push_failed: 2,
+        push_queued: 9,
+        ..DeliveryCounts::default()
+    };
     store
-        .claim(
-            vec![
-                Claim {
-                    id: id(7),
-                    due: t(1_007),
-                },
-                Claim {
-                    id: id(8),
-                    due: t(1_008),
-                },
-            ],
-            t(5_000),
-        )
+        .amend(vec![
+            Amendment {
+                id: id(1),
+                counts: push,
+                error: None,
+                fail: true,
+            },
+            Amendment {
+                id: id(2),
+                counts: push,
+                error: Some("no APNs gateway for 2 devices".into()),
+                fail: false,
+            },
+            Amendment {
+                id: id(3),
+                counts: push,
+                error: Some("APNs refused the credentials: InvalidProviderToken".into()),
+                fail: true,
+            },
+            Amendment {
+                id: id(4),
+                counts: push,
+                error: None,
+                fail: true,
+            },
+            Amendment {
+                id: id(99),
+                counts: push,
+                error: None,
+                fail: true,
+            },
+        ])
         .await
-        .expect("claim");
-    store
-        .complete(vec![Completion {
-            id: id(8),
-            due: t(1_008),
-            counts: one(1, 0),
-            next: Next::Done,
-        }])
-        .await
-        .expect("complete");
+        .expect("amend");
+    let r1 = record_of(&store, 1).await;
+    assert_eq!(
+        (r1.state, r1.counts, r1.error),
+        (RunState::Scheduled { due: t(10) }, push, None),
+        "an unfinished message only counts"
+    );
+    let r2 = record_of(&store, 2).await;
+    assert_eq!(r2.state, RunState::Published);
+    assert_eq!(r2.counts.push_pending(), 2);
+    assert_eq!(r2.counts.pubsub, 1, "added to what was there");
+    assert_eq!(r2.error.as_deref(), Some("no APNs gateway for 2 devices"));
+    let r3 = record_of(&store, 3).await;
+    assert_eq!(r3.state, RunState::Failed);
+    assert_eq!(
+        r3.status().error_message.as_deref(),
+        Some("APNs refused the credentials: InvalidProviderToken")
+    );
+    assert_eq!(
+        state_of(&store, 4).await,
+        RunState::Cancelled,
+        "only Published fails"
+    );
+    assert!(store.get(id(99)).await.expect("get").is_none());
+}
+
+/// `pending` pages through scheduled runs by id: `(id, due)`, not claimed
+/// or finished ones.
+pub async fn pending_pages_scheduled_runs_in_id_order<S: Store>(store: S) {
+    // Insert out of order; finish or claim some.
+    for n in (1..=25u128).rev() {
+        insert_at(&store, n, 1_000 + n as u64).await;
+    }
+    store.cancel(id(4)).await.expect("cancel");
+    claim1(&store, 7, 1_007, 5_000).await.expect("claimed");
+    let c8 = claim1(&store, 8, 1_008, 5_000).await.expect("claimed");
+    assert!(complete1(&store, 8, c8.token, one(1, 0), Next::Done).await);
+    let c9 = claim1(&store, 9, 1_009, 5_000).await.expect("claimed");
+    assert!(complete1(&store, 9, c9.token, one(1, 0), Next::At(t(9_999))).await);
 
     let mut seen = Vec::new();
     let mut after = None;
@@ -601,55 +727,46 @@ pub async fn pending_pages_unfinished_records_in_id_order<S: Store>(store: S) {
         if page.is_empty() {
             break;
         }
-        after = page.last().map(|r| r.envelope.id);
-        seen.extend(page.into_iter().map(|r| (r.envelope.id, r.state)));
+        after = page.last().map(|r| r.id);
+        seen.extend(page);
     }
-    let want: Vec<MessageId> = (1..=25).filter(|n| *n != 4 && *n != 8).map(id).collect();
+    let want: Vec<DueRun> = (1..=25u128)
+        .filter(|n| ![4, 7, 8].contains(n))
+        .map(|n| DueRun {
+            id: id(n),
+            due: t(if n == 9 { 9_999 } else { 1_000 + n as u64 }),
+        })
+        .collect();
     assert_eq!(
-        seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-        want,
-        "unfinished, in id order, each once"
-    );
-    let firing = seen
-        .iter()
-        .find(|(i, _)| *i == id(7))
-        .map(|(_, s)| s.clone());
-    assert_eq!(
-        firing,
-        Some(RunState::Firing {
-            due: t(1_007),
-            lease_until: t(5_000)
-        }),
-        "firing records are pending too"
+        seen, want,
+        "scheduled runs, in id order, each once, at their due"
     );
 }
 
-/// `release_expired` returns claims whose lease ended before the bound.
+/// `release_expired` returns the runs whose lease ended before the bound
+/// to `Scheduled`, and says which.
 pub async fn release_expired_returns_runs_to_scheduled<S: Store>(store: S) {
     for n in 1..=3 {
-        store.insert(scheduled(n, 10)).await.expect("insert");
+        insert_at(&store, n, 10).await;
     }
-    store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(10),
-            }],
-            t(100),
-        )
-        .await
-        .expect("claim");
-    store
-        .claim(
-            vec![Claim {
-                id: id(2),
-                due: t(10),
-            }],
-            t(300),
-        )
-        .await
-        .expect("claim");
-    assert_eq!(store.release_expired(t(200)).await.expect("release"), 1);
+    claim1(&store, 1, 10, 100).await.expect("claimed");
+    let two = claim1(&store, 2, 10, 300).await.expect("claimed");
+    assert!(
+        store
+            .release_expired(t(100))
+            .await
+            .expect("release")
+            .is_empty(),
+        "strictly before"
+    );
+    let released = store.release_expired(t(200)).await.expect("release");
+    assert_eq!(
+        released,
+        vec![DueRun {
+            id: id(1),
+            due: t(10)
+        }]
+    );
     assert_eq!(
         state_of(&store, 1).await,
         RunState::Scheduled { due: t(10) }
@@ -658,7 +775,8 @@ pub async fn release_expired_returns_runs_to_scheduled<S: Store>(store: S) {
         state_of(&store, 2).await,
         RunState::Firing {
             due: t(10),
-            lease_until: t(300)
+            lease_until: t(300),
+            token: two.token
         }
     );
     assert_eq!(
@@ -666,18 +784,11 @@ pub async fn release_expired_returns_runs_to_scheduled<S: Store>(store: S) {
         RunState::Scheduled { due: t(10) }
     );
     // Released runs are claimable again.
-    let got = store
-        .claim(
-            vec![Claim {
-                id: id(1),
-                due: t(10),
-            }],
-            t(400),
-        )
-        .await
-        .expect("claim");
-    assert!(got[0].is_some());
-    assert_eq!(store.release_expired(Tick::MAX).await.expect("release"), 2);
+    claim1(&store, 1, 10, 400).await.expect("claimable again");
+    let mut all = store.release_expired(Tick::MAX).await.expect("release");
+    all.sort_by_key(|r| r.id);
+    assert_eq!(all.len(), 2);
+    assert_eq!(store.pending(None, 10).await.expect("pending").len(), 3);
 }
 
 /// Eight tasks race to claim the same 200 runs: each run goes to exactly
@@ -685,7 +796,7 @@ pub async fn release_expired_returns_runs_to_scheduled<S: Store>(store: S) {
 pub async fn concurrent_claims_hand_a_run_to_one_caller<S: Store>(store: S) {
     let store = Arc::new(store);
     for n in 1..=200 {
-        store.insert(scheduled(n, 10)).await.expect("insert");
+        insert_at(&*store, n, 10).await;
     }
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -698,7 +809,10 @@ pub async fn concurrent_claims_hand_a_run_to_one_caller<S: Store>(store: S) {
                 })
                 .collect();
             let got = store.claim(claims, t(100)).await.expect("claim");
-            got.iter().flatten().map(|e| e.id).collect::<Vec<_>>()
+            got.iter()
+                .flatten()
+                .map(|c| c.envelope.id)
+                .collect::<Vec<_>>()
         }));
     }
     let mut all = Vec::new();

@@ -69,7 +69,7 @@ async fn main() -> Result<(), Error> {
     let s = engine
         .publish(
             "news",
-            json!("breaking: now"),
+            json!("breaking: now").into(),
             headers(7, "EU"),
             DeliveryOptions::default(),
         )
@@ -82,7 +82,12 @@ async fn main() -> Result<(), Error> {
         ..Default::default()
     };
     let s = engine
-        .publish("news", json!("delayed 1.5 s"), headers(1, "EU"), delayed)
+        .publish(
+            "news",
+            json!("delayed 1.5 s").into(),
+            headers(1, "EU"),
+            delayed,
+        )
         .await?;
     println!("publish +1.5 s     -> {} {}", s.status, s.message_id);
 
@@ -94,7 +99,12 @@ async fn main() -> Result<(), Error> {
         ..Default::default()
     };
     let repeating = engine
-        .publish("news", json!("every second"), headers(9, "UK"), repeat)
+        .publish(
+            "news",
+            json!("every second").into(),
+            headers(9, "UK"),
+            repeat,
+        )
         .await?;
     println!(
         "publish repeating  -> {} {}",
@@ -115,7 +125,7 @@ async fn main() -> Result<(), Error> {
         ..Default::default()
     };
     let doomed = engine
-        .publish("news", json!("never seen"), headers(9, "EU"), doomed)
+        .publish("news", json!("never seen").into(), headers(9, "EU"), doomed)
         .await?;
     let s = engine.cancel(&doomed.message_id).await?;
     println!("cancel             -> {}", s.status);
@@ -128,7 +138,7 @@ async fn main() -> Result<(), Error> {
         ..Default::default()
     };
     let err = engine
-        .publish("news", json!("late"), PublishOptions::default(), bad)
+        .publish("news", json!("late").into(), PublishOptions::default(), bad)
         .await
         .unwrap_err();
     println!("publish a day ago  -> error {}: {}", err.code(), err);

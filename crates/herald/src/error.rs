@@ -27,6 +27,7 @@ use crate::transport::TransportError;
 /// | 5090 | [`Store`](Self::Store) (Herald's) |
 /// | 5091 | [`ShutDown`](Self::ShutDown) (Herald's) |
 /// | 5092 | [`Transport`](Self::Transport) (Herald's) |
+/// | 5093 | [`TooManySubscriptions`](Self::TooManySubscriptions) (Herald's) |
 ///
 /// # Examples
 ///
@@ -51,7 +52,8 @@ pub enum Error {
         /// What exactly was wrong, for logs and humans.
         reason: String,
     },
-    /// The channel name is empty, contains `/`, or is over 255 bytes.
+    /// The channel name is empty, contains `/`, or is over
+    /// [`MAX_CHANNEL_LEN`](crate::limits::MAX_CHANNEL_LEN) bytes.
     InvalidChannel,
     /// `publishPolicy` or `pushBroadcast` (or `pushSinglecast`) does not parse.
     InvalidPolicy,
@@ -72,6 +74,13 @@ pub enum Error {
     ShutDown,
     /// The pub/sub transport failed (a remote bus unreachable, say).
     Transport(TransportError),
+    /// The inbox already has as many subscriptions as its
+    /// [`InboxLimits::max_subscriptions`](crate::InboxLimits::max_subscriptions)
+    /// allows (or it is closed). Herald's code 5093.
+    TooManySubscriptions {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -91,6 +100,7 @@ impl Error {
             Self::Store(_) => 5090,
             Self::ShutDown => 5091,
             Self::Transport(_) => 5092,
+            Self::TooManySubscriptions { .. } => 5093,
         }
     }
 
@@ -137,6 +147,9 @@ impl fmt::Display for Error {
             Self::Store(e) => write!(f, "Message store failure: {e}"),
             Self::ShutDown => f.write_str("The messaging engine is shut down."),
             Self::Transport(e) => write!(f, "Message transport failure: {e}"),
+            Self::TooManySubscriptions { limit } => {
+                write!(f, "Too many subscriptions: at most {limit} at once.")
+            }
         }
     }
 }

@@ -8,9 +8,14 @@
 //!   [`channels`](Engine::channels)), built with [`Engine::builder`].
 //! * The model: [`PublishOptions`], [`DeliveryOptions`], [`MessageStatus`],
 //!   [`PublishStatus`], [`DeliveredMessage`], with serde in Backendless's JSON
-//!   names and units, and [`Error`] with Backendless's codes.
+//!   names and units, and [`Error`] with Backendless's codes. Message bodies
+//!   are raw JSON ([`Body`]), validated once and never parsed again; the
+//!   options are checked once into a [`DeliveryPlan`]; every rule and limit
+//!   is in [`limits`].
 //! * The boundaries: [`Clock`] ([`SystemClock`], [`ManualClock`]), [`Store`]
-//!   ([`MemoryStore`]) and [`PubSubTransport`] ([`InProcessTransport`]).
+//!   ([`MemoryStore`]; durable stores share the stored form in [`codec`])
+//!   and [`PubSubTransport`] ([`InProcessTransport`], delivering into
+//!   bounded [`Inbox`]es).
 //!
 //! # Example
 //!
@@ -26,12 +31,12 @@
 //! publish.headers.insert("total".into(), "250".into());
 //! publish.headers.insert("region".into(), "EU".into());
 //! let status = engine
-//!     .publish("orders", serde_json::json!({"order": 42}), publish, DeliveryOptions::default())
+//!     .publish("orders", serde_json::json!({"order": 42}).into(), publish, DeliveryOptions::default())
 //!     .await?;
 //! assert_eq!(status.status, PublishStatus::Published);
 //!
 //! let run = orders.recv().await.expect("subscribed").expect("not lagging");
-//! assert_eq!(run.message()["order"], 42);
+//! assert_eq!(run.message().to_value().unwrap()["order"], 42);
 //! engine.shutdown().await;
 //! # Ok(())
 //! # }
@@ -39,31 +44,42 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+mod body;
 mod clock;
+pub mod codec;
+mod delivered;
 mod engine;
+mod envelope;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod id;
-mod message;
+pub mod limits;
 mod options;
+mod plan;
 mod status;
 mod store;
 mod transport;
 
+pub use body::Body;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
+pub use delivered::DeliveredMessage;
 pub use engine::{Engine, EngineBuilder, EngineStats};
+pub use envelope::Envelope;
 pub use error::Error;
 pub use id::{MessageId, ParseIdError};
-pub use message::{DeliveredMessage, Envelope};
-pub use options::{DeliveryOptions, PublishOptions, PublishPolicy, PublishRequest, PushBroadcast};
+pub use options::{
+    DeliveryOptions, PublishOptions, PublishPolicy, PublishRequest, PushBroadcast, RequestError,
+};
+pub use plan::{AfterRun, DeliveryPlan};
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{
-    CancelOutcome, Claim, Completion, MemoryStore, Next, Record, RunState, Store, StoreError,
-    StoreFuture,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, MemoryStore,
+    Next, Record, RunState, Start, Store, StoreError, StoreFuture,
 };
 pub use transport::{
-    InProcessTransport, Lagged, PubSubTransport, Subscription, SubscriptionStream, TransportError,
+    InProcessTransport, Inbox, InboxItem, InboxLimits, Lagged, Membership, PubSubTransport,
+    Subscriber, Subscription, SubscriptionId, TransportError,
 };
 
 /// The README's embedding examples (engine and scheduler), compiled and run

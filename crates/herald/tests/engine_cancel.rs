@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use herald::{Engine, InProcessTransport, PublishStatus};
+use herald::{Engine, InboxLimits, PublishStatus};
 use serde_json::json;
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn cancel_racing_the_driver_is_all_or_nothing() {
     const N: usize = 2_000;
     let clock = clock();
     let engine = builder(&clock)
-        .transport(InProcessTransport::with_capacity(N))
+        .subscription_limits(InboxLimits::messages(N))
         .build();
     let mut sub = engine.subscribe("race", None).unwrap();
     let t = T0 + 1_000;
@@ -245,7 +245,7 @@ async fn no_run_after_cancel_returns_while_the_driver_is_busy() {
     const N: usize = 500;
     let clock = clock();
     let engine = builder(&clock)
-        .transport(InProcessTransport::with_capacity(100_000))
+        .subscription_limits(InboxLimits::messages(100_000))
         .build();
     let mut sub = engine.subscribe("race", None).unwrap();
     let mut ids = Vec::with_capacity(N);

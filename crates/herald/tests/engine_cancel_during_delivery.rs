@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use common::*;
 use herald::{
-    DeliveredMessage, InProcessTransport, PubSubTransport, PublishStatus, Subscription,
+    DeliveredMessage, InProcessTransport, Membership, PubSubTransport, PublishStatus, Subscriber,
     TransportError,
 };
 use herald_core::selector::Selector;
@@ -71,8 +71,9 @@ impl PubSubTransport for BlockingTransport {
         &self,
         channel: &str,
         selector: Option<Selector>,
-    ) -> Result<Subscription, TransportError> {
-        self.inner.subscribe(channel, selector)
+        subscriber: Subscriber,
+    ) -> Result<Membership, TransportError> {
+        self.inner.subscribe(channel, selector, subscriber)
     }
     fn delete_channel(&self, channel: &str) -> bool {
         self.inner.delete_channel(channel)

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta};
 use herald::{
-    DeliveryOptions, Engine, InProcessTransport, ManualClock, PublishOptions, PublishStatus,
-    Subscription,
+    DeliveryOptions, Engine, InboxLimits, ManualClock, PublishOptions, PublishStatus, Subscription,
 };
 use herald_core::Tick;
 use proptest::prelude::*;
@@ -106,7 +105,11 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(Tick::from_millis(T0));
     let engine = Engine::builder()
         .clock(clock.clone())
-        .transport(InProcessTransport::with_capacity(1 << 16))
+        .subscription_limits(InboxLimits {
+            max_messages: 1 << 16,
+            max_bytes: 1 << 30,
+            ..InboxLimits::default()
+        })
         .build();
     let channels = ["a", "b"];
     let mut subs: Vec<Subscription> = channels
@@ -137,7 +140,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let status = engine
                     .publish(
                         channels[channel],
-                        serde_json::json!(model.len()),
+                        serde_json::json!(model.len()).into(),
                         PublishOptions::default(),
                         delivery,
                     )

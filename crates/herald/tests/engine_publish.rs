@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use herald::{
-    DeliveryOptions, Engine, InProcessTransport, Lagged, PublishOptions, PublishRequest,
-    PublishStatus,
+    DeliveryOptions, Engine, InboxLimits, Lagged, PublishOptions, PublishRequest, PublishStatus,
 };
 use serde_json::json;
 
@@ -125,7 +124,7 @@ async fn delivered_message_json_wire_shape_with_unset_timing() {
     let status = engine
         .publish(
             "orders",
-            json!({"n": 1}),
+            json!({"n": 1}).into(),
             publish,
             DeliveryOptions::default(),
         )
@@ -193,7 +192,7 @@ async fn concurrent_publishers_keep_each_publishers_order_exactly_once() {
     const EACH: u64 = 500;
     let clock = clock();
     let engine = builder(&clock)
-        .transport(InProcessTransport::with_capacity(10_000))
+        .subscription_limits(InboxLimits::messages(10_000))
         .build();
     let mut subs: Vec<_> = (0..3)
         .map(|_| engine.subscribe("mix", None).unwrap())
@@ -209,7 +208,12 @@ async fn concurrent_publishers_keep_each_publishers_order_exactly_once() {
                         ..PublishOptions::default()
                     };
                     let s = engine
-                        .publish("mix", json!(seq), publish, DeliveryOptions::default())
+                        .publish(
+                            "mix",
+                            json!(seq).into(),
+                            publish,
+                            DeliveryOptions::default(),
+                        )
                         .await
                         .unwrap();
                     assert_eq!(s.deliveries.pubsub, 3);
@@ -242,7 +246,7 @@ async fn concurrent_publishers_keep_each_publishers_order_exactly_once() {
 async fn a_lagging_subscriber_loses_the_oldest_and_is_told_how_many() {
     let clock = clock();
     let engine = builder(&clock)
-        .transport(InProcessTransport::with_capacity(4))
+        .subscription_limits(InboxLimits::messages(4))
         .build();
     let mut slow = engine.subscribe("firehose", None).unwrap();
     let mut fast = engine.subscribe("firehose", None).unwrap();
@@ -314,7 +318,7 @@ async fn engine_futures_are_send() {
     let (engine, _clock) = engine();
     let s = send(engine.publish(
         "ch",
-        json!(1),
+        json!(1).into(),
         PublishOptions::default(),
         DeliveryOptions::default(),
     ))

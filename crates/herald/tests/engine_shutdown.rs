@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use herald::{
-    CancelOutcome, Claim, Completion, DeliveryCounts, DeliveryOptions, Envelope, MemoryStore,
-    MessageId, PublishOptions, PublishStatus, Record, RunState, Store, StoreFuture,
+    Amendment, Body, CancelOutcome, Claim, Claimed, Completion, DeliveryOptions, DeliveryPlan,
+    DueRun, Envelope, FencingToken, Lease, MemoryStore, MessageId, PublishOptions, PublishStatus,
+    Record, RunState, Start, Store, StoreFuture,
 };
 use herald_core::Tick;
 use serde_json::json;
@@ -17,7 +18,7 @@ use tokio::sync::Notify;
 
 const MSG_5091: &str = "The messaging engine is shut down.";
 
-async fn pending(store: &MemoryStore) -> Vec<Record> {
+async fn pending(store: &MemoryStore) -> Vec<DueRun> {
     store.pending(None, 1_000).await.unwrap()
 }
 
@@ -65,7 +66,7 @@ async fn shutdown_with_pending_work_then_restart_on_the_same_store() {
     let mut left: Vec<(String, RunState)> = pending(&store)
         .await
         .into_iter()
-        .map(|r| (r.envelope.id.to_string(), r.state))
+        .map(|r| (r.id.to_string(), RunState::Scheduled { due: r.due }))
         .collect();
     left.sort_by_key(|(_, s)| format!("{s:?}"));
     let mut want = vec![
@@ -87,13 +88,7 @@ async fn shutdown_with_pending_work_then_restart_on_the_same_store() {
 
     // Time passes while no engine runs; the stopped engine fires nothing.
     step_to(&engine, &clock, T0 + 12_000).await;
-    assert_eq!(pending(&store).await.len(), 2);
-    assert!(
-        pending(&store)
-            .await
-            .iter()
-            .all(|r| matches!(r.state, RunState::Scheduled { .. }))
-    );
+    assert_eq!(pending(&store).await.len(), 2, "both still scheduled");
 
     // Restart: a new engine on the same store and clock.
     let engine2 = builder(&clock).store(store.clone()).build();
@@ -103,7 +98,7 @@ async fn shutdown_with_pending_work_then_restart_on_the_same_store() {
         .iter()
         .map(|m| {
             (
-                m.message().as_str().unwrap().to_owned(),
+                m.message().deserialize::<String>().unwrap(),
                 m.timestamp_millis(),
             )
         })
@@ -232,22 +227,22 @@ async fn a_run_claimed_at_a_crash_is_delivered_again_on_restart() {
     let envelope = Arc::new(Envelope {
         id,
         channel: "ch".into(),
-        message: json!("again"),
-        publish: PublishOptions::default(),
-        delivery: at(T0 - 500),
         accepted_at: Tick::from_millis(T0 - 10_000),
+        publish: PublishOptions::default(),
+        plan: Arc::new(DeliveryPlan::new(at(T0 - 500)).unwrap()),
+        body: Body::from("again"),
     });
     store
-        .insert(Record {
+        .insert(
             envelope,
-            state: RunState::Firing {
+            Start::Claimed {
                 due: Tick::from_millis(T0 - 500),
                 lease_until: Tick::from_millis(T0 + 60_000),
             },
-            counts: DeliveryCounts::default(),
-        })
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .expect("claimed");
 
     let engine = builder(&clock).store(store.clone()).build();
     let mut sub = engine.subscribe("ch", None).unwrap();
@@ -307,8 +302,12 @@ struct GatedStore {
 }
 
 impl Store for GatedStore {
-    fn insert(&self, record: Record) -> StoreFuture<'_, ()> {
-        self.inner.insert(record)
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        self.inner.insert(envelope, start)
     }
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         self.inner.get(id)
@@ -317,14 +316,17 @@ impl Store for GatedStore {
         &self,
         claims: Vec<Claim>,
         lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
         let done = self.inner.claim(claims, lease_until);
         Box::pin(async move {
             self.claim.pass().await;
             done.await
         })
     }
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()> {
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        self.inner.renew(leases, lease_until)
+    }
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
         Box::pin(async move {
             self.complete.pass().await;
             self.inner.complete(completions).await
@@ -336,14 +338,17 @@ impl Store for GatedStore {
             self.inner.cancel(id).await
         })
     }
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<Record>> {
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        self.inner.amend(amendments)
+    }
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
         let snapshot = self.inner.pending(after, limit);
         Box::pin(async move {
             self.pending.pass().await;
             snapshot.await
         })
     }
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64> {
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
         Box::pin(async move {
             self.release.pass().await;
             self.inner.release_expired(before).await

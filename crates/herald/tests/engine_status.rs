@@ -86,7 +86,10 @@ async fn status_json_shape() {
             "messageId": s.message_id,
             "status": "published",
             "errorMessage": null,
-            "deliveries": {"runs": 1, "pubsub": 2, "pushSent": 0, "pushFailed": 0, "pushInvalidTokens": 0},
+            "deliveries": {
+                "runs": 1, "pubsub": 2, "pushSent": 0, "pushFailed": 0, "pushInvalidTokens": 0,
+                "pushExpired": 0, "pushPending": 0,
+            },
         })
     );
     let sched = publish_with(&engine, "ch", json!(1), every(1, None, None))
@@ -113,6 +116,8 @@ async fn purged_finished_messages_become_unknown_but_pending_ones_never_do() {
     for i in 1..1_000 {
         publish_now(&engine, "ch", json!(i)).await;
     }
+    // Completions are recorded off the publish path; wait for them.
+    engine.settle().await;
     assert_eq!(
         status_of(&engine, &first.message_id).await.status,
         PublishStatus::Unknown
@@ -141,9 +146,18 @@ async fn engine_stats_count_what_happened() {
         ..Default::default()
     };
     let p = herald::PublishOptions::default;
-    engine.publish("s", 1.into(), p(), now()).await.unwrap();
-    engine.publish("s", 2.into(), p(), later(10)).await.unwrap();
-    let c = engine.publish("s", 3.into(), p(), later(20)).await.unwrap();
+    engine
+        .publish("s", serde_json::json!(1).into(), p(), now())
+        .await
+        .unwrap();
+    engine
+        .publish("s", serde_json::json!(2).into(), p(), later(10))
+        .await
+        .unwrap();
+    let c = engine
+        .publish("s", serde_json::json!(3).into(), p(), later(20))
+        .await
+        .unwrap();
     engine.cancel(&c.message_id).await.unwrap();
     assert_eq!(engine.stats().pending, 1);
     clock.advance(std::time::Duration::from_millis(30));

@@ -21,7 +21,7 @@ async fn recv_waits_for_a_scheduled_run() {
         .unwrap();
     let waiter = tokio::spawn(async move {
         let m = sub.recv().await.unwrap().unwrap();
-        (m.message().clone(), m.timestamp_millis())
+        (m.message().to_value().unwrap(), m.timestamp_millis())
     });
     step(&engine, &clock, 1_000).await;
     assert_eq!(waiter.await.unwrap(), (json!("later"), T0 + 1_000));
@@ -47,14 +47,43 @@ async fn a_subscription_is_a_stream() {
 }
 
 #[tokio::test]
-async fn channels_lists_published_and_subscribed_channels_sorted() {
+async fn channels_are_the_subscribed_ones_sorted() {
     let (engine, _clock) = engine();
     assert!(engine.channels().is_empty());
-    let _s = engine.subscribe("zeta", None).unwrap();
+    let s = engine.subscribe("zeta", None).unwrap();
     publish_now(&engine, "alpha", json!(1)).await;
     let _t = engine.subscribe("mid", None).unwrap();
     publish_now(&engine, "zeta", json!(1)).await;
-    assert_eq!(engine.channels(), ["alpha", "mid", "zeta"]);
+    assert_eq!(
+        engine.channels(),
+        ["mid", "zeta"],
+        "publishing creates nothing"
+    );
+    drop(s);
+    assert_eq!(
+        engine.channels(),
+        ["mid"],
+        "a channel goes with its last subscriber"
+    );
+}
+
+/// Publishing to many channel names nobody subscribes to keeps nothing
+/// (it used to create each channel for good: unbounded memory for any key
+/// allowed `*`).
+#[tokio::test]
+async fn publishing_to_random_channel_names_keeps_nothing() {
+    let (engine, _clock) = engine();
+    for i in 0..10_000 {
+        publish_now(&engine, &format!("random-{i}"), json!(i)).await;
+    }
+    assert!(engine.channels().is_empty());
+    // Subscribing to 10k channels and leaving leaves nothing either.
+    let subs: Vec<_> = (0..10_000)
+        .map(|i| engine.subscribe(&format!("random-{i}"), None).unwrap())
+        .collect();
+    assert_eq!(engine.channels().len(), 10_000);
+    drop(subs);
+    assert!(engine.channels().is_empty());
 }
 
 #[tokio::test]

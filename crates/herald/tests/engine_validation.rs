@@ -32,10 +32,21 @@ async fn rejects(delivery: DeliveryOptions, code: u32, message: &str) {
     );
 }
 
-/// Decodes `body` as a publish request and expects `code` / `message`.
-#[track_caller]
-fn rejects_json(body: Value, code: u32, message: &str) {
-    let err = PublishRequest::from_json(&body).expect_err(&format!("{body} accepted"));
+/// Publishes `body` as a request (decode, then plan) and expects `code` /
+/// `message` from whichever step refuses it, and nothing stored.
+async fn rejects_json(body: Value, code: u32, message: &str) {
+    let err = match PublishRequest::from_json(&body) {
+        Err(e) => e,
+        Ok(req) => {
+            let (engine, _clock) = engine();
+            let err = engine
+                .publish_request("ch", req)
+                .await
+                .expect_err(&format!("{body} accepted"));
+            assert_eq!(engine.scheduled_len(), 0, "nothing scheduled for {body}");
+            err
+        }
+    };
     assert_error(&err, code, message);
 }
 
@@ -63,9 +74,9 @@ async fn publish_at_too_far_in_the_past_is_5003() {
 
 #[tokio::test]
 async fn publish_at_not_a_non_negative_number_is_5003() {
-    rejects_json(json!({"publishAt": -1}), 5003, MSG_5003);
-    rejects_json(json!({"publishAt": "tomorrow"}), 5003, MSG_5003);
-    rejects_json(json!({"publishAt": {"ms": 1}}), 5003, MSG_5003);
+    rejects_json(json!({"publishAt": -1}), 5003, MSG_5003).await;
+    rejects_json(json!({"publishAt": "tomorrow"}), 5003, MSG_5003).await;
+    rejects_json(json!({"publishAt": {"ms": 1}}), 5003, MSG_5003).await;
 }
 
 #[tokio::test]
@@ -82,12 +93,14 @@ async fn repeat_expires_at_before_publish_at_or_in_the_past_is_5007() {
         json!({"repeatEvery": 1, "repeatExpiresAt": "never"}),
         5007,
         MSG_5007,
-    );
+    )
+    .await;
     rejects_json(
         json!({"repeatEvery": 1, "repeatExpiresAt": -5}),
         5007,
         MSG_5007,
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -106,14 +119,15 @@ async fn bad_repeat_every_is_5008() {
     };
     rejects(both, 5008, MSG_5008).await;
 
-    rejects_json(json!({"repeatEvery": 0}), 5008, MSG_5008);
-    rejects_json(json!({"repeatEvery": 1.5}), 5008, MSG_5008);
-    rejects_json(json!({"repeatEvery": "often"}), 5008, MSG_5008);
+    rejects_json(json!({"repeatEvery": 0}), 5008, MSG_5008).await;
+    rejects_json(json!({"repeatEvery": 1.5}), 5008, MSG_5008).await;
+    rejects_json(json!({"repeatEvery": "often"}), 5008, MSG_5008).await;
     rejects_json(
         json!({"repeatEvery": 60, "repeatCron": "0 * * * * *"}),
         5008,
         MSG_5008,
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -137,12 +151,13 @@ async fn bad_cron_is_5009() {
     // Every occurrence is in the past (the year field).
     rejects(cron("0 0 0 1 1 * 2020", None, None), 5009, MSG_5009).await;
 
-    rejects_json(json!({"repeatCron": 5}), 5009, MSG_5009);
+    rejects_json(json!({"repeatCron": 5}), 5009, MSG_5009).await;
     rejects_json(
         json!({"repeatCron": "0 * * * * *", "timeZone": 1}),
         5009,
         MSG_5009,
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -212,7 +227,7 @@ async fn bad_publish_policy_or_push_broadcast_is_5011() {
         json!({"pushBroadcast": 16}),
         json!({"pushBroadcast": true}),
     ] {
-        rejects_json(body, 5011, MSG_5011);
+        rejects_json(body, 5011, MSG_5011).await;
     }
     // And the good forms decode.
     for body in [
@@ -248,7 +263,8 @@ async fn bad_selector_at_subscribe_is_5012() {
 
 #[tokio::test]
 async fn bad_segment_query_is_5012() {
-    let err = PublishRequest::from_json(&json!({"segmentQuery": "os >"})).unwrap_err();
+    let req = PublishRequest::from_json(&json!({"segmentQuery": "os >"})).unwrap();
+    let err = herald::DeliveryPlan::new(req.delivery).unwrap_err();
     assert_eq!(err.code(), 5012);
     let (engine, _clock) = engine();
     let delivery = DeliveryOptions {

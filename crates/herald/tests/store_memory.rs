@@ -6,21 +6,14 @@ herald_testkit::store_conformance_tests!(async { herald::MemoryStore::new() });
 /// first; unfinished ones never are.
 #[tokio::test]
 async fn retention_forgets_oldest_finished_only() {
-    use herald::{Claim, Completion, DeliveryCounts, MemoryStore, Next, Record, RunState, Store};
+    use herald::{Claim, Completion, DeliveryCounts, MemoryStore, Next, Start, Store};
     use herald_core::Tick;
     use herald_testkit::store_conformance::{id, small_envelope};
 
     let store = MemoryStore::with_retention(16); // one per shard
     for n in 0..200u128 {
-        let state = RunState::Scheduled {
-            due: Tick::from_millis(10),
-        };
         store
-            .insert(Record {
-                envelope: small_envelope(n),
-                state,
-                counts: DeliveryCounts::default(),
-            })
+            .insert(small_envelope(n), Start::At(Tick::from_millis(10)))
             .await
             .unwrap();
     }
@@ -30,16 +23,18 @@ async fn retention_forgets_oldest_finished_only() {
             id: id(n),
             due: Tick::from_millis(10),
         };
-        assert!(store.claim(vec![c], Tick::from_millis(99)).await.unwrap()[0].is_some());
-        store
+        let claimed = store.claim(vec![c], Tick::from_millis(99)).await.unwrap();
+        let token = claimed[0].as_ref().expect("claimed").token;
+        let applied = store
             .complete(vec![Completion {
                 id: id(n),
-                due: c.due,
+                token,
                 counts: DeliveryCounts::default(),
                 next: Next::Done,
             }])
             .await
             .unwrap();
+        assert_eq!(applied, vec![true]);
     }
     assert!(
         store.len() <= 100 + 16,

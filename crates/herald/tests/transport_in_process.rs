@@ -2,22 +2,39 @@
 
 herald_testkit::transport_conformance_tests!(async { herald::InProcessTransport::new() });
 
-/// The buffer size is what `with_capacity` says: 4 buffered runs, then lag.
+/// An engine subscription's inbox holds what `subscription_limits` says:
+/// 4 buffered runs, then lag; dropping it unsubscribes and the channel goes.
 #[tokio::test]
-async fn capacity_bounds_the_buffer() {
-    use herald::{Lagged, PubSubTransport};
-    let t = herald::InProcessTransport::with_capacity(4);
-    let mut sub = t.subscribe("c", None).unwrap();
+async fn subscription_limits_bound_the_buffer() {
+    use herald::{DeliveryOptions, Engine, InboxLimits, Lagged, PublishOptions};
+    let engine = Engine::builder()
+        .subscription_limits(InboxLimits {
+            max_messages: 4,
+            ..InboxLimits::default()
+        })
+        .build();
+    let mut sub = engine.subscribe("c", None).unwrap();
     for n in 0..10 {
-        t.publish(&herald_testkit::transport_conformance::run_on("c", n, "p"))
+        engine
+            .publish(
+                "c",
+                serde_json::json!(n).into(),
+                PublishOptions::default(),
+                DeliveryOptions::default(),
+            )
+            .await
             .unwrap();
     }
     assert_eq!(sub.try_recv().unwrap().unwrap_err(), Lagged(6));
     let rest: Vec<u64> = std::iter::from_fn(|| sub.try_recv())
-        .map(|r| r.unwrap().message().as_u64().unwrap())
+        .map(|r| r.unwrap().message().deserialize().unwrap())
         .collect();
     assert_eq!(rest, vec![6, 7, 8, 9]);
-    assert_eq!(t.subscriber_count("c"), 1);
+    assert_eq!(engine.channels(), vec!["c".to_owned()]);
     drop(sub);
-    assert_eq!(t.subscriber_count("c"), 0);
+    assert!(
+        engine.channels().is_empty(),
+        "the channel goes with its last subscriber"
+    );
+    engine.shutdown().await;
 }

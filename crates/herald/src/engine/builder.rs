@@ -1,17 +1,17 @@
 //! `EngineBuilder`.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use herald_core::Scheduler;
 use tokio::sync::{Notify, mpsc};
 
-use super::{Engine, Shared, WheelState, driver};
+use super::completer::Completer;
+use super::shared::{Shared, WheelState};
+use super::{Engine, StopOnDrop, driver};
 use crate::id::IdGenerator;
 use crate::store::Store;
-use crate::transport::PubSubTransport;
+use crate::transport::{InboxLimits, PubSubTransport};
 use crate::{Clock, InProcessTransport, MemoryStore, SystemClock};
 
 /// Configures and starts an [`Engine`].
@@ -19,14 +19,15 @@ use crate::{Clock, InProcessTransport, MemoryStore, SystemClock};
 /// # Examples
 ///
 /// ```
-/// use herald::{Engine, InProcessTransport, ManualClock, MemoryStore};
+/// use herald::{Engine, InProcessTransport, InboxLimits, ManualClock, MemoryStore};
 /// use herald_core::Tick;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let engine = Engine::builder()
 ///     .clock(ManualClock::new(Tick::from_millis(0)))
 ///     .store(MemoryStore::new())
-///     .transport(InProcessTransport::with_capacity(64))
+///     .transport(InProcessTransport::new())
+///     .subscription_limits(InboxLimits { max_messages: 64, ..InboxLimits::default() })
 ///     .build();
 /// # engine.shutdown().await;
 /// # }
@@ -38,6 +39,7 @@ pub struct EngineBuilder {
     transport: Arc<dyn PubSubTransport>,
     lease: Duration,
     single_node: bool,
+    inbox_limits: InboxLimits,
 }
 
 impl Default for EngineBuilder {
@@ -48,6 +50,10 @@ impl Default for EngineBuilder {
             transport: Arc::new(InProcessTransport::new()),
             lease: Duration::from_secs(60),
             single_node: true,
+            inbox_limits: InboxLimits {
+                max_subscriptions: 1,
+                ..InboxLimits::default()
+            },
         }
     }
 }
@@ -71,8 +77,9 @@ impl EngineBuilder {
         self
     }
 
-    /// How long a claimed run stays claimed before another node (or this
-    /// one, after a restart) may deliver it again. Default 60 s.
+    /// How long a claimed run stays claimed before it is handed out again
+    /// (by another node, or by this one: expired leases are taken back
+    /// every half lease). Default 60 s.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -86,8 +93,18 @@ impl EngineBuilder {
         self
     }
 
+    /// What the inbox of each [`Engine::subscribe`] may hold (default 1024
+    /// messages and 8 MiB; its `max_subscriptions` is always 1).
+    pub fn subscription_limits(mut self, limits: InboxLimits) -> Self {
+        self.inbox_limits = InboxLimits {
+            max_subscriptions: 1,
+            ..limits
+        };
+        self
+    }
+
     /// Starts the engine: spawns its driver on the current tokio runtime,
-    /// which first reloads every unfinished message from the store (runs
+    /// which first reloads every scheduled message from the store (runs
     /// missed while down collapse into one run now; a run that was being
     /// delivered at a crash is delivered again). `publish` and `cancel`
     /// wait for that reload to finish; status, subscribe and the rest do
@@ -105,24 +122,24 @@ impl EngineBuilder {
             store: self.store,
             transport: self.transport,
             ids: IdGenerator::new(),
-            state: Mutex::new(WheelState {
-                wheel: Scheduler::starting_at(now),
-                keys: HashMap::new(),
-                inflight: HashMap::new(),
-                planned_wake: None,
-            }),
+            state: Mutex::new(WheelState::new(now)),
             wake: Notify::new(),
             delivered: Notify::new(),
             commands: tx.clone(),
+            completer: Completer::new(),
             shut: AtomicBool::new(false),
             ready: tokio::sync::watch::Sender::new(false),
             counters: Default::default(),
-            lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
+            lease_ms: u64::try_from(self.lease.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            inbox_limits: self.inbox_limits,
         });
+        Completer::start(&shared);
         tokio::spawn(driver::run(shared.clone(), rx, self.single_node));
         Engine {
             shared,
-            _last_clone: Arc::new(super::StopOnDrop(tx)),
+            _last_clone: Arc::new(StopOnDrop(tx)),
         }
     }
 }

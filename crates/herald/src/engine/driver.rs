@@ -1,5 +1,6 @@
-//! The driver task: sleeps until the wheel's next deadline, then claims,
-//! delivers and completes every due run.
+//! The driver task: sleeps until the wheel's next deadline, then claims and
+//! delivers every due run and hands it to the completer; takes back the
+//! runs whose leases expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,18 +9,19 @@ use herald_core::{Key, Tick};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Command, Inflight, Run, Shared, deliver, recurrence_of};
-use crate::store::{Claim, Completion, Next, RunState};
-use crate::{DeliveryCounts, Envelope};
+use super::completer::Done;
+use super::deliver::fan_out;
+use super::inflight::Inflight;
+use super::reload::reload;
+use super::shared::{Command, Run, Shared};
+use super::stats::Counters;
+use crate::store::{Claim, Claimed, Completion, Next};
 
 /// Runs taken from the wheel per store round trip.
 const BATCH: usize = 1024;
 
-/// Records read per page while reloading the store.
-const RELOAD_PAGE: usize = 10_000;
-
 /// How long to wait before retrying after a store failure.
-const RETRY: Duration = Duration::from_millis(200);
+pub(super) const RETRY: Duration = Duration::from_millis(200);
 
 pub(crate) async fn run(
     sh: Arc<Shared>,
@@ -30,21 +32,30 @@ pub(crate) async fn run(
     sh.ready.send_replace(true);
     let mut settles = Vec::new();
     let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
+    // Expired leases are taken back every half lease (a completion that
+    // failed without a crash, a node that died holding claims).
+    let release_every = (sh.lease_ms / 2).max(10);
+    let mut next_release = sh.clock.now().saturating_add_millis(release_every);
     loop {
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
                 Command::Settle(tx) => settles.push(tx),
-                Command::Shutdown(tx) => {
-                    info!("engine driver stopped");
-                    let _ = tx.send(());
-                    return;
-                }
+                Command::Shutdown(tx) => return stop(&sh, tx).await,
             }
         }
         let now = sh.clock.now();
+        if now >= next_release {
+            release(&sh, now).await;
+            next_release = now.saturating_add_millis(release_every);
+        }
         pass(&sh, now, &mut fired).await;
-        for tx in settles.drain(..) {
-            let _ = tx.send(());
+        if !settles.is_empty() {
+            // A settle waits until what fired is recorded (and the next
+            // runs of repeating messages are in the wheel).
+            sh.completer.flush().await;
+            for tx in settles.drain(..) {
+                let _ = tx.send(());
+            }
         }
         let next = {
             let mut st = sh.lock();
@@ -56,75 +67,45 @@ pub(crate) async fn run(
             // More came due while delivering: go again (commands first).
             continue;
         }
-        let sleep = match next {
-            Some(t) => sh.clock.sleep_until(t),
-            None => Box::pin(std::future::pending()),
-        };
+        let wake_at = next.map_or(next_release, |t| t.min(next_release));
+        let sleep = sh.clock.sleep_until(wake_at);
         tokio::select! {
             () = sleep => {}
             () = sh.wake.notified() => {}
             cmd = rx.recv() => match cmd {
                 Some(Command::Settle(tx)) => settles.push(tx),
-                Some(Command::Shutdown(tx)) => {
-                    info!("engine driver stopped");
-                    let _ = tx.send(());
-                    return;
-                }
+                Some(Command::Shutdown(tx)) => return stop(&sh, tx).await,
                 // Every `Engine` clone is gone: nobody can ask for anything.
-                None => return,
+                None => return stop(&sh, tokio::sync::oneshot::channel().0).await,
             },
         }
     }
 }
 
-/// Rebuilds the wheel from the store's unfinished records.
-async fn reload(sh: &Shared, single_node: bool) {
-    let now = sh.clock.now();
-    // A single node's claims found at start-up are its own, from before a
-    // crash: take them back now rather than waiting for the lease.
-    let before = if single_node { Tick::MAX } else { now };
-    let released = loop {
-        match sh.store.release_expired(before).await {
-            Ok(n) => break n,
-            Err(e) => {
-                warn!(error = %e, "store failed while releasing claims; retrying");
-                tokio::time::sleep(RETRY).await;
-            }
-        }
-    };
-    let mut after = None;
-    let mut loaded = 0u64;
-    loop {
-        let page = match sh.store.pending(after, RELOAD_PAGE).await {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "store failed while reloading; retrying");
-                tokio::time::sleep(RETRY).await;
-                continue;
-            }
-        };
-        let full = page.len() == RELOAD_PAGE;
-        after = page.last().map(|r| r.envelope.id);
-        {
+/// Records what was delivered, then answers the shutdown.
+async fn stop(sh: &Shared, tx: tokio::sync::oneshot::Sender<()>) {
+    sh.completer.stop().await;
+    info!("engine driver stopped");
+    let _ = tx.send(());
+}
+
+/// Takes back the runs whose leases ended before `now` and puts them in
+/// the wheel again.
+async fn release(sh: &Shared, now: Tick) {
+    match sh.store.release_expired(now).await {
+        Ok(runs) if runs.is_empty() => {}
+        Ok(runs) => {
+            warn!(
+                runs = runs.len(),
+                "leases expired; delivering those runs again"
+            );
+            Counters::bump(&sh.counters.recovered_runs, runs.len() as u64);
             let mut st = sh.lock();
-            for r in &page {
-                if let RunState::Scheduled { due } = r.state {
-                    sh.schedule(&mut st, r.envelope.id, due);
-                    loaded += 1;
-                }
+            for r in runs {
+                sh.schedule(&mut st, r.id, r.due);
             }
         }
-        if !full {
-            break;
-        }
-    }
-    super::Counters::bump(&sh.counters.recovered_runs, released);
-    super::Counters::bump(&sh.counters.reloaded, loaded);
-    if loaded > 0 || released > 0 {
-        info!(
-            loaded,
-            released, "reloaded scheduled messages from the store"
-        );
+        Err(e) => warn!(error = %e, "store failed to release expired leases"),
     }
 }
 
@@ -139,7 +120,7 @@ async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>) {
                 if st.keys.get(&run.id) == Some(key) {
                     st.keys.remove(&run.id);
                 }
-                st.inflight.insert(run.id, Inflight::default());
+                st.inflight.insert(run.id, Inflight::claiming());
             }
             n
         };
@@ -151,15 +132,6 @@ async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>) {
             return;
         }
     }
-}
-
-/// One claimed run on its way through deliver and complete.
-struct Firing {
-    run: Run,
-    envelope: Arc<Envelope>,
-    next: Option<Tick>,
-    repeating: bool,
-    counts: Option<DeliveryCounts>,
 }
 
 async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
@@ -179,7 +151,11 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             let retry = now.saturating_add_millis(RETRY.as_millis() as u64);
             let mut st = sh.lock();
             for (_, run) in fired {
-                if st.inflight.remove(&run.id).is_some_and(|f| !f.cancelled) {
+                if st
+                    .inflight
+                    .remove(&run.id)
+                    .is_some_and(|f| f.may_reschedule())
+                {
                     sh.schedule(&mut st, run.id, retry.max(run.due));
                 }
             }
@@ -187,110 +163,69 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
         }
     };
 
-    // Work out each run's successor outside the lock (cron is not free).
-    let mut runs = Vec::with_capacity(fired.len());
-    let mut skipped = Vec::new();
-    for ((_, run), envelope) in fired.iter().zip(claimed) {
-        let Some(envelope) = envelope else {
-            skipped.push(run.id);
-            continue;
-        };
-        let (next, repeating) = match recurrence_of(&envelope.delivery) {
-            Ok(Some(rule)) => match rule.next_after(run.due) {
-                // On time: the next run keeps the rule's grid (no drift from
-                // the ms this run was late).
-                Some(next) if next > now => (Some(next), true),
-                None => (None, true),
-                // Late by a period or more (a busy driver, or a restart):
-                // this run stands in for the missed ones and the rule
-                // continues after now (`Recurrence::resume`).
-                Some(_) => {
-                    let resume = rule.resume(run.due, now);
-                    info!(message_id = %run.id, missed = resume.missed, "missed runs collapsed into one");
-                    (resume.next, true)
-                }
-            },
-            Ok(None) => (None, false),
-            Err(e) => {
-                warn!(message_id = %run.id, error = %e, "stored repeat rule no longer valid; firing once");
-                (None, false)
-            }
-        };
-        runs.push(Firing {
-            run: *run,
-            envelope,
-            next,
-            repeating,
-            counts: None,
-        });
-    }
-
-    // Deliver, unless cancelled meanwhile. Under the lock each run is
-    // marked `delivering`; a cancel that finds that mark waits until the
-    // batch is delivered (then it sees `delivered`). So a cancel either
-    // comes first (no delivery) or after the delivery, never during it, and
-    // the lock is not held while fanning out.
-    let mut go = Vec::with_capacity(runs.len());
+    // Mark each claimed run delivering, unless a cancel came first. A
+    // cancel that meets a delivering run waits until the batch has been
+    // delivered, so it comes before a delivery or after it, never during,
+    // and the lock is not held while fanning out.
+    let mut go: Vec<(Run, Claimed)> = Vec::with_capacity(fired.len());
     {
         let mut st = sh.lock();
-        for (i, f) in runs.iter().enumerate() {
-            let Some(state) = st.inflight.get_mut(&f.run.id) else {
+        for ((_, run), claimed) in fired.iter().zip(claimed) {
+            let Some(claimed) = claimed else {
+                // Cancelled, finished or re-scheduled meanwhile.
+                if st
+                    .inflight
+                    .get(&run.id)
+                    .is_some_and(|f| f.token().is_none())
+                {
+                    st.inflight.remove(&run.id);
+                }
                 continue;
             };
-            if state.cancelled {
+            let Some(state) = st.inflight.get_mut(&run.id) else {
                 continue;
-            }
-            state.repeating = f.repeating;
-            state.delivering = true;
-            go.push(i);
-        }
-    }
-    for &i in &go {
-        let f = &mut runs[i];
-        let counts = deliver(sh, &f.envelope, now);
-        debug!(message_id = %f.run.id, channel = %f.envelope.channel, pubsub = counts.pubsub, "fired");
-        f.counts = Some(counts);
-    }
-    if !go.is_empty() {
-        let mut st = sh.lock();
-        for &i in &go {
-            if let Some(state) = st.inflight.get_mut(&runs[i].run.id) {
-                state.delivering = false;
-                state.delivered = true;
-                state.counts = runs[i].counts;
+            };
+            state.claimed(claimed.token, claimed.envelope.plan.is_repeating());
+            if state.begin_delivery() {
+                go.push((*run, claimed));
+            } else {
+                // Cancelled before delivery: the store's cancel has the
+                // last word; this claim is simply never completed.
+                st.inflight.remove(&run.id);
             }
         }
-        drop(st);
-        sh.delivered.notify_waiters();
     }
-
-    let completions: Vec<Completion> = runs
-        .iter()
-        .filter_map(|f| {
-            Some(Completion {
-                id: f.run.id,
-                due: f.run.due,
-                counts: f.counts?,
-                next: f.next.map_or(Next::Done, Next::At),
-            })
-        })
-        .collect();
-    // On failure the claims stay in the store until their lease runs out;
-    // the runs are then delivered again (at-least-once).
-    if !completions.is_empty()
-        && let Err(e) = sh.store.complete(completions).await
+    let mut done = Vec::with_capacity(go.len());
+    for (run, claimed) in &go {
+        let counts = fan_out(sh, &claimed.envelope, now);
+        debug!(message_id = %run.id, channel = %claimed.envelope.channel, pubsub = counts.pubsub, "fired");
+        done.push(counts);
+    }
+    if go.is_empty() {
+        return;
+    }
     {
-        warn!(error = %e, "store failed to complete delivered runs");
-    }
-
-    let mut st = sh.lock();
-    for id in skipped {
-        st.inflight.remove(&id);
-    }
-    for f in runs {
-        let state = st.inflight.remove(&f.run.id).unwrap_or_default();
-        if let (Some(next), Some(_), false) = (f.next, f.counts, state.cancelled) {
-            sh.schedule(&mut st, f.run.id, next);
+        let mut st = sh.lock();
+        for ((run, _), counts) in go.iter().zip(&done) {
+            if let Some(state) = st.inflight.get_mut(&run.id) {
+                state.finish(*counts);
+            }
         }
+    }
+    sh.delivered.notify_waiters();
+    for ((run, claimed), counts) in go.into_iter().zip(done) {
+        let after = claimed.envelope.plan.after_run(run.due, now);
+        if after.missed > 0 {
+            info!(message_id = %run.id, missed = after.missed, "missed runs collapsed into one");
+        }
+        sh.completer.submit(Done {
+            completion: Completion {
+                id: run.id,
+                token: claimed.token,
+                counts,
+                next: after.next.map_or(Next::Done, Next::At),
+            },
+            next: after.next,
+        });
     }
 }

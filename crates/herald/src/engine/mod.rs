@@ -1,38 +1,47 @@
 //! The `Engine`: publish, schedule, repeat, cancel, status and subscribe.
+//!
+//! | file | concept |
+//! |---|---|
+//! | `shared.rs` | what every part shares: boundaries, wheel, runs in flight |
+//! | `publish.rs` | validate into a plan, store, schedule or deliver now |
+//! | `cancel.rs` | the cancel protocol |
+//! | `inflight.rs` | a run between the wheel and its completion, and how a cancel meets it |
+//! | `deliver.rs` | the one fan-out seam |
+//! | `driver.rs` | the task that fires due runs and takes back expired leases |
+//! | `completer.rs` | recording delivered runs in batches, scheduling the next ones |
+//! | `reload.rs` | rebuilding the wheel at start-up |
+//! | `detached.rs` | futures that finish their work when their caller leaves |
 
 mod builder;
+mod cancel;
+mod completer;
+mod deliver;
+mod detached;
 mod driver;
+mod inflight;
+mod publish;
+mod reload;
+mod shared;
 mod stats;
-mod validate;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use herald_core::selector::Selector;
-use herald_core::{Key, Scheduler, Tick};
-use serde_json::Value;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
-use tracing::{Instrument, debug, info};
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
 
-use crate::id::IdGenerator;
-use crate::store::{CancelOutcome, Completion, Next, Record, RunState, Store};
-use crate::transport::{PubSubTransport, Subscription};
+use crate::store::RunState;
+use crate::transport::{Inbox, Membership, Subscription};
 use crate::{
-    Clock, DeliveredMessage, DeliveryCounts, DeliveryOptions, Envelope, Error, MessageId,
-    MessageStatus, PublishOptions, PublishRequest, PublishStatus,
+    Body, Clock, DeliveryOptions, Error, MessageId, MessageStatus, PublishOptions, PublishRequest,
+    PublishStatus, limits,
 };
 
 pub use builder::EngineBuilder;
-use stats::Counters;
+use detached::RunToCompletion;
+use shared::{Command, Shared};
 pub use stats::EngineStats;
-pub(crate) use validate::recurrence_of;
-
-/// Runs the publish-time validation (for the fuzz targets).
-#[cfg_attr(not(fuzzing), allow(dead_code))]
-pub(crate) fn plan_for_fuzzing(delivery: &DeliveryOptions, now: Tick) -> Result<(), Error> {
-    validate::plan(delivery, now).map(drop)
-}
 
 /// Herald's messaging engine: Backendless Messaging semantics on a
 /// `herald-core` scheduler.
@@ -64,8 +73,9 @@ pub(crate) fn plan_for_fuzzing(delivery: &DeliveryOptions, now: Tick) -> Result<
 ///
 /// clock.advance(Duration::from_secs(5));
 /// let run = sub.recv().await.unwrap().unwrap();
-/// assert_eq!(run.message(), "disk full");
+/// assert_eq!(run.message().get(), r#""disk full""#);
 /// assert_eq!(run.timestamp_millis(), 1_800_000_005_000);
+/// engine.settle().await;
 /// assert_eq!(engine.message_status(&status.message_id).await?.status, PublishStatus::Published);
 /// engine.shutdown().await;
 /// # Ok(())
@@ -77,10 +87,20 @@ pub(crate) fn plan_for_fuzzing(delivery: &DeliveryOptions, now: Tick) -> Result<
 /// One driver task owns the timing wheel (behind a short lock that
 /// `publish` and `cancel` also take). It sleeps until the wheel's next
 /// deadline and is woken early when an earlier one is inserted. Each due run
-/// is claimed in the [`Store`] (so it fires at most once, even across
-/// nodes), delivered through the [`PubSubTransport`], and completed in the
-/// store, which schedules the next repetition. Immediate one-off publishes
-/// skip the wheel: they are stored, delivered and completed by the caller.
+/// is claimed in the [`Store`](crate::Store) (so it fires at most once per
+/// lease, even across nodes), delivered through the
+/// [`PubSubTransport`](crate::PubSubTransport), and handed to a completer
+/// task that records it in the store in batches and schedules the next
+/// repetition. Immediate one-off publishes skip the wheel: they are stored
+/// as claimed, delivered by the caller, and answered before their
+/// completion is recorded.
+///
+/// # Cancellation safety
+///
+/// [`publish`](Self::publish) and [`cancel`](Self::cancel) finish their
+/// work once validation has passed even if their future is dropped (the
+/// rest runs in a task): a publish is then either not stored or fully
+/// scheduled or delivered; a cancel is carried out.
 #[derive(Clone, Debug)]
 pub struct Engine {
     shared: Arc<Shared>,
@@ -96,97 +116,6 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         let (tx, _) = oneshot::channel();
         let _ = self.0.send(Command::Shutdown(tx));
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) transport: Arc<dyn PubSubTransport>,
-    pub(crate) ids: IdGenerator,
-    pub(crate) state: Mutex<WheelState>,
-    pub(crate) wake: Notify,
-    /// Notified after each batch of runs has been delivered (a cancel
-    /// waiting for a run that is `delivering`).
-    pub(crate) delivered: Notify,
-    pub(crate) commands: mpsc::UnboundedSender<Command>,
-    pub(crate) shut: AtomicBool,
-    /// Becomes true once the driver has reloaded the store at start-up;
-    /// `publish` and `cancel` wait for it (a reload racing them could
-    /// release a claim in progress, undo a cancel, or reorder runs).
-    pub(crate) ready: watch::Sender<bool>,
-    pub(crate) counters: Counters,
-    pub(crate) lease_ms: u64,
-}
-
-/// A run waiting in the wheel.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Run {
-    pub(crate) id: MessageId,
-    pub(crate) due: Tick,
-}
-
-/// A run taken out of the wheel and not yet completed.
-#[derive(Debug, Default)]
-pub(crate) struct Inflight {
-    /// The run is being handed to the transport (outside the lock).
-    pub(crate) delivering: bool,
-    /// The run has been handed to the transport.
-    pub(crate) delivered: bool,
-    /// What the delivery counted, once delivered (not yet in the store).
-    pub(crate) counts: Option<DeliveryCounts>,
-    /// A cancel came in: do not deliver (if not yet), do not reschedule.
-    pub(crate) cancelled: bool,
-    /// The message repeats (so a cancel after delivery still counts).
-    pub(crate) repeating: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct WheelState {
-    pub(crate) wheel: Scheduler<Run>,
-    pub(crate) keys: HashMap<MessageId, Key>,
-    pub(crate) inflight: HashMap<MessageId, Inflight>,
-    /// What the driver sleeps until (`None`: nothing scheduled).
-    pub(crate) planned_wake: Option<Tick>,
-}
-
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Run a pass at the current time, then answer.
-    Settle(oneshot::Sender<()>),
-    /// Stop, then answer.
-    Shutdown(oneshot::Sender<()>),
-}
-
-impl Shared {
-    /// Waits for the start-up reload, then refuses if shut down.
-    async fn admit(&self) -> Result<(), Error> {
-        if !*self.ready.borrow() {
-            let mut rx = self.ready.subscribe();
-            // The sender lives in `self`, so this only ends when ready.
-            let _ = rx.wait_for(|ready| *ready).await;
-        }
-        if self.shut.load(Ordering::Acquire) {
-            return Err(Error::ShutDown);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, WheelState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Puts a run in the wheel and wakes the driver if it is now the first.
-    pub(crate) fn schedule(&self, st: &mut WheelState, id: MessageId, due: Tick) {
-        let key = st.wheel.insert_at(due, Run { id, due });
-        if let Some(old) = st.keys.insert(id, key) {
-            st.wheel.cancel(old);
-        }
-        if st.planned_wake.is_none_or(|w| due < w) {
-            st.planned_wake = Some(due);
-            self.wake.notify_one();
-        }
     }
 }
 
@@ -208,7 +137,8 @@ impl Engine {
     /// Returns `published` for an immediate one-off message (delivered to the
     /// channel's subscribers before this returns) and `scheduled` for a
     /// delayed or repeating one. The message is in the store before this
-    /// returns.
+    /// returns. The options are checked once, into a
+    /// [`DeliveryPlan`](crate::DeliveryPlan).
     ///
     /// # Errors
     ///
@@ -218,87 +148,14 @@ impl Engine {
     pub async fn publish(
         &self,
         channel: &str,
-        message: Value,
+        message: Body,
         publish: PublishOptions,
         delivery: DeliveryOptions,
     ) -> Result<MessageStatus, Error> {
-        let sh = &*self.shared;
-        sh.admit().await?;
-        validate::check_channel(channel)?;
-        if let Some(q) = &delivery.segment_query {
-            Selector::parse(q)?;
-        }
-        let now = sh.clock.now();
-        let plan = validate::plan(&delivery, now)?;
-        let id = sh.ids.next(now);
-        let envelope = Arc::new(Envelope {
-            id,
-            channel: channel.to_owned(),
-            message,
-            publish,
-            delivery,
-            accepted_at: now,
-        });
-        let span = tracing::debug_span!("publish", message_id = %id, channel);
-        // Instrumented rather than `span.entered()`: an entered span held across
-        // `.await` makes this future `!Send` (no `tokio::spawn`ing a publish).
-        async move {
-            match plan.first {
-                None => {
-                    sh.store
-                        .insert(Record {
-                            envelope: envelope.clone(),
-                            state: RunState::Firing {
-                                due: now,
-                                lease_until: now.saturating_add_millis(sh.lease_ms),
-                            },
-                            counts: DeliveryCounts::default(),
-                        })
-                        .await?;
-                    let counts = deliver(sh, &envelope, now);
-                    sh.store
-                        .complete(vec![Completion {
-                            id,
-                            due: now,
-                            counts,
-                            next: Next::Done,
-                        }])
-                        .await?;
-                    debug!(pubsub = counts.pubsub, "published");
-                    Counters::bump(&sh.counters.published, 1);
-                    Ok(MessageStatus {
-                        message_id: id.to_string(),
-                        status: PublishStatus::Published,
-                        error_message: None,
-                        deliveries: counts,
-                    })
-                }
-                Some(due) => {
-                    sh.store
-                        .insert(Record {
-                            envelope,
-                            state: RunState::Scheduled { due },
-                            counts: DeliveryCounts::default(),
-                        })
-                        .await?;
-                    sh.schedule(&mut sh.lock(), id, due);
-                    debug!(due = due.as_millis(), "scheduled");
-                    Counters::bump(&sh.counters.published, 1);
-                    Counters::bump(&sh.counters.scheduled, 1);
-                    Ok(MessageStatus {
-                        message_id: id.to_string(),
-                        status: PublishStatus::Scheduled,
-                        error_message: None,
-                        deliveries: DeliveryCounts::default(),
-                    })
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        publish::publish(&self.shared, channel, message, publish, delivery).await
     }
 
-    /// Publishes a decoded request body (see [`PublishRequest::from_json`]).
+    /// Publishes a decoded request body (see [`PublishRequest::from_slice`]).
     ///
     /// # Errors
     ///
@@ -326,15 +183,16 @@ impl Engine {
             return Ok(MessageStatus::unknown(id));
         };
         let mut status = record.status();
-        // A run delivered but not yet completed in the store (a durable
-        // store's commit is in progress): report what subscribers already
-        // saw, so a status read right after a delivery is not stale.
-        if status.status == PublishStatus::Scheduled
+        // A run delivered but not yet recorded (its completion is on its way
+        // to the store): report what subscribers already saw, so a status
+        // read right after a delivery is not stale.
+        if let RunState::Firing { token, .. } = record.state
             && let Some(run) = self.shared.lock().inflight.get(&mid)
-            && let Some(counts) = run.counts
+            && run.token() == Some(token)
+            && let Some(counts) = run.delivered()
         {
             status.deliveries.add(&counts);
-            if !run.repeating {
+            if !run.is_repeating() {
                 status.status = PublishStatus::Published;
             }
         }
@@ -351,84 +209,78 @@ impl Engine {
     /// published, failed or cancelled; [`Error::ShutDown`] after
     /// [`shutdown`](Self::shutdown).
     pub async fn cancel(&self, id: &str) -> Result<MessageStatus, Error> {
-        let sh = &*self.shared;
-        sh.admit().await?;
         let Ok(mid) = id.parse::<MessageId>() else {
             return Err(Error::NotCancellable);
         };
-        loop {
-            // Registered before looking, so a delivery finishing in between
-            // is not missed.
-            let delivered = sh.delivered.notified();
-            tokio::pin!(delivered);
-            delivered.as_mut().enable();
-            {
-                let mut st = sh.lock();
-                if let Some(key) = st.keys.remove(&mid) {
-                    st.wheel.cancel(key);
-                } else if let Some(run) = st.inflight.get_mut(&mid) {
-                    if !run.delivering {
-                        if run.delivered && !run.repeating {
-                            return Err(Error::NotCancellable);
-                        }
-                        run.cancelled = true;
-                    }
-                } else {
-                    break;
-                }
-                if !st.inflight.get(&mid).is_some_and(|r| r.delivering) {
-                    break;
-                }
-            }
-            // A run of this message is being delivered right now: wait for
-            // it, then decide (delivered one-off: 5040; repeating: cancel
-            // the rest).
-            delivered.await;
-        }
-        match sh.store.cancel(mid).await? {
-            CancelOutcome::Cancelled(record) => {
-                info!(message_id = %mid, channel = %record.envelope.channel, "cancelled");
-                Counters::bump(&sh.counters.cancelled, 1);
-                Ok(record.status())
-            }
-            CancelOutcome::Finished(_) | CancelOutcome::NotFound => Err(Error::NotCancellable),
-        }
+        RunToCompletion::new(cancel::cancel(self.shared.clone(), mid)).await
     }
 
     /// Subscribes to `channel`, optionally filtered by a selector over the
     /// message headers (SQL-92 conditional expression; see
-    /// [`herald_core::selector`]).
+    /// [`herald_core::selector`]), on an inbox of its own (limits from
+    /// [`EngineBuilder::subscription_limits`]).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidChannel`] (5010), [`Error::InvalidSelector`] (5012,
     /// with the position), [`Error::ShutDown`].
     pub fn subscribe(&self, channel: &str, selector: Option<&str>) -> Result<Subscription, Error> {
-        if self.shared.shut.load(Ordering::Acquire) {
+        let inbox = Inbox::new(self.shared.inbox_limits);
+        let membership = self.subscribe_to(&inbox, channel, selector)?;
+        Ok(Subscription::new(inbox, membership))
+    }
+
+    /// Subscribes `inbox` to `channel` (filtered by `selector`): one more
+    /// subscription feeding a shared inbox, such as all the listeners of one
+    /// real-time connection. Dropping the returned [`Membership`]
+    /// unsubscribes at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe), and
+    /// [`Error::TooManySubscriptions`] (5093) when the inbox has its
+    /// [`max_subscriptions`](crate::InboxLimits::max_subscriptions) or is
+    /// closed.
+    pub fn subscribe_to(
+        &self,
+        inbox: &Inbox,
+        channel: &str,
+        selector: Option<&str>,
+    ) -> Result<Membership, Error> {
+        if self.shared.is_shut() {
             return Err(Error::ShutDown);
         }
-        validate::check_channel(channel)?;
+        limits::check_channel(channel)?;
         let selector = selector
             .filter(|s| !s.trim().is_empty())
             .map(Selector::parse)
             .transpose()?;
-        let sub = self.shared.transport.subscribe(channel, selector)?;
+        let subscriber = inbox.join().ok_or(Error::TooManySubscriptions {
+            limit: inbox.limits().max_subscriptions,
+        })?;
+        let membership = self
+            .shared
+            .transport
+            .subscribe(channel, selector, subscriber)?;
         debug!(channel, "subscribed");
-        Ok(sub)
+        Ok(membership)
     }
 
     /// Deletes `channel`: its subscriptions end. Messages scheduled for it
-    /// still fire (to whoever subscribes again). Returns whether it existed.
+    /// still fire (to whoever subscribes again). Returns whether it had
+    /// subscriptions.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidChannel`] (5010).
     pub fn delete_channel(&self, channel: &str) -> Result<bool, Error> {
-        validate::check_channel(channel)?;
+        limits::check_channel(channel)?;
         Ok(self.shared.transport.delete_channel(channel))
     }
 
-    /// The channels in use (published or subscribed to), sorted.
+    /// The channels with subscriptions on this engine, sorted. (Channels
+    /// are names: one exists while someone subscribes to it; publishing to
+    /// a channel nobody subscribes to keeps nothing.)
     pub fn channels(&self) -> Vec<String> {
         self.shared.transport.channels()
     }
@@ -445,9 +297,10 @@ impl Engine {
     }
 
     /// Waits until the driver has fired every run due at the clock's current
-    /// time (and finished loading the store at start-up). With a
-    /// [`ManualClock`](crate::ManualClock), `advance` then `settle` makes
-    /// "nothing fired yet" assertions deterministic.
+    /// time (and finished loading the store at start-up), and the store has
+    /// recorded those runs. With a [`ManualClock`](crate::ManualClock),
+    /// `advance` then `settle` makes "nothing fired yet" assertions
+    /// deterministic.
     pub async fn settle(&self) {
         let (tx, rx) = oneshot::channel();
         if self.shared.commands.send(Command::Settle(tx)).is_ok() {
@@ -455,151 +308,25 @@ impl Engine {
         }
     }
 
-    /// Stops the driver, waits for the run it is delivering (if any), ends
-    /// every subscription and closes the store ([`Store::close`]: a durable
-    /// store flushes). Later calls fail with [`Error::ShutDown`].
-    /// Scheduled messages stay in the store (a durable store keeps them for
-    /// the next start).
+    /// Stops the driver, waits for the runs it is delivering and for their
+    /// completions to be recorded, ends every subscription and closes the
+    /// store ([`Store::close`](crate::Store::close): a durable store
+    /// flushes). Later calls fail with [`Error::ShutDown`]. Scheduled
+    /// messages stay in the store (a durable store keeps them for the next
+    /// start).
     pub async fn shutdown(&self) {
         self.shared.shut.store(true, Ordering::Release);
         let (tx, rx) = oneshot::channel();
         if self.shared.commands.send(Command::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
+        // Immediate publishes that were delivered after the driver stopped.
+        self.shared.completer.stop().await;
         for ch in self.shared.transport.channels() {
             self.shared.transport.delete_channel(&ch);
         }
         if let Err(e) = self.shared.store.close().await {
             tracing::warn!(error = %e, "store failed to close cleanly");
         }
-    }
-}
-
-/// Delivers one run of `envelope` and returns the counters to add.
-pub(crate) fn deliver(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> DeliveryCounts {
-    let mut counts = DeliveryCounts {
-        runs: 1,
-        ..DeliveryCounts::default()
-    };
-    Counters::bump(&sh.counters.runs, 1);
-    if envelope.delivery.publish_policy.includes_pubsub() {
-        let msg = DeliveredMessage::new(envelope.clone(), now);
-        match sh.transport.publish(&msg) {
-            Ok(n) => {
-                counts.pubsub = n;
-                Counters::bump(&sh.counters.pubsub_deliveries, n);
-                debug!(message_id = %envelope.id, channel = %envelope.channel, subscriptions = n, "delivered");
-            }
-            Err(e) => {
-                tracing::warn!(message_id = %envelope.id, error = %e, "pub/sub delivery failed")
-            }
-        }
-    }
-    counts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn send<T: Send>(t: T) -> T {
-        t
-    }
-
-    /// The API's futures can be spawned on a multi-thread runtime.
-    #[tokio::test]
-    async fn api_futures_are_send() {
-        let engine = Engine::builder().build();
-        let st = send(engine.publish(
-            "c",
-            Value::Null,
-            PublishOptions::default(),
-            DeliveryOptions::default(),
-        ))
-        .await
-        .expect("publish");
-        send(engine.message_status(&st.message_id))
-            .await
-            .expect("status");
-        assert!(send(engine.cancel(&st.message_id)).await.is_err());
-        send(engine.publish_request("c", PublishRequest::default()))
-            .await
-            .expect("publish");
-        send(engine.settle()).await;
-        send(engine.shutdown()).await;
-    }
-
-    /// A `MemoryStore` whose `complete` lets other tasks run first (as any
-    /// store doing I/O would).
-    #[derive(Clone, Debug)]
-    struct YieldingStore(crate::MemoryStore);
-
-    impl Store for YieldingStore {
-        fn insert(&self, record: Record) -> crate::StoreFuture<'_, ()> {
-            self.0.insert(record)
-        }
-        fn get(&self, id: MessageId) -> crate::StoreFuture<'_, Option<Record>> {
-            self.0.get(id)
-        }
-        fn claim(
-            &self,
-            claims: Vec<crate::Claim>,
-            lease_until: Tick,
-        ) -> crate::StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
-            self.0.claim(claims, lease_until)
-        }
-        fn complete(&self, completions: Vec<Completion>) -> crate::StoreFuture<'_, ()> {
-            Box::pin(async move {
-                tokio::task::yield_now().await;
-                self.0.complete(completions).await
-            })
-        }
-        fn cancel(&self, id: MessageId) -> crate::StoreFuture<'_, CancelOutcome> {
-            self.0.cancel(id)
-        }
-        fn pending(
-            &self,
-            after: Option<MessageId>,
-            limit: usize,
-        ) -> crate::StoreFuture<'_, Vec<Record>> {
-            self.0.pending(after, limit)
-        }
-        fn release_expired(&self, before: Tick) -> crate::StoreFuture<'_, u64> {
-            self.0.release_expired(before)
-        }
-    }
-
-    /// An immediate publish made while the driver is still reloading the
-    /// store at start-up is delivered once.
-    ///
-    /// It used to fail: the single-node reload releases *every* claim
-    /// (`release_expired(Tick::MAX)`), including the `Firing` record of an
-    /// immediate publish between its delivery and its completion, and the
-    /// driver fired it a second time. Publishes now wait for the reload.
-    #[tokio::test]
-    async fn a_publish_racing_the_start_up_reload_is_delivered_once() {
-        let engine = Engine::builder()
-            .clock(crate::ManualClock::new(Tick::from_millis(
-                1_800_000_000_000,
-            )))
-            .store(YieldingStore(crate::MemoryStore::new()))
-            .build();
-        let mut sub = engine.subscribe("c", None).expect("subscribe");
-        let st = engine
-            .publish(
-                "c",
-                Value::from(1),
-                PublishOptions::default(),
-                DeliveryOptions::default(),
-            )
-            .await
-            .expect("publish");
-        engine.settle().await;
-        assert!(sub.try_recv().is_some(), "delivered");
-        let again = sub.try_recv();
-        let status = engine.message_status(&st.message_id).await.expect("status");
-        assert!(again.is_none(), "delivered twice; status now {status:?}");
-        assert_eq!(status.deliveries.runs, 1);
-        engine.shutdown().await;
     }
 }

@@ -19,12 +19,15 @@ pub struct EngineStats {
     pub cancelled: u64,
     /// Runs waiting in the wheel right now.
     pub pending: u64,
-    /// Runs found claimed but not completed at start-up (in flight at a
-    /// crash) and handed out again: delivery is at-least-once, and this
-    /// counts the "more than once" candidates.
+    /// Runs found claimed with an expired lease (in flight at a crash, or
+    /// whose completion failed) and handed out again: delivery is
+    /// at-least-once, and this counts the "more than once" candidates.
     pub recovered_runs: u64,
     /// Unfinished messages loaded from the store at start-up.
     pub reloaded: u64,
+    /// Delivered runs whose completion the store would not record (they
+    /// are delivered again when their leases end).
+    pub completion_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -36,6 +39,7 @@ pub(crate) struct Counters {
     pub(crate) cancelled: AtomicU64,
     pub(crate) recovered_runs: AtomicU64,
     pub(crate) reloaded: AtomicU64,
+    pub(crate) completion_failures: AtomicU64,
 }
 
 impl Counters {
@@ -54,6 +58,7 @@ impl Counters {
             pending,
             recovered_runs: get(&self.recovered_runs),
             reloaded: get(&self.reloaded),
+            completion_failures: get(&self.completion_failures),
         }
     }
 }

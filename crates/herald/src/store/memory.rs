@@ -1,16 +1,18 @@
 //! The in-memory [`Store`]: the default for embedding, lost on exit.
 
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald_core::Tick;
 
 use super::{
-    CancelOutcome, Claim, Completion, Next, Record, RunState, Store, StoreError, StoreFuture,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, Next,
+    Record, RunState, Start, Store, StoreError, StoreFuture,
 };
-use crate::{Envelope, MessageId};
+use crate::{DeliveryCounts, Envelope, MessageId};
 
 const SHARDS: usize = 16;
 
@@ -34,15 +36,30 @@ const SHARDS: usize = 16;
 /// ```
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    shards: Arc<[Mutex<Shard>; SHARDS]>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shards: [Mutex<Shard>; SHARDS],
     retain_per_shard: usize,
+    /// The last fencing token issued.
+    tokens: AtomicU64,
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    records: HashMap<MessageId, Record, BuildHasherDefault<IdHasher>>,
+    records: HashMap<MessageId, Entry, BuildHasherDefault<IdHasher>>,
     /// Finished ids, oldest first (may hold ids already gone).
     finished: VecDeque<MessageId>,
+}
+
+/// A record and its current claim: the token of the `Firing` state, or of
+/// the claim a cancel interrupted (its completion still adds counters).
+#[derive(Debug)]
+struct Entry {
+    record: Record,
+    token: Option<FencingToken>,
 }
 
 impl Default for MemoryStore {
@@ -64,14 +81,21 @@ impl MemoryStore {
     /// records (at least one per internal shard).
     pub fn with_retention(retain_finished: usize) -> Self {
         Self {
-            shards: Arc::new(std::array::from_fn(|_| Mutex::new(Shard::default()))),
-            retain_per_shard: retain_finished.div_ceil(SHARDS).max(1),
+            inner: Arc::new(Inner {
+                shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+                retain_per_shard: retain_finished.div_ceil(SHARDS).max(1),
+                tokens: AtomicU64::new(0),
+            }),
         }
     }
 
     /// How many records are held (finished ones included).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).records.len()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| lock(s).records.len())
+            .sum()
     }
 
     /// Whether no record is held.
@@ -81,13 +105,17 @@ impl MemoryStore {
 
     fn shard(&self, id: MessageId) -> MutexGuard<'_, Shard> {
         // The low bits of an id are random (see `MessageId`).
-        lock(&self.shards[(id.as_u128() as usize) % SHARDS])
+        lock(&self.inner.shards[(id.as_u128() as usize) % SHARDS])
+    }
+
+    fn token(&self) -> FencingToken {
+        FencingToken::new(self.inner.tokens.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 
-/// Hashes a [`MessageId`] by folding its bits: ids already end in 62
-/// random bits (see `MessageId`), so SipHash's work buys nothing here. The
-/// shard index uses the lowest bits; the fold mixes in the high half so the
+/// Hashes a [`MessageId`] by folding its bits: ids already end in random
+/// bits (see `MessageId`), so SipHash's work buys nothing here. The shard
+/// index uses the lowest bits; the fold mixes in the high half so the
 /// table's own bucket bits differ from the shard's.
 #[derive(Default)]
 struct IdHasher(u64);
@@ -127,7 +155,7 @@ impl Shard {
             if self
                 .records
                 .get(&old)
-                .is_some_and(|r| r.state.is_finished())
+                .is_some_and(|e| e.record.state.is_finished())
             {
                 self.records.remove(&old);
             }
@@ -140,40 +168,75 @@ fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T>
 }
 
 impl Store for MemoryStore {
-    fn insert(&self, record: Record) -> StoreFuture<'_, ()> {
-        let id = record.envelope.id;
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        let id = envelope.id;
+        let (state, token) = match start {
+            Start::At(due) => (RunState::Scheduled { due }, None),
+            Start::Claimed { due, lease_until } => {
+                let token = self.token();
+                (
+                    RunState::Firing {
+                        due,
+                        lease_until,
+                        token,
+                    },
+                    Some(token),
+                )
+            }
+        };
         let mut shard = self.shard(id);
-        let finished = record.state.is_finished();
         match shard.records.entry(id) {
-            Entry::Occupied(_) => return ready(Err(StoreError::Duplicate(id))),
-            Entry::Vacant(slot) => {
-                slot.insert(record);
+            MapEntry::Occupied(_) => ready(Err(StoreError::Duplicate(id))),
+            MapEntry::Vacant(slot) => {
+                slot.insert(Entry {
+                    record: Record {
+                        envelope,
+                        state,
+                        counts: DeliveryCounts::default(),
+                        error: None,
+                    },
+                    token,
+                });
+                ready(Ok(token))
             }
         }
-        if finished {
-            shard.finish(id, self.retain_per_shard);
-        }
-        ready(Ok(()))
     }
 
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
-        ready(Ok(self.shard(id).records.get(&id).cloned()))
+        ready(Ok(self
+            .shard(id)
+            .records
+            .get(&id)
+            .map(|e| e.record.clone())))
     }
 
     fn claim(
         &self,
         claims: Vec<Claim>,
         lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
         let out = claims
             .into_iter()
             .map(|c| {
                 let mut shard = self.shard(c.id);
-                let r = shard.records.get_mut(&c.id)?;
-                match r.state {
+                let e = shard.records.get_mut(&c.id)?;
+                match e.record.state {
                     RunState::Scheduled { due } if due == c.due => {
-                        r.state = RunState::Firing { due, lease_until };
-                        Some(r.envelope.clone())
+                        let token = self.token();
+                        e.record.state = RunState::Firing {
+                            due,
+                            lease_until,
+                            token,
+                        };
+                        e.token = Some(token);
+                        Some(Claimed {
+                            token,
+                            envelope: e.record.envelope.clone(),
+                        })
                     }
                     _ => None,
                 }
@@ -182,76 +245,135 @@ impl Store for MemoryStore {
         ready(Ok(out))
     }
 
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()> {
-        for c in completions {
-            let mut shard = self.shard(c.id);
-            let Some(r) = shard.records.get_mut(&c.id) else {
-                continue;
-            };
-            r.counts.add(&c.counts);
-            match &r.state {
-                RunState::Firing { due, .. } if *due == c.due => {}
-                // Cancelled while firing, or a stale completion (the lease
-                // expired and the run went to someone else): counters only.
-                _ => continue,
-            }
-            r.state = match c.next {
-                Next::At(due) => RunState::Scheduled { due },
-                Next::Done => RunState::Published,
-                Next::Failed(error) => RunState::Failed { error },
-            };
-            if r.state.is_finished() {
-                shard.finish(c.id, self.retain_per_shard);
-            }
-        }
-        ready(Ok(()))
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        let out = leases
+            .into_iter()
+            .map(|l| {
+                let mut shard = self.shard(l.id);
+                let Some(e) = shard.records.get_mut(&l.id) else {
+                    return false;
+                };
+                match &mut e.record.state {
+                    RunState::Firing {
+                        lease_until: lease,
+                        token,
+                        ..
+                    } if *token == l.token => {
+                        *lease = lease_until;
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .collect();
+        ready(Ok(out))
+    }
+
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
+        let retain = self.inner.retain_per_shard;
+        let out = completions
+            .into_iter()
+            .map(|c| {
+                let mut shard = self.shard(c.id);
+                let Some(e) = shard.records.get_mut(&c.id) else {
+                    return false;
+                };
+                if e.token != Some(c.token) {
+                    return false;
+                }
+                e.token = None;
+                e.record.counts.add(&c.counts);
+                if !matches!(e.record.state, RunState::Firing { .. }) {
+                    // Cancelled while firing: counters only.
+                    return true;
+                }
+                match c.next {
+                    Next::At(due) => e.record.state = RunState::Scheduled { due },
+                    Next::Done => e.record.state = RunState::Published,
+                    Next::Failed(error) => {
+                        e.record.state = RunState::Failed;
+                        e.record.error = Some(error);
+                    }
+                }
+                if e.record.state.is_finished() {
+                    shard.finish(c.id, retain);
+                }
+                true
+            })
+            .collect();
+        ready(Ok(out))
     }
 
     fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
         let mut shard = self.shard(id);
         let out = match shard.records.get_mut(&id) {
             None => CancelOutcome::NotFound,
-            Some(r) if r.state.is_finished() => CancelOutcome::Finished(r.clone()),
-            Some(r) => {
-                r.state = RunState::Cancelled;
-                let after = r.clone();
-                shard.finish(id, self.retain_per_shard);
+            Some(e) if e.record.state.is_finished() => CancelOutcome::Finished(e.record.clone()),
+            Some(e) => {
+                // A firing run's token stays current for its completion.
+                e.record.state = RunState::Cancelled;
+                let after = e.record.clone();
+                shard.finish(id, self.inner.retain_per_shard);
                 CancelOutcome::Cancelled(after)
             }
         };
         ready(Ok(out))
     }
 
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<Record>> {
-        let mut out: Vec<Record> = Vec::new();
-        for s in self.shards.iter() {
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        for a in amendments {
+            let mut shard = self.shard(a.id);
+            let Some(e) = shard.records.get_mut(&a.id) else {
+                continue;
+            };
+            e.record.counts.add(&a.counts);
+            if let Some(error) = a.error {
+                e.record.error = Some(error);
+            }
+            if a.fail && e.record.state == RunState::Published {
+                e.record.state = RunState::Failed;
+            }
+        }
+        ready(Ok(()))
+    }
+
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
+        let mut out: Vec<DueRun> = Vec::new();
+        for s in &self.inner.shards {
             let shard = lock(s);
             out.extend(
                 shard
                     .records
-                    .values()
-                    .filter(|r| !r.state.is_finished() && after.is_none_or(|a| r.envelope.id > a))
-                    .cloned(),
+                    .iter()
+                    .filter_map(|(&id, e)| match e.record.state {
+                        RunState::Scheduled { due } if after.is_none_or(|a| id > a) => {
+                            Some(DueRun { id, due })
+                        }
+                        _ => None,
+                    }),
             );
         }
-        out.sort_unstable_by_key(|r| r.envelope.id);
+        out.sort_unstable_by_key(|r| r.id);
         out.truncate(limit);
         ready(Ok(out))
     }
 
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64> {
-        let mut n = 0;
-        for s in self.shards.iter() {
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
+        let mut out = Vec::new();
+        for s in &self.inner.shards {
             let mut shard = lock(s);
-            for r in shard.records.values_mut() {
-                if let RunState::Firing { due, lease_until } = r.state
+            for (&id, e) in &mut shard.records {
+                if let RunState::Firing {
+                    due, lease_until, ..
+                } = e.record.state
                     && lease_until < before
                 {
-                    r.state = RunState::Scheduled { due };
-                    n += 1;
+                    e.record.state = RunState::Scheduled { due };
+                    e.token = None;
+                    out.push(DueRun { id, due });
                 }
             }
         }
-        ready(Ok(n))
+        ready(Ok(out))
     }
 }

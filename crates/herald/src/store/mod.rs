@@ -7,9 +7,10 @@
 //! and a shared one (PostgreSQL) lets several nodes claim runs without
 //! firing any twice.
 
+mod error;
 mod memory;
+mod types;
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -17,148 +18,17 @@ use std::sync::Arc;
 
 use herald_core::Tick;
 
-use crate::{DeliveryCounts, Envelope, MessageId, MessageStatus, PublishStatus};
+use crate::{Envelope, MessageId};
 
+pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use types::{
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, Next,
+    Record, RunState, Start,
+};
 
 /// The future a [`Store`] method returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-/// A message's place in its life, as the store records it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunState {
-    /// Waiting for its next run at `due`.
-    Scheduled {
-        /// When the next run is due.
-        due: Tick,
-    },
-    /// The run due at `due` has been claimed by a node and is being
-    /// delivered; if `lease_until` passes without a completion the run is
-    /// handed out again (at-least-once).
-    Firing {
-        /// The run being delivered.
-        due: Tick,
-        /// Until when the claim holds.
-        lease_until: Tick,
-    },
-    /// The last run was delivered.
-    Published,
-    /// Delivery failed for good.
-    Failed {
-        /// Why.
-        error: String,
-    },
-    /// Cancelled before its last run.
-    Cancelled,
-}
-
-impl RunState {
-    /// The status clients see for this state.
-    pub fn status(&self) -> PublishStatus {
-        match self {
-            Self::Scheduled { .. } | Self::Firing { .. } => PublishStatus::Scheduled,
-            Self::Published => PublishStatus::Published,
-            Self::Failed { .. } => PublishStatus::Failed,
-            Self::Cancelled => PublishStatus::Cancelled,
-        }
-    }
-
-    /// Whether no more runs will happen (published, failed or cancelled).
-    pub fn is_finished(&self) -> bool {
-        matches!(
-            self,
-            Self::Published | Self::Failed { .. } | Self::Cancelled
-        )
-    }
-}
-
-/// Everything the store knows about one message.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    /// The message as accepted (immutable).
-    pub envelope: Arc<Envelope>,
-    /// Where it is in its life.
-    pub state: RunState,
-    /// Deliveries so far.
-    pub counts: DeliveryCounts,
-}
-
-impl Record {
-    /// The client-facing status of this record.
-    pub fn status(&self) -> MessageStatus {
-        MessageStatus {
-            message_id: self.envelope.id.to_string(),
-            status: self.state.status(),
-            error_message: match &self.state {
-                RunState::Failed { error } => Some(error.clone()),
-                _ => None,
-            },
-            deliveries: self.counts,
-        }
-    }
-}
-
-/// A request to claim the run of message `id` that is due at `due`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Claim {
-    /// The message.
-    pub id: MessageId,
-    /// The run's due time, as the engine scheduled it.
-    pub due: Tick,
-}
-
-/// What to record after a claimed run was delivered.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// The message.
-    pub id: MessageId,
-    /// The run that was delivered (as claimed).
-    pub due: Tick,
-    /// Counters to add (normally `runs: 1` plus the deliveries).
-    pub counts: DeliveryCounts,
-    /// What happens next.
-    pub next: Next,
-}
-
-/// A message's fate after a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Next {
-    /// Run again at this time: the state becomes `Scheduled { due }`.
-    At(Tick),
-    /// That was the last run: the state becomes `Published`.
-    Done,
-    /// Delivery failed for good: the state becomes `Failed`.
-    Failed(String),
-}
-
-/// The result of [`Store::cancel`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum CancelOutcome {
-    /// The message was scheduled (or firing) and is now cancelled; the
-    /// record after the change.
-    Cancelled(Record),
-    /// The message exists but is already finished; its record.
-    Finished(Record),
-    /// No such message.
-    NotFound,
-}
-
-/// Why a store operation failed. Errors are the store's, never the caller's:
-/// the engine reports them as [`Error::Store`](crate::Error::Store) and
-/// acknowledges nothing that was not stored.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// [`Store::insert`] of an id that is already stored.
-    #[error("message {0} is already stored")]
-    Duplicate(MessageId),
-    /// The store is closed.
-    #[error("the store is closed")]
-    Closed,
-    /// Anything else the backend reports (I/O, corruption, connection).
-    #[error(transparent)]
-    Other(Box<dyn StdError + Send + Sync>),
-}
 
 /// Persists messages, their schedules and their statuses.
 ///
@@ -169,64 +39,91 @@ pub enum StoreError {
 /// promises (the in-memory store: until the process exits; redb: on disk;
 /// PostgreSQL: committed). The engine may call methods concurrently.
 ///
-/// * [`insert`](Self::insert) stores a new record. The engine inserts
-///   one-off messages due now as `Firing` (it claims them itself) and the
-///   rest as `Scheduled`. An id that exists already is
-///   [`StoreError::Duplicate`] and changes nothing.
+/// A message is `Scheduled { due }` (waiting for the run at `due`),
+/// `Firing { due, lease_until, token }` (that run was claimed: someone is
+/// delivering it), or finished: `Published`, `Failed` or `Cancelled`.
+///
+/// * [`insert`](Self::insert) stores a new message, either scheduled
+///   ([`Start::At`]) or already claimed by the caller ([`Start::Claimed`]:
+///   a one-off due now, which the publisher delivers itself); for a claimed
+///   start it returns the claim's [`FencingToken`]. An id that exists
+///   already is [`StoreError::Duplicate`] and changes nothing.
 /// * [`get`](Self::get) returns the record, or `None` if the id was never
 ///   stored or its finished record has been purged (a store may forget
 ///   finished messages after a retention period; unfinished ones never).
 /// * [`claim`](Self::claim) moves each `Scheduled { due }` whose `due`
-///   equals the claim's to `Firing { due, lease_until }` and returns its
-///   envelope; any other state (cancelled, finished, claimed by another
-///   node, rescheduled to a different due) yields `None` at that position.
-///   So each run is claimed at most once, across any number of nodes.
-/// * [`complete`](Self::complete) applies a completion to a record that is
-///   `Firing` the completion's `due` (or that expired and was re-claimed):
-///   counters are added, and the state becomes `Scheduled { next }`,
-///   `Published` or `Failed`. A record cancelled while firing stays
-///   `Cancelled` (counters are still added). Completions for unknown ids
-///   are ignored.
+///   equals the claim's to `Firing` with the lease and a new fencing token,
+///   and returns the token and the envelope; any other state (cancelled,
+///   finished, claimed by another node, rescheduled to a different due)
+///   yields `None` at that position. So each run is claimed at most once
+///   per lease, across any number of nodes.
+/// * A fencing token names one claim. Tokens are never reused for the same
+///   message: a claim released by [`release_expired`](Self::release_expired)
+///   and claimed again gets a new one, and the old one is *stale*.
+/// * [`renew`](Self::renew) extends the lease of each `Firing` run whose
+///   token is current; a stale token changes nothing (`false`).
+/// * [`complete`](Self::complete) applies a completion whose token is
+///   current: counters are added, and the state becomes `Scheduled { next }`,
+///   `Published` or `Failed` (with the completion's error as the record's
+///   error). A message cancelled while its run was firing stays `Cancelled`,
+///   but that run's token stays current for its completion, whose counters
+///   are added. A stale token, or an unknown id, changes nothing (`false`).
 /// * [`cancel`](Self::cancel) moves `Scheduled` or `Firing` to `Cancelled`;
-///   a cancelled message is never claimed again.
-/// * [`pending`](Self::pending) lists unfinished records (`Scheduled` and
-///   `Firing`), ordered by id, after the given id, at most `limit` of them:
-///   the engine pages through it at start-up to rebuild its wheel.
+///   a cancelled message is never claimed again. It reports a finished
+///   message as [`CancelOutcome::Finished`] and changes nothing.
+/// * [`amend`](Self::amend) adds counters to a record in any state (the
+///   outcomes of a push run arrive after the run completed), sets its error
+///   text when given, and with `fail` moves `Published` to `Failed` (a push
+///   run the configuration made impossible). Unknown ids are ignored.
+/// * [`pending`](Self::pending) lists the `Scheduled` runs (not the claimed
+///   ones), ordered by id, after the given id, at most `limit`, as
+///   `(id, due)` only: the engine pages through it at start-up to rebuild
+///   its wheel, so a store must not read whole records for it.
+/// * [`release_expired`](Self::release_expired) moves every `Firing` whose
+///   lease ends before `before` back to `Scheduled` at the same `due` (its
+///   token becomes stale) and returns those runs, which the engine puts
+///   back in its wheel: delivery is at-least-once.
 /// * [`close`](Self::close) is called once, by `Engine::shutdown`, after
 ///   the driver stopped: flush what is buffered and release resources.
 ///   Calls after it may fail with [`StoreError::Closed`]. The default does
 ///   nothing.
-/// * [`release_expired`](Self::release_expired) moves every `Firing` whose
-///   lease ends before `before` back to `Scheduled` at the same `due`, so
-///   the run is delivered again (at-least-once), and returns how many.
 ///
+/// Errors say whether a retry may help ([`StoreError::is_retryable`]).
 /// `herald-testkit`'s `store_conformance` suite checks all of this; every
 /// implementation must pass it.
 pub trait Store: Send + Sync + fmt::Debug + 'static {
-    /// Stores a new record.
-    fn insert(&self, record: Record) -> StoreFuture<'_, ()>;
+    /// Stores a new message; the fencing token of a claimed start.
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>>;
 
     /// The record of `id`, if known.
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>>;
 
     /// Claims the given runs; one result per claim, in order.
-    fn claim(
-        &self,
-        claims: Vec<Claim>,
-        lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>>;
+    fn claim(&self, claims: Vec<Claim>, lease_until: Tick)
+    -> StoreFuture<'_, Vec<Option<Claimed>>>;
 
-    /// Records delivered runs.
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()>;
+    /// Extends held leases to `lease_until`; one result per lease, in order.
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>>;
+
+    /// Records delivered runs; one result per completion, in order
+    /// (`false`: stale, nothing changed).
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>>;
 
     /// Cancels a scheduled message.
     fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome>;
 
-    /// Unfinished records after `after` in id order, at most `limit`.
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<Record>>;
+    /// Adds counters (and errors) to records after their runs.
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()>;
 
-    /// Returns expired claims to `Scheduled`; how many.
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64>;
+    /// Scheduled runs after `after` in id order, at most `limit`.
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>>;
+
+    /// Returns expired claims to `Scheduled`; the runs released.
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>>;
 
     /// Flushes and releases resources at shutdown.
     fn close(&self) -> StoreFuture<'_, ()> {
@@ -235,8 +132,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
-    fn insert(&self, record: Record) -> StoreFuture<'_, ()> {
-        (**self).insert(record)
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        (**self).insert(envelope, start)
     }
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         (**self).get(id)
@@ -245,19 +146,25 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         &self,
         claims: Vec<Claim>,
         lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
         (**self).claim(claims, lease_until)
     }
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()> {
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        (**self).renew(leases, lease_until)
+    }
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
         (**self).complete(completions)
     }
     fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
         (**self).cancel(id)
     }
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<Record>> {
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        (**self).amend(amendments)
+    }
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
         (**self).pending(after, limit)
     }
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64> {
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
         (**self).release_expired(before)
     }
     fn close(&self) -> StoreFuture<'_, ()> {

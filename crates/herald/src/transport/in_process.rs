@@ -1,53 +1,84 @@
-//! The in-process [`PubSubTransport`]: per-subscription bounded buffers.
+//! The in-process [`PubSubTransport`]: channels that exist while they have
+//! subscribers, delivering into each subscriber's inbox.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use herald_core::selector::Selector;
 
-use super::subscription::Queue;
-use super::{PubSubTransport, Subscription, TransportError};
+use super::{Membership, PubSubTransport, Subscriber, TransportError};
 use crate::DeliveredMessage;
 
 /// Delivers runs to subscriptions in the same process.
 ///
-/// Each subscription has its own bounded buffer (default
-/// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) runs). Publishing evaluates
-/// each subscription's selector and appends the run to the buffers of those
-/// that match; when a buffer is full its oldest run is dropped and the
-/// subscription later reads `Err(Lagged(n))`. So a slow subscriber never
-/// slows the publisher or anyone else, and the counters know exactly how
-/// many subscriptions each run reached.
+/// Publishing evaluates each subscription's selector and hands the run to
+/// the inboxes of those that match (see [`Inbox`](crate::Inbox): bounded in
+/// messages and bytes, oldest dropped and reported as lag). So a slow
+/// subscriber never slows the publisher or anyone else, and the counters
+/// know exactly how many subscriptions each run reached.
 ///
 /// # Implementation
 ///
-/// A read-mostly map of channels; each channel holds its subscriptions'
-/// queues behind a read-write lock (publishers share it; subscribe and the
-/// lazy clean-up of dropped subscriptions take it exclusively). A run is one
+/// A map from channel name to channel, holding only channels with
+/// subscribers: publishing to an unknown channel looks it up and returns 0,
+/// keeping nothing; a channel is removed with its last subscription. A
+/// channel's subscriptions are spread over [`SHARDS`](Self::SHARDS)
+/// read-write locks: a publisher takes one shard's read lock at a time, so
+/// no lock is held for more than a shard's selector evaluations (each
+/// linear in the headers' size), and subscribing or unsubscribing (a write
+/// lock on one shard, O(1)) waits for at most that. A run is one
 /// reference-counted [`DeliveredMessage`], so fan-out copies no bodies.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct InProcessTransport {
-    channels: Arc<RwLock<HashMap<String, Arc<Channel>>>>,
-    capacity: usize,
+    inner: Arc<Inner>,
 }
 
 #[derive(Debug, Default)]
+struct Inner {
+    channels: RwLock<HashMap<String, Arc<Channel>>>,
+    next_key: AtomicU64,
+}
+
+type Members = HashMap<u64, Member, BuildHasherDefault<KeyHasher>>;
+
+#[derive(Debug)]
 struct Channel {
-    subs: RwLock<Vec<Arc<Queue>>>,
-    /// How many queues in `subs` have closed since the last clean-up.
-    dead: Arc<AtomicUsize>,
+    name: String,
+    shards: [RwLock<Members>; InProcessTransport::SHARDS],
+    /// Serializes subscribe, unsubscribe and delete for this channel.
+    membership: Mutex<MembershipState>,
 }
 
-impl std::fmt::Debug for Queue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Queue").finish_non_exhaustive()
+#[derive(Debug, Default)]
+struct MembershipState {
+    count: usize,
+    /// Removed from the map: subscribers must look the channel up again.
+    dead: bool,
+}
+
+#[derive(Debug)]
+struct Member {
+    selector: Option<Selector>,
+    subscriber: Subscriber,
+}
+
+/// Member keys are sequential: a multiplicative hash spreads them.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
     }
-}
-
-impl Default for InProcessTransport {
-    fn default() -> Self {
-        Self::new()
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -59,62 +90,92 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl InProcessTransport {
-    /// Runs buffered per subscription before it lags: 1024.
-    pub const DEFAULT_CAPACITY: usize = 1024;
+    /// How many locks a channel's subscriptions are spread over.
+    pub const SHARDS: usize = 16;
 
-    /// A transport with the default buffer size.
+    /// An empty transport.
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
-    }
-
-    /// A transport buffering up to `capacity` runs per subscription (at
-    /// least 1).
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            channels: Arc::default(),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn channel(&self, name: &str) -> Arc<Channel> {
-        if let Some(c) = read(&self.channels).get(name) {
-            return c.clone();
-        }
-        write(&self.channels)
-            .entry(name.to_owned())
-            .or_default()
-            .clone()
+        Self::default()
     }
 
     /// How many live subscriptions `channel` has.
     pub fn subscriber_count(&self, channel: &str) -> usize {
-        read(&self.channels).get(channel).map_or(0, |c| {
-            read(&c.subs).iter().filter(|q| !q.is_closed()).count()
-        })
+        let ch = read(&self.inner.channels).get(channel).cloned();
+        ch.map_or(0, |c| lock(&c.membership).count)
+    }
+
+    fn channel(&self, name: &str) -> Arc<Channel> {
+        if let Some(c) = read(&self.inner.channels).get(name) {
+            return c.clone();
+        }
+        write(&self.inner.channels)
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Channel {
+                    name: name.to_owned(),
+                    shards: std::array::from_fn(|_| RwLock::default()),
+                    membership: Mutex::default(),
+                })
+            })
+            .clone()
     }
 }
 
 impl Channel {
-    fn prune(&self) {
-        if self.dead.load(Ordering::Relaxed) == 0 {
+    fn shard(&self, key: u64) -> &RwLock<Members> {
+        &self.shards[(key as usize) % InProcessTransport::SHARDS]
+    }
+}
+
+/// Unsubscribes one member when dropped.
+struct Guard {
+    transport: Weak<Inner>,
+    channel: Arc<Channel>,
+    key: u64,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let ch = &self.channel;
+        let mut m = lock(&ch.membership);
+        let Some(member) = write(ch.shard(self.key)).remove(&self.key) else {
+            // The channel was deleted: the subscription already ended.
             return;
+        };
+        member.subscriber.unsubscribe();
+        m.count -= 1;
+        if m.count == 0 && !m.dead {
+            m.dead = true;
+            if let Some(t) = self.transport.upgrade() {
+                let mut map = write(&t.channels);
+                if map.get(&ch.name).is_some_and(|c| Arc::ptr_eq(c, ch)) {
+                    map.remove(&ch.name);
+                }
+            }
         }
-        let mut subs = write(&self.subs);
-        let before = subs.len();
-        subs.retain(|q| !q.is_closed());
-        self.dead.fetch_sub(before - subs.len(), Ordering::Relaxed);
     }
 }
 
 impl PubSubTransport for InProcessTransport {
     fn publish(&self, message: &DeliveredMessage) -> Result<u64, TransportError> {
-        let channel = self.channel(message.channel());
-        channel.prune();
+        let Some(channel) = read(&self.inner.channels).get(message.channel()).cloned() else {
+            return Ok(0);
+        };
+        let headers = message.headers();
         let mut delivered = 0;
-        for q in read(&channel.subs).iter() {
-            if q.wants(message) && q.push(message.clone()) {
-                delivered += 1;
+        for shard in &channel.shards {
+            let members = read(shard);
+            for m in members.values() {
+                if m.selector.as_ref().is_none_or(|s| s.matches(headers))
+                    && m.subscriber.deliver(message)
+                {
+                    delivered += 1;
+                }
             }
         }
         Ok(delivered)
@@ -124,25 +185,52 @@ impl PubSubTransport for InProcessTransport {
         &self,
         channel: &str,
         selector: Option<Selector>,
-    ) -> Result<Subscription, TransportError> {
-        let ch = self.channel(channel);
-        let q = Arc::new(Queue::new(selector, self.capacity, ch.dead.clone()));
-        write(&ch.subs).push(q.clone());
-        Ok(Subscription::local(channel.to_owned(), q))
+        subscriber: Subscriber,
+    ) -> Result<Membership, TransportError> {
+        let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let id = subscriber.id();
+        let mut member = Some(Member {
+            selector,
+            subscriber,
+        });
+        loop {
+            let ch = self.channel(channel);
+            let mut m = lock(&ch.membership);
+            if m.dead {
+                // Removed between the lookup and the lock: look again.
+                continue;
+            }
+            if let Some(member) = member.take() {
+                write(ch.shard(key)).insert(key, member);
+            }
+            m.count += 1;
+            drop(m);
+            let guard = Guard {
+                transport: Arc::downgrade(&self.inner),
+                channel: ch,
+                key,
+            };
+            return Ok(Membership::new(id, channel, guard));
+        }
     }
 
     fn delete_channel(&self, channel: &str) -> bool {
-        let Some(ch) = write(&self.channels).remove(channel) else {
+        let Some(ch) = write(&self.inner.channels).remove(channel) else {
             return false;
         };
-        for q in write(&ch.subs).drain(..) {
-            q.close();
+        let mut m = lock(&ch.membership);
+        m.dead = true;
+        m.count = 0;
+        for shard in &ch.shards {
+            for (_, member) in write(shard).drain() {
+                member.subscriber.end();
+            }
         }
         true
     }
 
     fn channels(&self) -> Vec<String> {
-        let mut names: Vec<String> = read(&self.channels).keys().cloned().collect();
+        let mut names: Vec<String> = read(&self.inner.channels).keys().cloned().collect();
         names.sort_unstable();
         names
     }

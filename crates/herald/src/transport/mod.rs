@@ -1,6 +1,7 @@
 //! The `PubSubTransport` boundary: how published runs reach subscribers.
 
 mod in_process;
+mod inbox;
 mod subscription;
 
 use std::error::Error as StdError;
@@ -12,42 +13,51 @@ use herald_core::selector::Selector;
 use crate::DeliveredMessage;
 
 pub use in_process::InProcessTransport;
-pub use subscription::{Lagged, Subscription, SubscriptionStream};
+pub use inbox::{Inbox, InboxItem, InboxLimits, Subscriber, SubscriptionId};
+pub use subscription::{Lagged, Subscription};
 
-/// Carries published runs to the subscriptions of a channel.
+/// Carries published runs to the subscriptions of a channel on this node.
 ///
 /// # Contract
 ///
 /// * [`publish`](Self::publish) hands the run to every current subscription
 ///   of `message.channel()` whose selector matches its headers, and returns
-///   how many that was. It never blocks and never waits for a subscriber: a
-///   subscription that cannot keep up loses its oldest undelivered runs and
-///   is told how many with [`Lagged`]. A channel is created on first use.
+///   how many that was. It never blocks and never waits for a subscriber:
+///   each subscription delivers into its [`Inbox`], which drops its oldest
+///   runs when over its budget and says so ([`InboxItem::Lagged`]).
 /// * Each subscription receives each matching run exactly once, in the order
 ///   `publish` was called for that channel (publish order per publisher when
 ///   publishers call concurrently).
 /// * [`subscribe`](Self::subscribe) sees every run published after it
-///   returns, and none from before.
+///   returns, and none from before. Dropping the returned [`Membership`]
+///   unsubscribes at once: the subscription's queued runs are freed and no
+///   run reaches it afterwards.
+/// * A channel exists while it has subscriptions: publishing to a channel
+///   nobody subscribes to keeps nothing, and [`channels`](Self::channels)
+///   lists the channels with subscriptions.
 /// * [`delete_channel`](Self::delete_channel) ends every subscription of the
-///   channel (their streams end after what they had buffered) and forgets
-///   the channel; it returns whether the channel existed.
+///   channel (each inbox yields [`InboxItem::Ended`] after what it had
+///   queued) and returns whether the channel had any.
 /// * The engine calls `publish` from its driver and from `Engine::publish`,
-///   concurrently; implementations are internally synchronized.
+///   concurrently; implementations are internally synchronized. No lock is
+///   held for more than a bounded number of selector evaluations.
 pub trait PubSubTransport: Send + Sync + fmt::Debug + 'static {
     /// Delivers one run to the matching subscriptions of its channel.
     fn publish(&self, message: &DeliveredMessage) -> Result<u64, TransportError>;
 
-    /// Opens a subscription to `channel`, filtered by `selector` if given.
+    /// Subscribes `subscriber` (one slot of an inbox) to `channel`,
+    /// filtered by `selector` if given.
     fn subscribe(
         &self,
         channel: &str,
         selector: Option<Selector>,
-    ) -> Result<Subscription, TransportError>;
+        subscriber: Subscriber,
+    ) -> Result<Membership, TransportError>;
 
-    /// Ends every subscription of `channel` and forgets it.
+    /// Ends every subscription of `channel`.
     fn delete_channel(&self, channel: &str) -> bool;
 
-    /// The channels in use (published to or subscribed to), sorted.
+    /// The channels with subscriptions, sorted.
     fn channels(&self) -> Vec<String>;
 }
 
@@ -59,14 +69,56 @@ impl<T: PubSubTransport + ?Sized> PubSubTransport for Arc<T> {
         &self,
         channel: &str,
         selector: Option<Selector>,
-    ) -> Result<Subscription, TransportError> {
-        (**self).subscribe(channel, selector)
+        subscriber: Subscriber,
+    ) -> Result<Membership, TransportError> {
+        (**self).subscribe(channel, selector, subscriber)
     }
     fn delete_channel(&self, channel: &str) -> bool {
         (**self).delete_channel(channel)
     }
     fn channels(&self) -> Vec<String> {
         (**self).channels()
+    }
+}
+
+/// One live subscription of an [`Inbox`] to a channel; dropping it
+/// unsubscribes (at once: its queued runs are freed).
+#[must_use = "dropping a Membership unsubscribes"]
+pub struct Membership {
+    id: SubscriptionId,
+    channel: Arc<str>,
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl Membership {
+    /// A membership whose `guard` unsubscribes when dropped (for
+    /// transports).
+    pub fn new(id: SubscriptionId, channel: &str, guard: impl Send + Sync + 'static) -> Self {
+        Self {
+            id,
+            channel: channel.into(),
+            _guard: Box::new(guard),
+        }
+    }
+
+    /// The subscription's id within its inbox (what its
+    /// [`InboxItem`]s carry).
+    pub fn id(&self) -> SubscriptionId {
+        self.id
+    }
+
+    /// The channel subscribed to.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+}
+
+impl fmt::Debug for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Membership")
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
     }
 }
 

@@ -107,7 +107,7 @@ pub(crate) async fn publish_now(
     engine
         .publish(
             channel,
-            message,
+            message.into(),
             PublishOptions::default(),
             DeliveryOptions::default(),
         )
@@ -123,7 +123,7 @@ pub(crate) async fn publish_with(
     delivery: DeliveryOptions,
 ) -> Result<MessageStatus, Error> {
     engine
-        .publish(channel, message, PublishOptions::default(), delivery)
+        .publish(channel, message.into(), PublishOptions::default(), delivery)
         .await
 }
 
@@ -146,7 +146,10 @@ pub(crate) fn drain_timestamps(sub: &mut Subscription) -> Vec<u64> {
 
 /// The bodies of the runs buffered in `sub` right now.
 pub(crate) fn drain_messages(sub: &mut Subscription) -> Vec<serde_json::Value> {
-    drain(sub).iter().map(|m| m.message().clone()).collect()
+    drain(sub)
+        .iter()
+        .map(|m| m.message().to_value().expect("a JSON body"))
+        .collect()
 }
 
 /// The status of `id`, which must be known to the store.

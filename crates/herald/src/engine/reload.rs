@@ -1,0 +1,69 @@
+//! The start-up reload: the wheel is rebuilt from the store's scheduled
+//! runs, reading only each run's id and due time.
+
+use herald_core::Tick;
+use tracing::{info, warn};
+
+use super::driver::RETRY;
+use super::shared::Shared;
+use super::stats::Counters;
+
+/// Runs read per page (16 bytes of id and 8 of due each).
+const PAGE: usize = 10_000;
+
+/// Rebuilds the wheel from the store's scheduled runs.
+pub(super) async fn reload(sh: &Shared, single_node: bool) {
+    let now = sh.clock.now();
+    // A single node's claims found at start-up are its own, from before a
+    // crash: take them back now rather than waiting for the lease.
+    let before = if single_node { Tick::MAX } else { now };
+    let released = loop {
+        match sh.store.release_expired(before).await {
+            Ok(runs) => break runs.len() as u64,
+            Err(e) => {
+                warn!(error = %e, "store failed while releasing claims; retrying");
+                retry_pause(sh).await;
+            }
+        }
+    };
+    let mut after = None;
+    let mut loaded = 0u64;
+    loop {
+        let page = match sh.store.pending(after, PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "store failed while reloading; retrying");
+                retry_pause(sh).await;
+                continue;
+            }
+        };
+        let full = page.len() == PAGE;
+        after = page.last().map(|r| r.id);
+        {
+            let mut st = sh.lock();
+            for r in &page {
+                sh.schedule(&mut st, r.id, r.due);
+            }
+        }
+        loaded += page.len() as u64;
+        if !full {
+            break;
+        }
+    }
+    Counters::bump(&sh.counters.recovered_runs, released);
+    Counters::bump(&sh.counters.reloaded, loaded);
+    if loaded > 0 || released > 0 {
+        info!(
+            loaded,
+            released, "reloaded scheduled messages from the store"
+        );
+    }
+}
+
+async fn retry_pause(sh: &Shared) {
+    let at = sh
+        .clock
+        .now()
+        .saturating_add_millis(RETRY.as_millis() as u64);
+    sh.clock.sleep_until(at).await;
+}

@@ -1,0 +1,116 @@
+//! What every part of the engine shares: the boundaries, the wheel and the
+//! runs in flight.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use herald_core::{Key, Scheduler, Tick};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::completer::Completer;
+use super::inflight::Inflight;
+use super::stats::Counters;
+use crate::id::IdGenerator;
+use crate::store::Store;
+use crate::transport::{InboxLimits, PubSubTransport};
+use crate::{Clock, Error, MessageId};
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) transport: Arc<dyn PubSubTransport>,
+    pub(crate) ids: IdGenerator,
+    pub(crate) state: Mutex<WheelState>,
+    /// Wakes the driver (an earlier run was scheduled).
+    pub(crate) wake: Notify,
+    /// Notified after each batch of runs has been delivered (a cancel
+    /// waiting for a run that is `Delivering`).
+    pub(crate) delivered: Notify,
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) completer: Completer,
+    pub(crate) shut: AtomicBool,
+    /// Becomes true once the driver has reloaded the store at start-up;
+    /// `publish` and `cancel` wait for it (a reload racing them could
+    /// release a claim in progress, undo a cancel, or reorder runs).
+    pub(crate) ready: watch::Sender<bool>,
+    pub(crate) counters: Counters,
+    pub(crate) lease_ms: u64,
+    /// The limits of the inbox of each [`Engine::subscribe`](crate::Engine::subscribe).
+    pub(crate) inbox_limits: InboxLimits,
+}
+
+/// A run waiting in the wheel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Run {
+    pub(crate) id: MessageId,
+    pub(crate) due: Tick,
+}
+
+#[derive(Debug)]
+pub(crate) struct WheelState {
+    pub(crate) wheel: Scheduler<Run>,
+    /// Each scheduled message's wheel entry.
+    pub(crate) keys: HashMap<MessageId, Key>,
+    /// Runs out of the wheel and not yet completed in the store.
+    pub(crate) inflight: HashMap<MessageId, Inflight>,
+    /// What the driver sleeps until (`None`: nothing scheduled).
+    pub(crate) planned_wake: Option<Tick>,
+}
+
+impl WheelState {
+    pub(crate) fn new(now: Tick) -> Self {
+        Self {
+            wheel: Scheduler::starting_at(now),
+            keys: HashMap::new(),
+            inflight: HashMap::new(),
+            planned_wake: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Run a pass at the current time, then answer.
+    Settle(oneshot::Sender<()>),
+    /// Stop, then answer.
+    Shutdown(oneshot::Sender<()>),
+}
+
+impl Shared {
+    /// Waits for the start-up reload, then refuses if shut down.
+    pub(crate) async fn admit(&self) -> Result<(), Error> {
+        if !*self.ready.borrow() {
+            let mut rx = self.ready.subscribe();
+            // The sender lives in `self`, so this only ends when ready.
+            let _ = rx.wait_for(|ready| *ready).await;
+        }
+        if self.is_shut() {
+            return Err(Error::ShutDown);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_shut(&self) -> bool {
+        self.shut.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, WheelState> {
+        // Every update under the lock is complete before it is released.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts a run in the wheel (replacing the message's earlier entry) and
+    /// wakes the driver if it is now the first.
+    pub(crate) fn schedule(&self, st: &mut WheelState, id: MessageId, due: Tick) {
+        let key = st.wheel.insert_at(due, Run { id, due });
+        if let Some(old) = st.keys.insert(id, key) {
+            st.wheel.cancel(old);
+        }
+        if st.planned_wake.is_none_or(|w| due < w) {
+            st.planned_wake = Some(due);
+            self.wake.notify_one();
+        }
+    }
+}

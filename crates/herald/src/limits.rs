@@ -1,0 +1,132 @@
+//! Every rule and limit a publish is checked against, written once.
+//!
+//! The request decoders ([`DeliveryOptions::from_json`](crate::DeliveryOptions::from_json)),
+//! the delivery plan ([`DeliveryPlan`](crate::DeliveryPlan)) and the stored
+//! form ([`codec`](crate::codec)) all call these functions, so a rule cannot
+//! drift between the wire, the engine and the stores.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use herald_core::Tick;
+
+use crate::Error;
+
+/// The longest channel name, in bytes.
+pub const MAX_CHANNEL_LEN: usize = 255;
+
+/// How far in the past `publishAt` may be (clock skew) and still publish
+/// now; further back it is error 5003.
+pub const PAST_TOLERANCE_MS: u64 = 1_000;
+
+/// The longest `repeatEvery`, in seconds (about 31.7 years): far beyond any
+/// sensible period, and it keeps the millisecond arithmetic exact.
+pub const MAX_REPEAT_SECONDS: u64 = 1_000_000_000;
+
+/// The largest epoch-millisecond time accepted (`publishAt`,
+/// `repeatExpiresAt`): the last millisecond `chrono` represents (the end of
+/// year 262143), a little before JavaScript's `Date` maximum.
+pub const MAX_EPOCH_MS: u64 = 8_210_266_876_799_999;
+
+/// Checks a channel name: 1 to [`MAX_CHANNEL_LEN`] bytes, no `/`.
+///
+/// # Errors
+///
+/// [`Error::InvalidChannel`] (5010).
+pub fn check_channel(channel: &str) -> Result<(), Error> {
+    if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN || channel.contains('/') {
+        return Err(Error::InvalidChannel);
+    }
+    Ok(())
+}
+
+/// An epoch-ms time in `0..=MAX_EPOCH_MS` as a UTC time, or `err`.
+pub(crate) fn time_of_ms(ms: u64, err: fn() -> Error) -> Result<DateTime<Utc>, Error> {
+    if ms > MAX_EPOCH_MS {
+        return Err(err());
+    }
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .ok_or_else(err)
+}
+
+/// A UTC time in `0..=MAX_EPOCH_MS` ms as a [`Tick`] (sub-ms precision
+/// dropped), or `err`.
+pub(crate) fn tick_of(t: DateTime<Utc>, err: fn() -> Error) -> Result<Tick, Error> {
+    u64::try_from(t.timestamp_millis())
+        .ok()
+        .filter(|&ms| ms <= MAX_EPOCH_MS)
+        .map(Tick::from_millis)
+        .ok_or_else(err)
+}
+
+/// `repeatEvery` from whole seconds: `1..=MAX_REPEAT_SECONDS`.
+pub(crate) fn repeat_every_of_secs(secs: u64) -> Result<TimeDelta, Error> {
+    if !(1..=MAX_REPEAT_SECONDS).contains(&secs) {
+        return Err(Error::InvalidRepeatEvery);
+    }
+    i64::try_from(secs)
+        .map(TimeDelta::seconds)
+        .map_err(|_| Error::InvalidRepeatEvery)
+}
+
+/// The whole seconds of a `repeatEvery`: `1..=MAX_REPEAT_SECONDS`, no
+/// fraction.
+pub(crate) fn repeat_every_secs(every: TimeDelta) -> Result<u64, Error> {
+    let secs = u64::try_from(every.num_seconds()).map_err(|_| Error::InvalidRepeatEvery)?;
+    if every.subsec_nanos() != 0 {
+        return Err(Error::InvalidRepeatEvery);
+    }
+    repeat_every_of_secs(secs).map(|_| secs)
+}
+
+/// An IANA time zone name.
+pub(crate) fn time_zone(name: &str) -> Result<chrono_tz::Tz, Error> {
+    name.parse::<chrono_tz::Tz>()
+        .map_err(|_| Error::InvalidCron {
+            reason: format!("unknown time zone `{name}`"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Timelike;
+
+    #[test]
+    fn channel_rules() {
+        assert!(check_channel("news").is_ok());
+        assert!(check_channel(&"x".repeat(MAX_CHANNEL_LEN)).is_ok());
+        for bad in ["", "a/b", &"x".repeat(MAX_CHANNEL_LEN + 1)] {
+            assert_eq!(check_channel(bad).unwrap_err().code(), 5010, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn repeat_every_bounds() {
+        assert_eq!(repeat_every_of_secs(1).unwrap(), TimeDelta::seconds(1));
+        assert!(repeat_every_of_secs(MAX_REPEAT_SECONDS).is_ok());
+        assert!(repeat_every_of_secs(0).is_err());
+        assert!(repeat_every_of_secs(MAX_REPEAT_SECONDS + 1).is_err());
+        assert_eq!(repeat_every_secs(TimeDelta::seconds(60)).unwrap(), 60);
+        assert!(repeat_every_secs(TimeDelta::milliseconds(1500)).is_err());
+        assert!(repeat_every_secs(TimeDelta::seconds(-5)).is_err());
+        assert!(repeat_every_secs(TimeDelta::zero()).is_err());
+    }
+
+    #[test]
+    fn epoch_bounds() {
+        let e = || Error::InvalidPublishAt;
+        assert_eq!(time_of_ms(0, e).unwrap().timestamp_millis(), 0);
+        assert_eq!(
+            time_of_ms(MAX_EPOCH_MS, e).unwrap(),
+            DateTime::<Utc>::MAX_UTC
+                .with_nanosecond(999_000_000)
+                .unwrap()
+        );
+        assert!(time_of_ms(MAX_EPOCH_MS + 1, e).is_err());
+        let t = DateTime::from_timestamp_millis(-1).unwrap();
+        assert!(tick_of(t, e).is_err());
+        let t = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        assert_eq!(tick_of(t, e).unwrap().as_millis(), 1_700_000_000_123);
+    }
+}

@@ -1,0 +1,682 @@
+//! `Inbox`: a bounded queue that one consumer drains, fed by any number of
+//! subscriptions, with a budget in messages and in bytes.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::DeliveredMessage;
+
+/// Names one subscription within its [`Inbox`] (unique per inbox).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SubscriptionId(u64);
+
+impl SubscriptionId {
+    /// Its number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What an [`Inbox`] may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InboxLimits {
+    /// Messages held at most; past it the oldest are dropped (`Lagged`).
+    pub max_messages: usize,
+    /// Bytes held at most (each message counted by its
+    /// [`weight`](DeliveredMessage::weight)), less what the consumer
+    /// [reserves](Inbox::set_reserved); past it the oldest are dropped.
+    pub max_bytes: usize,
+    /// Subscriptions feeding the inbox at most; more are refused
+    /// ([`Error::TooManySubscriptions`](crate::Error::TooManySubscriptions)).
+    pub max_subscriptions: usize,
+}
+
+impl InboxLimits {
+    /// At most `n` messages, with no bound on their bytes (for tests and
+    /// benchmarks that count messages; servers want a byte bound).
+    pub fn messages(n: usize) -> Self {
+        Self {
+            max_messages: n,
+            max_bytes: usize::MAX,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for InboxLimits {
+    /// 1024 messages, 8 MiB, 1000 subscriptions.
+    fn default() -> Self {
+        Self {
+            max_messages: 1024,
+            max_bytes: 8 << 20,
+            max_subscriptions: 1000,
+        }
+    }
+}
+
+/// What an [`Inbox`] yields.
+#[derive(Clone, Debug)]
+pub enum InboxItem {
+    /// A run for this subscription.
+    Message {
+        /// The subscription it matched.
+        subscription: SubscriptionId,
+        /// The run.
+        message: DeliveredMessage,
+    },
+    /// This subscription lost its `missed` oldest runs (the inbox was over
+    /// its budget); the newer ones follow.
+    Lagged {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// How many runs were dropped.
+        missed: u64,
+    },
+    /// This subscription ended (its channel was deleted, or the engine shut
+    /// down) after the runs before this item.
+    Ended {
+        /// The subscription.
+        subscription: SubscriptionId,
+    },
+}
+
+/// A bounded queue of delivered runs that one consumer drains: the
+/// receiving end of one or many subscriptions.
+///
+/// A real-time connection keeps one inbox for all its listeners (one task
+/// drains it, one byte budget covers them all); [`Subscription`](crate::Subscription)
+/// is an inbox with a single subscription. Publishing never waits for an
+/// inbox: when it is over its budget (in messages or in bytes) the oldest
+/// runs are dropped and their subscriptions get [`InboxItem::Lagged`]
+/// before their newer runs, as with tokio's `broadcast`.
+///
+/// # Examples
+///
+/// ```
+/// use herald::{DeliveryOptions, Engine, Inbox, InboxItem, InboxLimits, PublishOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), herald::Error> {
+/// let engine = Engine::builder().build();
+/// let inbox = Inbox::new(InboxLimits::default());
+/// let news = engine.subscribe_to(&inbox, "news", None)?;
+/// let _sport = engine.subscribe_to(&inbox, "sport", None)?;
+/// engine.publish("news", "hello".into(), PublishOptions::default(), DeliveryOptions::default()).await?;
+/// match inbox.recv().await {
+///     Some(InboxItem::Message { subscription, message }) => {
+///         assert_eq!(subscription, news.id());
+///         assert_eq!(message.channel(), "news");
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// drop(news); // unsubscribes at once
+/// # engine.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Cancellation safety
+///
+/// [`recv`](Self::recv) and [`recv_many`](Self::recv_many) are cancellation
+/// safe: if dropped before completing, nothing is lost.
+#[derive(Clone)]
+pub struct Inbox {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    limits: InboxLimits,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Queued>,
+    /// Messages in `queue` (end markers not counted).
+    messages: usize,
+    bytes: usize,
+    reserved: usize,
+    /// Lag notices not yet read, in the order the lags began.
+    lagged: Vec<(SubscriptionId, u64)>,
+    subscriptions: usize,
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+enum Queued {
+    Message {
+        sub: SubscriptionId,
+        message: DeliveredMessage,
+        weight: usize,
+    },
+    Ended(SubscriptionId),
+}
+
+impl Inbox {
+    /// An empty inbox with these limits (each at least 1).
+    pub fn new(limits: InboxLimits) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                limits: InboxLimits {
+                    max_messages: limits.max_messages.max(1),
+                    max_bytes: limits.max_bytes.max(1),
+                    max_subscriptions: limits.max_subscriptions.max(1),
+                },
+                state: Mutex::new(State::default()),
+                next_id: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> InboxLimits {
+        self.shared.limits
+    }
+
+    /// The next item, waiting for one; `None` once the inbox is closed and
+    /// empty.
+    pub async fn recv(&self) -> Option<InboxItem> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next item if there is one, without waiting.
+    pub fn try_recv(&self) -> Option<InboxItem> {
+        self.shared.lock().take()
+    }
+
+    /// Polls for the next item.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<InboxItem>> {
+        let mut st = self.shared.lock();
+        if let Some(item) = st.take() {
+            return Poll::Ready(Some(item));
+        }
+        if st.closed {
+            return Poll::Ready(None);
+        }
+        st.register(cx);
+        Poll::Pending
+    }
+
+    /// Waits for at least one item, then moves up to `max` into `out`;
+    /// returns how many (0 once the inbox is closed and empty). One lock
+    /// and one wake-up for a whole batch.
+    pub async fn recv_many(&self, out: &mut Vec<InboxItem>, max: usize) -> usize {
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            let mut n = 0;
+            while n < max {
+                let Some(item) = st.take() else { break };
+                out.push(item);
+                n += 1;
+            }
+            if n > 0 || st.closed || max == 0 {
+                return Poll::Ready(n);
+            }
+            st.register(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Takes items without waiting while their total weight stays within
+    /// `max_bytes` (at least one item if any is there): a poll's answer.
+    pub fn drain_bytes(&self, max_bytes: usize) -> Vec<InboxItem> {
+        let mut st = self.shared.lock();
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        let mut took_message = false;
+        // Lag notices and end markers weigh nothing.
+        while let Some(weight) = st.next_weight() {
+            if weight > 0 && took_message && used.saturating_add(weight) > max_bytes {
+                break;
+            }
+            used = used.saturating_add(weight);
+            took_message |= weight > 0;
+            match st.take() {
+                Some(item) => out.push(item),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Counts `bytes` held for this inbox's consumer elsewhere (runs handed
+    /// to a socket layer that may still buffer them) against its byte
+    /// budget, replacing the previous reservation.
+    pub fn set_reserved(&self, bytes: usize) {
+        self.shared.lock().reserved = bytes;
+    }
+
+    /// Messages waiting.
+    pub fn len(&self) -> usize {
+        self.shared.lock().messages
+    }
+
+    /// Whether no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes waiting (the messages' weights).
+    pub fn bytes(&self) -> usize {
+        self.shared.lock().bytes
+    }
+
+    /// Live subscriptions feeding this inbox.
+    pub fn subscriptions(&self) -> usize {
+        self.shared.lock().subscriptions
+    }
+
+    /// Closes the inbox: nothing more is accepted, what is queued can still
+    /// be read, then [`recv`](Self::recv) returns `None`.
+    pub fn close(&self) {
+        let waker = {
+            let mut st = self.shared.lock();
+            st.closed = true;
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// A slot for one more subscription, if the inbox takes one more (it is
+    /// open and below its `max_subscriptions`): the [`Subscriber`] a
+    /// transport delivers through. [`Engine::subscribe_to`](crate::Engine::subscribe_to)
+    /// calls this; transport tests may too.
+    pub fn join(&self) -> Option<Subscriber> {
+        let mut st = self.shared.lock();
+        if st.closed || st.subscriptions >= self.shared.limits.max_subscriptions {
+            return None;
+        }
+        st.subscriptions += 1;
+        drop(st);
+        Some(Subscriber {
+            id: SubscriptionId(self.shared.next_id.fetch_add(1, Ordering::Relaxed)),
+            inbox: self.shared.clone(),
+            left: false,
+        })
+    }
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.shared.lock();
+        f.debug_struct("Inbox")
+            .field("limits", &self.shared.limits)
+            .field("messages", &st.messages)
+            .field("bytes", &st.bytes)
+            .field("subscriptions", &st.subscriptions)
+            .field("closed", &st.closed)
+            .finish()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update is complete before the lock is released.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn register(&mut self, cx: &Context<'_>) {
+        match &mut self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+    }
+
+    fn take(&mut self) -> Option<InboxItem> {
+        if !self.lagged.is_empty() {
+            let (subscription, missed) = self.lagged.remove(0);
+            return Some(InboxItem::Lagged {
+                subscription,
+                missed,
+            });
+        }
+        match self.queue.pop_front()? {
+            Queued::Message {
+                sub,
+                message,
+                weight,
+            } => {
+                self.messages -= 1;
+                self.bytes -= weight;
+                Some(InboxItem::Message {
+                    subscription: sub,
+                    message,
+                })
+            }
+            Queued::Ended(sub) => Some(InboxItem::Ended { subscription: sub }),
+        }
+    }
+
+    /// The weight of the next item (0 for a lag notice or an end marker),
+    /// or `None` if there is none.
+    fn next_weight(&self) -> Option<usize> {
+        if !self.lagged.is_empty() {
+            return Some(0);
+        }
+        match self.queue.front()? {
+            Queued::Message { weight, .. } => Some((*weight).max(1)),
+            Queued::Ended(_) => Some(0),
+        }
+    }
+
+    fn lag(&mut self, sub: SubscriptionId) {
+        match self.lagged.iter_mut().find(|(s, _)| *s == sub) {
+            Some((_, n)) => *n += 1,
+            None => self.lagged.push((sub, 1)),
+        }
+    }
+
+    /// Drops the oldest message; false if there is none.
+    fn drop_oldest(&mut self) -> bool {
+        let Some(at) = self
+            .queue
+            .iter()
+            .position(|q| matches!(q, Queued::Message { .. }))
+        else {
+            return false;
+        };
+        if let Some(Queued::Message { sub, weight, .. }) = self.queue.remove(at) {
+            self.messages -= 1;
+            self.bytes -= weight;
+            self.lag(sub);
+        }
+        true
+    }
+}
+
+/// The transport's end of one subscription: it delivers runs into its
+/// [`Inbox`]. A transport keeps it while the subscription lives; dropping
+/// it frees the inbox's subscription slot.
+pub struct Subscriber {
+    id: SubscriptionId,
+    inbox: Arc<Shared>,
+    left: bool,
+}
+
+impl Subscriber {
+    /// The subscription's id within its inbox.
+    pub fn id(&self) -> SubscriptionId {
+        self.id
+    }
+
+    /// Queues a run, dropping the oldest over the budget. False if the
+    /// inbox is closed (nothing delivered).
+    pub fn deliver(&self, message: &DeliveredMessage) -> bool {
+        let weight = message.weight();
+        let limits = self.inbox.limits;
+        let waker = {
+            let mut st = self.inbox.lock();
+            if st.closed {
+                return false;
+            }
+            let budget = limits.max_bytes.saturating_sub(st.reserved);
+            while st.messages >= limits.max_messages || st.bytes.saturating_add(weight) > budget {
+                if !st.drop_oldest() {
+                    break;
+                }
+            }
+            if weight > budget {
+                // Larger than the whole budget: never held.
+                st.lag(self.id);
+            } else {
+                st.queue.push_back(Queued::Message {
+                    sub: self.id,
+                    message: message.clone(),
+                    weight,
+                });
+                st.messages += 1;
+                st.bytes += weight;
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
+    /// The subscription ended (channel deleted, engine shut down): what is
+    /// queued stays readable, then the consumer sees [`InboxItem::Ended`].
+    pub fn end(mut self) {
+        let waker = {
+            let mut st = self.inbox.lock();
+            st.queue.push_back(Queued::Ended(self.id));
+            st.subscriptions -= 1;
+            st.waker.take()
+        };
+        self.left = true;
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The consumer unsubscribed: its queued runs are dropped at once.
+    pub fn unsubscribe(mut self) {
+        let mut st = self.inbox.lock();
+        let id = self.id;
+        let mut freed = 0;
+        let mut dropped = 0;
+        st.queue.retain(|q| match q {
+            Queued::Message { sub, weight, .. } if *sub == id => {
+                freed += weight;
+                dropped += 1;
+                false
+            }
+            Queued::Ended(sub) => *sub != id,
+            Queued::Message { .. } => true,
+        });
+        st.bytes -= freed;
+        st.messages -= dropped;
+        st.lagged.retain(|(s, _)| *s != id);
+        st.subscriptions -= 1;
+        self.left = true;
+    }
+}
+
+impl fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if !self.left {
+            self.inbox.lock().subscriptions -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Body, DeliveryPlan, Envelope, MessageId, PublishOptions};
+    use herald_core::Tick;
+
+    fn run(n: u64, body_len: usize) -> DeliveredMessage {
+        DeliveredMessage::new(
+            Arc::new(Envelope {
+                id: MessageId::from_u128(n.into()),
+                channel: "c".into(),
+                accepted_at: Tick::from_millis(0),
+                publish: PublishOptions::default(),
+                plan: Arc::new(DeliveryPlan::default()),
+                body: Body::from("x".repeat(body_len)),
+            }),
+            Tick::from_millis(n),
+        )
+    }
+
+    fn ids(items: &[InboxItem]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                InboxItem::Message { message, .. } => message.timestamp_millis().to_string(),
+                InboxItem::Lagged { missed, .. } => format!("lag{missed}"),
+                InboxItem::Ended { .. } => "end".into(),
+            })
+            .collect()
+    }
+
+    fn drain(inbox: &Inbox) -> Vec<InboxItem> {
+        std::iter::from_fn(|| inbox.try_recv()).collect()
+    }
+
+    #[test]
+    fn over_the_message_budget_the_oldest_go() {
+        let inbox = Inbox::new(InboxLimits {
+            max_messages: 3,
+            ..InboxLimits::default()
+        });
+        let s = inbox.join().unwrap();
+        for n in 1..=5 {
+            assert!(s.deliver(&run(n, 1)));
+        }
+        assert_eq!(ids(&drain(&inbox)), ["lag2", "3", "4", "5"]);
+    }
+
+    #[test]
+    fn over_the_byte_budget_the_oldest_go_and_the_reservation_counts() {
+        let one = run(0, 1000).weight();
+        let inbox = Inbox::new(InboxLimits {
+            max_bytes: 3 * one,
+            ..InboxLimits::default()
+        });
+        let s = inbox.join().unwrap();
+        for n in 1..=4 {
+            s.deliver(&run(n, 1000));
+        }
+        assert_eq!(inbox.bytes(), 3 * one);
+        assert_eq!(ids(&drain(&inbox)), ["lag1", "2", "3", "4"]);
+        inbox.set_reserved(2 * one);
+        for n in 5..=7 {
+            s.deliver(&run(n, 1000));
+        }
+        assert_eq!(
+            ids(&drain(&inbox)),
+            ["lag2", "7"],
+            "one fits beside the reservation"
+        );
+        s.deliver(&run(8, 100_000));
+        assert_eq!(
+            ids(&drain(&inbox)),
+            ["lag1"],
+            "larger than the budget: never held"
+        );
+        assert_eq!(inbox.bytes(), 0);
+    }
+
+    #[test]
+    fn lags_are_told_to_the_right_subscription() {
+        let inbox = Inbox::new(InboxLimits {
+            max_messages: 2,
+            ..InboxLimits::default()
+        });
+        let a = inbox.join().unwrap();
+        let b = inbox.join().unwrap();
+        a.deliver(&run(1, 1));
+        b.deliver(&run(2, 1));
+        a.deliver(&run(3, 1));
+        let items = drain(&inbox);
+        assert!(
+            matches!(items[0], InboxItem::Lagged { subscription, missed: 1 } if subscription == a.id())
+        );
+        assert_eq!(ids(&items), ["lag1", "2", "3"]);
+    }
+
+    #[test]
+    fn unsubscribing_frees_its_queue_and_its_slot() {
+        let inbox = Inbox::new(InboxLimits {
+            max_subscriptions: 2,
+            ..InboxLimits::default()
+        });
+        let a = inbox.join().unwrap();
+        let b = inbox.join().unwrap();
+        assert!(inbox.join().is_none(), "at most two");
+        a.deliver(&run(1, 10));
+        b.deliver(&run(2, 10));
+        a.deliver(&run(3, 10));
+        a.unsubscribe();
+        assert_eq!(inbox.subscriptions(), 1);
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox.bytes(), run(2, 10).weight());
+        let c = inbox.join().expect("a slot is free again");
+        drop(c);
+        drop(b);
+        assert_eq!(inbox.subscriptions(), 0);
+        assert_eq!(ids(&drain(&inbox)), ["2"]);
+    }
+
+    #[test]
+    fn an_ended_subscription_keeps_what_it_had() {
+        let inbox = Inbox::new(InboxLimits::default());
+        let a = inbox.join().unwrap();
+        a.deliver(&run(1, 1));
+        a.end();
+        assert_eq!(inbox.subscriptions(), 0);
+        assert_eq!(ids(&drain(&inbox)), ["1", "end"]);
+    }
+
+    #[test]
+    fn a_closed_inbox_takes_nothing_and_ends() {
+        let inbox = Inbox::new(InboxLimits::default());
+        let a = inbox.join().unwrap();
+        a.deliver(&run(1, 1));
+        inbox.close();
+        assert!(!a.deliver(&run(2, 1)));
+        assert!(inbox.join().is_none());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(inbox.recv().await.is_some());
+            assert!(inbox.recv().await.is_none());
+        });
+    }
+
+    #[test]
+    fn polls_are_bounded_in_bytes() {
+        let inbox = Inbox::new(InboxLimits::default());
+        let a = inbox.join().unwrap();
+        for n in 1..=10 {
+            a.deliver(&run(n, 1000));
+        }
+        let w = run(0, 1000).weight();
+        assert_eq!(ids(&inbox.drain_bytes(3 * w + 1)), ["1", "2", "3"]);
+        assert_eq!(ids(&inbox.drain_bytes(1)), ["4"], "always at least one");
+        assert_eq!(inbox.drain_bytes(usize::MAX).len(), 6);
+    }
+
+    #[test]
+    fn recv_many_takes_a_batch() {
+        let inbox = Inbox::new(InboxLimits::default());
+        let a = inbox.join().unwrap();
+        for n in 1..=5 {
+            a.deliver(&run(n, 1));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        assert_eq!(rt.block_on(inbox.recv_many(&mut out, 3)), 3);
+        assert_eq!(rt.block_on(inbox.recv_many(&mut out, 10)), 2);
+        assert_eq!(ids(&out), ["1", "2", "3", "4", "5"]);
+    }
+}

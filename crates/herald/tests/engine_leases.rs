@@ -1,0 +1,297 @@
+//! Claims, leases and completions: an immediate publish never turns into an
+//! error after its delivery, a completion the store refuses is retried or
+//! left to the lease, expired leases come back to the wheel without a
+//! restart, and a publish or cancel whose caller leaves is carried out.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::*;
+use herald::{
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
+    MemoryStore, MessageId, PublishStatus, Record, Start, Store, StoreError, StoreFuture,
+};
+use herald_core::Tick;
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// A [`MemoryStore`] whose `complete` fails while told to, and whose
+/// `insert` and `cancel` can be held at a gate.
+#[derive(Clone, Debug, Default)]
+struct FaultyStore {
+    inner: MemoryStore,
+    /// How many of the next `complete` calls fail.
+    fail_completes: Arc<AtomicU32>,
+    /// Whether those failures are worth a retry.
+    retryable: Arc<AtomicBool>,
+    completes: Arc<AtomicU32>,
+    insert_gate: Arc<Gate>,
+    cancel_gate: Arc<Gate>,
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    armed: AtomicBool,
+    entered: Notify,
+    release: Notify,
+}
+
+impl Gate {
+    fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+    async fn pass(&self) {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+    }
+}
+
+impl Store for FaultyStore {
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        Box::pin(async move {
+            self.insert_gate.pass().await;
+            self.inner.insert(envelope, start).await
+        })
+    }
+    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
+        self.inner.get(id)
+    }
+    fn claim(
+        &self,
+        claims: Vec<Claim>,
+        lease_until: Tick,
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
+        self.inner.claim(claims, lease_until)
+    }
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        self.inner.renew(leases, lease_until)
+    }
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
+        self.completes.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .fail_completes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            let e = if self.retryable.load(Ordering::SeqCst) {
+                StoreError::unavailable("disk busy")
+            } else {
+                StoreError::other("disk on fire")
+            };
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        self.inner.complete(completions)
+    }
+    fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
+        Box::pin(async move {
+            self.cancel_gate.pass().await;
+            self.inner.cancel(id).await
+        })
+    }
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        self.inner.amend(amendments)
+    }
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
+        self.inner.pending(after, limit)
+    }
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
+        self.inner.release_expired(before)
+    }
+}
+
+const LEASE_MS: u64 = 10_000;
+
+fn faulty_engine(store: &FaultyStore) -> (herald::Engine, herald::ManualClock) {
+    let clock = clock();
+    let engine = builder(&clock)
+        .store(store.clone())
+        .lease(Duration::from_millis(LEASE_MS))
+        .build();
+    (engine, clock)
+}
+
+#[tokio::test]
+async fn a_failed_completion_never_turns_a_delivered_publish_into_an_error() {
+    let store = FaultyStore::default();
+    store.fail_completes.store(1, Ordering::SeqCst);
+    let (engine, clock) = faulty_engine(&store);
+    let mut sub = engine.subscribe("ch", None).unwrap();
+
+    let s = publish_now(&engine, "ch", json!("hello")).await;
+    assert_eq!(
+        s.status,
+        PublishStatus::Published,
+        "delivered, so published"
+    );
+    assert_eq!(s.deliveries.pubsub, 1);
+    assert_eq!(drain(&mut sub).len(), 1);
+    engine.settle().await;
+    assert_eq!(store.completes.load(Ordering::SeqCst), 1, "tried once");
+    assert_eq!(engine.stats().completion_failures, 1);
+
+    // The claim stays until its lease ends; then the run is taken back and
+    // delivered again, without a restart: at-least-once.
+    step(&engine, &clock, LEASE_MS / 2).await;
+    assert!(drain(&mut sub).is_empty(), "not before the lease ends");
+    step(&engine, &clock, LEASE_MS).await;
+    let again = drain(&mut sub);
+    assert_eq!(again.len(), 1, "delivered again once the lease ended");
+    assert_eq!(again[0].message_id().to_string(), s.message_id);
+    assert_eq!(engine.stats().recovered_runs, 1);
+    assert_status(&engine, &s.message_id, PublishStatus::Published, 1).await;
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn retryable_completion_failures_are_retried_on_the_engine_clock() {
+    let store = FaultyStore::default();
+    store.fail_completes.store(2, Ordering::SeqCst);
+    store.retryable.store(true, Ordering::SeqCst);
+    let (engine, clock) = faulty_engine(&store);
+    let _sub = engine.subscribe("ch", None).unwrap();
+    let s = publish_now(&engine, "ch", json!(1)).await;
+    assert_eq!(s.status, PublishStatus::Published);
+    // Backoff: 50 ms, then 100 ms, on the manual clock.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.completes.load(Ordering::SeqCst), 1);
+    clock.advance(Duration::from_millis(50));
+    let_others_run().await;
+    assert_eq!(store.completes.load(Ordering::SeqCst), 2);
+    clock.advance(Duration::from_millis(100));
+    engine.settle().await;
+    assert_eq!(store.completes.load(Ordering::SeqCst), 3);
+    assert_eq!(engine.stats().completion_failures, 0);
+    let st = status_of(&engine, &s.message_id).await;
+    assert_eq!(
+        (st.status, st.deliveries.pubsub),
+        (PublishStatus::Published, 1)
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeating_run_whose_completion_failed_resumes_after_its_lease() {
+    let store = FaultyStore::default();
+    let (engine, clock) = faulty_engine(&store);
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    let s = publish_with(
+        &engine,
+        "ch",
+        json!("tick"),
+        every(60, Some(T0 + 1_000), None),
+    )
+    .await
+    .unwrap();
+    store.fail_completes.store(1, Ordering::SeqCst);
+    step(&engine, &clock, 1_000).await;
+    assert_eq!(drain_timestamps(&mut sub), [T0 + 1_000]);
+    assert_eq!(
+        engine.scheduled_len(),
+        0,
+        "no next run without a completion"
+    );
+    // The lease ends at T0 + 11 s; the half-lease release after it hands
+    // the run back, and it fires again (the missed grid point collapses).
+    step_to(&engine, &clock, T0 + 16_000).await;
+    assert_eq!(drain_timestamps(&mut sub), [T0 + 16_000]);
+    assert_eq!(engine.scheduled_len(), 1, "the rule goes on");
+    step_to(&engine, &clock, T0 + 61_000).await;
+    assert_eq!(drain_timestamps(&mut sub), [T0 + 61_000]);
+    assert_status(&engine, &s.message_id, PublishStatus::Scheduled, 2).await;
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_publish_whose_caller_leaves_mid_store_is_still_scheduled() {
+    let store = FaultyStore::default();
+    let (engine, clock) = faulty_engine(&store);
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    engine.settle().await;
+    store.insert_gate.arm();
+    {
+        // The caller (an HTTP client that disconnects) stops waiting while
+        // the insert is in the store.
+        let publish = publish_with(&engine, "ch", json!("kept"), at(T0 + 1_000));
+        tokio::select! {
+            _ = publish => panic!("the insert is held"),
+            () = store.insert_gate.entered.notified() => {}
+        }
+    }
+    store.insert_gate.release.notify_one();
+    let_others_run().await;
+    assert_eq!(
+        engine.scheduled_len(),
+        1,
+        "stored and scheduled, not stored and forgotten"
+    );
+    step(&engine, &clock, 1_000).await;
+    let got = drain(&mut sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message(), &json!("kept"));
+
+    // An immediate publish whose caller leaves is delivered.
+    store.insert_gate.arm();
+    {
+        let publish = publish_now(&engine, "ch", json!("now"));
+        tokio::select! {
+            _ = publish => panic!("the insert is held"),
+            () = store.insert_gate.entered.notified() => {}
+        }
+    }
+    store.insert_gate.release.notify_one();
+    let_others_run().await;
+    assert_eq!(drain(&mut sub).len(), 1);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_cancel_whose_caller_leaves_is_still_carried_out() {
+    let store = FaultyStore::default();
+    let (engine, clock) = faulty_engine(&store);
+    let mut sub = engine.subscribe("ch", None).unwrap();
+    let s = publish_with(&engine, "ch", json!("doomed"), at(T0 + 1_000))
+        .await
+        .unwrap();
+    store.cancel_gate.arm();
+    {
+        let cancel = engine.cancel(&s.message_id);
+        tokio::select! {
+            _ = cancel => panic!("the cancel is held"),
+            () = store.cancel_gate.entered.notified() => {}
+        }
+    }
+    store.cancel_gate.release.notify_one();
+    let_others_run().await;
+    assert_status(&engine, &s.message_id, PublishStatus::Cancelled, 0).await;
+    step(&engine, &clock, 5_000).await;
+    assert!(drain(&mut sub).is_empty());
+    engine.shutdown().await;
+}
+
+/// The engine's API futures can be spawned on a multi-thread runtime.
+#[tokio::test]
+async fn api_futures_are_send() {
+    fn send<T: Send>(t: T) -> T {
+        t
+    }
+    let engine = herald::Engine::builder().build();
+    let st = send(publish_now(&engine, "c", json!(null))).await;
+    send(engine.message_status(&st.message_id)).await.unwrap();
+    assert!(send(engine.cancel(&st.message_id)).await.is_err());
+    send(engine.publish_request("c", herald::PublishRequest::default()))
+        .await
+        .unwrap();
+    send(engine.settle()).await;
+    send(engine.shutdown()).await;
+}
