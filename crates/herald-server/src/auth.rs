@@ -1,13 +1,12 @@
 //! API keys: who may call, and what each key may publish and subscribe to.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 use crate::Glob;
-use crate::config::Config;
+use crate::config::AppConfig;
 use crate::error::ApiError;
 
 /// An authenticated API key's permissions.
@@ -57,57 +56,42 @@ impl fmt::Debug for Key {
     }
 }
 
-/// Every app's keys, checked in constant time.
+/// One app's keys, checked in constant time.
 #[derive(Debug, Default)]
-pub(crate) struct Auth {
-    apps: HashMap<String, Vec<Arc<Key>>>,
-}
+pub(crate) struct Keys(Vec<Arc<Key>>);
 
-impl Auth {
-    pub(crate) fn from_config(config: &Config) -> Self {
-        let apps = config
-            .apps
-            .iter()
-            .map(|app| {
-                let keys = app
-                    .keys
-                    .iter()
-                    .map(|k| {
-                        Arc::new(Key {
-                            secret: k.key.as_bytes().into(),
-                            publish: k.publish.clone(),
-                            subscribe: k.subscribe.clone(),
-                        })
+impl Keys {
+    pub(crate) fn from_config(app: &AppConfig) -> Self {
+        Self(
+            app.keys
+                .iter()
+                .map(|k| {
+                    Arc::new(Key {
+                        secret: k.key.as_bytes().into(),
+                        publish: k.publish.clone(),
+                        subscribe: k.subscribe.clone(),
                     })
-                    .collect();
-                (app.id.clone(), keys)
-            })
-            .collect();
-        Self { apps }
+                })
+                .collect(),
+        )
     }
 
-    /// The configured app ids.
-    pub(crate) fn app_ids(&self) -> impl Iterator<Item = &str> {
-        self.apps.keys().map(String::as_str)
-    }
-
-    /// The key `key` of app `app`, or 401 (8002). Every key of the app is
-    /// compared, each in constant time ([`subtle`]: the time depends only
-    /// on the two lengths), and the loop does not stop at a match, so the
-    /// time taken does not tell which key (or which prefix) was close. App
-    /// ids are not secret.
-    pub(crate) fn authenticate(&self, app: &str, key: &str) -> Result<Arc<Key>, ApiError> {
-        let keys = self.apps.get(app).ok_or_else(ApiError::bad_credentials)?;
+    /// The key `key`, or 401 (8002). Every key of the app is compared,
+    /// each in constant time ([`subtle`]: the time depends only on the two
+    /// lengths), and the loop does not stop at a match, so the time taken
+    /// does not tell which key (or which prefix) was close. App ids are not
+    /// secret.
+    pub(crate) fn authenticate(&self, key: &str) -> Result<Arc<Key>, ApiError> {
         let mut found = Choice::from(0);
         let mut index = 0u64;
-        for (i, k) in keys.iter().enumerate() {
+        for (i, k) in self.0.iter().enumerate() {
             let hit = k.secret.ct_eq(key.as_bytes());
             // The first match wins (keys are unique within an app anyway).
             index.conditional_assign(&(i as u64), hit & !found);
             found |= hit;
         }
         if bool::from(found) {
-            Ok(keys[index as usize].clone())
+            Ok(self.0[index as usize].clone())
         } else {
             Err(ApiError::bad_credentials())
         }
@@ -136,58 +120,50 @@ pub(crate) fn redact_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AppConfig, KeyConfig};
+    use crate::config::KeyConfig;
 
     #[test]
     fn keys_match_exactly() {
-        let config = Config {
-            apps: vec![AppConfig {
-                id: "A".into(),
-                keys: vec![KeyConfig::full("abc"), KeyConfig::full("abd")],
-            }],
-            ..Config::default()
-        };
-        let auth = Auth::from_config(&config);
-        assert!(auth.authenticate("A", "abc").is_ok());
-        assert!(auth.authenticate("A", "abd").is_ok());
+        let keys = Keys::from_config(&AppConfig {
+            id: "A".into(),
+            keys: vec![KeyConfig::full("abc"), KeyConfig::full("abd")],
+        });
+        assert!(keys.authenticate("abc").is_ok());
+        assert!(keys.authenticate("abd").is_ok());
         for wrong in ["", "ab", "abcd", "abc\0", "ABC", "abe"] {
             assert_eq!(
-                auth.authenticate("A", wrong).unwrap_err().code,
+                keys.authenticate(wrong).unwrap_err().code,
                 8002,
                 "{wrong:?}"
             );
         }
         // The second key is found too (not only the first).
-        let second = auth.authenticate("A", "abd").unwrap();
-        assert!(Arc::ptr_eq(&second, &auth.apps["A"][1]));
+        let second = keys.authenticate("abd").unwrap();
+        assert!(Arc::ptr_eq(&second, &keys.0[1]));
     }
 
     #[test]
     fn authenticates_and_checks_permissions() {
-        let config = Config {
-            apps: vec![AppConfig {
-                id: "A".into(),
-                keys: vec![
-                    KeyConfig::full("full"),
-                    KeyConfig {
-                        key: "narrow".into(),
-                        publish: vec![Glob::new("out-*")],
-                        subscribe: vec![],
-                    },
-                ],
-            }],
-            ..Config::default()
-        };
-        let auth = Auth::from_config(&config);
-        assert!(auth.authenticate("A", "full").unwrap().can_subscribe("x"));
-        let narrow = auth.authenticate("A", "narrow").unwrap();
+        let auth = Keys::from_config(&AppConfig {
+            id: "A".into(),
+            keys: vec![
+                KeyConfig::full("full"),
+                KeyConfig {
+                    key: "narrow".into(),
+                    publish: vec![Glob::new("out-*")],
+                    subscribe: vec![],
+                },
+            ],
+        });
+        assert!(auth.authenticate("full").unwrap().can_subscribe("x"));
+        let narrow = auth.authenticate("narrow").unwrap();
         assert!(narrow.can_publish("out-1"));
         assert!(!narrow.can_publish("in-1"));
         assert!(!narrow.can_subscribe("out-1"));
         assert_eq!(narrow.check_subscribe("x").unwrap_err().code, 5031);
         assert_eq!(narrow.check_publish("x").unwrap_err().code, 5030);
-        assert_eq!(auth.authenticate("A", "nope").unwrap_err().code, 8002);
-        assert_eq!(auth.authenticate("B", "full").unwrap_err().status, 401);
+        assert_eq!(auth.authenticate("nope").unwrap_err().code, 8002);
+        assert_eq!(auth.authenticate("nope").unwrap_err().status, 401);
         let debug = format!("{narrow:?}");
         assert!(debug.contains(r#"secret: "<redacted>""#), "{debug}");
         assert!(!debug.contains("narrow"), "{debug}");

@@ -193,10 +193,13 @@ impl ApiError {
 }
 
 impl From<herald::Error> for ApiError {
-    /// Validation and cancel errors are 400; a shut-down engine is 503; a
-    /// store or transport failure is 500.
+    /// Validation and cancel errors are 400; too many subscriptions on one
+    /// connection is 429; a shut-down engine is 503; a store or transport
+    /// failure is 500.
     fn from(e: herald::Error) -> Self {
-        let status = if e.is_client_error() {
+        let status = if matches!(e, herald::Error::TooManySubscriptions { .. }) {
+            StatusCode::TOO_MANY_REQUESTS
+        } else if e.is_client_error() {
             StatusCode::BAD_REQUEST
         } else if matches!(e, herald::Error::ShutDown) {
             StatusCode::SERVICE_UNAVAILABLE
@@ -225,6 +228,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         json_response(self.status, &self)
     }
+}
+
+/// A response with this status whose body is JSON text already written.
+pub(crate) fn json_text_response(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 /// A JSON response with this status.

@@ -1,6 +1,5 @@
 //! Entry points for the fuzz target `server_request` (not a public API).
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
@@ -8,10 +7,7 @@ use axum::http::{Method, Request};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::auth::Auth;
 use crate::config::{AppConfig, Config, KeyConfig};
-use crate::metrics::Metrics;
-use crate::polling::Polling;
 use crate::{Glob, State};
 
 const METHODS: [Method; 7] = [
@@ -66,15 +62,15 @@ fn state() -> Arc<State> {
         }],
         ..Config::default()
     };
-    let engine = herald::Engine::builder().build();
-    Arc::new(State {
-        engines: HashMap::from([("app".to_owned(), engine)]),
-        auth: Auth::from_config(&config),
-        metrics: Metrics::default(),
-        polling: Polling::new(config.poll_ttl),
-        max_body: config.max_body,
-        local_addr: ([127, 0, 0, 1], 0).into(),
-    })
+    Arc::new(
+        State::new(
+            &config,
+            Arc::new(herald::SystemClock),
+            ([127, 0, 0, 1], 0).into(),
+            |_| Ok(herald::Engine::builder().build()),
+        )
+        .expect("in-memory apps"),
+    )
 }
 
 /// Decodes `data` as (method, path prefix, content type, path suffix, body)
@@ -134,8 +130,8 @@ pub fn server_request(data: &[u8]) {
                 serde_json::from_slice(&bytes).expect("error bodies are JSON");
             assert!(v["code"].is_u64() && v["message"].is_string(), "{v}");
         }
-        for engine in state.engines.values() {
-            engine.shutdown().await;
+        for app in state.apps.values() {
+            app.engine.shutdown().await;
         }
     });
 }

@@ -100,6 +100,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod body;
 pub mod config;
 mod error;
 #[doc(hidden)]
@@ -110,8 +111,8 @@ mod percent;
 mod polling;
 mod realtime;
 mod rest;
+mod state;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -120,7 +121,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use herald::{Engine, Store};
+use herald::{Clock, Engine, Store, SystemClock};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
@@ -131,12 +132,10 @@ pub use config::{AppConfig, Cli, Config, DevApp, KeyConfig, ensure_dev_app};
 pub use error::{ApiError, codes};
 pub use glob::Glob;
 
-use auth::Auth;
-use metrics::Metrics;
-use polling::Polling;
+pub(crate) use state::State;
 
 /// How long shutdown waits for in-flight requests and connections before
-/// going on without them.
+/// going on without them (on the server's clock).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens the message store for one app's data directory: a durable
@@ -158,38 +157,6 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
-/// Everything the handlers share.
-#[derive(Debug)]
-pub(crate) struct State {
-    /// One engine per app (apps share nothing).
-    pub(crate) engines: HashMap<String, Engine>,
-    pub(crate) auth: Auth,
-    pub(crate) metrics: Metrics,
-    pub(crate) polling: Polling,
-    pub(crate) max_body: usize,
-    /// The listener's address, for `rtURL` when a request has no usable
-    /// `Host` header.
-    pub(crate) local_addr: SocketAddr,
-}
-
-impl State {
-    /// The engine of `app` (which has been authenticated, so exists).
-    pub(crate) fn engine(&self, app: &str) -> Result<&Engine, ApiError> {
-        self.engines.get(app).ok_or_else(ApiError::bad_credentials)
-    }
-}
-
-/// Builds the engines (one per app, each on its [`open_store`]).
-fn build_engines(config: &Config) -> anyhow::Result<HashMap<String, Engine>> {
-    let mut engines = HashMap::new();
-    for app in &config.apps {
-        let store = open_store(&config.data_dir.join("apps").join(&app.id))
-            .with_context(|| format!("opening the store of app {:?}", app.id))?;
-        engines.insert(app.id.clone(), Engine::builder().store(store).build());
-    }
-    Ok(engines)
-}
-
 /// The whole HTTP surface: health, metrics, one socket.io service per app,
 /// and the REST API (the fallback, which routes by hand).
 pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
@@ -197,7 +164,7 @@ pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
         .route("/health", axum::routing::get(rest::health))
         .route("/metrics", axum::routing::get(rest::metrics));
     let mut ios = Vec::new();
-    let mut app_ids: Vec<&str> = state.auth.app_ids().collect();
+    let mut app_ids: Vec<&str> = state.apps.keys().map(String::as_str).collect();
     app_ids.sort_unstable();
     for app in app_ids {
         let (with_app, io) = realtime::register(router, app, state.clone());
@@ -211,10 +178,8 @@ pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
     (router, ios)
 }
 
-/// Serves `config` on `listener` until `shutdown` completes, then shuts
-/// down gracefully: stops accepting, closes real-time connections, lets
-/// in-flight requests finish (for up to 10 s), and shuts every engine down
-/// (which flushes its store).
+/// Serves `config` on `listener` with the system clock until `shutdown`
+/// completes (see [`serve_with_clock`]).
 ///
 /// # Errors
 ///
@@ -223,17 +188,34 @@ pub async fn serve<F>(config: Config, listener: TcpListener, shutdown: F) -> any
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then shuts
+/// down gracefully: stops accepting, closes real-time connections, lets
+/// in-flight requests finish (for up to 10 s), and shuts every engine down
+/// (which flushes its store). Every engine and every server timeout (the
+/// polling TTL, the shutdown grace) runs on `clock`.
+///
+/// # Errors
+///
+/// A store cannot be opened, or the listener fails.
+pub async fn serve_with_clock<F>(
+    config: Config,
+    listener: TcpListener,
+    shutdown: F,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     config.validate()?;
     let local_addr = listener.local_addr().context("listener address")?;
-    let engines = build_engines(&config)?;
-    let state = Arc::new(State {
-        engines,
-        auth: Auth::from_config(&config),
-        metrics: Metrics::default(),
-        polling: Polling::new(config.poll_ttl),
-        max_body: config.max_body,
-        local_addr,
-    });
+    let state = Arc::new(State::new(&config, clock.clone(), local_addr, |app| {
+        let store = open_store(&config.data_dir.join("apps").join(app))
+            .with_context(|| format!("opening the store of app {app:?}"))?;
+        Ok(Engine::builder().clock(clock.clone()).store(store).build())
+    })?);
     let (router, ios) = router(&state);
     let reaper = tokio::spawn(polling::reap_forever(state.clone()));
 
@@ -250,20 +232,21 @@ where
         }
     };
     let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let grace = state.clone();
     let result = tokio::select! {
         r = server => r.context("serving HTTP"),
         () = async {
             stopping.notified().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            grace.sleep(SHUTDOWN_GRACE).await;
         } => {
             warn!("connections still open after {SHUTDOWN_GRACE:?}; closing anyway");
             Ok(())
         }
     };
     reaper.abort();
-    state.polling.clear();
-    for engine in state.engines.values() {
-        engine.shutdown().await;
+    for app in state.apps.values() {
+        app.polling.clear();
+        app.engine.shutdown().await;
     }
     info!("stopped");
     result
@@ -300,12 +283,36 @@ impl Server {
     ///
     /// If called outside a tokio runtime.
     pub fn with_listener(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        Self::with_listener_and_clock(config, listener, Arc::new(SystemClock))
+    }
+
+    /// Starts serving on `listener` on `clock` (a
+    /// [`ManualClock`](herald::ManualClock) in tests: the engines and the
+    /// server's timeouts then move only when the test moves it).
+    ///
+    /// # Errors
+    ///
+    /// The configuration is invalid or the listener has no address.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime.
+    pub fn with_listener_and_clock(
+        config: Config,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         let local_addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(config, listener, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(serve_with_clock(
+            config,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+            clock,
+        ));
         Ok(Self {
             local_addr,
             stop: Some(tx),

@@ -25,6 +25,12 @@ pub(crate) struct Metrics {
     errors: Mutex<BTreeMap<u32, u64>>,
     pub(crate) realtime_connections: AtomicI64,
     pub(crate) realtime_subscriptions: AtomicI64,
+    /// Bytes real-time connections hold for their clients: queued in their
+    /// inboxes plus handed to the socket.io layer and maybe still there.
+    pub(crate) realtime_buffered_bytes: AtomicI64,
+    /// Runs dropped for receivers that did not keep up (real-time and
+    /// polling).
+    lagged: AtomicU64,
 }
 
 impl Metrics {
@@ -42,6 +48,13 @@ impl Metrics {
         self.latency_sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// Counts runs dropped for a slow receiver.
+    pub(crate) fn count_lagged(&self, n: u64) {
+        if n > 0 {
+            self.lagged.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Counts an error answered with `code` (REST or real-time).
     pub(crate) fn count_error(&self, code: u32) {
         let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
@@ -56,7 +69,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 8] = [
+        let per_app: [(&str, &str, &str, Field); 11] = [
             (
                 "herald_publishes_total",
                 "counter",
@@ -105,6 +118,24 @@ impl Metrics {
                 "Unfinished messages reloaded from the store at start-up.",
                 |s| s.reloaded,
             ),
+            (
+                "herald_completion_failures_total",
+                "counter",
+                "Delivered runs the store would not record (delivered again when their leases end).",
+                |s| s.completion_failures,
+            ),
+            (
+                "herald_channels",
+                "gauge",
+                "Channels with subscriptions (real-time and polling).",
+                |s| s.channels,
+            ),
+            (
+                "herald_subscriptions",
+                "gauge",
+                "Live engine subscriptions (real-time listeners and polling subscriptions).",
+                |s| s.subscriptions,
+            ),
         ];
         for (name, kind, help, field) in per_app {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -133,6 +164,17 @@ impl Metrics {
             "herald_polling_subscriptions",
             "Live legacy polling subscriptions.",
             i64::try_from(polling_subscriptions).unwrap_or(i64::MAX),
+        );
+        gauge(
+            "herald_realtime_buffered_bytes",
+            "Bytes real-time connections hold for their clients (inboxes and the socket layer).",
+            self.realtime_buffered_bytes.load(Ordering::Relaxed),
+        );
+        let _ = write!(
+            out,
+            "# HELP herald_lagged_messages_total Runs dropped for receivers that did not keep up.\n\
+             # TYPE herald_lagged_messages_total counter\nherald_lagged_messages_total {}\n",
+            self.lagged.load(Ordering::Relaxed)
         );
 
         out.push_str(

@@ -8,14 +8,16 @@ use axum::body::Body;
 use axum::extract::{Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use herald::{PublishRequest, RequestError};
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use crate::State;
 use crate::auth::{Key, redact_path};
-use crate::error::{ApiError, json_response};
+use crate::body::{read_bytes, read_json};
+use crate::error::{ApiError, json_response, json_text_response};
 use crate::percent::decode_segment;
+use crate::state::App;
 
 type Shared = Arc<State>;
 
@@ -27,12 +29,12 @@ pub(crate) async fn health() -> Response {
 /// `GET /metrics`.
 pub(crate) async fn metrics(AxState(state): AxState<Shared>) -> Response {
     let mut apps: Vec<(&str, herald::EngineStats)> = state
-        .engines
+        .apps
         .iter()
-        .map(|(id, e)| (id.as_str(), e.stats()))
+        .map(|(id, a)| (id.as_str(), a.engine.stats()))
         .collect();
     apps.sort_unstable_by_key(|(id, _)| *id);
-    let text = state.metrics.render(&apps, state.polling.len());
+    let text = state.metrics.render(&apps, state.polling_subscriptions());
     (
         [(
             header::CONTENT_TYPE,
@@ -108,9 +110,9 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
     }
     let app = decode_segment(app).ok_or_else(ApiError::bad_credentials)?;
     let api_key = decode_segment(key).ok_or_else(ApiError::bad_credentials)?;
-    let key = state.auth.authenticate(&app, &api_key)?;
+    let (app, key) = state.authenticate(&app, &api_key)?;
     drop(api_key);
-    let engine = state.engine(&app)?;
+    let engine = &app.engine;
     let m = &parts.method;
 
     match rest {
@@ -131,8 +133,16 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
         ["messaging", x] if m == Method::POST => {
             let channel = channel_name(x)?;
             key.check_publish(&channel)?;
-            let body = read_json(&parts.headers, body, state.max_body, false).await?;
-            let request = herald::PublishRequest::from_json(&body)?;
+            let bytes = read_bytes(&parts.headers, body, state.limits.max_body)
+                .await?
+                .ok_or_else(|| ApiError::malformed_json("the body is empty"))?;
+            // The message is kept as its raw JSON bytes: only the options
+            // are parsed.
+            let request = PublishRequest::from_slice(&bytes).map_err(|e| match e {
+                RequestError::Json(e) => ApiError::malformed_json(e),
+                RequestError::Invalid(e) => e.into(),
+                other => ApiError::malformed_json(other),
+            })?;
             let status = engine.publish_request(&channel, request).await?;
             Ok(json_response(StatusCode::OK, &status))
         }
@@ -150,18 +160,22 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
 
         ["messaging", channel, "subscribe"] if m == Method::POST => {
             let channel = channel_name(channel)?;
-            polling_subscribe(state, &app, &key, channel, &parts.headers, body).await
+            polling_subscribe(state, app, &key, channel, &parts.headers, body).await
         }
         ["messaging", channel, subscription] if m == Method::GET => {
             let channel = channel_name(channel)?;
             key.check_subscribe(&channel)?;
             let id = decode_segment(subscription).ok_or_else(ApiError::unknown_subscription)?;
-            let now_ms = engine.clock().now().as_millis();
-            let messages = state.polling.poll(&app, &channel, &id, now_ms)?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({"messages": messages}),
-            ))
+            let mut lagged = 0;
+            let answer = app.polling.poll(
+                &channel,
+                &id,
+                state.clock.now(),
+                state.limits.poll_max_bytes,
+                &mut lagged,
+            )?;
+            state.metrics.count_lagged(lagged);
+            Ok(json_text_response(StatusCode::OK, answer))
         }
         ["messaging", _, _] => Err(ApiError::method_not_allowed(method)),
 
@@ -199,95 +213,38 @@ fn is_plain_host(h: &str) -> bool {
 /// `POST messaging/{channel}/subscribe`.
 async fn polling_subscribe(
     state: &Shared,
-    app: &str,
+    app: &App,
     key: &Key,
     channel: String,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     key.check_subscribe(&channel)?;
-    let body = read_json(headers, body, state.max_body, true).await?;
+    let body = read_json(headers, body, state.limits.max_body, true).await?;
     let selector = match &body {
         Value::Null => None,
         Value::Object(obj) => match obj.get("selector") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                return Err(ApiError::selector_not_a_string());
-            }
+            Some(_) => return Err(ApiError::selector_not_a_string()),
         },
         _ => return Err(ApiError::malformed_json("expected a JSON object")),
     };
-    let engine = state.engine(app)?;
-    let sub = engine.subscribe(&channel, selector.as_deref())?;
-    let id = state.polling.subscribe(app, &channel, sub)?;
+    let id = app.polling.subscribe(
+        &app.engine,
+        &channel,
+        selector.as_deref(),
+        state.clock.now(),
+    )?;
     Ok(json_response(
         StatusCode::OK,
         &json!({ "subscriptionId": id }),
     ))
 }
 
-/// Reads a JSON body of at most `limit` bytes. The content type must be
-/// JSON (`application/json` or `application/*+json`, any parameters) or
-/// absent. An empty body is `null` when `optional`, else 8004.
-async fn read_json(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    optional: bool,
-) -> Result<Value, ApiError> {
-    if let Some(ct) = headers.get(header::CONTENT_TYPE)
-        && !is_json_content_type(ct.to_str().unwrap_or(""))
-    {
-        return Err(ApiError::unsupported_media_type());
-    }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::body_too_large(limit));
-    }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Err(ApiError::body_too_large(limit));
-        }
-        Err(e) => return Err(ApiError::malformed_json(format!("unreadable body: {e}"))),
-    };
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return if optional {
-            Ok(Value::Null)
-        } else {
-            Err(ApiError::malformed_json("the body is empty"))
-        };
-    }
-    serde_json::from_slice(&bytes).map_err(ApiError::malformed_json)
-}
-
-fn is_json_content_type(ct: &str) -> bool {
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_content_types() {
-        assert!(is_json_content_type("application/json"));
-        assert!(is_json_content_type("Application/JSON; charset=utf-8"));
-        assert!(is_json_content_type("application/vnd.api+json"));
-        assert!(!is_json_content_type("text/plain"));
-        assert!(!is_json_content_type("application/x-www-form-urlencoded"));
-        assert!(!is_json_content_type(""));
-    }
 
     #[test]
     fn hosts() {

@@ -391,12 +391,24 @@ async fn legacy_polling_round_trip() {
 
 #[tokio::test]
 async fn polling_subscriptions_expire() {
-    let s = start("poll_ttl_secs = 1").await;
+    // The TTL runs on the server's clock: no real waiting.
+    let clock = herald::ManualClock::new(herald_core::Tick::from_millis(support::now_ms()));
+    let s = support::start_on("poll_ttl_secs = 300", std::sync::Arc::new(clock.clone())).await;
     let url = poll_subscribe(&s, "feed", json!({})).await;
     assert!(poll(&s, &url).await.is_empty());
     assert_eq!(s.metric("herald_polling_subscriptions").await, Some(1.0));
-    // Not polled for the TTL (the metrics endpoint does not touch it): gone.
+    assert_eq!(
+        s.metric("herald_subscriptions{app=\"TEST-APP\"}").await,
+        Some(1.0)
+    );
+    clock.advance(std::time::Duration::from_secs(299));
+    assert!(poll(&s, &url).await.is_empty(), "polled in time: kept");
+    clock.advance(std::time::Duration::from_secs(301));
+    // Not polled for the TTL (the metrics endpoint does not touch it): gone,
+    // and its engine subscription with it.
     s.wait_metric("herald_polling_subscriptions", 0.0).await;
+    s.wait_metric("herald_subscriptions{app=\"TEST-APP\"}", 0.0)
+        .await;
     let (status, res) = s.get(&url).await;
     assert_eq!(
         (status, res["code"].as_u64()),

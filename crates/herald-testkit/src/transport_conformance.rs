@@ -311,6 +311,7 @@ pub async fn churn_leaves_nothing_behind<T: PubSubTransport>(t: T) {
     }
     assert!(t.channels().is_empty(), "{:?}", t.channels());
     assert_eq!(shared.subscriptions(), 0);
+    assert_eq!(t.subscriptions(), 0);
     assert_eq!(t.publish(&run_on("quiet-0", 1, "p")).expect("publish"), 0);
     assert_eq!(shared.bytes(), 0);
 }
@@ -362,12 +363,28 @@ pub async fn delete_channel_ends_subscriptions<T: PubSubTransport>(t: T) {
 pub async fn channels_exist_while_subscribed<T: PubSubTransport>(t: T) {
     let (_z, zeta) = subscribe(&t, "zeta", None);
     let (_a, alpha) = subscribe(&t, "alpha", None);
+    let (_a2, alpha2) = subscribe(&t, "alpha", None);
     t.publish(&run_on("beta", 1, "p")).expect("publish");
     assert_eq!(t.channels(), vec!["alpha".to_owned(), "zeta".to_owned()]);
+    assert_eq!(t.subscriptions(), 3);
     drop(zeta);
     assert_eq!(t.channels(), vec!["alpha".to_owned()]);
     drop(alpha);
+    assert_eq!(
+        t.channels(),
+        vec!["alpha".to_owned()],
+        "one subscriber left"
+    );
+    drop(alpha2);
     assert!(t.channels().is_empty());
+    assert_eq!(t.subscriptions(), 0);
+    let (_d, _dm) = subscribe(&t, "deleted", None);
+    assert!(t.delete_channel("deleted"));
+    assert_eq!(
+        t.subscriptions(),
+        0,
+        "a deleted channel's subscriptions end"
+    );
 }
 
 /// Four publishers on separate tasks: every subscription sees each

@@ -81,6 +81,9 @@ impl PubSubTransport for BlockingTransport {
     fn channels(&self) -> Vec<String> {
         self.inner.channels()
     }
+    fn subscriptions(&self) -> usize {
+        self.inner.subscriptions()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

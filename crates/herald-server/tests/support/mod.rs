@@ -51,6 +51,11 @@ pub fn temp_dir() -> PathBuf {
 /// A server with app `TEST-APP` / key `test-key` (full permissions), plus
 /// whatever `toml` adds.
 pub async fn start(toml: &str) -> TestServer {
+    start_on(toml, std::sync::Arc::new(herald::SystemClock)).await
+}
+
+/// As [`start`], with the engines and the server's timeouts on `clock`.
+pub async fn start_on(toml: &str, clock: std::sync::Arc<dyn herald::Clock>) -> TestServer {
     let dir = temp_dir();
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
@@ -59,7 +64,10 @@ pub async fn start(toml: &str) -> TestServer {
         ..Config::default()
     };
     config.apply_toml(toml).expect("test TOML");
-    let server = Server::start(config).await.expect("server starts");
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .expect("bind");
+    let server = Server::with_listener_and_clock(config, listener, clock).expect("server starts");
     TestServer {
         base: server.base_url(),
         server: Some(server),
@@ -251,6 +259,9 @@ impl RawWs {
     /// reads the Engine.IO open packet.
     pub async fn open(addr: std::net::SocketAddr, app: &str, key: &str) -> (Self, Value) {
         let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+        // Small frames one after another: no Nagle (with the server's
+        // delayed ACKs it would cost 40 ms a round trip).
+        stream.set_nodelay(true).expect("nodelay");
         let req = format!(
             "GET /{app}/?EIO=4&transport=websocket&apiKey={key} HTTP/1.1\r\n\
              Host: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -285,10 +285,14 @@ impl Engine {
         self.shared.transport.channels()
     }
 
-    /// The engine's counters since it was built, and the wheel's size.
+    /// The engine's counters since it was built, the wheel's size, and the
+    /// live channels and subscriptions.
     pub fn stats(&self) -> EngineStats {
         let pending = self.shared.lock().wheel.len() as u64;
-        self.shared.counters.snapshot(pending)
+        let t = &self.shared.transport;
+        self.shared
+            .counters
+            .snapshot(pending, t.channels().len() as u64, t.subscriptions() as u64)
     }
 
     /// How many runs are waiting in this engine's wheel.

@@ -28,6 +28,10 @@ pub struct EngineStats {
     /// Delivered runs whose completion the store would not record (they
     /// are delivered again when their leases end).
     pub completion_failures: u64,
+    /// Channels with subscriptions on this node right now.
+    pub channels: u64,
+    /// Live subscriptions on this node right now.
+    pub subscriptions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +51,7 @@ impl Counters {
         counter.fetch_add(by, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, pending: u64) -> EngineStats {
+    pub(crate) fn snapshot(&self, pending: u64, channels: u64, subscriptions: u64) -> EngineStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         EngineStats {
             published: get(&self.published),
@@ -59,6 +63,8 @@ impl Counters {
             recovered_runs: get(&self.recovered_runs),
             reloaded: get(&self.reloaded),
             completion_failures: get(&self.completion_failures),
+            channels,
+            subscriptions,
         }
     }
 }

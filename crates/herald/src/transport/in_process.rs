@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use herald_core::selector::Selector;
@@ -39,6 +39,8 @@ pub struct InProcessTransport {
 struct Inner {
     channels: RwLock<HashMap<String, Arc<Channel>>>,
     next_key: AtomicU64,
+    /// Live subscriptions, all channels.
+    members: AtomicUsize,
 }
 
 type Members = HashMap<u64, Member, BuildHasherDefault<KeyHasher>>;
@@ -149,6 +151,9 @@ impl Drop for Guard {
         };
         member.subscriber.unsubscribe();
         m.count -= 1;
+        if let Some(t) = self.transport.upgrade() {
+            t.members.fetch_sub(1, Ordering::Relaxed);
+        }
         if m.count == 0 && !m.dead {
             m.dead = true;
             if let Some(t) = self.transport.upgrade() {
@@ -204,6 +209,7 @@ impl PubSubTransport for InProcessTransport {
                 write(ch.shard(key)).insert(key, member);
             }
             m.count += 1;
+            self.inner.members.fetch_add(1, Ordering::Relaxed);
             drop(m);
             let guard = Guard {
                 transport: Arc::downgrade(&self.inner),
@@ -220,6 +226,7 @@ impl PubSubTransport for InProcessTransport {
         };
         let mut m = lock(&ch.membership);
         m.dead = true;
+        self.inner.members.fetch_sub(m.count, Ordering::Relaxed);
         m.count = 0;
         for shard in &ch.shards {
             for (_, member) in write(shard).drain() {
@@ -233,5 +240,9 @@ impl PubSubTransport for InProcessTransport {
         let mut names: Vec<String> = read(&self.inner.channels).keys().cloned().collect();
         names.sort_unstable();
         names
+    }
+
+    fn subscriptions(&self) -> usize {
+        self.inner.members.load(Ordering::Relaxed)
     }
 }

@@ -34,7 +34,8 @@ pub use subscription::{Lagged, Subscription};
 ///   run reaches it afterwards.
 /// * A channel exists while it has subscriptions: publishing to a channel
 ///   nobody subscribes to keeps nothing, and [`channels`](Self::channels)
-///   lists the channels with subscriptions.
+///   lists the channels with subscriptions;
+///   [`subscriptions`](Self::subscriptions) counts the live ones.
 /// * [`delete_channel`](Self::delete_channel) ends every subscription of the
 ///   channel (each inbox yields [`InboxItem::Ended`] after what it had
 ///   queued) and returns whether the channel had any.
@@ -59,6 +60,9 @@ pub trait PubSubTransport: Send + Sync + fmt::Debug + 'static {
 
     /// The channels with subscriptions, sorted.
     fn channels(&self) -> Vec<String>;
+
+    /// How many subscriptions are live (for metrics).
+    fn subscriptions(&self) -> usize;
 }
 
 impl<T: PubSubTransport + ?Sized> PubSubTransport for Arc<T> {
@@ -78,6 +82,9 @@ impl<T: PubSubTransport + ?Sized> PubSubTransport for Arc<T> {
     }
     fn channels(&self) -> Vec<String> {
         (**self).channels()
+    }
+    fn subscriptions(&self) -> usize {
+        (**self).subscriptions()
     }
 }
 

@@ -1,0 +1,211 @@
+//! The socket.io real-time API of the Backendless JS SDK (`backendless-rt-client`).
+//!
+//! One socket.io server per app: engine.io path `/{appId}/`, namespace
+//! `/{appId}`, the API key in the handshake query (`apiKey`; `clientId` and
+//! `userToken` are ignored). Events (all payloads one JSON object):
+//!
+//! | client → server | server → client |
+//! |---|---|
+//! | `SUB_ON {id, name: "PUB_SUB_CONNECT", options: {channel}}` | `SUB_READY {id}` |
+//! | `SUB_ON {id, name: "PUB_SUB_MESSAGES", options: {channel, selector?}}` | `SUB_READY {id}`, then `SUB_RES {id, data: <message>}` per message |
+//! | `SUB_OFF {id}` | (delivery stops) |
+//! | `MET_REQ {id, name, options}` | `MET_RES {id, result}` for `SET_USER_TOKEN`, else `MET_RES {id, error}` |
+//!
+//! A refused subscription is `SUB_RES {id, error: {code, message}}` (5031
+//! without subscribe permission, 5012 for a bad selector, 5010 for a bad
+//! channel, 5093 (429) past `max_subscriptions_per_connection`, 8007 for a
+//! subscription kind Herald does not implement: commands, user status,
+//! data changes). A bad API key refuses the namespace connection
+//! (`CONNECT_ERROR`).
+//!
+//! Every listener of a connection delivers into one [`Inbox`](herald::Inbox)
+//! bounded by `connection_buffer` bytes, drained by one task per
+//! connection ([`drain`]) that sends replies and runs in order (a
+//! listener's `SUB_READY` always before its first run). Listeners die with
+//! their connection: a disconnect unsubscribes them at once.
+
+mod conn;
+mod drain;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
+use tracing::debug;
+
+use crate::State;
+use crate::auth::Key;
+use crate::error::ApiError;
+use crate::percent::query_param;
+use conn::Conn;
+
+/// Adds app `app`'s socket.io service to `router` (at `/{app}` and
+/// `/{app}/` exactly: engine.io matches its path as a prefix, and
+/// `/{app}/{key}/...` is the REST API) and returns its handle.
+pub(crate) fn register(
+    router: Router<Arc<State>>,
+    app: &str,
+    state: Arc<State>,
+) -> (Router<Arc<State>>, SocketIo) {
+    let path = format!("/{app}");
+    let (svc, io) = SocketIo::builder()
+        .req_path(path.clone())
+        .max_buffer_size(drain::SOCKET_BUFFER)
+        .build_svc();
+    let app: Arc<str> = app.into();
+
+    // The connection and its event handlers are set up in the middleware,
+    // which socketioxide awaits before it acknowledges the namespace
+    // connection: the connect handler runs in a task spawned after the
+    // acknowledgement, so handlers registered there could miss a `SUB_ON`
+    // sent right after it (the JS SDK subscribes as soon as it is
+    // connected). Event handlers only queue replies; the drain task, started
+    // by the connect handler once the socket is marked connected (emits
+    // fail before that), sends them.
+    let middleware = move |s: SocketRef| {
+        let (state, app) = (state.clone(), app.clone());
+        async move {
+            match authenticate(&state, &app, &s) {
+                Ok(key) => {
+                    on_connect(state, app, key, &s);
+                    Ok(())
+                }
+                Err(e) => {
+                    state.metrics.count_error(e.code);
+                    Err(e.message)
+                }
+            }
+        }
+    };
+    let handler = async |s: SocketRef| {
+        if let Some(conn) = s.extensions.get::<Arc<Conn>>() {
+            tokio::spawn(drain::run(conn, s));
+        }
+    };
+    io.ns(path.clone(), handler.with(middleware));
+    let router = router
+        .route_service(&path, svc.clone())
+        .route_service(&format!("{path}/"), svc);
+    (router, io)
+}
+
+fn authenticate(state: &State, app: &str, s: &SocketRef) -> Result<Arc<Key>, ApiError> {
+    let key = query_param(s.req_parts().uri.query(), "apiKey").unwrap_or_default();
+    state.authenticate(app, &key).map(|(_, key)| key)
+}
+
+/// Sets up an authenticated connection: its state and event handlers.
+fn on_connect(state: Arc<State>, app: Arc<str>, key: Arc<Key>, s: &SocketRef) {
+    state
+        .metrics
+        .realtime_connections
+        .fetch_add(1, Ordering::Relaxed);
+    debug!(app = %app, sid = %s.id, "real-time client connected");
+    let conn = Arc::new(Conn::new(state, app, key));
+    s.extensions.insert(conn.clone());
+
+    let c = conn.clone();
+    s.on("SUB_ON", move |Data(v): Data<Value>| {
+        let c = c.clone();
+        async move { sub_on(&c, &v) }
+    });
+    let c = conn.clone();
+    s.on("SUB_OFF", move |Data(v): Data<Value>| {
+        let c = c.clone();
+        async move {
+            if let Some(id) = request_id(&v) {
+                c.unlisten(&id);
+            }
+        }
+    });
+    let c = conn.clone();
+    s.on("MET_REQ", move |Data(v): Data<Value>| {
+        let c = c.clone();
+        async move { met_req(&c, &v) }
+    });
+    s.on_disconnect(move |s: SocketRef| {
+        let c = conn.clone();
+        async move {
+            c.close();
+            c.state
+                .metrics
+                .realtime_connections
+                .fetch_sub(1, Ordering::Relaxed);
+            debug!(app = %c.app, sid = %s.id, "real-time client disconnected");
+        }
+    });
+}
+
+/// The `id` of a request: a string, or a number taken as its text.
+fn request_id(v: &Value) -> Option<String> {
+    match v.get("id")? {
+        Value::String(s) => Some(s.clone()),
+        n @ Value::Number(_) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn reply_error(c: &Conn, event: &'static str, id: &str, e: &ApiError) {
+    c.state.metrics.count_error(e.code);
+    c.reply(event, json!({"id": id, "error": e.to_json()}));
+}
+
+fn sub_on(c: &Arc<Conn>, v: &Value) {
+    let Some(id) = request_id(v) else {
+        debug!("SUB_ON without an id: ignored");
+        return;
+    };
+    let name = v.get("name").and_then(Value::as_str).unwrap_or("");
+    let options = v.get("options").unwrap_or(&Value::Null);
+    let result = match name {
+        "PUB_SUB_CONNECT" => channel_of(options)
+            .and_then(|ch| c.key.check_subscribe(&ch))
+            .map(|()| c.reply("SUB_READY", json!({ "id": id }))),
+        "PUB_SUB_MESSAGES" => listen(c, &id, options),
+        other => Err(ApiError::subscription_not_supported(other)),
+    };
+    if let Err(e) = result {
+        reply_error(c, "SUB_RES", &id, &e);
+    }
+}
+
+fn channel_of(options: &Value) -> Result<String, ApiError> {
+    match options.get("channel") {
+        Some(Value::String(ch)) => Ok(ch.clone()),
+        _ => Err(herald::Error::InvalidChannel.into()),
+    }
+}
+
+/// `PUB_SUB_MESSAGES`: subscribes the connection's inbox; each run goes out
+/// as `SUB_RES {id, data}` until `SUB_OFF`, disconnect, or the channel's
+/// end.
+fn listen(c: &Arc<Conn>, id: &str, options: &Value) -> Result<(), ApiError> {
+    let channel = channel_of(options)?;
+    let selector = match options.get("selector") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(sel)) => Some(sel.as_str()),
+        Some(_) => return Err(ApiError::selector_not_a_string()),
+    };
+    c.key.check_subscribe(&channel)?;
+    let engine = &c.state.app(&c.app)?.engine;
+    c.listen(id, |inbox| {
+        engine
+            .subscribe_to(inbox, &channel, selector)
+            .map_err(ApiError::from)
+    })
+}
+
+fn met_req(c: &Conn, v: &Value) {
+    let Some(id) = request_id(v) else {
+        return;
+    };
+    match v.get("name").and_then(Value::as_str).unwrap_or("") {
+        // Herald has no users: the token is accepted and ignored.
+        "SET_USER_TOKEN" => c.reply("MET_RES", json!({"id": id, "result": null})),
+        other => reply_error(c, "MET_RES", &id, &ApiError::method_not_supported(other)),
+    }
+}

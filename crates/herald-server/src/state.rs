@@ -1,0 +1,119 @@
+//! What the handlers share: one map of apps (each its keys, its engine and
+//! its polling subscriptions), the metrics and the limits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::{Clock, Engine};
+
+use crate::auth::{Key, Keys};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::polling::Polling;
+
+/// One application: its keys, its engine (on its own store), and its
+/// legacy polling subscriptions. Apps share nothing.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) id: Arc<str>,
+    pub(crate) keys: Keys,
+    pub(crate) engine: Engine,
+    pub(crate) polling: Polling,
+}
+
+/// The per-client bounds, from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_body: usize,
+    pub(crate) connection_buffer: usize,
+    pub(crate) max_subscriptions_per_connection: usize,
+    pub(crate) poll_max_bytes: usize,
+}
+
+impl Limits {
+    pub(crate) fn from_config(config: &Config) -> Self {
+        Self {
+            max_body: config.max_body,
+            connection_buffer: config.connection_buffer,
+            max_subscriptions_per_connection: config.max_subscriptions_per_connection,
+            poll_max_bytes: config.poll_max_bytes,
+        }
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) apps: HashMap<String, App>,
+    pub(crate) metrics: Metrics,
+    pub(crate) limits: Limits,
+    /// The time source of every engine and every server timeout.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The listener's address, for `rtURL` when a request has no usable
+    /// `Host` header.
+    pub(crate) local_addr: SocketAddr,
+}
+
+impl State {
+    /// Builds the apps, each with an engine on the store `open_store`
+    /// gives for its data directory.
+    pub(crate) fn new(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        local_addr: SocketAddr,
+        mut engine_for: impl FnMut(&str) -> anyhow::Result<Engine>,
+    ) -> anyhow::Result<Self> {
+        let mut apps = HashMap::new();
+        for app in &config.apps {
+            let engine = engine_for(&app.id)?;
+            apps.insert(
+                app.id.clone(),
+                App {
+                    id: app.id.as_str().into(),
+                    keys: Keys::from_config(app),
+                    engine,
+                    polling: Polling::new(
+                        config.poll_ttl,
+                        config.max_polling_subscriptions,
+                        config.connection_buffer,
+                    ),
+                },
+            );
+        }
+        Ok(Self {
+            apps,
+            metrics: Metrics::default(),
+            limits: Limits::from_config(config),
+            clock,
+            local_addr,
+        })
+    }
+
+    /// App `app` and its key `key`, or 401 (8002).
+    pub(crate) fn authenticate(&self, app: &str, key: &str) -> Result<(&App, Arc<Key>), ApiError> {
+        let app = self.apps.get(app).ok_or_else(ApiError::bad_credentials)?;
+        Ok((app, app.keys.authenticate(key)?))
+    }
+
+    /// The app `app` (known to exist: it was authenticated).
+    pub(crate) fn app(&self, app: &str) -> Result<&App, ApiError> {
+        self.apps.get(app).ok_or_else(ApiError::bad_credentials)
+    }
+
+    /// Live polling subscriptions across apps.
+    pub(crate) fn polling_subscriptions(&self) -> usize {
+        self.apps.values().map(|a| a.polling.len()).sum()
+    }
+
+    /// Sleeps `d` on the server's clock.
+    pub(crate) async fn sleep(&self, d: Duration) {
+        let at = self
+            .clock
+            .now()
+            .saturating_add_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.clock.sleep_until(at).await;
+    }
+}

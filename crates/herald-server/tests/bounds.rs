@@ -1,0 +1,279 @@
+//! Every resource a client can make the server hold is bounded and freed:
+//! the findings of a black-box test of the server, each reproduced here
+//! (these tests failed on the server before the fix) and kept.
+
+mod support;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{APP, KEY, RawWs, start};
+
+const SUBS: &str = "herald_subscriptions{app=\"TEST-APP\"}";
+const CHANNELS: &str = "herald_channels{app=\"TEST-APP\"}";
+
+/// A connected raw WebSocket socket.io client.
+async fn connect(s: &support::TestServer) -> RawWs {
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let (mut ws, _) = RawWs::open(addr, APP, KEY).await;
+    let answer = ws.connect_nsp().await;
+    assert!(answer.starts_with(&format!("40/{APP},")), "{answer}");
+    ws
+}
+
+async fn sub_on(ws: &mut RawWs, id: u64, channel: &str, selector: Option<&str>) -> (String, Value) {
+    let mut options = json!({ "channel": channel });
+    if let Some(sel) = selector {
+        options["selector"] = sel.into();
+    }
+    ws.emit(
+        "SUB_ON",
+        &json!({"id": id, "name": "PUB_SUB_MESSAGES", "options": options}),
+    )
+    .await;
+    ws.next_event().await
+}
+
+/// Found: 2000 SUB_ON/SUB_OFF cycles with a large selector on a quiet
+/// channel grew RSS by 243 MB while the subscriptions gauge read 0: a
+/// closed subscription was freed only by the next publish to its channel.
+/// Now it goes at SUB_OFF, with its channel.
+#[tokio::test]
+async fn sub_on_sub_off_cycles_leave_nothing_behind() {
+    let s = start("").await;
+    let mut ws = connect(&s).await;
+    let selector = format!(
+        "n IN ({})",
+        (0..1_000)
+            .map(|i| format!("'{i}'"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for i in 0..2_000u64 {
+        let (name, _) = sub_on(&mut ws, i, &format!("quiet-{}", i % 10), Some(&selector)).await;
+        assert_eq!(name, "SUB_READY");
+        ws.emit("SUB_OFF", &json!({ "id": i })).await;
+    }
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    s.wait_metric(SUBS, 0.0).await;
+    s.wait_metric(CHANNELS, 0.0).await;
+    assert_eq!(s.metric("herald_realtime_connections").await, Some(1.0));
+    drop(ws);
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.stop().await;
+}
+
+/// Found: 500 connect-SUB_ON-reset cycles left 186 listeners alive with no
+/// connection, and the next publish counted 186 deliveries to nobody. Now
+/// a listener dies with its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_die_with_their_connection() {
+    let s = start("").await;
+    for round in 0..10 {
+        let mut clients = Vec::new();
+        for i in 0..20u64 {
+            let mut ws = connect(&s).await;
+            let (name, _) = sub_on(&mut ws, i, "reset", None).await;
+            assert_eq!(name, "SUB_READY", "round {round}");
+            clients.push(ws);
+        }
+        // Reset: the TCP connections just go, no close handshake.
+        drop(clients);
+    }
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    s.wait_metric(SUBS, 0.0).await;
+    s.wait_metric(CHANNELS, 0.0).await;
+    let res = s.publish("reset", json!({"message": 1})).await;
+    assert_eq!(res["deliveries"]["pubsub"], 0, "nobody is listening: {res}");
+    s.stop().await;
+}
+
+/// Found: 60k channel names subscribed from one connection kept +41 MB
+/// after it left, and 20,000 subscriptions were accepted on one socket.
+/// Now a connection has at most `max_subscriptions_per_connection`, and
+/// its channels go when it does.
+#[tokio::test]
+async fn a_connection_has_bounded_subscriptions_and_its_channels_go_with_it() {
+    let s = start("max_subscriptions_per_connection = 50").await;
+    let mut ws = connect(&s).await;
+    for i in 0..50u64 {
+        let (name, _) = sub_on(&mut ws, i, &format!("many-{i}"), None).await;
+        assert_eq!(name, "SUB_READY");
+    }
+    let (name, res) = sub_on(&mut ws, 50, "one-too-many", None).await;
+    assert_eq!(name, "SUB_RES");
+    assert_eq!(res["id"], "50");
+    assert_eq!(res["error"]["code"], 5093, "{res}");
+    assert_eq!(s.metric(CHANNELS).await, Some(50.0));
+    // Replacing a listener under the same id does not count twice.
+    let (name, _) = sub_on(&mut ws, 7, "replaced", None).await;
+    assert_eq!(name, "SUB_READY");
+    assert_eq!(s.metric(SUBS).await, Some(50.0));
+    drop(ws);
+    s.wait_metric(CHANNELS, 0.0).await;
+    s.wait_metric(SUBS, 0.0).await;
+    s.stop().await;
+}
+
+/// Found: a client that subscribes and never reads pinned 200–240 MB
+/// (1024 buffered copies of 200 KB bodies). Now what a connection holds is
+/// bounded in bytes: its inbox (`connection_buffer`, less what socket.io
+/// may still hold) plus at most the socket.io queue's last packets; the
+/// oldest runs are dropped and counted as lag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_holds_a_bounded_number_of_bytes() {
+    let budget = 1 << 20;
+    let s = start(&format!("connection_buffer = {budget}\nmax_body = 300000")).await;
+    let mut ws = connect(&s).await;
+    let (name, _) = sub_on(&mut ws, 1, "big", None).await;
+    assert_eq!(name, "SUB_READY");
+    // From now on the client reads nothing.
+    let body = "x".repeat(200_000);
+    let mut peak = 0.0f64;
+    // 60 MB: more than the kernel's socket buffers on loopback absorb.
+    for _ in 0..300 {
+        s.publish("big", json!({ "message": body })).await;
+        let held = s
+            .metric("herald_realtime_buffered_bytes")
+            .await
+            .unwrap_or(0.0);
+        peak = peak.max(held);
+    }
+    // The inbox holds at most its budget; socket.io at most its queue's
+    // last 31 packets (~200 KB each).
+    let bound = (budget + 31 * 201_000) as f64;
+    assert!(peak <= bound, "held {peak} bytes, bound {bound}");
+    // The client reads again: it gets the newest runs; the rest were
+    // dropped and counted.
+    s.publish("big", json!({ "message": "last" })).await;
+    let mut received = 0u64;
+    loop {
+        let (name, res) = ws.next_event().await;
+        assert_eq!(name, "SUB_RES");
+        received += 1;
+        if res["data"]["message"] == "last" {
+            break;
+        }
+    }
+    assert!(received < 301, "received {received}: nothing was dropped?");
+    s.wait_metric("herald_lagged_messages_total", (301 - received) as f64)
+        .await;
+    drop(ws);
+    s.wait_metric("herald_realtime_buffered_bytes", 0.0).await;
+    s.stop().await;
+}
+
+/// Found: 1500 polling subscribes refused with 429 still grew RSS by 183 MB
+/// (the engine subscription was made before the cap check), and the cap
+/// was global. Now the cap is per app, checked first.
+#[tokio::test]
+async fn refused_polling_subscribes_cost_nothing() {
+    let s = start("max_polling_subscriptions = 5").await;
+    let url = s.url("messaging/feed/subscribe");
+    for _ in 0..5 {
+        let (status, _) = s.post(&url, &json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for _ in 0..200 {
+        let (status, res) = s.post(&url, &json!({"selector": "a = 'b'"})).await;
+        assert_eq!(
+            (status, res["code"].as_u64()),
+            (StatusCode::TOO_MANY_REQUESTS, Some(8008))
+        );
+    }
+    assert_eq!(
+        s.metric(SUBS).await,
+        Some(5.0),
+        "no engine subscription for a refusal"
+    );
+    assert_eq!(s.metric("herald_polling_subscriptions").await, Some(5.0));
+    s.stop().await;
+}
+
+/// Found: three concurrent polls of 1024 × 200 KB took RSS from 0.5 to
+/// 1.74 GB. Now a polling subscription holds at most `connection_buffer`
+/// bytes and a poll answers at most `poll_max_bytes`; the rest waits for
+/// the next poll.
+#[tokio::test]
+async fn polls_are_bounded_in_bytes_and_the_rest_waits() {
+    let s = start("poll_max_bytes = 450000\nconnection_buffer = 2000000\nmax_body = 300000").await;
+    let (status, res) = s.post(&s.url("messaging/feed/subscribe"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let url = s.url(&format!(
+        "messaging/feed/{}",
+        res["subscriptionId"].as_str().unwrap()
+    ));
+    let body = "y".repeat(200_000);
+    for n in 0..5 {
+        s.publish("feed", json!({"message": body, "headers": {"n": n}}))
+            .await;
+    }
+    let mut seen = Vec::new();
+    let mut polls = 0;
+    loop {
+        let res = s.http.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let text = res.text().await.unwrap();
+        assert!(
+            text.len() <= 450_000 + 1_000,
+            "an answer of {} bytes",
+            text.len()
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let messages = v["messages"].as_array().unwrap();
+        if messages.is_empty() {
+            break;
+        }
+        polls += 1;
+        for m in messages {
+            assert_eq!(m["data"].as_str().unwrap().len(), 200_000);
+            seen.push(m["headers"]["n"].as_str().unwrap().parse::<u64>().unwrap());
+        }
+    }
+    assert_eq!(
+        seen,
+        [0, 1, 2, 3, 4],
+        "each once, in order, over several polls"
+    );
+    assert!(
+        polls >= 3,
+        "two 200 KB runs per answer at most: {polls} polls"
+    );
+    // Past the subscription's byte budget the oldest runs are dropped.
+    for n in 0..20 {
+        s.publish("feed", json!({"message": body, "headers": {"n": n}}))
+            .await;
+    }
+    let mut kept = 0;
+    loop {
+        let v = s.get(&url).await.1;
+        let n = v["messages"].as_array().unwrap().len();
+        if n == 0 {
+            break;
+        }
+        kept += n;
+    }
+    assert!(
+        (1..20).contains(&kept),
+        "kept {kept} of 20 runs of 200 KB in 2 MB"
+    );
+    assert!(
+        s.metric("herald_lagged_messages_total")
+            .await
+            .unwrap_or(0.0)
+            > 0.0
+    );
+    s.stop().await;
+}
+
+/// Publishing to many channel names nobody subscribes to keeps no channel.
+#[tokio::test]
+async fn publishing_to_random_channels_keeps_nothing() {
+    let s = start("").await;
+    for i in 0..500 {
+        s.publish(&format!("random-{i}"), json!({"message": i}))
+            .await;
+    }
+    assert_eq!(s.metric(CHANNELS).await, Some(0.0));
+    s.stop().await;
+}
