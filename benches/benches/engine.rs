@@ -52,7 +52,7 @@ async fn publish_now(engine: &Engine, channel: &str, body: u64) -> u64 {
     engine
         .publish(
             channel,
-            Value::from(body),
+            Value::from(body).into(),
             PublishOptions::default(),
             DeliveryOptions::default(),
         )
@@ -129,7 +129,7 @@ fn publish(c: &mut Criterion) {
                             engine
                                 .publish(
                                     "bench",
-                                    Value::from(i as u64),
+                                    Value::from(i as u64).into(),
                                     PublishOptions::default(),
                                     delivery,
                                 )

@@ -188,7 +188,7 @@ pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, S
                     let st = engine
                         .publish(
                             "bench",
-                            Value::from(i as u64),
+                            Value::from(i as u64).into(),
                             PublishOptions::default(),
                             delivery,
                         )
@@ -343,7 +343,7 @@ pub async fn lateness(
                 match sub.recv().await {
                     Some(Ok(m)) => {
                         let now = clock.now_us();
-                        let i = m.message().as_u64().ok_or("lateness: not a number")? as usize;
+                        let i = m.message().get().parse::<u64>().map_err(|_| "lateness: not a number")? as usize;
                         if i >= n || std::mem::replace(&mut seen[i], true) {
                             return Err(format!("lateness: message {i} twice or unknown"));
                         }

@@ -373,7 +373,7 @@ async fn publish_run(n: usize, publishers: usize, args: &Args) -> PublishRun {
         for _ in 0..n {
             match sub.recv().await {
                 Some(Ok(m)) => {
-                    let seq = m.message().as_u64().expect("a number") as usize;
+                    let seq = m.message().get().parse::<u64>().expect("a number") as usize;
                     let (p, i) = (seq / per, seq % per);
                     if p >= publishers || next[p] != i {
                         fail(
@@ -408,7 +408,7 @@ async fn publish_run(n: usize, publishers: usize, args: &Args) -> PublishRun {
                     let st = engine
                         .publish(
                             "bench",
-                            Value::from(seq),
+                            Value::from(seq).into(),
                             PublishOptions::default(),
                             DeliveryOptions::default(),
                         )
@@ -526,7 +526,7 @@ async fn publish_round(engine: &Engine, round: usize) -> (Duration, MessageId, u
     let st = engine
         .publish(
             "fanout",
-            Value::from(round as u64),
+            Value::from(round as u64).into(),
             PublishOptions::default(),
             DeliveryOptions::default(),
         )
@@ -554,7 +554,7 @@ async fn fanout_handoff(n: usize, rounds: usize) -> Rounds {
         for (k, s) in subs.iter_mut().enumerate() {
             match s.try_recv() {
                 Some(Ok(m))
-                    if m.message_id() == id && m.message().as_u64() == Some(round as u64) => {}
+                    if m.message_id() == id && m.message().get().parse::<u64>().ok() == Some(round as u64) => {}
                 other => fail(
                     "fanout",
                     &format!("subscription {k}, round {round}: got {other:?}"),
@@ -622,7 +622,7 @@ async fn fanout_e2e(n: usize, rounds: usize) -> Rounds {
                         fan.armed.fetch_add(1, Ordering::AcqRel);
                     }
                     match got {
-                        Some(Ok(m)) if m.message().as_u64() == Some(round as u64) => {}
+                        Some(Ok(m)) if m.message().get().parse::<u64>().ok() == Some(round as u64) => {}
                         other => return Err(format!("round {round}: got {other:?}")),
                     }
                     let before = fan.received.fetch_add(1, Ordering::AcqRel);
@@ -858,7 +858,7 @@ async fn lateness_run(sizes: &Sizes, args: &Args) -> Lateness {
                 match sub.recv().await {
                     Some(Ok(m)) => {
                         let now = wall_us();
-                        let i = m.message().as_u64().expect("a number") as usize;
+                        let i = m.message().get().parse::<u64>().expect("a number") as usize;
                         let at = m.publish_at().expect("publishAt").timestamp_millis();
                         if i >= n || std::mem::replace(&mut seen[i], true) {
                             fail("lateness", &format!("message {i} twice or unknown"));
@@ -890,7 +890,7 @@ async fn lateness_run(sizes: &Sizes, args: &Args) -> Lateness {
         let st = engine
             .publish(
                 "late",
-                Value::from(i as u64),
+                Value::from(i as u64).into(),
                 PublishOptions::default(),
                 delivery,
             )

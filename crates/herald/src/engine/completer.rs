@@ -151,7 +151,9 @@ async fn record(sh: &Shared, batch: &mut Vec<Done>) {
     let applied = loop {
         match sh.store.complete(completions.clone()).await {
             Ok(applied) => break applied,
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS => {
+            // Shutting down: one attempt, no waiting (the leases bring the
+            // runs back at the next start).
+            Err(e) if e.is_retryable() && attempt < ATTEMPTS && !sh.is_shut() => {
                 warn!(error = %e, runs = batch.len(), attempt, "store failed to record delivered runs; retrying");
                 let at = sh
                     .clock
