@@ -93,6 +93,14 @@ pub(crate) fn get(
             claim = claims.get(id).map_err(redb_error)?.map(|g| g.value());
         }
     }
+    // A finished message's plan is not worth caching.
+    let no_cache;
+    let plans = if h.state.is_finished() {
+        no_cache = PlanCache::new(0);
+        &no_cache
+    } else {
+        plans
+    };
     let envelope = envelope(&txn, plans, id)?.map_err(|e| damaged(id, e))?;
     Ok(Some(record(envelope, h, claim)))
 }

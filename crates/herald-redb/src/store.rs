@@ -209,8 +209,12 @@ impl RedbStore {
                 self.inner.plans.remove(MessageId::from_u128(*id));
             }
             let damaged = page.damaged;
-            self.write(|reply| Op::Quarantine { damaged, reply })
-                .await?;
+            // The claims are committed: answer them even if moving the
+            // damaged ones aside fails (their claims then expire, and the
+            // next claim tries again).
+            if let Err(e) = self.write(|reply| Op::Quarantine { damaged, reply }).await {
+                tracing::error!(error = %e, "herald-redb: could not quarantine damaged messages");
+            }
         }
         Ok(page.claimed)
     }
