@@ -222,7 +222,8 @@ impl RedbStore {
     /// The record of a message the writer cancelled (or found finished).
     async fn cancelled(&self, id: u128, header: Header) -> Result<Record, StoreError> {
         let db = self.db()?;
-        match read::cancelled(&db, &self.inner.plans, id)? {
+        // Finished either way: its plan is not worth caching.
+        match read::cancelled(&db, &PlanCache::new(0), id)? {
             Ok(envelope) => Ok(read::record(envelope, header, None)),
             Err(e) => {
                 let reason = format!("envelope: {e}");
@@ -250,10 +251,6 @@ impl Store for RedbStore {
             Start::At(due) => (due, None),
             Start::Claimed { due, lease_until } => (due, Some(lease_until.as_millis())),
         };
-        if envelope.plan.is_repeating() {
-            // Its runs are claimed without parsing the plan again.
-            self.inner.plans.insert(id, envelope.plan.clone());
-        }
         let req = Insert {
             id: id.as_u128(),
             header: Header::scheduled(due.as_millis()).encode(),
@@ -261,7 +258,16 @@ impl Store for RedbStore {
             due: due.as_millis(),
             lease_until,
         };
-        self.write(|reply| Op::Insert(req, reply))
+        let token = self.write(|reply| Op::Insert(req, reply));
+        Box::pin(async move {
+            let token = token.await?;
+            if envelope.plan.is_repeating() {
+                // Stored (not a duplicate): its runs are claimed without
+                // parsing the plan again.
+                self.inner.plans.insert(id, envelope.plan.clone());
+            }
+            Ok(token)
+        })
     }
 
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {

@@ -451,6 +451,52 @@ async fn pending_skips_finished_ids_left_in_schedule() {
     store.close().await.expect("close");
 }
 
+/// Claims of a repeating message decode its envelope with the store's plan
+/// cache: what a claim returns is the stored message, even after a
+/// duplicate insert of the same id with other options was refused.
+#[tokio::test]
+async fn a_claim_returns_the_stored_plan_after_a_refused_duplicate() {
+    let dir = TempDir::new("layout-plans");
+    let store = RedbStore::open(&dir.0).expect("open");
+    let stored = herald_testkit::store_conformance::envelope(1);
+    assert!(stored.plan.is_repeating());
+    store
+        .insert(stored.clone(), Start::At(t(10)))
+        .await
+        .expect("insert");
+    let mut other = (*stored).clone();
+    other.plan = std::sync::Arc::new(
+        herald::DeliveryPlan::new(herald::DeliveryOptions {
+            repeat_cron: Some("0 0 * * * *".into()),
+            ..herald::DeliveryOptions::default()
+        })
+        .expect("plan"),
+    );
+    let dup = store
+        .insert(other.into(), Start::At(t(10)))
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(dup, herald::StoreError::Duplicate(_)), "{dup}");
+    for round in 0..2u64 {
+        let c = store
+            .claim(
+                vec![Claim {
+                    id: id(1),
+                    due: t(10 + round),
+                }],
+                t(100),
+            )
+            .await
+            .expect("claim")
+            .pop()
+            .flatten()
+            .expect("claimed");
+        assert_eq!(c.envelope, stored, "round {round}");
+        assert!(complete(&store, 1, c.token, Next::At(t(11))).await);
+    }
+    store.close().await.expect("close");
+}
+
 /// `RedbStore` is a cheap, shareable handle.
 #[test]
 fn the_store_is_clone_debug_send_sync() {
