@@ -8,25 +8,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use herald::{Engine, ManualClock, PublishStatus, RunState, Store};
 use herald_core::Tick;
 use herald_redb::RedbStore;
+use herald_testkit::TempDir;
 
 const CHILD: &str = env!("CARGO_BIN_EXE_herald-redb-crash-child");
 const ROUNDS: usize = 6;
 const PUBLISHERS: usize = 32;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn next(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -133,7 +125,9 @@ fn run_child(dir: &TempDir, seed: u64, kill_after: Duration) -> Vec<String> {
 async fn verify(dir: &TempDir, acked: &Acked, round: usize) -> (usize, u64) {
     let store = RedbStore::open(&dir.0).expect("reopen after the kill");
     // No record is damaged and the indexes agree with the records.
-    let records = store.check_records().expect("every record decodes").records;
+    let check = store.check_records().expect("every record decodes");
+    assert_eq!(check.quarantined, 0, "round {round}: {check:?}");
+    let records = check.records;
     assert!(
         records as usize >= acked.kinds.len(),
         "round {round}: {records} records for {} acknowledged",
@@ -153,7 +147,7 @@ async fn verify(dir: &TempDir, acked: &Acked, round: usize) -> (usize, u64) {
             // Scheduled, or firing / published if the child fired it
             // before it died (publishAt is at least 1 s ahead).
             let ok = match kind {
-                Kind::Once => !matches!(r.state, RunState::Failed { .. } | RunState::Cancelled),
+                Kind::Once => !matches!(r.state, RunState::Failed | RunState::Cancelled),
                 Kind::Repeat => !r.state.is_finished(),
             };
             assert!(ok, "round {round}: {id} ({kind:?}) is {:?}", r.state);
@@ -204,10 +198,7 @@ async fn acknowledged_publishes_survive_sigkill() {
     let mut total_acked = 0;
     for round in 0..ROUNDS {
         let kill_after = Duration::from_millis(200 + next(&mut rng) % 1_300);
-        let dir = TempDir(
-            std::env::temp_dir().join(format!("herald-redb-crash-{}-{round}", std::process::id())),
-        );
-        let _ = std::fs::remove_dir_all(&dir.0);
+        let dir = TempDir::new(&format!("crash-{round}"));
         let lines = run_child(&dir, next(&mut rng), kill_after);
         let acked = parse(&lines);
         let (n, records) = verify(&dir, &acked, round).await;

@@ -1,24 +1,25 @@
-//! Behaviour that depends on how `RedbStore` lays records out (claims in
-//! the `firing` table, one-off outcomes in `outcomes`, finished ids left in
-//! the `unfinished` index until `pending` meets them), checked through the
-//! `Store` API and `check_records`, and across a reopen.
+//! Behaviour that depends on how `RedbStore` lays messages out in format
+//! v2, checked on the raw tables (`raw_tables`, test-only): a claim writes
+//! only `claims` (and the token counter in `meta`); a one-off's completion
+//! writes `finals`, not `headers`; a repeating run's completion rewrites
+//! the header and the `schedule` entry, never the envelope; `pending`
+//! reads no header; finished ids stay in `schedule` until `pending` meets
+//! them.
 
-use herald::{CancelOutcome, Claim, Completion, DeliveryCounts, Next, Record, RunState, Store};
+use std::collections::{BTreeMap, BTreeSet};
+
+use herald::{
+    CancelOutcome, Claim, Completion, DeliveryCounts, FencingToken, Lease, Next, RunState, Start,
+    Store,
+};
 use herald_core::Tick;
-use herald_redb::RedbStore;
+use herald_redb::{FILE_NAME, RedbStore, Rows};
 use herald_testkit::TempDir;
 use herald_testkit::store_conformance::{id, small_envelope};
+use redb::{Database, TableDefinition};
 
 fn t(ms: u64) -> Tick {
     Tick::from_millis(ms)
-}
-
-fn scheduled(n: u128, due: u64) -> Record {
-    Record {
-        envelope: small_envelope(n),
-        state: RunState::Scheduled { due: t(due) },
-        counts: DeliveryCounts::default(),
-    }
 }
 
 fn runs(n: u64) -> DeliveryCounts {
@@ -29,16 +30,14 @@ fn runs(n: u64) -> DeliveryCounts {
     }
 }
 
-fn done(n: u128, due: u64, next: Next) -> Completion {
-    Completion {
-        id: id(n),
-        due: t(due),
-        counts: runs(1),
-        next,
-    }
+async fn insert(store: &RedbStore, n: u128, due: u64) {
+    store
+        .insert(small_envelope(n), Start::At(t(due)))
+        .await
+        .expect("insert");
 }
 
-async fn claim(store: &RedbStore, n: u128, due: u64, lease: u64) -> bool {
+async fn claim(store: &RedbStore, n: u128, due: u64, lease: u64) -> Option<FencingToken> {
     store
         .claim(
             vec![Claim {
@@ -49,7 +48,20 @@ async fn claim(store: &RedbStore, n: u128, due: u64, lease: u64) -> bool {
         )
         .await
         .expect("claim")[0]
-        .is_some()
+        .as_ref()
+        .map(|c| c.token)
+}
+
+async fn complete(store: &RedbStore, n: u128, token: FencingToken, next: Next) -> bool {
+    store
+        .complete(vec![Completion {
+            id: id(n),
+            token,
+            counts: runs(1),
+            next,
+        }])
+        .await
+        .expect("complete")[0]
 }
 
 async fn state(store: &RedbStore, n: u128) -> (RunState, DeliveryCounts) {
@@ -57,39 +69,274 @@ async fn state(store: &RedbStore, n: u128) -> (RunState, DeliveryCounts) {
     (r.state, r.counts)
 }
 
-/// A finished one-off stays finished for every operation, a stale
-/// completion still adds its counters, and all of it survives a reopen.
+type Dump = BTreeMap<&'static str, Rows>;
+
+fn dump(store: &RedbStore) -> Dump {
+    store.raw_tables().expect("raw tables")
+}
+
+/// The tables whose rows differ.
+fn changed(before: &Dump, after: &Dump) -> BTreeSet<&'static str> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .copied()
+        .collect()
+}
+
+/// The row of message `n` in a table keyed by id.
+fn row(d: &Dump, table: &str, n: u128) -> Option<Vec<u8>> {
+    let key = id(n).as_u128().to_be_bytes();
+    d[table]
+        .iter()
+        .find(|(k, _)| k.as_slice() == key)
+        .map(|(_, v)| v.clone())
+}
+
+fn set(names: &[&'static str]) -> BTreeSet<&'static str> {
+    names.iter().copied().collect()
+}
+
 #[tokio::test]
-async fn finished_one_offs_stay_finished_and_count_stale_runs() {
-    let dir = TempDir::new("finished");
+async fn claims_renewals_and_releases_write_only_claims() {
+    let dir = TempDir::new("layout-claim");
+    let store = RedbStore::open(&dir.0).expect("open");
+    for n in 1..=50 {
+        insert(&store, n, 10).await;
+    }
+    let before = dump(&store);
+    let token = claim(&store, 25, 10, 100).await.expect("claimed");
+    let after = dump(&store);
+    assert_eq!(
+        changed(&before, &after),
+        set(&["claims", "meta"]),
+        "a claim writes its claims entry and the token counter"
+    );
+    assert_eq!(after["claims"].len(), 1);
+    let held = &after["claims"][0].1;
+    assert_eq!(
+        &held[16..24],
+        &token.get().to_le_bytes(),
+        "(due, lease, token)"
+    );
+
+    let before = after;
+    let renewed = store
+        .renew(vec![Lease { id: id(25), token }], t(200))
+        .await
+        .expect("renew");
+    assert_eq!(renewed, vec![true]);
+    let after = dump(&store);
+    assert_eq!(changed(&before, &after), set(&["claims"]));
+
+    let before = after;
+    let released = store.release_expired(Tick::MAX).await.expect("release");
+    assert_eq!(released.len(), 1);
+    let after = dump(&store);
+    assert_eq!(changed(&before, &after), set(&["claims"]));
+    assert!(after["claims"].is_empty());
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_one_off_completion_writes_finals_not_headers() {
+    let dir = TempDir::new("layout-final");
+    let store = RedbStore::open(&dir.0).expect("open");
+    for n in 1..=50 {
+        insert(&store, n, 10).await;
+    }
+    let token = claim(&store, 7, 10, 100).await.expect("claimed");
+    let before = dump(&store);
+    assert!(complete(&store, 7, token, Next::Done).await);
+    let after = dump(&store);
+    assert_eq!(
+        changed(&before, &after),
+        set(&["claims", "finals"]),
+        "the final header goes to finals under (due, id); the header, the envelope \
+         and the schedule entry stay"
+    );
+    let (key, _) = &after["finals"][0];
+    assert_eq!(&key[..8], &10u64.to_be_bytes(), "keyed by due first");
+    assert_eq!(&key[8..], &id(7).as_u128().to_be_bytes());
+    assert_eq!(state(&store, 7).await, (RunState::Published, runs(1)));
+    let check = store.check_records().expect("consistent");
+    assert_eq!((check.finals, check.unfinished, check.indexed), (1, 49, 50));
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_repeating_completion_rewrites_the_header_and_schedule_not_the_envelope() {
+    let dir = TempDir::new("layout-repeat");
+    let store = RedbStore::open(&dir.0).expect("open");
+    for n in 1..=3 {
+        insert(&store, n, 10).await;
+    }
+    let token = claim(&store, 2, 10, 100).await.expect("claimed");
+    let before = dump(&store);
+    assert!(complete(&store, 2, token, Next::At(t(70))).await);
+    let after = dump(&store);
+    assert_eq!(
+        changed(&before, &after),
+        set(&["claims", "headers", "schedule"])
+    );
+    assert_eq!(
+        row(&before, "envelopes", 2),
+        row(&after, "envelopes", 2),
+        "the envelope's bytes are untouched"
+    );
+    assert_eq!(
+        row(&after, "schedule", 2),
+        Some(70u64.to_le_bytes().to_vec())
+    );
+    let header = row(&after, "headers", 2).expect("header");
+    assert_eq!(&header[..2], &[2, 0], "version 2, Scheduled");
+    assert_eq!(&header[2..10], &70u64.to_le_bytes(), "the new due");
+    assert_eq!(&header[18..26], &1u64.to_le_bytes(), "one run");
+    for n in [1, 3] {
+        assert_eq!(row(&before, "headers", n), row(&after, "headers", n));
+    }
+    store.close().await.expect("close");
+}
+
+/// A cancel of a firing message keeps the claim's token in the header, so
+/// that claim's completion still counts, once; then the token is cleared.
+#[tokio::test]
+async fn a_cancel_while_firing_keeps_the_claims_token_in_the_header() {
+    let dir = TempDir::new("layout-cancel");
+    let store = RedbStore::open(&dir.0).expect("open");
+    insert(&store, 1, 10).await;
+    let token = claim(&store, 1, 10, 100).await.expect("claimed");
+    assert!(matches!(
+        store.cancel(id(1)).await.expect("cancel"),
+        CancelOutcome::Cancelled(_)
+    ));
+    let d = dump(&store);
+    let header = row(&d, "headers", 1).expect("header");
+    assert_eq!(header[1], 4, "Cancelled");
+    assert_eq!(&header[10..18], &token.get().to_le_bytes());
+    assert!(d["claims"].is_empty() && d["schedule"].is_empty());
+    assert!(complete(&store, 1, token, Next::Done).await);
+    let header = row(&dump(&store), "headers", 1).expect("header");
+    assert_eq!(&header[10..18], &[0; 8], "cleared");
+    assert_eq!(state(&store, 1).await, (RunState::Cancelled, runs(1)));
+    assert!(!complete(&store, 1, token, Next::Done).await, "once");
+    store.close().await.expect("close");
+}
+
+/// Overwrites message `n`'s header on disk (the store closed).
+fn overwrite_header(dir: &TempDir, n: u128, bytes: &[u8]) {
+    let db = Database::open(dir.0.join(FILE_NAME)).expect("raw open");
+    let txn = db.begin_write().expect("write");
+    txn.open_table(TableDefinition::<u128, &[u8]>::new("headers"))
+        .expect("headers")
+        .insert(id(n).as_u128(), bytes)
+        .expect("insert");
+    txn.commit().expect("commit");
+}
+
+/// `pending` reads only `schedule`, `claims` and `finals`: a message with
+/// a damaged header is still listed; claiming it quarantines it.
+#[tokio::test]
+async fn pending_reads_no_header_and_a_claim_quarantines_a_damaged_one() {
+    let dir = TempDir::new("layout-pending");
+    let store = RedbStore::open(&dir.0).expect("open");
+    for n in 1..=3 {
+        insert(&store, n, 10 + n as u64).await;
+    }
+    let d = dump(&store);
+    let envelope = row(&d, "envelopes", 2).expect("envelope");
+    let mut damaged = row(&d, "headers", 2).expect("header");
+    damaged[1] = 9; // no such state
+    store.close().await.expect("close");
+    overwrite_header(&dir, 2, &damaged);
+
+    let store = RedbStore::open(&dir.0).expect("reopen");
+    let listed: Vec<_> = store
+        .pending(None, 10)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|r| (r.id, r.due))
+        .collect();
+    assert_eq!(
+        listed,
+        (1..=3)
+            .map(|n| (id(n), t(10 + n as u64)))
+            .collect::<Vec<_>>(),
+        "listed without reading its header"
+    );
+    assert!(store.check_records().is_err(), "the damage is found");
+    let got = store
+        .claim(
+            (1..=3)
+                .map(|n| Claim {
+                    id: id(n),
+                    due: t(10 + n as u64),
+                })
+                .collect(),
+            t(100),
+        )
+        .await
+        .expect("the batch goes on");
+    let claimed: Vec<bool> = got.iter().map(Option::is_some).collect();
+    assert_eq!(claimed, vec![true, false, true]);
+    let e = store.get(id(2)).await.expect_err("quarantined");
+    assert!(
+        e.to_string().contains("quarantine") && e.to_string().contains("state tag 9"),
+        "{e}"
+    );
+    let check = store.check_records().expect("consistent once quarantined");
+    assert_eq!((check.records, check.quarantined), (2, 1), "{check:?}");
+    let d = dump(&store);
+    assert!(row(&d, "schedule", 2).is_none() && row(&d, "envelopes", 2).is_none());
+    let q = row(&d, "quarantine", 2).expect("quarantined");
+    let reason_len = u32::from_le_bytes(q[..4].try_into().expect("4 bytes")) as usize;
+    let reason = std::str::from_utf8(&q[4..4 + reason_len]).expect("UTF-8");
+    assert!(reason.contains("unknown state tag 9"), "{reason}");
+    let at = 4 + reason_len;
+    let header_len = u32::from_le_bytes(q[at..at + 4].try_into().expect("4 bytes")) as usize;
+    assert_eq!(&q[at + 4..at + 4 + header_len], damaged.as_slice());
+    assert_eq!(
+        &q[at + 4 + header_len..],
+        envelope.as_slice(),
+        "kept as found"
+    );
+    // A quarantined id is taken.
+    let dup = store
+        .insert(small_envelope(2), Start::At(t(10)))
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(dup, herald::StoreError::Duplicate(_)), "{dup}");
+    store.close().await.expect("close");
+}
+
+/// Finished one-offs stay finished for every operation and across a
+/// reopen; stale completions change nothing.
+#[tokio::test]
+async fn finished_one_offs_stay_finished() {
+    let dir = TempDir::new("layout-finished");
     let store = RedbStore::open(&dir.0).expect("open");
     for n in 1..=4 {
-        store.insert(scheduled(n, 10)).await.expect("insert");
+        insert(&store, n, 10).await;
     }
+    let mut tokens = Vec::new();
     for n in 1..=4 {
-        assert!(claim(&store, n, 10, 100).await);
+        tokens.push(claim(&store, n, 10, 100).await.expect("claimed"));
     }
-    store
-        .complete(vec![
-            done(1, 10, Next::Done),
-            done(2, 10, Next::Failed("no route".into())),
-            done(3, 10, Next::At(t(20))),
-        ])
-        .await
-        .expect("complete");
-    // 4: the lease runs out, the run is released and claimed again, and
-    // both deliveries complete (at-least-once): one state change, two
-    // runs counted.
-    assert_eq!(store.release_expired(t(101)).await.expect("release"), 1);
-    assert!(claim(&store, 4, 10, 200).await);
-    store
-        .complete(vec![done(4, 10, Next::Done)])
-        .await
-        .expect("complete");
-    store
-        .complete(vec![done(4, 10, Next::Done), done(1, 10, Next::Done)])
-        .await
-        .expect("stale completions");
+    assert!(complete(&store, 1, tokens[0], Next::Done).await);
+    assert!(complete(&store, 2, tokens[1], Next::Failed("no route".into())).await);
+    assert!(complete(&store, 3, tokens[2], Next::At(t(20))).await);
+    // 4: the lease runs out, the run is released and claimed again; the
+    // old claim's completion is stale, the new one's counts.
+    assert_eq!(
+        store.release_expired(t(101)).await.expect("release").len(),
+        1
+    );
+    let again = claim(&store, 4, 10, 200).await.expect("claimed again");
+    assert!(!complete(&store, 4, tokens[3], Next::Done).await);
+    assert!(complete(&store, 4, again, Next::Done).await);
+    assert!(!complete(&store, 1, tokens[0], Next::Done).await);
 
     for reopen in [false, true] {
         let store = if reopen {
@@ -98,25 +345,26 @@ async fn finished_one_offs_stay_finished_and_count_stale_runs() {
         } else {
             store.clone()
         };
-        assert_eq!(state(&store, 1).await, (RunState::Published, runs(2)));
+        assert_eq!(state(&store, 1).await, (RunState::Published, runs(1)));
+        let r2 = store.get(id(2)).await.expect("get").expect("stored");
         assert_eq!(
-            state(&store, 2).await,
-            (
-                RunState::Failed {
-                    error: "no route".into()
-                },
-                runs(1)
-            )
+            (r2.state, r2.error.as_deref()),
+            (RunState::Failed, Some("no route"))
         );
         assert_eq!(
             state(&store, 3).await,
             (RunState::Scheduled { due: t(20) }, runs(1))
         );
-        assert_eq!(state(&store, 4).await, (RunState::Published, runs(2)));
-        // Finished: not claimable, not released, not cancellable.
-        assert!(!claim(&store, 1, 10, 300).await);
-        assert!(!claim(&store, 2, 10, 300).await);
-        assert_eq!(store.release_expired(Tick::MAX).await.expect("release"), 0);
+        assert_eq!(state(&store, 4).await, (RunState::Published, runs(1)));
+        assert!(claim(&store, 1, 10, 300).await.is_none());
+        assert!(claim(&store, 2, 10, 300).await.is_none());
+        assert!(
+            store
+                .release_expired(Tick::MAX)
+                .await
+                .expect("release")
+                .is_empty()
+        );
         assert!(matches!(
             store.cancel(id(1)).await.expect("cancel"),
             CancelOutcome::Finished(r) if r.state == RunState::Published
@@ -126,44 +374,60 @@ async fn finished_one_offs_stay_finished_and_count_stale_runs() {
             .await
             .expect("pending")
             .into_iter()
-            .map(|r| r.envelope.id)
+            .map(|r| r.id)
             .collect();
         assert_eq!(pending, vec![id(3)]);
         let check = store.check_records().expect("consistent");
-        assert_eq!((check.records, check.unfinished, check.firing), (4, 1, 0));
-        assert_eq!(check.outcomes, 3, "1, 2 and 4 finished by a completion");
+        assert_eq!((check.records, check.unfinished, check.claims), (4, 1, 0));
+        assert_eq!(check.finals, 3, "1, 2 and 4 finished by a completion");
     }
 }
 
-/// `pending` pages by id over an index that still holds finished ids: the
-/// limit counts unfinished records only, and each comes exactly once.
+/// `pending` pages by id over a `schedule` that still holds finished ids:
+/// the limit counts scheduled runs only, each comes exactly once, and the
+/// finished ids it met are dropped from `schedule` behind it.
 #[tokio::test]
-async fn pending_skips_finished_ids_left_in_the_index() {
-    let dir = TempDir::new("pending");
+async fn pending_skips_finished_ids_left_in_schedule() {
+    let dir = TempDir::new("layout-tidy");
     let store = RedbStore::open(&dir.0).expect("open");
     for n in 1..=40 {
-        store.insert(scheduled(n, 10)).await.expect("insert");
+        insert(&store, n, 10).await;
     }
-    // Finish every id divisible by 3 or 4 (a one-off outcome each).
+    // Finish every id divisible by 3 or 4; claim (and keep) those by 5.
     let finished: Vec<u128> = (1..=40).filter(|n| n % 3 == 0 || n % 4 == 0).collect();
-    let claims = finished
+    let claimed: Vec<u128> = (1..=40)
+        .filter(|n| n % 5 == 0 && !finished.contains(n))
+        .collect();
+    let all: Vec<Claim> = finished
         .iter()
+        .chain(&claimed)
         .map(|&n| Claim {
             id: id(n),
             due: t(10),
         })
         .collect();
-    store.claim(claims, t(100)).await.expect("claim");
-    store
-        .complete(finished.iter().map(|&n| done(n, 10, Next::Done)).collect())
-        .await
-        .expect("complete");
+    let got = store.claim(all, t(100)).await.expect("claim");
+    let completions = finished
+        .iter()
+        .zip(&got)
+        .map(|(&n, c)| Completion {
+            id: id(n),
+            token: c.as_ref().expect("claimed").token,
+            counts: runs(1),
+            next: Next::Done,
+        })
+        .collect();
+    store.complete(completions).await.expect("complete");
     let check = store.check_records().expect("consistent");
     assert_eq!(
         (check.records, check.unfinished, check.indexed),
         (40, 40 - finished.len() as u64, 40),
-        "finished ids stay indexed until pending meets them"
+        "finished ids stay in schedule until pending meets them"
     );
+    let want: Vec<_> = (1..=40)
+        .filter(|n| !finished.contains(n) && !claimed.contains(n))
+        .map(id)
+        .collect();
     for _ in 0..2 {
         let mut seen = Vec::new();
         let mut after = None;
@@ -173,17 +437,62 @@ async fn pending_skips_finished_ids_left_in_the_index() {
             if page.is_empty() {
                 break;
             }
-            after = page.last().map(|r| r.envelope.id);
-            seen.extend(page.into_iter().map(|r| r.envelope.id));
+            after = page.last().map(|r| r.id);
+            seen.extend(page.into_iter().map(|r| r.id));
         }
-        let want: Vec<_> = (1..=40).filter(|n| !finished.contains(n)).map(id).collect();
         assert_eq!(seen, want);
         // `pending` had the finished ids it met removed; any write after
         // it is applied after that.
         store.release_expired(t(0)).await.expect("a write");
         let check = store.check_records().expect("consistent");
         assert_eq!(check.records, 40);
-        assert_eq!(check.indexed, check.unfinished, "the index was tidied");
+        assert_eq!(check.indexed, check.unfinished, "schedule was tidied");
+    }
+    store.close().await.expect("close");
+}
+
+/// Claims of a repeating message decode its envelope with the store's plan
+/// cache: what a claim returns is the stored message, even after a
+/// duplicate insert of the same id with other options was refused.
+#[tokio::test]
+async fn a_claim_returns_the_stored_plan_after_a_refused_duplicate() {
+    let dir = TempDir::new("layout-plans");
+    let store = RedbStore::open(&dir.0).expect("open");
+    let stored = herald_testkit::store_conformance::envelope(1);
+    assert!(stored.plan.is_repeating());
+    store
+        .insert(stored.clone(), Start::At(t(10)))
+        .await
+        .expect("insert");
+    let mut other = (*stored).clone();
+    other.plan = std::sync::Arc::new(
+        herald::DeliveryPlan::new(herald::DeliveryOptions {
+            repeat_cron: Some("0 0 * * * *".into()),
+            ..herald::DeliveryOptions::default()
+        })
+        .expect("plan"),
+    );
+    let dup = store
+        .insert(other.into(), Start::At(t(10)))
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(dup, herald::StoreError::Duplicate(_)), "{dup}");
+    for round in 0..2u64 {
+        let c = store
+            .claim(
+                vec![Claim {
+                    id: id(1),
+                    due: t(10 + round),
+                }],
+                t(100),
+            )
+            .await
+            .expect("claim")
+            .pop()
+            .flatten()
+            .expect("claimed");
+        assert_eq!(c.envelope, stored, "round {round}");
+        assert!(complete(&store, 1, c.token, Next::At(t(11))).await);
     }
     store.close().await.expect("close");
 }

@@ -1,53 +1,54 @@
 //! The `Store` conformance suite (`herald-testkit`), every check on a
 //! `RedbStore` in a fresh directory that is removed afterwards.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use herald::{CancelOutcome, Claim, Completion, Envelope, MessageId, Record, Store, StoreFuture};
+use herald::{
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
+    MessageId, Record, Start, Store, StoreFuture,
+};
 use herald_core::Tick;
 use herald_redb::RedbStore;
+use herald_testkit::TempDir;
 
 /// A `RedbStore` in its own temporary directory; dropping it closes the
 /// database (the store is dropped first) and removes the directory.
 #[derive(Debug)]
 struct Scratch {
     store: RedbStore,
-    dir: PathBuf,
+    _dir: TempDir,
 }
 
 impl Scratch {
     fn new() -> Self {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "herald-redb-conformance-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = RedbStore::open(&dir).expect("open");
-        assert!(store.path().starts_with(&dir));
-        Self { store, dir }
+        let dir = TempDir::new("conformance");
+        let store = RedbStore::open(&dir.0).expect("open");
+        assert!(store.path().starts_with(&dir.0));
+        Self { store, _dir: dir }
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // Every record the check left must still decode, and the indexes
-        // agree with the records.
+        // Every record the check left must still decode, and the tables
+        // agree with each other. (The directory goes with `_dir`.)
         if !std::thread::panicking() {
-            self.store
+            let check = self
+                .store
                 .check_records()
-                .expect("records and indexes intact");
+                .expect("records and tables intact");
+            assert_eq!(check.quarantined, 0, "{check:?}");
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 impl Store for Scratch {
-    fn insert(&self, record: Record) -> StoreFuture<'_, ()> {
-        self.store.insert(record)
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        self.store.insert(envelope, start)
     }
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         self.store.get(id)
@@ -56,19 +57,25 @@ impl Store for Scratch {
         &self,
         claims: Vec<Claim>,
         lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Arc<Envelope>>>> {
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
         self.store.claim(claims, lease_until)
     }
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, ()> {
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        self.store.renew(leases, lease_until)
+    }
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
         self.store.complete(completions)
     }
     fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
         self.store.cancel(id)
     }
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<Record>> {
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        self.store.amend(amendments)
+    }
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
         self.store.pending(after, limit)
     }
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, u64> {
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
         self.store.release_expired(before)
     }
     fn close(&self) -> StoreFuture<'_, ()> {

@@ -117,7 +117,7 @@ async fn publisher(engine: Engine, seed: u64, failures: Arc<AtomicU64>) {
         let status = match engine
             .publish(
                 "crash",
-                serde_json::json!({ "n": n, "text": "payload ✓" }),
+                serde_json::json!({ "n": n, "text": "payload ✓" }).into(),
                 publish,
                 delivery,
             )

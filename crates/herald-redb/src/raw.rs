@@ -1,0 +1,71 @@
+//! The tables' rows as bytes, for tests that check which tables an
+//! operation writes (not part of the API).
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::error::RedbStoreError;
+use crate::store::RedbStore;
+use crate::tables::{CLAIMS, ENVELOPES, FINALS, HEADERS, META, QUARANTINE, SCHEDULE};
+
+/// One table's rows: `(key, value)` as bytes.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl RedbStore {
+    /// Every v2 table's rows, by table name, in key order. Integer keys are
+    /// big-endian (so byte order is key order), integer values
+    /// little-endian, `&str` and `&[u8]` as they are.
+    ///
+    /// # Errors
+    ///
+    /// As [`check_records`](Self::check_records).
+    #[doc(hidden)]
+    pub fn raw_tables(&self) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
+        let db = self.db().map_err(|_| RedbStoreError::Closed)?;
+        let txn = db.begin_read()?;
+        let mut out = BTreeMap::new();
+        let le = |v: &[u64]| v.iter().flat_map(|n| n.to_le_bytes()).collect::<Vec<u8>>();
+        let mut rows = Rows::new();
+        for e in txn.open_table(META)?.iter()? {
+            let (k, v) = e?;
+            rows.push((k.value().as_bytes().to_vec(), le(&[v.value()])));
+        }
+        out.insert("meta", rows);
+        for (name, def) in [
+            ("headers", HEADERS),
+            ("envelopes", ENVELOPES),
+            ("quarantine", QUARANTINE),
+        ] {
+            let mut rows = Rows::new();
+            for e in txn.open_table(def)?.iter()? {
+                let (k, v) = e?;
+                rows.push((k.value().to_be_bytes().to_vec(), v.value().to_vec()));
+            }
+            out.insert(name, rows);
+        }
+        let mut rows = Rows::new();
+        for e in txn.open_table(CLAIMS)?.iter()? {
+            let (k, v) = e?;
+            let (due, lease, token) = v.value();
+            rows.push((k.value().to_be_bytes().to_vec(), le(&[due, lease, token])));
+        }
+        out.insert("claims", rows);
+        let mut rows = Rows::new();
+        for e in txn.open_table(FINALS)?.iter()? {
+            let (k, v) = e?;
+            let (due, id) = k.value();
+            let mut key = due.to_be_bytes().to_vec();
+            key.extend_from_slice(&id.to_be_bytes());
+            rows.push((key, v.value().to_vec()));
+        }
+        out.insert("finals", rows);
+        let mut rows = Rows::new();
+        for e in txn.open_table(SCHEDULE)?.iter()? {
+            let (k, v) = e?;
+            rows.push((k.value().to_be_bytes().to_vec(), le(&[v.value()])));
+        }
+        out.insert("schedule", rows);
+        Ok(out)
+    }
+}

@@ -1,0 +1,410 @@
+//! `RedbStore`: the handle, and its [`Store`] implementation (writes go to
+//! the writer thread, reads to read transactions).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use herald::codec::{PlanCache, encode_envelope};
+use herald::{
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
+    MessageId, Next, Record, Start, Store, StoreError, StoreFuture,
+};
+use herald_core::Tick;
+use redb::Database;
+use tokio::sync::oneshot;
+
+use crate::error::{damaged, other, quarantined};
+use crate::header::Header;
+use crate::migrate::Migration;
+use crate::read;
+use crate::writer::{self, CancelAnswer, Insert, Op};
+
+/// Pages of `pending` longer than this are read on tokio's blocking pool.
+const INLINE_PENDING: usize = 256;
+
+/// Claimed batches larger than this have their envelopes read and decoded
+/// on tokio's blocking pool.
+const INLINE_CLAIMED: usize = 32;
+
+/// A durable [`Store`] in a redb file: see the [crate docs](crate).
+///
+/// Cheap to clone; clones share the database, its writer thread and its
+/// [`PlanCache`]. The database stays open until [`Store::close`] (which
+/// [`Engine::shutdown`](herald::Engine::shutdown) calls) or until the last
+/// clone is dropped; after `close`, every method fails with
+/// [`StoreError::Closed`].
+///
+/// Finished records (published, failed, cancelled) are kept: statuses stay
+/// queryable for as long as the file lives.
+#[derive(Clone)]
+pub struct RedbStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    /// `None` once closed.
+    pub(crate) db: RwLock<Option<Arc<Database>>>,
+    pub(crate) tx: Sender<Op>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) writer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) counters: Arc<writer::Counters>,
+    /// Parsed plans of repeating messages, by id.
+    pub(crate) plans: PlanCache,
+    /// What the open migrated, if anything.
+    pub(crate) migration: Option<Migration>,
+}
+
+/// What the writer thread has done since the store was opened (see
+/// [`RedbStore::writer_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterStats {
+    /// Write transactions run (each one durable commit, unless it failed).
+    pub transactions: u64,
+    /// Write requests applied (`insert`, `claim`, `renew`, `complete`,
+    /// `cancel`, `amend`, `release_expired` calls, and the store's own
+    /// tidying and quarantining): `requests / transactions` is the mean
+    /// group-commit batch.
+    pub requests: u64,
+    /// Transactions that failed (every request in them got the error).
+    pub failed: u64,
+    /// Time spent applying and committing transactions.
+    pub busy: std::time::Duration,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.inner.path)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Drop for Inner {
+    /// The last clone is gone without a `close`: stop the writer (it
+    /// finishes what is queued; nothing queued is unacknowledged since every
+    /// caller is gone) and wait for it, so the file is released when this
+    /// returns.
+    fn drop(&mut self) {
+        drop(self.db.write().unwrap_or_else(|e| e.into_inner()).take());
+        // The writer ends when it sees every sender gone; ours is the last
+        // one, dropped with `self` after this function, so ask it to stop.
+        let (reply, _) = oneshot::channel();
+        let _ = self.tx.send(Op::Close { reply });
+        if let Some(h) = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T> {
+    Box::pin(std::future::ready(v))
+}
+
+/// Runs `read` on tokio's blocking pool when `big` and a runtime is there,
+/// else inline.
+async fn off_thread<T: Send + 'static>(
+    big: bool,
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if big => rt
+            .spawn_blocking(read)
+            .await
+            .unwrap_or_else(|e| Err(other(format!("herald-redb: read task: {e}")))),
+        _ => read(),
+    }
+}
+
+impl RedbStore {
+    /// The writer thread's counters: transactions, requests, time busy.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            transactions: c.transactions.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            busy: std::time::Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// What [`open`](Self::open) migrated from an older format, if it did.
+    pub fn migration(&self) -> Option<&Migration> {
+        self.inner.migration.as_ref()
+    }
+
+    pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Queues a write and waits for its answer (after the commit).
+    fn write<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(writer::Reply<T>) -> Op,
+    ) -> StoreFuture<'static, T> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return ready(Err(StoreError::Closed));
+        }
+        let (reply, rx) = oneshot::channel();
+        let sent = self.inner.tx.send(op(reply)).is_ok();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            match rx.await {
+                Ok(r) => r,
+                // The writer answers everything it takes, even while
+                // closing; a reply dropped unanswered means it is gone.
+                Err(_) if inner.closed.load(Ordering::Acquire) => Err(StoreError::Closed),
+                Err(_) => Err(other(
+                    "herald-redb: the writer thread stopped (see the log)",
+                )),
+            }
+        })
+    }
+
+    /// Reads and decodes the envelopes of the runs the writer claimed;
+    /// quarantines those that do not decode (they answer `None`).
+    async fn claimed(
+        &self,
+        taken: Vec<Option<(u128, FencingToken)>>,
+    ) -> Result<Vec<Option<Claimed>>, StoreError> {
+        let n = taken.iter().flatten().count();
+        if n == 0 {
+            return Ok(taken.into_iter().map(|_| None).collect());
+        }
+        let db = self.db()?;
+        let store = self.clone();
+        let page = off_thread(n > INLINE_CLAIMED, move || {
+            read::claimed(&db, &store.inner.plans, &taken)
+        })
+        .await?;
+        if !page.damaged.is_empty() {
+            for (id, _) in &page.damaged {
+                self.inner.plans.remove(MessageId::from_u128(*id));
+            }
+            let damaged = page.damaged;
+            // The claims are committed: answer them even if moving the
+            // damaged ones aside fails (their claims then expire, and the
+            // next claim tries again).
+            if let Err(e) = self.write(|reply| Op::Quarantine { damaged, reply }).await {
+                tracing::error!(error = %e, "herald-redb: could not quarantine damaged messages");
+            }
+        }
+        Ok(page.claimed)
+    }
+
+    /// The record of a message the writer cancelled (or found finished).
+    async fn cancelled(&self, id: u128, header: Header) -> Result<Record, StoreError> {
+        let db = self.db()?;
+        // Finished either way: its plan is not worth caching.
+        match read::cancelled(&db, &PlanCache::new(0), id)? {
+            Ok(envelope) => Ok(read::record(envelope, header, None)),
+            Err(e) => {
+                let reason = format!("envelope: {e}");
+                let damaged = vec![(id, reason.clone())];
+                self.write(|reply| Op::Quarantine { damaged, reply })
+                    .await?;
+                Err(quarantined(id, reason))
+            }
+        }
+    }
+}
+
+impl Store for RedbStore {
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        let id = envelope.id;
+        let bytes = match encode_envelope(&envelope) {
+            Ok(b) => b,
+            Err(e) => return ready(Err(damaged(id.as_u128(), format!("cannot store it: {e}")))),
+        };
+        let (due, lease_until) = match start {
+            Start::At(due) => (due, None),
+            Start::Claimed { due, lease_until } => (due, Some(lease_until.as_millis())),
+        };
+        let req = Insert {
+            id: id.as_u128(),
+            header: Header::scheduled(due.as_millis()).encode(),
+            envelope: bytes,
+            due: due.as_millis(),
+            lease_until,
+        };
+        let token = self.write(|reply| Op::Insert(req, reply));
+        Box::pin(async move {
+            let token = token.await?;
+            if envelope.plan.is_repeating() {
+                // Stored (not a duplicate): its runs are claimed without
+                // parsing the plan again.
+                self.inner.plans.insert(id, envelope.plan.clone());
+            }
+            Ok(token)
+        })
+    }
+
+    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
+        ready(
+            self.db()
+                .and_then(|db| read::get(&db, &self.inner.plans, id.as_u128())),
+        )
+    }
+
+    fn claim(
+        &self,
+        claims: Vec<Claim>,
+        lease_until: Tick,
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
+        if claims.is_empty() {
+            return ready(Ok(Vec::new()));
+        }
+        let taken = self.write(|reply| Op::Claim {
+            claims,
+            lease_until: lease_until.as_millis(),
+            reply,
+        });
+        Box::pin(async move { self.claimed(taken.await?).await })
+    }
+
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        if leases.is_empty() {
+            return ready(Ok(Vec::new()));
+        }
+        self.write(|reply| Op::Renew {
+            leases,
+            lease_until: lease_until.as_millis(),
+            reply,
+        })
+    }
+
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
+        if completions.is_empty() {
+            return ready(Ok(Vec::new()));
+        }
+        let finished: Vec<MessageId> = completions
+            .iter()
+            .filter(|c| !matches!(c.next, Next::At(_)))
+            .map(|c| c.id)
+            .collect();
+        let applied = self.write(|reply| Op::Complete { completions, reply });
+        Box::pin(async move {
+            let applied = applied.await?;
+            for id in finished {
+                self.inner.plans.remove(id);
+            }
+            Ok(applied)
+        })
+    }
+
+    fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
+        let raw = id.as_u128();
+        let answer = self.write(|reply| Op::Cancel { id: raw, reply });
+        Box::pin(async move {
+            let answer = answer.await?;
+            self.inner.plans.remove(id);
+            Ok(match answer {
+                CancelAnswer::NotFound => CancelOutcome::NotFound,
+                CancelAnswer::Cancelled(h) => {
+                    CancelOutcome::Cancelled(self.cancelled(raw, h).await?)
+                }
+                CancelAnswer::Finished(h) => CancelOutcome::Finished(self.cancelled(raw, h).await?),
+            })
+        })
+    }
+
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        if amendments.is_empty() {
+            return ready(Ok(()));
+        }
+        self.write(|reply| Op::Amend { amendments, reply })
+    }
+
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
+        let db = match self.db() {
+            Ok(db) => db,
+            Err(e) => return ready(Err(e)),
+        };
+        Box::pin(async move {
+            let page = off_thread(limit > INLINE_PENDING, move || {
+                read::pending(&db, after, limit)
+            })
+            .await?;
+            if !page.finished.is_empty() && !self.inner.closed.load(Ordering::Acquire) {
+                // Tidy `schedule` behind us; nobody waits for it.
+                let _ = self.inner.tx.send(Op::Forget {
+                    runs: page.finished,
+                });
+            }
+            Ok(page.runs)
+        })
+    }
+
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
+        self.write(|reply| Op::Release {
+            before: before.as_millis(),
+            reply,
+        })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if inner.closed.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+            // Reads now fail with `Closed`; the writer releases its handle
+            // after applying everything queued before this.
+            drop(inner.db.write().unwrap_or_else(|e| e.into_inner()).take());
+            let (reply, rx) = oneshot::channel();
+            if inner.tx.send(Op::Close { reply }).is_ok() {
+                let _ = rx.await;
+            }
+            let handle = inner
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(h) = handle {
+                // It has answered, so it is about to return.
+                let joined = match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => rt
+                        .spawn_blocking(move || h.join().is_ok())
+                        .await
+                        .unwrap_or(false),
+                    Err(_) => h.join().is_ok(),
+                };
+                if !joined {
+                    return Err(other("herald-redb: the writer thread panicked"));
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! The tables of format v2 (see the crate docs and `docs/design.md`,
+//! "Store format: herald-redb"), and the set of them a write transaction
+//! works on.
+
+use redb::{Table, TableDefinition, TableError, WriteTransaction};
+
+/// The format version this build writes, kept in the `meta` table. Version
+/// 1 is migrated at open; any other is refused.
+pub const FORMAT_VERSION: u64 = 2;
+
+/// `meta`: [`VERSION_KEY`] and [`LAST_TOKEN_KEY`].
+pub(crate) const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+/// The store's format version ([`FORMAT_VERSION`]).
+pub(crate) const VERSION_KEY: &str = "format_version";
+/// The last fencing token issued (tokens are unique across the store).
+pub(crate) const LAST_TOKEN_KEY: &str = "last_token";
+
+/// `headers`: id → the header (see [`crate::header`]): the small mutable
+/// part of a message.
+pub(crate) const HEADERS: TableDefinition<'static, u128, &'static [u8]> =
+    TableDefinition::new("headers");
+/// `envelopes`: id → the `herald::codec` envelope, written once at insert.
+pub(crate) const ENVELOPES: TableDefinition<'static, u128, &'static [u8]> =
+    TableDefinition::new("envelopes");
+/// `claims`: id → `(due, lease_until, token)` of a claimed run: a
+/// `Scheduled { due }` header with an entry here for the same due is
+/// `Firing`.
+pub(crate) const CLAIMS: TableDefinition<'static, u128, ClaimRow> = TableDefinition::new("claims");
+/// `finals`: `(due, id)` → the final header of a message finished by a
+/// completion at `due` (its header stays `Scheduled { due }`).
+pub(crate) const FINALS: TableDefinition<'static, (u64, u128), &'static [u8]> =
+    TableDefinition::new("finals");
+/// `schedule`: id → due of every unfinished message (and of finished ones
+/// `pending` has not yet met: see [`crate::writer`]'s `Forget`).
+pub(crate) const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
+/// `quarantine`: id → a damaged message moved aside (see
+/// [`crate::quarantine`]).
+pub(crate) const QUARANTINE: TableDefinition<'static, u128, &'static [u8]> =
+    TableDefinition::new("quarantine");
+
+/// A `claims` value: `(due, lease_until, token)`.
+pub(crate) type ClaimRow = (u64, u64, u64);
+
+/// Every v2 table, open in one write transaction.
+pub(crate) struct Tables<'t> {
+    pub(crate) meta: Table<'t, &'static str, u64>,
+    pub(crate) headers: Table<'t, u128, &'static [u8]>,
+    pub(crate) envelopes: Table<'t, u128, &'static [u8]>,
+    pub(crate) claims: Table<'t, u128, ClaimRow>,
+    pub(crate) finals: Table<'t, (u64, u128), &'static [u8]>,
+    pub(crate) schedule: Table<'t, u128, u64>,
+    pub(crate) quarantine: Table<'t, u128, &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    /// Opens (creating them if missing) every v2 table in `txn`.
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self, TableError> {
+        Ok(Self {
+            meta: txn.open_table(META)?,
+            headers: txn.open_table(HEADERS)?,
+            envelopes: txn.open_table(ENVELOPES)?,
+            claims: txn.open_table(CLAIMS)?,
+            finals: txn.open_table(FINALS)?,
+            schedule: txn.open_table(SCHEDULE)?,
+            quarantine: txn.open_table(QUARANTINE)?,
+        })
+    }
+}

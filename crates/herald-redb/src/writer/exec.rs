@@ -1,0 +1,362 @@
+//! What each write request does to the tables, inside the writer's
+//! transaction. Only headers are decoded here; envelopes are copied in at
+//! insert and read by the callers after the commit.
+//!
+//! A header that does not decode is quarantined where it is met (claim,
+//! renew excepted: it reads only `claims`), so one bad record never fails
+//! a batch.
+
+use herald::{
+    Amendment, Claim, Completion, DueRun, FencingToken, Lease, MessageId, Next, StoreError,
+};
+use redb::ReadableTable;
+use tracing::error;
+
+use super::op::{CancelAnswer, Insert};
+use crate::error::quarantined;
+use crate::header::{Header, HeaderError, State};
+use crate::quarantine::quarantine;
+use crate::tables::Tables;
+
+/// The store's fencing tokens: the last one issued, kept in memory by the
+/// writer and written to `meta` once per transaction that issued any.
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    pub(crate) last: u64,
+    pub(crate) issued: bool,
+}
+
+impl Tokens {
+    pub(crate) fn new(last: u64) -> Self {
+        Self {
+            last,
+            issued: false,
+        }
+    }
+
+    /// A token never issued before in this store.
+    pub(crate) fn next(&mut self) -> FencingToken {
+        debug_assert!(self.last < u64::MAX, "fencing tokens ran out");
+        self.last = self.last.saturating_add(1);
+        self.issued = true;
+        FencingToken::new(self.last)
+    }
+}
+
+/// The tables and the token counter of one transaction.
+pub(crate) struct Ctx<'a, 't> {
+    pub(crate) t: &'a mut Tables<'t>,
+    pub(crate) tokens: &'a mut Tokens,
+}
+
+type R<T> = Result<T, redb::Error>;
+
+/// The header of `id`: `None` if there is none, and a damaged one
+/// quarantined (also `None`).
+fn header(t: &mut Tables<'_>, id: u128) -> R<Option<Header>> {
+    let decoded: Option<Result<Header, HeaderError>> =
+        t.headers.get(id)?.map(|g| Header::decode(g.value()));
+    match decoded {
+        None => Ok(None),
+        Some(Ok(h)) => Ok(Some(h)),
+        Some(Err(e)) => {
+            quarantine(t, id, &e.to_string())?;
+            Ok(None)
+        }
+    }
+}
+
+/// The final header of a message stored as `Scheduled { due }`, if a
+/// completion finished it; a damaged one quarantines the message (`Err`).
+fn final_header(t: &mut Tables<'_>, id: u128, due: u64) -> R<Result<Option<Header>, ()>> {
+    let decoded = t
+        .finals
+        .get((due, id))?
+        .map(|g| Header::decode_final(g.value()));
+    match decoded {
+        None => Ok(Ok(None)),
+        Some(Ok(h)) => Ok(Ok(Some(h))),
+        Some(Err(e)) => {
+            quarantine(t, id, &format!("final {e}"))?;
+            Ok(Err(()))
+        }
+    }
+}
+
+fn put_header(t: &mut Tables<'_>, id: u128, h: &Header) -> R<()> {
+    t.headers.insert(id, h.encode().as_slice())?;
+    Ok(())
+}
+
+/// Stores a new message: header, envelope and schedule entry, and for a
+/// claimed start a `claims` entry with a fresh token. An id already stored
+/// (or quarantined) is a duplicate and changes nothing.
+pub(crate) fn insert(
+    c: &mut Ctx<'_, '_>,
+    req: Insert,
+) -> R<Result<Option<FencingToken>, StoreError>> {
+    let t = &mut *c.t;
+    let id = req.id;
+    let duplicate = || Ok(Err(StoreError::Duplicate(MessageId::from_u128(id))));
+    if t.quarantine.get(id)?.is_some() {
+        return duplicate();
+    }
+    let old = t
+        .headers
+        .insert(id, req.header.as_slice())?
+        .map(|g| g.value().to_vec());
+    if let Some(old) = old {
+        // Put the first header back: a duplicate changes nothing.
+        t.headers.insert(id, old.as_slice())?;
+        return duplicate();
+    }
+    t.envelopes.insert(id, req.envelope.as_slice())?;
+    t.schedule.insert(id, req.due)?;
+    let token = match req.lease_until {
+        Some(lease_until) => {
+            let token = c.tokens.next();
+            t.claims.insert(id, (req.due, lease_until, token.get()))?;
+            Some(token)
+        }
+        None => None,
+    };
+    Ok(Ok(token))
+}
+
+/// Claims touch only `claims`: the header is read (a `Scheduled` one at
+/// the claim's due, not finished, not claimed) but not rewritten, so a
+/// batch of claims spread over a large store dirties a few pages of a
+/// small table instead of one page per message.
+pub(crate) fn claim(
+    c: &mut Ctx<'_, '_>,
+    claims: &[Claim],
+    lease_until: u64,
+) -> R<Vec<Option<(u128, FencingToken)>>> {
+    let mut out = Vec::with_capacity(claims.len());
+    for claim in claims {
+        let id = claim.id.as_u128();
+        let due = claim.due.as_millis();
+        // An id claimed twice in one batch: the second finds the first's
+        // claim (a table read sees this transaction's writes).
+        if c.t.claims.get(id)?.is_some() {
+            out.push(None);
+            continue;
+        }
+        let claimable = match header(c.t, id)? {
+            Some(h) if h.state == (State::Scheduled { due }) => {
+                matches!(final_header(c.t, id, due)?, Ok(None))
+            }
+            _ => false,
+        };
+        if !claimable {
+            out.push(None);
+            continue;
+        }
+        let token = c.tokens.next();
+        c.t.claims.insert(id, (due, lease_until, token.get()))?;
+        out.push(Some((id, token)));
+    }
+    Ok(out)
+}
+
+/// Extends the leases whose token is the `claims` entry's.
+pub(crate) fn renew(t: &mut Tables<'_>, leases: &[Lease], lease_until: u64) -> R<Vec<bool>> {
+    let mut out = Vec::with_capacity(leases.len());
+    for l in leases {
+        let id = l.id.as_u128();
+        let held = t.claims.get(id)?.map(|g| g.value());
+        let current = matches!(held, Some((_, _, token)) if token == l.token.get());
+        if let (true, Some((due, _, token))) = (current, held) {
+            t.claims.insert(id, (due, lease_until, token))?;
+        }
+        out.push(current);
+    }
+    Ok(out)
+}
+
+/// Applies completions whose token is current. A one-off's last run
+/// (`Done`, `Failed`) writes its final header into `finals` under
+/// `(due, id)`: runs complete in due order, so a batch of completions lands
+/// on a few neighbouring pages there instead of one random `headers` page
+/// each. A repeating run rewrites the header (due, counters) and its
+/// `schedule` entry, never the envelope. A message cancelled while firing
+/// keeps the interrupted claim's token in its header: that completion adds
+/// its counters and clears it.
+pub(crate) fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> R<Vec<bool>> {
+    let mut out = Vec::with_capacity(completions.len());
+    for c in completions {
+        let id = c.id.as_u128();
+        let token = c.token.get();
+        let held = t.claims.get(id)?.map(|g| g.value());
+        let applied = match held {
+            Some((due, _, held)) if held == token => complete_claimed(t, id, due, c)?,
+            _ => match header(t, id)? {
+                Some(mut h) if h.state == State::Cancelled && h.token != 0 && h.token == token => {
+                    h.counts.add(&c.counts);
+                    h.token = 0;
+                    put_header(t, id, &h)?;
+                    true
+                }
+                _ => false,
+            },
+        };
+        out.push(applied);
+    }
+    Ok(out)
+}
+
+fn complete_claimed(t: &mut Tables<'_>, id: u128, due: u64, c: Completion) -> R<bool> {
+    let Some(mut h) = header(t, id)? else {
+        return Ok(false);
+    };
+    if h.state != (State::Scheduled { due }) {
+        // Never written: a claim is removed whenever its header moves on.
+        error!(
+            message_id = %c.id,
+            claim_due = due,
+            state = ?h.state,
+            "herald-redb: a claim that does not match its header; completion not applied"
+        );
+        return Ok(false);
+    }
+    t.claims.remove(id)?;
+    h.counts.add(&c.counts);
+    match c.next {
+        Next::At(next) => {
+            let next = next.as_millis();
+            h.state = State::Scheduled { due: next };
+            put_header(t, id, &h)?;
+            t.schedule.insert(id, next)?;
+        }
+        Next::Done | Next::Failed(_) => {
+            if let Next::Failed(e) = c.next {
+                h.state = State::Failed;
+                h.error = Some(e);
+            } else {
+                h.state = State::Published;
+            }
+            // The header stays `Scheduled { due }`; the final one wins, and
+            // the `schedule` entry stays until `pending` meets it.
+            t.finals.insert((due, id), h.encode().as_slice())?;
+        }
+    }
+    Ok(true)
+}
+
+/// Cancels a scheduled or firing message: the header becomes `Cancelled`
+/// (with the interrupted claim's token), its `schedule` and `claims`
+/// entries go. A finished one is reported as it is.
+pub(crate) fn cancel(t: &mut Tables<'_>, id: u128) -> R<Result<CancelAnswer, StoreError>> {
+    let Some(mut h) = header(t, id)? else {
+        return Ok(match t.quarantine.get(id)?.map(|g| reason_of(g.value())) {
+            Some(reason) => Err(quarantined(id, reason)),
+            None => Ok(CancelAnswer::NotFound),
+        });
+    };
+    let State::Scheduled { due } = h.state else {
+        return Ok(Ok(CancelAnswer::Finished(h)));
+    };
+    match final_header(t, id, due)? {
+        Ok(Some(f)) => return Ok(Ok(CancelAnswer::Finished(f))),
+        Ok(None) => {}
+        Err(()) => return Ok(Err(quarantined(id, "its final header is damaged"))),
+    }
+    let claim = t.claims.remove(id)?.map(|g| g.value());
+    h.state = State::Cancelled;
+    h.token = match claim {
+        Some((d, _, token)) if d == due => token,
+        _ => 0,
+    };
+    put_header(t, id, &h)?;
+    t.schedule.remove(id)?;
+    Ok(Ok(CancelAnswer::Cancelled(h)))
+}
+
+fn reason_of(value: &[u8]) -> String {
+    crate::quarantine::decode(value).map_or_else(|e| e, |q| q.reason.to_owned())
+}
+
+/// Adds counters and errors: to the final header of a message finished by
+/// a completion, else to its header. `fail` moves `Published` to `Failed`.
+pub(crate) fn amend(t: &mut Tables<'_>, amendments: Vec<Amendment>) -> R<()> {
+    let apply = |h: &mut Header, a: &Amendment| {
+        h.counts.add(&a.counts);
+        if let Some(e) = &a.error {
+            h.error = Some(e.clone());
+        }
+        if a.fail && h.state == State::Published {
+            h.state = State::Failed;
+        }
+    };
+    for a in amendments {
+        let id = a.id.as_u128();
+        let Some(mut h) = header(t, id)? else {
+            continue;
+        };
+        if let State::Scheduled { due } = h.state {
+            match final_header(t, id, due)? {
+                Ok(Some(mut f)) => {
+                    apply(&mut f, &a);
+                    t.finals.insert((due, id), f.encode().as_slice())?;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(()) => continue,
+            }
+        }
+        apply(&mut h, &a);
+        put_header(t, id, &h)?;
+    }
+    Ok(())
+}
+
+/// Drops the claims whose lease ends before `before`; answers those whose
+/// header still is `Scheduled` at the claim's due and not finished. Only
+/// `claims` is written.
+pub(crate) fn release(t: &mut Tables<'_>, before: u64) -> R<Vec<DueRun>> {
+    let mut expired = Vec::new();
+    for entry in t
+        .claims
+        .extract_if(|_, (_, lease_until, _)| lease_until < before)?
+    {
+        let (k, v) = entry?;
+        expired.push((k.value(), v.value().0));
+    }
+    let mut out = Vec::with_capacity(expired.len());
+    for (id, due) in expired {
+        let scheduled = match header(t, id)? {
+            Some(h) => h.state == (State::Scheduled { due }),
+            None => false,
+        };
+        if scheduled && matches!(final_header(t, id, due)?, Ok(None)) {
+            out.push(DueRun {
+                id: MessageId::from_u128(id),
+                due: herald_core::Tick::from_millis(due),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Drops the `schedule` entries of finished messages (see `Op::Forget`).
+pub(crate) fn forget(t: &mut Tables<'_>, runs: &[(u128, u64)]) -> R<()> {
+    for &(id, due) in runs {
+        // Finished is final; check anyway that nothing moved since.
+        let same = t.schedule.get(id)?.is_some_and(|g| g.value() == due);
+        if same && t.finals.get((due, id))?.is_some() {
+            t.schedule.remove(id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Quarantines messages whose envelope a caller could not decode (if they
+/// are still there).
+pub(crate) fn quarantine_all(t: &mut Tables<'_>, damaged: &[(u128, String)]) -> R<()> {
+    for (id, reason) in damaged {
+        if t.headers.get(*id)?.is_some() || t.envelopes.get(*id)?.is_some() {
+            quarantine(t, *id, reason)?;
+        }
+    }
+    Ok(())
+}
