@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use herald::{
-    Clock, DeliveryOptions, Engine, InProcessTransport, PublishOptions, PublishStatus, Sleep,
+    Clock, DeliveryOptions, Engine, InboxLimits, PublishOptions, PublishStatus, Sleep,
 };
 use herald_core::Tick;
 use herald_redb::RedbStore;
