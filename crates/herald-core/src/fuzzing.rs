@@ -441,11 +441,16 @@ const LIKE_PATTERN: [char; 8] = ['a', 'b', 'é', '%', '_', '!', '日', 'a'];
 /// Text characters for [`like_bytes`].
 const LIKE_TEXT: [char; 8] = ['a', 'b', 'é', '%', '_', '!', '日', 'a'];
 
+/// The longest pattern and text [`like_bytes`] makes, in characters (the
+/// reference is quadratic).
+const LIKE_MAX_CHARS: usize = 1_500;
+
 /// [`like`] on an input made from bytes: the first picks the escape
 /// character; the bytes up to the first 0xFF make the pattern, the rest the
 /// text. Each byte's low 3 bits pick a character and its high 5 bits a
 /// repeat count (1, or 9 to 72 for the top quarter, so that short inputs
-/// reach long segments).
+/// reach long segments); each is cut at 1,500 characters (the reference is
+/// quadratic).
 pub fn like_bytes(data: &[u8]) {
     let Some((&e, rest)) = data.split_first() else {
         return like("", "", None);
@@ -453,13 +458,15 @@ pub fn like_bytes(data: &[u8]) {
     let escape = LIKE_ESCAPES[usize::from(e) % LIKE_ESCAPES.len()];
     let split = rest.iter().position(|&b| b == 0xFF).unwrap_or(rest.len());
     let decode = |bytes: &[u8], alphabet: &[char; 8]| -> String {
-        let mut s = String::new();
+        let (mut s, mut len) = (String::new(), 0);
         for &b in bytes {
             let reps = match b >> 3 {
                 r @ 24.. => usize::from(r - 23) * 9,
                 _ => 1,
             };
+            let reps = reps.min(LIKE_MAX_CHARS - len);
             s.extend(std::iter::repeat_n(alphabet[usize::from(b & 7)], reps));
+            len += reps;
         }
         s
     };
