@@ -13,6 +13,9 @@
 //! [`selector`] and [`selector_bytes`] check message selectors the same way
 //! for the `selector_parse` fuzz target and `tests/selector.rs`: no panic on
 //! any input, consistent error positions, and a `Display` that round-trips.
+//! [`like`] checks the `LIKE` matcher against [`like_reference`], a plain
+//! dynamic program, and checks that its counted work stays within its
+//! bound.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -326,14 +329,18 @@ pub fn selector(input: &str) {
     }
 }
 
-/// Fuzzing entry point: an even first byte passes the rest as text to
-/// [`selector`] (if it is UTF-8); an odd one builds a "token soup" from the
-/// rest, one selector piece per byte, which parses far more often than
-/// random text.
+/// Fuzzing entry point: a first byte that is 0 modulo 4 passes the rest as
+/// text to [`selector`] (if it is UTF-8); 2 modulo 4 checks `LIKE` on a
+/// pattern and a text made from the rest ([`like_bytes`]); an odd one builds
+/// a "token soup" from the rest, one selector piece per byte, which parses
+/// far more often than random text.
 pub fn selector_bytes(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return selector("");
     };
+    if mode % 4 == 2 {
+        return like_bytes(rest);
+    }
     if mode % 2 == 0 {
         if let Ok(text) = std::str::from_utf8(rest) {
             selector(text);
@@ -346,4 +353,124 @@ pub fn selector_bytes(data: &[u8]) {
         .map(|&b| SELECTOR_TOKENS[usize::from(b) % SELECTOR_TOKENS.len()])
         .collect();
     selector(&soup.join(glue));
+}
+
+/// `text LIKE pattern [ESCAPE escape]` by dynamic programming over
+/// characters: O(text × pattern) time, obviously right. `None` when the
+/// pattern is invalid (its escape character ends it or is followed by
+/// something other than `%`, `_` or itself).
+pub fn like_reference(text: &str, pattern: &str, escape: Option<char>) -> Option<bool> {
+    #[derive(Clone, Copy)]
+    enum E {
+        Char(char),
+        One,
+        Any,
+    }
+    let mut elems = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        elems.push(if Some(c) == escape {
+            match chars.next() {
+                Some(n) if n == '%' || n == '_' || Some(n) == escape => E::Char(n),
+                _ => return None,
+            }
+        } else {
+            match c {
+                '%' => E::Any,
+                '_' => E::One,
+                c => E::Char(c),
+            }
+        });
+    }
+    // `row[j]`: the text read so far matches `elems[..j]`.
+    let mut row = vec![false; elems.len() + 1];
+    row[0] = true;
+    for j in 1..=elems.len() {
+        row[j] = row[j - 1] && matches!(elems[j - 1], E::Any);
+    }
+    for c in text.chars() {
+        let mut next = vec![false; elems.len() + 1];
+        for j in 1..=elems.len() {
+            next[j] = match elems[j - 1] {
+                E::Any => next[j - 1] || row[j],
+                E::One => row[j - 1],
+                E::Char(e) => row[j - 1] && e == c,
+            };
+        }
+        row = next;
+    }
+    Some(row[elems.len()])
+}
+
+/// Checks `LIKE` on one input: the pattern compiles exactly when
+/// [`like_reference`] accepts it, the match agrees with it, and the work the
+/// matcher counts stays within its documented bound (linear in text plus
+/// pattern, plus a word per 64 elements of a long `_` segment per text
+/// character).
+///
+/// # Panics
+///
+/// When any of those checks fails.
+pub fn like(text: &str, pattern: &str, escape: Option<char>) {
+    use crate::selector::like::Pattern;
+
+    let want = like_reference(text, pattern, escape);
+    let compiled = Pattern::new(pattern.to_owned(), escape).ok();
+    assert_eq!(
+        compiled.is_some(),
+        want.is_some(),
+        "{pattern:?} ESCAPE {escape:?} compiles"
+    );
+    let (Some(p), Some(want)) = (compiled, want) else {
+        return;
+    };
+    let (got, steps) = p.matches_counting(text);
+    assert_eq!(got, want, "{text:?} LIKE {pattern:?} ESCAPE {escape:?}");
+    assert_eq!(p.matches(text), got);
+    let bound = p.work_bound(text);
+    assert!(
+        steps <= bound,
+        "{text:?} LIKE {pattern:?}: {steps} steps, bound {bound}"
+    );
+}
+
+/// Escape characters [`like_bytes`] tries, wildcards included.
+const LIKE_ESCAPES: [Option<char>; 5] = [None, Some('!'), Some('%'), Some('_'), Some('é')];
+/// Pattern characters for [`like_bytes`].
+const LIKE_PATTERN: [char; 8] = ['a', 'b', 'é', '%', '_', '!', '日', 'a'];
+/// Text characters for [`like_bytes`].
+const LIKE_TEXT: [char; 8] = ['a', 'b', 'é', '%', '_', '!', '日', 'a'];
+
+/// The longest pattern and text [`like_bytes`] makes, in characters (the
+/// reference is quadratic).
+const LIKE_MAX_CHARS: usize = 1_500;
+
+/// [`like`] on an input made from bytes: the first picks the escape
+/// character; the bytes up to the first 0xFF make the pattern, the rest the
+/// text. Each byte's low 3 bits pick a character and its high 5 bits a
+/// repeat count (1, or 9 to 72 for the top quarter, so that short inputs
+/// reach long segments); each is cut at 1,500 characters (the reference is
+/// quadratic).
+pub fn like_bytes(data: &[u8]) {
+    let Some((&e, rest)) = data.split_first() else {
+        return like("", "", None);
+    };
+    let escape = LIKE_ESCAPES[usize::from(e) % LIKE_ESCAPES.len()];
+    let split = rest.iter().position(|&b| b == 0xFF).unwrap_or(rest.len());
+    let decode = |bytes: &[u8], alphabet: &[char; 8]| -> String {
+        let (mut s, mut len) = (String::new(), 0);
+        for &b in bytes {
+            let reps = match b >> 3 {
+                r @ 24.. => usize::from(r - 23) * 9,
+                _ => 1,
+            };
+            let reps = reps.min(LIKE_MAX_CHARS - len);
+            s.extend(std::iter::repeat_n(alphabet[usize::from(b & 7)], reps));
+            len += reps;
+        }
+        s
+    };
+    let pattern = decode(&rest[..split], &LIKE_PATTERN);
+    let text = decode(rest.get(split + 1..).unwrap_or_default(), &LIKE_TEXT);
+    like(&text, &pattern, escape);
 }

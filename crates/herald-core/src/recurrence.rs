@@ -70,24 +70,30 @@ const CRON_HORIZON_MS: u64 = 4_134_067_200_000;
 /// each repeating message's next run (`scheduled`); on restart it calls
 /// [`Recurrence::resume`]`(scheduled, now)` and gets a [`Resume`]:
 ///
-/// | situation | `fire_now` | `missed` | `next` |
-/// |---|---|---|---|
-/// | `scheduled > expires_at` (nothing owed) | `false` | 0 | `None` |
-/// | `scheduled > now` (not due yet) | `false` | 0 | `Some(scheduled)` |
-/// | `scheduled <= now` | `true` | occurrences in (`scheduled`, min(`now`, `expires_at`)] | [`next_after`](Recurrence::next_after)`(now)` |
+/// | situation | `fire_now` | `missed` | `missed_is_exact` | `next` |
+/// |---|---|---|---|---|
+/// | `scheduled > expires_at` (nothing owed) | `false` | 0 | `true` | `None` |
+/// | `scheduled > now` (not due yet) | `false` | 0 | `true` | `Some(scheduled)` |
+/// | `scheduled <= now`, `Every` | `true` | occurrences in (`scheduled`, min(`now`, `expires_at`)] | `true` | `now + interval_ms` if not past the expiry |
+/// | `scheduled <= now`, `Cron`, at most [`CRON_MISSED_CAP`](Resume::CRON_MISSED_CAP) such occurrences | `true` | their number | `true` | [`next_after`](Recurrence::next_after)`(now)` |
+/// | `scheduled <= now`, `Cron`, more | `true` | [`CRON_MISSED_CAP`](Resume::CRON_MISSED_CAP) (a lower bound) | `false` | [`next_after`](Recurrence::next_after)`(now)` |
 ///
 /// * The run at `scheduled` was owed as long as `scheduled <= expires_at`, so
 ///   it fires now even if the rule has expired since.
 /// * `missed` counts the occurrences that were due while the engine was
 ///   down, *besides* `scheduled` itself, and never counts occurrences past
 ///   the expiry: they are folded into the one run now. For `Every` the
-///   occurrences are `scheduled + k * interval_ms` (`k >= 1`), counted with
-///   arithmetic. For `Cron` they are counted by iteration and capped at
-///   [`Resume::CRON_MISSED_CAP`].
+///   occurrences are `scheduled + k * interval_ms` (`k >= 1`), counted
+///   exactly with arithmetic, however many. For `Cron` counting takes a
+///   `cron` lookup per occurrence, so `resume` looks at most
+///   [`Resume::CRON_MISSED_CAP`] of them: beyond that, `missed` is the cap,
+///   a lower bound, and `missed_is_exact` is `false`.
 /// * `next` is computed from `now`, not from `scheduled`: for `Every` the
 ///   schedule is re-anchored at `now` (`now + interval_ms`), for `Cron` it is
-///   the first occurrence after `now`. `None` means the run now (if any) is
-///   the last one.
+///   the first occurrence after `now`, found directly without walking the
+///   missed ones. `None` means the run now (if any) is the last one.
+/// * So `resume` costs O(1) whatever the downtime: arithmetic for `Every`,
+///   at most [`Resume::CRON_MISSED_CAP`]` + 2` `cron` lookups for `Cron`.
 ///
 /// # Implementation
 ///
@@ -291,13 +297,27 @@ impl Recurrence {
     /// // Not due yet: keep the stored run.
     /// assert_eq!(
     ///     r.resume(t(100), t(50)),
-    ///     Resume { missed: 0, fire_now: false, next: Some(t(100)) }
+    ///     Resume { missed: 0, missed_is_exact: true, fire_now: false, next: Some(t(100)) }
     /// );
     /// // Down from before 100 until 135: 100, 110, 120 and 130 were due.
     /// // Run once now (for 100), report 3 missed, and continue from now.
     /// assert_eq!(
     ///     r.resume(t(100), t(135)),
-    ///     Resume { missed: 3, fire_now: true, next: Some(t(145)) }
+    ///     Resume { missed: 3, missed_is_exact: true, fire_now: true, next: Some(t(145)) }
+    /// );
+    ///
+    /// // A cron rule every second, down for a day: 86,400 runs were due.
+    /// // Counting them would take a lookup each; `resume` stops at the cap.
+    /// let cron = Recurrence::cron("* * * * * *", chrono_tz::UTC, None)?;
+    /// let day = 86_400_000;
+    /// assert_eq!(
+    ///     cron.resume(t(day), t(2 * day)),
+    ///     Resume {
+    ///         missed: Resume::CRON_MISSED_CAP,
+    ///         missed_is_exact: false,
+    ///         fire_now: true,
+    ///         next: Some(t(2 * day + 1_000)),
+    ///     }
     /// );
     /// # Ok::<(), herald_core::RecurrenceError>(())
     /// ```
@@ -306,6 +326,7 @@ impl Recurrence {
         if expires_at.is_some_and(|exp| scheduled > exp) {
             return Resume {
                 missed: 0,
+                missed_is_exact: true,
                 fire_now: false,
                 next: None,
             };
@@ -313,13 +334,16 @@ impl Recurrence {
         if scheduled > now {
             return Resume {
                 missed: 0,
+                missed_is_exact: true,
                 fire_now: false,
                 next: Some(scheduled),
             };
         }
         let until = expires_at.map_or(now, |exp| exp.min(now));
+        let (missed, missed_is_exact) = self.count_in(scheduled, until);
         Resume {
-            missed: self.count_in(scheduled, until),
+            missed,
+            missed_is_exact,
             fire_now: true,
             next: self.next_after(now),
         }
@@ -342,27 +366,31 @@ impl Recurrence {
         }
     }
 
-    /// The number of occurrences in `(from, to]`, ignoring the expiry
-    /// (the caller clamps `to`); capped at [`Resume::CRON_MISSED_CAP`] for
-    /// cron rules.
-    fn count_in(&self, from: Tick, to: Tick) -> u64 {
+    /// The number of occurrences in `(from, to]`, ignoring the expiry (the
+    /// caller clamps `to`), and whether it is exact. Exact for `Every`; for
+    /// `Cron`, at most [`Resume::CRON_MISSED_CAP`] `+ 1` lookups: past the
+    /// cap, the cap and `false`.
+    fn count_in(&self, from: Tick, to: Tick) -> (u64, bool) {
         match self {
-            Self::Every { interval_ms, .. } => {
-                to.millis_since(from).checked_div(*interval_ms).unwrap_or(0)
-            }
+            Self::Every { interval_ms, .. } => (
+                to.millis_since(from).checked_div(*interval_ms).unwrap_or(0),
+                true,
+            ),
             Self::Cron { schedule, tz, .. } => {
                 let mut count = 0;
                 let mut cursor = from;
-                while count < Resume::CRON_MISSED_CAP {
+                loop {
                     match cron_next(schedule, *tz, cursor) {
                         Some(t) if t <= to => {
+                            if count == Resume::CRON_MISSED_CAP {
+                                return (count, false);
+                            }
                             count += 1;
                             cursor = t;
                         }
-                        _ => break,
+                        _ => return (count, true),
                     }
                 }
-                count
             }
         }
     }
@@ -377,6 +405,8 @@ impl Recurrence {
 /// ends after 2100, and only the repeated wall-clock times of one overlap
 /// (at most a few hours) can be skipped in a row.
 fn cron_next(schedule: &cron::Schedule, tz: Tz, after: Tick) -> Option<Tick> {
+    #[cfg(test)]
+    tests::CRON_LOOKUPS.with(|n| n.set(n.get() + 1));
     if after.as_millis() >= CRON_HORIZON_MS {
         return None;
     }
@@ -441,16 +471,23 @@ fn parse_failure_reason(expr: &str, raw: &str) -> String {
 /// let resume = r.resume(Tick::from_millis(2_000), Tick::from_millis(9_000));
 /// // The run at 2 s was owed: fire it now, standing in for 3, 4 and 5 s.
 /// // The rule has expired since, so that run is the last.
-/// assert_eq!(resume, Resume { missed: 3, fire_now: true, next: None });
+/// assert_eq!(
+///     resume,
+///     Resume { missed: 3, missed_is_exact: true, fire_now: true, next: None }
+/// );
 /// # Ok::<(), herald_core::RecurrenceError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Resume {
     /// How many occurrences after `scheduled`, and at or before both `now`
     /// and the expiry, were folded into the one run now. Always 0 when
-    /// `fire_now` is false; at most [`Resume::CRON_MISSED_CAP`] for cron
-    /// rules.
+    /// `fire_now` is false. Exact when [`missed_is_exact`](Self::missed_is_exact)
+    /// (always, for `Every` rules); otherwise a lower bound,
+    /// [`Resume::CRON_MISSED_CAP`], and the cron rule missed more.
     pub missed: u64,
+    /// Whether `missed` is the exact count. `false` only for a cron rule
+    /// that missed more than [`Resume::CRON_MISSED_CAP`] runs.
+    pub missed_is_exact: bool,
     /// Whether to deliver one run now, for `scheduled` and all missed runs.
     pub fire_now: bool,
     /// When to run next (after the run now, if any); `None` if there is no
@@ -460,9 +497,14 @@ pub struct Resume {
 
 impl Resume {
     /// The most missed runs [`Recurrence::resume`] counts for a cron rule.
-    /// Counting is one `cron` lookup per run, so it stops here; a `missed`
-    /// of this value means "at least this many".
-    pub const CRON_MISSED_CAP: u64 = 10_000;
+    ///
+    /// Counting takes one `cron` lookup per run, so `resume` stops after
+    /// this many and reports `missed: CRON_MISSED_CAP, missed_is_exact:
+    /// false`: catching up costs at most `CRON_MISSED_CAP + 2` lookups per
+    /// message however long the downtime (the next run after `now` is found
+    /// directly). Enough to report an exact count for short outages of
+    /// hourly or daily rules.
+    pub const CRON_MISSED_CAP: u64 = 8;
 }
 
 /// Why a [`Recurrence`] could not be built.
@@ -503,8 +545,56 @@ pub enum RecurrenceError {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    thread_local! {
+        /// Calls of `cron_next` on this thread: one `cron` crate lookup each.
+        pub(super) static CRON_LOOKUPS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// `f()` and the number of cron lookups it made.
+    fn lookups_in<R>(f: impl FnOnce() -> R) -> (R, u64) {
+        let before = CRON_LOOKUPS.with(Cell::get);
+        let r = f();
+        (r, CRON_LOOKUPS.with(Cell::get) - before)
+    }
+
+    /// A per-second cron rule resumed after 5.5 hours (19,800 missed runs),
+    /// 10 years (315 million) and 70 years: the work is a few lookups
+    /// whatever the downtime, and the next run is the second after `now`.
+    #[test]
+    fn resume_of_a_cron_rule_does_constant_work() {
+        let r = Recurrence::cron("* * * * * *", chrono_tz::UTC, None).expect("valid");
+        let scheduled = Tick::from_millis(1_780_272_000_000); // 2026-06-01T00:00:00Z
+        for down_s in [19_800, 10 * 31_557_600, 70 * 31_557_600] {
+            let now = scheduled.saturating_add_millis(down_s * 1_000 + 500);
+            let (resume, lookups) = lookups_in(|| r.resume(scheduled, now));
+            assert!(
+                lookups <= Resume::CRON_MISSED_CAP + 2,
+                "{lookups} cron lookups after {down_s} s down"
+            );
+            assert_eq!(
+                resume,
+                Resume {
+                    missed: Resume::CRON_MISSED_CAP,
+                    missed_is_exact: false,
+                    fire_now: true,
+                    next: Some(now.saturating_add_millis(500)),
+                }
+            );
+        }
+        // At the cap the count is still exact; one more and it is not.
+        let cap = Resume::CRON_MISSED_CAP;
+        for (down_s, exact) in [(cap, true), (cap + 1, false)] {
+            let now = scheduled.saturating_add_millis(down_s * 1_000);
+            let (resume, lookups) = lookups_in(|| r.resume(scheduled, now));
+            assert_eq!((resume.missed, resume.missed_is_exact), (cap, exact));
+            assert_eq!(lookups, cap + 2);
+        }
+    }
 
     #[test]
     fn horizon_is_2101_01_02_utc() {

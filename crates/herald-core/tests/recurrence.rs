@@ -509,6 +509,7 @@ fn resume_before_the_stored_run_changes_nothing() {
         r.resume(t(5_000), t(4_999)),
         Resume {
             missed: 0,
+            missed_is_exact: true,
             fire_now: false,
             next: Some(t(5_000))
         }
@@ -522,6 +523,7 @@ fn resume_exactly_at_the_stored_run_fires_it() {
         r.resume(t(5_000), t(5_000)),
         Resume {
             missed: 0,
+            missed_is_exact: true,
             fire_now: true,
             next: Some(t(6_000))
         }
@@ -535,6 +537,7 @@ fn resume_with_one_missed_run() {
         r.resume(t(5_000), t(6_500)),
         Resume {
             missed: 1,
+            missed_is_exact: true,
             fire_now: true,
             next: Some(t(7_500))
         }
@@ -545,6 +548,7 @@ fn resume_with_one_missed_run() {
         r.resume(s, utc(2026, 6, 1, 11, 0, 0)),
         Resume {
             missed: 1,
+            missed_is_exact: true,
             fire_now: true,
             next: Some(utc(2026, 6, 1, 12, 0, 0))
         }
@@ -560,6 +564,7 @@ fn resume_collapses_a_million_missed_runs_exactly() {
         r.resume(scheduled, now),
         Resume {
             missed: 1_000_000,
+            missed_is_exact: true,
             fire_now: true,
             next: Some(now.saturating_add_millis(1_000))
         }
@@ -577,6 +582,7 @@ fn resume_after_the_rule_expired_while_down_fires_the_owed_run_last() {
         r.resume(t(7_000), t(60_000)),
         Resume {
             missed: 3, // 8, 9 and 10 s; nothing after the expiry
+            missed_is_exact: true,
             fire_now: true,
             next: None
         }
@@ -586,6 +592,7 @@ fn resume_after_the_rule_expired_while_down_fires_the_owed_run_last() {
         r.resume(t(10_000), t(60_000)),
         Resume {
             missed: 0,
+            missed_is_exact: true,
             fire_now: true,
             next: None
         }
@@ -596,6 +603,7 @@ fn resume_after_the_rule_expired_while_down_fires_the_owed_run_last() {
         r.resume(utc(2026, 6, 1, 9, 0, 0), utc(2026, 6, 3, 0, 0, 0)),
         Resume {
             missed: 3, // 10:00, 11:00, 12:00
+            missed_is_exact: true,
             fire_now: true,
             next: None
         }
@@ -607,6 +615,7 @@ fn resume_of_a_run_stored_past_the_expiry_owes_nothing() {
     let r = Recurrence::every(1_000, Some(t(10_000))).unwrap();
     let nothing = Resume {
         missed: 0,
+        missed_is_exact: true,
         fire_now: false,
         next: None,
     };
@@ -618,12 +627,38 @@ fn resume_of_a_run_stored_past_the_expiry_owes_nothing() {
 fn resume_counts_cron_runs_up_to_the_cap() {
     let r = cron("* * * * * *", UTC);
     let s = utc(2026, 6, 1, 0, 0, 0);
-    let res = r.resume(s, s.saturating_add_millis(9_999_000));
-    assert_eq!(res.missed, 9_999);
+    let cap = Resume::CRON_MISSED_CAP;
+    let res = r.resume(s, s.saturating_add_millis((cap - 1) * 1_000));
+    assert_eq!((res.missed, res.missed_is_exact), (cap - 1, true));
+    let res = r.resume(s, s.saturating_add_millis(cap * 1_000 + 999));
+    assert_eq!((res.missed, res.missed_is_exact), (cap, true));
+    let res = r.resume(s, s.saturating_add_millis((cap + 1) * 1_000));
+    assert_eq!((res.missed, res.missed_is_exact), (cap, false));
     let res = r.resume(s, s.saturating_add_millis(86_400_000));
-    assert_eq!(res.missed, Resume::CRON_MISSED_CAP);
+    assert_eq!((res.missed, res.missed_is_exact), (cap, false));
     assert!(res.fire_now);
     assert_eq!(res.next, Some(utc(2026, 6, 2, 0, 0, 1)));
+}
+
+#[test]
+fn resume_of_a_per_second_cron_after_ten_years_is_immediate() {
+    // 315 million missed runs, which no one could walk through: resume
+    // reports a lower bound and finds the next run directly. (The work
+    // bound is checked by counting lookups in the unit tests of
+    // `recurrence.rs`.)
+    let r = cron("* * * * * *", New_York);
+    let s = utc(2026, 6, 1, 0, 0, 0);
+    let now = utc(2036, 6, 1, 0, 0, 0).saturating_add_millis(250);
+    let res = r.resume(s, now);
+    assert_eq!(
+        res,
+        Resume {
+            missed: Resume::CRON_MISSED_CAP,
+            missed_is_exact: false,
+            fire_now: true,
+            next: Some(utc(2036, 6, 1, 0, 0, 1)),
+        }
+    );
 }
 
 #[test]
@@ -778,10 +813,11 @@ proptest! {
             k += interval;
         }
         let expected = if !owed {
-            Resume { missed: 0, fire_now: false, next: None }
+            Resume { missed: 0, missed_is_exact: true, fire_now: false, next: None }
         } else {
             Resume {
                 missed,
+                missed_is_exact: true,
                 fire_now: true,
                 next: Some(t(now + interval)).filter(|&n| expiry.is_none_or(|e| n <= t(e))),
             }
@@ -866,12 +902,13 @@ proptest! {
         prop_assert_eq!(res.next, r.next_after(now));
         let mut missed = 0;
         let mut cursor = scheduled;
-        while missed < Resume::CRON_MISSED_CAP {
+        while missed <= Resume::CRON_MISSED_CAP {
             match r.next_after(cursor) {
                 Some(n) if n <= now => { missed += 1; cursor = n; }
                 _ => break,
             }
         }
-        prop_assert_eq!(res.missed, missed);
+        prop_assert_eq!(res.missed, missed.min(Resume::CRON_MISSED_CAP));
+        prop_assert_eq!(res.missed_is_exact, missed <= Resume::CRON_MISSED_CAP);
     }
 }

@@ -1443,6 +1443,81 @@ fn truth(b: Option<bool>) -> Truth {
     Truth::from(b)
 }
 
+/// A LIKE pattern, a text made from it, and the escape character: see
+/// `like_agrees_with_dp_reference_on_longer_inputs`. Half the patterns
+/// have `%` only at both ends, so their one segment is often longer than
+/// 64 characters.
+fn like_case() -> impl Strategy<Value = (String, String, Option<char>)> {
+    const CHARS: [char; 7] = ['a', 'b', 'é', '日', '%', '_', '!'];
+    let piece = prop_oneof![
+        8 => prop::sample::select(vec!["a", "b", "é", "日"]),
+        5 => Just("_"),
+        1 => Just("%"),
+        1 => prop::sample::select(vec!["!%", "!_", "!!"]),
+    ];
+    (
+        prop::collection::vec(piece, 0..160),
+        any::<bool>(),
+        prop::collection::vec(any::<u8>(), 0..64),
+        prop::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(mut pieces, escape, fill, edits, perturb, one_segment)| {
+            if one_segment {
+                // `%` only around the whole: one long floating segment.
+                pieces.retain(|p| !p.ends_with('%'));
+                pieces.insert(0, "%");
+                pieces.push("%");
+            }
+            let mut fill = fill.into_iter().cycle();
+            let mut random = || CHARS[usize::from(fill.next().unwrap_or(0)) % CHARS.len()];
+            let mut pattern = String::new();
+            let mut text = String::new();
+            for piece in pieces {
+                match (piece, escape) {
+                    ("%", _) | ("!%", false) => {
+                        pattern.push('%');
+                        let n = usize::from(random() as u8 % 4);
+                        text.extend((0..n).map(|_| random()));
+                    }
+                    ("_", _) | ("!_", false) => {
+                        pattern.push('_');
+                        text.push(random());
+                    }
+                    ("!!", false) => {}
+                    (escaped, true) if escaped.starts_with('!') => {
+                        pattern.push_str(escaped);
+                        text.push_str(&escaped[1..]);
+                    }
+                    (literal, _) => {
+                        pattern.push_str(literal);
+                        text.push_str(literal);
+                    }
+                }
+            }
+            if perturb {
+                let mut chars: Vec<char> = text.chars().collect();
+                for (at, c) in edits {
+                    let c = CHARS[usize::from(c) % CHARS.len()];
+                    match at % 3 {
+                        _ if chars.is_empty() => chars.push(c),
+                        0 => {
+                            let i = at / 3 % chars.len();
+                            chars[i] = c;
+                        }
+                        1 => chars.insert(at / 3 % (chars.len() + 1), c),
+                        _ => {
+                            chars.remove(at / 3 % chars.len());
+                        }
+                    }
+                }
+                text = chars.into_iter().collect();
+            }
+            (text, pattern, escape.then_some('!'))
+        })
+}
+
 /// Tokens for "token soup" inputs: mostly valid pieces in random order.
 const TOKENS: &[&str] = &[
     "a",
@@ -1597,6 +1672,19 @@ proptest! {
         let t: Vec<char> = text.chars().collect();
         let p: Vec<char> = pat.chars().collect();
         prop_assert_eq!(s.matches(&[("t", text.as_str())]), ref_like(&t, &p, esc), "{}", src);
+    }
+
+    /// LIKE agrees with a dynamic-programming reference on longer inputs:
+    /// patterns of up to 160 pieces (so `_` segments longer than 64
+    /// characters occur), texts made by filling in the pattern and then
+    /// perturbing it (so matches and near misses are common), and the
+    /// matcher's counted work stays within its bound
+    /// (`herald_core::fuzzing::like`).
+    #[test]
+    fn like_agrees_with_dp_reference_on_longer_inputs(
+        (text, pattern, escape) in like_case(),
+    ) {
+        herald_core::fuzzing::like(&text, &pattern, escape);
     }
 
     /// No string makes parsing panic; whatever parses also displays,

@@ -90,8 +90,11 @@
 //!   exactly one character (Unicode scalar value). With `ESCAPE 'c'`, `c`
 //!   followed by `%`, `_` or `c` stands for that character literally; `c`
 //!   followed by anything else, or ending the pattern, is a parse error.
-//!   UNKNOWN when `a` is missing. Matching takes at most
-//!   O(value length × pattern length) steps.
+//!   UNKNOWN when `a` is missing. Matching never backtracks: it takes
+//!   O(value length + pattern length) steps, except that a `%`-free run
+//!   containing `_` whose span from its first to its last literal character
+//!   is longer than 64 characters costs O(value length × span / 64) (a
+//!   bit-parallel search, one machine word per 64 characters).
 //! * `a IS NULL` is TRUE exactly when the message has no header `a`;
 //!   `IS NOT NULL` when it has one (even an empty one).
 //! * A bare header used as a condition is TRUE when its value is `"true"`
@@ -112,9 +115,10 @@ mod error;
 mod eval;
 mod headers;
 mod lexer;
-mod like;
+pub(crate) mod like;
 mod number;
 mod parser;
+mod shift_and;
 mod truth;
 
 use std::fmt;
