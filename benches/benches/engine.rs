@@ -23,7 +23,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use herald::{DeliveryOptions, Engine, InProcessTransport, PublishOptions, Subscription};
+use herald::{DeliveryOptions, Engine, InboxLimits, PublishOptions, Subscription};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 

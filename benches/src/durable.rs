@@ -20,9 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use herald::{
-    Clock, DeliveryOptions, Engine, InboxLimits, PublishOptions, PublishStatus, Sleep,
-};
+use herald::{Clock, DeliveryOptions, Engine, InboxLimits, PublishOptions, PublishStatus, Sleep};
 use herald_core::Tick;
 use herald_redb::RedbStore;
 use serde_json::Value;
@@ -343,7 +341,12 @@ pub async fn lateness(
                 match sub.recv().await {
                     Some(Ok(m)) => {
                         let now = clock.now_us();
-                        let i = m.message().get().parse::<u64>().map_err(|_| "lateness: not a number")? as usize;
+                        let i = m
+                            .message()
+                            .get()
+                            .parse::<u64>()
+                            .map_err(|_| "lateness: not a number")?
+                            as usize;
                         if i >= n || std::mem::replace(&mut seen[i], true) {
                             return Err(format!("lateness: message {i} twice or unknown"));
                         }

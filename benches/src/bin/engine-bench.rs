@@ -60,8 +60,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use herald::{
-    DeliveryOptions, Engine, InProcessTransport, MemoryStore, MessageId, PublishOptions,
-    PublishStatus, Subscription,
+    DeliveryOptions, Engine, InboxLimits, MemoryStore, MessageId, PublishOptions, PublishStatus,
+    Subscription,
 };
 use herald_benches::{DEFAULT_SEED, SplitMix64};
 use serde_json::Value;
@@ -539,7 +539,7 @@ async fn publish_round(engine: &Engine, round: usize) -> (Duration, MessageId, u
 
 /// (i) The publish call alone: nobody is waiting in `recv`.
 async fn fanout_handoff(n: usize, rounds: usize) -> Rounds {
-    let engine = engine_with(InProcessTransport::DEFAULT_CAPACITY, None).await;
+    let engine = engine_with(InboxLimits::default().max_messages, None).await;
     let mut subs = subscribe_many(&engine, n);
     let mut publish = Vec::with_capacity(rounds);
     for round in 0..rounds {
@@ -554,7 +554,8 @@ async fn fanout_handoff(n: usize, rounds: usize) -> Rounds {
         for (k, s) in subs.iter_mut().enumerate() {
             match s.try_recv() {
                 Some(Ok(m))
-                    if m.message_id() == id && m.message().get().parse::<u64>().ok() == Some(round as u64) => {}
+                    if m.message_id() == id
+                        && m.message().get().parse::<u64>().ok() == Some(round as u64) => {}
                 other => fail(
                     "fanout",
                     &format!("subscription {k}, round {round}: got {other:?}"),
@@ -591,7 +592,7 @@ struct Fan {
 
 /// (ii) End to end: every subscription has a task waiting in `recv`.
 async fn fanout_e2e(n: usize, rounds: usize) -> Rounds {
-    let engine = engine_with(InProcessTransport::DEFAULT_CAPACITY, None).await;
+    let engine = engine_with(InboxLimits::default().max_messages, None).await;
     let subs = subscribe_many(&engine, n);
     let fan = Arc::new(Fan {
         n,
@@ -622,7 +623,8 @@ async fn fanout_e2e(n: usize, rounds: usize) -> Rounds {
                         fan.armed.fetch_add(1, Ordering::AcqRel);
                     }
                     match got {
-                        Some(Ok(m)) if m.message().get().parse::<u64>().ok() == Some(round as u64) => {}
+                        Some(Ok(m))
+                            if m.message().get().parse::<u64>().ok() == Some(round as u64) => {}
                         other => return Err(format!("round {round}: got {other:?}")),
                     }
                     let before = fan.received.fetch_add(1, Ordering::AcqRel);

@@ -55,10 +55,11 @@ pub struct AfterRun {
     /// The next run, or `None` when that was the last.
     pub next: Option<Tick>,
     /// Runs that were due before now and are collapsed into the run just
-    /// delivered (the driver or the process was late by a period or more);
-    /// for cron rules this may be a lower bound (see
-    /// [`Recurrence::resume`]).
+    /// delivered (the driver or the process was late by a period or more).
     pub missed: u64,
+    /// Whether `missed` is exact; for cron rules late by many runs it is a
+    /// lower bound (see [`Recurrence::resume`]).
+    pub missed_is_exact: bool,
 }
 
 impl DeliveryPlan {
@@ -197,22 +198,26 @@ impl DeliveryPlan {
             return AfterRun {
                 next: None,
                 missed: 0,
+                missed_is_exact: true,
             };
         };
         match rule.next_after(due) {
             Some(next) if next > now => AfterRun {
                 next: Some(next),
                 missed: 0,
+                missed_is_exact: true,
             },
             None => AfterRun {
                 next: None,
                 missed: 0,
+                missed_is_exact: true,
             },
             Some(_) => {
                 let resume = rule.resume(due, now);
                 AfterRun {
                     next: resume.next,
                     missed: resume.missed,
+                    missed_is_exact: resume.missed_is_exact,
                 }
             }
         }
@@ -352,7 +357,7 @@ mod tests {
         );
         let cron = plan(json!({"repeatCron": "0 0 * * * *"})).unwrap();
         let first = cron.first_run(now).unwrap().unwrap();
-        assert!(first >= now && first.as_millis() % 3_600_000 == 0);
+        assert!(first >= now && first.as_millis().is_multiple_of(3_600_000));
         let never =
             plan(json!({"repeatCron": "0 0 0 1 1 * 2027", "repeatExpiresAt": NOW + 1})).unwrap();
         assert_eq!(never.first_run(now).unwrap_err().code(), 5009);

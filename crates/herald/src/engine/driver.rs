@@ -216,7 +216,11 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
     for ((run, claimed), counts) in go.into_iter().zip(done) {
         let after = claimed.envelope.plan.after_run(run.due, now);
         if after.missed > 0 {
-            info!(message_id = %run.id, missed = after.missed, "missed runs collapsed into one");
+            if after.missed_is_exact {
+                info!(message_id = %run.id, missed = after.missed, "missed runs collapsed into one");
+            } else {
+                info!(message_id = %run.id, at_least = after.missed, "missed runs collapsed into one");
+            }
         }
         sh.completer.submit(Done {
             completion: Completion {
