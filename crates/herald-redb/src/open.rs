@@ -11,7 +11,7 @@ use redb::{Database, ReadableTable};
 use crate::error::RedbStoreError;
 use crate::migrate::{self, Migration};
 use crate::store::{Inner, RedbStore};
-use crate::tables::{FORMAT_VERSION, LAST_TOKEN_KEY, META, Tables, VERSION_KEY};
+use crate::tables::{FORMAT_VERSION, LAST_TOKEN_KEY, META, MIGRATING_KEY, Tables, VERSION_KEY};
 use crate::writer;
 
 /// The file inside the data directory.
@@ -85,7 +85,7 @@ pub fn migrate_partly(
 ) -> Result<Migration, RedbStoreError> {
     let (path, db) = database(dir.as_ref())?;
     match version(&db)? {
-        Some(1) => migrate::run(&db, chunk, Some(chunks)),
+        Some(1) | Some(MIGRATING) => migrate::run(&db, chunk, Some(chunks)),
         Some(FORMAT_VERSION) => Ok(Migration::default()),
         found => Err(RedbStoreError::Version {
             path,
@@ -104,12 +104,24 @@ fn database(dir: &Path) -> Result<(PathBuf, Database), RedbStoreError> {
     Ok((path, db))
 }
 
-/// The format version in `meta` (`None`: a new file).
+/// What [`version`] reports for a file being migrated from version 1.
+const MIGRATING: u64 = u64::MAX;
+
+/// The format version in `meta` (`None`: a new file; [`MIGRATING`]: a
+/// migration from version 1 under way).
 fn version(db: &Database) -> Result<Option<u64>, RedbStoreError> {
     let txn = db.begin_write()?;
-    let found = txn.open_table(META)?.get(VERSION_KEY)?.map(|g| g.value());
+    let (found, migrating) = {
+        let meta = txn.open_table(META)?;
+        let found = meta.get(VERSION_KEY)?.map(|g| g.value());
+        let migrating = meta.get(MIGRATING_KEY)?.map(|g| g.value());
+        (found, migrating)
+    };
     txn.abort()?;
-    Ok(found)
+    Ok(match (found, migrating) {
+        (Some(FORMAT_VERSION), Some(1)) => Some(MIGRATING),
+        _ => found,
+    })
 }
 
 /// Brings the file to format v2 (a new file: the tables; a v1 file: the
@@ -121,7 +133,7 @@ fn prepare(
 ) -> Result<(u64, Option<Migration>), RedbStoreError> {
     let migration = match version(db)? {
         Some(FORMAT_VERSION) | None => None,
-        Some(1) => Some(migrate::run(db, chunk, None)?),
+        Some(1) | Some(MIGRATING) => Some(migrate::run(db, chunk, None)?),
         Some(found) => {
             return Err(RedbStoreError::Version {
                 path: path.to_owned(),

@@ -12,6 +12,10 @@ pub const FORMAT_VERSION: u64 = 2;
 pub(crate) const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 /// The store's format version ([`FORMAT_VERSION`]).
 pub(crate) const VERSION_KEY: &str = "format_version";
+/// Present (the old version) while a migration to [`FORMAT_VERSION`] is
+/// under way: the version is already the new one, so an older build
+/// refuses a half-migrated file instead of seeing only what is left of it.
+pub(crate) const MIGRATING_KEY: &str = "migrating_from";
 /// The last fencing token issued (tokens are unique across the store).
 pub(crate) const LAST_TOKEN_KEY: &str = "last_token";
 

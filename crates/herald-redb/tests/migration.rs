@@ -269,6 +269,18 @@ async fn an_interrupted_migration_resumes_and_ends_the_same() {
         (7, 1, false),
         "{first:?}"
     );
+    // Half migrated, the file already says version 2 (and that it is being
+    // migrated), so a v1 build refuses it rather than see only what is left.
+    {
+        use redb::{ReadableDatabase, TableDefinition};
+        const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+        let db = redb::Database::create(cut.0.join(FILE_NAME)).expect("raw open");
+        let txn = db.begin_read().expect("read");
+        let meta = txn.open_table(META).expect("meta");
+        let get = |k: &str| meta.get(k).expect("get").map(|g| g.value());
+        assert_eq!(get("format_version"), Some(2));
+        assert_eq!(get("migrating_from"), Some(1));
+    }
     // The rest, in chunks of 50, at the next open.
     let store = RedbStore::open_with_migration_chunk(&cut.0, 50).expect("open resumes");
     let rest = *store.migration().expect("resumed");
@@ -282,7 +294,7 @@ async fn an_interrupted_migration_resumes_and_ends_the_same() {
     assert_eq!(
         store.raw_tables().expect("tables"),
         want,
-        "the same rows as a migration in one go"
+        "the same rows as a migration in one go (no marker left)"
     );
     store.close().await.expect("close");
 }

@@ -10,8 +10,11 @@
 //!     25   4+n  channel, UTF-8
 //!          4+n  publish section: entries (below)
 //!          4+n  plan section: entries (below)
-//!          rest body: the message's JSON text, UTF-8, to the end
+//!          4+n  body: the message's JSON text, UTF-8
 //! ```
+//!
+//! Nothing may follow the body, so a cut anywhere (inside the body too) is
+//! an error.
 //!
 //! Lengths are `u32` little-endian. A section is a run of entries, each
 //! `tag: u8, length: u32, value`; a field that is unset has no entry, and a
@@ -123,7 +126,7 @@ pub fn encode_envelope(envelope: &Envelope) -> Result<Vec<u8>, CodecError> {
         Ok(())
     })?;
     section(&mut out, |s| encode_plan(s, e.delivery()))?;
-    out.extend_from_slice(e.body.get().as_bytes());
+    put(&mut out, e.body.get().as_bytes())?;
     Ok(out)
 }
 
@@ -212,13 +215,20 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, CodecError> {
     let channel = utf8(r.field("channel")?, "channel")?;
     let publish = r.field("publish section")?;
     let plan = r.field("plan section")?;
+    let body = r.field("body")?;
+    if r.at != bytes.len() {
+        return Err(CodecError::new(format!(
+            "{} bytes after the body",
+            bytes.len() - r.at
+        )));
+    }
     Ok(Parts {
         id,
         accepted_at,
         channel,
         publish,
         plan,
-        body: &bytes[r.at..],
+        body,
     })
 }
 
@@ -675,8 +685,7 @@ mod tests {
         let e = full(9);
         let good = encode_envelope(&e).unwrap();
         let cache = PlanCache::new(0);
-        let body_at = good.len() - e.body.len();
-        for len in 0..body_at {
+        for len in 0..good.len() {
             assert!(
                 decode_envelope(e.id, &good[..len], &cache).is_err(),
                 "truncated to {len} bytes"
@@ -690,6 +699,12 @@ mod tests {
             }
         }
         assert!(decode_envelope(MessageId::from_u128(10), &good, &cache).is_err());
+        let mut long = good.clone();
+        long.push(b' ');
+        assert!(
+            decode_envelope(e.id, &long, &cache).is_err(),
+            "a trailing byte"
+        );
         let mut v3 = good.clone();
         v3[0] = 3;
         assert!(

@@ -30,7 +30,7 @@ use tracing::{error, info};
 use crate::error::RedbStoreError;
 use crate::header::{Header, State};
 use crate::quarantine;
-use crate::tables::{FORMAT_VERSION, LAST_TOKEN_KEY, META, Tables, VERSION_KEY};
+use crate::tables::{FORMAT_VERSION, LAST_TOKEN_KEY, META, MIGRATING_KEY, Tables, VERSION_KEY};
 
 /// Messages per migration transaction.
 pub(crate) const CHUNK: usize = 10_000;
@@ -107,6 +107,10 @@ pub(crate) fn run(
                 one(&mut t, &mut old, id, &mut last_token, &mut m)?;
             }
             t.meta.insert(LAST_TOKEN_KEY, last_token)?;
+            // From the first chunk on, the file is version 2 (being
+            // migrated), so a v1 build refuses it.
+            t.meta.insert(VERSION_KEY, FORMAT_VERSION)?;
+            t.meta.insert(MIGRATING_KEY, 1)?;
             old.messages.len()? == 0
         };
         if done {
@@ -114,7 +118,7 @@ pub(crate) fn run(
             txn.delete_table(v1::UNFINISHED)?;
             txn.delete_table(v1::FIRING)?;
             txn.delete_table(v1::OUTCOMES)?;
-            txn.open_table(META)?.insert(VERSION_KEY, FORMAT_VERSION)?;
+            txn.open_table(META)?.remove(MIGRATING_KEY)?;
         }
         txn.commit()?;
         m.chunks += 1;
