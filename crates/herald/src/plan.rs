@@ -1,6 +1,7 @@
 //! `DeliveryPlan`: delivery options checked and parsed once.
 
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use herald_core::selector::Selector;
 use herald_core::{Recurrence, Tick};
@@ -124,6 +125,21 @@ impl DeliveryPlan {
             recurrence,
             segment,
         })
+    }
+
+    /// As [`new`](Self::new), shared: the default options (once, now, to
+    /// pub/sub: most publishes) share one plan instead of allocating one.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn shared(options: DeliveryOptions) -> Result<Arc<Self>, Error> {
+        static DEFAULT: LazyLock<Arc<DeliveryPlan>> =
+            LazyLock::new(|| Arc::new(DeliveryPlan::default()));
+        if options == DeliveryOptions::default() {
+            return Ok(DEFAULT.clone());
+        }
+        Self::new(options).map(Arc::new)
     }
 
     /// The options as given.

@@ -1,7 +1,17 @@
 //! The publish path: validate once into a plan, store, then schedule or
 //! deliver.
+//!
+//! Everything after validation runs to completion even if the caller
+//! leaves (`RunToCompletion`). A store that answers the insert at once (the
+//! in-memory store) is asked for the completion of a message due now at
+//! once too, so nothing hops to the completer; a store that has to wait (a
+//! durable one) gets its completions from the completer, in batches, off
+//! the answer's path.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use herald_core::Tick;
 use tracing::{Instrument, debug};
@@ -12,7 +22,7 @@ use super::detached::RunToCompletion;
 use super::inflight::Inflight;
 use super::shared::Shared;
 use super::stats::Counters;
-use crate::store::{Completion, Next, Start, StoreError};
+use crate::store::{Completion, FencingToken, Next, Start, StoreError, StoreFuture};
 use crate::{
     Body, DeliveryCounts, DeliveryOptions, DeliveryPlan, Envelope, Error, MessageStatus,
     PublishOptions, PublishStatus, limits,
@@ -30,7 +40,7 @@ pub(super) async fn publish(
 ) -> Result<MessageStatus, Error> {
     sh.admit().await?;
     limits::check_channel(channel)?;
-    let plan = DeliveryPlan::new(delivery)?;
+    let plan = DeliveryPlan::shared(delivery)?;
     let now = sh.clock.now();
     let first = plan.first_run(now)?;
     let id = sh.ids.next(now);
@@ -39,7 +49,7 @@ pub(super) async fn publish(
         channel: channel.to_owned(),
         accepted_at: now,
         publish,
-        plan: Arc::new(plan),
+        plan,
         body,
     });
     let span = tracing::debug_span!("publish", message_id = %id, channel);
@@ -52,64 +62,93 @@ async fn accept(
     first: Option<Tick>,
     now: Tick,
 ) -> Result<MessageStatus, Error> {
-    let id = envelope.id;
-    let Some(due) = first else {
-        return deliver_now(&sh, envelope, now).await;
+    let start = match first {
+        Some(due) => Start::At(due),
+        None => Start::Claimed {
+            due: now,
+            lease_until: now.saturating_add_millis(sh.lease_ms),
+        },
     };
-    sh.store.insert(envelope, Start::At(due)).await?;
-    sh.schedule(&mut sh.lock(), id, due);
+    let mut insert = sh.store.insert(envelope.clone(), start);
+    // Whether the store answered at once (the in-memory store): then it
+    // may record the completion at once too, with no hop to the completer.
+    let (stored, inline) = match poll_once(&mut insert) {
+        Poll::Ready(stored) => (stored, true),
+        Poll::Pending => (insert.await, false),
+    };
+    match first {
+        Some(due) => {
+            stored?;
+            Ok(scheduled(&sh, &envelope, due))
+        }
+        None => Ok(deliver_now(&sh, envelope, now, token_of(stored)?, inline)),
+    }
+}
+
+fn poll_once<T>(f: &mut StoreFuture<'_, T>) -> Poll<Result<T, StoreError>> {
+    Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+fn token_of(stored: Result<Option<FencingToken>, StoreError>) -> Result<FencingToken, Error> {
+    Ok(stored?
+        .ok_or_else(|| StoreError::other("the store issued no token for a claimed insert"))?)
+}
+
+/// A delayed or repeating message is stored: into the wheel.
+fn scheduled(sh: &Shared, envelope: &Envelope, due: Tick) -> MessageStatus {
+    sh.schedule(&mut sh.lock(), envelope.id, due);
     debug!(due = due.as_millis(), "scheduled");
     Counters::bump(&sh.counters.published, 1);
     Counters::bump(&sh.counters.scheduled, 1);
-    Ok(MessageStatus {
-        message_id: id.to_string(),
+    MessageStatus {
+        message_id: envelope.id.to_string(),
         status: PublishStatus::Scheduled,
         error_message: None,
         deliveries: DeliveryCounts::default(),
-    })
+    }
 }
 
-/// A one-off due now: stored as claimed by us (one durable write), then
-/// delivered, then answered; the completion is recorded off this path.
-async fn deliver_now(
-    sh: &Arc<Shared>,
+/// A one-off due now, stored as claimed by us: delivered, then answered;
+/// a failed completion never turns it into an error. Nobody knows its id
+/// before the answer, so no cancel or status read can meet it while it is
+/// delivered; if its completion is still on its way when this returns, it
+/// is registered in flight (a status read then reports what subscribers
+/// got, a cancel is 5040).
+fn deliver_now(
+    sh: &Shared,
     envelope: Arc<Envelope>,
     now: Tick,
-) -> Result<MessageStatus, Error> {
+    token: FencingToken,
+    inline: bool,
+) -> MessageStatus {
     let id = envelope.id;
-    let lease_until = now.saturating_add_millis(sh.lease_ms);
-    let token = sh
-        .store
-        .insert(
-            envelope.clone(),
-            Start::Claimed {
-                due: now,
-                lease_until,
-            },
-        )
-        .await?
-        .ok_or_else(|| StoreError::other("the store issued no token for a claimed insert"))?;
-    sh.lock().inflight.insert(id, Inflight::delivering(token));
     let counts = fan_out(sh, &envelope, now);
-    if let Some(run) = sh.lock().inflight.get_mut(&id) {
+    let completion = Completion {
+        id,
+        token,
+        counts,
+        next: Next::Done,
+    };
+    let recorded = inline && {
+        // The store answered the insert at once: it may answer this too.
+        let mut complete = sh.store.complete(vec![completion.clone()]);
+        matches!(poll_once(&mut complete), Poll::Ready(Ok(_)))
+    };
+    if !recorded {
+        let mut run = Inflight::delivering(token);
         run.finish(counts);
+        sh.lock().inflight.insert(id, run);
+        sh.completer.submit(Done {
+            completion,
+            next: None,
+        });
     }
-    sh.delivered.notify_waiters();
-    sh.completer.submit(Done {
-        completion: Completion {
-            id,
-            token,
-            counts,
-            next: Next::Done,
-        },
-        next: None,
-    });
     debug!(pubsub = counts.pubsub, "published");
     Counters::bump(&sh.counters.published, 1);
-    Ok(MessageStatus {
+    MessageStatus {
         message_id: id.to_string(),
         status: PublishStatus::Published,
         error_message: None,
         deliveries: counts,
-    })
+    }
 }

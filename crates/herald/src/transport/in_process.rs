@@ -48,9 +48,17 @@ type Members = HashMap<u64, Member, BuildHasherDefault<KeyHasher>>;
 #[derive(Debug)]
 struct Channel {
     name: String,
-    shards: [RwLock<Members>; InProcessTransport::SHARDS],
+    shards: [Shard; InProcessTransport::SHARDS],
     /// Serializes subscribe, unsubscribe and delete for this channel.
     membership: Mutex<MembershipState>,
+}
+
+/// A sixteenth of a channel's subscriptions, and how many (so a publisher
+/// skips empty shards without taking their locks).
+#[derive(Debug, Default)]
+struct Shard {
+    members: RwLock<Members>,
+    len: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -120,7 +128,7 @@ impl InProcessTransport {
             .or_insert_with(|| {
                 Arc::new(Channel {
                     name: name.to_owned(),
-                    shards: std::array::from_fn(|_| RwLock::default()),
+                    shards: std::array::from_fn(|_| Shard::default()),
                     membership: Mutex::default(),
                 })
             })
@@ -129,8 +137,29 @@ impl InProcessTransport {
 }
 
 impl Channel {
-    fn shard(&self, key: u64) -> &RwLock<Members> {
+    fn shard(&self, key: u64) -> &Shard {
         &self.shards[(key as usize) % InProcessTransport::SHARDS]
+    }
+}
+
+impl Shard {
+    fn insert(&self, key: u64, member: Member) {
+        let mut members = write(&self.members);
+        members.insert(key, member);
+        self.len.store(members.len(), Ordering::Release);
+    }
+
+    fn remove(&self, key: u64) -> Option<Member> {
+        let mut members = write(&self.members);
+        let m = members.remove(&key);
+        self.len.store(members.len(), Ordering::Release);
+        m
+    }
+
+    fn drain(&self) -> Vec<Member> {
+        let mut members = write(&self.members);
+        self.len.store(0, Ordering::Release);
+        members.drain().map(|(_, m)| m).collect()
     }
 }
 
@@ -145,7 +174,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let ch = &self.channel;
         let mut m = lock(&ch.membership);
-        let Some(member) = write(ch.shard(self.key)).remove(&self.key) else {
+        let Some(member) = ch.shard(self.key).remove(self.key) else {
             // The channel was deleted: the subscription already ended.
             return;
         };
@@ -174,7 +203,10 @@ impl PubSubTransport for InProcessTransport {
         let headers = message.headers();
         let mut delivered = 0;
         for shard in &channel.shards {
-            let members = read(shard);
+            if shard.len.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            let members = read(&shard.members);
             for m in members.values() {
                 if m.selector.as_ref().is_none_or(|s| s.matches(headers))
                     && m.subscriber.deliver(message)
@@ -206,7 +238,7 @@ impl PubSubTransport for InProcessTransport {
                 continue;
             }
             if let Some(member) = member.take() {
-                write(ch.shard(key)).insert(key, member);
+                ch.shard(key).insert(key, member);
             }
             m.count += 1;
             self.inner.members.fetch_add(1, Ordering::Relaxed);
@@ -229,7 +261,7 @@ impl PubSubTransport for InProcessTransport {
         self.inner.members.fetch_sub(m.count, Ordering::Relaxed);
         m.count = 0;
         for shard in &ch.shards {
-            for (_, member) in write(shard).drain() {
+            for member in shard.drain() {
                 member.subscriber.end();
             }
         }
