@@ -55,6 +55,8 @@ pub struct DeliveredMessage(Arc<Run>);
 struct Run {
     envelope: Arc<Envelope>,
     timestamp: Tick,
+    /// The frame's size, roughly: computed once, read per receiver.
+    weight: usize,
     frame: OnceLock<Box<str>>,
     raw: OnceLock<Box<RawValue>>,
 }
@@ -63,6 +65,7 @@ impl DeliveredMessage {
     /// A run of `envelope` delivered at `timestamp`.
     pub fn new(envelope: Arc<Envelope>, timestamp: Tick) -> Self {
         Self(Arc::new(Run {
+            weight: weight_of(&envelope),
             envelope,
             timestamp,
             frame: OnceLock::new(),
@@ -147,19 +150,7 @@ impl DeliveredMessage {
     /// About how many bytes this run keeps alive for a receiver that holds
     /// it (its frame's size, without building it): what byte budgets count.
     pub fn weight(&self) -> usize {
-        let e = &self.0.envelope;
-        let headers: usize = e
-            .publish
-            .headers
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 6)
-            .sum();
-        e.body.len()
-            + headers
-            + e.channel.len()
-            + e.publish.publisher_id.as_ref().map_or(0, String::len)
-            + e.publish.subtopic.as_ref().map_or(0, String::len)
-            + FRAME_OVERHEAD
+        self.0.weight
     }
 
     fn build_frame(&self) -> String {
@@ -195,6 +186,21 @@ impl DeliveredMessage {
 
 /// The frame's fixed keys and numbers, roughly.
 const FRAME_OVERHEAD: usize = 320;
+
+fn weight_of(e: &Envelope) -> usize {
+    let headers: usize = e
+        .publish
+        .headers
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 6)
+        .sum();
+    e.body.len()
+        + headers
+        + e.channel.len()
+        + e.publish.publisher_id.as_ref().map_or(0, String::len)
+        + e.publish.subtopic.as_ref().map_or(0, String::len)
+        + FRAME_OVERHEAD
+}
 
 /// A piece of the frame as JSON text.
 fn json<T: serde::Serialize + ?Sized>(v: &T) -> String {

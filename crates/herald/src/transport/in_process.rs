@@ -2,7 +2,6 @@
 //! subscribers, delivering into each subscriber's inbox.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
@@ -43,7 +42,13 @@ struct Inner {
     members: AtomicUsize,
 }
 
-type Members = HashMap<u64, Member, BuildHasherDefault<KeyHasher>>;
+/// A shard's subscriptions: a slab (slots reused through a free list), so
+/// removal is O(1) and a publisher iterates a dense vector.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Option<Member>>,
+    free: Vec<usize>,
+}
 
 #[derive(Debug)]
 struct Channel {
@@ -57,7 +62,7 @@ struct Channel {
 /// skips empty shards without taking their locks).
 #[derive(Debug, Default)]
 struct Shard {
-    members: RwLock<Members>,
+    members: RwLock<Slots>,
     len: AtomicUsize,
 }
 
@@ -70,26 +75,9 @@ struct MembershipState {
 
 #[derive(Debug)]
 struct Member {
-    selector: Option<Selector>,
+    /// Boxed: the slots stay small for the many subscriptions without one.
+    selector: Option<Box<Selector>>,
     subscriber: Subscriber,
-}
-
-/// Member keys are sequential: a multiplicative hash spreads them.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -136,30 +124,37 @@ impl InProcessTransport {
     }
 }
 
-impl Channel {
-    fn shard(&self, key: u64) -> &Shard {
-        &self.shards[(key as usize) % InProcessTransport::SHARDS]
-    }
-}
-
 impl Shard {
-    fn insert(&self, key: u64, member: Member) {
-        let mut members = write(&self.members);
-        members.insert(key, member);
-        self.len.store(members.len(), Ordering::Release);
+    /// Stores `member`; its slot.
+    fn insert(&self, member: Member) -> usize {
+        let mut s = write(&self.members);
+        let slot = match s.free.pop() {
+            Some(i) => {
+                s.slots[i] = Some(member);
+                i
+            }
+            None => {
+                s.slots.push(Some(member));
+                s.slots.len() - 1
+            }
+        };
+        self.len.fetch_add(1, Ordering::Release);
+        slot
     }
 
-    fn remove(&self, key: u64) -> Option<Member> {
-        let mut members = write(&self.members);
-        let m = members.remove(&key);
-        self.len.store(members.len(), Ordering::Release);
-        m
+    fn remove(&self, slot: usize) -> Option<Member> {
+        let mut s = write(&self.members);
+        let m = s.slots.get_mut(slot)?.take()?;
+        s.free.push(slot);
+        self.len.fetch_sub(1, Ordering::Release);
+        Some(m)
     }
 
     fn drain(&self) -> Vec<Member> {
-        let mut members = write(&self.members);
+        let mut s = write(&self.members);
         self.len.store(0, Ordering::Release);
-        members.drain().map(|(_, m)| m).collect()
+        s.free.clear();
+        s.slots.drain(..).flatten().collect()
     }
 }
 
@@ -167,14 +162,15 @@ impl Shard {
 struct Guard {
     transport: Weak<Inner>,
     channel: Arc<Channel>,
-    key: u64,
+    shard: usize,
+    slot: usize,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let ch = &self.channel;
         let mut m = lock(&ch.membership);
-        let Some(member) = ch.shard(self.key).remove(self.key) else {
+        let Some(member) = ch.shards[self.shard].remove(self.slot) else {
             // The channel was deleted: the subscription already ended.
             return;
         };
@@ -207,7 +203,7 @@ impl PubSubTransport for InProcessTransport {
                 continue;
             }
             let members = read(&shard.members);
-            for m in members.values() {
+            for m in members.slots.iter().flatten() {
                 if m.selector.as_ref().is_none_or(|s| s.matches(headers))
                     && m.subscriber.deliver(message)
                 {
@@ -227,9 +223,10 @@ impl PubSubTransport for InProcessTransport {
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
         let id = subscriber.id();
         let mut member = Some(Member {
-            selector,
+            selector: selector.map(Box::new),
             subscriber,
         });
+        let shard = (key as usize) % InProcessTransport::SHARDS;
         loop {
             let ch = self.channel(channel);
             let mut m = lock(&ch.membership);
@@ -237,16 +234,18 @@ impl PubSubTransport for InProcessTransport {
                 // Removed between the lookup and the lock: look again.
                 continue;
             }
-            if let Some(member) = member.take() {
-                ch.shard(key).insert(key, member);
-            }
+            let Some(member) = member.take() else {
+                unreachable!("inserted once: the loop returns right after");
+            };
+            let slot = ch.shards[shard].insert(member);
             m.count += 1;
             self.inner.members.fetch_add(1, Ordering::Relaxed);
             drop(m);
             let guard = Guard {
                 transport: Arc::downgrade(&self.inner),
                 channel: ch,
-                key,
+                shard,
+                slot,
             };
             return Ok(Membership::new(id, channel, guard));
         }
