@@ -226,7 +226,7 @@ impl PubSubTransport for InProcessTransport {
             selector: selector.map(Box::new),
             subscriber,
         });
-        let shard = (key as usize) % InProcessTransport::SHARDS;
+        let shard = (key as usize) % Self::SHARDS;
         loop {
             let ch = self.channel(channel);
             let mut m = lock(&ch.membership);
