@@ -16,7 +16,6 @@ use herald::{
 };
 use herald_core::Tick;
 use serde_json::json;
-use tokio::sync::Notify;
 
 /// A [`MemoryStore`] whose `complete` fails while told to, and whose
 /// `insert` and `cancel` can be held at a gate.
@@ -30,25 +29,6 @@ struct FaultyStore {
     completes: Arc<AtomicU32>,
     insert_gate: Arc<Gate>,
     cancel_gate: Arc<Gate>,
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    armed: AtomicBool,
-    entered: Notify,
-    release: Notify,
-}
-
-impl Gate {
-    fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
-    }
-    async fn pass(&self) {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            self.entered.notify_one();
-            self.release.notified().await;
-        }
-    }
 }
 
 impl Store for FaultyStore {
@@ -231,10 +211,10 @@ async fn a_publish_whose_caller_leaves_mid_store_is_still_scheduled() {
         let publish = publish_with(&engine, "ch", json!("kept"), at(T0 + 1_000));
         tokio::select! {
             _ = publish => panic!("the insert is held"),
-            () = store.insert_gate.entered.notified() => {}
+            () = store.insert_gate.wait_entered() => {}
         }
     }
-    store.insert_gate.release.notify_one();
+    store.insert_gate.open();
     let_others_run().await;
     assert_eq!(
         engine.scheduled_len(),
@@ -252,10 +232,10 @@ async fn a_publish_whose_caller_leaves_mid_store_is_still_scheduled() {
         let publish = publish_now(&engine, "ch", json!("now"));
         tokio::select! {
             _ = publish => panic!("the insert is held"),
-            () = store.insert_gate.entered.notified() => {}
+            () = store.insert_gate.wait_entered() => {}
         }
     }
-    store.insert_gate.release.notify_one();
+    store.insert_gate.open();
     let_others_run().await;
     assert_eq!(drain(&mut sub).len(), 1);
     engine.shutdown().await;
@@ -274,10 +254,10 @@ async fn a_cancel_whose_caller_leaves_is_still_carried_out() {
         let cancel = engine.cancel(&s.message_id);
         tokio::select! {
             _ = cancel => panic!("the cancel is held"),
-            () = store.cancel_gate.entered.notified() => {}
+            () = store.cancel_gate.wait_entered() => {}
         }
     }
-    store.cancel_gate.release.notify_one();
+    store.cancel_gate.open();
     let_others_run().await;
     assert_status(&engine, &s.message_id, PublishStatus::Cancelled, 0).await;
     step(&engine, &clock, 5_000).await;

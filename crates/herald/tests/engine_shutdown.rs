@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use herald::{
@@ -14,7 +13,6 @@ use herald::{
 };
 use herald_core::Tick;
 use serde_json::json;
-use tokio::sync::Notify;
 
 const MSG_5091: &str = "The messaging engine is shut down.";
 
@@ -258,33 +256,6 @@ async fn a_run_claimed_at_a_crash_is_delivered_again_on_restart() {
         (1, 1),
         "the crash-time claim is counted as recovered"
     );
-}
-
-/// A one-shot pause point in a store method: when armed, the next call
-/// signals `entered` and waits for `open`.
-#[derive(Debug, Default)]
-struct Gate {
-    armed: AtomicBool,
-    entered: Notify,
-    release: Notify,
-}
-
-impl Gate {
-    fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
-    }
-    async fn pass(&self) {
-        if self.armed.swap(false, Ordering::SeqCst) {
-            self.entered.notify_one();
-            self.release.notified().await;
-        }
-    }
-    async fn wait_entered(&self) {
-        self.entered.notified().await;
-    }
-    fn open(&self) {
-        self.release.notify_one();
-    }
 }
 
 /// A [`MemoryStore`] with pause points, to hold the engine at the exact

@@ -192,3 +192,30 @@ pub(crate) async fn let_others_run() {
         tokio::task::yield_now().await;
     }
 }
+
+/// A one-shot pause point in a store method: when armed, the next call
+/// signals `entered` and waits for `open`.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    armed: std::sync::atomic::AtomicBool,
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl Gate {
+    pub(crate) fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub(crate) async fn pass(&self) {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+    }
+    pub(crate) async fn wait_entered(&self) {
+        self.entered.notified().await;
+    }
+    pub(crate) fn open(&self) {
+        self.release.notify_one();
+    }
+}
