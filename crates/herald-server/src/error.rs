@@ -194,14 +194,17 @@ impl ApiError {
 
 impl From<herald::Error> for ApiError {
     /// Validation and cancel errors are 400; too many subscriptions on one
-    /// connection is 429; a shut-down engine is 503; a store or transport
-    /// failure is 500.
+    /// connection is 429; a shut-down engine or a store that cannot write
+    /// (5093) is 503; another store or transport failure is 500.
     fn from(e: herald::Error) -> Self {
         let status = if matches!(e, herald::Error::TooManySubscriptions { .. }) {
             StatusCode::TOO_MANY_REQUESTS
         } else if e.is_client_error() {
             StatusCode::BAD_REQUEST
-        } else if matches!(e, herald::Error::ShutDown) {
+        } else if matches!(
+            e,
+            herald::Error::ShutDown | herald::Error::StoreUnavailable(_)
+        ) {
             StatusCode::SERVICE_UNAVAILABLE
         } else {
             StatusCode::INTERNAL_SERVER_ERROR

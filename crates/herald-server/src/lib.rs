@@ -61,6 +61,15 @@
 //! max_polling_subscriptions = 10000  # per app
 //! connection_buffer = "8MiB"       # held for a slow real-time or polling client
 //! max_subscriptions_per_connection = 1000
+//! log_format = "text"              # or "json"
+//! cors_origins = ["*"]             # origins browsers may call the API from
+//! header_read_timeout = "10s"      # durations: seconds, or with s, m, h, d
+//! request_timeout = "30s"          # long polls are exempt
+//! max_connections = 10000
+//! retention = "7d"                 # finished messages are purged after this
+//! # metrics_token = "..."          # unset: /metrics answers loopback clients only
+//! # tls_cert = "cert.pem"          # with tls_key: serve HTTPS
+//! # tls_key = "key.pem"
 //!
 //! [[apps]]
 //! id = "MY-APP-ID"

@@ -103,7 +103,7 @@ async fn a_connection_has_bounded_subscriptions_and_its_channels_go_with_it() {
     let (name, res) = sub_on(&mut ws, 50, "one-too-many", None).await;
     assert_eq!(name, "SUB_RES");
     assert_eq!(res["id"], "50");
-    assert_eq!(res["error"]["code"], 5093, "{res}");
+    assert_eq!(res["error"]["code"], 5094, "{res}");
     assert_eq!(s.metric(CHANNELS).await, Some(50.0));
     // Replacing a listener under the same id does not count twice.
     let (name, _) = sub_on(&mut ws, 7, "replaced", None).await;

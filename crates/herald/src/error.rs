@@ -27,7 +27,8 @@ use crate::transport::TransportError;
 /// | 5090 | [`Store`](Self::Store) (Herald's) |
 /// | 5091 | [`ShutDown`](Self::ShutDown) (Herald's) |
 /// | 5092 | [`Transport`](Self::Transport) (Herald's) |
-/// | 5093 | [`TooManySubscriptions`](Self::TooManySubscriptions) (Herald's) |
+/// | 5093 | [`StoreUnavailable`](Self::StoreUnavailable) (Herald's) |
+/// | 5094 | [`TooManySubscriptions`](Self::TooManySubscriptions) (Herald's) |
 ///
 /// # Examples
 ///
@@ -70,13 +71,17 @@ pub enum Error {
     NotCancellable,
     /// The store failed; nothing was acknowledged.
     Store(StoreError),
+    /// The store cannot write right now (a full disk, a lost connection):
+    /// nothing was acknowledged, and a retry later may succeed. Herald's
+    /// code 5093.
+    StoreUnavailable(StoreError),
     /// The engine has been shut down.
     ShutDown,
     /// The pub/sub transport failed (a remote bus unreachable, say).
     Transport(TransportError),
     /// The inbox already has as many subscriptions as its
     /// [`InboxLimits::max_subscriptions`](crate::InboxLimits::max_subscriptions)
-    /// allows (or it is closed). Herald's code 5093.
+    /// allows (or it is closed). Herald's code 5094.
     TooManySubscriptions {
         /// The limit.
         limit: usize,
@@ -100,7 +105,8 @@ impl Error {
             Self::Store(_) => 5090,
             Self::ShutDown => 5091,
             Self::Transport(_) => 5092,
-            Self::TooManySubscriptions { .. } => 5093,
+            Self::StoreUnavailable(_) => 5093,
+            Self::TooManySubscriptions { .. } => 5094,
         }
     }
 
@@ -108,7 +114,10 @@ impl Error {
     /// cancel), as opposed to the engine's (store failure, shut down). A
     /// server answers the first kind with 400.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Self::Store(_) | Self::ShutDown | Self::Transport(_))
+        !matches!(
+            self,
+            Self::Store(_) | Self::StoreUnavailable(_) | Self::ShutDown | Self::Transport(_)
+        )
     }
 
     /// The message a Backendless client expects, exactly.
@@ -145,6 +154,13 @@ impl fmt::Display for Error {
                 f.write_str("Message has already been canceled or does not exist.")
             }
             Self::Store(e) => write!(f, "Message store failure: {e}"),
+            Self::StoreUnavailable(e) => {
+                let why = match e {
+                    StoreError::Unavailable(inner) => inner.to_string(),
+                    other => other.to_string(),
+                };
+                write!(f, "The message store cannot write: {why}.")
+            }
             Self::ShutDown => f.write_str("The messaging engine is shut down."),
             Self::Transport(e) => write!(f, "Message transport failure: {e}"),
             Self::TooManySubscriptions { limit } => {
@@ -158,7 +174,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::InvalidSelector(e) => Some(e),
-            Self::Store(e) => Some(e),
+            Self::Store(e) | Self::StoreUnavailable(e) => Some(e),
             Self::Transport(e) => Some(e),
             _ => None,
         }
@@ -166,8 +182,15 @@ impl std::error::Error for Error {
 }
 
 impl From<StoreError> for Error {
+    /// A retryable store error (it cannot write right now) is
+    /// [`StoreUnavailable`](Self::StoreUnavailable); the rest
+    /// [`Store`](Self::Store).
     fn from(e: StoreError) -> Self {
-        Self::Store(e)
+        if e.is_retryable() {
+            Self::StoreUnavailable(e)
+        } else {
+            Self::Store(e)
+        }
     }
 }
 

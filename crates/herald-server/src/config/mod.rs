@@ -19,8 +19,17 @@
 //! | `max_polling_subscriptions` | 10000 | polling subscriptions per app |
 //! | `connection_buffer` | 8 MiB | bytes held for a slow real-time or polling client |
 //! | `max_subscriptions_per_connection` | 1000 | subscriptions per real-time connection |
+//! | `log_format` | `text` | `text` or `json` (one object per line) |
+//! | `metrics_token` | none | bearer token `/metrics` requires; without it, loopback clients only |
+//! | `tls_cert`, `tls_key` | none | serve HTTPS with this certificate chain and key (PEM) |
+//! | `cors_origins` | `*` | origins browsers may call the API from |
+//! | `header_read_timeout` | 10s | time a client has to send a request's headers |
+//! | `request_timeout` | 30s | time a request may take (long polls exempt) |
+//! | `max_connections` | 10000 | connections served at once |
+//! | `retention` | 7d | how long a finished message is kept for status reads |
 //!
-//! Sizes in bytes are whole numbers or take a unit: `8MiB`, `4 KiB`. The
+//! Sizes in bytes are whole numbers or take a unit: `8MiB`, `4 KiB`;
+//! durations are whole seconds or take a unit: `30s`, `10m`, `24h`, `7d`. The
 //! file itself is `--config PATH` (`HERALD_CONFIG`). Apps come from
 //! `--app APP_ID:API_KEY` (repeatable), `HERALD_APP` (comma-separated) and
 //! the file's `[[apps]]` tables, which give each key its channels: apps from
@@ -39,11 +48,13 @@
 //! * `file`: the file's `[[apps]]` tables.
 //! * `app`: [`AppConfig`] and [`KeyConfig`], and `--app`'s parser.
 //! * `byte_size`: `8MiB`.
+//! * `duration`: `7d`.
 //! * `dev_app`: the development app.
 
 mod app;
 mod byte_size;
 mod dev_app;
+mod duration;
 mod file;
 mod settings;
 mod sources;
@@ -58,9 +69,10 @@ pub use app::{AppConfig, KeyConfig};
 pub(crate) use dev_app::random_uuid;
 pub use dev_app::{DEV_APP_FILE, DevApp, ensure_dev_app};
 pub use typed::{
-    Config, DEFAULT_CONNECTION_BUFFER, DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_BODY,
-    DEFAULT_MAX_POLLING_SUBSCRIPTIONS, DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
-    DEFAULT_POLL_MAX_BYTES, DEFAULT_POLL_TTL, LogLevel,
+    Config, DEFAULT_CONNECTION_BUFFER, DEFAULT_DATA_DIR, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_LISTEN, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_POLLING_SUBSCRIPTIONS,
+    DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, DEFAULT_POLL_MAX_BYTES, DEFAULT_POLL_TTL,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETENTION, LogFormat, LogLevel, Secret,
 };
 
 use app::AppParser;

@@ -11,7 +11,8 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use super::byte_size::ByteSize;
-use super::{AppConfig, AppParser, Config, LogLevel, file};
+use super::duration::Secs;
+use super::{AppConfig, AppParser, Config, LogFormat, LogLevel, Secret, file};
 
 /// The one-line description in `--help`.
 const ABOUT: &str = "Backendless Messaging compatible REST and real-time server";
@@ -67,6 +68,89 @@ pub(crate) struct Settings {
     /// Log level (to stderr)
     #[arg(long, env = "HERALD_LOG", value_name = "LEVEL", ignore_case = true)]
     pub(crate) log: Option<LogLevel>,
+
+    /// Log format: text lines, or one JSON object per line
+    #[arg(
+        long,
+        env = "HERALD_LOG_FORMAT",
+        value_name = "FORMAT",
+        ignore_case = true
+    )]
+    pub(crate) log_format: Option<LogFormat>,
+
+    /// Bearer token GET /metrics requires (unset: /metrics answers loopback clients only)
+    #[arg(
+        long,
+        env = "HERALD_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        help_heading = "Security"
+    )]
+    pub(crate) metrics_token: Option<String>,
+
+    /// TLS certificate chain (PEM) to serve HTTPS with (with --tls-key)
+    #[arg(
+        long,
+        env = "HERALD_TLS_CERT",
+        value_name = "PEM",
+        help_heading = "Security"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) (with --tls-cert)
+    #[arg(
+        long,
+        env = "HERALD_TLS_KEY",
+        value_name = "PEM",
+        help_heading = "Security"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// Origins browsers may call the API from (CORS), comma-separated; * is any
+    #[arg(
+        long,
+        env = "HERALD_CORS_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ',',
+        help_heading = "Security"
+    )]
+    pub(crate) cors_origins: Option<Vec<String>>,
+
+    /// Time a client has to send a request's headers (30s, 10m, …)
+    #[arg(
+        long,
+        env = "HERALD_HEADER_READ_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) header_read_timeout: Option<Secs>,
+
+    /// Time a request may take (long polls are exempt)
+    #[arg(
+        long,
+        env = "HERALD_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) request_timeout: Option<Secs>,
+
+    /// Connections served at once; more wait to be accepted
+    #[arg(
+        long,
+        env = "HERALD_MAX_CONNECTIONS",
+        value_name = "N",
+        help_heading = "Limits"
+    )]
+    pub(crate) max_connections: Option<usize>,
+
+    /// How long a finished message is kept for status reads (7d, 24h, …)
+    #[arg(
+        long,
+        env = "HERALD_RETENTION",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) retention: Option<Secs>,
 
     /// Largest request body accepted, in bytes (larger: 413)
     #[arg(
@@ -138,6 +222,15 @@ impl Settings {
             data_dir,
             app,
             log,
+            log_format,
+            metrics_token,
+            tls_cert,
+            tls_key,
+            cors_origins,
+            header_read_timeout,
+            request_timeout,
+            max_connections,
+            retention,
             max_body,
             poll_ttl_secs,
             poll_max_bytes,
@@ -156,6 +249,15 @@ impl Settings {
             data_dir: data_dir.or(lower.data_dir),
             app: both(lower.app, app),
             log: log.or(lower.log),
+            log_format: log_format.or(lower.log_format),
+            metrics_token: metrics_token.or(lower.metrics_token),
+            tls_cert: tls_cert.or(lower.tls_cert),
+            tls_key: tls_key.or(lower.tls_key),
+            cors_origins: cors_origins.or(lower.cors_origins),
+            header_read_timeout: header_read_timeout.or(lower.header_read_timeout),
+            request_timeout: request_timeout.or(lower.request_timeout),
+            max_connections: max_connections.or(lower.max_connections),
+            retention: retention.or(lower.retention),
             max_body: max_body.or(lower.max_body),
             poll_ttl_secs: poll_ttl_secs.or(lower.poll_ttl_secs),
             poll_max_bytes: poll_max_bytes.or(lower.poll_max_bytes),
@@ -182,6 +284,15 @@ impl Settings {
             data_dir,
             app,
             log,
+            log_format,
+            metrics_token,
+            tls_cert,
+            tls_key,
+            cors_origins,
+            header_read_timeout,
+            request_timeout,
+            max_connections,
+            retention,
             max_body,
             poll_ttl_secs,
             poll_max_bytes,
@@ -198,6 +309,24 @@ impl Settings {
         set(&mut config.listen, listen);
         set(&mut config.data_dir, data_dir);
         set(&mut config.log, log);
+        set(&mut config.log_format, log_format);
+        if let Some(token) = metrics_token {
+            config.metrics_token = Some(Secret(token));
+        }
+        if let Some(cert) = tls_cert {
+            config.tls_cert = Some(cert);
+        }
+        if let Some(key) = tls_key {
+            config.tls_key = Some(key);
+        }
+        set(&mut config.cors_origins, cors_origins);
+        set(
+            &mut config.header_read_timeout,
+            header_read_timeout.map(|d| d.0),
+        );
+        set(&mut config.request_timeout, request_timeout.map(|d| d.0));
+        set(&mut config.max_connections, max_connections);
+        set(&mut config.retention, retention.map(|d| d.0));
         set(&mut config.max_body, max_body.map(|b| b.0));
         set(&mut config.poll_ttl, poll_ttl_secs.map(Duration::from_secs));
         set(&mut config.poll_max_bytes, poll_max_bytes.map(|b| b.0));
@@ -232,6 +361,15 @@ impl Settings {
             max_polling_subscriptions,
             poll_max_bytes,
             log,
+            log_format,
+            metrics_token: _,
+            header_read_timeout,
+            request_timeout,
+            max_connections,
+            tls_cert,
+            tls_key,
+            retention,
+            cors_origins,
             apps: _,
         } = config;
         Self {
@@ -240,6 +378,16 @@ impl Settings {
             data_dir: Some(data_dir.clone()),
             app: Vec::new(),
             log: Some(*log),
+            log_format: Some(*log_format),
+            // Never shown, not even in `--help`.
+            metrics_token: None,
+            tls_cert: tls_cert.clone(),
+            tls_key: tls_key.clone(),
+            cors_origins: Some(cors_origins.clone()),
+            header_read_timeout: Some(Secs(*header_read_timeout)),
+            request_timeout: Some(Secs(*request_timeout)),
+            max_connections: Some(*max_connections),
+            retention: Some(Secs(*retention)),
             max_body: Some(ByteSize(*max_body)),
             poll_ttl_secs: Some(poll_ttl.as_secs()),
             poll_max_bytes: Some(ByteSize(*poll_max_bytes)),
@@ -290,6 +438,15 @@ mod tests {
             max_polling_subscriptions: 7,
             poll_max_bytes: 8,
             log: LogLevel::Trace,
+            log_format: LogFormat::Json,
+            metrics_token: None,
+            header_read_timeout: Duration::from_secs(9),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 11,
+            tls_cert: Some("/c.pem".into()),
+            tls_key: Some("/k.pem".into()),
+            retention: Duration::from_secs(12),
+            cors_origins: vec!["https://a.example".into()],
             apps: Vec::new(),
         };
         let mut rebuilt = Config::default();

@@ -81,6 +81,15 @@ fn defaults() -> std::collections::BTreeMap<String, String> {
         .filter_map(|(name, value)| match value {
             Value::Null => None,
             Value::String(s) => Some((name, s)),
+            // A list (`cors_origins`) as the flag takes it.
+            Value::Array(items) => Some((
+                name,
+                items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
             other => Some((name, other.to_string())),
         })
         .collect()
@@ -216,7 +225,7 @@ mod tests {
             assert_eq!(arg.get_env().and_then(|v| v.to_str()), Some(var.as_str()));
             seen.push(id.to_owned());
         }
-        assert_eq!(seen.len(), 11, "{seen:?}");
+        assert_eq!(seen.len(), 20, "{seen:?}");
     }
 
     /// `--help` shows a default for every setting but the file and apps.
@@ -233,7 +242,12 @@ mod tests {
             assert!(help.contains(&long), "{long} in\n{help}");
             let var = arg.get_env().unwrap().to_str().unwrap();
             assert!(help.contains(&format!("[env: {var}]")), "{var} in\n{help}");
-            if !matches!(id, "config" | "app") {
+            // No default: the file, apps, and the settings that are off
+            // unless set.
+            if !matches!(
+                id,
+                "config" | "app" | "metrics_token" | "tls_cert" | "tls_key"
+            ) {
                 let default = &defaults[id];
                 assert!(
                     help.contains(&format!("[default: {default}]")),

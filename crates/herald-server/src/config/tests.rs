@@ -76,6 +76,14 @@ fn defaults() {
     assert_eq!(c.max_polling_subscriptions, 10_000);
     assert_eq!(c.poll_max_bytes, 4_194_304);
     assert_eq!(c.log, LogLevel::Info);
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert_eq!(c.metrics_token, None);
+    assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.request_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_connections, 10_000);
+    assert_eq!((c.tls_cert.as_ref(), c.tls_key.as_ref()), (None, None));
+    assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(c.cors_origins, ["*"]);
     assert!(c.apps.is_empty());
 }
 
@@ -89,6 +97,15 @@ struct Case {
     read: fn(&Config) -> String,
     /// What `read` gives for each of `values`.
     expected: [&'static str; 3],
+}
+
+/// Flags a setting needs beside it (`tls_cert` and `tls_key` go together).
+fn companion(name: &str) -> &'static [&'static str] {
+    match name {
+        "tls_cert" => &["--tls-key=/k.pem"],
+        "tls_key" => &["--tls-cert=/c.pem"],
+        _ => &[],
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -156,6 +173,89 @@ fn cases() -> Vec<Case> {
             read: |c| c.max_subscriptions_per_connection.to_string(),
             expected: ["7", "8", "9"],
         },
+        Case {
+            name: "log_format",
+            values: ["json", "TEXT", "json"],
+            toml: "\"json\"",
+            read: |c| format!("{:?}", c.log_format),
+            expected: ["Json", "Text", "Json"],
+        },
+        Case {
+            name: "metrics_token",
+            values: ["flag-token", "env-token", "file-token"],
+            toml: "\"file-token\"",
+            read: |c| {
+                c.metrics_token
+                    .as_ref()
+                    .map_or("none".into(), |t| t.0.clone())
+            },
+            expected: ["flag-token", "env-token", "file-token"],
+        },
+        Case {
+            name: "tls_cert",
+            values: ["/flag.pem", "/env.pem", "/file.pem"],
+            toml: "\"/file.pem\"\ntls_key = \"/k.pem\"",
+            read: |c| {
+                c.tls_cert
+                    .as_ref()
+                    .map_or("none".into(), |p| p.display().to_string())
+            },
+            expected: ["/flag.pem", "/env.pem", "/file.pem"],
+        },
+        Case {
+            name: "tls_key",
+            values: ["/flag.pem", "/env.pem", "/file.pem"],
+            toml: "\"/file.pem\"\ntls_cert = \"/c.pem\"",
+            read: |c| {
+                c.tls_key
+                    .as_ref()
+                    .map_or("none".into(), |p| p.display().to_string())
+            },
+            expected: ["/flag.pem", "/env.pem", "/file.pem"],
+        },
+        Case {
+            name: "cors_origins",
+            values: [
+                "https://a.example",
+                "https://b.example,http://c.example:8080",
+                "*",
+            ],
+            toml: "[\"*\"]",
+            read: |c| c.cors_origins.join(" "),
+            expected: [
+                "https://a.example",
+                "https://b.example http://c.example:8080",
+                "*",
+            ],
+        },
+        Case {
+            name: "header_read_timeout",
+            values: ["5", "2m", "1h"],
+            toml: "\"1h\"",
+            read: |c| c.header_read_timeout.as_secs().to_string(),
+            expected: ["5", "120", "3600"],
+        },
+        Case {
+            name: "request_timeout",
+            values: ["5s", "90", "2h"],
+            toml: "7200",
+            read: |c| c.request_timeout.as_secs().to_string(),
+            expected: ["5", "90", "7200"],
+        },
+        Case {
+            name: "max_connections",
+            values: ["1", "2", "3"],
+            toml: "3",
+            read: |c| c.max_connections.to_string(),
+            expected: ["1", "2", "3"],
+        },
+        Case {
+            name: "retention",
+            values: ["1d", "12h", "30m"],
+            toml: "\"30m\"",
+            read: |c| c.retention.as_secs().to_string(),
+            expected: ["86400", "43200", "1800"],
+        },
     ]
 }
 
@@ -207,7 +307,9 @@ fn every_setting_from_every_source_in_order() {
         );
         // `--flag=value` works too, and the flag alone beats the default.
         let joined = format!("{flag}={from_flag}");
-        assert_eq!(read(run(&[&joined], &[])), case.expected[0], "{joined}");
+        let mut alone = vec![joined.as_str()];
+        alone.extend(companion(case.name));
+        assert_eq!(read(run(&alone, &[])), case.expected[0], "{joined}");
     }
 }
 

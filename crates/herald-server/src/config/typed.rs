@@ -28,6 +28,14 @@ pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 1000;
 pub const DEFAULT_MAX_POLLING_SUBSCRIPTIONS: usize = 10_000;
 /// The default size limit of one poll's answer: 4 MiB.
 pub const DEFAULT_POLL_MAX_BYTES: usize = 4 << 20;
+/// The default time a client has to send a request's headers.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a request may take (long polls are exempt).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default number of connections served at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// The default time a finished message is kept: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
 /// Everything the server needs to start.
 ///
@@ -58,8 +66,51 @@ pub struct Config {
     pub poll_max_bytes: usize,
     /// The log level of the `herald-server` binary (stderr).
     pub log: LogLevel,
+    /// The log format of the `herald-server` binary: text or JSON lines.
+    pub log_format: LogFormat,
+    /// The bearer token `GET /metrics` requires; without one, `/metrics`
+    /// answers loopback clients only.
+    pub metrics_token: Option<Secret>,
+    /// How long a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long a request may take (engine.io and legacy long polls are
+    /// exempt).
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The TLS certificate chain (PEM) to serve HTTPS with, with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM), with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// How long a finished (published, failed or cancelled) message is kept
+    /// for status reads before it is purged.
+    pub retention: Duration,
+    /// The origins browsers may call the API from (CORS); `*` is any.
+    pub cors_origins: Vec<String>,
     /// The applications this server serves, with their API keys.
     pub apps: Vec<AppConfig>,
+}
+
+/// A secret setting: compared and used, never printed (`Debug` shows
+/// `<redacted>`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How the `herald-server` binary writes its log lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Config {
@@ -74,6 +125,15 @@ impl Default for Config {
             max_polling_subscriptions: DEFAULT_MAX_POLLING_SUBSCRIPTIONS,
             poll_max_bytes: DEFAULT_POLL_MAX_BYTES,
             log: LogLevel::default(),
+            log_format: LogFormat::default(),
+            metrics_token: None,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls_cert: None,
+            tls_key: None,
+            retention: DEFAULT_RETENTION,
+            cors_origins: vec!["*".to_owned()],
             apps: Vec::new(),
         }
     }
@@ -139,9 +199,9 @@ impl Config {
         Ok(())
     }
 
-    /// Checks the bounds (`max_body`, `poll_ttl`, `connection_buffer`,
-    /// `max_subscriptions_per_connection`, `max_polling_subscriptions` and
-    /// `poll_max_bytes` are at least 1) and the apps: ids of 1 to 100
+    /// Checks the bounds (sizes, counts and durations are at least 1),
+    /// that `tls_cert` and `tls_key` come together, the CORS origins, and
+    /// the apps: ids of 1 to 100
     /// characters from `A-Z a-z 0-9 - _ .` (not `health` or `metrics`, which
     /// are server routes), each with at least one key; keys non-empty,
     /// without `/` or control characters, and not repeated within an app.
@@ -160,10 +220,52 @@ impl Config {
             ),
             ("max_polling_subscriptions", self.max_polling_subscriptions),
             ("poll_max_bytes", self.poll_max_bytes),
+            (
+                "header_read_timeout",
+                usize::from(!self.header_read_timeout.is_zero()),
+            ),
+            (
+                "request_timeout",
+                usize::from(!self.request_timeout.is_zero()),
+            ),
+            ("max_connections", self.max_connections),
+            ("retention", usize::from(!self.retention.is_zero())),
         ];
         for (name, value) in bounds {
             if value == 0 {
                 bail!("{} must be at least 1, got 0", spellings(name));
+            }
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!(
+                "{} and {} go together: set both or neither",
+                spellings("tls_cert"),
+                spellings("tls_key")
+            );
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.0.trim().is_empty())
+        {
+            bail!("{} must not be empty", spellings("metrics_token"));
+        }
+        if self.cors_origins.is_empty() {
+            bail!(
+                "{} lists no origin (use \"*\" for any)",
+                spellings("cors_origins")
+            );
+        }
+        for origin in &self.cors_origins {
+            let ok = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && !origin.chars().any(|c| c.is_whitespace() || c.is_control()));
+            if !ok {
+                bail!(
+                    "{}: {origin:?} is not an origin (scheme://host[:port], no path) or \"*\"",
+                    spellings("cors_origins")
+                );
             }
         }
         let mut seen = BTreeMap::new();

@@ -13,7 +13,7 @@
 //!
 //! A refused subscription is `SUB_RES {id, error: {code, message}}` (5031
 //! without subscribe permission, 5012 for a bad selector, 5010 for a bad
-//! channel, 5093 (429) past `max_subscriptions_per_connection`, 8007 for a
+//! channel, 5094 (429) past `max_subscriptions_per_connection`, 8007 for a
 //! subscription kind Herald does not implement: commands, user status,
 //! data changes). A bad API key refuses the namespace connection
 //! (`CONNECT_ERROR`).

@@ -238,7 +238,7 @@ impl Engine {
     /// # Errors
     ///
     /// As [`subscribe`](Self::subscribe), and
-    /// [`Error::TooManySubscriptions`] (5093) when the inbox has its
+    /// [`Error::TooManySubscriptions`] (5094) when the inbox has its
     /// [`max_subscriptions`](crate::InboxLimits::max_subscriptions) or is
     /// closed.
     pub fn subscribe_to(
