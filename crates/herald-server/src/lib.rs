@@ -31,7 +31,7 @@
 //! # Errors
 //!
 //! Every error is `{"code": N, "message": "..."}`: the engine's codes
-//! ([`herald::Error`], 400; 5090/5092 are 500 and 5091 is 503), 5030/5031
+//! ([`herald::Error`], 400; 5090/5092 are 500, 5091 and 5093 are 503, 5094 is 429), 5030/5031
 //! for a key without publish/subscribe permission (400), and the server's
 //! own in [`codes`]: 8001 unknown endpoint (404), 8002 unknown app id or API
 //! key (401), 8003 body over the limit (413), 8004 malformed JSON (400),
