@@ -1,9 +1,7 @@
 //! Message ids: 128-bit, time-ordered, printed like a UUID.
 
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use herald_core::Tick;
 
@@ -11,10 +9,11 @@ use herald_core::Tick;
 /// delivered under the same id.
 ///
 /// Ids are laid out as UUID version 7: the top 48 bits are the publish time in
-/// ms since the Unix epoch, so ids sort roughly by creation time (which keeps
-/// B-tree stores append-mostly); the rest is random per engine and unique
-/// within it. On the wire an id is the canonical 36-character UUID text in
-/// upper case, as Backendless prints its message ids.
+/// ms since the Unix epoch, so ids sort by creation time to the millisecond
+/// (which keeps B-tree stores append-mostly); the other 74 non-fixed bits
+/// come from the OS's cryptographically secure random number generator. On
+/// the wire an id is the canonical 36-character UUID text in upper case, as
+/// Backendless prints its message ids.
 ///
 /// # Examples
 ///
@@ -119,46 +118,72 @@ impl<'de> serde::Deserialize<'de> for MessageId {
     }
 }
 
-/// Issues [`MessageId`]s: unique within one generator, random across
-/// generators (so two nodes do not collide), time-ordered by their first
-/// 48 bits.
-#[derive(Debug)]
-pub(crate) struct IdGenerator {
-    seed: u64,
-    salt: u16,
-    counter: AtomicU64,
+/// Issues [`MessageId`]s: the top 48 bits are the publish time (so ids
+/// sort by millisecond), the other 74 non-fixed bits come from the OS's
+/// cryptographically secure random number generator, so no id tells
+/// anything about another (a key allowed to publish on one channel cannot
+/// predict, and cancel, another key's next message). Ids within one
+/// millisecond are in no particular order.
+///
+/// # Implementation
+///
+/// Entropy is read in batches: each thread keeps a 4 KiB buffer filled by
+/// one `getrandom` call and takes 10 bytes per id (a system call per ~400
+/// ids).
+#[derive(Debug, Default)]
+pub(crate) struct IdGenerator;
+
+/// Bytes of entropy per refill.
+const POOL: usize = 4096;
+
+/// Random bytes per id (74 bits used of 80).
+const PER_ID: usize = 10;
+
+struct Pool {
+    bytes: [u8; POOL],
+    at: usize,
 }
+
+thread_local! {
+    static ENTROPY: std::cell::RefCell<Pool> =
+        const { std::cell::RefCell::new(Pool { bytes: [0; POOL], at: POOL }) };
+}
+
+/// The OS's random number generator failed (it does not on Linux since
+/// 3.17; on other systems, early at boot perhaps).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the operating system's random number generator failed: {0}")]
+pub(crate) struct NoEntropy(String);
 
 impl IdGenerator {
     pub(crate) fn new() -> Self {
-        let state = RandomState::new();
-        Self {
-            seed: state.hash_one(0x5EED_u64),
-            salt: state.hash_one(0x5A17_u64) as u16,
-            counter: AtomicU64::new(0),
-        }
+        Self
     }
 
     /// The next id, stamped with `now`.
-    pub(crate) fn next(&self, now: Tick) -> MessageId {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        // A bijection of the counter (SplitMix64's finaliser over a seeded
-        // sum), so no two ids from this generator share their random part.
-        let r = mix(n.wrapping_add(self.seed));
+    pub(crate) fn next(&self, now: Tick) -> Result<MessageId, NoEntropy> {
+        let mut r = [0u8; 16];
+        ENTROPY.with_borrow_mut(|pool| {
+            if pool.at + PER_ID > POOL {
+                getrandom::fill(&mut pool.bytes).map_err(|e| NoEntropy(e.to_string()))?;
+                pool.at = 0;
+            }
+            r[..PER_ID].copy_from_slice(&pool.bytes[pool.at..pool.at + PER_ID]);
+            // Used once: a copy of this thread's buffer never hands it out
+            // again.
+            pool.bytes[pool.at..pool.at + PER_ID].fill(0);
+            pool.at += PER_ID;
+            Ok::<(), NoEntropy>(())
+        })?;
+        let r = u128::from_le_bytes(r);
         let ms = u128::from(now.as_millis() & 0xFFFF_FFFF_FFFF);
-        let rand_a = u128::from(self.salt & 0x0FFF);
         // Layout: 48 ms | 4 version (7) | 12 rand_a | 2 variant (10) | 62 rand_b.
-        // The 64 bits of `r` go to rand_b (62) and the top of rand_a (2).
-        let rand_a = (rand_a & 0x3FF) | (u128::from(r >> 62) << 10);
-        let rand_b = u128::from(r & ((1 << 62) - 1));
-        MessageId((ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b)
+        let rand_a = r & 0xFFF;
+        let rand_b = (r >> 12) & ((1 << 62) - 1);
+        Ok(MessageId(
+            (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b,
+        ))
     }
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -166,12 +191,22 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    /// SplitMix64's finaliser: the old id generator's mixer, and a cheap
+    /// source of varied test bits.
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
     #[test]
     fn ids_are_unique_and_round_trip() {
         let g = IdGenerator::new();
         let mut seen = HashSet::new();
         for i in 0..100_000u64 {
-            let id = g.next(Tick::from_millis(1_700_000_000_000 + i / 100));
+            let id = g
+                .next(Tick::from_millis(1_700_000_000_000 + i / 100))
+                .unwrap();
             assert!(seen.insert(id), "duplicate id {id}");
             let text = id.to_string();
             assert_eq!(text.len(), 36);
@@ -217,9 +252,82 @@ mod tests {
     #[test]
     fn ids_sort_by_time() {
         let g = IdGenerator::new();
-        let a = g.next(Tick::from_millis(1_000));
-        let b = g.next(Tick::from_millis(2_000));
+        let a = g.next(Tick::from_millis(1_000)).unwrap();
+        let b = g.next(Tick::from_millis(2_000)).unwrap();
         assert!(a < b);
+    }
+
+    /// The attack the security test found: from one id of its own, a
+    /// client predicts the engine's next id (the random part was SplitMix64
+    /// of a counter, which is invertible). With 74 bits from the OS's
+    /// CSPRNG, the same prediction never hits.
+    #[test]
+    fn the_next_id_cannot_be_predicted_from_one_id() {
+        fn unmix(mut z: u64) -> u64 {
+            // The inverse of SplitMix64's finaliser.
+            z = (z ^ (z >> 31) ^ (z >> 62)).wrapping_mul(0x3196_42B2_D24D_8EC3);
+            z = (z ^ (z >> 27) ^ (z >> 54)).wrapping_mul(0x96DE_1B17_3F11_9089);
+            z ^ (z >> 30) ^ (z >> 60)
+        }
+        // The random bits an id carries: rand_b (62) and the top 2 of rand_a.
+        let r = |id: MessageId| -> u64 {
+            let b = id.as_u128();
+            let rand_b = (b & ((1 << 62) - 1)) as u64;
+            let top = ((b >> 74) & 0b11) as u64;
+            (top << 62) | rand_b
+        };
+        let predict = |id: MessageId| mix(unmix(r(id)).wrapping_add(1));
+        let g = IdGenerator::new();
+        let now = Tick::from_millis(1_800_000_000_000);
+        let mut hits = 0;
+        let mut prev = g.next(now).unwrap();
+        for _ in 0..1_000 {
+            let next = g.next(now).unwrap();
+            hits += u32::from(predict(prev) == r(next));
+            prev = next;
+        }
+        assert_eq!(
+            hits, 0,
+            "{hits} of 1000 next ids predicted from the previous one"
+        );
+    }
+
+    /// Ids from consecutive publishes share nothing beyond the timestamp:
+    /// each random bit is a fair coin, no two ids (or two differences of
+    /// consecutive ids) repeat, and the fixed bits are the UUIDv7 ones.
+    #[test]
+    fn consecutive_ids_share_no_pattern_beyond_the_timestamp() {
+        const N: usize = 20_000;
+        let g = IdGenerator::new();
+        let now = Tick::from_millis(1_800_000_000_000);
+        let ids: Vec<u128> = (0..N).map(|_| g.next(now).unwrap().as_u128()).collect();
+        let random = |b: u128| ((b >> 64) & 0xFFF) << 62 | (b & ((1 << 62) - 1));
+        let mut ones = [0usize; 74];
+        for &b in &ids {
+            assert_eq!(b >> 80, 1_800_000_000_000, "the 48 bits of ms");
+            assert_eq!((b >> 76) & 0xF, 7, "version 7");
+            assert_eq!((b >> 62) & 0b11, 0b10, "the RFC 4122 variant");
+            let r = random(b);
+            for (bit, count) in ones.iter_mut().enumerate() {
+                *count += ((r >> bit) & 1) as usize;
+            }
+        }
+        // A fair coin: N/2 ± 10 standard deviations (sqrt(N)/2 = 70).
+        for (bit, &count) in ones.iter().enumerate() {
+            assert!(
+                count.abs_diff(N / 2) < 710,
+                "random bit {bit} is one {count} times out of {N}"
+            );
+        }
+        let distinct: HashSet<u128> = ids.iter().map(|&b| random(b)).collect();
+        assert_eq!(distinct.len(), N);
+        let steps: HashSet<u128> = ids
+            .windows(2)
+            .map(|w| random(w[1]).wrapping_sub(random(w[0])) & ((1 << 74) - 1))
+            .collect();
+        assert_eq!(steps.len(), N - 1, "no constant or repeating step");
+        let xors: HashSet<u128> = ids.windows(2).map(|w| random(w[1] ^ w[0])).collect();
+        assert_eq!(xors.len(), N - 1);
     }
 
     #[test]

@@ -43,7 +43,12 @@ pub(super) async fn publish(
     let plan = DeliveryPlan::shared(delivery)?;
     let now = sh.clock.now();
     let first = plan.first_run(now)?;
-    let id = sh.ids.next(now);
+    // The OS's generator does not fail on Linux; where it does, nothing
+    // was stored and the caller hears why (5090).
+    let id = sh
+        .ids
+        .next(now)
+        .map_err(|e| Error::Store(StoreError::other(e.to_string())))?;
     let envelope = Arc::new(Envelope {
         id,
         channel: channel.to_owned(),
