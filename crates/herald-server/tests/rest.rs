@@ -506,6 +506,85 @@ async fn permission_denials_from_toml() {
     s.stop().await;
 }
 
+/// The security test's finding: any key of the app could read and cancel
+/// any message. Status needs publish or subscribe rights on the message's
+/// channel, cancel needs publish rights; anything else answers exactly as
+/// an unknown id does.
+#[tokio::test]
+async fn status_and_cancel_check_the_channel() {
+    let s = start(
+        r#"
+        [[apps]]
+        id = "TEST-APP"
+        [[apps.keys]]
+        key = "orders-pub"
+        publish = ["orders"]
+        subscribe = []
+        [[apps.keys]]
+        key = "orders-sub"
+        publish = []
+        subscribe = ["orders"]
+        [[apps.keys]]
+        key = "news"
+        publish = ["news"]
+        subscribe = ["news"]
+        "#,
+    )
+    .await;
+    let st = s
+        .publish(
+            "orders",
+            json!({"message": 1, "publishAt": now_ms() + 3_600_000}),
+        )
+        .await;
+    let id = st["messageId"].as_str().unwrap().to_owned();
+    let unknown = "0190B2E4-5A1C-7D3E-8F00-1234567890AB";
+    let url = |key: &str, id: &str| s.url_as(APP, key, &format!("messaging/{id}"));
+    // What an unknown id answers, with the id swapped in.
+    let as_unknown =
+        |(status, body): (StatusCode, Value)| (status, body.to_string().replace(unknown, "<id>"));
+    let as_asked =
+        |(status, body): (StatusCode, Value)| (status, body.to_string().replace(&id, "<id>"));
+    let unknown_get = as_unknown(s.get(&url("news", unknown)).await);
+    assert_eq!(unknown_get.0, StatusCode::OK);
+    assert!(
+        unknown_get.1.contains(r#""status":"unknown""#),
+        "{unknown_get:?}"
+    );
+    let unknown_delete = as_unknown(s.delete(&url("news", unknown)).await);
+    assert_eq!(unknown_delete.0, StatusCode::BAD_REQUEST);
+
+    // No rights on the channel: exactly the unknown answers.
+    assert_eq!(as_asked(s.get(&url("news", &id)).await), unknown_get);
+    assert_eq!(as_asked(s.delete(&url("news", &id)).await), unknown_delete);
+    // Subscribe rights: may read, may not cancel.
+    let (status, body) = s.get(&url("orders-sub", &id)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("scheduled"))
+    );
+    assert_eq!(
+        as_asked(s.delete(&url("orders-sub", &id)).await),
+        unknown_delete
+    );
+    // Nothing was cancelled by the refused attempts.
+    let (_, body) = s.get(&s.url(&format!("messaging/{id}"))).await;
+    assert_eq!(body["status"], "scheduled");
+    // Publish rights: may read and cancel.
+    let (status, body) = s.get(&url("orders-pub", &id)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("scheduled"))
+    );
+    let (status, body) = s.delete(&url("orders-pub", &id)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{body}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn apps_are_isolated() {
     let s = start(

@@ -21,9 +21,12 @@ pub struct AppConfig {
 pub struct KeyConfig {
     /// The key itself, the second path segment of every request.
     pub key: String,
-    /// Channels this key may publish to (and delete, and cancel on).
+    /// Channels this key may publish to, delete, and cancel messages on
+    /// (and read their status).
     pub publish: Vec<Glob>,
-    /// Channels this key may subscribe to (real-time and polling).
+    /// Channels this key may subscribe to (real-time and polling) and read
+    /// message statuses on. A message on a channel the key has neither
+    /// right on answers as an unknown id does.
     pub subscribe: Vec<Glob>,
 }
 

@@ -176,12 +176,52 @@ impl Engine {
     ///
     /// [`Error::Store`] if the store fails.
     pub async fn message_status(&self, id: &str) -> Result<MessageStatus, Error> {
+        self.message_status_where(id, |_| true).await
+    }
+
+    /// The status of message `id` if `visible` says its channel may be
+    /// seen; a message on any other channel answers exactly as an unknown
+    /// id does, so the answer tells nothing about messages the caller may
+    /// not see (no oracle). A server calls it with its key's permissions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] if the store fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::Error> {
+    /// use herald::{DeliveryOptions, Engine, PublishOptions};
+    ///
+    /// let engine = Engine::builder().build();
+    /// let status = engine
+    ///     .publish("orders", "hi".into(), PublishOptions::default(), DeliveryOptions::default())
+    ///     .await?;
+    /// let id = &status.message_id;
+    /// engine.settle().await;
+    /// let mine = engine.message_status_where(id, |channel| channel == "orders").await?;
+    /// let theirs = engine.message_status_where(id, |channel| channel == "news").await?;
+    /// assert_eq!(mine.status, herald::PublishStatus::Published);
+    /// assert_eq!(theirs.status, herald::PublishStatus::Unknown);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn message_status_where(
+        &self,
+        id: &str,
+        visible: impl FnOnce(&str) -> bool,
+    ) -> Result<MessageStatus, Error> {
         let Ok(mid) = id.parse::<MessageId>() else {
             return Ok(MessageStatus::unknown(id));
         };
         let Some(record) = self.shared.store.get(mid).await? else {
             return Ok(MessageStatus::unknown(id));
         };
+        if !visible(&record.envelope.channel) {
+            return Ok(MessageStatus::unknown(id));
+        }
         let mut status = record.status();
         // A run delivered but not yet recorded (its completion is on its way
         // to the store): report what subscribers already saw, so a status
@@ -213,6 +253,57 @@ impl Engine {
             return Err(Error::NotCancellable);
         };
         RunToCompletion::new(cancel::cancel(self.shared.clone(), mid)).await
+    }
+
+    /// Cancels message `id` if `allowed` says its channel may be cancelled
+    /// on; a message on any other channel fails exactly as an unknown id
+    /// does ([`Error::NotCancellable`]), so the answer tells nothing about
+    /// messages the caller may not touch. A server calls it with its key's
+    /// publish permissions.
+    ///
+    /// # Errors
+    ///
+    /// As [`cancel`](Self::cancel).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::Error> {
+    /// use herald::{DeliveryOptions, Engine, PublishOptions};
+    ///
+    /// let engine = Engine::builder().build();
+    /// let every_minute = DeliveryOptions {
+    ///     repeat_every: Some(chrono::TimeDelta::seconds(60)),
+    ///     ..DeliveryOptions::default()
+    /// };
+    /// let status = engine
+    ///     .publish("orders", "hi".into(), PublishOptions::default(), every_minute)
+    ///     .await?;
+    /// let id = &status.message_id;
+    /// let refused = engine.cancel_where(id, |channel| channel == "news").await;
+    /// assert_eq!(refused.unwrap_err().code(), 5040);
+    /// let done = engine.cancel_where(id, |channel| channel == "orders").await?;
+    /// assert_eq!(done.status, herald::PublishStatus::Cancelled);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn cancel_where(
+        &self,
+        id: &str,
+        allowed: impl FnOnce(&str) -> bool,
+    ) -> Result<MessageStatus, Error> {
+        let Ok(mid) = id.parse::<MessageId>() else {
+            return Err(Error::NotCancellable);
+        };
+        // A message's channel never changes, so reading it first and
+        // cancelling after is race-free.
+        match self.shared.store.get(mid).await? {
+            Some(record) if allowed(&record.envelope.channel) => {
+                RunToCompletion::new(cancel::cancel(self.shared.clone(), mid)).await
+            }
+            _ => Err(Error::NotCancellable),
+        }
     }
 
     /// Subscribes to `channel`, optionally filtered by a selector over the
