@@ -190,7 +190,12 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
 
 /// A channel name from its path segment; undecodable is 5010.
 fn channel_name(raw: &str) -> Result<String, ApiError> {
-    decode_segment(raw).ok_or_else(|| herald::Error::InvalidChannel.into())
+    decode_segment(raw).ok_or_else(|| {
+        herald::Error::InvalidChannel {
+            reason: "The name is not percent-encoded UTF-8.".into(),
+        }
+        .into()
+    })
 }
 
 /// `GET info`: `rtURL` is this server as the client reached it.

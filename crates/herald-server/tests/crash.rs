@@ -361,8 +361,17 @@ async fn publisher(sh: Arc<Shared>, p: usize, seed: u64) -> Outcome {
             soon,
         });
 
-        // Cancel every 10th delayed or repeating message (never a soon one).
-        if soon || kind == Kind::Immediate {
+        // Cancel every 10th delayed or repeating message (never a soon one,
+        // nor a repeating one whose only run is at once: that one may have
+        // been published by the time the cancel arrives, and 5040 is right).
+        // (Its runs start when the server accepts it, at or before
+        // `acked_at`.)
+        let only_run_now = matches!(
+            kind,
+            Kind::Repeat { every_ms, expires: Some(e) }
+                if publish_at.is_none() && e < acked_at + every_ms
+        );
+        if soon || kind == Kind::Immediate || only_run_now {
             continue;
         }
         eligible += 1;

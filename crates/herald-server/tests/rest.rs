@@ -161,12 +161,18 @@ async fn malformed_bodies_and_content_types() {
         ))
         .await;
     assert_eq!(status, StatusCode::OK);
-    // A non-object body is the message itself.
-    let (status, res) = s.send(raw("\"just text\"", Some("application/json"))).await;
-    assert_eq!(
-        (status, res["status"].as_str()),
-        (StatusCode::OK, Some("published"))
-    );
+    // A body with no `message` key is refused (a non-object has none).
+    for body in ["\"just text\"", "{}", "{\"publishAt\": 1}", "[1]", "null"] {
+        let (status, res) = s.send(raw(body, Some("application/json"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            res,
+            json!({"code": 5013, "message": "message is required"}),
+            "{body}"
+        );
+    }
+    let (status, _) = s.send(raw("{\"message\": null}", None)).await;
+    assert_eq!(status, StatusCode::OK, "a null message is a message");
     s.stop().await;
 }
 
@@ -197,8 +203,22 @@ async fn wrongly_typed_options_get_their_codes() {
         let (status, res) = s.post(&url, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {res}");
         assert_eq!(res["code"], code, "{body}: {res}");
-        assert!(res["message"].as_str().is_some_and(|m| !m.is_empty()));
+        // Backendless's text, then what was wrong.
+        let message = res["message"].as_str().unwrap_or_default();
+        assert!(
+            message.len() > 40 && (message.contains(". ") || message.contains(": ")),
+            "{body}: {message:?} does not say why"
+        );
     }
+    // The example from the issue, word for word.
+    let (_, res) = s
+        .post(&url, &json!({"message": 1, "publishAt": 1_700_000_000}))
+        .await;
+    assert_eq!(
+        res["message"],
+        "Invalid publishAt date in the delivery options. \
+         1700000000 is in the past: publishAt is in epoch milliseconds."
+    );
     // Unknown keys are ignored (the JS SDK merges all options flat).
     let (status, _) = s.post(&url, &json!({"message": 1, "foo": "bar"})).await;
     assert_eq!(status, StatusCode::OK);
@@ -439,7 +459,22 @@ async fn odd_channel_names() {
     }
     // Invalid names: 5010.
     let long = "x".repeat(256);
-    for path in ["a%2Fb", "%FF", "%E6%97", "bad%zz", "%", long.as_str(), ""] {
+    for path in [
+        "a%2Fb",
+        "%FF",
+        "%E6%97",
+        "bad%zz",
+        "%",
+        long.as_str(),
+        "",
+        // Control characters: a channel name can never break a log line.
+        "x%0A2026-12-03T00:00:00Z%20ERROR%20forged",
+        "x%0D",
+        "%1B%5B31mred",
+        "nul%00",
+        "x%E2%80%A8y",
+        "del%7F",
+    ] {
         let (status, res) = s
             .post(&s.url(&format!("messaging/{path}")), &json!({"message": 1}))
             .await;

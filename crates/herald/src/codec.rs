@@ -326,8 +326,10 @@ fn decode_plan_section(section: &[u8]) -> Result<DeliveryPlan, CodecError> {
             D_SEGMENT => d.segment_query = Some(utf8(v, "segmentQuery")?.to_owned()),
             D_PUBLISH_AT => {
                 d.publish_at = Some(
-                    limits::time_of_ms(number(v, "publishAt")?, || crate::Error::InvalidPublishAt)
-                        .map_err(|e| CodecError::new(format!("publishAt: {e}")))?,
+                    limits::time_of_ms(number(v, "publishAt")?, |reason| {
+                        crate::Error::InvalidPublishAt { reason }
+                    })
+                    .map_err(|e| CodecError::new(format!("publishAt: {e}")))?,
                 );
             }
             D_REPEAT_EVERY => {
@@ -338,8 +340,8 @@ fn decode_plan_section(section: &[u8]) -> Result<DeliveryPlan, CodecError> {
             }
             D_EXPIRES => {
                 d.repeat_expires_at = Some(
-                    limits::time_of_ms(number(v, "repeatExpiresAt")?, || {
-                        crate::Error::InvalidRepeatExpiresAt
+                    limits::time_of_ms(number(v, "repeatExpiresAt")?, |reason| {
+                        crate::Error::InvalidRepeatExpiresAt { reason }
                     })
                     .map_err(|e| CodecError::new(format!("repeatExpiresAt: {e}")))?,
                 );

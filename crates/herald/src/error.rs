@@ -9,9 +9,11 @@ use crate::transport::TransportError;
 
 /// Everything an [`Engine`](crate::Engine) call can fail with.
 ///
-/// Validation errors carry the Backendless error [`code`](Self::code) and the
-/// exact [`message`](Self::message) a Backendless client expects; `Display`
-/// prints that message. A failed validation stores nothing.
+/// Validation errors carry the Backendless error [`code`](Self::code) and
+/// Backendless's text unchanged ([`summary`](Self::summary)), followed by
+/// what exactly was wrong ([`reason`](Self::reason)); `Display` and
+/// [`message`](Self::message) print both. A failed validation stores
+/// nothing.
 ///
 /// | code | variant |
 /// |---|---|
@@ -22,7 +24,7 @@ use crate::transport::TransportError;
 /// | 5010 | [`InvalidChannel`](Self::InvalidChannel) |
 /// | 5011 | [`InvalidPolicy`](Self::InvalidPolicy) |
 /// | 5012 | [`InvalidSelector`](Self::InvalidSelector) |
-/// | 5013 | [`InvalidOptions`](Self::InvalidOptions) (Herald's: a malformed field outside the table) |
+/// | 5013 | [`InvalidOptions`](Self::InvalidOptions), [`MissingMessage`](Self::MissingMessage) (Herald's: a malformed field outside the table) |
 /// | 5040 | [`NotCancellable`](Self::NotCancellable) |
 /// | 5090 | [`Store`](Self::Store) (Herald's) |
 /// | 5091 | [`ShutDown`](Self::ShutDown) (Herald's) |
@@ -35,29 +37,51 @@ use crate::transport::TransportError;
 /// ```
 /// use herald::Error;
 ///
-/// let err = Error::InvalidPublishAt;
+/// let err = Error::InvalidPublishAt {
+///     reason: "1700000000 is in the past: publishAt is in epoch milliseconds.".into(),
+/// };
 /// assert_eq!(err.code(), 5003);
-/// assert_eq!(err.to_string(), "Invalid publishAt date in the delivery options.");
+/// assert_eq!(err.summary(), "Invalid publishAt date in the delivery options.");
+/// assert_eq!(
+///     err.to_string(),
+///     "Invalid publishAt date in the delivery options. \
+///      1700000000 is in the past: publishAt is in epoch milliseconds."
+/// );
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// `publishAt` is not a number, negative, or more than 1 s in the past.
-    InvalidPublishAt,
-    /// `repeatExpiresAt` is not a number, in the past, or before `publishAt`.
-    InvalidRepeatExpiresAt,
-    /// `repeatEvery` is below 1, not an integer, or given with `repeatCron`.
-    InvalidRepeatEvery,
-    /// `repeatCron` (or its `timeZone`) does not parse, or never fires.
-    InvalidCron {
-        /// What exactly was wrong, for logs and humans.
+    InvalidPublishAt {
+        /// What exactly was wrong (appended to the message).
         reason: String,
     },
-    /// The channel name is empty, contains `/`, or is over
-    /// [`MAX_CHANNEL_LEN`](crate::limits::MAX_CHANNEL_LEN) bytes.
-    InvalidChannel,
+    /// `repeatExpiresAt` is not a number, in the past, or before `publishAt`.
+    InvalidRepeatExpiresAt {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
+    /// `repeatEvery` is below 1, not an integer, or given with `repeatCron`.
+    InvalidRepeatEvery {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
+    /// `repeatCron` (or its `timeZone`) does not parse, or never fires.
+    InvalidCron {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
+    /// The channel name is empty, contains `/` or a control character, or
+    /// is over [`MAX_CHANNEL_LEN`](crate::limits::MAX_CHANNEL_LEN) bytes.
+    InvalidChannel {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
     /// `publishPolicy` or `pushBroadcast` (or `pushSinglecast`) does not parse.
-    InvalidPolicy,
+    InvalidPolicy {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
     /// A subscription selector (or a `segmentQuery`) does not parse.
     InvalidSelector(SelectorError),
     /// A field outside Backendless's table is malformed (for example
@@ -65,7 +89,11 @@ pub enum Error {
     InvalidOptions {
         /// The offending field's wire name.
         field: &'static str,
+        /// What exactly was wrong (appended to the message).
+        reason: String,
     },
+    /// A publish request body with no `message` key. Herald's code 5013.
+    MissingMessage,
     /// Cancel of a message that is not scheduled: unknown, already
     /// published, failed or cancelled.
     NotCancellable,
@@ -93,14 +121,14 @@ impl Error {
     /// where Backendless publishes none).
     pub fn code(&self) -> u32 {
         match self {
-            Self::InvalidPublishAt => 5003,
-            Self::InvalidRepeatExpiresAt => 5007,
-            Self::InvalidRepeatEvery => 5008,
+            Self::InvalidPublishAt { .. } => 5003,
+            Self::InvalidRepeatExpiresAt { .. } => 5007,
+            Self::InvalidRepeatEvery { .. } => 5008,
             Self::InvalidCron { .. } => 5009,
-            Self::InvalidChannel => 5010,
-            Self::InvalidPolicy => 5011,
+            Self::InvalidChannel { .. } => 5010,
+            Self::InvalidPolicy { .. } => 5011,
             Self::InvalidSelector(_) => 5012,
-            Self::InvalidOptions { .. } => 5013,
+            Self::InvalidOptions { .. } | Self::MissingMessage => 5013,
             Self::NotCancellable => 5040,
             Self::Store(_) => 5090,
             Self::ShutDown => 5091,
@@ -120,36 +148,107 @@ impl Error {
         )
     }
 
-    /// The message a Backendless client expects, exactly.
+    /// The whole message: Backendless's text, then what exactly was wrong.
     pub fn message(&self) -> String {
         self.to_string()
+    }
+
+    /// Backendless's text for this error, unchanged (without the
+    /// [`reason`](Self::reason)). For the errors whose text depends on a
+    /// value (a selector's position, a field's name, a store's failure)
+    /// this is the generic form.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Self::InvalidPublishAt { .. } => "Invalid publishAt date in the delivery options.",
+            Self::InvalidRepeatExpiresAt { .. } => {
+                "Invalid repeatExpiresAt date in delivery options."
+            }
+            Self::InvalidRepeatEvery { .. } => "Invalid repeatEvery value in delivery options.",
+            Self::InvalidCron { .. } => "Invalid cron expression in delivery options.",
+            Self::InvalidChannel { .. } => "Invalid channel name.",
+            Self::InvalidPolicy { .. } => "Invalid publishPolicy / pushBroadcast value.",
+            Self::InvalidSelector(_) => "Invalid selector.",
+            Self::InvalidOptions { .. } => "Invalid value in publish options.",
+            Self::MissingMessage => "message is required",
+            Self::NotCancellable => "Message has already been canceled or does not exist.",
+            Self::Store(_) => "Message store failure.",
+            Self::StoreUnavailable(_) => "The message store cannot write.",
+            Self::ShutDown => "The messaging engine is shut down.",
+            Self::Transport(_) => "Message transport failure.",
+            Self::TooManySubscriptions { .. } => "Too many subscriptions.",
+        }
+    }
+
+    /// What exactly was wrong with the input, for the validation errors
+    /// that carry it.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::InvalidPublishAt { reason }
+            | Self::InvalidRepeatExpiresAt { reason }
+            | Self::InvalidRepeatEvery { reason }
+            | Self::InvalidCron { reason }
+            | Self::InvalidChannel { reason }
+            | Self::InvalidPolicy { reason }
+            | Self::InvalidOptions { reason, .. } => {
+                Some(reason.as_str()).filter(|r| !r.is_empty())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A user-supplied string as a reason shows it: quoted and escaped (no
+/// control character reaches a log line or an answer raw), and cut to 64
+/// characters.
+pub(crate) fn quoted(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+    }
+}
+
+/// A JSON value as a reason shows it: its JSON text (strings escaped), cut
+/// to 64 characters.
+pub(crate) fn shown(v: &serde_json::Value) -> String {
+    const MAX: usize = 64;
+    let text = v.to_string();
+    match text.char_indices().nth(MAX) {
+        None => text,
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
+/// Backendless's `text`, then `reason` after a space (if any).
+fn with_reason(f: &mut fmt::Formatter<'_>, text: &str, reason: &str) -> fmt::Result {
+    f.write_str(text)?;
+    if reason.is_empty() {
+        Ok(())
+    } else {
+        write!(f, " {reason}")
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::InvalidPublishAt => {
-                f.write_str("Invalid publishAt date in the delivery options.")
-            }
-            Self::InvalidRepeatExpiresAt => {
-                f.write_str("Invalid repeatExpiresAt date in delivery options.")
-            }
-            Self::InvalidRepeatEvery => {
-                f.write_str("Invalid repeatEvery value in delivery options.")
-            }
-            Self::InvalidCron { .. } => f.write_str("Invalid cron expression in delivery options."),
-            Self::InvalidChannel => f.write_str("Invalid channel name."),
-            Self::InvalidPolicy => f.write_str("Invalid publishPolicy / pushBroadcast value."),
+            Self::InvalidPublishAt { reason }
+            | Self::InvalidRepeatExpiresAt { reason }
+            | Self::InvalidRepeatEvery { reason }
+            | Self::InvalidCron { reason }
+            | Self::InvalidChannel { reason }
+            | Self::InvalidPolicy { reason } => with_reason(f, self.summary(), reason),
             Self::InvalidSelector(e) => write!(
                 f,
                 "Invalid selector at column {}: {}",
                 e.column(),
                 e.message()
             ),
-            Self::InvalidOptions { field } => {
-                write!(f, "Invalid {field} value in publish options.")
+            Self::InvalidOptions { field, reason } => {
+                write!(f, "Invalid {field} value in publish options.")?;
+                with_reason(f, "", reason)
             }
+            Self::MissingMessage => f.write_str(self.summary()),
             Self::NotCancellable => {
                 f.write_str("Message has already been canceled or does not exist.")
             }

@@ -26,55 +26,112 @@ pub const MAX_REPEAT_SECONDS: u64 = 1_000_000_000;
 /// year 262143), a little before JavaScript's `Date` maximum.
 pub const MAX_EPOCH_MS: u64 = 8_210_266_876_799_999;
 
-/// Checks a channel name: 1 to [`MAX_CHANNEL_LEN`] bytes, no `/`.
+/// Checks a channel name: 1 to [`MAX_CHANNEL_LEN`] bytes, no `/`, no
+/// control character (C0, DEL, C1, and the Unicode line and paragraph
+/// separators), so that a channel name can never break a log line.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidChannel`] (5010).
+/// [`Error::InvalidChannel`] (5010), saying which rule failed.
+///
+/// # Examples
+///
+/// ```
+/// use herald::limits::check_channel;
+///
+/// assert!(check_channel("orders.eu").is_ok());
+/// let e = check_channel("a\nERROR forged").unwrap_err();
+/// assert_eq!(e.code(), 5010);
+/// assert_eq!(
+///     e.to_string(),
+///     "Invalid channel name. A channel name cannot contain control characters ('\\n' at byte 1)."
+/// );
+/// ```
 pub fn check_channel(channel: &str) -> Result<(), Error> {
-    if channel.is_empty() || channel.len() > MAX_CHANNEL_LEN || channel.contains('/') {
-        return Err(Error::InvalidChannel);
+    let bad = |reason: String| Err(Error::InvalidChannel { reason });
+    if channel.is_empty() {
+        return bad("A channel name cannot be empty.".into());
+    }
+    if channel.len() > MAX_CHANNEL_LEN {
+        return bad(format!(
+            "A channel name is at most {MAX_CHANNEL_LEN} bytes; this one is {}.",
+            channel.len()
+        ));
+    }
+    if channel.contains('/') {
+        return bad("A channel name cannot contain '/'.".into());
+    }
+    // Printable ASCII (the common case) needs no per-char look.
+    let printable = |b: u8| (0x20..0x7F).contains(&b);
+    if !channel.bytes().all(printable)
+        && let Some((at, c)) = channel
+            .char_indices()
+            .find(|&(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return bad(format!(
+            "A channel name cannot contain control characters ({c:?} at byte {at})."
+        ));
     }
     Ok(())
 }
 
-/// An epoch-ms time in `0..=MAX_EPOCH_MS` as a UTC time, or `err`.
-pub(crate) fn time_of_ms(ms: u64, err: fn() -> Error) -> Result<DateTime<Utc>, Error> {
+/// An epoch-ms time in `0..=MAX_EPOCH_MS` as a UTC time, or `err` with
+/// the reason.
+pub(crate) fn time_of_ms(ms: u64, err: fn(String) -> Error) -> Result<DateTime<Utc>, Error> {
+    let too_late = || {
+        err(format!(
+            "{ms} is after the latest time accepted, {MAX_EPOCH_MS}."
+        ))
+    };
     if ms > MAX_EPOCH_MS {
-        return Err(err());
+        return Err(too_late());
     }
     i64::try_from(ms)
         .ok()
         .and_then(DateTime::from_timestamp_millis)
-        .ok_or_else(err)
+        .ok_or_else(too_late)
 }
 
 /// A UTC time in `0..=MAX_EPOCH_MS` ms as a [`Tick`] (sub-ms precision
 /// dropped), or `err`.
-pub(crate) fn tick_of(t: DateTime<Utc>, err: fn() -> Error) -> Result<Tick, Error> {
+pub(crate) fn tick_of(t: DateTime<Utc>, err: fn(String) -> Error) -> Result<Tick, Error> {
     u64::try_from(t.timestamp_millis())
         .ok()
         .filter(|&ms| ms <= MAX_EPOCH_MS)
         .map(Tick::from_millis)
-        .ok_or_else(err)
+        .ok_or_else(|| {
+            err(format!(
+                "{} is outside 1970-01-01 ..= {MAX_EPOCH_MS} ms.",
+                t.timestamp_millis()
+            ))
+        })
 }
 
 /// `repeatEvery` from whole seconds: `1..=MAX_REPEAT_SECONDS`.
 pub(crate) fn repeat_every_of_secs(secs: u64) -> Result<TimeDelta, Error> {
+    let err = || Error::InvalidRepeatEvery {
+        reason: format!("repeatEvery is whole seconds from 1 to {MAX_REPEAT_SECONDS}, not {secs}."),
+    };
     if !(1..=MAX_REPEAT_SECONDS).contains(&secs) {
-        return Err(Error::InvalidRepeatEvery);
+        return Err(err());
     }
     i64::try_from(secs)
         .map(TimeDelta::seconds)
-        .map_err(|_| Error::InvalidRepeatEvery)
+        .map_err(|_| err())
 }
 
 /// The whole seconds of a `repeatEvery`: `1..=MAX_REPEAT_SECONDS`, no
 /// fraction.
 pub(crate) fn repeat_every_secs(every: TimeDelta) -> Result<u64, Error> {
-    let secs = u64::try_from(every.num_seconds()).map_err(|_| Error::InvalidRepeatEvery)?;
+    let err = || Error::InvalidRepeatEvery {
+        reason: format!(
+            "repeatEvery is whole seconds from 1 to {MAX_REPEAT_SECONDS}, not {} ms.",
+            every.num_milliseconds()
+        ),
+    };
+    let secs = u64::try_from(every.num_seconds()).map_err(|_| err())?;
     if every.subsec_nanos() != 0 {
-        return Err(Error::InvalidRepeatEvery);
+        return Err(err());
     }
     repeat_every_of_secs(secs).map(|_| secs)
 }
@@ -83,7 +140,10 @@ pub(crate) fn repeat_every_secs(every: TimeDelta) -> Result<u64, Error> {
 pub(crate) fn time_zone(name: &str) -> Result<chrono_tz::Tz, Error> {
     name.parse::<chrono_tz::Tz>()
         .map_err(|_| Error::InvalidCron {
-            reason: format!("unknown time zone `{name}`"),
+            reason: format!(
+                "timeZone {} is not an IANA time zone name.",
+                crate::error::quoted(name)
+            ),
         })
 }
 
@@ -96,8 +156,25 @@ mod tests {
     fn channel_rules() {
         assert!(check_channel("news").is_ok());
         assert!(check_channel(&"x".repeat(MAX_CHANNEL_LEN)).is_ok());
-        for bad in ["", "a/b", &"x".repeat(MAX_CHANNEL_LEN + 1)] {
-            assert_eq!(check_channel(bad).unwrap_err().code(), 5010, "{bad:?}");
+        assert!(check_channel("ünïcödé ✓").is_ok());
+        let long = "x".repeat(MAX_CHANNEL_LEN + 1);
+        for (bad, why) in [
+            ("", "cannot be empty"),
+            ("a/b", "cannot contain '/'"),
+            (long.as_str(), "at most 255 bytes; this one is 256"),
+            ("a\nERROR forged", "control characters ('\\n' at byte 1)"),
+            ("\r", "('\\r' at byte 0)"),
+            ("tab\there", "('\\t' at byte 3)"),
+            ("nul\0", "('\\0' at byte 3)"),
+            ("del\u{7f}", "('\\u{7f}' at byte 3)"),
+            ("é\u{85}next line", "('\\u{85}' at byte 2)"),
+            ("x\u{2028}y", "('\\u{2028}' at byte 1)"),
+            ("esc\u{1b}[31m", "('\\u{1b}' at byte 3)"),
+        ] {
+            let e = check_channel(bad).unwrap_err();
+            assert_eq!(e.code(), 5010, "{bad:?}");
+            assert!(e.to_string().starts_with("Invalid channel name. "), "{e}");
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
         }
     }
 
@@ -115,7 +192,7 @@ mod tests {
 
     #[test]
     fn epoch_bounds() {
-        let e = || Error::InvalidPublishAt;
+        let e = |reason| Error::InvalidPublishAt { reason };
         assert_eq!(time_of_ms(0, e).unwrap().timestamp_millis(), 0);
         assert_eq!(
             time_of_ms(MAX_EPOCH_MS, e).unwrap(),

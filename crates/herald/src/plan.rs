@@ -78,16 +78,22 @@ impl DeliveryPlan {
     pub fn new(options: DeliveryOptions) -> Result<Self, Error> {
         let publish_at = options
             .publish_at
-            .map(|t| limits::tick_of(t, || Error::InvalidPublishAt))
+            .map(|t| limits::tick_of(t, |reason| Error::InvalidPublishAt { reason }))
             .transpose()?;
         let expires_at = options
             .repeat_expires_at
-            .map(|t| limits::tick_of(t, || Error::InvalidRepeatExpiresAt))
+            .map(|t| limits::tick_of(t, |reason| Error::InvalidRepeatExpiresAt { reason }))
             .transpose()?;
         if let (Some(p), Some(e)) = (publish_at, expires_at)
             && e < p
         {
-            return Err(Error::InvalidRepeatExpiresAt);
+            return Err(Error::InvalidRepeatExpiresAt {
+                reason: format!(
+                    "repeatExpiresAt {} is before publishAt {}.",
+                    e.as_millis(),
+                    p.as_millis()
+                ),
+            });
         }
         let tz = options
             .time_zone
@@ -95,20 +101,25 @@ impl DeliveryPlan {
             .map(limits::time_zone)
             .transpose()?;
         let recurrence = match (&options.repeat_cron, options.repeat_every) {
-            (Some(_), Some(_)) => return Err(Error::InvalidRepeatEvery),
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidRepeatEvery {
+                    reason: "repeatEvery and repeatCron cannot both be given.".into(),
+                });
+            }
             (Some(cron), None) => Some(
                 Recurrence::cron(cron, tz.unwrap_or(chrono_tz::UTC), expires_at).map_err(|e| {
                     Error::InvalidCron {
-                        reason: e.to_string(),
+                        reason: cron_reason(cron, e),
                     }
                 })?,
             ),
             (None, Some(every)) => {
                 let secs = limits::repeat_every_secs(every)?;
-                Some(
-                    Recurrence::every(secs * 1_000, expires_at)
-                        .map_err(|_| Error::InvalidRepeatEvery)?,
-                )
+                Some(Recurrence::every(secs * 1_000, expires_at).map_err(|e| {
+                    Error::InvalidRepeatEvery {
+                        reason: format!("{e}."),
+                    }
+                })?)
             }
             (None, None) => None,
         };
@@ -182,14 +193,19 @@ impl DeliveryPlan {
     /// in the past; 5007 `repeatExpiresAt` in the past; 5009 a cron rule
     /// with no run between the start and its expiry.
     pub fn first_run(&self, now: Tick) -> Result<Option<Tick>, Error> {
-        if self
-            .publish_at
-            .is_some_and(|p| p.saturating_add_millis(limits::PAST_TOLERANCE_MS) < now)
+        if let Some(p) = self.publish_at
+            && p.saturating_add_millis(limits::PAST_TOLERANCE_MS) < now
         {
-            return Err(Error::InvalidPublishAt);
+            return Err(Error::InvalidPublishAt {
+                reason: in_the_past("publishAt", p, now),
+            });
         }
-        if self.expires_at.is_some_and(|e| e < now) {
-            return Err(Error::InvalidRepeatExpiresAt);
+        if let Some(e) = self.expires_at
+            && e < now
+        {
+            return Err(Error::InvalidRepeatExpiresAt {
+                reason: in_the_past("repeatExpiresAt", e, now),
+            });
         }
         let start = self.publish_at.map_or(now, |p| p.max(now));
         match &self.recurrence {
@@ -199,7 +215,8 @@ impl DeliveryPlan {
                 .next_after(start.saturating_sub_millis(1))
                 .map(Some)
                 .ok_or_else(|| Error::InvalidCron {
-                    reason: "the rule has no run after the publish time (before it expires)".into(),
+                    reason: "The rule has no run after the publish time (before it expires)."
+                        .into(),
                 }),
             Some(_) => Ok(Some(start)),
         }
@@ -265,6 +282,42 @@ impl Default for DeliveryPlan {
             recurrence: None,
             segment: None,
         }
+    }
+}
+
+/// Why cron expression `expr` was refused, with the expression quoted
+/// and escaped.
+fn cron_reason(expr: &str, e: herald_core::RecurrenceError) -> String {
+    use herald_core::RecurrenceError as E;
+    match e {
+        E::InvalidCron { reason, .. } => {
+            format!("{} does not parse: {reason}.", crate::error::quoted(expr))
+        }
+        E::NeverFires { tz, .. } => {
+            format!("{} never fires in {tz}.", crate::error::quoted(expr))
+        }
+        other => format!("{other}."),
+    }
+}
+
+/// Why a time `field` at `t` is refused at `now`: how far in the past it
+/// is, or, when it looks like epoch seconds, that it is read as epoch
+/// milliseconds.
+fn in_the_past(field: &str, t: Tick, now: Tick) -> String {
+    // Epoch seconds of any date from 1973 to year 5138 are below this, and
+    // as milliseconds they are in early 1973.
+    const LOOKS_LIKE_SECONDS: u64 = 100_000_000_000;
+    let ms = t.as_millis();
+    if ms < LOOKS_LIKE_SECONDS {
+        format!("{ms} is in the past: {field} is in epoch milliseconds.")
+    } else {
+        let ago = now.as_millis() - ms;
+        format!(
+            "{ms} is {}.{:03} s before the server's time, {}.",
+            ago / 1000,
+            ago % 1000,
+            now.as_millis()
+        )
     }
 }
 

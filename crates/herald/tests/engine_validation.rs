@@ -21,7 +21,7 @@ async fn rejects(delivery: DeliveryOptions, code: u32, message: &str) {
     let err = publish_with(&engine, "ch", json!("x"), delivery.clone())
         .await
         .expect_err(&format!("{delivery:?} accepted"));
-    assert_error(&err, code, message);
+    assert_invalid(&err, code, message);
     assert!(err.is_client_error());
     assert_eq!(store.len(), 0, "nothing stored for {delivery:?}");
     assert_eq!(engine.scheduled_len(), 0);
@@ -34,7 +34,8 @@ async fn rejects(delivery: DeliveryOptions, code: u32, message: &str) {
 
 /// Publishes `body` as a request (decode, then plan) and expects `code` /
 /// `message` from whichever step refuses it, and nothing stored.
-async fn rejects_json(body: Value, code: u32, message: &str) {
+async fn rejects_json(mut body: Value, code: u32, message: &str) {
+    body["message"] = json!("x");
     let err = match PublishRequest::from_json(&body) {
         Err(e) => e,
         Ok(req) => {
@@ -47,7 +48,7 @@ async fn rejects_json(body: Value, code: u32, message: &str) {
             err
         }
     };
-    assert_error(&err, code, message);
+    assert_invalid(&err, code, message);
 }
 
 #[tokio::test]
@@ -181,11 +182,21 @@ async fn cron_errors_keep_the_reason_for_humans() {
 async fn channel_names() {
     let (engine, _clock) = engine();
     let long = "c".repeat(256);
-    for bad in ["", "a/b", "/", long.as_str()] {
+    for bad in [
+        "",
+        "a/b",
+        "/",
+        long.as_str(),
+        "a\nERROR forged",
+        "a\r\n",
+        "\u{1b}[31mred",
+        "nul\0",
+        "x\u{2028}y",
+    ] {
         let err = publish_now_err(&engine, bad).await;
-        assert_error(&err, 5010, MSG_5010);
-        assert_error(&engine.subscribe(bad, None).unwrap_err(), 5010, MSG_5010);
-        assert_error(&engine.delete_channel(bad).unwrap_err(), 5010, MSG_5010);
+        assert_invalid(&err, 5010, MSG_5010);
+        assert_invalid(&engine.subscribe(bad, None).unwrap_err(), 5010, MSG_5010);
+        assert_invalid(&engine.delete_channel(bad).unwrap_err(), 5010, MSG_5010);
     }
     assert!(
         engine.channels().is_empty(),
@@ -237,6 +248,8 @@ async fn bad_publish_policy_or_push_broadcast_is_5011() {
         json!({"pushBroadcast": "IOS | ANDROID"}),
         json!({"pushBroadcast": 15}),
     ] {
+        let mut body = body;
+        body["message"] = json!(1);
         PublishRequest::from_json(&body).unwrap_or_else(|e| panic!("{body}: {e}"));
     }
 }
@@ -263,7 +276,7 @@ async fn bad_selector_at_subscribe_is_5012() {
 
 #[tokio::test]
 async fn bad_segment_query_is_5012() {
-    let req = PublishRequest::from_json(&json!({"segmentQuery": "os >"})).unwrap();
+    let req = PublishRequest::from_json(&json!({"message": 1, "segmentQuery": "os >"})).unwrap();
     let err = herald::DeliveryPlan::new(req.delivery).unwrap_err();
     assert_eq!(err.code(), 5012);
     let (engine, _clock) = engine();
@@ -275,6 +288,77 @@ async fn bad_segment_query_is_5012() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), 5012);
+}
+
+/// Errors say why: Backendless's text unchanged, then what was wrong.
+#[tokio::test]
+async fn errors_say_why() {
+    let cases = [
+        (
+            json!({"publishAt": 1_700_000_000}),
+            "Invalid publishAt date in the delivery options. \
+             1700000000 is in the past: publishAt is in epoch milliseconds.",
+        ),
+        (
+            json!({"publishAt": T0 - 90_000}),
+            &*format!(
+                "Invalid publishAt date in the delivery options. \
+                 {} is 90.000 s before the server's time, {T0}.",
+                T0 - 90_000
+            ),
+        ),
+        (
+            json!({"publishAt": "tomorrow"}),
+            "Invalid publishAt date in the delivery options. \
+             publishAt is a number of epoch milliseconds from 0, not \"tomorrow\".",
+        ),
+        (
+            json!({"repeatEvery": 0}),
+            "Invalid repeatEvery value in delivery options. \
+             repeatEvery is whole seconds from 1 to 1000000000, not 0.",
+        ),
+        (
+            json!({"repeatEvery": 1, "publishAt": T0 + 10_000, "repeatExpiresAt": T0 + 5_000}),
+            &*format!(
+                "Invalid repeatExpiresAt date in delivery options. \
+                 repeatExpiresAt {} is before publishAt {}.",
+                T0 + 5_000,
+                T0 + 10_000
+            ),
+        ),
+        (
+            json!({"repeatCron": "every tuesday"}),
+            "Invalid cron expression in delivery options. \
+             \"every tuesday\" does not parse: expected 6 or 7 fields, found 2.",
+        ),
+        (
+            json!({"publishPolicy": "SOMETIMES"}),
+            "Invalid publishPolicy / pushBroadcast value. \
+             publishPolicy is PUSH, PUBSUB or BOTH (or 0, 1, 2), not \"SOMETIMES\".",
+        ),
+        (
+            json!({"headers": [1]}),
+            "Invalid headers value in publish options. \
+             headers is an object of header names to values, not [1].",
+        ),
+    ];
+    for (mut body, text) in cases {
+        body["message"] = json!(1);
+        let err = match PublishRequest::from_json(&body) {
+            Err(e) => e,
+            Ok(req) => {
+                let (engine, _clock) = engine();
+                engine.publish_request("ch", req).await.unwrap_err()
+            }
+        };
+        assert_eq!(err.to_string(), text, "{body}");
+    }
+    // A user-supplied string is quoted, escaped and cut short.
+    let body = json!({"message": 1, "publishAt": format!("\n{}", "x".repeat(500))});
+    let text = PublishRequest::from_json(&body).unwrap_err().to_string();
+    let shown = format!("not \"\\n{}….", "x".repeat(61));
+    assert!(text.ends_with(&shown), "{text}");
+    assert!(!text.contains('\n'));
 }
 
 #[tokio::test]

@@ -176,7 +176,10 @@ fn sub_on(c: &Arc<Conn>, v: &Value) {
 fn channel_of(options: &Value) -> Result<String, ApiError> {
     match options.get("channel") {
         Some(Value::String(ch)) => Ok(ch.clone()),
-        _ => Err(herald::Error::InvalidChannel.into()),
+        _ => Err(herald::Error::InvalidChannel {
+            reason: "The channel option is a string.".into(),
+        }
+        .into()),
     }
 }
 

@@ -4,6 +4,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use super::{Fields, PublishPolicy, PushBroadcast};
+use crate::error::shown;
 use crate::{Error, limits};
 
 /// When and how a message is delivered.
@@ -87,7 +88,11 @@ impl DeliveryOptions {
             (None, Some(v)) => match v.as_str().map(|s| s.trim().to_ascii_uppercase()) {
                 Some(s) if s == "ONLY" => PublishPolicy::Push,
                 Some(s) if s == "ALSO" => PublishPolicy::Both,
-                _ => return Err(Error::InvalidPolicy),
+                _ => {
+                    return Err(Error::InvalidPolicy {
+                        reason: format!("pushPolicy is ONLY or ALSO, not {}.", shown(&v)),
+                    });
+                }
             },
             (None, None) => PublishPolicy::Pubsub,
         };
@@ -95,46 +100,67 @@ impl DeliveryOptions {
             .get("pushBroadcast")?
             .map(|v| PushBroadcast::from_json(&v))
             .transpose()?;
+        let singlecast_err = |v: &Value| Error::InvalidPolicy {
+            reason: format!(
+                "pushSinglecast is a device id or a list of device ids, not {}.",
+                shown(v)
+            ),
+        };
         let push_singlecast = match fields.get("pushSinglecast")?.as_deref() {
             None => Vec::new(),
             Some(Value::String(s)) => vec![s.clone()],
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or(Error::InvalidPolicy))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| singlecast_err(v))
+                })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(Error::InvalidPolicy),
+            Some(v) => return Err(singlecast_err(v)),
         };
         let segment_query = match fields.get("segmentQuery")?.as_deref() {
             None => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
+            Some(v) => {
                 return Err(Error::InvalidOptions {
                     field: "segmentQuery",
+                    reason: format!("segmentQuery is a string, not {}.", shown(v)),
                 });
             }
         };
         let publish_at = fields
             .get("publishAt")?
-            .map(|v| epoch_ms(&v, || Error::InvalidPublishAt))
+            .map(|v| epoch_ms(&v, "publishAt", |reason| Error::InvalidPublishAt { reason }))
             .transpose()?;
         let repeat_expires_at = fields
             .get("repeatExpiresAt")?
-            .map(|v| epoch_ms(&v, || Error::InvalidRepeatExpiresAt))
+            .map(|v| {
+                epoch_ms(&v, "repeatExpiresAt", |reason| {
+                    Error::InvalidRepeatExpiresAt { reason }
+                })
+            })
             .transpose()?;
         let repeat_every = fields
             .get("repeatEvery")?
             .map(|v| {
                 whole_number(&v)
-                    .ok_or(Error::InvalidRepeatEvery)
+                    .ok_or_else(|| Error::InvalidRepeatEvery {
+                        reason: format!(
+                            "repeatEvery is whole seconds from 1 to {}, not {}.",
+                            limits::MAX_REPEAT_SECONDS,
+                            shown(&v)
+                        ),
+                    })
                     .and_then(limits::repeat_every_of_secs)
             })
             .transpose()?;
         let cron_text = |k: &'static str| match fields.get(k)?.as_deref() {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::InvalidCron {
-                reason: format!("`{k}` must be a string"),
+            Some(v) => Err(Error::InvalidCron {
+                reason: format!("{k} is a string, not {}.", shown(v)),
             }),
         };
         Ok(Self {
@@ -200,7 +226,7 @@ fn whole_number(v: &Value) -> Option<u64> {
 
 /// Epoch milliseconds: a non-negative number (a float's fraction is
 /// dropped) within [`limits::MAX_EPOCH_MS`].
-fn epoch_ms(v: &Value, err: fn() -> Error) -> Result<DateTime<Utc>, Error> {
+fn epoch_ms(v: &Value, field: &str, err: fn(String) -> Error) -> Result<DateTime<Utc>, Error> {
     let ms = match v.as_number() {
         Some(n) => match (n.as_u64(), n.as_f64()) {
             (Some(u), _) => Some(u),
@@ -209,7 +235,13 @@ fn epoch_ms(v: &Value, err: fn() -> Error) -> Result<DateTime<Utc>, Error> {
         },
         None => None,
     };
-    limits::time_of_ms(ms.ok_or_else(err)?, err)
+    let ms = ms.ok_or_else(|| {
+        err(format!(
+            "{field} is a number of epoch milliseconds from 0, not {}.",
+            shown(v)
+        ))
+    })?;
+    limits::time_of_ms(ms, err)
 }
 
 #[cfg(test)]

@@ -32,10 +32,12 @@ impl<'a> Fields<'a> {
             Self::Object(obj) => obj.and_then(|o| o.get(name)).map(Cow::Borrowed),
             Self::Raw(map) => match map.get(name) {
                 None => None,
-                Some(raw) => Some(Cow::Owned(
-                    serde_json::from_str(raw.get())
-                        .map_err(|_| Error::InvalidOptions { field: name })?,
-                )),
+                Some(raw) => Some(Cow::Owned(serde_json::from_str(raw.get()).map_err(
+                    |e| Error::InvalidOptions {
+                        field: name,
+                        reason: format!("{name} does not parse: {e}."),
+                    },
+                )?)),
             },
         };
         Ok(v.filter(|v| !v.is_null()))

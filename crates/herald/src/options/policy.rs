@@ -5,6 +5,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::Error;
+use crate::error::shown;
 
 /// Where a message goes: pub/sub subscribers, push devices, or both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -63,13 +64,22 @@ impl PublishPolicy {
                 "PUSH" | "0" => Ok(Self::Push),
                 "PUBSUB" | "PUB_SUB" | "1" => Ok(Self::Pubsub),
                 "BOTH" | "2" => Ok(Self::Both),
-                _ => Err(Error::InvalidPolicy),
+                _ => Err(Self::invalid(v)),
             },
             Value::Number(n) => n
                 .as_u64()
                 .and_then(Self::from_ordinal)
-                .ok_or(Error::InvalidPolicy),
-            _ => Err(Error::InvalidPolicy),
+                .ok_or_else(|| Self::invalid(v)),
+            _ => Err(Self::invalid(v)),
+        }
+    }
+
+    fn invalid(v: &Value) -> Error {
+        Error::InvalidPolicy {
+            reason: format!(
+                "publishPolicy is PUSH, PUBSUB or BOTH (or 0, 1, 2), not {}.",
+                shown(v)
+            ),
         }
     }
 }
@@ -152,9 +162,18 @@ impl PushBroadcast {
                 .as_u64()
                 .and_then(|b| u8::try_from(b).ok())
                 .and_then(Self::from_bits)
-                .ok_or(Error::InvalidPolicy),
-            Value::String(s) => Self::parse(s).ok_or(Error::InvalidPolicy),
-            _ => Err(Error::InvalidPolicy),
+                .ok_or_else(|| Self::invalid(v)),
+            Value::String(s) => Self::parse(s).ok_or_else(|| Self::invalid(v)),
+            _ => Err(Self::invalid(v)),
+        }
+    }
+
+    fn invalid(v: &Value) -> Error {
+        Error::InvalidPolicy {
+            reason: format!(
+                "pushBroadcast is a mask from 0 to 15 or names such as \"FOR_IOS|FOR_ANDROID\", not {}.",
+                shown(v)
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::Fields;
 use crate::Error;
+use crate::error::shown;
 
 /// Who publishes and with which headers.
 ///
@@ -52,7 +53,10 @@ impl PublishOptions {
                 None => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
-                Some(_) => Err(Error::InvalidOptions { field }),
+                Some(v) => Err(Error::InvalidOptions {
+                    field,
+                    reason: format!("{field} is a string or a number, not {}.", shown(v)),
+                }),
             }
         };
         let mut headers = BTreeMap::new();
@@ -68,7 +72,15 @@ impl PublishOptions {
                     headers.insert(k.clone(), value);
                 }
             }
-            Some(_) => return Err(Error::InvalidOptions { field: "headers" }),
+            Some(v) => {
+                return Err(Error::InvalidOptions {
+                    field: "headers",
+                    reason: format!(
+                        "headers is an object of header names to values, not {}.",
+                        shown(v)
+                    ),
+                });
+            }
         }
         Ok(Self {
             publisher_id: text("publisherId")?,

@@ -27,7 +27,7 @@ use crate::{Body, Error};
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PublishRequest {
-    /// `message`: any JSON value (`null` when absent).
+    /// `message`: any JSON value (including `null`).
     pub message: Body,
     /// The publish options found in the body.
     pub publish: PublishOptions,
@@ -50,51 +50,44 @@ pub enum RequestError {
 impl PublishRequest {
     /// Decodes a flat publish body from its bytes, without parsing the
     /// message: the message is kept as the JSON text it arrived as (one
-    /// copy), and only the option fields are parsed. A body that is not an
-    /// object is taken as the message itself, with no options.
+    /// copy), and only the option fields are parsed.
     ///
     /// # Errors
     ///
     /// [`RequestError::Json`] if `bytes` is not one JSON value;
-    /// [`RequestError::Invalid`] as [`PublishOptions::from_json`] and
+    /// [`RequestError::Invalid`] with [`Error::MissingMessage`] (5013) if
+    /// it is not an object with a `message` key (`"message": null` is a
+    /// message), else as [`PublishOptions::from_json`] and
     /// [`DeliveryOptions::from_json`].
     pub fn from_slice(bytes: &[u8]) -> Result<Self, RequestError> {
         let raw: &RawValue = serde_json::from_slice(bytes)?;
         if !raw.get().starts_with('{') {
-            return Ok(Self {
-                message: Body::from_raw(raw),
-                ..Self::default()
-            });
+            return Err(Error::MissingMessage.into());
         }
         let map: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_str(raw.get())?;
         let fields = Fields::Raw(&map);
+        let message = map.get("message").ok_or(Error::MissingMessage)?;
         Ok(Self {
-            message: map
-                .get("message")
-                .map_or_else(Body::null, |m| Body::from_raw(m)),
+            message: Body::from_raw(message),
             publish: PublishOptions::from_fields(&fields)?,
             delivery: DeliveryOptions::from_fields(&fields)?,
         })
     }
 
-    /// Decodes a flat publish body that is already a [`Value`]. A body that
-    /// is not an object is taken as the message itself, with no options.
+    /// Decodes a flat publish body that is already a [`Value`].
     ///
     /// # Errors
     ///
-    /// As [`PublishOptions::from_json`] and [`DeliveryOptions::from_json`].
+    /// [`Error::MissingMessage`] (5013) if `body` is not an object with a
+    /// `message` key, else as [`PublishOptions::from_json`] and
+    /// [`DeliveryOptions::from_json`].
     pub fn from_json(body: &Value) -> Result<Self, Error> {
-        match body {
-            Value::Object(obj) => Ok(Self {
-                message: obj.get("message").map_or_else(Body::null, Body::from),
-                publish: PublishOptions::from_json(body)?,
-                delivery: DeliveryOptions::from_json(body)?,
-            }),
-            other => Ok(Self {
-                message: Body::from(other),
-                ..Self::default()
-            }),
-        }
+        let message = body.get("message").ok_or(Error::MissingMessage)?;
+        Ok(Self {
+            message: Body::from(message),
+            publish: PublishOptions::from_json(body)?,
+            delivery: DeliveryOptions::from_json(body)?,
+        })
     }
 }
 
@@ -108,10 +101,7 @@ mod tests {
         let cases = [
             json!({"message": {"a": [1, 2]}, "headers": {"x": 1}, "publishAt": 5, "junk": {"deep": [[]]}}),
             json!({"message": null, "publisherId": "p"}),
-            json!({"repeatEvery": 60}),
-            json!([1, 2, 3]),
-            json!("just text"),
-            json!(42),
+            json!({"repeatEvery": 60, "message": "m"}),
         ];
         for body in cases {
             let bytes = serde_json::to_vec(&body).unwrap();
@@ -119,6 +109,35 @@ mod tests {
             let b = PublishRequest::from_json(&body).unwrap();
             assert_eq!(a, b, "{body}");
         }
+    }
+
+    #[test]
+    fn a_body_without_a_message_is_refused() {
+        for body in [
+            json!({}),
+            json!({"repeatEvery": 60}),
+            json!({"Message": 1}),
+            json!([1, 2, 3]),
+            json!("just text"),
+            json!(42),
+            json!(null),
+        ] {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            match PublishRequest::from_slice(&bytes) {
+                Err(RequestError::Invalid(e)) => {
+                    assert_eq!(
+                        (e.code(), e.to_string()),
+                        (5013, "message is required".into())
+                    );
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+            let e = PublishRequest::from_json(&body).unwrap_err();
+            assert!(matches!(e, Error::MissingMessage), "{body}: {e:?}");
+        }
+        // A null message is a message.
+        let req = PublishRequest::from_slice(br#"{"message": null}"#).unwrap();
+        assert_eq!(req.message.get(), "null");
     }
 
     #[test]
@@ -139,12 +158,16 @@ mod tests {
             PublishRequest::from_slice(b"{} {}"),
             Err(RequestError::Json(_))
         ));
-        match PublishRequest::from_slice(br#"{"repeatEvery": 0}"#) {
+        match PublishRequest::from_slice(br#"{"message": 1, "repeatEvery": 0}"#) {
             Err(RequestError::Invalid(e)) => assert_eq!(e.code(), 5008),
             other => panic!("{other:?}"),
         }
         // An option nested too deep to parse is that option's error.
-        let deep = format!(r#"{{"headers": {}1{}}}"#, "[".repeat(200), "]".repeat(200));
+        let deep = format!(
+            r#"{{"message": 1, "headers": {}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
         match PublishRequest::from_slice(deep.as_bytes()) {
             Err(RequestError::Invalid(e)) => assert_eq!(e.code(), 5013),
             other => panic!("{other:?}"),

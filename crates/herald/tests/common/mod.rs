@@ -169,9 +169,26 @@ pub(crate) async fn assert_status(engine: &Engine, id: &str, status: PublishStat
 
 /// Asserts that `err` has Backendless code `code` and exactly `message`.
 #[track_caller]
+/// `err` has `code` and Backendless's `message`, unchanged, followed by
+/// the reason if it carries one.
 pub(crate) fn assert_error(err: &Error, code: u32, message: &str) {
     assert_eq!(err.code(), code, "code of {err:?}");
-    assert_eq!(err.to_string(), message, "message of {err:?}");
+    let expected = match err.reason() {
+        Some(reason) => format!("{message} {reason}"),
+        None => message.to_owned(),
+    };
+    assert_eq!(err.to_string(), expected, "message of {err:?}");
+}
+
+/// As [`assert_error`], for a validation error: it says what was wrong.
+pub(crate) fn assert_invalid(err: &Error, code: u32, message: &str) {
+    assert_error(err, code, message);
+    assert_eq!(err.summary(), message);
+    assert!(
+        err.reason()
+            .is_some_and(|r| r.len() > 10 && r.ends_with('.')),
+        "{err:?} does not say why"
+    );
 }
 
 pub(crate) const MSG_5003: &str = "Invalid publishAt date in the delivery options.";
