@@ -21,9 +21,21 @@ pub enum RedbStoreError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// redb failed (I/O, a damaged file, the file open in another process).
+    /// The database file is open already: in another process (another
+    /// Herald on the same data directory), or elsewhere in this one. redb
+    /// locks the file while it is open.
+    #[error(
+        "{path} is in use: it is open already (in another process, or by another store in this one)"
+    )]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// redb failed (I/O, a damaged file). The text includes redb's, so it
+    /// is not also the error's `source` (a chain printed with `{:#}` would
+    /// say it twice).
     #[error("redb: {0}")]
-    Redb(#[from] redb::Error),
+    Redb(redb::Error),
     /// The file was written by a Herald with a store format this build
     /// neither reads nor migrates.
     #[error(
@@ -46,6 +58,12 @@ pub enum RedbStoreError {
     /// The store is closed.
     #[error("the store is closed")]
     Closed,
+}
+
+impl From<redb::Error> for RedbStoreError {
+    fn from(e: redb::Error) -> Self {
+        Self::Redb(e)
+    }
 }
 
 impl From<redb::DatabaseError> for RedbStoreError {

@@ -29,9 +29,10 @@ impl RedbStore {
     /// # Errors
     ///
     /// [`RedbStoreError::Dir`] if the directory cannot be created;
-    /// [`RedbStoreError::Redb`] if the file cannot be opened (another
-    /// process has it open, or it is not a redb file) or the migration
-    /// fails; [`RedbStoreError::Version`] if it holds a store format this
+    /// [`RedbStoreError::InUse`] if the file is open already (another
+    /// process, or another store in this one);
+    /// [`RedbStoreError::Redb`] if the file cannot be opened (it is not a
+    /// redb file) or the migration fails; [`RedbStoreError::Version`] if it holds a store format this
     /// build neither reads nor migrates.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, RedbStoreError> {
         Self::open_with_migration_chunk(dir, migrate::CHUNK)
@@ -100,7 +101,13 @@ fn database(dir: &Path) -> Result<(PathBuf, Database), RedbStoreError> {
         source,
     })?;
     let path = dir.join(FILE_NAME);
-    let db = Database::create(&path)?;
+    let db = match Database::create(&path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(RedbStoreError::InUse { path });
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok((path, db))
 }
 

@@ -17,7 +17,7 @@ use herald::{
     PublishStatus, RunState, Store, StoreError, Subscription,
 };
 use herald_core::Tick;
-use herald_redb::RedbStore;
+use herald_redb::{FILE_NAME, RedbStore, RedbStoreError};
 use herald_testkit::TempDir;
 use serde_json::json;
 
@@ -366,7 +366,15 @@ fn a_second_open_fails_until_the_first_is_closed() {
     let rt = runtime();
     let first = RedbStore::open(&dir.0).expect("open");
     let second = RedbStore::open(&dir.0).expect_err("already open");
-    assert!(second.to_string().contains("redb"), "{second}");
+    assert!(
+        matches!(&second, RedbStoreError::InUse { path } if path == &dir.0.join(FILE_NAME)),
+        "{second}"
+    );
+    assert!(second.to_string().contains("in use"), "{second}");
+    assert!(
+        std::error::Error::source(&second).is_none(),
+        "one line, not redb's text twice"
+    );
     rt.block_on(first.close()).expect("close");
     let again = RedbStore::open(&dir.0).expect("reopen after close");
     rt.block_on(async {

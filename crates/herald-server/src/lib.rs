@@ -122,6 +122,7 @@ mod realtime;
 mod rest;
 mod state;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -152,18 +153,57 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// message survives a crash.
 ///
 /// The one place the store is chosen: every app's engine gets its store
-/// from here.
+/// from here (through [`open_stores`]).
 ///
 /// # Errors
 ///
-/// The directory cannot be created, or the store cannot be opened (another
-/// process has it open, or it is not a Herald store).
+/// The directory cannot be created, or the store cannot be opened: it is
+/// in use (another process has it open: the error is a
+/// [`herald_redb::RedbStoreError::InUse`]), or it is not a Herald store.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating store directory {}", data_dir.display()))?;
-    let store = herald_redb::RedbStore::open(data_dir)
-        .with_context(|| format!("opening the message store in {}", data_dir.display()))?;
-    Ok(Arc::new(store))
+    match herald_redb::RedbStore::open(data_dir) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(e @ herald_redb::RedbStoreError::InUse { .. }) => Err(e.into()),
+        Err(e) => Err(anyhow::Error::new(e))
+            .with_context(|| format!("opening the message store in {}", data_dir.display())),
+    }
+}
+
+/// The message store of every configured app, opened: the first step of
+/// serving, so a data directory in use (or any store that cannot be
+/// opened) fails before anything listens.
+#[derive(Debug)]
+pub struct OpenStores {
+    stores: HashMap<String, Arc<dyn Store>>,
+}
+
+/// Opens the store of every app of `config` (`DATA_DIR/apps/{appId}`, see
+/// [`open_store`]).
+///
+/// # Errors
+///
+/// The first store that cannot be opened; a data directory in use by
+/// another process is one line that names it.
+pub fn open_stores(config: &Config) -> anyhow::Result<OpenStores> {
+    let mut stores = HashMap::new();
+    for app in &config.apps {
+        let dir = config.data_dir.join("apps").join(&app.id);
+        let store = open_store(&dir).map_err(|e| {
+            match e.downcast_ref::<herald_redb::RedbStoreError>() {
+                Some(herald_redb::RedbStoreError::InUse { path }) => anyhow::anyhow!(
+                    "the data directory {} is in use by another process: {} is locked \
+                     (is another herald-server running on it?)",
+                    config.data_dir.display(),
+                    path.display()
+                ),
+                _ => e.context(format!("opening the store of app {:?}", app.id)),
+            }
+        })?;
+        stores.insert(app.id.clone(), store);
+    }
+    Ok(OpenStores { stores })
 }
 
 /// The whole HTTP surface: health, metrics, one socket.io service per app,
@@ -219,10 +259,34 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     config.validate()?;
+    let stores = open_stores(&config)?;
+    serve_opened(config, stores, listener, shutdown, clock).await
+}
+
+/// As [`serve_with_clock`], on stores already opened by [`open_stores`]
+/// (the binary opens them before it binds and says it listens).
+///
+/// # Errors
+///
+/// The configuration is invalid, `stores` lacks an app of `config`, or the
+/// listener fails.
+pub async fn serve_opened<F>(
+    config: Config,
+    mut stores: OpenStores,
+    listener: TcpListener,
+    shutdown: F,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    config.validate()?;
     let local_addr = listener.local_addr().context("listener address")?;
     let state = Arc::new(State::new(&config, clock.clone(), local_addr, |app| {
-        let store = open_store(&config.data_dir.join("apps").join(app))
-            .with_context(|| format!("opening the store of app {app:?}"))?;
+        let store = stores
+            .stores
+            .remove(app)
+            .with_context(|| format!("no store was opened for app {app:?}"))?;
         Ok(Engine::builder().clock(clock.clone()).store(store).build())
     })?);
     let (router, ios) = router(&state);

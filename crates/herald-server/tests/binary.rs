@@ -158,3 +158,45 @@ async fn bad_flags_exit_nonzero_and_help_exits_zero() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("herald-server "));
 }
+
+/// A second server on a data directory the first one is using fails before
+/// it says it is listening, with one line on stderr that names the
+/// directory (it used to print "listening" and then a doubled redb lock
+/// error).
+#[tokio::test]
+async fn a_second_server_on_a_data_directory_in_use_fails_before_listening() {
+    let dir = support::temp_dir();
+    let first = run(&dir).await;
+    let out = server()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .env("HERALD_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout {stdout:?}, stderr {stderr:?}"
+    );
+    assert!(
+        !stdout.contains("listening"),
+        "it must not say it listens: {stdout:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr:?}");
+    assert!(
+        lines[0].contains(&dir.display().to_string()),
+        "names the data directory: {stderr:?}"
+    );
+    assert!(lines[0].contains("in use"), "{stderr:?}");
+    assert_eq!(
+        lines[0].matches("Cannot acquire lock").count(),
+        0,
+        "redb's text is not repeated: {stderr:?}"
+    );
+    sigterm_and_wait(first).await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
