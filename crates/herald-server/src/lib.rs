@@ -28,6 +28,11 @@
 //! Outside the app prefix, without credentials: `GET /health`
 //! (`{"status":"ok"}`) and `GET /metrics` (Prometheus text).
 //!
+//! CORS: every answer but `/metrics`'s grants the request's `Origin` when
+//! `cors_origins` allows it (any, by default), and preflights (`OPTIONS`)
+//! are answered on every path, so a web page on another origin can use the
+//! JS SDK (REST and socket.io long polling).
+//!
 //! # Errors
 //!
 //! Every error is `{"code": N, "message": "..."}`: the engine's codes
@@ -111,6 +116,7 @@
 mod auth;
 mod body;
 pub mod config;
+mod cors;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -207,7 +213,8 @@ pub fn open_stores(config: &Config) -> anyhow::Result<OpenStores> {
 }
 
 /// The whole HTTP surface: health, metrics, one socket.io service per app,
-/// and the REST API (the fallback, which routes by hand).
+/// and the REST API (the fallback, which routes by hand), all behind the
+/// CORS layer (which answers preflights itself).
 pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
     let mut router = Router::new()
         .route("/health", axum::routing::get(rest::health))
@@ -223,7 +230,8 @@ pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
     let router = router
         .fallback(rest::dispatch)
         .method_not_allowed_fallback(rest::method_not_allowed)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(cors::layer(&state.cors_origins));
     (router, ios)
 }
 

@@ -55,6 +55,8 @@ pub(crate) struct State {
     /// The listener's address, for `rtURL` when a request has no usable
     /// `Host` header.
     pub(crate) local_addr: SocketAddr,
+    /// The origins browsers may call the API from (`cors_origins`).
+    pub(crate) cors_origins: Vec<String>,
 }
 
 impl State {
@@ -89,6 +91,7 @@ impl State {
             limits: Limits::from_config(config),
             clock,
             local_addr,
+            cors_origins: config.cors_origins.clone(),
         })
     }
 
