@@ -25,6 +25,11 @@ pub mod codes {
     pub const TOO_MANY_SUBSCRIPTIONS: u32 = 8008;
     /// The endpoint exists but not with this HTTP method (405).
     pub const METHOD_NOT_ALLOWED: u32 = 8009;
+    /// The request did not finish within `request_timeout` (408).
+    pub const REQUEST_TIMEOUT: u32 = 8010;
+    /// `/metrics` without the metrics token (401), or, with no token
+    /// configured, from a client that is not on the loopback interface (403).
+    pub const METRICS_DENIED: u32 = 8011;
     /// Publish permission denied (Backendless's text; Herald's code).
     pub const PUBLISH_DENIED: u32 = 5030;
     /// Subscribe permission denied (Backendless's text; Herald's code).
@@ -186,6 +191,38 @@ impl ApiError {
         )
     }
 
+    /// 408, code 8010: the request took longer than `limit`.
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            codes::REQUEST_TIMEOUT,
+            format!(
+                "The request did not finish within {} s (request_timeout); \
+                 a publish may still have been accepted (retry with the same Idempotency-Key).",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
+    /// 401, code 8011: `/metrics` without the right bearer token.
+    pub fn metrics_token_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            codes::METRICS_DENIED,
+            "The metrics need 'Authorization: Bearer <metrics_token>'.",
+        )
+    }
+
+    /// 403, code 8011: `/metrics` from a remote client with no metrics
+    /// token configured.
+    pub fn metrics_loopback_only() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            codes::METRICS_DENIED,
+            "The metrics answer loopback clients only; set metrics_token to read them remotely.",
+        )
+    }
+
     /// The body as a JSON value (for real-time `error` fields).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "code": self.code, "message": self.message })
@@ -228,10 +265,19 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
+    /// The JSON body, and the code as an [`ErrorCode`] extension for the
+    /// request log.
     fn into_response(self) -> Response {
-        json_response(self.status, &self)
+        let mut res = json_response(self.status, &self);
+        res.extensions_mut().insert(ErrorCode(self.code));
+        res
     }
 }
+
+/// The error code of an error response, as a response extension: the
+/// request log prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ErrorCode(pub(crate) u32);
 
 /// A response with this status whose body is JSON text already written.
 pub(crate) fn json_text_response(status: StatusCode, body: String) -> Response {

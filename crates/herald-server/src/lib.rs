@@ -121,12 +121,16 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod glob;
+mod listen;
 mod metrics;
 mod percent;
 mod polling;
 mod realtime;
+mod request;
 mod rest;
 mod state;
+mod timer;
+mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -140,13 +144,14 @@ use axum::Router;
 use herald::{Clock, Engine, Store, SystemClock};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use config::{AppConfig, Cli, Config, DevApp, KeyConfig, ensure_dev_app};
 pub use error::{ApiError, codes};
 pub use glob::Glob;
+pub use listen::raise_fd_limit;
 
 pub(crate) use state::State;
 
@@ -210,6 +215,25 @@ pub fn open_stores(config: &Config) -> anyhow::Result<OpenStores> {
         stores.insert(app.id.clone(), store);
     }
     Ok(OpenStores { stores })
+}
+
+/// Reads the TLS certificate chain and key of `config` (if it has them)
+/// and checks they fit, so a bad file fails before the server binds or
+/// says it listens. The error names the file.
+///
+/// # Errors
+///
+/// A file cannot be read or parsed, or the key does not fit the
+/// certificate.
+pub fn check_tls(config: &Config) -> anyhow::Result<()> {
+    tls_of(config).map(drop)
+}
+
+fn tls_of(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => tls::acceptor(cert, key).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// The whole HTTP surface: health, metrics, one socket.io service per app,
@@ -297,46 +321,54 @@ where
             .with_context(|| format!("no store was opened for app {app:?}"))?;
         Ok(Engine::builder().clock(clock.clone()).store(store).build())
     })?);
+    let tls = tls_of(&config)?;
+    listen::warn_if_over_fd_limit(config.max_connections);
     let (router, ios) = router(&state);
     let reaper = tokio::spawn(polling::reap_forever(state.clone()));
 
-    let stopping = Arc::new(Notify::new());
-    let signal = {
-        let stopping = stopping.clone();
-        async move {
-            shutdown.await;
-            info!("shutting down: no new connections; closing real-time connections");
-            stopping.notify_one();
-            for io in ios {
-                io.close().await;
-            }
-        }
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let (stop, stopped) = watch::channel(false);
+    let serving = listen::serve(
+        listen::Listen {
+            listener,
+            tls,
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
+        },
+        router,
+        state.clone(),
+        config.request_timeout,
+        stopped,
+    );
     let grace = state.clone();
-    let result = tokio::select! {
-        r = server => r.context("serving HTTP"),
-        () = async {
-            stopping.notified().await;
-            grace.sleep(SHUTDOWN_GRACE).await;
-        } => {
-            warn!("connections still open after {SHUTDOWN_GRACE:?}; closing anyway");
-            Ok(())
+    let stopping = async move {
+        shutdown.await;
+        info!("shutting down: no new connections; closing real-time connections");
+        let _ = stop.send(true);
+        for io in ios {
+            io.close().await;
         }
+        grace.sleep(SHUTDOWN_GRACE).await;
     };
+    tokio::select! {
+        () = serving => {}
+        () = stopping => {
+            warn!("connections still open after {SHUTDOWN_GRACE:?}; closing anyway");
+        }
+    }
     reaper.abort();
     for app in state.apps.values() {
         app.polling.clear();
         app.engine.shutdown().await;
     }
     info!("stopped");
-    result
+    Ok(())
 }
 
 /// A running server: its address, and a handle to stop it.
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    tls: bool,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -384,7 +416,9 @@ impl Server {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        check_tls(&config)?;
         let local_addr = listener.local_addr()?;
+        let tls = config.tls_cert.is_some();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(serve_with_clock(
             config,
@@ -396,6 +430,7 @@ impl Server {
         ));
         Ok(Self {
             local_addr,
+            tls,
             stop: Some(tx),
             task,
         })
@@ -406,9 +441,10 @@ impl Server {
         self.local_addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Stops the server gracefully and waits until it has stopped.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use herald::SystemClock;
+use herald_server::config::LogFormat;
 use herald_server::{Cli, Config, ensure_dev_app, open_stores, serve_opened, shutdown_signal};
 use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
         }
         Cli::Run(config) => *config,
     };
-    init_tracing(config.log.into());
+    init_tracing(config.log.into(), config.log_format);
+    herald_server::raise_fd_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,12 +63,18 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     // Every store first: a data directory in use fails here, before this
     // process binds or says it listens.
     config.validate()?;
+    herald_server::check_tls(config)?;
     let stores = open_stores(config)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
-    println!("herald-server listening on http://{addr}");
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("herald-server listening on {scheme}://{addr}");
     info!(%addr, data_dir = %config.data_dir.display(), apps = config.apps.len(), "listening");
     serve_opened(
         config.clone(),
@@ -78,11 +86,15 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     .await
 }
 
-/// Logs to stderr at the configured level (`--log`, `HERALD_LOG`, `log`).
-fn init_tracing(level: LevelFilter) {
-    tracing_subscriber::fmt()
+/// Logs to stderr at the configured level (`--log`, `HERALD_LOG`, `log`),
+/// as text lines or one JSON object per line (`--log-format json`).
+fn init_tracing(level: LevelFilter, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }

@@ -31,6 +31,32 @@ pub(crate) struct Metrics {
     /// Runs dropped for receivers that did not keep up (real-time and
     /// polling).
     lagged: AtomicU64,
+    /// Open HTTP connections (real-time ones included).
+    pub(crate) http_connections: AtomicI64,
+    /// Requests being served.
+    pub(crate) requests_in_flight: AtomicI64,
+    /// Connections closed for not sending a request head in time.
+    pub(crate) header_timeouts: AtomicU64,
+    /// Requests answered 408 for not finishing in time.
+    pub(crate) request_timeouts: AtomicU64,
+}
+
+/// One unit of a gauge, held while it lives.
+#[derive(Debug)]
+pub(crate) struct Held<'a>(&'a AtomicI64);
+
+impl<'a> Held<'a> {
+    /// Adds one to `gauge` until the returned value is dropped.
+    pub(crate) fn new(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -166,15 +192,40 @@ impl Metrics {
             i64::try_from(polling_subscriptions).unwrap_or(i64::MAX),
         );
         gauge(
+            "herald_http_connections",
+            "Open HTTP connections (real-time ones included).",
+            self.http_connections.load(Ordering::Relaxed),
+        );
+        gauge(
+            "herald_requests_in_flight",
+            "Requests being served (long polls included).",
+            self.requests_in_flight.load(Ordering::Relaxed),
+        );
+        gauge(
             "herald_realtime_buffered_bytes",
             "Bytes real-time connections hold for their clients (inboxes and the socket layer).",
             self.realtime_buffered_bytes.load(Ordering::Relaxed),
         );
-        let _ = write!(
-            out,
-            "# HELP herald_lagged_messages_total Runs dropped for receivers that did not keep up.\n\
-             # TYPE herald_lagged_messages_total counter\nherald_lagged_messages_total {}\n",
-            self.lagged.load(Ordering::Relaxed)
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            );
+        };
+        counter(
+            "herald_lagged_messages_total",
+            "Runs dropped for receivers that did not keep up.",
+            self.lagged.load(Ordering::Relaxed),
+        );
+        counter(
+            "herald_header_timeouts_total",
+            "Connections closed for not sending a whole request head within header_read_timeout.",
+            self.header_timeouts.load(Ordering::Relaxed),
+        );
+        counter(
+            "herald_request_timeouts_total",
+            "Requests answered 408 for not finishing within request_timeout.",
+            self.request_timeouts.load(Ordering::Relaxed),
         );
 
         out.push_str(

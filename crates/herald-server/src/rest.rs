@@ -1,16 +1,19 @@
 //! The REST API: routing under `/{appId}/{apiKey}/`, request bodies, and
 //! the handlers (info, publish, status, cancel, delete channel, polling).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Request, State as AxState};
+use axum::extract::{ConnectInfo, Request, State as AxState};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use herald::{PublishRequest, RequestError};
 use serde_json::{Value, json};
-use tracing::{debug, warn};
+use subtle::ConstantTimeEq;
+use tracing::warn;
 
 use crate::State;
 use crate::auth::{Key, redact_path};
@@ -26,8 +29,20 @@ pub(crate) async fn health() -> Response {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// `GET /metrics`.
-pub(crate) async fn metrics(AxState(state): AxState<Shared>) -> Response {
+/// `GET /metrics`: with `metrics_token` set, for `Authorization: Bearer
+/// <token>` only (compared in constant time); without it, for loopback
+/// clients only (a reverse proxy on the same host counts as loopback:
+/// do not forward `/metrics` through it).
+pub(crate) async fn metrics(
+    AxState(state): AxState<Shared>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = state.metrics_token.as_deref();
+    if let Err(e) = metrics_allowed(token, peer.map(|p| p.0.0), &headers) {
+        state.metrics.count_error(e.code);
+        return e.into_response();
+    }
     let mut apps: Vec<(&str, herald::EngineStats)> = state
         .apps
         .iter()
@@ -45,6 +60,30 @@ pub(crate) async fn metrics(AxState(state): AxState<Shared>) -> Response {
         .into_response()
 }
 
+/// Whether this client may read the metrics.
+fn metrics_allowed(
+    token: Option<&str>,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    match token {
+        Some(token) => {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+                Ok(())
+            } else {
+                Err(ApiError::metrics_token_required())
+            }
+        }
+        None if peer.is_some_and(|p| p.ip().to_canonical().is_loopback()) => Ok(()),
+        None => Err(ApiError::metrics_loopback_only()),
+    }
+}
+
 /// A known route with a method it does not take (`/health`, `/metrics`).
 pub(crate) async fn method_not_allowed(
     AxState(state): AxState<Shared>,
@@ -57,8 +96,9 @@ pub(crate) async fn method_not_allowed(
 
 /// Every request the router did not match: the REST API (routed here by
 /// hand, so that odd encodings, reserved names and wrong methods all get a
-/// JSON error) and unknown paths. Records metrics and logs with the API
-/// key redacted.
+/// JSON error) and unknown paths. Records metrics, and logs server
+/// errors with the API key redacted (every request's line is
+/// [`crate::request`]'s).
 pub(crate) async fn dispatch(AxState(state): AxState<Shared>, req: Request) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
@@ -68,7 +108,7 @@ pub(crate) async fn dispatch(AxState(state): AxState<Shared>, req: Request) -> R
         Err(e) => {
             state.metrics.count_error(e.code);
             if e.status.is_server_error() {
-                warn!(method = %method, path = %redact_path(&path), code = e.code, error = %e.message, "request failed");
+                warn!(method = %method, path = %redact_path(&path).escape_debug(), code = e.code, error = %e.message.escape_debug(), "request failed");
             }
             e.into_response()
         }
@@ -77,13 +117,6 @@ pub(crate) async fn dispatch(AxState(state): AxState<Shared>, req: Request) -> R
     state
         .metrics
         .observe_request(response.status().as_u16(), elapsed);
-    debug!(
-        method = %method,
-        path = %redact_path(&path),
-        status = response.status().as_u16(),
-        micros = elapsed.as_micros() as u64,
-        "request"
-    );
     response
 }
 
@@ -205,9 +238,10 @@ fn info(state: &State, headers: &HeaderMap) -> Response {
         .and_then(|h| h.to_str().ok())
         .filter(|h| is_plain_host(h))
         .map_or_else(|| state.local_addr.to_string(), str::to_owned);
+    let scheme = if state.tls { "https" } else { "http" };
     json_response(
         StatusCode::OK,
-        &json!({"rtURL": format!("http://{host}"), "loggers": []}),
+        &json!({"rtURL": format!("{scheme}://{host}"), "loggers": []}),
     )
 }
 
@@ -255,6 +289,44 @@ async fn polling_subscribe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_may_read_the_metrics() {
+        let peer = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+        let none = HeaderMap::new();
+        let bearer = |t: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, t.parse().unwrap());
+            h
+        };
+        // No token: loopback clients only.
+        for ok in [
+            "127.0.0.1:5",
+            "127.9.9.9:5",
+            "[::1]:5",
+            "[::ffff:127.0.0.1]:5",
+        ] {
+            assert!(metrics_allowed(None, peer(ok), &none).is_ok(), "{ok}");
+        }
+        for remote in ["10.0.0.2:5", "[2001:db8::1]:5", "[::ffff:10.0.0.2]:5"] {
+            let e = metrics_allowed(None, peer(remote), &none).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (403, 8011), "{remote}");
+        }
+        assert!(metrics_allowed(None, None, &none).is_err(), "unknown peer");
+        // A token: the bearer token, from anywhere; nothing else.
+        let t = Some("s3cret-token");
+        assert!(metrics_allowed(t, peer("10.0.0.2:5"), &bearer("Bearer s3cret-token")).is_ok());
+        for wrong in [
+            none.clone(),
+            bearer("Bearer s3cret-tokeN"),
+            bearer("Bearer s3cret-token "),
+            bearer("Basic s3cret-token"),
+            bearer("s3cret-token"),
+        ] {
+            let e = metrics_allowed(t, peer("127.0.0.1:5"), &wrong).unwrap_err();
+            assert_eq!((e.status.as_u16(), e.code), (401, 8011), "{wrong:?}");
+        }
+    }
 
     #[test]
     fn hosts() {

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::polling::Polling;
+use crate::timer::ClockSleep;
 
 /// One application: its keys, its engine (on its own store), and its
 /// legacy polling subscriptions. Apps share nothing.
@@ -57,6 +58,11 @@ pub(crate) struct State {
     pub(crate) local_addr: SocketAddr,
     /// The origins browsers may call the API from (`cors_origins`).
     pub(crate) cors_origins: Vec<String>,
+    /// The bearer token `/metrics` requires (`metrics_token`); without one
+    /// it answers loopback clients only.
+    pub(crate) metrics_token: Option<String>,
+    /// Whether the server speaks TLS (`rtURL` is then `https://`).
+    pub(crate) tls: bool,
 }
 
 impl State {
@@ -92,6 +98,8 @@ impl State {
             clock,
             local_addr,
             cors_origins: config.cors_origins.clone(),
+            metrics_token: config.metrics_token.as_ref().map(|t| t.0.clone()),
+            tls: config.tls_cert.is_some(),
         })
     }
 
@@ -111,12 +119,9 @@ impl State {
         self.apps.values().map(|a| a.polling.len()).sum()
     }
 
-    /// Sleeps `d` on the server's clock.
-    pub(crate) async fn sleep(&self, d: Duration) {
-        let at = self
-            .clock
-            .now()
-            .saturating_add_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.clock.sleep_until(at).await;
+    /// Sleeps `d` on the server's clock (the whole of it: the system
+    /// clock's sleeps wake every second).
+    pub(crate) fn sleep(&self, d: Duration) -> ClockSleep {
+        ClockSleep::after(self.clock.clone(), d)
     }
 }

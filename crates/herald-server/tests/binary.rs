@@ -13,6 +13,8 @@ struct Running {
     base: String,
     app: String,
     key: String,
+    /// The log, when captured.
+    stderr: Option<tokio::process::ChildStderr>,
 }
 
 /// The binary, without the caller's `HERALD_*` variables.
@@ -29,15 +31,31 @@ fn server() -> Command {
 /// Starts the binary on an ephemeral port with `data_dir` and reads what it
 /// prints until the listening line.
 async fn run(data_dir: &std::path::Path) -> Running {
+    run_with(data_dir, &[], "warn", false).await
+}
+
+/// As [`run`], with more flags, a log level, and the log captured or not.
+async fn run_with(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    log: &str,
+    capture_log: bool,
+) -> Running {
     let mut child = server()
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
-        .env("HERALD_LOG", "warn")
+        .args(args)
+        .env("HERALD_LOG", log)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if capture_log {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .kill_on_drop(true)
         .spawn()
         .expect("spawn herald-server");
+    let stderr = child.stderr.take();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut app, mut key) = (String::new(), String::new());
     let base = tokio::time::timeout(support::WAIT, async {
@@ -59,7 +77,22 @@ async fn run(data_dir: &std::path::Path) -> Running {
         base,
         app,
         key,
+        stderr,
     }
+}
+
+/// Stops `r` with SIGTERM and returns its captured log.
+async fn stop_and_read_log(mut r: Running) -> String {
+    let mut stderr = r.stderr.take().expect("log captured");
+    let reading = tokio::spawn(async move {
+        let mut log = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut log)
+            .await
+            .unwrap();
+        log
+    });
+    sigterm_and_wait(r).await;
+    reading.await.unwrap()
 }
 
 async fn sigterm_and_wait(mut r: Running) {
@@ -199,4 +232,114 @@ async fn a_second_server_on_a_data_directory_in_use_fails_before_listening() {
     );
     sigterm_and_wait(first).await;
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The requests a test sends to a running binary: a health check, a
+/// publish, and channel names that try to forge a log line (control
+/// characters, percent-encoded; refused with 5010).
+async fn traffic(r: &Running) {
+    let http = reqwest::Client::new();
+    let ok = http.get(format!("{}/health", r.base)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let res = http
+        .post(format!("{}/{}/{}/messaging/news", r.base, r.app, r.key))
+        .json(&json!({"message": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for forged in [
+        "x%0A2026-12-03T00:00:00.000000Z%20ERROR%20herald_server:%20forged",
+        "x%0D%0AERROR%20forged",
+        "x%1B%5B31mERROR",
+        "x%E2%80%A8ERROR%20forged",
+    ] {
+        let res = http
+            .post(format!("{}/{}/{}/messaging/{forged}", r.base, r.app, r.key))
+            .json(&json!({"message": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{forged}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], 5010, "{forged}: {body}");
+    }
+}
+
+/// One `info` line per request (method, path with the key redacted,
+/// status, code, duration), and no user input can start a line of its own.
+#[tokio::test]
+async fn one_log_line_per_request_and_no_forged_lines() {
+    let dir = support::temp_dir();
+    let r = run_with(&dir, &[], "info", true).await;
+    traffic(&r).await;
+    let key = r.key.clone();
+    let log = stop_and_read_log(r).await;
+    let requests: Vec<&str> = log.lines().filter(|l| l.contains(" request ")).collect();
+    assert_eq!(requests.len(), 6, "{log}");
+    assert!(
+        requests[0].contains("method=GET path=/health status=200"),
+        "{}",
+        requests[0]
+    );
+    assert!(requests[1].contains("method=POST"), "{}", requests[1]);
+    assert!(
+        requests[1].contains("/***/messaging/news status=200"),
+        "{}",
+        requests[1]
+    );
+    assert!(requests[1].contains(" micros="), "{}", requests[1]);
+    for line in &requests[2..] {
+        assert!(line.contains("status=400 code=5010"), "{line}");
+    }
+    assert!(!log.contains(&key), "the API key is never logged:\n{log}");
+    // Every line is one of ours: it starts with a timestamp and a level,
+    // and no line is the forged one.
+    for line in log.lines() {
+        let mut words = line.split_whitespace();
+        let (time, level) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        assert!(
+            time.starts_with("20") && time.ends_with('Z') && time.len() >= 20,
+            "a line that is not the logger's: {line:?}"
+        );
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level),
+            "{line:?}"
+        );
+        assert!(
+            !line.contains("forged") || line.contains("path="),
+            "{line:?}"
+        );
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{2028}'),
+            "{line:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--log-format json`: one JSON object per line, the same fields.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line() {
+    let dir = support::temp_dir();
+    let r = run_with(&dir, &["--log-format", "json"], "info", true).await;
+    traffic(&r).await;
+    let key = r.key.clone();
+    let log = stop_and_read_log(r).await;
+    assert!(!log.contains(&key), "the API key is never logged");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["message"] == "request").collect();
+    assert_eq!(requests.len(), 6, "{log}");
+    assert_eq!(requests[0]["level"], "INFO");
+    assert_eq!(requests[0]["method"], "GET");
+    assert_eq!(requests[0]["path"], "/health");
+    assert_eq!(requests[0]["status"], 200);
+    assert!(requests[1]["micros"].is_u64());
+    assert_eq!(requests[2]["code"], 5010);
+    assert!(lines.iter().any(|l| l["message"] == "stopped"));
+    let _ = std::fs::remove_dir_all(dir);
 }

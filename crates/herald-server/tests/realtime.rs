@@ -318,13 +318,35 @@ async fn websocket_transport_and_bad_keys() {
         assert_eq!(res["data"]["headers"]["n"], n.to_string());
     }
 
-    // A wrong key: the namespace connection is refused (CONNECT_ERROR).
-    let (mut bad, _) = RawWs::open(addr, APP, "wrong").await;
-    let answer = bad.connect_nsp().await;
-    assert!(answer.starts_with(&format!("44/{APP},")), "{answer}");
-    assert!(
-        answer.contains("Invalid application id or API key."),
-        "{answer}"
+    // A wrong or missing key: refused before socketioxide opens a session
+    // (401 on the handshake, long polling and WebSocket alike).
+    for query in [
+        "EIO=4&transport=polling&apiKey=wrong",
+        "EIO=4&transport=polling",
+        "EIO=4&transport=websocket&apiKey=wrong",
+        "EIO=4&transport=websocket&apiKey=",
+    ] {
+        let res = s
+            .http
+            .get(format!("{}/{APP}/?{query}", s.base))
+            .header("upgrade", "websocket")
+            .header("connection", "Upgrade")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-version", "13")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{query}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"code": 8002, "message": "Invalid application id or API key."})
+        );
+    }
+    assert_eq!(
+        s.metric("herald_realtime_connections").await,
+        Some(1.0),
+        "only the good connection"
     );
     // An unknown app has no socket.io endpoint at all.
     let res = s

@@ -737,3 +737,28 @@ async fn shutdown_is_graceful() {
         .expect("shutdown in time");
     assert!(http.get(format!("{base}/health")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn metrics_with_a_token_need_it() {
+    let s = start("metrics_token = \"s3cret-token\"").await;
+    let url = format!("{}/metrics", s.base);
+    for auth in [None, Some("Bearer wrong"), Some("s3cret-token")] {
+        let mut req = s.http.get(&url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let (status, body) = s.send(req).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(body["code"], 8011);
+    }
+    let res = s
+        .http
+        .get(&url)
+        .header("authorization", "Bearer s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("herald_publishes_total"));
+    s.stop().await;
+}

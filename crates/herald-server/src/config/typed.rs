@@ -236,12 +236,14 @@ impl Config {
                 bail!("{} must be at least 1, got 0", spellings(name));
             }
         }
-        if self.tls_cert.is_some() != self.tls_key.is_some() {
-            bail!(
+        match (&self.tls_cert, &self.tls_key) {
+            // The files are read by `check_tls`.
+            (Some(_), Some(_)) | (None, None) => {}
+            _ => bail!(
                 "{} and {} go together: set both or neither",
                 spellings("tls_cert"),
                 spellings("tls_key")
-            );
+            ),
         }
         if self
             .metrics_token

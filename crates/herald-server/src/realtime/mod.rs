@@ -15,8 +15,10 @@
 //! without subscribe permission, 5012 for a bad selector, 5010 for a bad
 //! channel, 5094 (429) past `max_subscriptions_per_connection`, 8007 for a
 //! subscription kind Herald does not implement: commands, user status,
-//! data changes). A bad API key refuses the namespace connection
-//! (`CONNECT_ERROR`).
+//! data changes). A request that would open an Engine.IO session without
+//! a key of the app is refused with `401` (8002) before socketioxide opens
+//! one; a bad key in the namespace connection is refused with
+//! `CONNECT_ERROR`.
 //!
 //! Every listener of a connection delivers into one [`Inbox`](herald::Inbox)
 //! bounded by `connection_buffer` bytes, drained by one task per
@@ -31,10 +33,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::any;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
+use tower::ServiceExt;
 use tracing::debug;
 
 use crate::State;
@@ -57,6 +63,7 @@ pub(crate) fn register(
         .max_buffer_size(drain::SOCKET_BUFFER)
         .build_svc();
     let app: Arc<str> = app.into();
+    let (guard_state, guard_app) = (state.clone(), app.clone());
 
     // The connection and its event handlers are set up in the middleware,
     // which socketioxide awaits before it acknowledges the namespace
@@ -87,10 +94,40 @@ pub(crate) fn register(
         }
     };
     io.ns(path.clone(), handler.with(middleware));
+
+    // A request that would open an Engine.IO session (it has no `sid`)
+    // needs the app's key before socketioxide sees it: no session, no
+    // socket, no buffers for a client without a key.
+    let guarded = move |req: Request| {
+        let (svc, state, app) = (svc.clone(), guard_state.clone(), guard_app.clone());
+        async move {
+            if opens_session(req.uri().query())
+                && let Err(e) = handshake_key(&state, &app, req.uri().query())
+            {
+                state.metrics.count_error(e.code);
+                return e.into_response();
+            }
+            match svc.oneshot(req).await {
+                Ok(res) => res.into_response(),
+                Err(never) => match never {},
+            }
+        }
+    };
     let router = router
-        .route_service(&path, svc.clone())
-        .route_service(&format!("{path}/"), svc);
+        .route(&path, any(guarded.clone()))
+        .route(&format!("{path}/"), any(guarded));
     (router, io)
+}
+
+/// Whether an Engine.IO request opens a session: it carries no `sid`.
+fn opens_session(query: Option<&str>) -> bool {
+    query_param(query, "sid").is_none()
+}
+
+/// The handshake's `apiKey` is a key of `app`, or 401 (8002).
+fn handshake_key(state: &State, app: &str, query: Option<&str>) -> Result<(), ApiError> {
+    let key = query_param(query, "apiKey").unwrap_or_default();
+    state.authenticate(app, &key).map(|_| ())
 }
 
 fn authenticate(state: &State, app: &str, s: &SocketRef) -> Result<Arc<Key>, ApiError> {

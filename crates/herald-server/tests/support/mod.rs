@@ -71,7 +71,14 @@ pub async fn start_on(toml: &str, clock: std::sync::Arc<dyn herald::Clock>) -> T
     TestServer {
         base: server.base_url(),
         server: Some(server),
-        http: reqwest::Client::new(),
+        // No pooled connections: the server closes a connection idle for
+        // `header_read_timeout` on its clock, and tests jump a manual
+        // clock by minutes, which would close a pooled one under the
+        // client's feet.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("HTTP client"),
         dir,
     }
 }

@@ -40,7 +40,7 @@ pub(super) async fn cancel(sh: Arc<Shared>, mid: MessageId) -> Result<MessageSta
     }
     match sh.store.cancel(mid).await? {
         CancelOutcome::Cancelled(record) => {
-            info!(message_id = %mid, channel = %record.envelope.channel, "cancelled");
+            info!(message_id = %mid, channel = %record.envelope.channel.escape_debug(), "cancelled");
             Counters::bump(&sh.counters.cancelled, 1);
             Ok(record.status())
         }

@@ -35,7 +35,7 @@ pub(crate) fn fan_out(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
             Ok(n) => {
                 counts.pubsub = n;
                 Counters::bump(&sh.counters.pubsub_deliveries, n);
-                debug!(message_id = %envelope.id, channel = %envelope.channel, subscriptions = n, "delivered");
+                debug!(message_id = %envelope.id, channel = %envelope.channel.escape_debug(), subscriptions = n, "delivered");
             }
             Err(e) => {
                 warn!(message_id = %envelope.id, error = %e, "pub/sub delivery failed");

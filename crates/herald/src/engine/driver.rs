@@ -198,7 +198,7 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
     let mut done = Vec::with_capacity(go.len());
     for (run, claimed) in &go {
         let counts = fan_out(sh, &claimed.envelope, now);
-        debug!(message_id = %run.id, channel = %claimed.envelope.channel, pubsub = counts.pubsub, "fired");
+        debug!(message_id = %run.id, channel = %claimed.envelope.channel.escape_debug(), pubsub = counts.pubsub, "fired");
         done.push(counts);
     }
     if go.is_empty() {

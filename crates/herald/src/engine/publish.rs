@@ -57,7 +57,7 @@ pub(super) async fn publish(
         plan,
         body,
     });
-    let span = tracing::debug_span!("publish", message_id = %id, channel);
+    let span = tracing::debug_span!("publish", message_id = %id, channel = %channel.escape_debug());
     RunToCompletion::new(accept(sh.clone(), envelope, first, now).instrument(span)).await
 }
 

@@ -1,0 +1,148 @@
+//! TLS for the server itself (`tls_cert` / `tls_key`): API keys travel in
+//! the URL, so without a reverse proxy that terminates TLS the server must.
+//! A real rustls client (trusting the test certificate only) talks to it.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use herald_server::{AppConfig, Config, Server};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
+use support::{APP, KEY, WAIT, temp_dir};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+fn config(cert: PathBuf, key: PathBuf) -> Config {
+    Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: temp_dir(),
+        apps: vec![AppConfig::new(APP, KEY)],
+        tls_cert: Some(cert),
+        tls_key: Some(key),
+        ..Config::default()
+    }
+}
+
+/// A client that trusts the test certificate and nothing else.
+fn connector() -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(fixture("cert.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// One HTTP/1.1 request over TLS to `addr`; the status line and JSON body.
+async fn https(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (String, Value) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = connector().connect(name, tcp).await.expect("TLS handshake");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        addr.port(),
+        body.len()
+    );
+    tls.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, tls.read_to_end(&mut raw))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.lines().next().unwrap().to_owned(),
+        serde_json::from_str(body).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_api_over_tls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server =
+        Server::with_listener(config(fixture("cert.pem"), fixture("key.pem")), listener).unwrap();
+    let addr = server.local_addr();
+    assert_eq!(server.base_url(), format!("https://{addr}"));
+
+    let (status, body) = https(addr, "GET", "/health", "").await;
+    assert_eq!(
+        (status.as_str(), body),
+        ("HTTP/1.1 200 OK", json!({"status": "ok"}))
+    );
+    // rtURL tells the SDK to use TLS for real-time too.
+    let (_, body) = https(addr, "GET", &format!("/{APP}/{KEY}/info"), "").await;
+    assert_eq!(body["rtURL"], format!("https://localhost:{}", addr.port()));
+    let (status, body) = https(
+        addr,
+        "POST",
+        &format!("/{APP}/{KEY}/messaging/news"),
+        r#"{"message": "over TLS"}"#,
+    )
+    .await;
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert_eq!(body["status"], "published");
+
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(addr).await.unwrap();
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut raw))
+        .await
+        .expect("closed");
+    assert!(!raw.starts_with(b"HTTP/1.1 200"), "{raw:?}");
+
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_tls_files_fail_before_listening_and_name_the_file() {
+    let dir = temp_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    // A key file that holds a certificate, not a key.
+    let other_key = dir.join("other-key.pem");
+    std::fs::copy(fixture("cert.pem"), &other_key).unwrap();
+    for (cert, key, names) in [
+        (dir.join("missing.pem"), fixture("key.pem"), "missing.pem"),
+        (empty.clone(), fixture("key.pem"), "empty.pem"),
+        (fixture("cert.pem"), other_key.clone(), "other-key.pem"),
+        // A real key, of another certificate.
+        (
+            fixture("cert.pem"),
+            fixture("other-key.pem"),
+            "does not fit",
+        ),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = Server::with_listener(config(cert, key), listener).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(names), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
