@@ -26,7 +26,8 @@
 //! selector?}` → a `SUB_RES {id, data}` per message; `SUB_OFF {id}`.
 //!
 //! Outside the app prefix, without credentials: `GET /health`
-//! (`{"status":"ok"}`) and `GET /metrics` (Prometheus text).
+//! (`{"status":"ok"}`), `GET /metrics` (Prometheus text) and
+//! `GET /openapi.json` (the OpenAPI 3.1 description of the REST API).
 //!
 //! CORS: every answer but `/metrics`'s grants the request's `Origin` when
 //! `cors_origins` allows it (any, by default), and preflights (`OPTIONS`)
@@ -122,6 +123,7 @@ mod error;
 pub mod fuzzing;
 mod glob;
 mod metrics;
+mod openapi;
 mod percent;
 mod polling;
 mod realtime;
@@ -178,7 +180,8 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
     let mut router = Router::new()
         .route("/health", axum::routing::get(rest::health))
-        .route("/metrics", axum::routing::get(rest::metrics));
+        .route("/metrics", axum::routing::get(rest::metrics))
+        .route("/openapi.json", axum::routing::get(openapi::serve));
     let mut ios = Vec::new();
     let mut app_ids: Vec<&str> = state.apps.keys().map(String::as_str).collect();
     app_ids.sort_unstable();
@@ -191,6 +194,7 @@ pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
         .fallback(rest::dispatch)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn(openapi::allow_header))
         .layer(cors::layer(&state.cors_origins));
     (router, ios)
 }
