@@ -55,7 +55,8 @@
 //! served. See the [`config`] module for the table of settings,
 //! [`Config::from_args`], and `herald-server --help`. The TOML file
 //! (`--config PATH`, `HERALD_CONFIG`), here with every setting at its
-//! default:
+//! default (`herald.example.toml`, at the repository's root, explains each
+//! key):
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
