@@ -177,7 +177,8 @@ pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The whole HTTP surface: health, metrics, one socket.io service per app,
 /// and the REST API (the fallback, which routes by hand), all behind the
-/// CORS layer (which answers preflights itself).
+/// CORS layer (which answers preflights itself); a 405 gets its `Allow`
+/// header from the OpenAPI document.
 pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
     let mut router = Router::new()
         .route("/health", axum::routing::get(rest::health))

@@ -203,8 +203,9 @@ impl Config {
     /// that `tls_cert` and `tls_key` come together, the CORS origins, and
     /// the apps: ids of 1 to 100
     /// characters from `A-Z a-z 0-9 - _ .` (not `health`, `metrics` or
-    /// `openapi.json`, which are server routes), each with at least one key; keys non-empty,
-    /// without `/` or control characters, and not repeated within an app.
+    /// `openapi.json`, which are server routes), each with at least one key;
+    /// keys non-empty, without `/` or control characters, and not repeated
+    /// within an app.
     ///
     /// # Errors
     ///
