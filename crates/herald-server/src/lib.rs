@@ -26,7 +26,8 @@
 //! selector?}` → a `SUB_RES {id, data}` per message; `SUB_OFF {id}`.
 //!
 //! Outside the app prefix, without credentials: `GET /health`
-//! (`{"status":"ok"}`) and `GET /metrics` (Prometheus text).
+//! (`{"status":"ok"}`), `GET /metrics` (Prometheus text) and
+//! `GET /openapi.json` (the OpenAPI 3.1 description of the REST API).
 //!
 //! CORS: every answer but `/metrics`'s grants the request's `Origin` when
 //! `cors_origins` allows it (any, by default), and preflights (`OPTIONS`)
@@ -54,7 +55,8 @@
 //! served. See the [`config`] module for the table of settings,
 //! [`Config::from_args`], and `herald-server --help`. The TOML file
 //! (`--config PATH`, `HERALD_CONFIG`), here with every setting at its
-//! default:
+//! default (`herald.example.toml`, at the repository's root, explains each
+//! key):
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
@@ -123,6 +125,7 @@ pub mod fuzzing;
 mod glob;
 mod listen;
 mod metrics;
+mod openapi;
 mod percent;
 mod polling;
 mod realtime;
@@ -238,11 +241,13 @@ fn tls_of(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> 
 
 /// The whole HTTP surface: health, metrics, one socket.io service per app,
 /// and the REST API (the fallback, which routes by hand), all behind the
-/// CORS layer (which answers preflights itself).
+/// CORS layer (which answers preflights itself); a 405 gets its `Allow`
+/// header from the OpenAPI document.
 pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
     let mut router = Router::new()
         .route("/health", axum::routing::get(rest::health))
-        .route("/metrics", axum::routing::get(rest::metrics));
+        .route("/metrics", axum::routing::get(rest::metrics))
+        .route("/openapi.json", axum::routing::get(openapi::serve));
     let mut ios = Vec::new();
     let mut app_ids: Vec<&str> = state.apps.keys().map(String::as_str).collect();
     app_ids.sort_unstable();
@@ -255,6 +260,7 @@ pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
         .fallback(rest::dispatch)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn(openapi::allow_header))
         .layer(cors::layer(&state.cors_origins));
     (router, ios)
 }

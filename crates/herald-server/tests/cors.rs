@@ -204,7 +204,7 @@ async fn socket_io_long_polling_is_granted() {
 }
 
 #[tokio::test]
-async fn metrics_grant_no_origin() {
+async fn metrics_grant_no_origin_others_do() {
     let server = support::start("").await;
     let url = format!("{}/metrics", server.base);
     let a = send(server.http.get(&url).header("Origin", PAGE)).await;
@@ -212,10 +212,18 @@ async fn metrics_grant_no_origin() {
     assert_eq!(a.header("access-control-allow-origin"), None);
     let a = preflight(&server, &url, PAGE, "GET", "").await;
     assert_eq!(a.header("access-control-allow-origin"), None);
-    // `/health` is harmless: granted.
-    let health = format!("{}/health", server.base);
-    let a = send(server.http.get(&health).header("Origin", PAGE)).await;
-    assert_eq!(a.header("access-control-allow-origin"), Some(PAGE));
+    // `/health` and the OpenAPI document (for API tools in a page) are
+    // harmless: granted.
+    for path in ["health", "openapi.json"] {
+        let url = format!("{}/{path}", server.base);
+        let a = send(server.http.get(&url).header("Origin", PAGE)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            a.header("access-control-allow-origin"),
+            Some(PAGE),
+            "{path}"
+        );
+    }
     server.stop().await;
 }
 

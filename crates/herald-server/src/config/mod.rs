@@ -38,6 +38,10 @@
 //! Precedence, per setting: a flag beats an environment variable, which
 //! beats the file, which beats the default ([`Config::from_args`]).
 //!
+//! `herald.example.toml`, at the repository's root, is a documented file
+//! with every setting at its default and apps with per-key permissions; a
+//! test keeps it complete and its values equal to the defaults.
+//!
 //! # Layout
 //!
 //! * `typed`: [`Config`], what the server runs on: defaults, validation.
@@ -50,6 +54,7 @@
 //! * `byte_size`: `8MiB`.
 //! * `duration`: `7d`.
 //! * `dev_app`: the development app.
+//! * `example` (tests only): `herald.example.toml`.
 
 mod app;
 mod byte_size;
@@ -60,6 +65,8 @@ mod settings;
 mod sources;
 mod typed;
 
+#[cfg(test)]
+mod example;
 #[cfg(test)]
 mod tests;
 

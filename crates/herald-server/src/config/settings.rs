@@ -25,7 +25,10 @@ globs. Flags beat environment variables, which beat the file, which beats the de
 from all three are served. Sizes in bytes accept KiB, MiB and GiB (8MiB).
 
 With no app configured, a development app is created once (its id and key are kept in
-DATA_DIR/dev-app.toml) and printed at start-up.";
+DATA_DIR/dev-app.toml) and printed at start-up.
+
+herald.example.toml, at the root of Herald's repository, documents every key of the file
+with its default, and apps with per-key permissions.";
 
 /// One layer of settings: what one source (the flags, the environment or
 /// the TOML file) says. Every field is optional, so "not set" is visible,

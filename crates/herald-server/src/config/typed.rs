@@ -202,9 +202,10 @@ impl Config {
     /// Checks the bounds (sizes, counts and durations are at least 1),
     /// that `tls_cert` and `tls_key` come together, the CORS origins, and
     /// the apps: ids of 1 to 100
-    /// characters from `A-Z a-z 0-9 - _ .` (not `health` or `metrics`, which
-    /// are server routes), each with at least one key; keys non-empty,
-    /// without `/` or control characters, and not repeated within an app.
+    /// characters from `A-Z a-z 0-9 - _ .` (not `health`, `metrics` or
+    /// `openapi.json`, which are server routes), each with at least one key;
+    /// keys non-empty, without `/` or control characters, and not repeated
+    /// within an app.
     ///
     /// # Errors
     ///
@@ -281,7 +282,7 @@ impl Config {
                     "invalid app id {id:?}: use 1 to 100 characters from A-Z, a-z, 0-9, '-', '_', '.'"
                 );
             }
-            if matches!(id.as_str(), "health" | "metrics") {
+            if matches!(id.as_str(), "health" | "metrics" | "openapi.json") {
                 bail!("app id {id:?} is reserved for a server route");
             }
             if seen.insert(id.clone(), ()).is_some() {

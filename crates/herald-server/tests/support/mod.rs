@@ -9,7 +9,11 @@
 //! * [`RawWs`]: a minimal Engine.IO v4 / socket.io v5 client over a
 //!   hand-framed WebSocket (text frames, client masking, no extensions), to
 //!   cover the WebSocket transport the JS SDK upgrades to.
+//!
+//! [`node`]: node and the npm packages for the JavaScript tests.
 #![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod node;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,80 @@
+//! `herald.example.toml`, the documented example configuration at the
+//! repository's root: it parses, validates, names every setting, and shows
+//! each at its default.
+
+use super::sources::help_command;
+use super::{Config, KeyConfig};
+use crate::Glob;
+
+const EXAMPLE: &str = include_str!("../../../../herald.example.toml");
+
+/// The settings a TOML file cannot hold: the file itself and `--app`.
+const NOT_IN_A_FILE: [&str; 4] = ["config", "app", "help", "version"];
+
+#[test]
+fn it_parses_and_validates() {
+    let mut config = Config::default();
+    config
+        .apply_toml(EXAMPLE)
+        .expect("herald.example.toml parses");
+    config.validate().expect("herald.example.toml validates");
+}
+
+#[test]
+fn every_value_it_sets_is_the_default() {
+    let mut config = Config::default();
+    config.apply_toml(EXAMPLE).unwrap();
+    config.apps.clear();
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn it_names_every_setting() {
+    let help = help_command();
+    let mut named = 0;
+    for arg in help.get_arguments() {
+        let id = arg.get_id().as_str();
+        if NOT_IN_A_FILE.contains(&id) {
+            continue;
+        }
+        let set = EXAMPLE.lines().any(|l| {
+            let l = l.trim_start_matches("# ");
+            l.strip_prefix(id)
+                .is_some_and(|rest| rest.starts_with(" = "))
+        });
+        assert!(set, "herald.example.toml does not name {id:?}");
+        named += 1;
+    }
+    assert_eq!(named, 18);
+}
+
+#[test]
+fn its_apps_have_the_permissions_its_comments_describe() {
+    let mut config = Config::default();
+    config.apply_toml(EXAMPLE).unwrap();
+    let ids: Vec<&str> = config.apps.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["MY-APP", "OTHER-APP"]);
+    let keys = &config.apps[0].keys;
+    let globs = |list: &[&str]| list.iter().map(|g| Glob::new(g)).collect::<Vec<_>>();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[0], KeyConfig::full(keys[0].key.clone()));
+    assert_eq!(keys[1].publish, globs(&["chat-?"]));
+    assert_eq!(keys[1].subscribe, globs(&["news.*", "chat-?"]));
+    assert!(keys[2].publish.is_empty());
+    assert_eq!(keys[2].subscribe, globs(&["news.*"]));
+    assert_eq!(config.apps[1].keys.len(), 1);
+    assert!(
+        config
+            .apps
+            .iter()
+            .flat_map(|a| &a.keys)
+            .all(|k| k.key.starts_with("REPLACE-")),
+        "placeholder keys only"
+    );
+}
+
+#[test]
+fn help_points_to_it() {
+    let help = help_command().render_help().to_string();
+    assert!(help.contains("herald.example.toml"), "{help}");
+}

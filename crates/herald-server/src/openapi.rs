@@ -1,0 +1,973 @@
+//! The OpenAPI 3.1 description of the REST API, served at
+//! `GET /openapi.json` (no key needed).
+//!
+//! # Why it is built in code
+//!
+//! The document is a `serde_json::json!` value rather than a checked-in
+//! JSON file: it takes the server's own numbers from the code (the error
+//! codes of [`codes`], the engine's [`limits`], the crate version), shares
+//! one definition of the error answers between all operations, and its
+//! syntax is checked by the compiler. It is built once and served as bytes.
+//!
+//! # Kept honest
+//!
+//! The routing is hand-written (`rest.rs`), so nothing ties it to this
+//! document but the tests: every operation here is probed through the real
+//! router (it must be routed, answer one of its documented statuses, and
+//! answer errors as `{code, message}`), and every path built from the API's
+//! segment vocabulary, with every method, is probed too: whatever the router
+//! routes must be an operation here. CI also runs schemathesis against the
+//! binary with this document (`compat/openapi/schemathesis.sh`): no 5xx,
+//! and every answer matches its schema.
+//!
+//! Not described, by design: socket.io's Engine.IO endpoint `/{appId}/`
+//! (the real-time API; not REST, see the crate docs), `OPTIONS` (CORS
+//! preflights, answered on every path) and `HEAD` (axum answers it for the
+//! `GET` routes outside the app prefix).
+
+use std::sync::OnceLock;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use herald::limits;
+use serde_json::{Value, json};
+
+use crate::error::codes;
+
+/// `GET /openapi.json`.
+pub(crate) async fn serve() -> Response {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    let bytes = BYTES
+        .get_or_init(|| serde_json::to_vec_pretty(&document()).expect("a JSON value serializes"));
+    let mut res = (StatusCode::OK, bytes.as_slice()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// Adds `Allow` to a 405 answer (RFC 9110 requires it): the methods of the
+/// operations of the most specific path of this document that matches the
+/// request's path (a literal segment beats a parameter, the leftmost
+/// first, as the router matches). The tests keep the document equal to
+/// the router.
+pub(crate) async fn allow_header(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    if res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::ALLOW)
+        && let Some(allow) = allowed_methods(&path)
+    {
+        res.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    res
+}
+
+/// The `Allow` value for `path`: see [`allow_header`].
+fn allowed_methods(path: &str) -> Option<&'static HeaderValue> {
+    /// Each path of the document: its segments (`None`: a parameter), and
+    /// its methods as an `Allow` value.
+    type Paths = Vec<(Vec<Option<String>>, HeaderValue)>;
+    static PATHS: OnceLock<Paths> = OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        let doc = document();
+        let mut paths = Paths::new();
+        for (template, item) in doc["paths"].as_object().into_iter().flatten() {
+            let segments = template
+                .split('/')
+                .map(|s| (!s.starts_with('{')).then(|| s.to_owned()))
+                .collect();
+            let mut methods: Vec<String> = item
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(m, _)| Method::from_bytes(m.to_ascii_uppercase().as_bytes()).ok())
+                .map(|m| m.to_string())
+                .collect();
+            methods.sort_unstable();
+            if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+                paths.push((segments, allow));
+            }
+        }
+        paths
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    paths
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| t.as_deref().is_none_or(|t| t == *s))
+        })
+        // Literal segments first, the leftmost the most significant.
+        .max_by(|(a, _), (b, _)| {
+            let literals = |t: &[Option<String>]| t.iter().map(Option::is_some).collect::<Vec<_>>();
+            literals(a).cmp(&literals(b))
+        })
+        .map(|(_, allow)| allow)
+}
+
+/// A reference to `#/components/{kind}/{name}`.
+fn reference(kind: &str, name: &str) -> Value {
+    json!({ "$ref": format!("#/components/{kind}/{name}") })
+}
+
+fn schema(name: &str) -> Value {
+    reference("schemas", name)
+}
+
+/// A JSON answer with this schema.
+fn ok(description: &str, schema_name: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schema(schema_name) } }
+    })
+}
+
+/// References to the shared error answers with these statuses.
+fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
+    statuses
+        .iter()
+        .map(|status| ((*status).to_owned(), reference("responses", status)))
+        .collect()
+}
+
+/// `{appId}` and `{apiKey}`, then these path parameters.
+fn app_params(more: &[Value]) -> Value {
+    let mut params = vec![
+        reference("parameters", "appId"),
+        reference("parameters", "apiKey"),
+    ];
+    params.extend_from_slice(more);
+    Value::Array(params)
+}
+
+/// A path parameter `name`: a string segment (percent-decoded).
+fn path_param(name: &str, description: &str) -> Value {
+    json!({
+        "name": name,
+        "in": "path",
+        "required": true,
+        "description": description,
+        "schema": { "type": "string", "minLength": 1 }
+    })
+}
+
+/// An operation answering `200` with `ok_schema`, or the shared error
+/// answers with `error_statuses`.
+fn operation(
+    id: &str,
+    summary: &str,
+    params: Value,
+    ok_schema: &str,
+    error_statuses: &[&str],
+) -> serde_json::Map<String, Value> {
+    let mut responses = errors(error_statuses);
+    responses.insert("200".into(), ok(summary, ok_schema));
+    let mut op = serde_json::Map::new();
+    op.insert("operationId".into(), id.into());
+    op.insert("summary".into(), summary.into());
+    op.insert("tags".into(), json!(["messaging"]));
+    op.insert("parameters".into(), params);
+    op.insert("responses".into(), Value::Object(responses));
+    op
+}
+
+/// The OpenAPI 3.1 document.
+pub(crate) fn document() -> Value {
+    let channel = path_param(
+        "channel",
+        "A channel name: at most 255 bytes, no `/` (`%2F` included) or control \
+         characters, and not `registrations`, `push`, `pushtemplates`, `channels` or `email`.",
+    );
+    let message_id = path_param("id", "A message id, as publish answered it.");
+
+    let mut publish = operation(
+        "publish",
+        "Publish a message to a channel, now, later or repeatedly",
+        app_params(&[path_param(
+            "id",
+            "The channel to publish to (created on first use): at most 255 bytes, no `/` or \
+             control characters, and not a reserved name (`registrations`, `push`, \
+             `pushtemplates`, `channels`, `email`).",
+        )]),
+        "MessageStatus",
+        &["400", "401", "404", "413", "415", "500", "503"],
+    );
+    let with_app = |more: Value| {
+        let mut params = json!({
+            "appId": "$request.path.appId",
+            "apiKey": "$request.path.apiKey"
+        });
+        params
+            .as_object_mut()
+            .expect("an object")
+            .extend(more.as_object().expect("an object").clone());
+        params
+    };
+    publish["responses"]["200"]["links"] = json!({
+        "status": {
+            "operationId": "getMessageStatus",
+            "parameters": with_app(json!({ "id": "$response.body#/messageId" }))
+        },
+        "cancel": {
+            "operationId": "cancelMessage",
+            "parameters": with_app(json!({ "id": "$response.body#/messageId" }))
+        }
+    });
+    publish.insert(
+        "description".into(),
+        "The body is Backendless's flat merge of the message, its `PublishOptions` and its \
+         `DeliveryOptions`; unknown keys are ignored. A body that is not an object is the \
+         message itself. The answer's `status` is `published` for an immediate publish, \
+         `scheduled` for a delayed or repeating one."
+            .into(),
+    );
+    publish.insert(
+        "requestBody".into(),
+        json!({
+            "required": true,
+            "content": { "application/json": { "schema": {
+                "anyOf": [
+                    schema("PublishBody"),
+                    { "type": ["string", "number", "boolean", "array", "null"] }
+                ]
+            } } }
+        }),
+    );
+
+    let mut status = operation(
+        "getMessageStatus",
+        "The status of a message (`unknown` for an id never issued)",
+        app_params(std::slice::from_ref(&message_id)),
+        "MessageStatus",
+        &["401", "404", "500", "503"],
+    );
+    status.insert(
+        "description".into(),
+        "`GET` and `DELETE` take a message id where `POST` takes a channel name.".into(),
+    );
+    let cancel = operation(
+        "cancelMessage",
+        "Cancel a scheduled (delayed or repeating) message",
+        app_params(&[message_id]),
+        "MessageStatus",
+        &["400", "401", "404", "500", "503"],
+    );
+    let delete_channel = operation(
+        "deleteChannel",
+        "Delete a channel: its subscriptions end",
+        app_params(std::slice::from_ref(&channel)),
+        "Result",
+        &["400", "401", "500", "503"],
+    );
+    let mut subscribe = operation(
+        "pollingSubscribe",
+        "Legacy polling: subscribe to a channel",
+        app_params(std::slice::from_ref(&channel)),
+        "Subscription",
+        &["400", "401", "404", "413", "415", "429", "500", "503"],
+    );
+    subscribe.insert(
+        "requestBody".into(),
+        json!({
+            "required": false,
+            "content": { "application/json": { "schema": {
+                "anyOf": [schema("PollingSubscribeBody"), { "type": "null" }]
+            } } }
+        }),
+    );
+    subscribe["responses"]["200"]["links"] = json!({
+        "poll": {
+            "operationId": "poll",
+            "parameters": with_app(json!({
+                "channel": "$request.path.channel",
+                "subscriptionId": "$response.body#/subscriptionId"
+            }))
+        }
+    });
+    let mut poll = operation(
+        "poll",
+        "Legacy polling: the messages since the last poll (at most 60 s old)",
+        app_params(&[
+            channel,
+            path_param("subscriptionId", "A polling subscription's id."),
+        ]),
+        "PolledMessages",
+        &["400", "401", "404"],
+    );
+    poll.insert(
+        "description".into(),
+        "A subscription not polled for `poll_ttl_secs` expires (404, code 8006).".into(),
+    );
+    let info = operation(
+        "info",
+        "The app's info: the real-time URL the JS SDK connects socket.io to",
+        app_params(&[]),
+        "Info",
+        &["401"],
+    );
+
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Herald",
+            "version": env!("CARGO_PKG_VERSION"),
+            "summary": "Backendless Messaging compatible publish/subscribe and scheduling",
+            "description": "The REST API of a Herald server. Every API path is under \
+                `/{appId}/{apiKey}/`; the API key is the credential. Errors are \
+                `{\"code\": N, \"message\": \"...\"}`. The real-time API (socket.io, Engine.IO v4, \
+                at `/{appId}/`) is not described here: see the crate docs of herald-server. \
+                Browsers may call the API from the origins `cors_origins` allows (CORS \
+                preflights are answered on every path).",
+            "license": { "name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0" }
+        },
+        "tags": [
+            { "name": "messaging", "description": "Backendless Messaging: publish, status, cancel, polling" },
+            { "name": "server", "description": "The server itself; no key needed" }
+        ],
+        "paths": {
+            "/health": { "get": {
+                "operationId": "health",
+                "summary": "Liveness",
+                "tags": ["server"],
+                "responses": { "200": ok("The server is up", "Health") }
+            } },
+            "/metrics": { "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (text exposition format 0.0.4)",
+                "tags": ["server"],
+                "responses": { "200": {
+                    "description": "The metrics",
+                    "content": { "text/plain": { "schema": { "type": "string" } } }
+                } }
+            } },
+            "/openapi.json": { "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "tags": ["server"],
+                "responses": { "200": {
+                    "description": "The OpenAPI 3.1 description of this API",
+                    "content": { "application/json": { "schema": { "type": "object" } } }
+                } }
+            } },
+            "/{appId}/{apiKey}/info": { "get": info },
+            "/{appId}/{apiKey}/messaging/{id}": {
+                "post": publish,
+                "get": status,
+                "delete": cancel
+            },
+            "/{appId}/{apiKey}/messaging/channels/{channel}": { "delete": delete_channel },
+            "/{appId}/{apiKey}/messaging/{channel}/subscribe": { "post": subscribe },
+            "/{appId}/{apiKey}/messaging/{channel}/{subscriptionId}": { "get": poll }
+        },
+        "components": {
+            "parameters": {
+                "appId": {
+                    "name": "appId",
+                    "in": "path",
+                    "required": true,
+                    "description": "The application id.",
+                    "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,100}$" }
+                },
+                "apiKey": {
+                    "name": "apiKey",
+                    "in": "path",
+                    "required": true,
+                    "description": "An API key of the app: the credential. Its permissions \
+                        (channel globs for publish and subscribe) come from the configuration.",
+                    "schema": { "type": "string", "minLength": 1 }
+                }
+            },
+            "responses": {
+                "400": error_response(&format!(
+                    "Invalid request: an option (the engine's codes, e.g. 5003 publishAt, 5007 \
+                     repeatExpiresAt, 5008 repeatEvery, 5010 channel name, 5040 not \
+                     cancellable), a denied permission ({}, {}), or a malformed body ({})",
+                    codes::PUBLISH_DENIED, codes::SUBSCRIBE_DENIED, codes::MALFORMED_JSON
+                )),
+                "401": error_response(&format!(
+                    "Unknown app id or API key ({})", codes::BAD_CREDENTIALS
+                )),
+                "404": error_response(&format!(
+                    "A Backendless endpoint this server does not serve ({}), or an unknown \
+                     polling subscription ({})",
+                    codes::UNKNOWN_ROUTE, codes::UNKNOWN_SUBSCRIPTION
+                )),
+                "413": error_response(&format!(
+                    "The body is larger than `max_body` ({})", codes::BODY_TOO_LARGE
+                )),
+                "415": error_response(&format!(
+                    "The body's content type is not JSON ({})", codes::UNSUPPORTED_MEDIA_TYPE
+                )),
+                "429": error_response(&format!(
+                    "Too many polling subscriptions ({})", codes::TOO_MANY_SUBSCRIPTIONS
+                )),
+                "500": error_response("The store or the transport failed (5090, 5092)"),
+                "503": error_response(
+                    "The engine is shutting down, or the store cannot write (5091, 5093)"
+                )
+            },
+            "schemas": schemas()
+        }
+    })
+}
+
+/// An error answer: `{code, message}`.
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": schema("Error") } }
+    })
+}
+
+/// A whole number in `min ..= max`, or null (unset).
+fn whole(min: u64, max: u64, description: &str) -> Value {
+    json!({
+        "type": ["integer", "null"],
+        "minimum": min,
+        "maximum": max,
+        "description": description
+    })
+}
+
+fn schemas() -> Value {
+    let text_or_number = json!({ "type": ["string", "number", "boolean", "null"] });
+    json!({
+        "Error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": { "type": "integer", "description": "Backendless's code, or Herald's (8001 …)" },
+                "message": { "type": "string" }
+            }
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": { "status": { "const": "ok" } }
+        },
+        "Info": {
+            "type": "object",
+            "required": ["rtURL", "loggers"],
+            "properties": {
+                "rtURL": { "type": "string", "pattern": "^https?://", "description": "This server, as the client reached it" },
+                "loggers": { "type": "array", "maxItems": 0 }
+            }
+        },
+        "Result": {
+            "type": "object",
+            "required": ["result"],
+            "properties": { "result": { "type": "boolean", "description": "Whether the channel existed" } }
+        },
+        "MessageStatus": {
+            "type": "object",
+            "required": ["messageId", "status", "errorMessage", "deliveries"],
+            "properties": {
+                "messageId": { "type": "string" },
+                "status": {
+                    "enum": ["published", "scheduled", "failed", "cancelled", "unknown"]
+                },
+                "errorMessage": { "type": ["string", "null"] },
+                "deliveries": schema("DeliveryCounts")
+            }
+        },
+        "DeliveryCounts": {
+            "type": "object",
+            "required": ["runs", "pubsub", "pushSent", "pushFailed", "pushInvalidTokens", "pushExpired", "pushPending"],
+            "properties": {
+                "runs": { "type": "integer", "minimum": 0 },
+                "pubsub": { "type": "integer", "minimum": 0, "description": "Pub/sub deliveries: one per run per matching subscription" },
+                "pushSent": { "type": "integer", "minimum": 0 },
+                "pushFailed": { "type": "integer", "minimum": 0 },
+                "pushInvalidTokens": { "type": "integer", "minimum": 0 },
+                "pushExpired": { "type": "integer", "minimum": 0 },
+                "pushPending": { "type": "integer", "minimum": 0 }
+            }
+        },
+        "PublishBody": {
+            "type": "object",
+            "description": "The message and its options, flat. Unknown keys are ignored; null is unset.",
+            "properties": {
+                "message": { "description": "Any JSON value: delivered as it arrived" },
+                "publisherId": text_or_number,
+                "subtopic": text_or_number,
+                "headers": {
+                    "type": ["object", "null"],
+                    "description": "Delivered to subscribers with string values (non-strings as their JSON text; null values dropped); selectors test them",
+                    "additionalProperties": true
+                },
+                "publishPolicy": {
+                    "description": "PUBSUB (the default), PUSH or BOTH (any case), or 0 = PUSH, 1 = PUBSUB, 2 = BOTH. PUSH and BOTH need a push gateway (else 5014).",
+                    "anyOf": [
+                        { "enum": ["PUSH", "PUBSUB", "BOTH"] },
+                        { "type": "integer", "minimum": 0, "maximum": 2 },
+                        { "type": "null" }
+                    ]
+                },
+                "pushBroadcast": {
+                    "description": "OS mask IOS=1, ANDROID=2, WP=4, OSX=8, ALL=15, or tokens (`FOR_IOS|FOR_ANDROID`)",
+                    "anyOf": [
+                        { "type": "integer", "minimum": 0, "maximum": 15 },
+                        { "type": "string" },
+                        { "type": "null" }
+                    ]
+                },
+                "pushSinglecast": {
+                    "description": "Device ids",
+                    "anyOf": [
+                        { "type": "array", "items": { "type": "string" } },
+                        { "type": "string" },
+                        { "type": "null" }
+                    ]
+                },
+                "segmentQuery": { "type": ["string", "null"], "description": "A selector over device registrations" },
+                "publishAt": whole(0, limits::MAX_EPOCH_MS, "When to publish, epoch milliseconds (at most 1 s in the past)"),
+                "repeatEvery": whole(1, limits::MAX_REPEAT_SECONDS, "Repeat every this many seconds"),
+                "repeatExpiresAt": whole(0, limits::MAX_EPOCH_MS, "The last repetition is at or before this, epoch milliseconds"),
+                "repeatCron": { "type": ["string", "null"], "description": "Herald: repeat on a cron schedule (6 or 7 fields), instead of repeatEvery" },
+                "timeZone": { "type": ["string", "null"], "description": "Herald: the IANA time zone of repeatCron (UTC by default)" }
+            },
+            "additionalProperties": true
+        },
+        "PollingSubscribeBody": {
+            "type": "object",
+            "properties": {
+                "subscriberId": { "description": "Accepted and ignored" },
+                "subtopic": { "description": "Accepted and ignored" },
+                "selector": { "type": ["string", "null"], "description": "An SQL-92 condition over the message headers (5012 if it does not parse)" }
+            },
+            "additionalProperties": true
+        },
+        "Subscription": {
+            "type": "object",
+            "required": ["subscriptionId"],
+            "properties": { "subscriptionId": { "type": "string" } }
+        },
+        "PolledMessages": {
+            "type": "object",
+            "required": ["messages"],
+            "properties": { "messages": { "type": "array", "items": schema("PolledMessage") } }
+        },
+        "PolledMessage": {
+            "type": "object",
+            "required": ["messageId", "data", "publishedAt", "publisherId", "headers"],
+            "properties": {
+                "messageId": { "type": "string" },
+                "data": { "description": "The message, as published" },
+                "publishedAt": { "type": "integer", "description": "Epoch milliseconds of the run" },
+                "publisherId": { "type": ["string", "null"] },
+                "headers": { "type": "object", "additionalProperties": { "type": "string" } }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The document against the router, both ways: every operation is
+    //! routed and answers as documented; every routed request is an
+    //! operation.
+
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::State;
+    use crate::config::{AppConfig, Config};
+
+    /// The socket.io endpoints of app `app`: routed, but not REST.
+    const NOT_REST: [&str; 2] = ["/app", "/app/"];
+
+    /// The methods probed. `OPTIONS` (CORS preflights, answered on every
+    /// path) and `HEAD` (axum's, for the GET routes) are not operations.
+    const METHODS: [Method; 5] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+    ];
+
+    /// Every segment the API's paths are made of, plus an unknown one, an
+    /// empty one and the test app's credentials.
+    const VOCABULARY: [&str; 15] = [
+        "info",
+        "messaging",
+        "channels",
+        "subscribe",
+        "registrations",
+        "push",
+        "pushtemplates",
+        "email",
+        "health",
+        "metrics",
+        "openapi.json",
+        "app",
+        "key",
+        "x",
+        "",
+    ];
+
+    /// A server state with app `app` and key `key`, on in-memory engines.
+    fn router() -> (Router, Arc<State>) {
+        let config = Config {
+            apps: vec![AppConfig::new("app", "key")],
+            ..Config::default()
+        };
+        let state = Arc::new(
+            State::new(
+                &config,
+                Arc::new(herald::SystemClock),
+                ([127, 0, 0, 1], 0).into(),
+                |_| Ok(herald::Engine::builder().build()),
+            )
+            .expect("in-memory apps"),
+        );
+        let (router, _ios) = crate::router(&state);
+        (router, state)
+    }
+
+    struct Answer {
+        status: StatusCode,
+        content_type: String,
+        body: Vec<u8>,
+    }
+
+    impl Answer {
+        fn json(&self) -> Value {
+            serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+        }
+
+        /// Routed: neither a wrong method (405) nor an unknown path (404,
+        /// 8001). Anything else, errors included, is the route answering.
+        fn routed(&self) -> bool {
+            self.status != StatusCode::METHOD_NOT_ALLOWED
+                && !(self.status == StatusCode::NOT_FOUND
+                    && self.json()["code"] == codes::UNKNOWN_ROUTE)
+        }
+    }
+
+    async fn send(router: &Router, method: &Method, path: &str) -> Answer {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .expect("a request");
+        let res = router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = res.into_body().collect().await.expect("a body").to_bytes();
+        Answer {
+            status,
+            content_type,
+            body: body.to_vec(),
+        }
+    }
+
+    /// Every `(path template, method, operation)` of the document.
+    fn operations(doc: &Value) -> Vec<(String, Method, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("a path item") {
+                let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .expect("an HTTP method");
+                ops.push((path.clone(), method, op.clone()));
+            }
+        }
+        ops
+    }
+
+    /// `template` with each parameter replaced by a value.
+    fn instantiate(template: &str) -> String {
+        template
+            .split('/')
+            .map(|seg| match seg {
+                "{appId}" => "app",
+                "{apiKey}" => "key",
+                s if s.starts_with('{') => "x",
+                s => s,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Whether `path` is an instance of `template` (a parameter matches
+    /// any one segment: the route is the same when it is empty, only its
+    /// answer differs).
+    fn matches(template: &str, path: &str) -> bool {
+        let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+    }
+
+    /// `#/components/{kind}/{name}` of `doc`, following one `$ref`.
+    fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+        match v["$ref"].as_str() {
+            Some(r) => r
+                .strip_prefix("#/")
+                .expect("a local reference")
+                .split('/')
+                .fold(doc, |node, key| &node[key]),
+            None => v,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_operation_is_routed_and_answers_as_documented() {
+        let (router, state) = router();
+        let doc = document();
+        let ops = operations(&doc);
+        assert_eq!(
+            ops.len(),
+            10,
+            "{:?}",
+            ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
+        );
+        for (template, method, op) in ops {
+            let path = instantiate(&template);
+            let a = send(&router, &method, &path).await;
+            let what = format!("{method} {path} ({template}): {} {:?}", a.status, a.json());
+            assert!(a.routed(), "not routed: {what}");
+            let response = &op["responses"][a.status.as_str()];
+            assert!(!response.is_null(), "undocumented status: {what}");
+            let response = resolve(&doc, response);
+            let content = response["content"].as_object().expect("documented content");
+            assert!(
+                content
+                    .keys()
+                    .any(|ct| a.content_type.starts_with(ct.as_str())),
+                "content type {:?} not in {:?}: {what}",
+                a.content_type,
+                content.keys()
+            );
+            if let Some(schema) = content.get("application/json") {
+                let schema = resolve(&doc, &schema["schema"]);
+                let body = a.json();
+                for field in schema["required"].as_array().into_iter().flatten() {
+                    let field = field.as_str().expect("a field name");
+                    assert!(body.get(field).is_some(), "no {field:?}: {what}");
+                }
+            }
+        }
+        for app in state.apps.values() {
+            app.engine.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_routed_request_is_an_operation() {
+        let (router, state) = router();
+        let doc = document();
+        let ops = operations(&doc);
+        let mut paths = BTreeSet::new();
+        for a in VOCABULARY {
+            paths.insert(format!("/{a}"));
+            for b in VOCABULARY {
+                paths.insert(format!("/{a}/{b}"));
+            }
+        }
+        let mut suffixes: Vec<String> = VOCABULARY.iter().map(|s| (*s).to_owned()).collect();
+        for _ in 1..3 {
+            let longer: Vec<String> = suffixes
+                .iter()
+                .flat_map(|s| VOCABULARY.iter().map(move |v| format!("{s}/{v}")))
+                .collect();
+            suffixes.extend(longer);
+        }
+        paths.extend(suffixes.iter().map(|s| format!("/app/key/{s}")));
+        for ignored in NOT_REST {
+            paths.remove(ignored);
+        }
+        assert!(paths.len() > 3500, "{}", paths.len());
+
+        let mut routed = 0;
+        for path in &paths {
+            for method in &METHODS {
+                let a = send(&router, method, path).await;
+                if !a.routed() {
+                    continue;
+                }
+                routed += 1;
+                assert!(
+                    ops.iter().any(|(t, m, _)| m == method && matches(t, path)),
+                    "{method} {path} is answered ({} {:?}) but not in the document",
+                    a.status,
+                    a.json()
+                );
+            }
+        }
+        // The operations and their instances with other segments.
+        assert!(routed > 100, "{routed}");
+        for app in state.apps.values() {
+            app.engine.shutdown().await;
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_its_references_resolve() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(Value::String(r)) = m.get("$ref") {
+                        out.push(r);
+                    }
+                    m.values().for_each(|v| refs(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 20);
+        for r in all {
+            let reference = json!({ "$ref": r });
+            assert!(
+                resolve(&doc, &reference).is_object(),
+                "{r} does not resolve"
+            );
+        }
+        // Links name operations that exist, and their path parameters.
+        let ops = operations(&doc);
+        let mut links = 0;
+        for (_, _, op) in &ops {
+            for response in op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, r)| r)
+            {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    links += 1;
+                    let target = ops
+                        .iter()
+                        .find(|(_, _, o)| o["operationId"] == link["operationId"])
+                        .unwrap_or_else(|| panic!("link {name}: no such operation"));
+                    for param in link["parameters"].as_object().expect("parameters").keys() {
+                        assert!(
+                            target.0.contains(&format!("{{{param}}}")),
+                            "link {name}: {param} is no parameter of {}",
+                            target.0
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(links, 3);
+        // Every path parameter of a template is declared by its operations.
+        for (template, method, op) in operations(&doc) {
+            let declared: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| resolve(&doc, p)["name"].as_str().unwrap().to_owned())
+                .collect();
+            let used: BTreeSet<String> = template
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(declared, used, "{method} {template}");
+        }
+    }
+
+    #[test]
+    fn cors_allows_exactly_the_documented_methods() {
+        let documented: BTreeSet<String> = operations(&document())
+            .into_iter()
+            .map(|(_, m, _)| m.to_string())
+            .collect();
+        let allowed: BTreeSet<String> = crate::cors::ALLOWED_METHODS
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(documented, allowed);
+    }
+
+    #[test]
+    fn no_app_may_take_the_route() {
+        // Its socket.io route would collide with `/openapi.json`.
+        let config = Config {
+            apps: vec![AppConfig::new("openapi.json", "key")],
+            ..Config::default()
+        };
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("reserved"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_405_says_what_is_allowed() {
+        let (router, state) = router();
+        for (method, path, allow) in [
+            (Method::PUT, "/app/key/messaging/x", "DELETE, GET, POST"),
+            (Method::POST, "/app/key/info", "GET"),
+            (Method::GET, "/app/key/messaging/channels/x", "DELETE"),
+            (
+                Method::POST,
+                "/app/key/messaging/channels/subscribe",
+                "DELETE",
+            ),
+            (Method::PUT, "/app/key/messaging/x/subscribe", "POST"),
+            (Method::POST, "/app/key/messaging/x/y", "GET"),
+            (Method::POST, "/health", "GET"),
+            (Method::DELETE, "/openapi.json", "GET"),
+        ] {
+            let req = Request::builder()
+                .method(&method)
+                .uri(path)
+                .body(Body::empty())
+                .unwrap();
+            let res = router.clone().oneshot(req).await.unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(
+                res.headers()
+                    .get(header::ALLOW)
+                    .and_then(|v| v.to_str().ok()),
+                Some(allow),
+                "{method} {path}"
+            );
+        }
+        for app in state.apps.values() {
+            app.engine.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn served_without_a_key() {
+        let (router, state) = router();
+        let a = send(&router, &Method::GET, "/openapi.json").await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.content_type, "application/json");
+        assert_eq!(a.json(), document());
+        let a = send(&router, &Method::POST, "/openapi.json").await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+        for app in state.apps.values() {
+            app.engine.shutdown().await;
+        }
+    }
+}
