@@ -35,7 +35,7 @@ use crate::store::RunState;
 use crate::transport::{Inbox, Membership, Subscription};
 use crate::{
     Body, Clock, DeliveryOptions, Error, MessageId, MessageStatus, PublishOptions, PublishRequest,
-    PublishStatus, limits,
+    PublishStatus, StoreStats, limits,
 };
 
 pub use builder::EngineBuilder;
@@ -290,9 +290,19 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let pending = self.shared.lock().wheel.len() as u64;
         let t = &self.shared.transport;
-        self.shared
-            .counters
-            .snapshot(pending, t.channels().len() as u64, t.subscriptions() as u64)
+        self.shared.counters.snapshot(
+            pending,
+            t.channels().len() as u64,
+            t.subscriptions() as u64,
+            &self.shared.store.stats(),
+        )
+    }
+
+    /// What the store reports about itself ([`Store::stats`](crate::Store::stats)):
+    /// whether it can write (and why not), damaged messages set aside,
+    /// finished messages purged.
+    pub fn store_stats(&self) -> StoreStats {
+        self.shared.store.stats()
     }
 
     /// How many runs are waiting in this engine's wheel.
