@@ -64,7 +64,10 @@ impl RedbStore {
     /// [`RedbStoreError::Redb`] if redb fails; [`RedbStoreError::Closed`]
     /// after `close`.
     pub fn check_records(&self) -> Result<RecordCheck, RedbStoreError> {
-        let db = self.db().map_err(|_| RedbStoreError::Closed)?;
+        let db = self.db().map_err(|e| match e {
+            herald::StoreError::Closed => RedbStoreError::Closed,
+            other => RedbStoreError::Check(other.to_string()),
+        })?;
         check(&db)
     }
 }

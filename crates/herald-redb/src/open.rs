@@ -2,8 +2,8 @@
 //! migrated first), the last fencing token, and the writer thread.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use herald::codec::PlanCache;
@@ -115,15 +115,7 @@ impl RedbStore {
         }
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
-        let shared = Arc::new(writer::Shared {
-            path,
-            db: RwLock::new(Some(db.clone())),
-            counters: writer::Counters {
-                quarantined: AtomicU64::new(opened.quarantined),
-                ..writer::Counters::default()
-            },
-            purged: tokio::sync::watch::Sender::new(0),
-        });
+        let shared = Arc::new(writer::Shared::new(path, db.clone(), opened.quarantined));
         let settings = writer::Settings {
             clock: options.clock,
             retention_ms: options

@@ -22,7 +22,10 @@ impl RedbStore {
     /// As [`check_records`](Self::check_records).
     #[doc(hidden)]
     pub fn raw_tables(&self) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
-        let db = self.db().map_err(|_| RedbStoreError::Closed)?;
+        let db = self.db().map_err(|e| match e {
+            herald::StoreError::Closed => RedbStoreError::Closed,
+            other => RedbStoreError::Check(other.to_string()),
+        })?;
         let txn = db.begin_read()?;
         let mut out = BTreeMap::new();
         let le = |v: &[u64]| v.iter().flat_map(|n| n.to_le_bytes()).collect::<Vec<u8>>();

@@ -98,13 +98,7 @@ impl Drop for Inner {
     /// caller is gone) and wait for it, so the file is released when this
     /// returns.
     fn drop(&mut self) {
-        drop(
-            self.shared
-                .db
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        self.shared.close_db();
         // The writer ends when it sees every sender gone; ours is the last
         // one, dropped with `self` after this function, so ask it to stop.
         let (reply, _) = oneshot::channel();
@@ -183,13 +177,7 @@ impl RedbStore {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        self.inner
-            .shared
-            .db
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(StoreError::Closed)
+        self.inner.shared.read_db()
     }
 
     /// Queues a write and waits for its answer (after the commit).
@@ -412,14 +400,7 @@ impl Store for RedbStore {
             }
             // Reads now fail with `Closed`; the writer releases its handle
             // after applying everything queued before this.
-            drop(
-                inner
-                    .shared
-                    .db
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take(),
-            );
+            inner.shared.close_db();
             let (reply, rx) = oneshot::channel();
             if inner.tx.send(Op::Close { reply }).is_ok() {
                 let _ = rx.await;
@@ -451,6 +432,7 @@ impl Store for RedbStore {
         let mut s = StoreStats::default();
         s.quarantined = c.quarantined.load(Ordering::Relaxed);
         s.purged = c.purged.load(Ordering::Relaxed);
+        s.unavailable = self.inner.shared.unavailable();
         s
     }
 }

@@ -26,7 +26,9 @@
 //! selector?}` → a `SUB_RES {id, data}` per message; `SUB_OFF {id}`.
 //!
 //! Outside the app prefix, without credentials: `GET /health`
-//! (`{"status":"ok"}`) and `GET /metrics` (Prometheus text).
+//! (`{"status":"ok"}`; 503 `{"status":"unavailable","stores":[{"app",
+//! "error"}]}` while an app's store cannot write, a full disk say) and
+//! `GET /metrics` (Prometheus text).
 //!
 //! # Errors
 //!

@@ -2,6 +2,18 @@
 //! [`MAX_BATCH`] of them in one redb write transaction with one durable
 //! commit (group commit), then answers each. In its idle time it purges
 //! what retention allows, in small non-durable transactions.
+//!
+//! **Outages.** redb refuses every operation after an I/O error (a full
+//! disk) until the database is reopened. So after such a failure the
+//! writer drops its `Database` and reopens the file at once (redb repairs
+//! it from the last commit), so reads go on. Writes are tried again with
+//! backoff, 50 ms doubling to 5 s over the whole outage; requests that
+//! come before are answered `StoreError::Unavailable` at once, without
+//! touching the file (each failed try costs a reopen). The outage
+//! (reported by `Store::stats`) lasts until a request's commit succeeds.
+//! Nothing committed is lost: an answer is only sent after its commit.
+//! The outage is logged when it starts, at most every 30 s while it lasts,
+//! and when it ends.
 
 mod exec;
 mod op;
@@ -9,12 +21,12 @@ mod op;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use herald::Clock;
+use herald::{Clock, StoreError};
 use redb::{Database, Durability};
-use tracing::{debug, error};
+use tracing::{debug, error, info, warn};
 
 pub(crate) use exec::Tokens;
 pub(crate) use op::{CancelAnswer, Insert, Op, Reply};
@@ -42,6 +54,14 @@ pub(crate) const PURGE_BATCH: usize = 128;
 /// sleep on it; the look is a comparison, no I/O).
 const PURGE_POLL: Duration = Duration::from_secs(1);
 
+/// The first wait before reopening the database after a failure; doubled
+/// up to [`MAX_REOPEN_BACKOFF`].
+const FIRST_REOPEN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// While the store cannot write, at most one log line per this.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+
 /// Counters the writer keeps (see [`crate::WriterStats`] and
 /// [`herald::StoreStats`]).
 #[derive(Debug, Default)]
@@ -61,11 +81,95 @@ pub(crate) struct Counters {
 pub(crate) struct Shared {
     /// The database file.
     pub(crate) path: PathBuf,
-    /// The database for reads; `None` once closed.
-    pub(crate) db: RwLock<Option<Arc<Database>>>,
+    /// The database for reads.
+    db: RwLock<Slot>,
+    /// Why the store cannot write, while it cannot.
+    unavailable: Mutex<Option<String>>,
     pub(crate) counters: Counters,
     /// The purged count, for whoever waits for a purge (tests).
     pub(crate) purged: tokio::sync::watch::Sender<u64>,
+}
+
+/// The database as readers find it.
+#[derive(Debug)]
+enum Slot {
+    Open(Arc<Database>),
+    /// The writer is reopening it, after this failure.
+    Reopening(String),
+    Closed,
+}
+
+impl Shared {
+    pub(crate) fn new(path: PathBuf, db: Arc<Database>, quarantined: u64) -> Self {
+        Self {
+            path,
+            db: RwLock::new(Slot::Open(db)),
+            unavailable: Mutex::new(None),
+            counters: Counters {
+                quarantined: AtomicU64::new(quarantined),
+                ..Counters::default()
+            },
+            purged: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The database for a read.
+    pub(crate) fn read_db(&self) -> Result<Arc<Database>, StoreError> {
+        match &*self.db.read().unwrap_or_else(|e| e.into_inner()) {
+            Slot::Open(db) => Ok(db.clone()),
+            Slot::Reopening(why) => Err(StoreError::unavailable(why.clone())),
+            Slot::Closed => Err(StoreError::Closed),
+        }
+    }
+
+    /// Readers find the store closed from now on; the handle is released.
+    pub(crate) fn close_db(&self) {
+        let old = std::mem::replace(
+            &mut *self.db.write().unwrap_or_else(|e| e.into_inner()),
+            Slot::Closed,
+        );
+        drop(old);
+    }
+
+    /// Readers find `slot` (unless the store was closed meanwhile).
+    fn set_db(&self, slot: Slot) {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*db, Slot::Closed) {
+            let old = std::mem::replace(&mut *db, slot);
+            drop(db);
+            drop(old);
+        }
+    }
+
+    /// Why the store cannot write right now, if it cannot.
+    pub(crate) fn unavailable(&self) -> Option<String> {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_unavailable(&self, why: Option<String>) {
+        *self.unavailable.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+}
+
+/// An outage: since when the store cannot write, and what it refused.
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    /// The last failure, as clients are told.
+    reason: String,
+    /// Requests answered `Unavailable`.
+    refused: u64,
+    /// Attempts that failed since (reopens and transactions).
+    attempts: u64,
+    last_line: Instant,
+    /// Requests before this are refused without trying.
+    write_at: Instant,
+    /// The wait after the next failure: 50 ms doubling to 5 s over the
+    /// whole outage.
+    backoff: Duration,
 }
 
 /// How the writer runs: the store's clock and its retention.
@@ -87,7 +191,12 @@ fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
 
 /// The writer's state.
 struct Writer {
-    db: Arc<Database>,
+    /// `None` while it cannot be used (after a failure, until reopened).
+    db: Option<Arc<Database>>,
+    /// When to try reopening the database next.
+    reopen: Option<Instant>,
+    /// Set from a failure until a request's commit succeeds.
+    outage: Option<Outage>,
     shared: Arc<Shared>,
     settings: Settings,
     tokens: Tokens,
@@ -108,7 +217,9 @@ pub(crate) fn run(
     settings: Settings,
 ) {
     let mut w = Writer {
-        db,
+        db: Some(db),
+        reopen: None,
+        outage: None,
         shared,
         tokens: Tokens::new(last_token),
         peak: 0.0,
@@ -160,7 +271,12 @@ pub(crate) fn run(
             }
             _ => true,
         });
-        w.apply(&mut batch);
+        w.reopen_if_due();
+        if w.may_write() {
+            w.apply(&mut batch);
+        } else {
+            w.refuse(&mut batch);
+        }
         for op in purges {
             if let Op::Purge { reply } = op {
                 let _ = reply.send(w.purge_all());
@@ -198,6 +314,9 @@ impl Writer {
     /// How long to wait for a request before doing idle work (`None`:
     /// there is none; wait for requests only).
     fn idle_wait(&self) -> Option<Duration> {
+        if let Some(at) = self.reopen {
+            return Some(at.saturating_duration_since(Instant::now()));
+        }
         let next = self.purge_next?;
         Some(if self.now() >= next {
             Duration::ZERO
@@ -206,10 +325,156 @@ impl Writer {
         })
     }
 
-    /// Idle work: one small purge transaction, if something is due.
+    /// Idle work: reopen the database if that is due; else one small purge
+    /// transaction, if something is due (not during an outage: it would
+    /// only fail).
     fn idle(&mut self) {
-        if self.purge_next.is_some_and(|next| self.now() >= next) {
+        if self.reopen.is_some() {
+            self.reopen_if_due();
+        } else if self.outage.is_none() && self.purge_next.is_some_and(|next| self.now() >= next) {
             let _ = self.purge_once();
+        }
+    }
+
+    /// Whether to try a batch now: the database is open, and during an
+    /// outage, its backoff has passed (else the batch is refused at once).
+    fn may_write(&self) -> bool {
+        self.db.is_some()
+            && self
+                .outage
+                .as_ref()
+                .is_none_or(|o| Instant::now() >= o.write_at)
+    }
+
+    /// A failure: the store cannot write until a request's commit succeeds
+    /// again; the next batch is tried after the outage's backoff. If the
+    /// failure leaves redb unusable until reopened (an I/O error: a full or
+    /// failing disk), the database is dropped and reopened at once, so
+    /// reads work meanwhile.
+    fn failed(&mut self, why: &Classified) {
+        if !why.is_retryable() {
+            return;
+        }
+        let reason = why.text().to_owned();
+        self.shared.set_unavailable(Some(reason.clone()));
+        let now = Instant::now();
+        match &mut self.outage {
+            None => {
+                error!(
+                    error = %reason,
+                    "herald-redb: the store cannot write; requests are refused (unavailable) \
+                     until it can again, which is tried by itself"
+                );
+                self.outage = Some(Outage {
+                    since: now,
+                    reason: reason.clone(),
+                    refused: 0,
+                    attempts: 0,
+                    last_line: now,
+                    write_at: now + FIRST_REOPEN_BACKOFF,
+                    backoff: FIRST_REOPEN_BACKOFF * 2,
+                });
+            }
+            Some(o) => {
+                o.reason = reason.clone();
+                o.attempts += 1;
+                o.write_at = now + o.backoff;
+                o.backoff = (o.backoff * 2).min(MAX_REOPEN_BACKOFF);
+            }
+        }
+        if why.needs_reopen() && self.db.is_some() {
+            // Reopened by the loop, once nothing holds this one any more.
+            self.db = None;
+            self.shared.set_db(Slot::Reopening(reason));
+            self.reopen = Some(now);
+        }
+        self.still_down();
+    }
+
+    /// Tries to reopen the database if it is due.
+    fn reopen_if_due(&mut self) {
+        let Some(at) = self.reopen else {
+            return;
+        };
+        if Instant::now() < at {
+            return;
+        }
+        match Database::create(&self.shared.path) {
+            Ok(db) => {
+                debug!("herald-redb: reopened the database");
+                let db = Arc::new(db);
+                self.shared.set_db(Slot::Open(db.clone()));
+                self.db = Some(db);
+                self.reopen = None;
+                // Look again at what is due for purging, once it writes.
+                if self.settings.retention_ms.is_some() {
+                    self.purge_next = Some(0);
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "herald-redb: cannot reopen the database yet");
+                let reason = format!("herald-redb: {e}");
+                self.shared.set_unavailable(Some(reason.clone()));
+                self.shared.set_db(Slot::Reopening(reason.clone()));
+                let wait = match &mut self.outage {
+                    Some(o) => {
+                        o.attempts += 1;
+                        o.reason = reason;
+                        let wait = o.backoff;
+                        o.backoff = (o.backoff * 2).min(MAX_REOPEN_BACKOFF);
+                        o.write_at = Instant::now() + wait;
+                        wait
+                    }
+                    None => MAX_REOPEN_BACKOFF,
+                };
+                self.reopen = Some(Instant::now() + wait);
+                self.still_down();
+            }
+        }
+    }
+
+    /// Answers every request of `ops` with the outage's error, at once.
+    fn refuse(&mut self, ops: &mut Vec<Op>) {
+        let reason = self.outage.as_ref().map_or_else(
+            || "herald-redb: the store cannot write".to_owned(),
+            |o| o.reason.clone(),
+        );
+        let n = ops.len() as u64;
+        for op in ops.drain(..) {
+            op_answer(op).fail(StoreError::unavailable(reason.clone()));
+        }
+        if let Some(o) = &mut self.outage {
+            o.refused += n;
+        }
+        self.still_down();
+    }
+
+    /// At most every 30 s while the store cannot write: a line saying so.
+    fn still_down(&mut self) {
+        if let Some(o) = &mut self.outage
+            && o.last_line.elapsed() >= OUTAGE_LOG_EVERY
+        {
+            o.last_line = Instant::now();
+            warn!(
+                error = %o.reason,
+                for_s = o.since.elapsed().as_secs(),
+                refused = o.refused,
+                failed_attempts = o.attempts,
+                "herald-redb: the store still cannot write"
+            );
+        }
+    }
+
+    /// A request's commit succeeded: an outage is over.
+    fn succeeded(&mut self) {
+        self.shared.set_unavailable(None);
+        if let Some(o) = self.outage.take() {
+            info!(
+                after_ms = o.since.elapsed().as_millis() as u64,
+                refused = o.refused,
+                failed_attempts = o.attempts,
+                "herald-redb: the store writes again"
+            );
         }
     }
 
@@ -220,13 +485,17 @@ impl Writer {
         if ops.is_empty() {
             return;
         }
-        let counters = &self.shared.counters;
+        let Some(db) = self.db.clone() else {
+            return self.refuse(ops);
+        };
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
         let mut done: Vec<Box<dyn Answer>> = Vec::with_capacity(ops.len());
         let requests = ops.len() as u64;
         let mut pending = std::mem::take(ops).into_iter();
         let started = Instant::now();
         let now = self.now();
-        let result = transaction(&self.db, &mut pending, &mut done, &mut self.tokens, now);
+        let result = transaction(&db, &mut pending, &mut done, &mut self.tokens, now);
         counters.transactions.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(requests, Ordering::Relaxed);
         counters.commit_nanos.fetch_add(
@@ -244,16 +513,21 @@ impl Writer {
                     let due = now.saturating_add(retention);
                     self.purge_next = Some(self.purge_next.map_or(due, |n| n.min(due)));
                 }
+                self.succeeded();
                 done.into_iter().for_each(Answer::send);
             }
             Err(e) => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
                 let why = Classified::new(&e);
-                error!(error = %e, "herald-redb: write transaction failed");
+                if !why.is_retryable() {
+                    error!(error = %e, "herald-redb: write transaction failed");
+                }
                 done.into_iter().for_each(|d| d.fail(why.error()));
                 for op in pending {
                     op_answer(op).fail(why.error());
                 }
+                // Logged once per outage (and every 30 s while it lasts).
+                self.failed(&why);
             }
         }
     }
@@ -265,10 +539,13 @@ impl Writer {
             self.purge_next = None;
             return Ok(exec::Purged::default());
         };
+        let Some(db) = self.db.clone() else {
+            return Ok(exec::Purged::default());
+        };
         let now = self.now();
         let cutoff = now.saturating_sub(retention);
         let result = (|| {
-            let mut txn = self.db.begin_write()?;
+            let mut txn = db.begin_write()?;
             // Refused only with persistent savepoints or several writer
             // processes, neither of which this store uses; the commit is
             // then durable, which is merely slower.
@@ -305,8 +582,12 @@ impl Writer {
             }
             Err(e) => {
                 // Tried again at the next look.
-                error!(error = %e, "herald-redb: purge failed");
+                let why = Classified::new(&e);
+                if !why.is_retryable() {
+                    error!(error = %e, "herald-redb: purge failed");
+                }
                 self.purge_next = Some(now.saturating_add(PURGE_POLL.as_millis() as u64));
+                self.failed(&why);
                 Err(e)
             }
         }
@@ -314,6 +595,10 @@ impl Writer {
 
     /// Purges everything due now (`Op::Purge`): how many messages.
     fn purge_all(&mut self) -> Result<u64, herald::StoreError> {
+        if !self.may_write() {
+            let reason = self.shared.unavailable().unwrap_or_default();
+            return Err(StoreError::unavailable(reason));
+        }
         let mut total = 0;
         loop {
             match self.purge_once() {

@@ -11,6 +11,7 @@
 //! | `completer.rs` | recording delivered runs in batches, scheduling the next ones |
 //! | `reload.rs` | rebuilding the wheel at start-up |
 //! | `detached.rs` | futures that finish their work when their caller leaves |
+//! | `throttle.rs` | logging a failure that repeats at a bounded rate |
 
 mod builder;
 mod cancel;
@@ -23,6 +24,7 @@ mod publish;
 mod reload;
 mod shared;
 mod stats;
+mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
