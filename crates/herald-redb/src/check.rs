@@ -11,8 +11,8 @@ use crate::error::RedbStoreError;
 use crate::header::{Header, State};
 use crate::store::RedbStore;
 use crate::tables::{
-    CLAIMS, ENVELOPES, FINALS, FORMAT_VERSION, HEADERS, LAST_TOKEN_KEY, META, QUARANTINE, SCHEDULE,
-    VERSION_KEY,
+    CLAIMS, ENVELOPES, FINALS, FINISHED, FORMAT_VERSION, HEADERS, LAST_TOKEN_KEY, META, QUARANTINE,
+    SCHEDULE, VERSION_KEY,
 };
 
 /// What [`RedbStore::check_records`] found (all of it consistent).
@@ -33,6 +33,9 @@ pub struct RecordCheck {
     pub finals: u64,
     /// Damaged messages moved to `quarantine`.
     pub quarantined: u64,
+    /// Entries in `finished`: final messages (finished, no push
+    /// notification pending), which retention purges in this order.
+    pub retained: u64,
 }
 
 impl RedbStore {
@@ -48,6 +51,11 @@ impl RedbStore {
     ///   due and no final header, with a token not above the last issued;
     /// * every `finals` entry belongs to a `Scheduled` header with the same
     ///   due and holds `Published` or `Failed`;
+    /// * every final message (its header, or its final header, finished
+    ///   with no push notification pending) has a `finished` entry under
+    ///   its finish time, and every `finished` entry belongs to one (or to
+    ///   a quarantined message whose finish time was damaged: retention
+    ///   drops it);
     /// * a quarantined id has no row anywhere else.
     ///
     /// # Errors
@@ -56,7 +64,10 @@ impl RedbStore {
     /// [`RedbStoreError::Redb`] if redb fails; [`RedbStoreError::Closed`]
     /// after `close`.
     pub fn check_records(&self) -> Result<RecordCheck, RedbStoreError> {
-        let db = self.db().map_err(|_| RedbStoreError::Closed)?;
+        let db = self.db().map_err(|e| match e {
+            herald::StoreError::Closed => RedbStoreError::Closed,
+            other => RedbStoreError::Check(other.to_string()),
+        })?;
         check(&db)
     }
 }
@@ -76,6 +87,7 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
     let claims = txn.open_table(CLAIMS)?;
     let finals = txn.open_table(FINALS)?;
     let schedule = txn.open_table(SCHEDULE)?;
+    let finished = txn.open_table(FINISHED)?;
     let quarantine = txn.open_table(QUARANTINE)?;
     let version = meta.get(VERSION_KEY)?.map(|g| g.value());
     if version != Some(FORMAT_VERSION) {
@@ -121,6 +133,7 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
         }
         let claim = claims.get(id)?.map(|g| g.value());
         let due_of = schedule.get(id)?.map(|g| g.value());
+        let mut effective = h.clone();
         match h.state {
             State::Scheduled { due } => {
                 let fin = match finals.get((due, id))? {
@@ -130,6 +143,9 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
                     },
                     None => None,
                 };
+                if let Some(f) = &fin {
+                    effective = f.clone();
+                }
                 if fin.is_none() {
                     c.unfinished += 1;
                     if due_of != Some(due) {
@@ -161,6 +177,19 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
                     return fail(id, format!("token {} above {last_token}", h.token));
                 }
             }
+        }
+        let indexed = finished.get((effective.finished_at, id))?.is_some();
+        if effective.is_final() != indexed {
+            return fail(
+                id,
+                format!(
+                    "{:?} with {} push notifications pending, finished at {}: {} `finished` entry",
+                    effective.state,
+                    effective.counts.push_pending(),
+                    effective.finished_at,
+                    if indexed { "a" } else { "no" }
+                ),
+            );
         }
         c.records += 1;
     }
@@ -201,6 +230,35 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
             );
         }
         c.finals += 1;
+    }
+    for entry in finished.iter()? {
+        let (k, _) = entry?;
+        let (at, id) = k.value();
+        c.retained += 1;
+        if quarantined.contains(&id) {
+            continue;
+        }
+        let Some(h) = headers.get(id)? else {
+            return fail(id, format!("a `finished` entry at {at} without a header"));
+        };
+        let h = Header::decode(h.value()).map_err(|e| RedbStoreError::Check(e.to_string()))?;
+        let effective = match h.state {
+            State::Scheduled { due } => match finals.get((due, id))? {
+                Some(f) => Header::decode_final(f.value())
+                    .map_err(|e| RedbStoreError::Check(e.to_string()))?,
+                None => h,
+            },
+            _ => h,
+        };
+        if !effective.is_final() || effective.finished_at != at {
+            return fail(
+                id,
+                format!(
+                    "a `finished` entry at {at} for {:?} finished at {}",
+                    effective.state, effective.finished_at
+                ),
+            );
+        }
     }
     for entry in schedule.iter()? {
         let (k, v) = entry?;

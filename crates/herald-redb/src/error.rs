@@ -119,6 +119,7 @@ pub(crate) fn other(msg: impl Into<String>) -> StoreError {
 #[derive(Clone, Debug)]
 pub(crate) struct Classified {
     retryable: bool,
+    reopen: bool,
     closed: bool,
     text: String,
 }
@@ -141,9 +142,26 @@ impl Classified {
         );
         Self {
             retryable,
+            reopen: matches!(e, E::Io(_) | E::PreviousIo),
             closed: matches!(e, E::DatabaseClosed),
             text: format!("herald-redb: {e}"),
         }
+    }
+
+    /// Whether a retry may help.
+    pub(crate) fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// Whether redb refuses everything until the database is reopened (an
+    /// I/O error).
+    pub(crate) fn needs_reopen(&self) -> bool {
+        self.reopen
+    }
+
+    /// What to tell: `herald-redb: ` and redb's text.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     /// The error for one request.

@@ -9,14 +9,18 @@
 //!     10     8  token (0: none; only a Cancelled header has one: the claim
 //!               a cancel interrupted, whose completion still counts)
 //!     18    56  7 counters, `DeliveryCounts::to_array` order
-//!     74     4  E = error length (0: no error)
-//!     78     E  error text, UTF-8
+//!     74     8  finished_at, ms (finished states; Scheduled: 0): when the
+//!               message finished, or, if push notifications were still
+//!               pending then, when the last of them got its outcome
+//!     82     4  E = error length (0: no error)
+//!     86     E  error text, UTF-8
 //! ```
 //!
 //! Little-endian. Decoding checks the length, the version, the state tag,
-//! that `due` and `token` are 0 where the state has none, and UTF-8, and
-//! never panics: damage is a [`HeaderError`]. A header has no checksum
-//! (redb checksums its pages), so a changed counter or due still decodes.
+//! that `due`, `token` and `finished_at` are 0 where the state has none,
+//! and UTF-8, and never panics: damage is a [`HeaderError`]. A header has
+//! no checksum (redb checksums its pages), so a changed counter or due
+//! still decodes.
 
 use std::fmt;
 
@@ -26,7 +30,13 @@ use herald::DeliveryCounts;
 pub(crate) const HEADER_VERSION: u8 = 2;
 
 /// Bytes before the error text.
-pub(crate) const FIXED: usize = 78;
+pub(crate) const FIXED: usize = 86;
+
+/// Where `finished_at` is.
+const FINISHED_AT: usize = 74;
+
+/// Where the error length is.
+const ERROR_LEN: usize = 82;
 
 const SCHEDULED: u8 = 0;
 const PUBLISHED: u8 = 2;
@@ -58,6 +68,8 @@ pub(crate) struct Header {
     /// The claim a cancel interrupted (0: none); only on `Cancelled`.
     pub(crate) token: u64,
     pub(crate) counts: DeliveryCounts,
+    /// When it became final (ms on the store's clock); 0 while scheduled.
+    pub(crate) finished_at: u64,
     pub(crate) error: Option<String>,
 }
 
@@ -86,8 +98,15 @@ impl Header {
             state: State::Scheduled { due },
             token: 0,
             counts: DeliveryCounts::default(),
+            finished_at: 0,
             error: None,
         }
+    }
+
+    /// Whether the message is final: finished, with no push notification
+    /// pending (what retention may purge, `finished_at` after).
+    pub(crate) fn is_final(&self) -> bool {
+        self.state.is_finished() && self.counts.push_pending() == 0
     }
 
     /// The stored form. An error text over 4 GiB is cut (at a character
@@ -117,6 +136,12 @@ impl Header {
         for n in self.counts.to_array() {
             out.extend_from_slice(&n.to_le_bytes());
         }
+        let finished_at = if self.state.is_finished() {
+            self.finished_at
+        } else {
+            0
+        };
+        out.extend_from_slice(&finished_at.to_le_bytes());
         out.extend_from_slice(&(error.len() as u32).to_le_bytes());
         out.extend_from_slice(error.as_bytes());
         out
@@ -155,8 +180,14 @@ impl Header {
         for (i, c) in counts.iter_mut().enumerate() {
             *c = u64_at(b, 18 + 8 * i);
         }
+        let finished_at = u64_at(b, FINISHED_AT);
+        if !state.is_finished() && finished_at != 0 {
+            return Err(HeaderError(format!(
+                "a finish time ({finished_at}) on {state:?}"
+            )));
+        }
         let mut len = [0u8; 4];
-        len.copy_from_slice(&b[74..78]);
+        len.copy_from_slice(&b[ERROR_LEN..FIXED]);
         let len = u32::from_le_bytes(len) as usize;
         if b.len() - FIXED != len {
             return Err(HeaderError(format!(
@@ -170,6 +201,7 @@ impl Header {
             state,
             token,
             counts: DeliveryCounts::from_array(counts),
+            finished_at,
             error: (!error.is_empty()).then(|| error.to_owned()),
         })
     }
@@ -208,6 +240,7 @@ mod tests {
             state,
             token: if state == State::Cancelled { 77 } else { 0 },
             counts: DeliveryCounts::from_array([1, 2, 3, 4, 5, 6, u64::MAX]),
+            finished_at: if state.is_finished() { 0x0F0E } else { 0 },
             error: error.map(str::to_owned),
         }
     }
@@ -231,10 +264,14 @@ mod tests {
                 assert_eq!(Header::decode(&b), Ok(h));
             }
         }
-        // No token except on Cancelled: it is not written.
+        // No token except on Cancelled, no finish time on Scheduled: they
+        // are not written.
         let mut h = sample(State::Published, None);
         h.token = 9;
         assert_eq!(Header::decode(&h.encode()).unwrap().token, 0);
+        let mut h = sample(State::Scheduled { due: 5 }, None);
+        h.finished_at = 9;
+        assert_eq!(Header::decode(&h.encode()).unwrap().finished_at, 0);
     }
 
     #[test]
@@ -246,14 +283,16 @@ mod tests {
         assert_eq!(u64_at(&b, 10), 0, "no token");
         assert_eq!(u64_at(&b, 18), 1, "runs first");
         assert_eq!(u64_at(&b, 18 + 6 * 8), u64::MAX, "push_queued last");
-        assert_eq!(&b[74..78], &[2, 0, 0, 0]);
-        assert_eq!(&b[78..], "é".as_bytes());
+        assert_eq!(u64_at(&b, 74), 0, "no finish time");
+        assert_eq!(&b[82..86], &[2, 0, 0, 0]);
+        assert_eq!(&b[86..], "é".as_bytes());
         h.state = State::Cancelled;
         h.token = 0x0A0B;
+        h.finished_at = 0x0C0D;
         let b = h.encode();
         assert_eq!(
-            (b[1], u64_at(&b, 2), u64_at(&b, 10)),
-            (CANCELLED, 0, 0x0A0B)
+            (b[1], u64_at(&b, 2), u64_at(&b, 10), u64_at(&b, 74)),
+            (CANCELLED, 0, 0x0A0B, 0x0C0D)
         );
     }
 
@@ -290,9 +329,10 @@ mod tests {
                     let got = Header::decode(&bad);
                     let framing = at == 0
                         || (at == 1 && ![0, 2, 3, 4].contains(&bad[1]))
-                        || (74..78).contains(&at)
+                        || (82..86).contains(&at)
                         || (s.is_finished() && (2..10).contains(&at))
-                        || (s != State::Cancelled && (10..18).contains(&at));
+                        || (s != State::Cancelled && (10..18).contains(&at))
+                        || (!s.is_finished() && (74..82).contains(&at));
                     if framing {
                         assert!(got.is_err(), "{s:?}: byte {at} ^ {flip:#x} decoded");
                     }

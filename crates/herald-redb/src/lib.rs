@@ -114,9 +114,9 @@ mod writer;
 pub use check::RecordCheck;
 pub use error::RedbStoreError;
 pub use migrate::Migration;
-pub use open::FILE_NAME;
 #[doc(hidden)]
 pub use open::migrate_partly;
+pub use open::{DEFAULT_RETENTION, FILE_NAME, RedbOptions};
 #[doc(hidden)]
 pub use raw::Rows;
 pub use store::{RedbStore, WriterStats};

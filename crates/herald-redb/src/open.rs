@@ -3,10 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use herald::codec::PlanCache;
-use redb::{Database, ReadableTable};
+use herald::{Clock, SystemClock};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata};
 
 use crate::error::RedbStoreError;
 use crate::migrate::{self, Migration};
@@ -16,6 +19,61 @@ use crate::writer;
 
 /// The file inside the data directory.
 pub const FILE_NAME: &str = "herald.redb";
+
+/// How long a final message is kept by default: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// How [`RedbStore::open_with`] opens a store.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use herald::ManualClock;
+/// use herald_core::Tick;
+/// use herald_redb::{RedbOptions, RedbStore};
+///
+/// # fn main() -> Result<(), herald_redb::RedbStoreError> {
+/// let dir = std::env::temp_dir().join(format!("herald-redb-options-{}", std::process::id()));
+/// let clock = ManualClock::new(Tick::from_millis(1_800_000_000_000));
+/// let store = RedbStore::open_with(
+///     &dir,
+///     RedbOptions {
+///         retention: Some(Duration::from_secs(3600)),
+///         clock: Arc::new(clock),
+///         ..RedbOptions::default()
+///     },
+/// )?;
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RedbOptions {
+    /// How long a final message (finished, no push notification pending)
+    /// is kept before it is purged (see [`RedbStore`]'s "Retention");
+    /// `None` keeps everything. Default [`DEFAULT_RETENTION`] (7 days).
+    pub retention: Option<Duration>,
+    /// The store's clock: when messages finish, and so when they are
+    /// purged. Give the engine's clock. Default [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+    /// Messages per transaction of a migration from format version 1
+    /// (for tests). Default 10,000.
+    #[doc(hidden)]
+    pub migration_chunk: usize,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            retention: Some(DEFAULT_RETENTION),
+            clock: Arc::new(SystemClock),
+            migration_chunk: migrate::CHUNK,
+        }
+    }
+}
 
 impl RedbStore {
     /// Opens (or creates) the store in the data directory `dir`: the
@@ -35,45 +93,58 @@ impl RedbStore {
     /// redb file) or the migration fails; [`RedbStoreError::Version`] if it holds a store format this
     /// build neither reads nor migrates.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, RedbStoreError> {
-        Self::open_with_migration_chunk(dir, migrate::CHUNK)
+        Self::open_with(dir, RedbOptions::default())
     }
 
-    /// [`open`](Self::open), migrating `chunk` messages per transaction
-    /// (for tests).
-    #[doc(hidden)]
-    pub fn open_with_migration_chunk(
-        dir: impl AsRef<Path>,
-        chunk: usize,
-    ) -> Result<Self, RedbStoreError> {
+    /// [`open`](Self::open) with a retention and a clock (see
+    /// [`RedbOptions`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with(dir: impl AsRef<Path>, options: RedbOptions) -> Result<Self, RedbStoreError> {
         let (path, db) = database(dir.as_ref())?;
-        let (last_token, migration) = prepare(&db, &path, chunk)?;
+        let now = options.clock.now().as_millis();
+        let opened = prepare(&db, &path, options.migration_chunk, now)?;
+        if opened.quarantined > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                messages = opened.quarantined,
+                "herald-redb: damaged messages are set aside in quarantine"
+            );
+        }
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel();
-        let writer_db = db.clone();
-        let counters = Arc::new(writer::Counters::default());
-        let writer_counters = counters.clone();
+        let shared = Arc::new(writer::Shared::new(path, db.clone(), opened.quarantined));
+        let settings = writer::Settings {
+            clock: options.clock,
+            retention_ms: options
+                .retention
+                .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let writer_shared = shared.clone();
+        let last_token = opened.last_token;
         let writer = std::thread::Builder::new()
             .name("herald-redb-writer".into())
-            .spawn(move || writer::run(writer_db, rx, writer_counters, last_token))
+            .spawn(move || writer::run(db, rx, writer_shared, last_token, settings))
             .map_err(RedbStoreError::Thread)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                path,
-                db: RwLock::new(Some(db)),
+                shared,
                 tx,
                 closed: AtomicBool::new(false),
                 writer: Mutex::new(Some(writer)),
-                counters,
                 plans: PlanCache::default(),
-                migration,
+                migration: opened.migration,
             }),
         })
     }
 }
 
 /// Runs at most `chunks` chunks of `chunk` messages of the v1 migration
-/// of the store in `dir` (which must be a v1 or v2 file), then closes it:
-/// a migration interrupted on purpose (for tests).
+/// of the store in `dir` (which must be a v1 or v2 file), with finished
+/// messages finishing at `now_ms`, then closes it: a migration interrupted
+/// on purpose (for tests).
 ///
 /// # Errors
 ///
@@ -83,10 +154,11 @@ pub fn migrate_partly(
     dir: impl AsRef<Path>,
     chunk: usize,
     chunks: usize,
+    now_ms: u64,
 ) -> Result<Migration, RedbStoreError> {
     let (path, db) = database(dir.as_ref())?;
     match version(&db)? {
-        Some(1) | Some(MIGRATING) => migrate::run(&db, chunk, Some(chunks)),
+        Some(1) | Some(MIGRATING) => migrate::run(&db, chunk, Some(chunks), now_ms),
         Some(FORMAT_VERSION) => Ok(Migration::default()),
         found => Err(RedbStoreError::Version {
             path,
@@ -131,16 +203,21 @@ fn version(db: &Database) -> Result<Option<u64>, RedbStoreError> {
     })
 }
 
+/// What [`prepare`] found.
+struct Opened {
+    last_token: u64,
+    migration: Option<Migration>,
+    /// Messages in `quarantine`.
+    quarantined: u64,
+}
+
 /// Brings the file to format v2 (a new file: the tables; a v1 file: the
-/// migration) and reads the last fencing token issued.
-fn prepare(
-    db: &Database,
-    path: &Path,
-    chunk: usize,
-) -> Result<(u64, Option<Migration>), RedbStoreError> {
+/// migration, whose finished messages finish `now`) and reads the last
+/// fencing token issued and the size of the quarantine.
+fn prepare(db: &Database, path: &Path, chunk: usize, now: u64) -> Result<Opened, RedbStoreError> {
     let migration = match version(db)? {
         Some(FORMAT_VERSION) | None => None,
-        Some(1) | Some(MIGRATING) => Some(migrate::run(db, chunk, None)?),
+        Some(1) | Some(MIGRATING) => Some(migrate::run(db, chunk, None, now)?),
         Some(found) => {
             return Err(RedbStoreError::Version {
                 path: path.to_owned(),
@@ -149,14 +226,21 @@ fn prepare(
         }
     };
     let txn = db.begin_write()?;
-    let last_token = {
+    let (last_token, quarantined) = {
         // Creates what a new file lacks; a v2 file has it all.
         let mut t = Tables::open(&txn)?;
         if t.meta.get(VERSION_KEY)?.is_none() {
             t.meta.insert(VERSION_KEY, FORMAT_VERSION)?;
         }
-        t.meta.get(LAST_TOKEN_KEY)?.map_or(0, |g| g.value())
+        (
+            t.meta.get(LAST_TOKEN_KEY)?.map_or(0, |g| g.value()),
+            t.quarantine.len()?,
+        )
     };
     txn.commit()?;
-    Ok((last_token, migration))
+    Ok(Opened {
+        last_token,
+        migration,
+        quarantined,
+    })
 }

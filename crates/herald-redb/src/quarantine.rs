@@ -70,7 +70,9 @@ pub(crate) fn decode(b: &[u8]) -> Result<Entry<'_>, String> {
 /// Moves every row of message `id` into `quarantine` (in the caller's
 /// transaction) and logs it at error level. A `finals` entry is found
 /// under the header's due (or the `schedule` entry's); its bytes go into
-/// the reason, in hex.
+/// the reason, in hex. Its `finished` entry is found under the finish time
+/// of its header or final header (as decoded, or the bytes where it would
+/// be); one under a damaged finish time stays, and retention drops it.
 pub(crate) fn quarantine(t: &mut Tables<'_>, id: u128, reason: &str) -> Result<(), redb::Error> {
     let header = t.headers.remove(id)?.map(|g| g.value().to_vec());
     let envelope = t.envelopes.remove(id)?.map(|g| g.value().to_vec());
@@ -78,31 +80,47 @@ pub(crate) fn quarantine(t: &mut Tables<'_>, id: u128, reason: &str) -> Result<(
     t.claims.remove(id)?;
     let header = header.unwrap_or_default();
     let mut dues: Vec<u64> = scheduled.into_iter().collect();
+    // Its `finished` entry: under the finish time of its header or of its
+    // final header.
+    let mut finished_at = Vec::new();
+    let raw_u64 = |at: usize| {
+        header.get(at..at + 8).map(|b| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            u64::from_le_bytes(a)
+        })
+    };
     match Header::decode(&header) {
         Ok(Header {
             state: State::Scheduled { due },
             ..
         }) => dues.push(due),
-        Ok(_) => {}
-        // The due's bytes as they are, in case only another part is
-        // damaged.
-        Err(_) => dues.extend(header.get(2..10).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_le_bytes(a)
-        })),
+        Ok(h) => finished_at.push(h.finished_at),
+        // The bytes as they are, in case only another part is damaged.
+        Err(_) => {
+            dues.extend(raw_u64(2));
+            finished_at.extend(raw_u64(74));
+        }
     }
     dues.sort_unstable();
     dues.dedup();
     let mut full = reason.to_owned();
     for due in dues {
         if let Some(f) = t.finals.remove((due, id))? {
-            let hex: String = f.value().iter().map(|b| format!("{b:02x}")).collect();
+            let f = f.value().to_vec();
+            if let Ok(h) = Header::decode_final(&f) {
+                finished_at.push(h.finished_at);
+            }
+            let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
             full.push_str(&format!(" (its final header, due {due}: {hex})"));
         }
     }
+    for at in finished_at {
+        t.finished.remove((at, id))?;
+    }
     let value = encode(&full, &header, &envelope.unwrap_or_default());
     t.quarantine.insert(id, value.as_slice())?;
+    t.quarantined += 1;
     error!(
         message_id = %MessageId::from_u128(id),
         reason = %full,

@@ -7,7 +7,7 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::error::RedbStoreError;
 use crate::store::RedbStore;
-use crate::tables::{CLAIMS, ENVELOPES, FINALS, HEADERS, META, QUARANTINE, SCHEDULE};
+use crate::tables::{CLAIMS, ENVELOPES, FINALS, FINISHED, HEADERS, META, QUARANTINE, SCHEDULE};
 
 /// One table's rows: `(key, value)` as bytes.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
@@ -22,7 +22,10 @@ impl RedbStore {
     /// As [`check_records`](Self::check_records).
     #[doc(hidden)]
     pub fn raw_tables(&self) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
-        let db = self.db().map_err(|_| RedbStoreError::Closed)?;
+        let db = self.db().map_err(|e| match e {
+            herald::StoreError::Closed => RedbStoreError::Closed,
+            other => RedbStoreError::Check(other.to_string()),
+        })?;
         let txn = db.begin_read()?;
         let mut out = BTreeMap::new();
         let le = |v: &[u64]| v.iter().flat_map(|n| n.to_le_bytes()).collect::<Vec<u8>>();
@@ -60,6 +63,15 @@ impl RedbStore {
             rows.push((key, v.value().to_vec()));
         }
         out.insert("finals", rows);
+        let mut rows = Rows::new();
+        for e in txn.open_table(FINISHED)?.iter()? {
+            let (k, _) = e?;
+            let (at, id) = k.value();
+            let mut key = at.to_be_bytes().to_vec();
+            key.extend_from_slice(&id.to_be_bytes());
+            rows.push((key, Vec::new()));
+        }
+        out.insert("finished", rows);
         let mut rows = Rows::new();
         for e in txn.open_table(SCHEDULE)?.iter()? {
             let (k, v) = e?;

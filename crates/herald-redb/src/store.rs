@@ -2,16 +2,16 @@
 //! the writer thread, reads to read transactions).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use herald::codec::{PlanCache, encode_envelope};
 use herald::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
-    MessageId, Next, Record, Start, Store, StoreError, StoreFuture,
+    MessageId, Next, Record, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 use herald_core::Tick;
 use redb::Database;
@@ -38,21 +38,27 @@ const INLINE_CLAIMED: usize = 32;
 /// clone is dropped; after `close`, every method fails with
 /// [`StoreError::Closed`].
 ///
-/// Finished records (published, failed, cancelled) are kept: statuses stay
-/// queryable for as long as the file lives.
+/// # Retention
+///
+/// A message is *final* once it is finished (published, failed or
+/// cancelled) and none of its push notifications is pending. A final
+/// message is purged [`RedbOptions::retention`](crate::RedbOptions::retention) after it became final (on
+/// the store's clock, [`RedbOptions::clock`](crate::RedbOptions::clock)): a one-off after its run, a
+/// repeating message after its last run or its cancel. A status read of a
+/// purged id then answers `unknown`. The writer thread purges in its idle
+/// time, oldest first, at most 128 messages per (non-durable) transaction,
+/// so writes never wait long for it; [`purge`](Self::purge) does it now.
 #[derive(Clone)]
 pub struct RedbStore {
     pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    pub(crate) path: PathBuf,
-    /// `None` once closed.
-    pub(crate) db: RwLock<Option<Arc<Database>>>,
+    /// The file, the database and the counters, shared with the writer.
+    pub(crate) shared: Arc<writer::Shared>,
     pub(crate) tx: Sender<Op>,
     pub(crate) closed: AtomicBool,
     pub(crate) writer: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) counters: Arc<writer::Counters>,
     /// Parsed plans of repeating messages, by id.
     pub(crate) plans: PlanCache,
     /// What the open migrated, if anything.
@@ -80,7 +86,7 @@ pub struct WriterStats {
 impl fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbStore")
-            .field("path", &self.inner.path)
+            .field("path", &self.inner.shared.path)
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .finish()
     }
@@ -92,7 +98,7 @@ impl Drop for Inner {
     /// caller is gone) and wait for it, so the file is released when this
     /// returns.
     fn drop(&mut self) {
-        drop(self.db.write().unwrap_or_else(|e| e.into_inner()).take());
+        self.shared.close_db();
         // The writer ends when it sees every sender gone; ours is the last
         // one, dropped with `self` after this function, so ask it to stop.
         let (reply, _) = oneshot::channel();
@@ -130,7 +136,7 @@ async fn off_thread<T: Send + 'static>(
 impl RedbStore {
     /// The writer thread's counters: transactions, requests, time busy.
     pub fn writer_stats(&self) -> WriterStats {
-        let c = &self.inner.counters;
+        let c = &self.inner.shared.counters;
         WriterStats {
             transactions: c.transactions.load(Ordering::Relaxed),
             requests: c.requests.load(Ordering::Relaxed),
@@ -141,7 +147,25 @@ impl RedbStore {
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.shared.path
+    }
+
+    /// Purges now every final message whose retention has run out (the
+    /// writer also does it by itself, in its idle time); returns how many
+    /// it removed. Does nothing without a retention.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Closed`] after `close`; a redb failure.
+    pub async fn purge(&self) -> Result<u64, StoreError> {
+        self.write(|reply| Op::Purge { reply }).await
+    }
+
+    /// The count of messages purged since the store was opened, as a
+    /// watch (tests wait for the writer's own purges with it).
+    #[doc(hidden)]
+    pub fn watch_purged(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.shared.purged.subscribe()
     }
 
     /// What [`open`](Self::open) migrated from an older format, if it did.
@@ -153,12 +177,7 @@ impl RedbStore {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        self.inner
-            .db
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or(StoreError::Closed)
+        self.inner.shared.read_db()
     }
 
     /// Queues a write and waits for its answer (after the commit).
@@ -381,7 +400,7 @@ impl Store for RedbStore {
             }
             // Reads now fail with `Closed`; the writer releases its handle
             // after applying everything queued before this.
-            drop(inner.db.write().unwrap_or_else(|e| e.into_inner()).take());
+            inner.shared.close_db();
             let (reply, rx) = oneshot::channel();
             if inner.tx.send(Op::Close { reply }).is_ok() {
                 let _ = rx.await;
@@ -406,5 +425,14 @@ impl Store for RedbStore {
             }
             Ok(())
         })
+    }
+
+    fn stats(&self) -> StoreStats {
+        let c = &self.inner.shared.counters;
+        let mut s = StoreStats::default();
+        s.quarantined = c.quarantined.load(Ordering::Relaxed);
+        s.purged = c.purged.load(Ordering::Relaxed);
+        s.unavailable = self.inner.shared.unavailable();
+        s
     }
 }

@@ -37,6 +37,11 @@ pub(crate) const FINALS: TableDefinition<'static, (u64, u128), &'static [u8]> =
 /// `schedule`: id → due of every unfinished message (and of finished ones
 /// `pending` has not yet met: see [`crate::writer`]'s `Forget`).
 pub(crate) const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
+/// `finished`: `(finished_at, id)` → `()` of every final message (finished,
+/// no push notification pending), at its header's `finished_at`: the order
+/// retention purges in.
+pub(crate) const FINISHED: TableDefinition<'static, (u64, u128), ()> =
+    TableDefinition::new("finished");
 /// `quarantine`: id → a damaged message moved aside (see
 /// [`crate::quarantine`]).
 pub(crate) const QUARANTINE: TableDefinition<'static, u128, &'static [u8]> =
@@ -53,7 +58,10 @@ pub(crate) struct Tables<'t> {
     pub(crate) claims: Table<'t, u128, ClaimRow>,
     pub(crate) finals: Table<'t, (u64, u128), &'static [u8]>,
     pub(crate) schedule: Table<'t, u128, u64>,
+    pub(crate) finished: Table<'t, (u64, u128), ()>,
     pub(crate) quarantine: Table<'t, u128, &'static [u8]>,
+    /// Messages moved to `quarantine` in this transaction.
+    pub(crate) quarantined: u64,
 }
 
 impl<'t> Tables<'t> {
@@ -66,7 +74,9 @@ impl<'t> Tables<'t> {
             claims: txn.open_table(CLAIMS)?,
             finals: txn.open_table(FINALS)?,
             schedule: txn.open_table(SCHEDULE)?,
+            finished: txn.open_table(FINISHED)?,
             quarantine: txn.open_table(QUARANTINE)?,
+            quarantined: 0,
         })
     }
 }

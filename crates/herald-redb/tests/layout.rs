@@ -8,12 +8,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::Arc;
+
 use herald::{
-    CancelOutcome, Claim, Completion, DeliveryCounts, FencingToken, Lease, Next, RunState, Start,
-    Store,
+    Amendment, CancelOutcome, Claim, Completion, DeliveryCounts, FencingToken, Lease, ManualClock,
+    Next, RunState, Start, Store,
 };
 use herald_core::Tick;
-use herald_redb::{FILE_NAME, RedbStore, Rows};
+use herald_redb::{FILE_NAME, RedbOptions, RedbStore, Rows};
 use herald_testkit::TempDir;
 use herald_testkit::store_conformance::{id, small_envelope};
 use redb::{Database, TableDefinition};
@@ -139,10 +141,31 @@ async fn claims_renewals_and_releases_write_only_claims() {
     store.close().await.expect("close");
 }
 
+/// A store on a manual clock showing `now` ms.
+fn open_at(dir: &TempDir, now: u64) -> (RedbStore, ManualClock) {
+    let clock = ManualClock::new(t(now));
+    let store = RedbStore::open_with(
+        &dir.0,
+        RedbOptions {
+            clock: Arc::new(clock.clone()),
+            ..RedbOptions::default()
+        },
+    )
+    .expect("open");
+    (store, clock)
+}
+
+/// The `finished` key of message `n` finished at `at`.
+fn finished_key(at: u64, n: u128) -> Vec<u8> {
+    let mut key = at.to_be_bytes().to_vec();
+    key.extend_from_slice(&id(n).as_u128().to_be_bytes());
+    key
+}
+
 #[tokio::test]
 async fn a_one_off_completion_writes_finals_not_headers() {
     let dir = TempDir::new("layout-final");
-    let store = RedbStore::open(&dir.0).expect("open");
+    let (store, _clock) = open_at(&dir, 5_000);
     for n in 1..=50 {
         insert(&store, n, 10).await;
     }
@@ -152,16 +175,99 @@ async fn a_one_off_completion_writes_finals_not_headers() {
     let after = dump(&store);
     assert_eq!(
         changed(&before, &after),
-        set(&["claims", "finals"]),
-        "the final header goes to finals under (due, id); the header, the envelope \
-         and the schedule entry stay"
+        set(&["claims", "finals", "finished"]),
+        "the final header goes to finals under (due, id), and its finish time to \
+         finished; the header, the envelope and the schedule entry stay"
     );
-    let (key, _) = &after["finals"][0];
+    let (key, value) = &after["finals"][0];
     assert_eq!(&key[..8], &10u64.to_be_bytes(), "keyed by due first");
     assert_eq!(&key[8..], &id(7).as_u128().to_be_bytes());
+    assert_eq!(&value[74..82], &5_000u64.to_le_bytes(), "finished at 5000");
+    assert_eq!(
+        after["finished"],
+        vec![(finished_key(5_000, 7), Vec::new())]
+    );
     assert_eq!(state(&store, 7).await, (RunState::Published, runs(1)));
     let check = store.check_records().expect("consistent");
-    assert_eq!((check.finals, check.unfinished, check.indexed), (1, 49, 50));
+    assert_eq!(
+        (
+            check.finals,
+            check.unfinished,
+            check.indexed,
+            check.retained
+        ),
+        (1, 49, 50, 1)
+    );
+    store.close().await.expect("close");
+}
+
+/// A cancel finishes the header at the store's clock; a one-off whose push
+/// notifications are pending when it completes is not final (no
+/// `finished` entry) until an amendment accounts for the last of them,
+/// which makes it final at that moment.
+#[tokio::test]
+async fn finish_times_and_the_finished_index() {
+    let dir = TempDir::new("layout-finished");
+    let (store, clock) = open_at(&dir, 1_000);
+    for n in 1..=3 {
+        insert(&store, n, 10).await;
+    }
+    clock.set(t(2_000));
+    store.cancel(id(1)).await.expect("cancel");
+    let d = dump(&store);
+    let header = row(&d, "headers", 1).expect("header");
+    assert_eq!(&header[74..82], &2_000u64.to_le_bytes());
+    assert_eq!(d["finished"], vec![(finished_key(2_000, 1), Vec::new())]);
+
+    clock.set(t(3_000));
+    let token = claim(&store, 2, 10, 100).await.expect("claimed");
+    let pushing = DeliveryCounts {
+        runs: 1,
+        push_queued: 3,
+        ..DeliveryCounts::default()
+    };
+    let done = store
+        .complete(vec![Completion {
+            id: id(2),
+            token,
+            counts: pushing,
+            next: Next::Done,
+        }])
+        .await
+        .expect("complete");
+    assert_eq!(done, vec![true]);
+    let before = dump(&store);
+    assert_eq!(before["finished"].len(), 1, "pending pushes: not final");
+    clock.set(t(4_000));
+    let amend = |sent| Amendment {
+        id: id(2),
+        counts: DeliveryCounts {
+            push_sent: sent,
+            ..DeliveryCounts::default()
+        },
+        error: None,
+        fail: false,
+    };
+    store.amend(vec![amend(2)]).await.expect("amend");
+    assert_eq!(dump(&store)["finished"].len(), 1, "one still pending");
+    clock.set(t(6_000));
+    store.amend(vec![amend(1)]).await.expect("amend");
+    let after = dump(&store);
+    assert_eq!(
+        after["finished"],
+        vec![
+            (finished_key(2_000, 1), Vec::new()),
+            (finished_key(6_000, 2), Vec::new())
+        ],
+        "final when the last notification got its outcome"
+    );
+    let (_, fin) = &after["finals"][0];
+    assert_eq!(&fin[74..82], &6_000u64.to_le_bytes());
+    assert_eq!(
+        store.check_records().expect("consistent").retained,
+        2,
+        "message 3 is unfinished"
+    );
     store.close().await.expect("close");
 }
 

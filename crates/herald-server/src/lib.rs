@@ -26,8 +26,11 @@
 //! selector?}` → a `SUB_RES {id, data}` per message; `SUB_OFF {id}`.
 //!
 //! Outside the app prefix, without credentials: `GET /health`
-//! (`{"status":"ok"}`), `GET /metrics` (Prometheus text) and
-//! `GET /openapi.json` (the OpenAPI 3.1 description of the REST API).
+//! (`{"status":"ok"}`; 503 `{"status":"unavailable","stores":[{"app",
+//! "error"}]}` while an app's store cannot write, a full disk say),
+//! `GET /metrics` (Prometheus text; loopback clients only, or a bearer
+//! `metrics_token`) and `GET /openapi.json` (the OpenAPI 3.1 description of
+//! the REST API).
 //!
 //! CORS: every answer but `/metrics`'s grants the request's `Origin` when
 //! `cors_origins` allows it (any, by default), and preflights (`OPTIONS`)
@@ -164,7 +167,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens the message store for one app's data directory: a durable
 /// [`herald_redb::RedbStore`] (`<data_dir>/herald.redb`), so every accepted
-/// message survives a crash.
+/// message survives a crash. Final messages are purged `retention` after
+/// they became final, on `clock` (the engines' clock).
 ///
 /// The one place the store is chosen: every app's engine gets its store
 /// from here (through [`open_stores`]).
@@ -174,10 +178,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The directory cannot be created, or the store cannot be opened: it is
 /// in use (another process has it open: the error is a
 /// [`herald_redb::RedbStoreError::InUse`]), or it is not a Herald store.
-pub fn open_store(data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+pub fn open_store(
+    data_dir: &Path,
+    retention: Duration,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating store directory {}", data_dir.display()))?;
-    match herald_redb::RedbStore::open(data_dir) {
+    let options = herald_redb::RedbOptions {
+        retention: Some(retention),
+        clock,
+        ..herald_redb::RedbOptions::default()
+    };
+    match herald_redb::RedbStore::open_with(data_dir, options) {
         Ok(store) => Ok(Arc::new(store)),
         Err(e @ herald_redb::RedbStoreError::InUse { .. }) => Err(e.into()),
         Err(e) => Err(anyhow::Error::new(e))
@@ -194,17 +207,18 @@ pub struct OpenStores {
 }
 
 /// Opens the store of every app of `config` (`DATA_DIR/apps/{appId}`, see
-/// [`open_store`]).
+/// [`open_store`]) with `config.retention`, on `clock` (give the engines'
+/// clock).
 ///
 /// # Errors
 ///
 /// The first store that cannot be opened; a data directory in use by
 /// another process is one line that names it.
-pub fn open_stores(config: &Config) -> anyhow::Result<OpenStores> {
+pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<OpenStores> {
     let mut stores = HashMap::new();
     for app in &config.apps {
         let dir = config.data_dir.join("apps").join(&app.id);
-        let store = open_store(&dir).map_err(|e| {
+        let store = open_store(&dir, config.retention, clock.clone()).map_err(|e| {
             match e.downcast_ref::<herald_redb::RedbStoreError>() {
                 Some(herald_redb::RedbStoreError::InUse { path }) => anyhow::anyhow!(
                     "the data directory {} is in use by another process: {} is locked \
@@ -297,12 +311,13 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     config.validate()?;
-    let stores = open_stores(&config)?;
+    let stores = open_stores(&config, &clock)?;
     serve_opened(config, stores, listener, shutdown, clock).await
 }
 
 /// As [`serve_with_clock`], on stores already opened by [`open_stores`]
-/// (the binary opens them before it binds and says it listens).
+/// on the same `clock` (the binary opens them before it binds and says it
+/// listens).
 ///
 /// # Errors
 ///

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
-use herald::SystemClock;
+use herald::{Clock, SystemClock};
 use herald_server::config::LogFormat;
 use herald_server::{Cli, Config, ensure_dev_app, open_stores, serve_opened, shutdown_signal};
 use tracing::info;
@@ -64,7 +64,8 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     // process binds or says it listens.
     config.validate()?;
     herald_server::check_tls(config)?;
-    let stores = open_stores(config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let stores = open_stores(config, &clock)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
@@ -76,14 +77,7 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     };
     println!("herald-server listening on {scheme}://{addr}");
     info!(%addr, data_dir = %config.data_dir.display(), apps = config.apps.len(), "listening");
-    serve_opened(
-        config.clone(),
-        stores,
-        listener,
-        shutdown_signal(),
-        Arc::new(SystemClock),
-    )
-    .await
+    serve_opened(config.clone(), stores, listener, shutdown_signal(), clock).await
 }
 
 /// Logs to stderr at the configured level (`--log`, `HERALD_LOG`, `log`),

@@ -95,7 +95,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 11] = [
+        let per_app: [(&str, &str, &str, Field); 14] = [
             (
                 "herald_publishes_total",
                 "counter",
@@ -161,6 +161,24 @@ impl Metrics {
                 "gauge",
                 "Live engine subscriptions (real-time listeners and polling subscriptions).",
                 |s| s.subscriptions,
+            ),
+            (
+                "herald_store_writable",
+                "gauge",
+                "1 while the app's message store can write, 0 while it cannot (a full disk; see /health).",
+                |s| u64::from(!s.store_unavailable),
+            ),
+            (
+                "herald_store_quarantined_messages",
+                "gauge",
+                "Damaged messages the store has set aside (never delivered; logged when found).",
+                |s| s.quarantined,
+            ),
+            (
+                "herald_store_purged_total",
+                "counter",
+                "Finished messages purged by retention since the store was opened.",
+                |s| s.purged,
             ),
         ];
         for (name, kind, help, field) in per_app {
@@ -295,11 +313,18 @@ mod tests {
         m.count_error(8002);
         let mut stats = EngineStats::default();
         stats.published = 4;
-        let text = m.render(&[("A", stats), ("B", EngineStats::default())], 3);
+        stats.quarantined = 2;
+        let mut down = EngineStats::default();
+        down.store_unavailable = true;
+        let text = m.render(&[("A", stats), ("B", down)], 3);
         assert!(text.contains("herald_publishes_total{app=\"A\"} 4\n"));
         assert!(text.contains("herald_publishes_total{app=\"B\"} 0\n"));
         assert!(text.contains("# TYPE herald_scheduled_pending gauge\n"));
         assert!(text.contains("# TYPE herald_recovered_runs_total counter\n"));
+        assert!(text.contains("herald_store_quarantined_messages{app=\"A\"} 2\n"));
+        assert!(text.contains("herald_store_writable{app=\"A\"} 1\n"));
+        assert!(text.contains("herald_store_writable{app=\"B\"} 0\n"));
+        assert!(text.contains("herald_store_purged_total{app=\"B\"} 0\n"));
         assert!(text.contains("herald_http_requests_total{status=\"2xx\"} 1\n"));
         assert!(text.contains("herald_http_requests_total{status=\"4xx\"} 2\n"));
         assert!(text.contains("herald_errors_total{code=\"5030\"} 2\n"));

@@ -168,6 +168,10 @@ fn operation(
     error_statuses: &[&str],
 ) -> serde_json::Map<String, Value> {
     let mut responses = errors(error_statuses);
+    // Every request but a long poll is bounded by `request_timeout`.
+    if id != "poll" {
+        responses.insert("408".into(), reference("responses", "408"));
+    }
     responses.insert("200".into(), ok(summary, ok_schema));
     let mut op = serde_json::Map::new();
     op.insert("operationId".into(), id.into());
@@ -336,16 +340,33 @@ pub(crate) fn document() -> Value {
                 "operationId": "health",
                 "summary": "Liveness",
                 "tags": ["server"],
-                "responses": { "200": ok("The server is up", "Health") }
+                "responses": {
+                    "200": ok("The server is up", "Health"),
+                    "503": {
+                        "description": "An app's store cannot write (a full disk, say)",
+                        "content": { "application/json": { "schema": schema("Unhealthy") } }
+                    }
+                }
             } },
             "/metrics": { "get": {
                 "operationId": "metrics",
                 "summary": "Prometheus metrics (text exposition format 0.0.4)",
                 "tags": ["server"],
-                "responses": { "200": {
-                    "description": "The metrics",
-                    "content": { "text/plain": { "schema": { "type": "string" } } }
-                } }
+                "description": "With `metrics_token` set, for `Authorization: Bearer <token>` \
+                    only; without it, for loopback clients only.",
+                "responses": {
+                    "200": {
+                        "description": "The metrics",
+                        "content": { "text/plain": { "schema": { "type": "string" } } }
+                    },
+                    "401": error_response(&format!(
+                        "No or a wrong bearer token ({})", codes::METRICS_DENIED
+                    )),
+                    "403": error_response(&format!(
+                        "No token is configured and the client is not on loopback ({})",
+                        codes::METRICS_DENIED
+                    ))
+                }
             } },
             "/openapi.json": { "get": {
                 "operationId": "openapi",
@@ -399,6 +420,11 @@ pub(crate) fn document() -> Value {
                      polling subscription ({})",
                     codes::UNKNOWN_ROUTE, codes::UNKNOWN_SUBSCRIPTION
                 )),
+                "408": error_response(&format!(
+                    "Not answered within `request_timeout` ({}); a publish may still have \
+                     been accepted",
+                    codes::REQUEST_TIMEOUT
+                )),
                 "413": error_response(&format!(
                     "The body is larger than `max_body` ({})", codes::BODY_TOO_LARGE
                 )),
@@ -451,6 +477,21 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["status"],
             "properties": { "status": { "const": "ok" } }
+        },
+        "Unhealthy": {
+            "type": "object",
+            "required": ["status", "stores"],
+            "properties": {
+                "status": { "const": "unavailable" },
+                "stores": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["app", "error"],
+                        "properties": { "app": { "type": "string" }, "error": { "type": "string" } }
+                    }
+                }
+            }
         },
         "Info": {
             "type": "object",

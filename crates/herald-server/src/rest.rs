@@ -24,9 +24,27 @@ use crate::state::App;
 
 type Shared = Arc<State>;
 
-/// `GET /health`.
-pub(crate) async fn health() -> Response {
-    json_response(StatusCode::OK, &json!({"status": "ok"}))
+/// `GET /health`: 200 `{"status": "ok"}` while every app's store can
+/// write; 503 `{"status": "unavailable", "stores": [{"app", "error"}]}`
+/// naming each app whose store cannot (a full disk), while it cannot.
+pub(crate) async fn health(AxState(state): AxState<Shared>) -> Response {
+    let mut down: Vec<(&str, String)> = state
+        .apps
+        .iter()
+        .filter_map(|(id, a)| Some((id.as_str(), a.engine.store_stats().unavailable?)))
+        .collect();
+    if down.is_empty() {
+        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+    }
+    down.sort_unstable();
+    let stores: Vec<Value> = down
+        .into_iter()
+        .map(|(app, error)| json!({"app": app, "error": error}))
+        .collect();
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({"status": "unavailable", "stores": stores}),
+    )
 }
 
 /// `GET /metrics`: with `metrics_token` set, for `Authorization: Bearer
@@ -176,7 +194,18 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
                 RequestError::Invalid(e) => e.into(),
                 other => ApiError::malformed_json(other),
             })?;
-            let status = engine.publish_request(&channel, request).await?;
+            let status = match engine.publish_request(&channel, request).await {
+                Ok(status) => status,
+                // 5093: the store logs its outage itself, at a bounded
+                // rate; a refused publish is counted, not logged once per
+                // request.
+                Err(e @ herald::Error::StoreUnavailable(_)) => {
+                    let e = ApiError::from(e);
+                    state.metrics.count_error(e.code);
+                    return Ok(e.into_response());
+                }
+                Err(e) => return Err(e.into()),
+            };
             Ok(json_response(StatusCode::OK, &status))
         }
         // A message on a channel the key may not see answers as an

@@ -526,6 +526,10 @@ fn check_status(a: &Acked, cancel: Option<Cancel>, st: &Value, t: u64) -> Result
     }
     let ok = match (a.kind, status) {
         (Kind::Immediate, "published") => runs == Some(1),
+        // Delivered before a crash that lost the record of it: delivered
+        // again after the restart (at-least-once), `scheduled` until then.
+        // It must still become `published` (the firing check below).
+        (Kind::Immediate, "scheduled") => runs == Some(0),
         (Kind::Once, "scheduled") => runs == Some(0),
         (Kind::Once, "published") => a.due <= t && runs == Some(1),
         (Kind::Repeat { .. }, "scheduled") => runs.is_some(),

@@ -75,7 +75,7 @@ pub use plan::{AfterRun, DeliveryPlan};
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, MemoryStore,
-    Next, Record, RunState, Start, Store, StoreError, StoreFuture,
+    Next, Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 pub use transport::{
     InProcessTransport, Inbox, InboxItem, InboxLimits, Lagged, Membership, PubSubTransport,

@@ -42,6 +42,11 @@ async fn retention_forgets_oldest_finished_only() {
         store.len()
     );
     assert!(store.len() > 100, "some finished records are kept");
+    assert_eq!(
+        store.stats().purged,
+        200 - store.len() as u64,
+        "stats count what was forgotten"
+    );
     for n in 100..200u128 {
         assert!(
             store.get(id(n)).await.unwrap().is_some(),

@@ -16,7 +16,8 @@
 //! new ones start at 0) and the error text, with v1's overlays applied: a
 //! v1 claim becomes a `claims` entry with a fresh token, and a record
 //! finished by a completion gets its final header directly (no `finals`
-//! entry).
+//! entry). v1 kept no finish times: a finished record finishes at the
+//! migration (its `finished` entry too), so retention counts from there.
 
 pub(crate) mod v1;
 
@@ -78,11 +79,13 @@ impl<'t> V1Tables<'t> {
 }
 
 /// Migrates a v1 file in chunks of `chunk` messages, at most `max_chunks`
-/// of them (`None`: to the end).
+/// of them (`None`: to the end). v1 kept no finish times: finished
+/// messages finish `now` (retention counts from the migration).
 pub(crate) fn run(
     db: &Database,
     chunk: usize,
     max_chunks: Option<usize>,
+    now: u64,
 ) -> Result<Migration, RedbStoreError> {
     let chunk = chunk.max(1);
     let started = Instant::now();
@@ -104,7 +107,7 @@ pub(crate) fn run(
                 .map(|e| e.map(|(k, _)| k.value()))
                 .collect::<Result<Vec<u128>, _>>()?;
             for id in ids {
-                one(&mut t, &mut old, id, &mut last_token, &mut m)?;
+                one(&mut t, &mut old, id, &mut last_token, &mut m, now)?;
             }
             t.meta.insert(LAST_TOKEN_KEY, last_token)?;
             // From the first chunk on, the file is version 2 (being
@@ -171,6 +174,7 @@ fn convert(
         state: p.state,
         token: 0,
         counts: p.counts,
+        finished_at: 0,
         error: text(p.error),
     };
     let (mut due, mut lease_until) = (None, None);
@@ -185,6 +189,7 @@ fn convert(
                     state: o.state,
                     token: 0,
                     counts: o.counts,
+                    finished_at: 0,
                     error: text(o.error),
                 };
             }
@@ -209,6 +214,7 @@ fn one(
     id: u128,
     last_token: &mut u64,
     m: &mut Migration,
+    now: u64,
 ) -> Result<(), redb::Error> {
     let bytes = old
         .messages
@@ -226,7 +232,13 @@ fn one(
         _ => None,
     };
     match convert(id, &bytes, firing, outcome.as_deref()) {
-        Ok(c) => {
+        Ok(mut c) => {
+            if c.header.state.is_finished() {
+                c.header.finished_at = now;
+                if c.header.is_final() {
+                    t.finished.insert((now, id), ())?;
+                }
+            }
             t.headers.insert(id, c.header.encode().as_slice())?;
             t.envelopes.insert(id, c.envelope.as_slice())?;
             if let Some(due) = c.due {

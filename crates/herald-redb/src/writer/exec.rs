@@ -43,10 +43,13 @@ impl Tokens {
     }
 }
 
-/// The tables and the token counter of one transaction.
+/// The tables, the token counter and the time of one transaction.
 pub(crate) struct Ctx<'a, 't> {
     pub(crate) t: &'a mut Tables<'t>,
     pub(crate) tokens: &'a mut Tokens,
+    /// The store's clock when the transaction began (ms): the finish time
+    /// of what it finishes.
+    pub(crate) now: u64,
 }
 
 type R<T> = Result<T, redb::Error>;
@@ -85,6 +88,35 @@ fn final_header(t: &mut Tables<'_>, id: u128, due: u64) -> R<Result<Option<Heade
 
 fn put_header(t: &mut Tables<'_>, id: u128, h: &Header) -> R<()> {
     t.headers.insert(id, h.encode().as_slice())?;
+    Ok(())
+}
+
+/// A message just finished at `now`: its finish time, and its `finished`
+/// entry if it is final (no push notification pending).
+fn finish(t: &mut Tables<'_>, id: u128, h: &mut Header, now: u64) -> R<()> {
+    h.finished_at = now;
+    if h.is_final() {
+        t.finished.insert((now, id), ())?;
+    }
+    Ok(())
+}
+
+/// The counters of a message changed (an amendment, a late completion):
+/// keeps its `finished` entry in step. One that stops being final (push
+/// notifications pending again) loses it; one that becomes final (the last
+/// pending notification got its outcome) gets one at `now`, its new finish
+/// time, so retention counts from there.
+fn recounted(t: &mut Tables<'_>, id: u128, was_final: bool, h: &mut Header, now: u64) -> R<()> {
+    match (was_final, h.is_final()) {
+        (true, false) => {
+            t.finished.remove((h.finished_at, id))?;
+        }
+        (false, true) => {
+            h.finished_at = now;
+            t.finished.insert((now, id), ())?;
+        }
+        _ => {}
+    }
     Ok(())
 }
 
@@ -182,18 +214,21 @@ pub(crate) fn renew(t: &mut Tables<'_>, leases: &[Lease], lease_until: u64) -> R
 /// `schedule` entry, never the envelope. A message cancelled while firing
 /// keeps the interrupted claim's token in its header: that completion adds
 /// its counters and clears it.
-pub(crate) fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> R<Vec<bool>> {
+pub(crate) fn complete(c: &mut Ctx<'_, '_>, completions: Vec<Completion>) -> R<Vec<bool>> {
+    let (t, now) = (&mut *c.t, c.now);
     let mut out = Vec::with_capacity(completions.len());
     for c in completions {
         let id = c.id.as_u128();
         let token = c.token.get();
         let held = t.claims.get(id)?.map(|g| g.value());
         let applied = match held {
-            Some((due, _, held)) if held == token => complete_claimed(t, id, due, c)?,
+            Some((due, _, held)) if held == token => complete_claimed(t, id, due, c, now)?,
             _ => match header(t, id)? {
                 Some(mut h) if h.state == State::Cancelled && h.token != 0 && h.token == token => {
+                    let was_final = h.is_final();
                     h.counts.add(&c.counts);
                     h.token = 0;
+                    recounted(t, id, was_final, &mut h, now)?;
                     put_header(t, id, &h)?;
                     true
                 }
@@ -205,7 +240,7 @@ pub(crate) fn complete(t: &mut Tables<'_>, completions: Vec<Completion>) -> R<Ve
     Ok(out)
 }
 
-fn complete_claimed(t: &mut Tables<'_>, id: u128, due: u64, c: Completion) -> R<bool> {
+fn complete_claimed(t: &mut Tables<'_>, id: u128, due: u64, c: Completion, now: u64) -> R<bool> {
     let Some(mut h) = header(t, id)? else {
         return Ok(false);
     };
@@ -235,6 +270,7 @@ fn complete_claimed(t: &mut Tables<'_>, id: u128, due: u64, c: Completion) -> R<
             } else {
                 h.state = State::Published;
             }
+            finish(t, id, &mut h, now)?;
             // The header stays `Scheduled { due }`; the final one wins, and
             // the `schedule` entry stays until `pending` meets it.
             t.finals.insert((due, id), h.encode().as_slice())?;
@@ -244,9 +280,10 @@ fn complete_claimed(t: &mut Tables<'_>, id: u128, due: u64, c: Completion) -> R<
 }
 
 /// Cancels a scheduled or firing message: the header becomes `Cancelled`
-/// (with the interrupted claim's token), its `schedule` and `claims`
-/// entries go. A finished one is reported as it is.
-pub(crate) fn cancel(t: &mut Tables<'_>, id: u128) -> R<Result<CancelAnswer, StoreError>> {
+/// (with the interrupted claim's token, finished now), its `schedule` and
+/// `claims` entries go. A finished one is reported as it is.
+pub(crate) fn cancel(c: &mut Ctx<'_, '_>, id: u128) -> R<Result<CancelAnswer, StoreError>> {
+    let (t, now) = (&mut *c.t, c.now);
     let Some(mut h) = header(t, id)? else {
         return Ok(match t.quarantine.get(id)?.map(|g| reason_of(g.value())) {
             Some(reason) => Err(quarantined(id, reason)),
@@ -267,6 +304,7 @@ pub(crate) fn cancel(t: &mut Tables<'_>, id: u128) -> R<Result<CancelAnswer, Sto
         Some((d, _, token)) if d == due => token,
         _ => 0,
     };
+    finish(t, id, &mut h, now)?;
     put_header(t, id, &h)?;
     t.schedule.remove(id)?;
     Ok(Ok(CancelAnswer::Cancelled(h)))
@@ -278,7 +316,10 @@ fn reason_of(value: &[u8]) -> String {
 
 /// Adds counters and errors: to the final header of a message finished by
 /// a completion, else to its header. `fail` moves `Published` to `Failed`.
-pub(crate) fn amend(t: &mut Tables<'_>, amendments: Vec<Amendment>) -> R<()> {
+/// A finished message whose push notifications are all accounted for
+/// becomes final now (see [`recounted`]).
+pub(crate) fn amend(c: &mut Ctx<'_, '_>, amendments: Vec<Amendment>) -> R<()> {
+    let (t, now) = (&mut *c.t, c.now);
     let apply = |h: &mut Header, a: &Amendment| {
         h.counts.add(&a.counts);
         if let Some(e) = &a.error {
@@ -296,7 +337,9 @@ pub(crate) fn amend(t: &mut Tables<'_>, amendments: Vec<Amendment>) -> R<()> {
         if let State::Scheduled { due } = h.state {
             match final_header(t, id, due)? {
                 Ok(Some(mut f)) => {
+                    let was_final = f.is_final();
                     apply(&mut f, &a);
+                    recounted(t, id, was_final, &mut f, now)?;
                     t.finals.insert((due, id), f.encode().as_slice())?;
                     continue;
                 }
@@ -304,7 +347,9 @@ pub(crate) fn amend(t: &mut Tables<'_>, amendments: Vec<Amendment>) -> R<()> {
                 Err(()) => continue,
             }
         }
+        let was_final = h.is_final();
         apply(&mut h, &a);
+        recounted(t, id, was_final, &mut h, now)?;
         put_header(t, id, &h)?;
     }
     Ok(())
@@ -359,4 +404,77 @@ pub(crate) fn quarantine_all(t: &mut Tables<'_>, damaged: &[(u128, String)]) -> 
         }
     }
     Ok(())
+}
+
+/// What a purge pass did (see [`purge`]).
+#[derive(Debug, Default)]
+pub(crate) struct Purged {
+    /// Messages removed.
+    pub(crate) messages: u64,
+    /// Whether more entries were due than the pass took.
+    pub(crate) more: bool,
+    /// The finish time of the first `finished` entry left, if any.
+    pub(crate) next: Option<u64>,
+}
+
+/// Removes at most `max` final messages whose finish time is at or before
+/// `cutoff`, oldest first: header, envelope, final header, a lingering
+/// `schedule` entry and the `finished` entry. An entry whose message is
+/// not (or no longer) final, or is gone, is dropped without removing
+/// anything else.
+pub(crate) fn purge(t: &mut Tables<'_>, cutoff: u64, max: usize) -> R<Purged> {
+    let mut due = Vec::with_capacity(max.min(1024));
+    for entry in t.finished.range(..=(cutoff, u128::MAX))? {
+        let (k, _) = entry?;
+        due.push(k.value());
+        if due.len() > max {
+            break;
+        }
+    }
+    let more = due.len() > max;
+    due.truncate(max);
+    let mut out = Purged {
+        more,
+        ..Purged::default()
+    };
+    for (at, id) in due {
+        if purge_one(t, at, id)? {
+            out.messages += 1;
+        }
+    }
+    out.next = t.finished.first()?.map(|(k, _)| k.value().0);
+    Ok(out)
+}
+
+fn purge_one(t: &mut Tables<'_>, at: u64, id: u128) -> R<bool> {
+    t.finished.remove((at, id))?;
+    let Some(h) = header(t, id)? else {
+        return Ok(false);
+    };
+    let (effective, due) = match h.state {
+        State::Scheduled { due } => match final_header(t, id, due)? {
+            Ok(Some(f)) => (f, Some(due)),
+            // Unfinished (a stale entry), or its final header was damaged
+            // (quarantined just now).
+            _ => return Ok(false),
+        },
+        _ => (h, None),
+    };
+    if !effective.is_final() {
+        return Ok(false);
+    }
+    t.headers.remove(id)?;
+    t.envelopes.remove(id)?;
+    t.claims.remove(id)?;
+    if let Some(due) = due {
+        t.finals.remove((due, id))?;
+        if t.schedule.get(id)?.is_some_and(|g| g.value() == due) {
+            t.schedule.remove(id)?;
+        }
+    }
+    if effective.finished_at != at {
+        // Never written: the header and its entry agree.
+        t.finished.remove((effective.finished_at, id))?;
+    }
+    Ok(true)
 }

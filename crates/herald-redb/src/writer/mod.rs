@@ -1,17 +1,32 @@
 //! The writer thread: drains the queue of write requests and applies up to
 //! [`MAX_BATCH`] of them in one redb write transaction with one durable
-//! commit (group commit), then answers each.
+//! commit (group commit), then answers each. In its idle time it purges
+//! what retention allows, in small non-durable transactions.
+//!
+//! **Outages.** redb refuses every operation after an I/O error (a full
+//! disk) until the database is reopened. So after such a failure the
+//! writer drops its `Database` and reopens the file at once (redb repairs
+//! it from the last commit), so reads go on. Writes are tried again with
+//! backoff, 50 ms doubling to 5 s over the whole outage; requests that
+//! come before are answered `StoreError::Unavailable` at once, without
+//! touching the file (each failed try costs a reopen). The outage
+//! (reported by `Store::stats`) lasts until a request's commit succeeds.
+//! Nothing committed is lost: an answer is only sent after its commit.
+//! The outage is logged when it starts, at most every 30 s while it lasts,
+//! and when it ends.
 
 mod exec;
 mod op;
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::Database;
-use tracing::error;
+use herald::{Clock, StoreError};
+use redb::{Database, Durability};
+use tracing::{debug, error, info, warn};
 
 pub(crate) use exec::Tokens;
 pub(crate) use op::{CancelAnswer, Insert, Op, Reply};
@@ -30,13 +45,139 @@ const LINGER: Duration = Duration::from_micros(200);
 /// How fast the expected batch size forgets a peak (per transaction).
 const PEAK_DECAY: f64 = 0.9;
 
-/// Counters the writer keeps (see [`crate::WriterStats`]).
+/// Messages one purge transaction removes at most: a few ms of work, so a
+/// write that arrives meanwhile waits at most that long.
+pub(crate) const PURGE_BATCH: usize = 128;
+
+/// How often an idle writer looks at the store's clock to see whether
+/// something became purgeable (the clock is injected, so the writer cannot
+/// sleep on it; the look is a comparison, no I/O).
+const PURGE_POLL: Duration = Duration::from_secs(1);
+
+/// The first wait before reopening the database after a failure; doubled
+/// up to [`MAX_REOPEN_BACKOFF`].
+const FIRST_REOPEN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(5);
+
+/// While the store cannot write, at most one log line per this.
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Counters the writer keeps (see [`crate::WriterStats`] and
+/// [`herald::StoreStats`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) transactions: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) commit_nanos: AtomicU64,
+    /// Messages in the `quarantine` table.
+    pub(crate) quarantined: AtomicU64,
+    /// Messages purged by retention since the store was opened.
+    pub(crate) purged: AtomicU64,
+}
+
+/// What the store's handles and its writer thread share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The database file.
+    pub(crate) path: PathBuf,
+    /// The database for reads.
+    db: RwLock<Slot>,
+    /// Why the store cannot write, while it cannot.
+    unavailable: Mutex<Option<String>>,
+    pub(crate) counters: Counters,
+    /// The purged count, for whoever waits for a purge (tests).
+    pub(crate) purged: tokio::sync::watch::Sender<u64>,
+}
+
+/// The database as readers find it.
+#[derive(Debug)]
+enum Slot {
+    Open(Arc<Database>),
+    /// The writer is reopening it, after this failure.
+    Reopening(String),
+    Closed,
+}
+
+impl Shared {
+    pub(crate) fn new(path: PathBuf, db: Arc<Database>, quarantined: u64) -> Self {
+        Self {
+            path,
+            db: RwLock::new(Slot::Open(db)),
+            unavailable: Mutex::new(None),
+            counters: Counters {
+                quarantined: AtomicU64::new(quarantined),
+                ..Counters::default()
+            },
+            purged: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The database for a read.
+    pub(crate) fn read_db(&self) -> Result<Arc<Database>, StoreError> {
+        match &*self.db.read().unwrap_or_else(|e| e.into_inner()) {
+            Slot::Open(db) => Ok(db.clone()),
+            Slot::Reopening(why) => Err(StoreError::unavailable(why.clone())),
+            Slot::Closed => Err(StoreError::Closed),
+        }
+    }
+
+    /// Readers find the store closed from now on; the handle is released.
+    pub(crate) fn close_db(&self) {
+        let old = std::mem::replace(
+            &mut *self.db.write().unwrap_or_else(|e| e.into_inner()),
+            Slot::Closed,
+        );
+        drop(old);
+    }
+
+    /// Readers find `slot` (unless the store was closed meanwhile).
+    fn set_db(&self, slot: Slot) {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if !matches!(*db, Slot::Closed) {
+            let old = std::mem::replace(&mut *db, slot);
+            drop(db);
+            drop(old);
+        }
+    }
+
+    /// Why the store cannot write right now, if it cannot.
+    pub(crate) fn unavailable(&self) -> Option<String> {
+        self.unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_unavailable(&self, why: Option<String>) {
+        *self.unavailable.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+}
+
+/// An outage: since when the store cannot write, and what it refused.
+#[derive(Debug)]
+struct Outage {
+    since: Instant,
+    /// The last failure, as clients are told.
+    reason: String,
+    /// Requests answered `Unavailable`.
+    refused: u64,
+    /// Attempts that failed since (reopens and transactions).
+    attempts: u64,
+    last_line: Instant,
+    /// Requests before this are refused without trying.
+    write_at: Instant,
+    /// The wait after the next failure: 50 ms doubling to 5 s over the
+    /// whole outage.
+    backoff: Duration,
+}
+
+/// How the writer runs: the store's clock and its retention.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) clock: Arc<dyn Clock>,
+    /// How long a final message is kept (ms); `None`: forever.
+    pub(crate) retention_ms: Option<u64>,
 }
 
 fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
@@ -48,24 +189,64 @@ fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
     }
 }
 
+/// The writer's state.
+struct Writer {
+    /// `None` while it cannot be used (after a failure, until reopened).
+    db: Option<Arc<Database>>,
+    /// When to try reopening the database next.
+    reopen: Option<Instant>,
+    /// Set from a failure until a request's commit succeeds.
+    outage: Option<Outage>,
+    shared: Arc<Shared>,
+    settings: Settings,
+    tokens: Tokens,
+    /// How many requests recent batches held: the concurrency to wait for.
+    peak: f64,
+    /// When (store clock, ms) the first `finished` entry may be due for
+    /// purging; `None`: nothing to purge that the writer knows of.
+    purge_next: Option<u64>,
+}
+
 /// The writer loop, starting from the last fencing token issued. Returns
 /// when every sender is gone or on `Close`.
-pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>, counters: Arc<Counters>, last_token: u64) {
-    let mut tokens = Tokens::new(last_token);
+pub(crate) fn run(
+    db: Arc<Database>,
+    rx: Receiver<Op>,
+    shared: Arc<Shared>,
+    last_token: u64,
+    settings: Settings,
+) {
+    let mut w = Writer {
+        db: Some(db),
+        reopen: None,
+        outage: None,
+        shared,
+        tokens: Tokens::new(last_token),
+        peak: 0.0,
+        // Look at once: the file may hold messages due for purging.
+        purge_next: settings.retention_ms.map(|_| 0),
+        settings,
+    };
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    // How many requests recent batches held: the concurrency to wait for.
-    let mut peak = 0.0f64;
     loop {
-        match rx.recv() {
+        let first = match w.idle_wait() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(wait) => rx.recv_timeout(wait),
+        };
+        match first {
             Ok(op) => batch.push(op),
+            Err(RecvTimeoutError::Timeout) => {
+                w.idle();
+                continue;
+            }
             // Every `RedbStore` is gone.
-            Err(_) => return,
+            Err(RecvTimeoutError::Disconnected) => return,
         }
         drain(&rx, &mut batch);
         // Callers answered by the last commit are coming back: wait a
         // little for them rather than commit a fraction of them now and
         // the rest one commit later.
-        let target = (peak as usize).min(MAX_BATCH);
+        let target = (w.peak as usize).min(MAX_BATCH);
         if batch.len() < target {
             let deadline = Instant::now() + LINGER;
             while batch.len() < target {
@@ -79,10 +260,28 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>, counters: Arc<Counters>, 
                 }
             }
         }
-        peak = (peak * PEAK_DECAY).max(batch.len() as f64);
+        w.peak = (w.peak * PEAK_DECAY).max(batch.len() as f64);
         let close = batch.iter().position(|op| matches!(op, Op::Close { .. }));
         let rest = close.map(|at| batch.split_off(at));
-        apply(&db, &mut batch, &counters, &mut tokens);
+        let mut purges = Vec::new();
+        batch.retain_mut(|op| match op {
+            Op::Purge { .. } => {
+                purges.push(std::mem::replace(op, Op::Forget { runs: Vec::new() }));
+                false
+            }
+            _ => true,
+        });
+        w.reopen_if_due();
+        if w.may_write() {
+            w.apply(&mut batch);
+        } else {
+            w.refuse(&mut batch);
+        }
+        for op in purges {
+            if let Op::Purge { reply } = op {
+                let _ = reply.send(w.purge_all());
+            }
+        }
         if let Some(rest) = rest {
             // Everything queued after the close is refused; so is anything
             // still in the channel. Then the database is released before
@@ -98,7 +297,7 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>, counters: Arc<Counters>, 
                 }
             }
             drop(rx);
-            drop(db);
+            drop(w);
             for r in replies {
                 let _ = r.send(Ok(()));
             }
@@ -107,52 +306,333 @@ pub(crate) fn run(db: Arc<Database>, rx: Receiver<Op>, counters: Arc<Counters>, 
     }
 }
 
-/// Applies `ops` in one transaction; answers each after the commit (or
-/// with the error if the transaction fails: then nothing of it is stored).
-fn apply(db: &Database, ops: &mut Vec<Op>, counters: &Counters, tokens: &mut Tokens) {
-    if ops.is_empty() {
-        return;
+impl Writer {
+    fn now(&self) -> u64 {
+        self.settings.clock.now().as_millis()
     }
-    let mut done: Vec<Box<dyn Answer>> = Vec::with_capacity(ops.len());
-    let requests = ops.len() as u64;
-    let mut pending = std::mem::take(ops).into_iter();
-    let started = Instant::now();
-    let result = transaction(db, &mut pending, &mut done, tokens);
-    counters.transactions.fetch_add(1, Ordering::Relaxed);
-    counters.requests.fetch_add(requests, Ordering::Relaxed);
-    counters.commit_nanos.fetch_add(
-        u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
-    match result {
-        Ok(()) => done.into_iter().for_each(Answer::send),
-        Err(e) => {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
-            let why = Classified::new(&e);
-            error!(error = %e, "herald-redb: write transaction failed");
-            done.into_iter().for_each(|d| d.fail(why.error()));
-            for op in pending {
-                op_answer(op).fail(why.error());
+
+    /// How long to wait for a request before doing idle work (`None`:
+    /// there is none; wait for requests only).
+    fn idle_wait(&self) -> Option<Duration> {
+        if let Some(at) = self.reopen {
+            return Some(at.saturating_duration_since(Instant::now()));
+        }
+        let next = self.purge_next?;
+        Some(if self.now() >= next {
+            Duration::ZERO
+        } else {
+            PURGE_POLL
+        })
+    }
+
+    /// Idle work: reopen the database if that is due; else one small purge
+    /// transaction, if something is due (not during an outage: it would
+    /// only fail).
+    fn idle(&mut self) {
+        if self.reopen.is_some() {
+            self.reopen_if_due();
+        } else if self.outage.is_none() && self.purge_next.is_some_and(|next| self.now() >= next) {
+            let _ = self.purge_once();
+        }
+    }
+
+    /// Whether to try a batch now: the database is open, and during an
+    /// outage, its backoff has passed (else the batch is refused at once).
+    fn may_write(&self) -> bool {
+        self.db.is_some()
+            && self
+                .outage
+                .as_ref()
+                .is_none_or(|o| Instant::now() >= o.write_at)
+    }
+
+    /// A failure: the store cannot write until a request's commit succeeds
+    /// again; the next batch is tried after the outage's backoff. If the
+    /// failure leaves redb unusable until reopened (an I/O error: a full or
+    /// failing disk), the database is dropped and reopened at once, so
+    /// reads work meanwhile.
+    fn failed(&mut self, why: &Classified) {
+        if !why.is_retryable() {
+            return;
+        }
+        let reason = why.text().to_owned();
+        self.shared.set_unavailable(Some(reason.clone()));
+        let now = Instant::now();
+        match &mut self.outage {
+            None => {
+                error!(
+                    error = %reason,
+                    "herald-redb: the store cannot write; requests are refused (unavailable) \
+                     until it can again, which is tried by itself"
+                );
+                self.outage = Some(Outage {
+                    since: now,
+                    reason: reason.clone(),
+                    refused: 0,
+                    attempts: 0,
+                    last_line: now,
+                    write_at: now + FIRST_REOPEN_BACKOFF,
+                    backoff: FIRST_REOPEN_BACKOFF * 2,
+                });
+            }
+            Some(o) => {
+                o.reason = reason.clone();
+                o.attempts += 1;
+                o.write_at = now + o.backoff;
+                o.backoff = (o.backoff * 2).min(MAX_REOPEN_BACKOFF);
+            }
+        }
+        if why.needs_reopen() && self.db.is_some() {
+            // Reopened by the loop, once nothing holds this one any more.
+            self.db = None;
+            self.shared.set_db(Slot::Reopening(reason));
+            self.reopen = Some(now);
+        }
+        self.still_down();
+    }
+
+    /// Tries to reopen the database if it is due.
+    fn reopen_if_due(&mut self) {
+        let Some(at) = self.reopen else {
+            return;
+        };
+        if Instant::now() < at {
+            return;
+        }
+        match Database::create(&self.shared.path) {
+            Ok(db) => {
+                debug!("herald-redb: reopened the database");
+                let db = Arc::new(db);
+                self.shared.set_db(Slot::Open(db.clone()));
+                self.db = Some(db);
+                self.reopen = None;
+                // Look again at what is due for purging, once it writes.
+                if self.settings.retention_ms.is_some() {
+                    self.purge_next = Some(0);
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "herald-redb: cannot reopen the database yet");
+                let reason = format!("herald-redb: {e}");
+                self.shared.set_unavailable(Some(reason.clone()));
+                self.shared.set_db(Slot::Reopening(reason.clone()));
+                let wait = match &mut self.outage {
+                    Some(o) => {
+                        o.attempts += 1;
+                        o.reason = reason;
+                        let wait = o.backoff;
+                        o.backoff = (o.backoff * 2).min(MAX_REOPEN_BACKOFF);
+                        o.write_at = Instant::now() + wait;
+                        wait
+                    }
+                    None => MAX_REOPEN_BACKOFF,
+                };
+                self.reopen = Some(Instant::now() + wait);
+                self.still_down();
+            }
+        }
+    }
+
+    /// Answers every request of `ops` with the outage's error, at once.
+    fn refuse(&mut self, ops: &mut Vec<Op>) {
+        let reason = self.outage.as_ref().map_or_else(
+            || "herald-redb: the store cannot write".to_owned(),
+            |o| o.reason.clone(),
+        );
+        let n = ops.len() as u64;
+        for op in ops.drain(..) {
+            op_answer(op).fail(StoreError::unavailable(reason.clone()));
+        }
+        if let Some(o) = &mut self.outage {
+            o.refused += n;
+        }
+        self.still_down();
+    }
+
+    /// At most every 30 s while the store cannot write: a line saying so.
+    fn still_down(&mut self) {
+        if let Some(o) = &mut self.outage
+            && o.last_line.elapsed() >= OUTAGE_LOG_EVERY
+        {
+            o.last_line = Instant::now();
+            warn!(
+                error = %o.reason,
+                for_s = o.since.elapsed().as_secs(),
+                refused = o.refused,
+                failed_attempts = o.attempts,
+                "herald-redb: the store still cannot write"
+            );
+        }
+    }
+
+    /// A request's commit succeeded: an outage is over.
+    fn succeeded(&mut self) {
+        self.shared.set_unavailable(None);
+        if let Some(o) = self.outage.take() {
+            info!(
+                after_ms = o.since.elapsed().as_millis() as u64,
+                refused = o.refused,
+                failed_attempts = o.attempts,
+                "herald-redb: the store writes again"
+            );
+        }
+    }
+
+    /// Applies `ops` in one transaction; answers each after the commit (or
+    /// with the error if the transaction fails: then nothing of it is
+    /// stored).
+    fn apply(&mut self, ops: &mut Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        let Some(db) = self.db.clone() else {
+            return self.refuse(ops);
+        };
+        let shared = self.shared.clone();
+        let counters = &shared.counters;
+        let mut done: Vec<Box<dyn Answer>> = Vec::with_capacity(ops.len());
+        let requests = ops.len() as u64;
+        let mut pending = std::mem::take(ops).into_iter();
+        let started = Instant::now();
+        let now = self.now();
+        let result = transaction(&db, &mut pending, &mut done, &mut self.tokens, now);
+        counters.transactions.fetch_add(1, Ordering::Relaxed);
+        counters.requests.fetch_add(requests, Ordering::Relaxed);
+        counters.commit_nanos.fetch_add(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        match result {
+            Ok(quarantined) => {
+                counters
+                    .quarantined
+                    .fetch_add(quarantined, Ordering::Relaxed);
+                if let Some(retention) = self.settings.retention_ms {
+                    // What this transaction finished is due then at the
+                    // earliest.
+                    let due = now.saturating_add(retention);
+                    self.purge_next = Some(self.purge_next.map_or(due, |n| n.min(due)));
+                }
+                self.succeeded();
+                done.into_iter().for_each(Answer::send);
+            }
+            Err(e) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                let why = Classified::new(&e);
+                if !why.is_retryable() {
+                    error!(error = %e, "herald-redb: write transaction failed");
+                }
+                done.into_iter().for_each(|d| d.fail(why.error()));
+                for op in pending {
+                    op_answer(op).fail(why.error());
+                }
+                // Logged once per outage (and every 30 s while it lasts).
+                self.failed(&why);
+            }
+        }
+    }
+
+    /// One purge transaction (non-durable: a purge lost in a crash is done
+    /// again); updates when to look next.
+    fn purge_once(&mut self) -> Result<exec::Purged, redb::Error> {
+        let Some(retention) = self.settings.retention_ms else {
+            self.purge_next = None;
+            return Ok(exec::Purged::default());
+        };
+        let Some(db) = self.db.clone() else {
+            return Ok(exec::Purged::default());
+        };
+        let now = self.now();
+        let cutoff = now.saturating_sub(retention);
+        let result = (|| {
+            let mut txn = db.begin_write()?;
+            // Refused only with persistent savepoints or several writer
+            // processes, neither of which this store uses; the commit is
+            // then durable, which is merely slower.
+            let _ = txn.set_durability(Durability::None);
+            let (purged, quarantined) = {
+                let mut t = Tables::open(&txn)?;
+                let purged = exec::purge(&mut t, cutoff, PURGE_BATCH)?;
+                (purged, t.quarantined)
+            };
+            txn.commit()?;
+            Ok::<_, redb::Error>((purged, quarantined))
+        })();
+        match result {
+            Ok((purged, quarantined)) => {
+                let c = &self.shared.counters;
+                let total =
+                    c.purged.fetch_add(purged.messages, Ordering::Relaxed) + purged.messages;
+                if purged.messages > 0 {
+                    self.shared.purged.send_replace(total);
+                }
+                c.quarantined.fetch_add(quarantined, Ordering::Relaxed);
+                if purged.messages > 0 {
+                    debug!(
+                        messages = purged.messages,
+                        "herald-redb: purged finished messages"
+                    );
+                }
+                self.purge_next = if purged.more {
+                    Some(now)
+                } else {
+                    purged.next.map(|at| at.saturating_add(retention))
+                };
+                Ok(purged)
+            }
+            Err(e) => {
+                // Tried again at the next look.
+                let why = Classified::new(&e);
+                if !why.is_retryable() {
+                    error!(error = %e, "herald-redb: purge failed");
+                }
+                self.purge_next = Some(now.saturating_add(PURGE_POLL.as_millis() as u64));
+                self.failed(&why);
+                Err(e)
+            }
+        }
+    }
+
+    /// Purges everything due now (`Op::Purge`): how many messages.
+    fn purge_all(&mut self) -> Result<u64, herald::StoreError> {
+        if !self.may_write() {
+            let reason = self.shared.unavailable().unwrap_or_default();
+            return Err(StoreError::unavailable(reason));
+        }
+        let mut total = 0;
+        loop {
+            match self.purge_once() {
+                Ok(p) => {
+                    total += p.messages;
+                    if !p.more {
+                        return Ok(total);
+                    }
+                }
+                Err(e) => return Err(Classified::new(&e).error()),
             }
         }
     }
 }
 
+/// Applies `pending` in one transaction and commits it durably; how many
+/// messages it quarantined.
 fn transaction(
     db: &Database,
     pending: &mut impl Iterator<Item = Op>,
     done: &mut Vec<Box<dyn Answer>>,
     tokens: &mut Tokens,
-) -> Result<(), redb::Error> {
+    now: u64,
+) -> Result<u64, redb::Error> {
     let txn = db.begin_write()?;
     tokens.issued = false;
-    {
+    let quarantined = {
         let mut t = Tables::open(&txn)?;
         for op in pending.by_ref() {
             let (answer, result) = exec(
                 &mut Ctx {
                     t: &mut t,
                     tokens: &mut *tokens,
+                    now,
                 },
                 op,
             );
@@ -162,10 +642,11 @@ fn transaction(
         if tokens.issued {
             t.meta.insert(LAST_TOKEN_KEY, tokens.last)?;
         }
-    }
+        t.quarantined
+    };
     // `Durability::Immediate` (redb's default): durable when this returns.
     txn.commit()?;
-    Ok(())
+    Ok(quarantined)
 }
 
 /// The answer slot of a request that was never applied.
@@ -185,6 +666,7 @@ fn op_answer(op: Op) -> Box<dyn Answer> {
             boxed(reply)
         }
         Op::Release { reply, .. } => boxed(reply),
+        Op::Purge { reply } => boxed(reply),
         Op::Forget { .. } => Box::new(Unanswered),
     }
 }
@@ -221,15 +703,17 @@ fn exec(c: &mut Ctx<'_, '_>, op: Op) -> (Box<dyn Answer>, Result<(), redb::Error
             reply,
         } => answer(reply, exec::renew(c.t, &leases, lease_until).map(Ok)),
         Op::Complete { completions, reply } => {
-            answer(reply, exec::complete(c.t, completions).map(Ok))
+            answer(reply, exec::complete(c, completions).map(Ok))
         }
-        Op::Cancel { id, reply } => answer(reply, exec::cancel(c.t, id)),
-        Op::Amend { amendments, reply } => answer(reply, exec::amend(c.t, amendments).map(Ok)),
+        Op::Cancel { id, reply } => answer(reply, exec::cancel(c, id)),
+        Op::Amend { amendments, reply } => answer(reply, exec::amend(c, amendments).map(Ok)),
         Op::Release { before, reply } => answer(reply, exec::release(c.t, before).map(Ok)),
         Op::Quarantine { damaged, reply } => {
             answer(reply, exec::quarantine_all(c.t, &damaged).map(Ok))
         }
         Op::Forget { runs } => (Box::new(Unanswered), exec::forget(c.t, &runs)),
+        // Taken out of the batch before it is applied.
         Op::Close { reply } => answer(reply, Ok(Ok(()))),
+        Op::Purge { reply } => answer(reply, Ok(Ok(0))),
     }
 }

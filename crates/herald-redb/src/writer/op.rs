@@ -72,6 +72,11 @@ pub(crate) enum Op {
     Forget {
         runs: Vec<(u128, u64)>,
     },
+    /// Purges what retention allows now, to the end (the writer also does
+    /// it by itself when idle); answers how many messages.
+    Purge {
+        reply: Reply<u64>,
+    },
     /// Stop after everything queued before it; answered once the database
     /// is released.
     Close {
@@ -91,6 +96,7 @@ impl fmt::Debug for Op {
             Self::Release { .. } => "Release",
             Self::Quarantine { .. } => "Quarantine",
             Self::Forget { .. } => "Forget",
+            Self::Purge { .. } => "Purge",
             Self::Close { .. } => "Close",
         })
     }
@@ -110,6 +116,7 @@ impl Op {
             Self::Cancel { reply, .. } => closed(reply),
             Self::Amend { reply, .. } | Self::Quarantine { reply, .. } => closed(reply),
             Self::Release { reply, .. } => closed(reply),
+            Self::Purge { reply } => closed(reply),
             Self::Close { reply } => drop(reply.send(Ok(()))),
             Self::Forget { .. } => {}
         }

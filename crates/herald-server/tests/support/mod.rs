@@ -52,6 +52,17 @@ pub fn temp_dir() -> PathBuf {
     ))
 }
 
+/// The tests' HTTP client. No pooled connections: the server closes a
+/// connection idle for `header_read_timeout` on its clock, and tests jump
+/// a manual clock by minutes, which would close a pooled one under the
+/// client's feet.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("HTTP client")
+}
+
 /// A server with app `TEST-APP` / key `test-key` (full permissions), plus
 /// whatever `toml` adds.
 pub async fn start(toml: &str) -> TestServer {
@@ -75,14 +86,7 @@ pub async fn start_on(toml: &str, clock: std::sync::Arc<dyn herald::Clock>) -> T
     TestServer {
         base: server.base_url(),
         server: Some(server),
-        // No pooled connections: the server closes a connection idle for
-        // `header_read_timeout` on its clock, and tests jump a manual
-        // clock by minutes, which would close a pooled one under the
-        // client's feet.
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .expect("HTTP client"),
+        http: http_client(),
         dir,
     }
 }

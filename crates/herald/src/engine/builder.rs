@@ -130,6 +130,7 @@ impl EngineBuilder {
             shut: AtomicBool::new(false),
             ready: tokio::sync::watch::Sender::new(false),
             counters: Default::default(),
+            store_failures: Default::default(),
             lease_ms: u64::try_from(self.lease.as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),

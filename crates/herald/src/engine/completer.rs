@@ -6,8 +6,10 @@
 //! delivered; its completion joins the next batch here (one commit for
 //! many publishes, none on the answer's path). The driver hands its runs
 //! over too, so it goes on to the next due batch while the store commits.
-//! A completion that fails is retried (retryable errors, with backoff on
-//! the engine's clock); if it keeps failing, the run's claim stays in the
+//! A completion that fails with a retryable error (the store cannot write
+//! for now: a full disk) is retried with backoff on the engine's clock
+//! until the store takes it or the engine shuts down, logged at a bounded
+//! rate; one that fails for good is given up: the run's claim stays in the
 //! store until its lease ends and the run is delivered again
 //! (at-least-once) — never turned into an error answer.
 
@@ -19,16 +21,14 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
+use super::driver::recovered;
 use super::shared::Shared;
 use super::stats::Counters;
+use super::throttle::Failure;
 use crate::store::Completion;
 
 /// Completions per store call at most.
 const BATCH: usize = 1024;
-
-/// Attempts per batch before giving up (the runs are then released when
-/// their leases end).
-const ATTEMPTS: u32 = 8;
 
 /// The first retry's delay; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -147,21 +147,31 @@ async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
 async fn record(sh: &Shared, batch: &mut Vec<Done>) {
     let completions: Vec<Completion> = batch.iter().map(|d| d.completion.clone()).collect();
     let mut backoff = FIRST_BACKOFF;
-    let mut attempt = 1;
+    let throttle = &sh.store_failures.complete;
     let applied = loop {
         match sh.store.complete(completions.clone()).await {
-            Ok(applied) => break applied,
-            // Shutting down: one attempt, no waiting (the leases bring the
-            // runs back at the next start).
-            Err(e) if e.is_retryable() && attempt < ATTEMPTS && !sh.is_shut() => {
-                warn!(error = %e, runs = batch.len(), attempt, "store failed to record delivered runs; retrying");
-                let at = sh
-                    .clock
-                    .now()
-                    .saturating_add_millis(backoff.as_millis() as u64);
-                sh.clock.sleep_until(at).await;
+            Ok(applied) => {
+                recovered(throttle, "recording delivered runs");
+                break applied;
+            }
+            // The store cannot write for now: again until it can. Shutting
+            // down: one attempt, no waiting (the leases bring the runs
+            // back at the next start).
+            Err(e) if e.is_retryable() && !sh.is_shut() => {
+                let now = sh.clock.now();
+                match throttle.failure(now) {
+                    Failure::First => {
+                        warn!(error = %e, runs = batch.len(), "store failed to record delivered runs; retrying until it can")
+                    }
+                    Failure::Again { left_out } => {
+                        warn!(error = %e, runs = batch.len(), left_out, "store still fails to record delivered runs; retrying")
+                    }
+                    Failure::Quiet => {}
+                }
+                sh.clock
+                    .sleep_until(now.saturating_add_millis(backoff.as_millis() as u64))
+                    .await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
-                attempt += 1;
             }
             Err(e) => {
                 error!(

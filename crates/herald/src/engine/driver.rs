@@ -15,6 +15,7 @@ use super::inflight::Inflight;
 use super::reload::reload;
 use super::shared::{Command, Run, Shared};
 use super::stats::Counters;
+use super::throttle::{Failure, Throttle};
 use crate::store::{Claim, Claimed, Completion, Next};
 
 /// Runs taken from the wheel per store round trip.
@@ -93,8 +94,11 @@ async fn stop(sh: &Shared, tx: tokio::sync::oneshot::Sender<()>) {
 /// the wheel again.
 async fn release(sh: &Shared, now: Tick) {
     match sh.store.release_expired(now).await {
-        Ok(runs) if runs.is_empty() => {}
+        Ok(runs) if runs.is_empty() => {
+            recovered(&sh.store_failures.release, "releasing expired leases")
+        }
         Ok(runs) => {
+            recovered(&sh.store_failures.release, "releasing expired leases");
             warn!(
                 runs = runs.len(),
                 "leases expired; delivering those runs again"
@@ -105,7 +109,20 @@ async fn release(sh: &Shared, now: Tick) {
                 sh.schedule(&mut st, r.id, r.due);
             }
         }
-        Err(e) => warn!(error = %e, "store failed to release expired leases"),
+        Err(e) => match sh.store_failures.release.failure(now) {
+            Failure::First => warn!(error = %e, "store failed to release expired leases"),
+            Failure::Again { left_out } => {
+                warn!(error = %e, left_out, "store still fails to release expired leases")
+            }
+            Failure::Quiet => {}
+        },
+    }
+}
+
+/// Logs, once, that a write that kept failing works again.
+pub(super) fn recovered(throttle: &Throttle, what: &str) {
+    if let Some(failures) = throttle.success() {
+        info!(failures, "store works again ({what})");
     }
 }
 
@@ -144,10 +161,22 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
         .collect();
     let lease_until = now.saturating_add_millis(sh.lease_ms);
     let claimed = match sh.store.claim(claims, lease_until).await {
-        Ok(c) => c,
+        Ok(c) => {
+            recovered(&sh.store_failures.claim, "claiming due runs");
+            c
+        }
         Err(e) => {
-            // Nothing was claimed: put the runs back and try again shortly.
-            warn!(error = %e, runs = fired.len(), "store failed to claim due runs; retrying");
+            // Nothing was claimed: put the runs back and try again shortly
+            // (logged at a bounded rate: the store may be down a while).
+            match sh.store_failures.claim.failure(now) {
+                Failure::First => {
+                    warn!(error = %e, runs = fired.len(), "store failed to claim due runs; retrying every {RETRY:?}")
+                }
+                Failure::Again { left_out } => {
+                    warn!(error = %e, runs = fired.len(), left_out, "store still fails to claim due runs; retrying")
+                }
+                Failure::Quiet => {}
+            }
             let retry = now.saturating_add_millis(RETRY.as_millis() as u64);
             let mut st = sh.lock();
             for (_, run) in fired {
@@ -156,7 +185,9 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
                     .remove(&run.id)
                     .is_some_and(|f| f.may_reschedule())
                 {
-                    sh.schedule(&mut st, run.id, retry.max(run.due));
+                    // Still the run due at `run.due`: the store's claim
+                    // needs it, and the runs missed by then collapse.
+                    sh.schedule_at(&mut st, run.id, run.due, retry.max(run.due));
                 }
             }
             return;

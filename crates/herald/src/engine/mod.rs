@@ -11,6 +11,7 @@
 //! | `completer.rs` | recording delivered runs in batches, scheduling the next ones |
 //! | `reload.rs` | rebuilding the wheel at start-up |
 //! | `detached.rs` | futures that finish their work when their caller leaves |
+//! | `throttle.rs` | logging a failure that repeats at a bounded rate |
 
 mod builder;
 mod cancel;
@@ -23,6 +24,7 @@ mod publish;
 mod reload;
 mod shared;
 mod stats;
+mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,7 +37,7 @@ use crate::store::RunState;
 use crate::transport::{Inbox, Membership, Subscription};
 use crate::{
     Body, Clock, DeliveryOptions, Error, MessageId, MessageStatus, PublishOptions, PublishRequest,
-    PublishStatus, limits,
+    PublishStatus, StoreStats, limits,
 };
 
 pub use builder::EngineBuilder;
@@ -216,6 +218,9 @@ impl Engine {
         let Ok(mid) = id.parse::<MessageId>() else {
             return Ok(MessageStatus::unknown(id));
         };
+        // Not before the start-up reload: a run a crash left claimed is
+        // released by then.
+        self.shared.reloaded().await;
         let Some(record) = self.shared.store.get(mid).await? else {
             return Ok(MessageStatus::unknown(id));
         };
@@ -381,9 +386,19 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let pending = self.shared.lock().wheel.len() as u64;
         let t = &self.shared.transport;
-        self.shared
-            .counters
-            .snapshot(pending, t.channels().len() as u64, t.subscriptions() as u64)
+        self.shared.counters.snapshot(
+            pending,
+            t.channels().len() as u64,
+            t.subscriptions() as u64,
+            &self.shared.store.stats(),
+        )
+    }
+
+    /// What the store reports about itself ([`Store::stats`](crate::Store::stats)):
+    /// whether it can write (and why not), damaged messages set aside,
+    /// finished messages purged.
+    pub fn store_stats(&self) -> StoreStats {
+        self.shared.store.stats()
     }
 
     /// How many runs are waiting in this engine's wheel.

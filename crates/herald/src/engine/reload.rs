@@ -4,9 +4,11 @@
 use herald_core::Tick;
 use tracing::{info, warn};
 
-use super::driver::RETRY;
+use super::driver::{RETRY, recovered};
 use super::shared::Shared;
 use super::stats::Counters;
+use super::throttle::Failure;
+use crate::StoreError;
 
 /// Runs read per page (16 bytes of id and 8 of due each).
 const PAGE: usize = 10_000;
@@ -21,7 +23,7 @@ pub(super) async fn reload(sh: &Shared, single_node: bool) {
         match sh.store.release_expired(before).await {
             Ok(runs) => break runs.len() as u64,
             Err(e) => {
-                warn!(error = %e, "store failed while releasing claims; retrying");
+                failed(sh, &e, "releasing claims");
                 retry_pause(sh).await;
             }
         }
@@ -32,7 +34,7 @@ pub(super) async fn reload(sh: &Shared, single_node: bool) {
         let page = match sh.store.pending(after, PAGE).await {
             Ok(p) => p,
             Err(e) => {
-                warn!(error = %e, "store failed while reloading; retrying");
+                failed(sh, &e, "reloading");
                 retry_pause(sh).await;
                 continue;
             }
@@ -50,6 +52,7 @@ pub(super) async fn reload(sh: &Shared, single_node: bool) {
             break;
         }
     }
+    recovered(&sh.store_failures.reload, "reloading");
     Counters::bump(&sh.counters.recovered_runs, released);
     Counters::bump(&sh.counters.reloaded, loaded);
     if loaded > 0 || released > 0 {
@@ -57,6 +60,17 @@ pub(super) async fn reload(sh: &Shared, single_node: bool) {
             loaded,
             released, "reloaded scheduled messages from the store"
         );
+    }
+}
+
+/// Logs a failed reload step at a bounded rate.
+fn failed(sh: &Shared, e: &StoreError, what: &str) {
+    match sh.store_failures.reload.failure(sh.clock.now()) {
+        Failure::First => warn!(error = %e, "store failed while {what}; retrying every {RETRY:?}"),
+        Failure::Again { left_out } => {
+            warn!(error = %e, left_out, "store still fails while {what}; retrying")
+        }
+        Failure::Quiet => {}
     }
 }
 

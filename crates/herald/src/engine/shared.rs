@@ -11,6 +11,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use super::completer::Completer;
 use super::inflight::Inflight;
 use super::stats::Counters;
+use super::throttle::Throttle;
 use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
@@ -36,9 +37,22 @@ pub(crate) struct Shared {
     /// release a claim in progress, undo a cancel, or reorder runs).
     pub(crate) ready: watch::Sender<bool>,
     pub(crate) counters: Counters,
+    /// Store failures that repeat (it cannot write for a while), logged at
+    /// a bounded rate, one per kind of write.
+    pub(crate) store_failures: StoreFailures,
     pub(crate) lease_ms: u64,
     /// The limits of the inbox of each [`Engine::subscribe`](crate::Engine::subscribe).
     pub(crate) inbox_limits: InboxLimits,
+}
+
+/// The engine's writes that fail again and again while the store cannot
+/// write, each logged at a bounded rate.
+#[derive(Debug, Default)]
+pub(crate) struct StoreFailures {
+    pub(crate) claim: Throttle,
+    pub(crate) complete: Throttle,
+    pub(crate) release: Throttle,
+    pub(crate) reload: Throttle,
 }
 
 /// A run waiting in the wheel.
@@ -81,15 +95,21 @@ pub(crate) enum Command {
 impl Shared {
     /// Waits for the start-up reload, then refuses if shut down.
     pub(crate) async fn admit(&self) -> Result<(), Error> {
+        self.reloaded().await;
+        if self.is_shut() {
+            return Err(Error::ShutDown);
+        }
+        Ok(())
+    }
+
+    /// Waits for the start-up reload (claims left by a crash are released
+    /// and back in the wheel by then).
+    pub(crate) async fn reloaded(&self) {
         if !*self.ready.borrow() {
             let mut rx = self.ready.subscribe();
             // The sender lives in `self`, so this only ends when ready.
             let _ = rx.wait_for(|ready| *ready).await;
         }
-        if self.is_shut() {
-            return Err(Error::ShutDown);
-        }
-        Ok(())
     }
 
     pub(crate) fn is_shut(&self) -> bool {
@@ -104,12 +124,19 @@ impl Shared {
     /// Puts a run in the wheel (replacing the message's earlier entry) and
     /// wakes the driver if it is now the first.
     pub(crate) fn schedule(&self, st: &mut WheelState, id: MessageId, due: Tick) {
-        let key = st.wheel.insert_at(due, Run { id, due });
+        self.schedule_at(st, id, due, due);
+    }
+
+    /// Puts the run due at `due` in the wheel to fire at `at` (a retry
+    /// after the store failed to claim it: the claim must still name the
+    /// stored `due`, and missed runs are counted from it).
+    pub(crate) fn schedule_at(&self, st: &mut WheelState, id: MessageId, due: Tick, at: Tick) {
+        let key = st.wheel.insert_at(at, Run { id, due });
         if let Some(old) = st.keys.insert(id, key) {
             st.wheel.cancel(old);
         }
-        if st.planned_wake.is_none_or(|w| due < w) {
-            st.planned_wake = Some(due);
+        if st.planned_wake.is_none_or(|w| at < w) {
+            st.planned_wake = Some(at);
             self.wake.notify_one();
         }
     }

@@ -2,8 +2,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::StoreStats;
+
 /// A snapshot of an engine's counters since it was built (see
-/// [`Engine::stats`](crate::Engine::stats)). Counters only grow.
+/// [`Engine::stats`](crate::Engine::stats)). Counters only grow; gauges
+/// (`pending`, `channels`, `subscriptions`, `quarantined`,
+/// `store_unavailable`) are the values now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EngineStats {
@@ -32,6 +36,15 @@ pub struct EngineStats {
     pub channels: u64,
     /// Live subscriptions on this node right now.
     pub subscriptions: u64,
+    /// Whether the store cannot write right now (see
+    /// [`Engine::store_stats`](crate::Engine::store_stats) for why).
+    pub store_unavailable: bool,
+    /// Damaged messages the store has set aside (quarantined), from
+    /// [`StoreStats::quarantined`](crate::StoreStats::quarantined).
+    pub quarantined: u64,
+    /// Finished messages the store purged since it was opened, from
+    /// [`StoreStats::purged`](crate::StoreStats::purged).
+    pub purged: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,7 +64,13 @@ impl Counters {
         counter.fetch_add(by, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, pending: u64, channels: u64, subscriptions: u64) -> EngineStats {
+    pub(crate) fn snapshot(
+        &self,
+        pending: u64,
+        channels: u64,
+        subscriptions: u64,
+        store: &StoreStats,
+    ) -> EngineStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         EngineStats {
             published: get(&self.published),
@@ -65,6 +84,9 @@ impl Counters {
             completion_failures: get(&self.completion_failures),
             channels,
             subscriptions,
+            store_unavailable: !store.is_writable(),
+            quarantined: store.quarantined,
+            purged: store.purged,
         }
     }
 }

@@ -10,7 +10,7 @@ use herald_core::Tick;
 
 use super::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, Next,
-    Record, RunState, Start, Store, StoreError, StoreFuture,
+    Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 use crate::{DeliveryCounts, Envelope, MessageId};
 
@@ -19,10 +19,17 @@ const SHARDS: usize = 16;
 /// A [`Store`] in memory: fast, shared by clones, gone when the process
 /// exits.
 ///
-/// Finished records (published, failed, cancelled) are kept for status
-/// queries until more than [`retain_finished`](Self::with_retention)
-/// finished records exist; then the oldest are forgotten (their status
-/// becomes `unknown`). Unfinished records are never dropped.
+/// # Retention
+///
+/// By count, not by time: finished records (published, failed, cancelled)
+/// are kept for status queries until more than
+/// [`retain_finished`](Self::with_retention) finished records exist; then
+/// the oldest finished are forgotten (their status becomes `unknown`;
+/// [`StoreStats::purged`] counts them). Unfinished records are never
+/// dropped. Unlike `herald-redb`'s time-based retention this needs no
+/// clock, and the bound is on memory, which is what an in-memory store
+/// must bound; a record with push notifications pending is not treated
+/// specially (the push pipeline is not wired to this store yet).
 ///
 /// # Examples
 ///
@@ -45,6 +52,8 @@ struct Inner {
     retain_per_shard: usize,
     /// The last fencing token issued.
     tokens: AtomicU64,
+    /// Finished records forgotten.
+    purged: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +94,7 @@ impl MemoryStore {
                 shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
                 retain_per_shard: retain_finished.div_ceil(SHARDS).max(1),
                 tokens: AtomicU64::new(0),
+                purged: AtomicU64::new(0),
             }),
         }
     }
@@ -146,7 +156,9 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 }
 
 impl Shard {
-    fn finish(&mut self, id: MessageId, retain: usize) {
+    /// Records that `id` finished; forgets the oldest finished records past
+    /// `retain`, counting them in `purged`.
+    fn finish(&mut self, id: MessageId, retain: usize, purged: &AtomicU64) {
         self.finished.push_back(id);
         while self.finished.len() > retain {
             let Some(old) = self.finished.pop_front() else {
@@ -158,6 +170,7 @@ impl Shard {
                 .is_some_and(|e| e.record.state.is_finished())
             {
                 self.records.remove(&old);
+                purged.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -296,7 +309,7 @@ impl Store for MemoryStore {
                     }
                 }
                 if e.record.state.is_finished() {
-                    shard.finish(c.id, retain);
+                    shard.finish(c.id, retain, &self.inner.purged);
                 }
                 true
             })
@@ -313,7 +326,7 @@ impl Store for MemoryStore {
                 // A firing run's token stays current for its completion.
                 e.record.state = RunState::Cancelled;
                 let after = e.record.clone();
-                shard.finish(id, self.inner.retain_per_shard);
+                shard.finish(id, self.inner.retain_per_shard, &self.inner.purged);
                 CancelOutcome::Cancelled(after)
             }
         };
@@ -375,5 +388,12 @@ impl Store for MemoryStore {
             }
         }
         ready(Ok(out))
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            purged: self.inner.purged.load(Ordering::Relaxed),
+            ..StoreStats::default()
+        }
     }
 }

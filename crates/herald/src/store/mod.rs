@@ -9,6 +9,7 @@
 
 mod error;
 mod memory;
+mod stats;
 mod types;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use crate::{Envelope, MessageId};
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use stats::StoreStats;
 pub use types::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, Next,
     Record, RunState, Start,
@@ -87,6 +89,30 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 ///   the driver stopped: flush what is buffered and release resources.
 ///   Calls after it may fail with [`StoreError::Closed`]. The default does
 ///   nothing.
+/// * [`stats`](Self::stats) reports, without I/O, whether the store can
+///   write and its counters ([`StoreStats`]); the engine passes them on
+///   (`Engine::store_stats`, `EngineStats`). The default reports a
+///   writable store and zero counters.
+///
+/// # Retention
+///
+/// A store may forget a *final* message (finished, with no push
+/// notification pending: [`DeliveryCounts::push_pending`](crate::DeliveryCounts::push_pending)
+/// is 0) some time after it became final; [`get`](Self::get) then answers
+/// `None`, like for an id never stored, and `amend` and `complete` ignore
+/// it. A repeating message is final after its last run (or its cancel). An
+/// unfinished message, or one with push notifications pending, is never
+/// forgotten. Each store documents its rule (`MemoryStore`: a count of
+/// finished records; `herald-redb`: a time after they became final).
+///
+/// # Outages
+///
+/// A store that cannot write for a while (a full disk) answers writes with
+/// [`StoreError::Unavailable`] (nothing of the call happened), reports it
+/// in [`stats`](Self::stats), and resumes by itself when it can write
+/// again; what it acknowledged before is kept. The engine retries its own
+/// writes (claims, completions) and answers publishes with
+/// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable) meanwhile.
 ///
 /// Errors say whether a retry may help ([`StoreError::is_retryable`]).
 /// `herald-testkit`'s `store_conformance` suite checks all of this; every
@@ -129,6 +155,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn close(&self) -> StoreFuture<'_, ()> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// Whether the store can write, and its counters; no I/O.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -169,5 +200,8 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         (**self).close()
+    }
+    fn stats(&self) -> StoreStats {
+        (**self).stats()
     }
 }

@@ -1,0 +1,287 @@
+//! Retention: a final message (finished, no push notification pending) is
+//! purged `retention` after it became final, on the store's clock; a
+//! repeating message counts from its last run; an unfinished message, or
+//! one with push notifications pending, is never purged; a status read of
+//! a purged id answers `unknown`; the writer purges by itself when idle.
+//!
+//! Before retention existed every one of these messages was kept for as
+//! long as the file lived (the file only grew).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::{
+    Amendment, Claim, Completion, DeliveryCounts, Engine, ManualClock, Next, PublishStatus,
+    RunState, Start, Store,
+};
+use herald_core::Tick;
+use herald_redb::{RedbOptions, RedbStore};
+use herald_testkit::TempDir;
+use herald_testkit::store_conformance::{id, small_envelope};
+
+const T0: u64 = 1_800_000_000_000;
+const MINUTE: u64 = 60_000;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+fn t(ms: u64) -> Tick {
+    Tick::from_millis(ms)
+}
+
+fn open(dir: &TempDir, clock: &ManualClock, retention: Duration) -> RedbStore {
+    RedbStore::open_with(
+        &dir.0,
+        RedbOptions {
+            retention: Some(retention),
+            clock: Arc::new(clock.clone()),
+            ..RedbOptions::default()
+        },
+    )
+    .expect("open")
+}
+
+async fn insert(store: &RedbStore, n: u128, due: u64) {
+    store
+        .insert(small_envelope(n), Start::At(t(due)))
+        .await
+        .expect("insert");
+}
+
+/// Claims message `n`'s run at `due` and completes it with `next`.
+async fn run(store: &RedbStore, n: u128, due: u64, counts: DeliveryCounts, next: Next) {
+    let claimed = store
+        .claim(
+            vec![Claim {
+                id: id(n),
+                due: t(due),
+            }],
+            t(due + HOUR),
+        )
+        .await
+        .expect("claim");
+    let token = claimed[0].as_ref().expect("claimed").token;
+    let applied = store
+        .complete(vec![Completion {
+            id: id(n),
+            token,
+            counts,
+            next,
+        }])
+        .await
+        .expect("complete");
+    assert_eq!(applied, vec![true]);
+}
+
+fn one_run() -> DeliveryCounts {
+    DeliveryCounts {
+        runs: 1,
+        ..DeliveryCounts::default()
+    }
+}
+
+async fn known(store: &RedbStore, n: u128) -> bool {
+    store.get(id(n)).await.expect("get").is_some()
+}
+
+/// No row of message `n` is left in any table.
+fn gone(store: &RedbStore, n: u128) {
+    let raw = id(n).as_u128().to_be_bytes();
+    for (table, rows) in store.raw_tables().expect("tables") {
+        for (k, _) in rows {
+            let holds = k.windows(16).any(|w| w == raw);
+            assert!(!holds, "message {n} left a row in `{table}`");
+        }
+    }
+}
+
+#[tokio::test]
+async fn final_messages_are_purged_retention_after_they_became_final() {
+    let dir = TempDir::new("retention");
+    let clock = ManualClock::new(t(T0));
+    let store = open(&dir, &clock, Duration::from_millis(HOUR));
+    // 1: a one-off, published at T0 + 10 s.
+    // 2: repeating, runs at T0 + 10 s, + 2 h, last at + 4 h.
+    // 3: cancelled at T0 + 20 min.
+    // 4: scheduled 100 days ahead: unfinished, never purged.
+    for (n, due) in [
+        (1, T0 + 10_000),
+        (2, T0 + 10_000),
+        (3, T0 + HOUR),
+        (4, T0 + 100 * DAY),
+    ] {
+        insert(&store, n, due).await;
+    }
+    clock.set(t(T0 + 10_000));
+    run(&store, 1, T0 + 10_000, one_run(), Next::Done).await;
+    run(
+        &store,
+        2,
+        T0 + 10_000,
+        one_run(),
+        Next::At(t(T0 + 2 * HOUR)),
+    )
+    .await;
+    clock.set(t(T0 + 20 * MINUTE));
+    store.cancel(id(3)).await.expect("cancel");
+
+    clock.set(t(T0 + 10_000 + HOUR - 1));
+    assert_eq!(store.purge().await.expect("purge"), 0, "not yet");
+    assert!(known(&store, 1).await);
+    clock.set(t(T0 + 10_000 + HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 1, "the one-off");
+    assert!(!known(&store, 1).await, "purged: unknown");
+    gone(&store, 1);
+    assert!(known(&store, 3).await, "cancelled later");
+
+    clock.set(t(T0 + 20 * MINUTE + HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 1, "the cancelled one");
+    gone(&store, 3);
+
+    // The repeating message goes on; its last run ends it at T0 + 4 h.
+    clock.set(t(T0 + 2 * HOUR));
+    run(
+        &store,
+        2,
+        T0 + 2 * HOUR,
+        one_run(),
+        Next::At(t(T0 + 4 * HOUR)),
+    )
+    .await;
+    clock.set(t(T0 + 4 * HOUR));
+    run(&store, 2, T0 + 4 * HOUR, one_run(), Next::Done).await;
+    clock.set(t(T0 + 5 * HOUR - 1));
+    assert_eq!(
+        store.purge().await.expect("purge"),
+        0,
+        "a repeating message counts from its last run"
+    );
+    let r = store.get(id(2)).await.expect("get").expect("kept");
+    assert_eq!((r.state, r.counts.runs), (RunState::Published, 3));
+    clock.set(t(T0 + 5 * HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 1);
+    gone(&store, 2);
+
+    clock.set(t(T0 + 99 * DAY));
+    assert_eq!(store.purge().await.expect("purge"), 0);
+    assert_eq!(
+        store.get(id(4)).await.expect("get").expect("kept").state,
+        RunState::Scheduled {
+            due: t(T0 + 100 * DAY)
+        },
+        "an unfinished message is never purged"
+    );
+    assert_eq!(store.stats().purged, 3);
+    let check = store.check_records().expect("consistent");
+    assert_eq!((check.records, check.retained), (1, 0), "{check:?}");
+
+    // Through the engine, a purged id answers `unknown`.
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .store(store.clone())
+        .build();
+    let status = engine
+        .message_status(&id(1).to_string())
+        .await
+        .expect("status");
+    assert_eq!(status.status, PublishStatus::Unknown);
+    engine.shutdown().await;
+}
+
+/// A message whose push notifications are pending is never purged; once
+/// the last one has its outcome, retention counts from then.
+#[tokio::test]
+async fn push_pending_is_never_purged() {
+    let dir = TempDir::new("retention-push");
+    let clock = ManualClock::new(t(T0));
+    let store = open(&dir, &clock, Duration::from_millis(HOUR));
+    insert(&store, 1, T0).await;
+    let pushing = DeliveryCounts {
+        runs: 1,
+        push_queued: 2,
+        ..DeliveryCounts::default()
+    };
+    run(&store, 1, T0, pushing, Next::Done).await;
+    clock.set(t(T0 + 30 * DAY));
+    assert_eq!(store.purge().await.expect("purge"), 0, "2 pending");
+    let sent = |n| Amendment {
+        id: id(1),
+        counts: DeliveryCounts {
+            push_sent: n,
+            ..DeliveryCounts::default()
+        },
+        error: None,
+        fail: false,
+    };
+    store.amend(vec![sent(1)]).await.expect("amend");
+    clock.set(t(T0 + 60 * DAY));
+    assert_eq!(store.purge().await.expect("purge"), 0, "1 pending");
+    store.amend(vec![sent(1)]).await.expect("amend");
+    let r = store.get(id(1)).await.expect("get").expect("kept");
+    assert_eq!((r.state, r.counts.push_pending()), (RunState::Published, 0));
+    clock.set(t(T0 + 60 * DAY + HOUR - 1));
+    assert_eq!(store.purge().await.expect("purge"), 0, "final only now");
+    clock.set(t(T0 + 60 * DAY + HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 1);
+    gone(&store, 1);
+    store.check_records().expect("consistent");
+}
+
+/// The writer purges by itself in its idle time, in batches, without
+/// anyone asking; a purge is kept across a reopen (or done again).
+#[tokio::test]
+async fn the_idle_writer_purges_by_itself() {
+    let dir = TempDir::new("retention-idle");
+    let clock = ManualClock::new(t(T0));
+    let store = open(&dir, &clock, Duration::from_millis(MINUTE));
+    let n = 300u128; // more than one purge transaction takes
+    for i in 1..=n {
+        store
+            .insert(
+                small_envelope(i),
+                Start::Claimed {
+                    due: t(T0),
+                    lease_until: t(T0 + HOUR),
+                },
+            )
+            .await
+            .expect("insert");
+    }
+    let all = store.pending(None, 10).await.expect("pending");
+    assert!(all.is_empty(), "all claimed");
+    for i in 1..=n {
+        // Claimed at insert: complete with the token `get` shows.
+        let r = store.get(id(i)).await.expect("get").expect("stored");
+        let RunState::Firing { token, .. } = r.state else {
+            panic!("{:?}", r.state)
+        };
+        store
+            .complete(vec![Completion {
+                id: id(i),
+                token,
+                counts: one_run(),
+                next: Next::Done,
+            }])
+            .await
+            .expect("complete");
+    }
+    // Retention runs out; the writer notices within a second (it looks at
+    // the store's clock when idle) and purges in batches.
+    let mut purged = store.watch_purged();
+    assert_eq!(*purged.borrow(), 0);
+    clock.set(t(T0 + MINUTE));
+    tokio::time::timeout(Duration::from_secs(20), purged.wait_for(|&p| p >= n as u64))
+        .await
+        .unwrap_or_else(|_| panic!("the idle writer purged {} of {n}", store.stats().purged))
+        .expect("the store is open");
+    for i in [1, n / 2, n] {
+        assert!(!known(&store, i).await);
+    }
+    store.close().await.expect("close");
+    let store = open(&dir, &clock, Duration::from_millis(MINUTE));
+    // Non-durable purges may be lost in a crash; after a clean close they
+    // are kept, and anything left is purged again.
+    store.purge().await.expect("purge");
+    let check = store.check_records().expect("consistent");
+    assert_eq!((check.records, check.retained), (0, 0), "{check:?}");
+    store.close().await.expect("close");
+}
