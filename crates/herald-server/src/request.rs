@@ -137,7 +137,7 @@ fn is_long_poll<B>(req: &Request<B>) -> bool {
     }
     let segments: Vec<&str> = req.uri().path().split('/').skip(1).collect();
     matches!(segments.as_slice(), [_, _, "messaging", channel, sub]
-        if !channel.is_empty() && !sub.is_empty() && *channel != "channels")
+        if !channel.is_empty() && !sub.is_empty() && *channel != "channels" && *sub != "subscribe")
 }
 
 #[cfg(test)]
@@ -156,6 +156,7 @@ mod tests {
             ("POST", "/APP/?EIO=4&transport=polling&sid=abc", false),
             ("GET", "/APP/KEY/messaging/news/SUB-ID", true),
             ("POST", "/APP/KEY/messaging/news/subscribe", false),
+            ("GET", "/APP/KEY/messaging/news/subscribe", false),
             ("GET", "/APP/KEY/messaging/01A2-ID", false),
             ("GET", "/APP/KEY/info", false),
             ("GET", "/health", false),

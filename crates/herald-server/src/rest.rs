@@ -229,6 +229,7 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
             let channel = channel_name(channel)?;
             polling_subscribe(state, app, &key, channel, &parts.headers, body).await
         }
+        ["messaging", _, "subscribe"] => Err(ApiError::method_not_allowed(method)),
         ["messaging", channel, subscription] if m == Method::GET => {
             let channel = channel_name(channel)?;
             key.check_subscribe(&channel)?;

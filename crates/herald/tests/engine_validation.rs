@@ -247,6 +247,9 @@ async fn bad_publish_policy_or_push_broadcast_is_5011() {
         json!({"pushBroadcast": "FOR_IOS|FOR_ANDROID"}),
         json!({"pushBroadcast": "IOS | ANDROID"}),
         json!({"pushBroadcast": 15}),
+        // Whole floats, as JavaScript may send them.
+        json!({"pushBroadcast": 6.0}),
+        json!({"publishPolicy": 2.0}),
     ] {
         let mut body = body;
         body["message"] = json!(1);

@@ -66,8 +66,7 @@ impl PublishPolicy {
                 "BOTH" | "2" => Ok(Self::Both),
                 _ => Err(Self::invalid(v)),
             },
-            Value::Number(n) => n
-                .as_u64()
+            Value::Number(n) => small_whole(n)
                 .and_then(Self::from_ordinal)
                 .ok_or_else(|| Self::invalid(v)),
             _ => Err(Self::invalid(v)),
@@ -158,8 +157,7 @@ impl PushBroadcast {
 
     pub(crate) fn from_json(v: &Value) -> Result<Self, Error> {
         match v {
-            Value::Number(n) => n
-                .as_u64()
+            Value::Number(n) => small_whole(n)
                 .and_then(|b| u8::try_from(b).ok())
                 .and_then(Self::from_bits)
                 .ok_or_else(|| Self::invalid(v)),
@@ -203,6 +201,17 @@ impl fmt::Display for PushBroadcast {
         }
         Ok(())
     }
+}
+
+/// A JSON number that is a small whole number: an integer, or a float
+/// with no fraction (`6.0`, as JavaScript clients may send), as the other
+/// numeric options take them.
+fn small_whole(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=255.0).contains(f))
+            .map(|f| f as u64)
+    })
 }
 
 #[cfg(test)]
