@@ -11,8 +11,8 @@ use crate::error::RedbStoreError;
 use crate::header::{Header, State};
 use crate::store::RedbStore;
 use crate::tables::{
-    CLAIMS, ENVELOPES, FINALS, FINISHED, FORMAT_VERSION, HEADERS, LAST_TOKEN_KEY, META, QUARANTINE,
-    SCHEDULE, VERSION_KEY,
+    CLAIMS, ENVELOPES, FINALS, FINISHED, FORMAT_VERSION, HEADERS, KEY_EXPIRY, KEYS, LAST_TOKEN_KEY,
+    META, QUARANTINE, SCHEDULE, VERSION_KEY,
 };
 
 /// What [`RedbStore::check_records`] found (all of it consistent).
@@ -36,6 +36,8 @@ pub struct RecordCheck {
     /// Entries in `finished`: final messages (finished, no push
     /// notification pending), which retention purges in this order.
     pub retained: u64,
+    /// Idempotency keys recorded (expired ones not purged yet included).
+    pub keys: u64,
 }
 
 impl RedbStore {
@@ -56,6 +58,8 @@ impl RedbStore {
     ///   its finish time, and every `finished` entry belongs to one (or to
     ///   a quarantined message whose finish time was damaged: retention
     ///   drops it);
+    /// * every idempotency key has one `idempotency_expiry` entry under its
+    ///   expiry, and every such entry belongs to a key;
     /// * a quarantined id has no row anywhere else.
     ///
     /// # Errors
@@ -272,6 +276,26 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
             );
         }
         c.indexed += 1;
+    }
+    let keys = txn.open_table(KEYS)?;
+    let key_expiry = txn.open_table(KEY_EXPIRY)?;
+    for entry in keys.iter()? {
+        let (k, v) = entry?;
+        let (_, _, expires_at, status) = v.value();
+        if status > 1 || key_expiry.get((expires_at, k.value()))?.is_none() {
+            return Err(RedbStoreError::Check(format!(
+                "idempotency key {:?}: status {status}, expiry {expires_at} not indexed",
+                k.value()
+            )));
+        }
+        c.keys += 1;
+    }
+    if key_expiry.len()? != c.keys {
+        return Err(RedbStoreError::Check(format!(
+            "{} idempotency_expiry entries for {} keys",
+            key_expiry.len()?,
+            c.keys
+        )));
     }
     let n = envelopes.len()?;
     if n != c.records {

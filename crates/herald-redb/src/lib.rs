@@ -23,6 +23,16 @@
 //!   meets it, and logged; the rest of its batch goes on.
 //! * **Migration.** A data directory of format version 1 is migrated in
 //!   place when it is opened ([`RedbStore::migration`] says what was done).
+//! * **Retention.** A final message (finished, no push notification
+//!   pending) is purged [`RedbOptions::retention`] after it became final,
+//!   on the store's injected clock, by the writer in its idle time (see
+//!   [`RedbStore`]); expired idempotency keys too.
+//! * **Idempotency keys** are recorded with their message in one
+//!   transaction ([`Store::insert_idempotent`](herald::Store::insert_idempotent)).
+//! * **Outages.** After an I/O error (a full disk) the writer reopens the
+//!   database and answers writes `Unavailable` at once, trying again with
+//!   backoff, until a write commits; [`Store::stats`](herald::Store::stats)
+//!   reports it meanwhile. Nothing acknowledged is lost.
 //!
 //! # Format (version 2)
 //!
@@ -37,6 +47,9 @@
 //! | `claims` | `u128` id → `(u64 due, u64 lease_until, u64 token)` | claimed runs: a `Scheduled { due }` header with an entry here for that due is `Firing` |
 //! | `finals` | `(u64 due, u128 id)` → header bytes | the final header (`Published`/`Failed`) of a message finished by a completion at `due`; its header stays `Scheduled { due }` |
 //! | `schedule` | `u128` id → `u64` due | every unfinished message with its due (finished ones linger until `pending` meets them) |
+//! | `finished` | `(u64 finished_at, u128 id)` → `()` | every final message (finished, no push pending), in the order retention purges |
+//! | `idempotency` | `&str` key → `(u128 id, u128 fingerprint, u64 expires_at, u8 status)` | idempotency keys and the first answer (status 0 `scheduled`, 1 `published`) |
+//! | `idempotency_expiry` | `(u64 expires_at, &str key)` → `()` | the order expired keys are purged in |
 //! | `quarantine` | `u128` id → bytes | a damaged message moved aside: `u32` reason length, reason, `u32` header length, header, envelope to the end |
 //!
 //! A header (little-endian):
@@ -48,8 +61,9 @@
 //!      2     8  due, ms (Scheduled; else 0)
 //!     10     8  token: 0, or (Cancelled only) the claim the cancel interrupted
 //!     18    56  7 counters in `DeliveryCounts::to_array` order
-//!     74     4  E = error length (0: no error)
-//!     78     E  error text, UTF-8 (Failed's reason, or a note)
+//!     74     8  finished_at, ms (finished states; 0 on Scheduled)
+//!     82     4  E = error length (0: no error)
+//!     86     E  error text, UTF-8 (Failed's reason, or a note)
 //! ```
 //!
 //! # Example

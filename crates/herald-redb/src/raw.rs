@@ -7,7 +7,9 @@ use redb::{ReadableDatabase, ReadableTable};
 
 use crate::error::RedbStoreError;
 use crate::store::RedbStore;
-use crate::tables::{CLAIMS, ENVELOPES, FINALS, FINISHED, HEADERS, META, QUARANTINE, SCHEDULE};
+use crate::tables::{
+    CLAIMS, ENVELOPES, FINALS, FINISHED, HEADERS, KEY_EXPIRY, KEYS, META, QUARANTINE, SCHEDULE,
+};
 
 /// One table's rows: `(key, value)` as bytes.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
@@ -72,6 +74,26 @@ impl RedbStore {
             rows.push((key, Vec::new()));
         }
         out.insert("finished", rows);
+        let mut rows = Rows::new();
+        for e in txn.open_table(KEYS)?.iter()? {
+            let (k, v) = e?;
+            let (id, fingerprint, expires_at, status) = v.value();
+            let mut value = id.to_le_bytes().to_vec();
+            value.extend_from_slice(&fingerprint.to_le_bytes());
+            value.extend_from_slice(&expires_at.to_le_bytes());
+            value.push(status);
+            rows.push((k.value().as_bytes().to_vec(), value));
+        }
+        out.insert("idempotency", rows);
+        let mut rows = Rows::new();
+        for e in txn.open_table(KEY_EXPIRY)?.iter()? {
+            let (k, _) = e?;
+            let (at, key) = k.value();
+            let mut bytes = at.to_be_bytes().to_vec();
+            bytes.extend_from_slice(key.as_bytes());
+            rows.push((bytes, Vec::new()));
+        }
+        out.insert("idempotency_expiry", rows);
         let mut rows = Rows::new();
         for e in txn.open_table(SCHEDULE)?.iter()? {
             let (k, v) = e?;

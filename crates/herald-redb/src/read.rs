@@ -8,13 +8,15 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use herald::codec::{PlanCache, decode_envelope};
-use herald::{Claimed, DueRun, Envelope, FencingToken, MessageId, Record, RunState, StoreError};
+use herald::{
+    Claimed, DueRun, Envelope, FencingToken, KeyRecord, MessageId, Record, RunState, StoreError,
+};
 use herald_core::Tick;
 use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use crate::error::{damaged, quarantined, redb_error};
 use crate::header::{Header, State};
-use crate::tables::{CLAIMS, ClaimRow, ENVELOPES, FINALS, HEADERS, QUARANTINE, SCHEDULE};
+use crate::tables::{CLAIMS, ClaimRow, ENVELOPES, FINALS, HEADERS, KEYS, QUARANTINE, SCHEDULE};
 
 /// The run state of a header with its `claims` entry. A claim for another
 /// due than the header's (never written) is not a claim.
@@ -205,4 +207,14 @@ pub(crate) fn cancelled(
 ) -> Result<Result<Arc<Envelope>, String>, StoreError> {
     let txn = db.begin_read().map_err(redb_error)?;
     envelope(&txn, plans, id)
+}
+
+/// The record of idempotency key `key`, if it is recorded.
+pub(crate) fn idempotency_key(db: &Database, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    let txn = db.begin_read().map_err(redb_error)?;
+    let keys = txn.open_table(KEYS).map_err(redb_error)?;
+    Ok(keys
+        .get(key)
+        .map_err(redb_error)?
+        .map(|g| crate::writer::key_record(g.value())))
 }

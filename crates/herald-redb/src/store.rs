@@ -10,8 +10,9 @@ use std::thread::JoinHandle;
 
 use herald::codec::{PlanCache, encode_envelope};
 use herald::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
-    MessageId, Next, Record, Start, Store, StoreError, StoreFuture, StoreStats,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken,
+    IdempotencyKey, Inserted, KeyRecord, Lease, MessageId, Next, Record, Start, Store, StoreError,
+    StoreFuture, StoreStats,
 };
 use herald_core::Tick;
 use redb::Database;
@@ -21,7 +22,7 @@ use crate::error::{damaged, other, quarantined};
 use crate::header::Header;
 use crate::migrate::Migration;
 use crate::read;
-use crate::writer::{self, CancelAnswer, Insert, Op};
+use crate::writer::{self, CancelAnswer, Insert, KeyInsert, Op};
 
 /// Pages of `pending` longer than this are read on tokio's blocking pool.
 const INLINE_PENDING: usize = 256;
@@ -255,12 +256,14 @@ impl RedbStore {
     }
 }
 
-impl Store for RedbStore {
-    fn insert(
+impl RedbStore {
+    /// An insert, with or without an idempotency key.
+    fn insert_keyed(
         &self,
         envelope: Arc<Envelope>,
         start: Start,
-    ) -> StoreFuture<'_, Option<FencingToken>> {
+        key: Option<IdempotencyKey>,
+    ) -> StoreFuture<'_, Inserted> {
         let id = envelope.id;
         let bytes = match encode_envelope(&envelope) {
             Ok(b) => b,
@@ -276,17 +279,54 @@ impl Store for RedbStore {
             envelope: bytes,
             due: due.as_millis(),
             lease_until,
+            accepted_at: envelope.accepted_at.as_millis(),
+            key: key.map(|k| KeyInsert {
+                key: k.key,
+                fingerprint: k.fingerprint,
+                expires_at: k.expires_at.as_millis(),
+            }),
         };
-        let token = self.write(|reply| Op::Insert(req, reply));
+        let inserted = self.write(|reply| Op::Insert(req, reply));
         Box::pin(async move {
-            let token = token.await?;
-            if envelope.plan.is_repeating() {
+            let inserted = inserted.await?;
+            if matches!(inserted, Inserted::New(_)) && envelope.plan.is_repeating() {
                 // Stored (not a duplicate): its runs are claimed without
                 // parsing the plan again.
                 self.inner.plans.insert(id, envelope.plan.clone());
             }
-            Ok(token)
+            Ok(inserted)
         })
+    }
+}
+
+impl Store for RedbStore {
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        let inserted = self.insert_keyed(envelope, start, None);
+        Box::pin(async move {
+            match inserted.await? {
+                Inserted::New(token) => Ok(token),
+                Inserted::Existing(_) => {
+                    Err(other("herald-redb: an insert without a key found one"))
+                }
+            }
+        })
+    }
+
+    fn insert_idempotent(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+        key: IdempotencyKey,
+    ) -> StoreFuture<'_, Inserted> {
+        self.insert_keyed(envelope, start, Some(key))
+    }
+
+    fn idempotency_key(&self, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {
+        ready(self.db().and_then(|db| read::idempotency_key(&db, key)))
     }
 
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {

@@ -42,6 +42,14 @@ pub(crate) const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition
 /// retention purges in.
 pub(crate) const FINISHED: TableDefinition<'static, (u64, u128), ()> =
     TableDefinition::new("finished");
+/// `idempotency`: an idempotency key → `(id, fingerprint, expires_at,
+/// status)` (status 0: the first answer was `scheduled`, 1: `published`).
+pub(crate) const KEYS: TableDefinition<'static, &'static str, KeyRow> =
+    TableDefinition::new("idempotency");
+/// `idempotency_expiry`: `(expires_at, key)` → `()` of every `idempotency`
+/// row: the order expired keys are purged in.
+pub(crate) const KEY_EXPIRY: TableDefinition<'static, (u64, &'static str), ()> =
+    TableDefinition::new("idempotency_expiry");
 /// `quarantine`: id → a damaged message moved aside (see
 /// [`crate::quarantine`]).
 pub(crate) const QUARANTINE: TableDefinition<'static, u128, &'static [u8]> =
@@ -49,6 +57,9 @@ pub(crate) const QUARANTINE: TableDefinition<'static, u128, &'static [u8]> =
 
 /// A `claims` value: `(due, lease_until, token)`.
 pub(crate) type ClaimRow = (u64, u64, u64);
+
+/// An `idempotency` value: `(id, fingerprint, expires_at, status)`.
+pub(crate) type KeyRow = (u128, u128, u64, u8);
 
 /// Every v2 table, open in one write transaction.
 pub(crate) struct Tables<'t> {
@@ -59,6 +70,8 @@ pub(crate) struct Tables<'t> {
     pub(crate) finals: Table<'t, (u64, u128), &'static [u8]>,
     pub(crate) schedule: Table<'t, u128, u64>,
     pub(crate) finished: Table<'t, (u64, u128), ()>,
+    pub(crate) keys: Table<'t, &'static str, KeyRow>,
+    pub(crate) key_expiry: Table<'t, (u64, &'static str), ()>,
     pub(crate) quarantine: Table<'t, u128, &'static [u8]>,
     /// Messages moved to `quarantine` in this transaction.
     pub(crate) quarantined: u64,
@@ -75,6 +88,8 @@ impl<'t> Tables<'t> {
             finals: txn.open_table(FINALS)?,
             schedule: txn.open_table(SCHEDULE)?,
             finished: txn.open_table(FINISHED)?,
+            keys: txn.open_table(KEYS)?,
+            key_expiry: txn.open_table(KEY_EXPIRY)?,
             quarantine: txn.open_table(QUARANTINE)?,
             quarantined: 0,
         })

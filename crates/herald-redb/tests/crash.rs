@@ -1,8 +1,10 @@
 //! A crash that really kills: `herald-redb-crash-child` publishes through
-//! an `Engine` on a `RedbStore` from 32 tasks and prints `ACK` for every
-//! publish that returned `Ok`; this test SIGKILLs it at a random moment,
-//! reopens the directory and checks that every acknowledged message is
-//! there, intact, and fires once the clock has moved on.
+//! an `Engine` on a `RedbStore` from 32 tasks (every other publish with an
+//! idempotency key) and prints `ACK` for every publish that returned `Ok`;
+//! this test SIGKILLs it at a random moment, reopens the directory and
+//! checks that every acknowledged message is there, intact, with its key,
+//! that no key was kept without its message, and that every message fires
+//! once the clock has moved on.
 //!
 //! Seeded: set `HERALD_CRASH_SEED` to replay a run (the seed is printed).
 
@@ -43,6 +45,8 @@ enum Kind {
 #[derive(Debug, Default)]
 struct Acked {
     kinds: HashMap<String, (Kind, u64)>,
+    /// Idempotency keys of acknowledged publishes, by message id.
+    keys: HashMap<String, String>,
     /// Cancels that returned `Ok`.
     cancelled: HashSet<String>,
     /// Cancels that were started (the kill may have come before or after
@@ -70,7 +74,7 @@ fn parse(lines: &[String]) -> Acked {
     for line in lines {
         let f: Vec<&str> = line.split(' ').collect();
         match f.as_slice() {
-            ["ACK", id, kind, at] if id.len() == 36 => {
+            ["ACK", id, kind, at, key] if id.len() == 36 => {
                 let kind = match *kind {
                     "once" => Kind::Once,
                     "repeat" => Kind::Repeat,
@@ -78,6 +82,9 @@ fn parse(lines: &[String]) -> Acked {
                 };
                 let Ok(at) = at.parse() else { continue };
                 a.kinds.insert((*id).to_owned(), (kind, at));
+                if *key != "-" {
+                    a.keys.insert((*id).to_owned(), (*key).to_owned());
+                }
             }
             ["CANCELLED", id] if id.len() == 36 => {
                 a.cancelled.insert((*id).to_owned());
@@ -152,6 +159,29 @@ async fn verify(dir: &TempDir, acked: &Acked, round: usize) -> (usize, u64) {
             };
             assert!(ok, "round {round}: {id} ({kind:?}) is {:?}", r.state);
         }
+    }
+
+    // Every acknowledged key names its message; and no key was recorded
+    // without its message (one transaction holds both).
+    for (id, key) in &acked.keys {
+        let found = store
+            .idempotency_key(key)
+            .await
+            .expect("read a key")
+            .unwrap_or_else(|| panic!("round {round}: the key of {id} was lost"));
+        assert_eq!(found.id.to_string(), *id, "round {round}: key {key}");
+    }
+    let keys = store.raw_tables().expect("tables")["idempotency"].clone();
+    assert!(keys.len() >= acked.keys.len(), "round {round}");
+    for (key, row) in &keys {
+        let mut raw = [0u8; 16];
+        raw.copy_from_slice(&row[..16]);
+        let id = herald::MessageId::from_u128(u128::from_le_bytes(raw));
+        assert!(
+            store.get(id).await.expect("get").is_some(),
+            "round {round}: key {} without its message {id}",
+            String::from_utf8_lossy(key)
+        );
     }
 
     // An hour later every one-off has been published and every repeating

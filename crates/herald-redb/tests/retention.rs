@@ -285,3 +285,20 @@ async fn the_idle_writer_purges_by_itself() {
     assert_eq!((check.records, check.retained), (0, 0), "{check:?}");
     store.close().await.expect("close");
 }
+
+/// A clock that reads less than the retention (a test clock near the
+/// epoch) purges nothing: nothing can have been final that long.
+#[tokio::test]
+async fn nothing_is_purged_before_the_clock_passes_the_retention() {
+    let dir = TempDir::new("retention-epoch");
+    let clock = ManualClock::new(t(0));
+    let store = open(&dir, &clock, Duration::from_millis(HOUR));
+    insert(&store, 1, 0).await;
+    run(&store, 1, 0, one_run(), Next::Done).await;
+    clock.set(t(HOUR - 1));
+    assert_eq!(store.purge().await.expect("purge"), 0);
+    assert!(known(&store, 1).await);
+    clock.set(t(HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 1);
+    store.close().await.expect("close");
+}

@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use herald::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
-    MessageId, Record, Start, Store, StoreFuture,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken,
+    IdempotencyKey, Inserted, KeyRecord, Lease, MessageId, Record, Start, Store, StoreFuture,
+    StoreStats,
 };
 use herald_core::Tick;
-use herald_redb::RedbStore;
+use herald_redb::{RedbOptions, RedbStore};
 use herald_testkit::TempDir;
 
 /// A `RedbStore` in its own temporary directory; dropping it closes the
@@ -22,7 +23,17 @@ struct Scratch {
 impl Scratch {
     fn new() -> Self {
         let dir = TempDir::new("conformance");
-        let store = RedbStore::open(&dir.0).expect("open");
+        // The suite's times are small numbers of ms: the store's clock
+        // (finish times, key expiry) starts at 0 too.
+        let clock = herald::ManualClock::new(Tick::from_millis(0));
+        let store = RedbStore::open_with(
+            &dir.0,
+            RedbOptions {
+                clock: Arc::new(clock),
+                ..RedbOptions::default()
+            },
+        )
+        .expect("open");
         assert!(store.path().starts_with(&dir.0));
         Self { store, _dir: dir }
     }
@@ -49,6 +60,17 @@ impl Store for Scratch {
         start: Start,
     ) -> StoreFuture<'_, Option<FencingToken>> {
         self.store.insert(envelope, start)
+    }
+    fn insert_idempotent(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+        key: IdempotencyKey,
+    ) -> StoreFuture<'_, Inserted> {
+        self.store.insert_idempotent(envelope, start, key)
+    }
+    fn idempotency_key(&self, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {
+        self.store.idempotency_key(key)
     }
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         self.store.get(id)
@@ -80,6 +102,9 @@ impl Store for Scratch {
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         self.store.close()
+    }
+    fn stats(&self) -> StoreStats {
+        self.store.stats()
     }
 }
 

@@ -37,11 +37,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-/// The request headers a page may send: the JSON content type, and the
+/// The request headers a page may send: the JSON content type, the
 /// headers Backendless SDKs send (`user-token` in v8; `application-id` and
-/// `secret-key` in older ones).
-pub(crate) const ALLOWED_HEADERS: [&str; 4] =
-    ["content-type", "application-id", "secret-key", "user-token"];
+/// `secret-key` in older ones), and `idempotency-key` (safe publish
+/// retries).
+pub(crate) const ALLOWED_HEADERS: [&str; 5] = [
+    "content-type",
+    "application-id",
+    "secret-key",
+    "user-token",
+    "idempotency-key",
+];
 
 /// The methods of the REST API (the OpenAPI document's methods; a test
 /// keeps them equal).

@@ -230,12 +230,16 @@ impl ApiError {
 }
 
 impl From<herald::Error> for ApiError {
-    /// Validation and cancel errors are 400; too many subscriptions on one
-    /// connection is 429; a shut-down engine or a store that cannot write
-    /// (5093) is 503; another store or transport failure is 500.
+    /// Validation and cancel errors are 400 (an invalid `Idempotency-Key`,
+    /// 5096, too); too many subscriptions on one connection is 429; an
+    /// `Idempotency-Key` a different request used (5095) is 409; a
+    /// shut-down engine or a store that cannot write (5093) is 503; another
+    /// store or transport failure is 500.
     fn from(e: herald::Error) -> Self {
         let status = if matches!(e, herald::Error::TooManySubscriptions { .. }) {
             StatusCode::TOO_MANY_REQUESTS
+        } else if matches!(e, herald::Error::IdempotencyKeyReused) {
+            StatusCode::CONFLICT
         } else if e.is_client_error() {
             StatusCode::BAD_REQUEST
         } else if matches!(

@@ -9,7 +9,7 @@
 //! | method and path | what |
 //! |---|---|
 //! | `GET info` | `{"rtURL": "http://host:port", "loggers": []}` |
-//! | `POST messaging/{channel}` | publish the flat JSON body; answers a `MessageStatus` |
+//! | `POST messaging/{channel}` | publish the flat JSON body; answers a `MessageStatus`; an optional `Idempotency-Key` header makes retries safe (below) |
 //! | `GET messaging/{messageId}` | message status (`unknown` for an id never issued) |
 //! | `DELETE messaging/{messageId}` | cancel a scheduled message (5040 when not cancellable) |
 //! | `DELETE messaging/channels/{channel}` | delete a channel: `{"result": existed}` |
@@ -37,10 +37,21 @@
 //! are answered on every path, so a web page on another origin can use the
 //! JS SDK (REST and socket.io long polling).
 //!
+//! # Idempotent publishes
+//!
+//! A publish may carry an `Idempotency-Key` header (1 to 255 printable
+//! ASCII characters; one header). A retry with the same key (per app)
+//! within 24 hours, with the same channel and body, answers what the first
+//! publish answered (its `messageId` and status kind, with the message's
+//! counters now) and publishes nothing; the key is stored with the
+//! message, so this holds across a crash or restart. The same key with a
+//! different channel or body is refused: 409, code 5095. A malformed key
+//! (or two headers) is 400, code 5096.
+//!
 //! # Errors
 //!
 //! Every error is `{"code": N, "message": "..."}`: the engine's codes
-//! ([`herald::Error`], 400; 5090/5092 are 500, 5091 and 5093 are 503, 5094 is 429), 5030/5031
+//! ([`herald::Error`], 400; 5090/5092 are 500, 5091 and 5093 are 503, 5094 is 429, 5095 is 409), 5030/5031
 //! for a key without publish/subscribe permission (400), and the server's
 //! own in [`codes`]: 8001 unknown endpoint (404), 8002 unknown app id or API
 //! key (401), 8003 body over the limit (413), 8004 malformed JSON (400),

@@ -201,8 +201,20 @@ pub(crate) fn document() -> Value {
              `pushtemplates`, `channels`, `email`).",
         )]),
         "MessageStatus",
-        &["400", "401", "404", "413", "415", "500", "503"],
+        &["400", "401", "404", "409", "413", "415", "500", "503"],
     );
+    publish["parameters"]
+        .as_array_mut()
+        .expect("parameters")
+        .push(json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes the publish safe to retry: a retry with the same key (same app) \
+                within 24 h answers the first answer and publishes nothing new; another request \
+                with the key is 409 (5095). 1 to 255 printable ASCII characters (else 400, 5096).",
+            "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$" }
+        }));
     let with_app = |more: Value| {
         let mut params = json!({
             "appId": "$request.path.appId",
@@ -227,21 +239,16 @@ pub(crate) fn document() -> Value {
     publish.insert(
         "description".into(),
         "The body is Backendless's flat merge of the message, its `PublishOptions` and its \
-         `DeliveryOptions`; unknown keys are ignored. A body that is not an object is the \
-         message itself. The answer's `status` is `published` for an immediate publish, \
-         `scheduled` for a delayed or repeating one."
+         `DeliveryOptions`; unknown keys are ignored. A body without a `message` key is \
+         refused (5013, `message is required`). The answer's `status` is `published` for an \
+         immediate publish, `scheduled` for a delayed or repeating one."
             .into(),
     );
     publish.insert(
         "requestBody".into(),
         json!({
             "required": true,
-            "content": { "application/json": { "schema": {
-                "anyOf": [
-                    schema("PublishBody"),
-                    { "type": ["string", "number", "boolean", "array", "null"] }
-                ]
-            } } }
+            "content": { "application/json": { "schema": schema("PublishBody") } }
         }),
     );
 
@@ -420,6 +427,10 @@ pub(crate) fn document() -> Value {
                      polling subscription ({})",
                     codes::UNKNOWN_ROUTE, codes::UNKNOWN_SUBSCRIPTION
                 )),
+                "409": error_response(&format!(
+                    "The Idempotency-Key was used for a different request in the last 24 h ({})",
+                    herald::Error::IdempotencyKeyReused.code()
+                )),
                 "408": error_response(&format!(
                     "Not answered within `request_timeout` ({}); a publish may still have \
                      been accepted",
@@ -534,6 +545,7 @@ fn schemas() -> Value {
         "PublishBody": {
             "type": "object",
             "description": "The message and its options, flat. Unknown keys are ignored; null is unset.",
+            "required": ["message"],
             "properties": {
                 "message": { "description": "Any JSON value: delivered as it arrived" },
                 "publisherId": text_or_number,

@@ -194,7 +194,17 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
                 RequestError::Invalid(e) => e.into(),
                 other => ApiError::malformed_json(other),
             })?;
-            let status = match engine.publish_request(&channel, request).await {
+            let extras = idempotency(&parts.headers)?;
+            let status = match engine
+                .publish_with(
+                    &channel,
+                    request.message,
+                    request.publish,
+                    request.delivery,
+                    extras,
+                )
+                .await
+            {
                 Ok(status) => status,
                 // 5093: the store logs its outage itself, at a bounded
                 // rate; a refused publish is counted, not logged once per
@@ -249,6 +259,23 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
 
         _ => Err(ApiError::unknown_route(method)),
     }
+}
+
+/// The `Idempotency-Key` header of a publish, if any. One only, of
+/// printable ASCII (the engine checks the rest: 5096).
+fn idempotency(headers: &HeaderMap) -> Result<herald::PublishExtras, ApiError> {
+    let mut values = headers.get_all("idempotency-key").iter();
+    let extras = herald::PublishExtras::default();
+    let Some(value) = values.next() else {
+        return Ok(extras);
+    };
+    if values.next().is_some() {
+        return Err(herald::Error::InvalidIdempotencyKey.into());
+    }
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::from(herald::Error::InvalidIdempotencyKey))?;
+    Ok(extras.with_idempotency_key(key))
 }
 
 /// A channel name from its path segment; undecodable is 5010.

@@ -67,7 +67,11 @@ async fn preflight(
 async fn preflights_on_the_rest_routes_are_granted_not_405() {
     let server = support::start("").await;
     let routes = [
-        ("POST", "messaging/news", "content-type,user-token"),
+        (
+            "POST",
+            "messaging/news",
+            "content-type,user-token,idempotency-key",
+        ),
         ("GET", "messaging/some-id", "user-token"),
         ("DELETE", "messaging/some-id", ""),
         (
@@ -93,7 +97,13 @@ async fn preflights_on_the_rest_routes_are_granted_not_405() {
             "{method} {path}: {methods:?}"
         );
         let allowed = a.list("access-control-allow-headers");
-        for h in ["content-type", "user-token", "application-id", "secret-key"] {
+        for h in [
+            "content-type",
+            "user-token",
+            "application-id",
+            "secret-key",
+            "idempotency-key",
+        ] {
             assert!(allowed.iter().any(|a| a == h), "{h} in {allowed:?}");
         }
         let max_age: u64 = a

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use chrono::DateTime;
 use herald::{
     Amendment, Body, CancelOutcome, Claim, Claimed, Completion, DeliveryCounts, DeliveryOptions,
-    DeliveryPlan, DueRun, Envelope, FencingToken, Lease, MessageId, Next, PublishOptions,
-    PublishPolicy, PushBroadcast, Record, RunState, Start, Store, StoreError,
+    DeliveryPlan, DueRun, Envelope, FencingToken, IdempotencyKey, Inserted, KeyRecord, Lease,
+    MessageId, Next, PublishOptions, PublishPolicy, PublishStatus, PushBroadcast, Record, RunState,
+    Start, Store, StoreError,
 };
 use herald_core::Tick;
 
@@ -39,6 +40,11 @@ macro_rules! store_conformance_tests {
             pending_pages_scheduled_runs_in_id_order,
             release_expired_returns_runs_to_scheduled,
             concurrent_claims_hand_a_run_to_one_caller,
+            an_idempotency_key_is_recorded_with_its_message,
+            a_claimed_insert_with_a_key_answers_published,
+            an_expired_key_is_recorded_anew,
+            a_duplicate_id_records_no_key,
+            racing_inserts_with_one_key_store_one_message,
         );
     };
     (@each $make:expr; $($check:ident,)*) => {
@@ -825,4 +831,214 @@ pub async fn concurrent_claims_hand_a_run_to_one_caller<S: Store>(store: S) {
         all, want,
         "every run claimed exactly once across racing callers"
     );
+}
+
+/// `small_envelope(n)`, accepted at `at` (ms).
+fn accepted_at(n: u128, at: u64) -> Arc<Envelope> {
+    let mut e = (*small_envelope(n)).clone();
+    e.accepted_at = t(at);
+    Arc::new(e)
+}
+
+fn key(name: &str, fingerprint: u128, expires_at: u64) -> IdempotencyKey {
+    IdempotencyKey {
+        key: name.to_owned(),
+        fingerprint,
+        expires_at: t(expires_at),
+    }
+}
+
+/// `insert_idempotent` stores the message and records its key; the same
+/// key again (whatever the fingerprint) stores nothing and answers the
+/// first record; another key is independent; `idempotency_key` reads it.
+pub async fn an_idempotency_key_is_recorded_with_its_message<S: Store>(store: S) {
+    let first = store
+        .insert_idempotent(
+            accepted_at(1, 1_000),
+            Start::At(t(5_000)),
+            key("k", 7, 2_000),
+        )
+        .await
+        .expect("insert");
+    assert_eq!(first, Inserted::New(None), "stored, scheduled: no token");
+    assert_eq!(
+        state_of(&store, 1).await,
+        RunState::Scheduled { due: t(5_000) }
+    );
+    let recorded = KeyRecord {
+        id: id(1),
+        fingerprint: 7,
+        status: PublishStatus::Scheduled,
+        expires_at: t(2_000),
+    };
+    for (n, fingerprint) in [(2, 7), (3, 8)] {
+        let again = store
+            .insert_idempotent(
+                accepted_at(n, 1_999),
+                Start::Claimed {
+                    due: t(1_999),
+                    lease_until: t(9_000),
+                },
+                key("k", fingerprint, 99_000),
+            )
+            .await
+            .expect("insert");
+        assert_eq!(again, Inserted::Existing(recorded.clone()));
+        assert!(
+            store.get(id(n)).await.expect("get").is_none(),
+            "a held key stores nothing"
+        );
+    }
+    assert_eq!(
+        store.idempotency_key("k").await.expect("read"),
+        Some(recorded)
+    );
+    assert_eq!(store.idempotency_key("K").await.expect("read"), None);
+    let other = store
+        .insert_idempotent(
+            accepted_at(4, 1_000),
+            Start::At(t(5_000)),
+            key("K", 7, 2_000),
+        )
+        .await
+        .expect("insert");
+    assert_eq!(
+        other,
+        Inserted::New(None),
+        "keys are case-sensitive and independent"
+    );
+    assert_eq!(store.pending(None, 10).await.expect("pending").len(), 2);
+}
+
+/// A claimed start with a key returns its token, is recorded as
+/// `Published`, and completes like any claim.
+pub async fn a_claimed_insert_with_a_key_answers_published<S: Store>(store: S) {
+    let got = store
+        .insert_idempotent(
+            accepted_at(1, 1_000),
+            Start::Claimed {
+                due: t(1_000),
+                lease_until: t(9_000),
+            },
+            key("now", 1, 50_000),
+        )
+        .await
+        .expect("insert");
+    let Inserted::New(Some(token)) = got else {
+        panic!("a claimed start returns its token: {got:?}")
+    };
+    assert!(complete1(&store, 1, token, one(1, 1), Next::Done).await);
+    let again = store
+        .insert_idempotent(
+            accepted_at(2, 2_000),
+            Start::At(t(3_000)),
+            key("now", 1, 60_000),
+        )
+        .await
+        .expect("insert");
+    assert_eq!(
+        again,
+        Inserted::Existing(KeyRecord {
+            id: id(1),
+            fingerprint: 1,
+            status: PublishStatus::Published,
+            expires_at: t(50_000),
+        })
+    );
+}
+
+/// A key that expired by the new message's accept time is recorded anew,
+/// for the new message.
+pub async fn an_expired_key_is_recorded_anew<S: Store>(store: S) {
+    store
+        .insert_idempotent(
+            accepted_at(1, 1_000),
+            Start::At(t(5_000)),
+            key("k", 1, 2_000),
+        )
+        .await
+        .expect("insert");
+    let late = store
+        .insert_idempotent(
+            accepted_at(2, 2_000),
+            Start::At(t(5_000)),
+            key("k", 2, 3_000),
+        )
+        .await
+        .expect("insert");
+    assert_eq!(late, Inserted::New(None), "expired at 2000: a new publish");
+    let again = store
+        .insert_idempotent(
+            accepted_at(3, 2_500),
+            Start::At(t(5_000)),
+            key("k", 3, 4_000),
+        )
+        .await
+        .expect("insert");
+    assert!(
+        matches!(&again, Inserted::Existing(r) if r.id == id(2) && r.fingerprint == 2),
+        "{again:?}"
+    );
+    assert!(store.get(id(1)).await.expect("get").is_some());
+    assert!(store.get(id(3)).await.expect("get").is_none());
+}
+
+/// An insert whose id is stored already is a duplicate and records no key.
+pub async fn a_duplicate_id_records_no_key<S: Store>(store: S) {
+    insert_at(&store, 1, 10).await;
+    let err = store
+        .insert_idempotent(accepted_at(1, 1_000), Start::At(t(99)), key("k", 1, 9_000))
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(err, StoreError::Duplicate(d) if d == id(1)),
+        "{err:?}"
+    );
+    assert_eq!(store.idempotency_key("k").await.expect("read"), None);
+    let next = store
+        .insert_idempotent(accepted_at(2, 1_000), Start::At(t(99)), key("k", 1, 9_000))
+        .await
+        .expect("insert");
+    assert_eq!(next, Inserted::New(None));
+    assert_eq!(
+        state_of(&store, 1).await,
+        RunState::Scheduled { due: t(10) }
+    );
+}
+
+/// Eight tasks insert different messages with one key at once: exactly one
+/// is stored, and every other answer names it.
+pub async fn racing_inserts_with_one_key_store_one_message<S: Store>(store: S) {
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for n in 1..=8u128 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .insert_idempotent(
+                    accepted_at(n, 1_000),
+                    Start::At(t(5_000)),
+                    key("race", 9, 9_000),
+                )
+                .await
+                .expect("insert")
+        }));
+    }
+    let mut stored = Vec::new();
+    let mut named = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            Inserted::New(_) => stored.push(()),
+            Inserted::Existing(r) => named.push(r.id),
+        }
+    }
+    assert_eq!(stored.len(), 1, "one message stored");
+    let winner = store
+        .idempotency_key("race")
+        .await
+        .expect("read")
+        .expect("recorded")
+        .id;
+    assert!(named.iter().all(|&n| n == winner), "{named:?} vs {winner}");
+    assert_eq!(store.pending(None, 100).await.expect("pending").len(), 1);
 }

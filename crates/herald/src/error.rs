@@ -31,6 +31,8 @@ use crate::transport::TransportError;
 /// | 5092 | [`Transport`](Self::Transport) (Herald's) |
 /// | 5093 | [`StoreUnavailable`](Self::StoreUnavailable) (Herald's) |
 /// | 5094 | [`TooManySubscriptions`](Self::TooManySubscriptions) (Herald's) |
+/// | 5095 | [`IdempotencyKeyReused`](Self::IdempotencyKeyReused) (Herald's) |
+/// | 5096 | [`InvalidIdempotencyKey`](Self::InvalidIdempotencyKey) (Herald's) |
 ///
 /// # Examples
 ///
@@ -114,6 +116,14 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A publish with an idempotency key that a different request (another
+    /// channel, options or message) used in the last 24 hours; nothing was
+    /// published. Herald's code 5095.
+    IdempotencyKeyReused,
+    /// An idempotency key that is empty, longer than
+    /// [`MAX_IDEMPOTENCY_KEY_LEN`](crate::limits::MAX_IDEMPOTENCY_KEY_LEN)
+    /// bytes, or not printable ASCII. Herald's code 5096.
+    InvalidIdempotencyKey,
 }
 
 impl Error {
@@ -135,6 +145,8 @@ impl Error {
             Self::Transport(_) => 5092,
             Self::StoreUnavailable(_) => 5093,
             Self::TooManySubscriptions { .. } => 5094,
+            Self::IdempotencyKeyReused => 5095,
+            Self::InvalidIdempotencyKey => 5096,
         }
     }
 
@@ -176,6 +188,12 @@ impl Error {
             Self::ShutDown => "The messaging engine is shut down.",
             Self::Transport(_) => "Message transport failure.",
             Self::TooManySubscriptions { .. } => "Too many subscriptions.",
+            Self::IdempotencyKeyReused => {
+                "The Idempotency-Key was used for a different request in the last 24 hours."
+            }
+            Self::InvalidIdempotencyKey => {
+                "Invalid Idempotency-Key: use 1 to 255 printable ASCII characters."
+            }
         }
     }
 
@@ -264,6 +282,12 @@ impl fmt::Display for Error {
             Self::Transport(e) => write!(f, "Message transport failure: {e}"),
             Self::TooManySubscriptions { limit } => {
                 write!(f, "Too many subscriptions: at most {limit} at once.")
+            }
+            Self::IdempotencyKeyReused => f.write_str(
+                "The Idempotency-Key was used for a different request in the last 24 hours.",
+            ),
+            Self::InvalidIdempotencyKey => {
+                f.write_str("Invalid Idempotency-Key: use 1 to 255 printable ASCII characters.")
             }
         }
     }

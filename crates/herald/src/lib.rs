@@ -64,7 +64,7 @@ mod transport;
 pub use body::Body;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use delivered::DeliveredMessage;
-pub use engine::{Engine, EngineBuilder, EngineStats};
+pub use engine::{Engine, EngineBuilder, EngineStats, PublishExtras};
 pub use envelope::Envelope;
 pub use error::Error;
 pub use id::{MessageId, ParseIdError};
@@ -74,8 +74,9 @@ pub use options::{
 pub use plan::{AfterRun, DeliveryPlan};
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, MemoryStore,
-    Next, Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, IdempotencyKey,
+    Inserted, KeyRecord, Lease, MemoryStore, Next, Record, RunState, Start, Store, StoreError,
+    StoreFuture, StoreStats,
 };
 pub use transport::{
     InProcessTransport, Inbox, InboxItem, InboxLimits, Lagged, Membership, PubSubTransport,

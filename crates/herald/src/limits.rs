@@ -26,6 +26,28 @@ pub const MAX_REPEAT_SECONDS: u64 = 1_000_000_000;
 /// year 262143), a little before JavaScript's `Date` maximum.
 pub const MAX_EPOCH_MS: u64 = 8_210_266_876_799_999;
 
+/// The longest idempotency key (an `Idempotency-Key` header), in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// How long an idempotency key holds after its publish: 24 hours. A retry
+/// with the key within this answers the first publish's answer; after it,
+/// the key is forgotten (and a publish with it is a new one).
+pub const IDEMPOTENCY_KEY_TTL_MS: u64 = 24 * 3_600_000;
+
+/// Checks an idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
+/// ASCII characters (space to `~`).
+///
+/// # Errors
+///
+/// [`Error::InvalidIdempotencyKey`] (5096).
+pub fn check_idempotency_key(key: &str) -> Result<(), Error> {
+    let printable = key.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !printable {
+        return Err(Error::InvalidIdempotencyKey);
+    }
+    Ok(())
+}
+
 /// Checks a channel name: 1 to [`MAX_CHANNEL_LEN`] bytes, no `/`, no
 /// control character (C0, DEL, C1, and the Unicode line and paragraph
 /// separators), so that a channel name can never break a log line.

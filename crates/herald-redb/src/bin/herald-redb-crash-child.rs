@@ -8,12 +8,13 @@
 //! Opens the store in `<dir>`, builds an engine on the system clock and
 //! runs `<publishers>` tasks, each publishing delayed messages (`publishAt`
 //! 1-30 s ahead) and repeating ones (`repeatEvery` 1-10 s from a
-//! `publishAt` 1-30 s ahead) in a loop. Each task cancels every 16th message
+//! `publishAt` 1-30 s ahead) in a loop, every other one with an
+//! idempotency key. Each task cancels every 16th message
 //! it published. A line goes to stdout, flushed, only after the call
 //! returned `Ok`:
 //!
 //! ```text
-//! ACK <id> once|repeat <publishAt ms>
+//! ACK <id> once|repeat <publishAt ms> <idempotency key, or ->
 //! CANCELLING <id>     (before the call: it may or may not happen)
 //! CANCELLED <id>
 //! ```
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald::{DeliveryOptions, Engine, PublishOptions, PublishStatus};
+use herald::{DeliveryOptions, Engine, PublishExtras, PublishOptions, PublishStatus};
 use herald_redb::RedbStore;
 
 fn main() -> ExitCode {
@@ -114,12 +115,20 @@ async fn publisher(engine: Engine, seed: u64, failures: Arc<AtomicU64>) {
         };
         let mut publish = PublishOptions::default();
         publish.headers.insert("n".into(), n.to_string());
+        // Every other publish carries an idempotency key, recorded with
+        // its message in one transaction.
+        let key = n.is_multiple_of(2).then(|| format!("k-{seed:x}-{n}"));
+        let extras = match &key {
+            Some(k) => PublishExtras::default().with_idempotency_key(k.clone()),
+            None => PublishExtras::default(),
+        };
         let status = match engine
-            .publish(
+            .publish_with(
                 "crash",
                 serde_json::json!({ "n": n, "text": "payload ✓" }).into(),
                 publish,
                 delivery,
+                extras,
             )
             .await
         {
@@ -136,7 +145,11 @@ async fn publisher(engine: Engine, seed: u64, failures: Arc<AtomicU64>) {
             }
         };
         let kind = if repeat { "repeat" } else { "once" };
-        say(&format!("ACK {} {kind} {publish_at}\n", status.message_id));
+        let key = key.as_deref().unwrap_or("-");
+        say(&format!(
+            "ACK {} {kind} {publish_at} {key}\n",
+            status.message_id
+        ));
         if n.is_multiple_of(16) {
             say(&format!("CANCELLING {}\n", status.message_id));
             match engine.cancel(&status.message_id).await {

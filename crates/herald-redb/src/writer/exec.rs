@@ -7,8 +7,10 @@
 //! a batch.
 
 use herald::{
-    Amendment, Claim, Completion, DueRun, FencingToken, Lease, MessageId, Next, StoreError,
+    Amendment, Claim, Completion, DueRun, FencingToken, Inserted, KeyRecord, Lease, MessageId,
+    Next, PublishStatus, StoreError,
 };
+use herald_core::Tick;
 use redb::ReadableTable;
 use tracing::error;
 
@@ -50,6 +52,27 @@ pub(crate) struct Ctx<'a, 't> {
     /// The store's clock when the transaction began (ms): the finish time
     /// of what it finishes.
     pub(crate) now: u64,
+    /// The earliest expiry of the idempotency keys it recorded.
+    pub(crate) keys_expire: Option<u64>,
+}
+
+const SCHEDULED: u8 = 0;
+const PUBLISHED: u8 = 1;
+
+/// A `KEYS` row as a [`KeyRecord`].
+pub(crate) fn key_record(
+    (id, fingerprint, expires_at, status): crate::tables::KeyRow,
+) -> KeyRecord {
+    KeyRecord {
+        id: MessageId::from_u128(id),
+        fingerprint,
+        status: if status == PUBLISHED {
+            PublishStatus::Published
+        } else {
+            PublishStatus::Scheduled
+        },
+        expires_at: Tick::from_millis(expires_at),
+    }
 }
 
 type R<T> = Result<T, redb::Error>;
@@ -122,13 +145,21 @@ fn recounted(t: &mut Tables<'_>, id: u128, was_final: bool, h: &mut Header, now:
 
 /// Stores a new message: header, envelope and schedule entry, and for a
 /// claimed start a `claims` entry with a fresh token. An id already stored
-/// (or quarantined) is a duplicate and changes nothing.
-pub(crate) fn insert(
-    c: &mut Ctx<'_, '_>,
-    req: Insert,
-) -> R<Result<Option<FencingToken>, StoreError>> {
+/// (or quarantined) is a duplicate and changes nothing. With an
+/// idempotency key: a key recorded already that expires after the
+/// message's accept time stores nothing and answers its record; else the
+/// key is recorded (`idempotency` and `idempotency_expiry`), replacing an
+/// expired one.
+pub(crate) fn insert(c: &mut Ctx<'_, '_>, req: Insert) -> R<Result<Inserted, StoreError>> {
     let t = &mut *c.t;
     let id = req.id;
+    if let Some(k) = &req.key
+        && let Some(row) = t.keys.get(k.key.as_str())?.map(|g| g.value())
+        && row.2 > req.accepted_at
+    {
+        return Ok(Ok(Inserted::Existing(key_record(row))));
+    }
+    // An expired key is replaced below (if the insert happens).
     let duplicate = || Ok(Err(StoreError::Duplicate(MessageId::from_u128(id))));
     if t.quarantine.get(id)?.is_some() {
         return duplicate();
@@ -152,7 +183,23 @@ pub(crate) fn insert(
         }
         None => None,
     };
-    Ok(Ok(token))
+    if let Some(k) = req.key {
+        let status = if token.is_some() {
+            PUBLISHED
+        } else {
+            SCHEDULED
+        };
+        let replaced = t
+            .keys
+            .insert(k.key.as_str(), (id, k.fingerprint, k.expires_at, status))?
+            .map(|g| g.value().2);
+        if let Some(expired) = replaced {
+            t.key_expiry.remove((expired, k.key.as_str()))?;
+        }
+        t.key_expiry.insert((k.expires_at, k.key.as_str()), ())?;
+        c.keys_expire = Some(c.keys_expire.map_or(k.expires_at, |e| e.min(k.expires_at)));
+    }
+    Ok(Ok(Inserted::New(token)))
 }
 
 /// Claims touch only `claims`: the header is read (a `Scheduled` one at
@@ -406,15 +453,45 @@ pub(crate) fn quarantine_all(t: &mut Tables<'_>, damaged: &[(u128, String)]) -> 
     Ok(())
 }
 
-/// What a purge pass did (see [`purge`]).
+/// What a purge pass did (see [`purge`] and [`purge_keys`]).
 #[derive(Debug, Default)]
 pub(crate) struct Purged {
-    /// Messages removed.
+    /// Messages (or keys) removed.
     pub(crate) messages: u64,
     /// Whether more entries were due than the pass took.
     pub(crate) more: bool,
-    /// The finish time of the first `finished` entry left, if any.
+    /// The time of the first entry left (a finish time, or an expiry), if
+    /// any.
     pub(crate) next: Option<u64>,
+}
+
+/// Removes at most `max` idempotency keys that expired at or before
+/// `now`, oldest first.
+pub(crate) fn purge_keys(t: &mut Tables<'_>, now: u64, max: usize) -> R<Purged> {
+    let mut due: Vec<(u64, String)> = Vec::with_capacity(max.min(1024));
+    for entry in t.key_expiry.range(..(now.saturating_add(1), ""))? {
+        let (k, _) = entry?;
+        let (at, key) = k.value();
+        due.push((at, key.to_owned()));
+        if due.len() > max {
+            break;
+        }
+    }
+    let mut out = Purged {
+        more: due.len() > max,
+        ..Purged::default()
+    };
+    due.truncate(max);
+    for (at, key) in due {
+        t.key_expiry.remove((at, key.as_str()))?;
+        let held = t.keys.get(key.as_str())?.map(|g| g.value().2);
+        if held == Some(at) {
+            t.keys.remove(key.as_str())?;
+            out.messages += 1;
+        }
+    }
+    out.next = t.key_expiry.first()?.map(|(k, _)| k.value().0);
+    Ok(out)
 }
 
 /// Removes at most `max` final messages whose finish time is at or before

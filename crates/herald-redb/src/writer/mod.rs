@@ -1,7 +1,8 @@
 //! The writer thread: drains the queue of write requests and applies up to
 //! [`MAX_BATCH`] of them in one redb write transaction with one durable
 //! commit (group commit), then answers each. In its idle time it purges
-//! what retention allows, in small non-durable transactions.
+//! what retention allows and expired idempotency keys, in small
+//! non-durable transactions.
 //!
 //! **Outages.** redb refuses every operation after an I/O error (a full
 //! disk) until the database is reopened. So after such a failure the
@@ -25,11 +26,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use herald::{Clock, StoreError};
-use redb::{Database, Durability};
+use redb::{Database, Durability, ReadableTable};
 use tracing::{debug, error, info, warn};
 
-pub(crate) use exec::Tokens;
-pub(crate) use op::{CancelAnswer, Insert, Op, Reply};
+pub(crate) use exec::{Tokens, key_record};
+pub(crate) use op::{CancelAnswer, Insert, KeyInsert, Op, Reply};
 
 use crate::error::Classified;
 use crate::tables::{LAST_TOKEN_KEY, Tables};
@@ -223,8 +224,9 @@ pub(crate) fn run(
         shared,
         tokens: Tokens::new(last_token),
         peak: 0.0,
-        // Look at once: the file may hold messages due for purging.
-        purge_next: settings.retention_ms.map(|_| 0),
+        // Look at once: the file may hold messages (or keys) due for
+        // purging.
+        purge_next: Some(0),
         settings,
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -407,9 +409,7 @@ impl Writer {
                 self.db = Some(db);
                 self.reopen = None;
                 // Look again at what is due for purging, once it writes.
-                if self.settings.retention_ms.is_some() {
-                    self.purge_next = Some(0);
-                }
+                self.purge_next = Some(0);
             }
             Err(e) => {
                 debug!(error = %e, "herald-redb: cannot reopen the database yet");
@@ -503,16 +503,15 @@ impl Writer {
             Ordering::Relaxed,
         );
         match result {
-            Ok(quarantined) => {
+            Ok(committed) => {
                 counters
                     .quarantined
-                    .fetch_add(quarantined, Ordering::Relaxed);
-                if let Some(retention) = self.settings.retention_ms {
-                    // What this transaction finished is due then at the
-                    // earliest.
-                    let due = now.saturating_add(retention);
-                    self.purge_next = Some(self.purge_next.map_or(due, |n| n.min(due)));
-                }
+                    .fetch_add(committed.quarantined, Ordering::Relaxed);
+                // What this transaction finished is due for purging then at
+                // the earliest, and the keys it recorded when they expire.
+                let finished = self.settings.retention_ms.map(|r| now.saturating_add(r));
+                self.purge_next =
+                    earliest(self.purge_next, earliest(finished, committed.keys_expire));
                 self.succeeded();
                 done.into_iter().for_each(Answer::send);
             }
@@ -535,31 +534,36 @@ impl Writer {
     /// One purge transaction (non-durable: a purge lost in a crash is done
     /// again); updates when to look next.
     fn purge_once(&mut self) -> Result<exec::Purged, redb::Error> {
-        let Some(retention) = self.settings.retention_ms else {
-            self.purge_next = None;
-            return Ok(exec::Purged::default());
-        };
         let Some(db) = self.db.clone() else {
             return Ok(exec::Purged::default());
         };
+        let retention = self.settings.retention_ms;
         let now = self.now();
-        let cutoff = now.saturating_sub(retention);
         let result = (|| {
             let mut txn = db.begin_write()?;
             // Refused only with persistent savepoints or several writer
             // processes, neither of which this store uses; the commit is
             // then durable, which is merely slower.
             let _ = txn.set_durability(Durability::None);
-            let (purged, quarantined) = {
+            let (messages, keys, quarantined) = {
                 let mut t = Tables::open(&txn)?;
-                let purged = exec::purge(&mut t, cutoff, PURGE_BATCH)?;
-                (purged, t.quarantined)
+                // Final at or before `now - retention` (none while the
+                // clock reads less than the retention).
+                let messages = match retention.and_then(|r| now.checked_sub(r)) {
+                    Some(cutoff) => exec::purge(&mut t, cutoff, PURGE_BATCH)?,
+                    None => exec::Purged {
+                        next: t.finished.first()?.map(|(k, _)| k.value().0),
+                        ..exec::Purged::default()
+                    },
+                };
+                let keys = exec::purge_keys(&mut t, now, PURGE_BATCH)?;
+                (messages, keys, t.quarantined)
             };
             txn.commit()?;
-            Ok::<_, redb::Error>((purged, quarantined))
+            Ok::<_, redb::Error>((messages, keys, quarantined))
         })();
         match result {
-            Ok((purged, quarantined)) => {
+            Ok((purged, keys, quarantined)) => {
                 let c = &self.shared.counters;
                 let total =
                     c.purged.fetch_add(purged.messages, Ordering::Relaxed) + purged.messages;
@@ -567,18 +571,25 @@ impl Writer {
                     self.shared.purged.send_replace(total);
                 }
                 c.quarantined.fetch_add(quarantined, Ordering::Relaxed);
-                if purged.messages > 0 {
+                if purged.messages + keys.messages > 0 {
                     debug!(
                         messages = purged.messages,
-                        "herald-redb: purged finished messages"
+                        keys = keys.messages,
+                        "herald-redb: purged finished messages and expired idempotency keys"
                     );
                 }
-                self.purge_next = if purged.more {
+                self.purge_next = if purged.more || keys.more {
                     Some(now)
                 } else {
-                    purged.next.map(|at| at.saturating_add(retention))
+                    let messages =
+                        retention.and_then(|r| purged.next.map(|at| at.saturating_add(r)));
+                    earliest(messages, keys.next)
                 };
-                Ok(purged)
+                Ok(exec::Purged {
+                    messages: purged.messages,
+                    more: purged.more || keys.more,
+                    next: self.purge_next,
+                })
             }
             Err(e) => {
                 // Tried again at the next look.
@@ -616,37 +627,58 @@ impl Writer {
 
 /// Applies `pending` in one transaction and commits it durably; how many
 /// messages it quarantined.
+/// What a committed transaction reports back.
+struct Committed {
+    /// Messages it quarantined.
+    quarantined: u64,
+    /// The earliest expiry of the idempotency keys it recorded.
+    keys_expire: Option<u64>,
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 fn transaction(
     db: &Database,
     pending: &mut impl Iterator<Item = Op>,
     done: &mut Vec<Box<dyn Answer>>,
     tokens: &mut Tokens,
     now: u64,
-) -> Result<u64, redb::Error> {
+) -> Result<Committed, redb::Error> {
     let txn = db.begin_write()?;
     tokens.issued = false;
-    let quarantined = {
+    let committed = {
         let mut t = Tables::open(&txn)?;
+        let mut keys_expire = None;
         for op in pending.by_ref() {
-            let (answer, result) = exec(
-                &mut Ctx {
-                    t: &mut t,
-                    tokens: &mut *tokens,
-                    now,
-                },
-                op,
-            );
+            let mut c = Ctx {
+                t: &mut t,
+                tokens: &mut *tokens,
+                now,
+                keys_expire,
+            };
+            let (answer, result) = exec(&mut c, op);
+            keys_expire = c.keys_expire;
             done.push(answer);
             result?;
         }
         if tokens.issued {
             t.meta.insert(LAST_TOKEN_KEY, tokens.last)?;
         }
-        t.quarantined
+        Committed {
+            quarantined: t.quarantined,
+            keys_expire,
+        }
     };
     // `Durability::Immediate` (redb's default): durable when this returns.
     txn.commit()?;
-    Ok(quarantined)
+    Ok(committed)
 }
 
 /// The answer slot of a request that was never applied.

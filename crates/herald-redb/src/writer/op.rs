@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use herald::{Amendment, Claim, Completion, DueRun, FencingToken, Lease, StoreError};
+use herald::{Amendment, Claim, Completion, DueRun, FencingToken, Inserted, Lease, StoreError};
 use tokio::sync::oneshot;
 
 use crate::header::Header;
@@ -20,6 +20,19 @@ pub(crate) struct Insert {
     pub(crate) due: u64,
     /// `Some` for a claimed start: the claim's lease.
     pub(crate) lease_until: Option<u64>,
+    /// The message's accept time (ms): a recorded key holds if it expires
+    /// later.
+    pub(crate) accepted_at: u64,
+    /// The idempotency key to record with it.
+    pub(crate) key: Option<KeyInsert>,
+}
+
+/// An idempotency key to record with an insert.
+#[derive(Debug)]
+pub(crate) struct KeyInsert {
+    pub(crate) key: String,
+    pub(crate) fingerprint: u128,
+    pub(crate) expires_at: u64,
 }
 
 /// What [`Op::Cancel`] found: the header after the cancel (or the one that
@@ -33,7 +46,7 @@ pub(crate) enum CancelAnswer {
 
 /// One write request.
 pub(crate) enum Op {
-    Insert(Insert, Reply<Option<FencingToken>>),
+    Insert(Insert, Reply<Inserted>),
     /// Answers the id and token of each claim taken, in order.
     Claim {
         claims: Vec<Claim>,

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `shared.rs` | what every part shares: boundaries, wheel, runs in flight |
 //! | `publish.rs` | validate into a plan, store, schedule or deliver now |
+//! | `idempotent.rs` | publishes with an idempotency key: the fingerprint, the retry's answer |
 //! | `cancel.rs` | the cancel protocol |
 //! | `inflight.rs` | a run between the wheel and its completion, and how a cancel meets it |
 //! | `deliver.rs` | the one fan-out seam |
@@ -19,6 +20,7 @@ mod completer;
 mod deliver;
 mod detached;
 mod driver;
+mod idempotent;
 mod inflight;
 mod publish;
 mod reload;
@@ -42,6 +44,7 @@ use crate::{
 
 pub use builder::EngineBuilder;
 use detached::RunToCompletion;
+pub use idempotent::PublishExtras;
 use shared::{Command, Shared};
 pub use stats::EngineStats;
 
@@ -154,7 +157,69 @@ impl Engine {
         publish: PublishOptions,
         delivery: DeliveryOptions,
     ) -> Result<MessageStatus, Error> {
-        publish::publish(&self.shared, channel, message, publish, delivery).await
+        self.publish_with(
+            channel,
+            message,
+            publish,
+            delivery,
+            PublishExtras::default(),
+        )
+        .await
+    }
+
+    /// [`publish`](Self::publish) with Herald's [`PublishExtras`]: an
+    /// idempotency key, so that a client that lost an answer can retry.
+    ///
+    /// A publish whose key was used in the last 24 hours (on this engine's
+    /// store; it survives a restart) by the same request (channel, options
+    /// and message) answers what the first one answered: the same
+    /// `messageId` and status kind (`published` or `scheduled`), with the
+    /// message's counters now; nothing is validated or published again.
+    /// The key is recorded with the message, atomically, so racing retries
+    /// publish once.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), and
+    /// [`Error::InvalidIdempotencyKey`] (5096) for a key that is not 1 to
+    /// 255 printable ASCII characters, [`Error::IdempotencyKeyReused`]
+    /// (5095) for a key a different request used. A store without
+    /// idempotency keys fails with [`Error::Store`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald::{DeliveryOptions, Engine, PublishExtras, PublishOptions};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), herald::Error> {
+    /// let engine = Engine::builder().build();
+    /// let publish = || {
+    ///     engine.publish_with(
+    ///         "orders",
+    ///         "shipped".into(),
+    ///         PublishOptions::default(),
+    ///         DeliveryOptions::default(),
+    ///         PublishExtras::default().with_idempotency_key("order-42-shipped"),
+    ///     )
+    /// };
+    /// let first = publish().await?;
+    /// let retry = publish().await?; // the answer was lost: try again
+    /// assert_eq!(retry.message_id, first.message_id);
+    /// assert_eq!(engine.stats().published, 1);
+    /// # engine.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn publish_with(
+        &self,
+        channel: &str,
+        message: Body,
+        publish: PublishOptions,
+        delivery: DeliveryOptions,
+        extras: PublishExtras,
+    ) -> Result<MessageStatus, Error> {
+        publish::publish(&self.shared, channel, message, publish, delivery, extras).await
     }
 
     /// Publishes a decoded request body (see [`PublishRequest::from_slice`]).

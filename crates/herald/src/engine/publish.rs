@@ -19,10 +19,13 @@ use tracing::{Instrument, debug};
 use super::completer::Done;
 use super::deliver::fan_out;
 use super::detached::RunToCompletion;
+use super::idempotent::{self, PublishExtras};
 use super::inflight::Inflight;
 use super::shared::Shared;
 use super::stats::Counters;
-use crate::store::{Completion, FencingToken, Next, Start, StoreError, StoreFuture};
+use crate::store::{
+    Completion, FencingToken, IdempotencyKey, Inserted, Next, Start, StoreError, StoreFuture,
+};
 use crate::{
     Body, DeliveryCounts, DeliveryOptions, DeliveryPlan, Envelope, Error, MessageStatus,
     PublishOptions, PublishStatus, limits,
@@ -30,16 +33,25 @@ use crate::{
 
 /// Validates, then stores and schedules (or delivers) the message. The
 /// part after validation runs to completion even if the caller drops the
-/// returned future.
+/// returned future. With an idempotency key that holds, answers the first
+/// publish's answer instead (see [`idempotent`](super::idempotent)).
 pub(super) async fn publish(
     sh: &Arc<Shared>,
     channel: &str,
     body: Body,
     publish: PublishOptions,
     delivery: DeliveryOptions,
+    extras: PublishExtras,
 ) -> Result<MessageStatus, Error> {
     sh.admit().await?;
     limits::check_channel(channel)?;
+    let keyed = idempotent::checked(extras, channel, &publish, &delivery, &body)?;
+    if let Some((key, fingerprint)) = &keyed
+        && let Some(found) = idempotent::lookup(sh, key, sh.clock.now()).await?
+    {
+        // A retry: nothing is validated or published again.
+        return idempotent::answer(sh, found, *fingerprint).await;
+    }
     let plan = DeliveryPlan::shared(delivery)?;
     let now = sh.clock.now();
     let first = plan.first_run(now)?;
@@ -57,8 +69,13 @@ pub(super) async fn publish(
         plan,
         body,
     });
+    let key = keyed.map(|(key, fingerprint)| IdempotencyKey {
+        key,
+        fingerprint,
+        expires_at: now.saturating_add_millis(limits::IDEMPOTENCY_KEY_TTL_MS),
+    });
     let span = tracing::debug_span!("publish", message_id = %id, channel = %channel.escape_debug());
-    RunToCompletion::new(accept(sh.clone(), envelope, first, now).instrument(span)).await
+    RunToCompletion::new(accept(sh.clone(), envelope, first, now, key).instrument(span)).await
 }
 
 async fn accept(
@@ -66,6 +83,7 @@ async fn accept(
     envelope: Arc<Envelope>,
     first: Option<Tick>,
     now: Tick,
+    key: Option<IdempotencyKey>,
 ) -> Result<MessageStatus, Error> {
     let start = match first {
         Some(due) => Start::At(due),
@@ -74,12 +92,31 @@ async fn accept(
             lease_until: now.saturating_add_millis(sh.lease_ms),
         },
     };
-    let mut insert = sh.store.insert(envelope.clone(), start);
-    // Whether the store answered at once (the in-memory store): then it
-    // may record the completion at once too, with no hop to the completer.
-    let (stored, inline) = match poll_once(&mut insert) {
-        Poll::Ready(stored) => (stored, true),
-        Poll::Pending => (insert.await, false),
+    let (stored, inline) = match key {
+        None => {
+            let mut insert = sh.store.insert(envelope.clone(), start);
+            // Whether the store answered at once (the in-memory store):
+            // then it may record the completion at once too, with no hop
+            // to the completer.
+            match poll_once(&mut insert) {
+                Poll::Ready(stored) => (stored, true),
+                Poll::Pending => (insert.await, false),
+            }
+        }
+        Some(key) => {
+            let fingerprint = key.fingerprint;
+            match sh
+                .store
+                .insert_idempotent(envelope.clone(), start, key)
+                .await?
+            {
+                Inserted::New(token) => (Ok(token), false),
+                // Another request with the key got there first.
+                Inserted::Existing(found) => {
+                    return idempotent::answer(&sh, found, fingerprint).await;
+                }
+            }
+        }
     };
     match first {
         Some(due) => {

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use herald_core::Tick;
 
 use super::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, Next,
-    Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, IdempotencyKey,
+    Inserted, KeyRecord, Lease, Next, Record, RunState, Start, Store, StoreError, StoreFuture,
+    StoreStats,
 };
-use crate::{DeliveryCounts, Envelope, MessageId};
+use crate::{DeliveryCounts, Envelope, MessageId, PublishStatus};
 
 const SHARDS: usize = 16;
 
@@ -30,6 +31,8 @@ const SHARDS: usize = 16;
 /// clock, and the bound is on memory, which is what an in-memory store
 /// must bound; a record with push notifications pending is not treated
 /// specially (the push pipeline is not wired to this store yet).
+/// Idempotency keys are kept until they expire, and forgotten by the next
+/// keyed insert after that (by its accept time).
 ///
 /// # Examples
 ///
@@ -54,6 +57,34 @@ struct Inner {
     tokens: AtomicU64,
     /// Finished records forgotten.
     purged: AtomicU64,
+    /// Idempotency keys.
+    keys: Mutex<Keys>,
+}
+
+/// The recorded idempotency keys, and their expiry times in the order
+/// they were recorded (to forget expired ones).
+#[derive(Debug, Default)]
+struct Keys {
+    records: HashMap<String, KeyRecord>,
+    /// `(expires_at, key)`, oldest first; may name keys replaced since.
+    expiry: VecDeque<(Tick, String)>,
+}
+
+impl Keys {
+    /// Forgets the keys expired at `now` (at the front of `expiry`: the
+    /// engine gives every key the same lifetime).
+    fn forget_expired(&mut self, now: Tick) {
+        while let Some((at, _)) = self.expiry.front()
+            && *at <= now
+        {
+            let Some((at, key)) = self.expiry.pop_front() else {
+                break;
+            };
+            if self.records.get(&key).is_some_and(|r| r.expires_at == at) {
+                self.records.remove(&key);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +126,7 @@ impl MemoryStore {
                 retain_per_shard: retain_finished.div_ceil(SHARDS).max(1),
                 tokens: AtomicU64::new(0),
                 purged: AtomicU64::new(0),
+                keys: Mutex::new(Keys::default()),
             }),
         }
     }
@@ -180,12 +212,12 @@ fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T>
     Box::pin(std::future::ready(v))
 }
 
-impl Store for MemoryStore {
-    fn insert(
+impl MemoryStore {
+    fn insert_now(
         &self,
         envelope: Arc<Envelope>,
         start: Start,
-    ) -> StoreFuture<'_, Option<FencingToken>> {
+    ) -> Result<Option<FencingToken>, StoreError> {
         let id = envelope.id;
         let (state, token) = match start {
             Start::At(due) => (RunState::Scheduled { due }, None),
@@ -203,7 +235,7 @@ impl Store for MemoryStore {
         };
         let mut shard = self.shard(id);
         match shard.records.entry(id) {
-            MapEntry::Occupied(_) => ready(Err(StoreError::Duplicate(id))),
+            MapEntry::Occupied(_) => Err(StoreError::Duplicate(id)),
             MapEntry::Vacant(slot) => {
                 slot.insert(Entry {
                     record: Record {
@@ -214,9 +246,63 @@ impl Store for MemoryStore {
                     },
                     token,
                 });
-                ready(Ok(token))
+                Ok(token)
             }
         }
+    }
+}
+
+impl Store for MemoryStore {
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        ready(self.insert_now(envelope, start))
+    }
+
+    fn insert_idempotent(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+        key: IdempotencyKey,
+    ) -> StoreFuture<'_, Inserted> {
+        // The key map's lock is held across the insert: the key and the
+        // message are recorded together, and racing inserts with one key
+        // are ordered by it.
+        let mut keys = self.inner.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let now = envelope.accepted_at;
+        keys.forget_expired(now);
+        if let Some(found) = keys.records.get(&key.key)
+            && found.expires_at > now
+        {
+            return ready(Ok(Inserted::Existing(found.clone())));
+        }
+        let id = envelope.id;
+        let status = match start {
+            Start::At(_) => PublishStatus::Scheduled,
+            Start::Claimed { .. } => PublishStatus::Published,
+        };
+        let token = match self.insert_now(envelope, start) {
+            Ok(token) => token,
+            Err(e) => return ready(Err(e)),
+        };
+        keys.expiry.push_back((key.expires_at, key.key.clone()));
+        keys.records.insert(
+            key.key,
+            KeyRecord {
+                id,
+                fingerprint: key.fingerprint,
+                status,
+                expires_at: key.expires_at,
+            },
+        );
+        ready(Ok(Inserted::New(token)))
+    }
+
+    fn idempotency_key(&self, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {
+        let keys = self.inner.keys.lock().unwrap_or_else(|e| e.into_inner());
+        ready(Ok(keys.records.get(key).cloned()))
     }
 
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {

@@ -25,8 +25,8 @@ pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use stats::StoreStats;
 pub use types::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, Lease, Next,
-    Record, RunState, Start,
+    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, IdempotencyKey,
+    Inserted, KeyRecord, Lease, Next, Record, RunState, Start,
 };
 
 /// The future a [`Store`] method returns.
@@ -50,6 +50,21 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 ///   a one-off due now, which the publisher delivers itself); for a claimed
 ///   start it returns the claim's [`FencingToken`]. An id that exists
 ///   already is [`StoreError::Duplicate`] and changes nothing.
+/// * [`insert_idempotent`](Self::insert_idempotent) is `insert` plus an
+///   [`IdempotencyKey`], recorded in the same atomic step (so a crash
+///   keeps both or neither): key → (the message's id, the fingerprint, the
+///   answer's status: `Published` for a claimed start, else `Scheduled`,
+///   and `expires_at`). If the key is recorded already and holds at the
+///   envelope's `accepted_at` (its `expires_at` is later), nothing is
+///   stored and [`Inserted::Existing`] gives the record, whatever the
+///   fingerprints (the caller compares them); of racing inserts with one
+///   key exactly one stores its message. An expired key is replaced. A
+///   duplicate id is [`StoreError::Duplicate`] and records no key.
+///   [`idempotency_key`](Self::idempotency_key) reads a recorded key (the
+///   caller checks `expires_at`). Keys are kept at least until they
+///   expire (by the store's clock, if it has one) and may be forgotten
+///   after (purged like finished records).
+///   The defaults refuse keys ([`StoreError::Other`]) and find none.
 /// * [`get`](Self::get) returns the record, or `None` if the id was never
 ///   stored or its finished record has been purged (a store may forget
 ///   finished messages after a retention period; unfinished ones never).
@@ -125,6 +140,27 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         start: Start,
     ) -> StoreFuture<'_, Option<FencingToken>>;
 
+    /// Stores a new message and records its idempotency key with it; or,
+    /// if the key holds already, stores nothing and answers its record.
+    fn insert_idempotent(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+        key: IdempotencyKey,
+    ) -> StoreFuture<'_, Inserted> {
+        let _ = (envelope, start, key);
+        Box::pin(std::future::ready(Err(StoreError::other(
+            "this store does not record idempotency keys",
+        ))))
+    }
+
+    /// The record of idempotency key `key`, if it is recorded (expired or
+    /// not).
+    fn idempotency_key(&self, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {
+        let _ = key;
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// The record of `id`, if known.
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>>;
 
@@ -169,6 +205,17 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         start: Start,
     ) -> StoreFuture<'_, Option<FencingToken>> {
         (**self).insert(envelope, start)
+    }
+    fn insert_idempotent(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+        key: IdempotencyKey,
+    ) -> StoreFuture<'_, Inserted> {
+        (**self).insert_idempotent(envelope, start, key)
+    }
+    fn idempotency_key(&self, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {
+        (**self).idempotency_key(key)
     }
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         (**self).get(id)

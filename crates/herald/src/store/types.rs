@@ -202,3 +202,44 @@ pub enum CancelOutcome {
     /// No such message.
     NotFound,
 }
+
+/// An idempotency key to record with a new message, atomically (see
+/// [`Store::insert_idempotent`](super::Store::insert_idempotent)).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey {
+    /// The client's key (1 to 255 printable ASCII characters: see
+    /// [`limits::check_idempotency_key`](crate::limits::check_idempotency_key)).
+    pub key: String,
+    /// What the request was (the engine hashes its channel, options and
+    /// message): a retry must bring the same.
+    pub fingerprint: u128,
+    /// Until when the key holds (the engine: 24 h after the publish).
+    pub expires_at: Tick,
+}
+
+/// A recorded idempotency key: the message its first request stored, and
+/// how that request was answered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KeyRecord {
+    /// The message the key's first request stored.
+    pub id: MessageId,
+    /// The first request's fingerprint.
+    pub fingerprint: u128,
+    /// The first answer's status: [`PublishStatus::Published`] for a
+    /// claimed start (an immediate publish), [`PublishStatus::Scheduled`]
+    /// otherwise.
+    pub status: PublishStatus,
+    /// Until when the key holds.
+    pub expires_at: Tick,
+}
+
+/// The result of [`Store::insert_idempotent`](super::Store::insert_idempotent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// The message is stored and the key recorded with it; the fencing
+    /// token of a claimed start.
+    New(Option<FencingToken>),
+    /// The key was recorded already (and holds at the message's accept
+    /// time): nothing was stored. The caller compares the fingerprints.
+    Existing(KeyRecord),
+}
