@@ -934,7 +934,9 @@ mod tests {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|p| resolve(&doc, p)["name"].as_str().unwrap().to_owned())
+                .map(|p| resolve(&doc, p))
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap().to_owned())
                 .collect();
             let used: BTreeSet<String> = template
                 .split('/')
