@@ -11,7 +11,7 @@ use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
-    let cli = match Config::from_args(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+    let cli = match Config::from_args(std::env::args_os().skip(1), |k| std::env::var(k).ok()) {
         Ok(cli) => cli,
         Err(e) => {
             match e.downcast_ref::<clap::Error>() {

@@ -177,6 +177,19 @@ async fn bad_flags_exit_nonzero_and_help_exits_zero() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("poll_ttl_secs"));
 
+    // An argument that is not UTF-8: an error, not a panic.
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let out = server()
+            .arg(std::ffi::OsStr::from_bytes(b"--listen=\xff:80"))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+
     let out = server().arg("--help").output().await.unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);

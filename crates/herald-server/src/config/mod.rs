@@ -111,9 +111,10 @@ impl Config {
     /// whose text has the usage), a malformed environment variable (the
     /// message names it), an unreadable or invalid file (unknown keys
     /// included), or an invalid configuration (see [`Config::validate`]).
-    pub fn from_args<I, F>(args: I, env: F) -> anyhow::Result<Cli>
+    pub fn from_args<I, T, F>(args: I, env: F) -> anyhow::Result<Cli>
     where
-        I: IntoIterator<Item = String>,
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
         F: Fn(&str) -> Option<String>,
     {
         let (flags, given) = match sources::command_line(args)? {

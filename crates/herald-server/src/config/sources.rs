@@ -101,12 +101,13 @@ fn defaults() -> std::collections::BTreeMap<String, String> {
 ///
 /// An unknown flag, or a missing or malformed value: the [`clap::Error`],
 /// whose text has the usage.
-pub(crate) fn command_line<I>(args: I) -> Result<CommandLine, clap::Error>
+pub(crate) fn command_line<I, T>(args: I) -> Result<CommandLine, clap::Error>
 where
-    I: IntoIterator<Item = String>,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
 {
     let argv: Vec<OsString> = std::iter::once(BIN.into())
-        .chain(args.into_iter().map(OsString::from))
+        .chain(args.into_iter().map(Into::into))
         .collect();
     let matches = match parse_command().try_get_matches_from(&argv) {
         Ok(m) => m,
