@@ -269,7 +269,7 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
-    /// The JSON body, and the code as an [`ErrorCode`] extension for the
+    /// The JSON body, and the code as an `ErrorCode` extension for the
     /// request log.
     fn into_response(self) -> Response {
         let mut res = json_response(self.status, &self);
