@@ -6,6 +6,10 @@
 //! * [`transport_conformance`]: likewise for
 //!   [`PubSubTransport`](herald::PubSubTransport) implementations
 //!   ([`transport_conformance_tests!`]).
+//! * [`registry_conformance`]: the checks for
+//!   [`DeviceRegistry`](herald::DeviceRegistry) and
+//!   [`TemplateStore`](herald::TemplateStore) implementations
+//!   ([`registry_conformance_tests!`], [`template_conformance_tests!`]).
 //! * Re-exports [`ManualClock`], the clock tests drive
 //!   by hand.
 //!
@@ -17,6 +21,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod registry_conformance;
 pub mod store_conformance;
 pub mod transport_conformance;
 

@@ -33,6 +33,11 @@ use crate::transport::TransportError;
 /// | 5094 | [`TooManySubscriptions`](Self::TooManySubscriptions) (Herald's) |
 /// | 5095 | [`IdempotencyKeyReused`](Self::IdempotencyKeyReused) (Herald's) |
 /// | 5096 | [`InvalidIdempotencyKey`](Self::InvalidIdempotencyKey) (Herald's) |
+/// | 5000 | [`UnknownDevice`](Self::UnknownDevice) |
+/// | 5014 | [`PushNotConfigured`](Self::PushNotConfigured) (Herald's) |
+/// | 5015 | [`InvalidRegistration`](Self::InvalidRegistration) (Herald's) |
+/// | 5050 | [`TemplateNotFound`](Self::TemplateNotFound) (Herald's) |
+/// | 5051 | [`InvalidTemplate`](Self::InvalidTemplate) (Herald's) |
 ///
 /// # Examples
 ///
@@ -124,6 +129,25 @@ pub enum Error {
     /// [`MAX_IDEMPOTENCY_KEY_LEN`](crate::limits::MAX_IDEMPOTENCY_KEY_LEN)
     /// bytes, or not printable ASCII. Herald's code 5096.
     InvalidIdempotencyKey,
+    /// A registration lookup or unregister of a device id that is not
+    /// registered.
+    UnknownDevice,
+    /// A `PUSH`/`BOTH` publish (or a template send) to an engine with no
+    /// push gateway. Herald's code 5014.
+    PushNotConfigured,
+    /// A device registration without `deviceToken` or `deviceId`, with an
+    /// unknown `os`, or otherwise malformed. Herald's code 5015.
+    InvalidRegistration {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
+    /// A push template name that is not stored. Herald's code 5050.
+    TemplateNotFound,
+    /// A push template that does not parse. Herald's code 5051.
+    InvalidTemplate {
+        /// What exactly was wrong (appended to the message).
+        reason: String,
+    },
 }
 
 impl Error {
@@ -147,6 +171,11 @@ impl Error {
             Self::TooManySubscriptions { .. } => 5094,
             Self::IdempotencyKeyReused => 5095,
             Self::InvalidIdempotencyKey => 5096,
+            Self::UnknownDevice => 5000,
+            Self::PushNotConfigured => 5014,
+            Self::InvalidRegistration { .. } => 5015,
+            Self::TemplateNotFound => 5050,
+            Self::InvalidTemplate { .. } => 5051,
         }
     }
 
@@ -194,6 +223,13 @@ impl Error {
             Self::InvalidIdempotencyKey => {
                 "Invalid Idempotency-Key: use 1 to 255 printable ASCII characters."
             }
+            Self::UnknownDevice => "Unable to retrieve device registration - unknown device ID.",
+            Self::PushNotConfigured => {
+                "Push notifications are not configured for this application."
+            }
+            Self::InvalidRegistration { .. } => "Invalid device registration.",
+            Self::TemplateNotFound => "Push template not found.",
+            Self::InvalidTemplate { .. } => "Invalid push template.",
         }
     }
 
@@ -207,6 +243,8 @@ impl Error {
             | Self::InvalidCron { reason }
             | Self::InvalidChannel { reason }
             | Self::InvalidPolicy { reason }
+            | Self::InvalidRegistration { reason }
+            | Self::InvalidTemplate { reason }
             | Self::InvalidOptions { reason, .. } => {
                 Some(reason.as_str()).filter(|r| !r.is_empty())
             }
@@ -255,7 +293,9 @@ impl fmt::Display for Error {
             | Self::InvalidRepeatEvery { reason }
             | Self::InvalidCron { reason }
             | Self::InvalidChannel { reason }
-            | Self::InvalidPolicy { reason } => with_reason(f, self.summary(), reason),
+            | Self::InvalidPolicy { reason }
+            | Self::InvalidRegistration { reason }
+            | Self::InvalidTemplate { reason } => with_reason(f, self.summary(), reason),
             Self::InvalidSelector(e) => write!(
                 f,
                 "Invalid selector at column {}: {}",
@@ -286,9 +326,10 @@ impl fmt::Display for Error {
             Self::IdempotencyKeyReused => f.write_str(
                 "The Idempotency-Key was used for a different request in the last 24 hours.",
             ),
-            Self::InvalidIdempotencyKey => {
-                f.write_str("Invalid Idempotency-Key: use 1 to 255 printable ASCII characters.")
-            }
+            Self::InvalidIdempotencyKey
+            | Self::UnknownDevice
+            | Self::PushNotConfigured
+            | Self::TemplateNotFound => f.write_str(self.summary()),
         }
     }
 }

@@ -57,6 +57,7 @@ mod id;
 pub mod limits;
 mod options;
 mod plan;
+mod push;
 mod status;
 mod store;
 mod transport;
@@ -72,6 +73,10 @@ pub use options::{
     DeliveryOptions, PublishOptions, PublishPolicy, PublishRequest, PushBroadcast, RequestError,
 };
 pub use plan::{AfterRun, DeliveryPlan};
+pub use push::{
+    Audience, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup, MemoryRegistry, Os,
+    PushTemplate, RESERVED_PROPERTY_NAMES, SmartText, SmartTextError, TemplateStore,
+};
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, IdempotencyKey,

@@ -34,6 +34,42 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// the key is forgotten (and a publish with it is a new one).
 pub const IDEMPOTENCY_KEY_TTL_MS: u64 = 24 * 3_600_000;
 
+/// The first segments of `messaging/...` paths that are not channels:
+/// refused as channel names (5010), any case.
+pub const RESERVED_CHANNELS: [&str; 4] = ["registrations", "push", "pushtemplates", "channels"];
+
+/// The longest `deviceId`, in bytes.
+pub const MAX_DEVICE_ID_LEN: usize = 255;
+
+/// The longest `deviceToken`, in bytes (APNs tokens are 64 hex digits, FCM
+/// tokens about 160 characters).
+pub const MAX_DEVICE_TOKEN_LEN: usize = 4096;
+
+/// The longest `osVersion`, in bytes.
+pub const MAX_OS_VERSION_LEN: usize = 64;
+
+/// How many channels one device may be registered to.
+pub const MAX_DEVICE_CHANNELS: usize = 64;
+
+/// How many `properties` one device may have.
+pub const MAX_DEVICE_PROPERTIES: usize = 64;
+
+/// The longest property name, in bytes.
+pub const MAX_PROPERTY_NAME_LEN: usize = 128;
+
+/// The longest property value, in bytes.
+pub const MAX_PROPERTY_VALUE_LEN: usize = 1024;
+
+/// The longest push template name, in bytes.
+pub const MAX_TEMPLATE_NAME_LEN: usize = 255;
+
+/// The longest smart text of a template (`message`, `title`, `subtitle`,
+/// a header value, `segmentQuery`), in bytes.
+pub const MAX_TEMPLATE_TEXT_LEN: usize = 4096;
+
+/// How many headers one template may have.
+pub const MAX_TEMPLATE_HEADERS: usize = 64;
+
 /// Checks an idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
 /// ASCII characters (space to `~`).
 ///
@@ -82,6 +118,14 @@ pub fn check_channel(channel: &str) -> Result<(), Error> {
     }
     if channel.contains('/') {
         return bad("A channel name cannot contain '/'.".into());
+    }
+    if let Some(r) = RESERVED_CHANNELS
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(channel))
+    {
+        return bad(format!(
+            "{r:?} is reserved: messaging/{r} is not a channel."
+        ));
     }
     // Printable ASCII (the common case) needs no per-char look.
     let printable = |b: u8| (0x20..0x7F).contains(&b);

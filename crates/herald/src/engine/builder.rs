@@ -12,7 +12,10 @@ use super::{Engine, StopOnDrop, driver};
 use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
-use crate::{Clock, InProcessTransport, MemoryStore, SystemClock};
+use crate::{
+    Clock, DeviceRegistry, InProcessTransport, MemoryRegistry, MemoryStore, SystemClock,
+    TemplateStore,
+};
 
 /// Configures and starts an [`Engine`].
 ///
@@ -37,6 +40,8 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     store: Arc<dyn Store>,
     transport: Arc<dyn PubSubTransport>,
+    registry: Arc<dyn DeviceRegistry>,
+    templates: Arc<dyn TemplateStore>,
     lease: Duration,
     single_node: bool,
     inbox_limits: InboxLimits,
@@ -44,10 +49,13 @@ pub struct EngineBuilder {
 
 impl Default for EngineBuilder {
     fn default() -> Self {
+        let memory = Arc::new(MemoryRegistry::new());
         Self {
             clock: Arc::new(SystemClock),
             store: Arc::new(MemoryStore::new()),
             transport: Arc::new(InProcessTransport::new()),
+            registry: memory.clone(),
+            templates: memory,
             lease: Duration::from_secs(60),
             single_node: true,
             inbox_limits: InboxLimits {
@@ -74,6 +82,19 @@ impl EngineBuilder {
     /// How runs reach subscribers (default a fresh [`InProcessTransport`]).
     pub fn transport(mut self, transport: impl PubSubTransport) -> Self {
         self.transport = Arc::new(transport);
+        self
+    }
+
+    /// Where device registrations live (default a fresh
+    /// [`MemoryRegistry`]).
+    pub fn registry(mut self, registry: impl DeviceRegistry) -> Self {
+        self.registry = Arc::new(registry);
+        self
+    }
+
+    /// Where push templates live (default a fresh [`MemoryRegistry`]).
+    pub fn templates(mut self, templates: impl TemplateStore) -> Self {
+        self.templates = Arc::new(templates);
         self
     }
 
@@ -121,6 +142,8 @@ impl EngineBuilder {
             clock: self.clock,
             store: self.store,
             transport: self.transport,
+            registry: self.registry,
+            templates: self.templates,
             ids: IdGenerator::new(),
             state: Mutex::new(WheelState::new(now)),
             wake: Notify::new(),

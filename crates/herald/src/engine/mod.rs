@@ -11,6 +11,7 @@
 //! | `driver.rs` | the task that fires due runs and takes back expired leases |
 //! | `completer.rs` | recording delivered runs in batches, scheduling the next ones |
 //! | `reload.rs` | rebuilding the wheel at start-up |
+//! | `devices.rs` | device registrations and push templates |
 //! | `detached.rs` | futures that finish their work when their caller leaves |
 //! | `throttle.rs` | logging a failure that repeats at a bounded rate |
 
@@ -19,6 +20,7 @@ mod cancel;
 mod completer;
 mod deliver;
 mod detached;
+mod devices;
 mod driver;
 mod idempotent;
 mod inflight;

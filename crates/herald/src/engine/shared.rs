@@ -15,13 +15,15 @@ use super::throttle::Throttle;
 use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
-use crate::{Clock, Error, MessageId};
+use crate::{Clock, DeviceRegistry, Error, MessageId, TemplateStore};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) transport: Arc<dyn PubSubTransport>,
+    pub(crate) registry: Arc<dyn DeviceRegistry>,
+    pub(crate) templates: Arc<dyn TemplateStore>,
     pub(crate) ids: IdGenerator,
     pub(crate) state: Mutex<WheelState>,
     /// Wakes the driver (an earlier run was scheduled).
