@@ -10,6 +10,9 @@
 //!   [`DeviceRegistry`](herald::DeviceRegistry) and
 //!   [`TemplateStore`](herald::TemplateStore) implementations
 //!   ([`registry_conformance_tests!`], [`template_conformance_tests!`]).
+//! * [`push_transport_conformance`]: the checks for
+//!   [`PushTransport`](herald::PushTransport) implementations
+//!   ([`push_transport_conformance_tests!`]).
 //! * Re-exports [`ManualClock`], the clock tests drive
 //!   by hand.
 //!
@@ -21,6 +24,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod push_transport_conformance;
 pub mod registry_conformance;
 pub mod store_conformance;
 pub mod transport_conformance;

@@ -84,3 +84,87 @@ pub fn stored_envelope(data: &[u8]) {
         assert_eq!(back, e);
     }
 }
+
+/// Decodes `data` as a device registration body: no panic; an error is
+/// 5015 with a reason; a registration re-encodes (`to_json`) to JSON that
+/// decodes to the same registration (times in ms), and satisfies its own
+/// limits.
+pub fn device_registration(data: &[u8]) {
+    use crate::DeviceRegistration;
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let reg = match DeviceRegistration::from_json(&body) {
+        Ok(reg) => reg,
+        Err(e) => {
+            assert_eq!(e.code(), 5015, "{e}");
+            assert!(e.reason().is_some(), "a refusal says why");
+            return;
+        }
+    };
+    assert!(!reg.channels.is_empty());
+    assert!(
+        reg.channels.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no repeats"
+    );
+    for c in &reg.channels {
+        assert!(crate::limits::check_channel(c).is_ok());
+    }
+    let mut json = reg.to_json();
+    // `to_json` answers ms; ms below 1e11 would read as seconds.
+    if reg
+        .expiration
+        .is_some_and(|t| t.as_millis() < 100_000_000_000)
+    {
+        json["expiration"] = serde_json::Value::Null;
+    }
+    let again = DeviceRegistration::from_json(&json).expect("a registration's JSON decodes");
+    assert_eq!(again.device_id, reg.device_id);
+    assert_eq!(again.device_token, reg.device_token);
+    assert_eq!(again.os, reg.os);
+    assert_eq!(again.channels, reg.channels);
+    assert_eq!(again.properties, reg.properties);
+    if reg
+        .expiration
+        .is_some_and(|t| t.as_millis() >= 100_000_000_000)
+    {
+        assert_eq!(again.expiration, reg.expiration);
+    }
+}
+
+/// Decodes `data` as a push template (and its first line as smart text):
+/// no panic; an error is 5051 with a reason; a template re-encodes to the
+/// same template; its texts render with any values; its segment query
+/// parses whatever values fill it.
+pub fn push_template(data: &[u8]) {
+    use crate::{PushTemplate, SmartText};
+    if let Ok(text) = std::str::from_utf8(data) {
+        let line = text.lines().next().unwrap_or("");
+        if let Ok(t) = SmartText::parse(line) {
+            let _ = t.render(&[("a", "{}"), ("b", "'")]);
+            let quoted = t.render_quoted(&[("a", line)]);
+            if !line.contains(['\'', '{', '}']) {
+                assert_eq!(t.render(&()), line, "text without braces renders to itself");
+                assert_eq!(quoted, line);
+            }
+        }
+    }
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let tpl = match PushTemplate::from_json(&body) {
+        Ok(t) => t,
+        Err(e) => {
+            assert_eq!(e.code(), 5051, "{e}");
+            assert!(e.reason().is_some(), "a refusal says why");
+            return;
+        }
+    };
+    let again = PushTemplate::from_json(&tpl.to_json()).expect("a template's JSON decodes");
+    assert_eq!(again, tpl, "round trip");
+    for values in [&[][..], &[("x", "' OR 1=1 --")][..]] {
+        if let Err(e) = tpl.segment(&values) {
+            panic!("an accepted segment query must parse with any values: {e}");
+        }
+    }
+}

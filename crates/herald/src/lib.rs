@@ -74,8 +74,10 @@ pub use options::{
 };
 pub use plan::{AfterRun, DeliveryPlan};
 pub use push::{
-    Audience, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup, MemoryRegistry, Os,
-    PushTemplate, RESERVED_PROPERTY_NAMES, SmartText, SmartTextError, TemplateStore,
+    Audience, Delivery, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup, MAX_BATCH,
+    MemoryRegistry, Notification, NotificationId, Os, Outcome, PushContent, PushFuture,
+    PushTemplate, PushTransport, RESERVED_PROPERTY_NAMES, RecordingTransport, Refusal, RetryPolicy,
+    SmartText, SmartTextError, TemplateStore,
 };
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{

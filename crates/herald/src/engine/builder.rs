@@ -13,8 +13,8 @@ use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
 use crate::{
-    Clock, DeviceRegistry, InProcessTransport, MemoryRegistry, MemoryStore, SystemClock,
-    TemplateStore,
+    Clock, DeviceRegistry, InProcessTransport, MemoryRegistry, MemoryStore, PushBroadcast,
+    PushTransport, SystemClock, TemplateStore,
 };
 
 /// Configures and starts an [`Engine`].
@@ -42,6 +42,7 @@ pub struct EngineBuilder {
     transport: Arc<dyn PubSubTransport>,
     registry: Arc<dyn DeviceRegistry>,
     templates: Arc<dyn TemplateStore>,
+    gateways: Vec<(PushBroadcast, Arc<dyn PushTransport>)>,
     lease: Duration,
     single_node: bool,
     inbox_limits: InboxLimits,
@@ -56,6 +57,7 @@ impl Default for EngineBuilder {
             transport: Arc::new(InProcessTransport::new()),
             registry: memory.clone(),
             templates: memory,
+            gateways: Vec::new(),
             lease: Duration::from_secs(60),
             single_node: true,
             inbox_limits: InboxLimits {
@@ -95,6 +97,15 @@ impl EngineBuilder {
     /// Where push templates live (default a fresh [`MemoryRegistry`]).
     pub fn templates(mut self, templates: impl TemplateStore) -> Self {
         self.templates = Arc::new(templates);
+        self
+    }
+
+    /// Adds a push gateway for devices of the OSes in `os` (APNs for
+    /// [`PushBroadcast::IOS`] and [`PushBroadcast::OSX`], FCM for
+    /// [`PushBroadcast::ANDROID`]). Without any, a publish with
+    /// `publishPolicy` `PUSH` or `BOTH` is refused with 5014.
+    pub fn push_gateway(mut self, os: PushBroadcast, transport: impl PushTransport) -> Self {
+        self.gateways.push((os, Arc::new(transport)));
         self
     }
 
@@ -144,6 +155,7 @@ impl EngineBuilder {
             transport: self.transport,
             registry: self.registry,
             templates: self.templates,
+            gateways: self.gateways,
             ids: IdGenerator::new(),
             state: Mutex::new(WheelState::new(now)),
             wake: Notify::new(),

@@ -53,6 +53,9 @@ pub(super) async fn publish(
         return idempotent::answer(sh, found, *fingerprint).await;
     }
     let plan = DeliveryPlan::shared(delivery)?;
+    if plan.policy().includes_push() && sh.gateways.is_empty() {
+        return Err(Error::PushNotConfigured);
+    }
     let now = sh.clock.now();
     let first = plan.first_run(now)?;
     // The OS's generator does not fail on Linux; where it does, nothing

@@ -15,7 +15,7 @@ use super::throttle::Throttle;
 use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
-use crate::{Clock, DeviceRegistry, Error, MessageId, TemplateStore};
+use crate::{Clock, DeviceRegistry, Error, MessageId, PushBroadcast, PushTransport, TemplateStore};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     pub(crate) transport: Arc<dyn PubSubTransport>,
     pub(crate) registry: Arc<dyn DeviceRegistry>,
     pub(crate) templates: Arc<dyn TemplateStore>,
+    /// The push gateways and the OSes each serves.
+    pub(crate) gateways: Vec<(PushBroadcast, Arc<dyn PushTransport>)>,
     pub(crate) ids: IdGenerator,
     pub(crate) state: Mutex<WheelState>,
     /// Wakes the driver (an earlier run was scheduled).

@@ -20,7 +20,7 @@ use crate::{Os, StoreFuture};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::StoreError> {
 /// let registry = MemoryRegistry::new();
-/// let mut reg = DeviceRegistration::from_json(&serde_json::json!({
+/// let reg = DeviceRegistration::from_json(&serde_json::json!({
 ///     "deviceId": "d1", "deviceToken": "t", "os": "IOS", "channels": ["news"]})).unwrap();
 /// registry.register(reg).await?;
 /// let page = registry.channel_devices("news", None, 100).await?;

@@ -10,19 +10,33 @@
 //! | `smart_text.rs` | `{var}` / `{var|default}` text |
 //! | `template.rs` | a stored template, and how one is checked |
 //! | `audience.rs` | which devices a push run reaches |
+//! | `content.rs` | what a notification says, per OS; its stable id |
+//! | `recording.rs` | a scriptable gateway for tests |
+//! | `retry.rs` | backoff with full jitter, `Retry-After`, time to live |
+//! | `transport.rs` | the `PushTransport` boundary: one gateway |
 
 mod audience;
+mod content;
 mod memory;
 mod os;
+mod recording;
 mod registration;
 mod registry;
+mod retry;
 mod smart_text;
 mod template;
+mod transport;
 
 pub use audience::Audience;
+pub use content::{NotificationId, PushContent};
 pub use memory::MemoryRegistry;
 pub use os::Os;
+pub use recording::RecordingTransport;
 pub use registration::{DeviceRegistration, RESERVED_PROPERTY_NAMES};
 pub use registry::{DeviceRegistry, InvalidToken, TemplateStore};
+pub use retry::RetryPolicy;
 pub use smart_text::{Lookup, SmartText, SmartTextError};
 pub use template::PushTemplate;
+pub use transport::{
+    Delivery, MAX_BATCH, Notification, Outcome, PushFuture, PushTransport, Refusal,
+};

@@ -1,0 +1,192 @@
+//! The engine's push API so far: device registrations, templates, and the
+//! publish-time rules (5014 without a gateway, reserved channel names).
+
+mod common;
+
+use common::{T0, builder, clock, engine, step};
+use herald::{
+    DeliveryOptions, Os, PublishOptions, PublishPolicy, PublishStatus, PushBroadcast,
+    RecordingTransport,
+};
+use herald_core::Tick;
+use serde_json::json;
+
+fn push(policy: PublishPolicy) -> DeliveryOptions {
+    DeliveryOptions {
+        publish_policy: policy,
+        ..DeliveryOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_push_publish_without_a_gateway_is_5014_and_stores_nothing() {
+    let (engine, _clock) = engine();
+    for policy in [PublishPolicy::Push, PublishPolicy::Both] {
+        let e = engine
+            .publish("news", "hi".into(), PublishOptions::default(), push(policy))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 5014);
+        assert_eq!(
+            e.to_string(),
+            "Push notifications are not configured for this application."
+        );
+    }
+    assert_eq!(engine.stats().published, 0, "nothing was published");
+    let ok = engine
+        .publish(
+            "news",
+            "hi".into(),
+            PublishOptions::default(),
+            push(PublishPolicy::Pubsub),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.status, PublishStatus::Published);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_a_gateway_a_push_publish_is_accepted() {
+    let clock = clock();
+    let engine = builder(&clock)
+        .push_gateway(
+            PushBroadcast::IOS | PushBroadcast::OSX,
+            RecordingTransport::new("apns"),
+        )
+        .build();
+    let status = engine
+        .publish(
+            "news",
+            "hi".into(),
+            PublishOptions::default(),
+            push(PublishPolicy::Both),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.status, PublishStatus::Published);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn reserved_first_segments_are_not_channels() {
+    let (engine, _clock) = engine();
+    for name in ["registrations", "push", "pushtemplates", "channels", "Push"] {
+        let e = engine
+            .publish(
+                name,
+                "x".into(),
+                PublishOptions::default(),
+                DeliveryOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 5010, "{name}");
+        assert!(e.to_string().contains("is reserved"), "{e}");
+        assert_eq!(engine.subscribe(name, None).unwrap_err().code(), 5010);
+    }
+    assert!(
+        engine
+            .publish(
+                "pushes",
+                "x".into(),
+                PublishOptions::default(),
+                DeliveryOptions::default()
+            )
+            .await
+            .is_ok()
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn registrations_record_their_time_and_expire() {
+    let (engine, clock) = engine();
+    let body = json!({
+        "deviceId": "d1", "deviceToken": "tok", "os": "IOS",
+        "channels": ["news"], "expiration": (T0 + 60_000), "properties": {"lang": "de"},
+    });
+    let first = engine.register_device(&body).await.unwrap();
+    let reg = engine.device("d1").await.unwrap();
+    assert_eq!(reg.registered_at, Tick::from_millis(T0));
+    assert_eq!(reg.registration_id, first);
+    assert_eq!(reg.os, Os::Ios);
+
+    step(&engine, &clock, 1_000).await;
+    let second = engine.register_device(&body).await.unwrap();
+    assert_ne!(first, second, "each registration gets its own id");
+    assert_eq!(
+        engine.device("d1").await.unwrap().registered_at,
+        Tick::from_millis(T0 + 1_000),
+        "re-registering records the new time"
+    );
+
+    step(&engine, &clock, 59_000).await;
+    assert_eq!(
+        engine.device("d1").await.unwrap_err().code(),
+        5000,
+        "an expired registration is unknown"
+    );
+    assert_eq!(
+        engine.unregister_device("nobody").await.unwrap_err().code(),
+        5000
+    );
+    let bad = engine
+        .register_device(&json!({"deviceId": "d2"}))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), 5015);
+    assert_eq!(
+        engine.device("d2").await.unwrap_err().code(),
+        5000,
+        "nothing stored"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn templates_are_created_replaced_listed_and_deleted() {
+    let (engine, _clock) = engine();
+    let t = engine
+        .put_template(
+            &json!({"name": "welcome", "message": "Hi {name|there}", "audience": {"os": ["IOS"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.message, "Hi {name|there}");
+    engine
+        .put_template(&json!({"name": "sale", "audience": {"os": ["ANDROID"]}}))
+        .await
+        .unwrap();
+    let names = |v: Vec<std::sync::Arc<herald::PushTemplate>>| {
+        v.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(engine.templates(None).await.unwrap()),
+        ["sale", "welcome"]
+    );
+    assert_eq!(
+        names(engine.templates(Some(Os::Osx)).await.unwrap()),
+        ["welcome"]
+    );
+    engine
+        .put_template(
+            &json!({"name": "welcome", "message": "Hello", "audience": {"os": ["ANDROID"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(engine.template("welcome").await.unwrap().message, "Hello");
+    assert!(engine.templates(Some(Os::Ios)).await.unwrap().is_empty());
+    engine.delete_template("welcome").await.unwrap();
+    assert_eq!(engine.template("welcome").await.unwrap_err().code(), 5050);
+    assert_eq!(
+        engine.delete_template("welcome").await.unwrap_err().code(),
+        5050
+    );
+    let bad = engine
+        .put_template(&json!({"name": "x", "title": "{"}))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), 5051);
+    engine.shutdown().await;
+}
