@@ -74,8 +74,8 @@ pub use options::{
 };
 pub use plan::{AfterRun, DeliveryPlan};
 pub use push::{
-    Audience, Delivery, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup, MAX_BATCH,
-    MemoryRegistry, Notification, NotificationId, Os, Outcome, PushContent, PushFuture,
+    Audience, AudiencePage, Delivery, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup,
+    MAX_BATCH, MemoryRegistry, Notification, NotificationId, Os, Outcome, PushContent, PushFuture,
     PushTemplate, PushTransport, RESERVED_PROPERTY_NAMES, RecordingTransport, Refusal, RetryPolicy,
     SmartText, SmartTextError, TemplateStore,
 };

@@ -190,3 +190,117 @@ async fn templates_are_created_replaced_listed_and_deleted() {
     assert_eq!(bad.code(), 5051);
     engine.shutdown().await;
 }
+
+mod audience {
+    use std::collections::BTreeSet;
+
+    use herald::{Audience, DeviceRegistration, DeviceRegistry, MemoryRegistry, PushBroadcast};
+    use herald_core::Tick;
+    use herald_core::selector::Selector;
+    use serde_json::json;
+
+    async fn registry() -> MemoryRegistry {
+        let r = MemoryRegistry::new();
+        for i in 0..500u32 {
+            let os = ["IOS", "ANDROID", "OSX", "WP"][i as usize % 4];
+            let lang = if i % 3 == 0 { "de" } else { "en" };
+            let channels = if i % 5 == 0 {
+                json!(["news", "other"])
+            } else {
+                json!(["news"])
+            };
+            let expiration = if i % 7 == 0 {
+                json!(1_000)
+            } else {
+                json!(null)
+            };
+            let mut d = DeviceRegistration::from_json(&json!({
+                "deviceId": format!("d{i:04}"), "deviceToken": format!("t{i}"), "os": os,
+                "channels": channels, "expiration": expiration, "properties": {"lang": lang},
+            }))
+            .unwrap();
+            d.registered_at = Tick::from_millis(1);
+            r.register(d).await.unwrap();
+        }
+        r
+    }
+
+    async fn walk(a: &Audience, r: &MemoryRegistry, scan: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        // The registrations expiring at 1000 s are expired at this time.
+        let now = Tick::from_millis(2_000_000);
+        loop {
+            let page = a.page(r, after.as_deref(), scan, now).await.unwrap();
+            out.extend(page.devices.iter().map(|d| d.device_id.clone()));
+            after = page.cursor.clone();
+            if page.done {
+                return out;
+            }
+        }
+    }
+
+    fn expected(filter: impl Fn(u32) -> bool) -> Vec<String> {
+        (0..500u32)
+            .filter(|i| i % 7 != 0 && filter(*i))
+            .map(|i| format!("d{i:04}"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_combination_of_filters_intersects() {
+        let r = registry().await;
+        let all = Audience::channel("news");
+        assert_eq!(
+            walk(&all, &r, 64).await,
+            expected(|_| true),
+            "expired ones excluded"
+        );
+        assert_eq!(walk(&all, &r, 1).await, expected(|_| true), "any page size");
+
+        let ios = Audience {
+            os: PushBroadcast::IOS | PushBroadcast::OSX,
+            ..all.clone()
+        };
+        assert_eq!(
+            walk(&ios, &r, 64).await,
+            expected(|i| i % 4 == 0 || i % 4 == 2)
+        );
+
+        let other = Audience::channel("other");
+        assert_eq!(walk(&other, &r, 64).await, expected(|i| i % 5 == 0));
+
+        let segment = Audience {
+            segment: Some(Selector::parse("lang = 'de' AND os <> 'WP'").unwrap()),
+            ..all.clone()
+        };
+        assert_eq!(
+            walk(&segment, &r, 64).await,
+            expected(|i| i % 3 == 0 && i % 4 != 3)
+        );
+
+        let ids: BTreeSet<String> = ["d0001", "d0002", "d0007", "d0400", "nobody"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let single = Audience {
+            devices: Some(ids),
+            os: PushBroadcast::ANDROID | PushBroadcast::IOS,
+            ..all
+        };
+        assert_eq!(
+            walk(&single, &r, 2).await,
+            ["d0001", "d0400"],
+            "list ∩ OS ∩ not expired"
+        );
+        let other_single = Audience {
+            channel: "other".into(),
+            ..single
+        };
+        assert_eq!(
+            walk(&other_single, &r, 64).await,
+            ["d0400"],
+            "list ∩ channel"
+        );
+    }
+}

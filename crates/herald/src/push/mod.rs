@@ -27,7 +27,7 @@ mod smart_text;
 mod template;
 mod transport;
 
-pub use audience::Audience;
+pub use audience::{Audience, AudiencePage};
 pub use content::{NotificationId, PushContent};
 pub use memory::MemoryRegistry;
 pub use os::Os;
