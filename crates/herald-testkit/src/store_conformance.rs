@@ -85,6 +85,9 @@ pub fn envelope(n: u128) -> Arc<Envelope> {
         repeat_expires_at: DateTime::from_timestamp_millis(1_900_000_999_000),
         repeat_cron: Some("0 30 9 * * Mon-Fri".to_owned()),
         time_zone: Some("Europe/Berlin".to_owned()),
+        push_time_to_live: Some(3_600),
+        push_collapse_key: Some("score-42".to_owned()),
+        push_throttle_per_minute: Some(600),
     })
     .expect("a valid plan");
     Arc::new(Envelope {

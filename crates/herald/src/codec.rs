@@ -70,6 +70,9 @@ const D_REPEAT_EVERY: u8 = 6;
 const D_EXPIRES: u8 = 7;
 const D_CRON: u8 = 8;
 const D_TIME_ZONE: u8 = 9;
+const D_PUSH_TTL: u8 = 10;
+const D_COLLAPSE_KEY: u8 = 11;
+const D_THROTTLE: u8 = 12;
 
 /// Stored bytes that are not an envelope (damaged, or not ours), or an
 /// envelope that cannot be stored.
@@ -155,6 +158,15 @@ fn encode_plan(s: &mut Vec<u8>, d: &DeliveryOptions) -> Result<(), CodecError> {
     }
     if let Some(t) = d.repeat_expires_at {
         entry(s, D_EXPIRES, &ms(t)?.to_le_bytes())?;
+    }
+    if let Some(ttl) = d.push_time_to_live {
+        entry(s, D_PUSH_TTL, &u64::from(ttl).to_le_bytes())?;
+    }
+    if let Some(k) = &d.push_collapse_key {
+        entry(s, D_COLLAPSE_KEY, k.as_bytes())?;
+    }
+    if let Some(n) = d.push_throttle_per_minute {
+        entry(s, D_THROTTLE, &u64::from(n).to_le_bytes())?;
     }
     if let Some(c) = &d.repeat_cron {
         entry(s, D_CRON, c.as_bytes())?;
@@ -324,6 +336,31 @@ fn decode_plan_section(section: &[u8]) -> Result<DeliveryPlan, CodecError> {
                 .push_singlecast
                 .push(utf8(v, "pushSinglecast")?.to_owned()),
             D_SEGMENT => d.segment_query = Some(utf8(v, "segmentQuery")?.to_owned()),
+            D_PUSH_TTL => {
+                let ttl = number(v, "pushTimeToLive")?;
+                d.push_time_to_live = Some(
+                    u32::try_from(ttl)
+                        .ok()
+                        .filter(|&t| t <= limits::MAX_PUSH_TTL_SECONDS)
+                        .ok_or_else(|| CodecError::new("pushTimeToLive: out of range"))?,
+                );
+            }
+            D_COLLAPSE_KEY => {
+                let k = utf8(v, "pushCollapseKey")?;
+                if !limits::is_collapse_key(k) {
+                    return Err(CodecError::new("pushCollapseKey: not a collapse key"));
+                }
+                d.push_collapse_key = Some(k.to_owned());
+            }
+            D_THROTTLE => {
+                let n = number(v, "pushThrottlePerMinute")?;
+                d.push_throttle_per_minute = Some(
+                    u32::try_from(n)
+                        .ok()
+                        .filter(|&n| n >= 1)
+                        .ok_or_else(|| CodecError::new("pushThrottlePerMinute: out of range"))?,
+                );
+            }
             D_PUBLISH_AT => {
                 d.publish_at = Some(
                     limits::time_of_ms(number(v, "publishAt")?, |reason| {
@@ -557,6 +594,7 @@ mod tests {
                     repeat_expires_at: DateTime::from_timestamp_millis(1_900_000_999_000),
                     repeat_cron: Some("0 30 9 * * Mon-Fri".into()),
                     time_zone: Some("Europe/Berlin".into()),
+                    ..DeliveryOptions::default()
                 })
                 .unwrap(),
             ),

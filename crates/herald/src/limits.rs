@@ -70,6 +70,25 @@ pub const MAX_TEMPLATE_TEXT_LEN: usize = 4096;
 /// How many headers one template may have.
 pub const MAX_TEMPLATE_HEADERS: usize = 64;
 
+/// `pushTimeToLive` when a publish gives none: 3 days, in seconds.
+pub const DEFAULT_PUSH_TTL_SECONDS: u32 = 259_200;
+
+/// The longest `pushTimeToLive`: 4 weeks, FCM's maximum, in seconds.
+pub const MAX_PUSH_TTL_SECONDS: u32 = 2_419_200;
+
+/// The longest `pushCollapseKey`, in bytes (APNs's `apns-collapse-id`
+/// limit).
+pub const MAX_COLLAPSE_KEY_LEN: usize = 64;
+
+/// Whether `key` is a valid `pushCollapseKey`: 1 to
+/// [`MAX_COLLAPSE_KEY_LEN`] bytes of printable ASCII (it travels in an
+/// HTTP header).
+pub fn is_collapse_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_COLLAPSE_KEY_LEN
+        && key.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
 /// Checks an idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
 /// ASCII characters (space to `~`).
 ///

@@ -56,6 +56,16 @@ pub struct DeliveryOptions {
     /// `timeZone` (Herald extension): the IANA zone `repeat_cron` runs in;
     /// UTC when absent.
     pub time_zone: Option<String>,
+    /// `pushTimeToLive` (Herald extension): seconds a push notification
+    /// stays worth sending after its run (default
+    /// [`DEFAULT_PUSH_TTL_SECONDS`](crate::limits::DEFAULT_PUSH_TTL_SECONDS)).
+    pub push_time_to_live: Option<u32>,
+    /// `pushCollapseKey` (Herald extension): APNs `apns-collapse-id` and
+    /// FCM `android.collapse_key`.
+    pub push_collapse_key: Option<String>,
+    /// `pushThrottlePerMinute` (Herald extension): send this message's
+    /// notifications at most this many per minute.
+    pub push_throttle_per_minute: Option<u32>,
 }
 
 impl DeliveryOptions {
@@ -163,6 +173,52 @@ impl DeliveryOptions {
                 reason: format!("{k} is a string, not {}.", shown(v)),
             }),
         };
+        let push_time_to_live = fields
+            .get("pushTimeToLive")?
+            .map(|v| {
+                whole_number(&v)
+                    .filter(|&n| n <= u64::from(limits::MAX_PUSH_TTL_SECONDS))
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| Error::InvalidOptions {
+                        field: "pushTimeToLive",
+                        reason: format!(
+                            "pushTimeToLive is whole seconds from 0 to {}, not {}.",
+                            limits::MAX_PUSH_TTL_SECONDS,
+                            shown(&v)
+                        ),
+                    })
+            })
+            .transpose()?;
+        let push_collapse_key = match fields.get("pushCollapseKey")?.as_deref() {
+            None => None,
+            Some(Value::String(s)) if limits::is_collapse_key(s) => Some(s.clone()),
+            Some(v) => {
+                return Err(Error::InvalidOptions {
+                    field: "pushCollapseKey",
+                    reason: format!(
+                        "pushCollapseKey is 1 to {} bytes of printable ASCII, not {}.",
+                        limits::MAX_COLLAPSE_KEY_LEN,
+                        shown(v)
+                    ),
+                });
+            }
+        };
+        let push_throttle_per_minute = fields
+            .get("pushThrottlePerMinute")?
+            .map(|v| {
+                whole_number(&v)
+                    .filter(|&n| n >= 1)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| Error::InvalidOptions {
+                        field: "pushThrottlePerMinute",
+                        reason: format!(
+                            "pushThrottlePerMinute is a whole number from 1 to {}, not {}.",
+                            u32::MAX,
+                            shown(&v)
+                        ),
+                    })
+            })
+            .transpose()?;
         Ok(Self {
             publish_policy,
             push_broadcast,
@@ -173,6 +229,9 @@ impl DeliveryOptions {
             repeat_expires_at,
             repeat_cron: cron_text("repeatCron")?,
             time_zone: cron_text("timeZone")?,
+            push_time_to_live,
+            push_collapse_key,
+            push_throttle_per_minute,
         })
     }
 
@@ -208,6 +267,15 @@ impl DeliveryOptions {
         }
         if let Some(z) = &self.time_zone {
             m.insert("timeZone".into(), z.clone().into());
+        }
+        if let Some(ttl) = self.push_time_to_live {
+            m.insert("pushTimeToLive".into(), ttl.into());
+        }
+        if let Some(k) = &self.push_collapse_key {
+            m.insert("pushCollapseKey".into(), k.clone().into());
+        }
+        if let Some(n) = self.push_throttle_per_minute {
+            m.insert("pushThrottlePerMinute".into(), n.into());
         }
         m
     }
@@ -246,6 +314,65 @@ fn epoch_ms(v: &Value, field: &str, err: fn(String) -> Error) -> Result<DateTime
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn push_options_decode_check_and_round_trip() {
+        let o = DeliveryOptions::from_json(&json!({
+            "pushTimeToLive": 60, "pushCollapseKey": "score", "pushThrottlePerMinute": 1000.0,
+        }))
+        .unwrap();
+        assert_eq!(o.push_time_to_live, Some(60));
+        assert_eq!(o.push_collapse_key.as_deref(), Some("score"));
+        assert_eq!(o.push_throttle_per_minute, Some(1000));
+        let again = DeliveryOptions::from_json(&Value::Object(o.to_json())).unwrap();
+        assert_eq!(again, o);
+        let zero = DeliveryOptions::from_json(&json!({"pushTimeToLive": 0})).unwrap();
+        assert_eq!(zero.push_time_to_live, Some(0), "0: now or never");
+        for (body, reason) in [
+            (
+                json!({"pushTimeToLive": -1}),
+                "pushTimeToLive is whole seconds from 0 to 2419200, not -1.",
+            ),
+            (
+                json!({"pushTimeToLive": 2_419_201}),
+                "pushTimeToLive is whole seconds from 0 to 2419200, not 2419201.",
+            ),
+            (
+                json!({"pushTimeToLive": "1h"}),
+                "pushTimeToLive is whole seconds from 0 to 2419200, not \"1h\".",
+            ),
+            (
+                json!({"pushCollapseKey": ""}),
+                "pushCollapseKey is 1 to 64 bytes of printable ASCII, not \"\".",
+            ),
+            (
+                json!({"pushCollapseKey": "ü"}),
+                "pushCollapseKey is 1 to 64 bytes of printable ASCII, not \"ü\".",
+            ),
+            (json!({"pushCollapseKey": "x".repeat(65)}), "LONG"),
+            (
+                json!({"pushThrottlePerMinute": 0}),
+                "pushThrottlePerMinute is a whole number from 1 to 4294967295, not 0.",
+            ),
+            (
+                json!({"pushThrottlePerMinute": 1.5}),
+                "pushThrottlePerMinute is a whole number from 1 to 4294967295, not 1.5.",
+            ),
+        ] {
+            let long = format!(
+                "pushCollapseKey is 1 to 64 bytes of printable ASCII, not \"{}….",
+                "x".repeat(63)
+            );
+            let reason = if reason == "LONG" {
+                long.as_str()
+            } else {
+                reason
+            };
+            let e = DeliveryOptions::from_json(&body).unwrap_err();
+            assert_eq!(e.code(), 5013, "{body}");
+            assert_eq!(e.reason(), Some(reason), "{body}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 
