@@ -10,6 +10,8 @@
 //!   [`DeviceRegistry`](herald::DeviceRegistry) and
 //!   [`TemplateStore`](herald::TemplateStore) implementations
 //!   ([`registry_conformance_tests!`], [`template_conformance_tests!`]).
+//! * [`push_job_conformance`]: the push-job part of the
+//!   [`Store`](herald::Store) contract ([`push_job_conformance_tests!`]).
 //! * [`push_transport_conformance`]: the checks for
 //!   [`PushTransport`](herald::PushTransport) implementations
 //!   ([`push_transport_conformance_tests!`]).
@@ -24,6 +26,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod push_job_conformance;
 pub mod push_transport_conformance;
 pub mod registry_conformance;
 pub mod store_conformance;

@@ -120,7 +120,7 @@ pub fn small_envelope(n: u128) -> Arc<Envelope> {
 }
 
 /// Inserts `small_envelope(n)` scheduled at `due`.
-async fn insert_at<S: Store>(store: &S, n: u128, due: u64) {
+pub(crate) async fn insert_at<S: Store>(store: &S, n: u128, due: u64) {
     let token = store
         .insert(small_envelope(n), Start::At(t(due)))
         .await
@@ -129,7 +129,7 @@ async fn insert_at<S: Store>(store: &S, n: u128, due: u64) {
 }
 
 /// Claims message `n`'s run at `due` with a lease until `lease`.
-async fn claim1<S: Store>(store: &S, n: u128, due: u64, lease: u64) -> Option<Claimed> {
+pub(crate) async fn claim1<S: Store>(store: &S, n: u128, due: u64, lease: u64) -> Option<Claimed> {
     let mut got = store
         .claim(
             vec![Claim {
@@ -145,7 +145,7 @@ async fn claim1<S: Store>(store: &S, n: u128, due: u64, lease: u64) -> Option<Cl
 }
 
 /// Completes message `n`'s claim `token`; whether it applied.
-async fn complete1<S: Store>(
+pub(crate) async fn complete1<S: Store>(
     store: &S,
     n: u128,
     token: FencingToken,
@@ -177,7 +177,7 @@ async fn state_of<S: Store>(store: &S, n: u128) -> RunState {
     record_of(store, n).await.state
 }
 
-fn one(runs: u64, pubsub: u64) -> DeliveryCounts {
+pub(crate) fn one(runs: u64, pubsub: u64) -> DeliveryCounts {
     DeliveryCounts {
         runs,
         pubsub,

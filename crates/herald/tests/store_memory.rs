@@ -62,3 +62,76 @@ async fn retention_forgets_oldest_finished_only() {
         "the newest finished record stays"
     );
 }
+
+herald_testkit::push_job_conformance_tests!(async { herald::MemoryStore::new() });
+
+/// A finished message with an open push job is kept past the retention
+/// count, and forgotten by count once its job ends.
+#[tokio::test]
+async fn an_open_push_job_keeps_its_message() {
+    use herald::{Checkpoint, Claim, Completion, DeliveryCounts, JobKey, Next, Start, Store};
+    use herald_core::Tick;
+    use herald_testkit::store_conformance::{envelope, id};
+
+    let store = herald::MemoryStore::with_retention(1);
+    let finish = |n: u128| {
+        let store = store.clone();
+        async move {
+            store
+                .insert(envelope(n), Start::At(Tick::from_millis(5)))
+                .await
+                .unwrap();
+            let c = store
+                .claim(
+                    vec![Claim {
+                        id: id(n),
+                        due: Tick::from_millis(5),
+                    }],
+                    Tick::from_millis(9),
+                )
+                .await
+                .unwrap()
+                .remove(0)
+                .unwrap();
+            let done = Completion {
+                id: id(n),
+                token: c.token,
+                counts: DeliveryCounts::default(),
+                next: Next::Done,
+            };
+            assert!(store.complete(vec![done]).await.unwrap()[0]);
+        }
+    };
+    let key = JobKey {
+        message: id(1),
+        run: Tick::from_millis(5),
+    };
+    store.add_push_jobs(vec![key]).await.unwrap();
+    finish(1).await;
+    for n in 2..400 {
+        finish(n).await;
+    }
+    assert!(
+        store.get(id(1)).await.unwrap().is_some(),
+        "kept while its job is open"
+    );
+    assert!(
+        store.get(id(2)).await.unwrap().is_none(),
+        "others are forgotten by count"
+    );
+    let job = store
+        .claim_push_jobs(Tick::from_millis(0), Tick::from_millis(10), 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut cp = Checkpoint::of(&job, Tick::from_millis(10));
+    cp.finished = true;
+    assert!(store.checkpoint_push(vec![cp]).await.unwrap()[0]);
+    for n in 400..800 {
+        finish(n).await;
+    }
+    assert!(
+        store.get(id(1)).await.unwrap().is_none(),
+        "forgotten after its job ended"
+    );
+}

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald_core::Tick;
 
+use super::memory_push::PushJobs;
 use super::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, IdempotencyKey,
-    Inserted, KeyRecord, Lease, Next, Record, RunState, Start, Store, StoreError, StoreFuture,
-    StoreStats,
+    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueRun, FencingToken,
+    IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, Next, PushJob, PushRetry, Record, RunState,
+    Start, Store, StoreError, StoreFuture, StoreStats,
 };
 use crate::{DeliveryCounts, Envelope, MessageId, PublishStatus};
 
@@ -59,6 +60,8 @@ struct Inner {
     purged: AtomicU64,
     /// Idempotency keys.
     keys: Mutex<Keys>,
+    /// Push jobs (locked alone, never while a shard is locked).
+    jobs: Mutex<PushJobs>,
 }
 
 /// The recorded idempotency keys, and their expiry times in the order
@@ -92,6 +95,10 @@ struct Shard {
     records: HashMap<MessageId, Entry, BuildHasherDefault<IdHasher>>,
     /// Finished ids, oldest first (may hold ids already gone).
     finished: VecDeque<MessageId>,
+    /// How many push jobs each message has open: a message with one is
+    /// never forgotten (it is queued for retention again when its last
+    /// job ends).
+    open_jobs: HashMap<MessageId, u32, BuildHasherDefault<IdHasher>>,
 }
 
 /// A record and its current claim: the token of the `Firing` state, or of
@@ -127,6 +134,7 @@ impl MemoryStore {
                 tokens: AtomicU64::new(0),
                 purged: AtomicU64::new(0),
                 keys: Mutex::new(Keys::default()),
+                jobs: Mutex::new(PushJobs::default()),
             }),
         }
     }
@@ -148,6 +156,10 @@ impl MemoryStore {
     fn shard(&self, id: MessageId) -> MutexGuard<'_, Shard> {
         // The low bits of an id are random (see `MessageId`).
         lock(&self.inner.shards[(id.as_u128() as usize) % SHARDS])
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, PushJobs> {
+        self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn token(&self) -> FencingToken {
@@ -196,10 +208,11 @@ impl Shard {
             let Some(old) = self.finished.pop_front() else {
                 break;
             };
-            if self
-                .records
-                .get(&old)
-                .is_some_and(|e| e.record.state.is_finished())
+            if !self.open_jobs.contains_key(&old)
+                && self
+                    .records
+                    .get(&old)
+                    .is_some_and(|e| e.record.state.is_finished())
             {
                 self.records.remove(&old);
                 purged.fetch_add(1, Ordering::Relaxed);
@@ -481,5 +494,74 @@ impl Store for MemoryStore {
             purged: self.inner.purged.load(Ordering::Relaxed),
             ..StoreStats::default()
         }
+    }
+
+    fn add_push_jobs(&self, keys: Vec<JobKey>) -> StoreFuture<'_, ()> {
+        let added = self.jobs().add(keys);
+        for key in added {
+            *self
+                .shard(key.message)
+                .open_jobs
+                .entry(key.message)
+                .or_default() += 1;
+        }
+        ready(Ok(()))
+    }
+
+    fn claim_push_jobs(
+        &self,
+        expired_before: Tick,
+        lease_until: Tick,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PushJob>> {
+        let claimed = self
+            .jobs()
+            .claim(expired_before, lease_until, limit, || self.token());
+        ready(Ok(claimed))
+    }
+
+    fn push_retries(&self, key: JobKey, limit: usize) -> StoreFuture<'_, Vec<PushRetry>> {
+        ready(Ok(self.jobs().retries(key, limit)))
+    }
+
+    fn checkpoint_push(&self, checkpoints: Vec<Checkpoint>) -> StoreFuture<'_, Vec<bool>> {
+        let retain = self.inner.retain_per_shard;
+        let out = checkpoints
+            .into_iter()
+            .map(|cp| {
+                let Some(finished) = self.jobs().checkpoint(&cp) else {
+                    return false;
+                };
+                let id = cp.key.message;
+                let mut shard = self.shard(id);
+                if let Some(e) = shard.records.get_mut(&id) {
+                    e.record.counts.add(&cp.counts);
+                    if let Some(error) = cp.error {
+                        e.record.error = Some(error);
+                    }
+                    if cp.fail && e.record.state == RunState::Published {
+                        e.record.state = RunState::Failed;
+                    }
+                }
+                if finished {
+                    let left = shard.open_jobs.get_mut(&id).map(|n| {
+                        *n -= 1;
+                        *n
+                    });
+                    if left == Some(0) {
+                        shard.open_jobs.remove(&id);
+                        if shard
+                            .records
+                            .get(&id)
+                            .is_some_and(|e| e.record.state.is_finished())
+                        {
+                            shard.finish(id, retain, &self.inner.purged);
+                        }
+                    }
+                }
+                true
+            })
+            .collect();
+        ready(Ok(out))
     }
 }

@@ -9,6 +9,8 @@
 
 mod error;
 mod memory;
+mod memory_push;
+mod push;
 mod stats;
 mod types;
 
@@ -23,6 +25,7 @@ use crate::{Envelope, MessageId};
 
 pub use error::StoreError;
 pub use memory::MemoryStore;
+pub use push::{Checkpoint, JobKey, PushJob, PushRetry};
 pub use stats::StoreStats;
 pub use types::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, FencingToken, IdempotencyKey,
@@ -109,10 +112,37 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 ///   (`Engine::store_stats`, `EngineStats`). The default reports a
 ///   writable store and zero counters.
 ///
+/// # Push jobs
+///
+/// The push side of a fired run is a job, named by its [`JobKey`]
+/// (message id and the run's due time), with its own lease and fencing
+/// token, a cursor over the audience (a device id) and the notifications
+/// waiting for a retry. The defaults refuse push jobs
+/// ([`StoreError::Other`]); `MemoryStore` and `herald-redb` keep them.
+///
+/// * [`add_push_jobs`](Self::add_push_jobs) records new jobs, unclaimed;
+///   a key that exists already is left as it is (a run fired again after
+///   a crash does not restart its job).
+/// * [`claim_push_jobs`](Self::claim_push_jobs) claims up to `limit` jobs
+///   whose lease ended at or before `expired_before` (new jobs have
+///   none), in key order, each with a new fencing token (the old one is
+///   stale) and the lease `lease_until`.
+/// * [`push_retries`](Self::push_retries) lists a job's retries by
+///   `(due, device id)`, at most `limit`.
+/// * [`checkpoint_push`](Self::checkpoint_push) applies each checkpoint
+///   whose token is current, atomically: the job's cursor, `listed`,
+///   `handed` and lease; retries recorded (one per device: a new one
+///   replaces the old) and resolved ones removed; the counters (and error,
+///   and `fail` as in [`amend`](Self::amend)) added to the message's
+///   record if it is still there; and with `finished`, the job and its
+///   retries removed. A stale token, or an unknown job, changes nothing
+///   (`false`).
+///
 /// # Retention
 ///
-/// A store may forget a *final* message (finished, with no push
-/// notification pending: [`DeliveryCounts::push_pending`](crate::DeliveryCounts::push_pending)
+/// A store may forget a *final* message (finished, with no push job left
+/// and no push notification pending:
+/// [`DeliveryCounts::push_pending`](crate::DeliveryCounts::push_pending)
 /// is 0) some time after it became final; [`get`](Self::get) then answers
 /// `None`, like for an id never stored, and `amend` and `complete` ignore
 /// it. A repeating message is final after its last run (or its cancel). An
@@ -196,6 +226,40 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }
+
+    /// Records new push jobs (existing keys are left as they are).
+    fn add_push_jobs(&self, keys: Vec<JobKey>) -> StoreFuture<'_, ()> {
+        let _ = keys;
+        Box::pin(std::future::ready(Err(no_push_jobs())))
+    }
+
+    /// Claims up to `limit` jobs whose lease ended at or before
+    /// `expired_before`.
+    fn claim_push_jobs(
+        &self,
+        expired_before: Tick,
+        lease_until: Tick,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PushJob>> {
+        let _ = (expired_before, lease_until, limit);
+        Box::pin(std::future::ready(Err(no_push_jobs())))
+    }
+
+    /// A job's retries by `(due, device id)`, at most `limit`.
+    fn push_retries(&self, key: JobKey, limit: usize) -> StoreFuture<'_, Vec<PushRetry>> {
+        let _ = (key, limit);
+        Box::pin(std::future::ready(Err(no_push_jobs())))
+    }
+
+    /// Applies checkpoints; one result per checkpoint (`false`: stale).
+    fn checkpoint_push(&self, checkpoints: Vec<Checkpoint>) -> StoreFuture<'_, Vec<bool>> {
+        let _ = checkpoints;
+        Box::pin(std::future::ready(Err(no_push_jobs())))
+    }
+}
+
+fn no_push_jobs() -> StoreError {
+    StoreError::other("this store does not keep push jobs")
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -250,5 +314,22 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn stats(&self) -> StoreStats {
         (**self).stats()
+    }
+    fn add_push_jobs(&self, keys: Vec<JobKey>) -> StoreFuture<'_, ()> {
+        (**self).add_push_jobs(keys)
+    }
+    fn claim_push_jobs(
+        &self,
+        expired_before: Tick,
+        lease_until: Tick,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PushJob>> {
+        (**self).claim_push_jobs(expired_before, lease_until, limit)
+    }
+    fn push_retries(&self, key: JobKey, limit: usize) -> StoreFuture<'_, Vec<PushRetry>> {
+        (**self).push_retries(key, limit)
+    }
+    fn checkpoint_push(&self, checkpoints: Vec<Checkpoint>) -> StoreFuture<'_, Vec<bool>> {
+        (**self).checkpoint_push(checkpoints)
     }
 }
