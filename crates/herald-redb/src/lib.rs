@@ -121,6 +121,7 @@ mod open;
 mod quarantine;
 mod raw;
 mod read;
+mod registry;
 mod store;
 mod tables;
 mod writer;

@@ -115,13 +115,14 @@ impl Drop for Inner {
     }
 }
 
-fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T> {
+/// A future already resolved to `v`.
+pub(crate) fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(v))
 }
 
 /// Runs `read` on tokio's blocking pool when `big` and a runtime is there,
 /// else inline.
-async fn off_thread<T: Send + 'static>(
+pub(crate) async fn off_thread<T: Send + 'static>(
     big: bool,
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -182,7 +183,7 @@ impl RedbStore {
     }
 
     /// Queues a write and waits for its answer (after the commit).
-    fn write<T: Send + 'static>(
+    pub(crate) fn write<T: Send + 'static>(
         &self,
         op: impl FnOnce(writer::Reply<T>) -> Op,
     ) -> StoreFuture<'static, T> {

@@ -18,6 +18,8 @@
 
 mod exec;
 mod op;
+mod registry_exec;
+mod registry_op;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +33,7 @@ use tracing::{debug, error, info, warn};
 
 pub(crate) use exec::{Tokens, key_record};
 pub(crate) use op::{CancelAnswer, Insert, KeyInsert, Op, Reply};
+pub(crate) use registry_op::RegistryOp;
 
 use crate::error::Classified;
 use crate::tables::{LAST_TOKEN_KEY, Tables};
@@ -700,6 +703,7 @@ fn op_answer(op: Op) -> Box<dyn Answer> {
         Op::Release { reply, .. } => boxed(reply),
         Op::Purge { reply } => boxed(reply),
         Op::Forget { .. } => Box::new(Unanswered),
+        Op::Registry(op) => op.unapplied(),
     }
 }
 
@@ -747,5 +751,6 @@ fn exec(c: &mut Ctx<'_, '_>, op: Op) -> (Box<dyn Answer>, Result<(), redb::Error
         // Taken out of the batch before it is applied.
         Op::Close { reply } => answer(reply, Ok(Ok(()))),
         Op::Purge { reply } => answer(reply, Ok(Ok(0))),
+        Op::Registry(op) => op.apply(c.t),
     }
 }
