@@ -524,12 +524,15 @@ impl Writer {
                 if !why.is_retryable() {
                     error!(error = %e, "herald-redb: write transaction failed");
                 }
+                // Logged once per outage (and every 30 s while it lasts).
+                // Recorded before the answers, as `succeeded` is on a
+                // commit: a caller answered `Unavailable` finds the outage
+                // in `Store::stats`.
+                self.failed(&why);
                 done.into_iter().for_each(|d| d.fail(why.error()));
                 for op in pending {
                     op_answer(op).fail(why.error());
                 }
-                // Logged once per outage (and every 30 s while it lasts).
-                self.failed(&why);
             }
         }
     }
