@@ -1,6 +1,7 @@
-//! The writer thread: drains the queue of write requests and applies up to
-//! [`MAX_BATCH`] of them in one redb write transaction with one durable
-//! commit (group commit), then answers each. In its idle time it purges
+//! The writer thread: drains the queue of write requests (the messages'
+//! and the registry's) and applies up to [`MAX_BATCH`] of them in one redb
+//! write transaction with one durable commit (group commit), then answers
+//! each. In its idle time it purges
 //! what retention allows and expired idempotency keys, in small
 //! non-durable transactions.
 //!
