@@ -1,5 +1,6 @@
 //! `RedbStore::check_records`: every record decodes and the tables agree
-//! with each other (the invariants of format v2).
+//! with each other (the invariants of format v2; the registry's are
+//! `crate::registry::check`).
 
 use std::collections::HashSet;
 
@@ -38,6 +39,10 @@ pub struct RecordCheck {
     pub retained: u64,
     /// Idempotency keys recorded (expired ones not purged yet included).
     pub keys: u64,
+    /// Registered devices (expired ones not purged yet included).
+    pub devices: u64,
+    /// Push templates.
+    pub templates: u64,
 }
 
 impl RedbStore {
@@ -60,7 +65,10 @@ impl RedbStore {
     ///   drops it);
     /// * every idempotency key has one `idempotency_expiry` entry under its
     ///   expiry, and every such entry belongs to a key;
-    /// * a quarantined id has no row anywhere else.
+    /// * a quarantined id has no row anywhere else;
+    /// * every device and template record decodes, every channel of a
+    ///   registration has its `device_channels` entry and an expiring one
+    ///   its `device_expiry` entry, and those tables hold nothing else.
     ///
     /// # Errors
     ///
@@ -304,5 +312,6 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
             c.records
         )));
     }
+    crate::registry::check::check(&txn, &mut c)?;
     Ok(c)
 }

@@ -237,6 +237,44 @@ pub(crate) fn quarantined(id: u128, reason: impl Into<String>) -> StoreError {
     }))
 }
 
+/// A registry record that does not decode, or registry tables that
+/// disagree with each other: which table, which key, what is wrong.
+#[derive(Debug)]
+pub(crate) struct BadRegistryRow {
+    /// The table the row is in.
+    pub(crate) table: &'static str,
+    /// The row's key as shown (a device id, a template name, a channel
+    /// entry).
+    pub(crate) key: String,
+    pub(crate) what: String,
+}
+
+impl fmt::Display for BadRegistryRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "herald-redb: {} in table `{}` is damaged: {}",
+            self.key, self.table, self.what
+        )
+    }
+}
+
+impl std::error::Error for BadRegistryRow {}
+
+/// A [`StoreError::Other`] for a damaged row of a registry table, e.g.
+/// `bad_registry_row("devices", format!("device {id:?}"), e)`.
+pub(crate) fn bad_registry_row(
+    table: &'static str,
+    key: String,
+    what: impl fmt::Display,
+) -> StoreError {
+    StoreError::Other(Box::new(BadRegistryRow {
+        table,
+        key,
+        what: what.to_string(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

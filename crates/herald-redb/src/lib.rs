@@ -1,11 +1,15 @@
 //! Herald's embedded durable [`Store`](herald::Store): messages, schedules
 //! and statuses in a [redb](https://docs.rs/redb) file, so a restart (or a
-//! crash) loses nothing that was acknowledged.
+//! crash) loses nothing that was acknowledged. The same store is Herald's
+//! durable [`DeviceRegistry`](herald::DeviceRegistry) and
+//! [`TemplateStore`](herald::TemplateStore) (push registrations and
+//! templates), in the same file.
 //!
 //! * **Durable acknowledgements.** Every write (`insert`, `claim`, `renew`,
-//!   `complete`, `cancel`, `amend`, `release_expired`) resolves only after
-//!   its redb transaction has committed with `Durability::Immediate` (one
-//!   `fsync`).
+//!   `complete`, `cancel`, `amend`, `release_expired`; `register`,
+//!   `unregister`, `remove_invalid`, `purge_expired`, `put_template`,
+//!   `delete_template`) resolves only after its redb transaction has
+//!   committed with `Durability::Immediate` (one `fsync`).
 //! * **Group commit.** One writer thread drains a queue of write requests
 //!   and applies up to 4096 of them in one transaction with one commit, so
 //!   concurrent publishes share an `fsync`.
@@ -30,9 +34,18 @@
 //! * **Idempotency keys** are recorded with their message in one
 //!   transaction ([`Store::insert_idempotent`](herald::Store::insert_idempotent)).
 //! * **Outages.** After an I/O error (a full disk) the writer reopens the
-//!   database and answers writes `Unavailable` at once, trying again with
-//!   backoff, until a write commits; [`Store::stats`](herald::Store::stats)
-//!   reports it meanwhile. Nothing acknowledged is lost.
+//!   database and answers writes (registry writes too) `Unavailable` at
+//!   once, trying again with backoff, until a write commits;
+//!   [`Store::stats`](herald::Store::stats) reports it meanwhile. Nothing
+//!   acknowledged is lost.
+//! * **Device registry and templates.** Registry writes are writer
+//!   requests like the message writes (same batches, same commit); reads
+//!   are read transactions. A channel's devices are an index ordered by
+//!   `(channel, device id)`, so
+//!   [`channel_devices`](herald::DeviceRegistry::channel_devices) reads one
+//!   page, not the channel. A record that does not decode is
+//!   `StoreError::Other` naming its table and key, never a panic; a write
+//!   that meets one changes nothing.
 //!
 //! # Format (version 2)
 //!
@@ -51,6 +64,15 @@
 //! | `idempotency` | `&str` key → `(u128 id, u128 fingerprint, u64 expires_at, u8 status)` | idempotency keys and the first answer (status 0 `scheduled`, 1 `published`) |
 //! | `idempotency_expiry` | `(u64 expires_at, &str key)` → `()` | the order expired keys are purged in |
 //! | `quarantine` | `u128` id → bytes | a damaged message moved aside: `u32` reason length, reason, `u32` header length, header, envelope to the end |
+//! | `devices` | `&str` device id → bytes | a device's registration: the device record (below) |
+//! | `device_channels` | `(&str channel, &str device id)` → `()` | one entry per channel of every registration: a channel's devices in id order |
+//! | `device_expiry` | `(u64 expiration, &str device id)` → `()` | one entry per registration that expires: the order `purge_expired` removes them in |
+//! | `templates` | `&str` name → bytes | a push template: the template record (below) |
+//!
+//! The four registry tables came later within format 2, without a version
+//! change: a file that lacks them (written before, or never given a
+//! registration) reads as an empty registry, and the first registry write
+//! creates them. A build from before them ignores them.
 //!
 //! A header (little-endian):
 //!
@@ -65,6 +87,28 @@
 //!     82     4  E = error length (0: no error)
 //!     86     E  error text, UTF-8 (Failed's reason, or a note)
 //! ```
+//!
+//! A device record (the device id is its key; a *string* is a LEB128
+//! varint byte length and UTF-8, a *count* a varint):
+//!
+//! ```text
+//! offset  size  field
+//!      0     1  record version (1)
+//!      1     1  os: Os::code (1 IOS, 2 ANDROID, 4 WP, 8 OSX)
+//!      2     1  flags: bit 0 = has an expiration
+//!      3     8  registered_at, ms
+//!     11     8  expiration, ms (0 without one)
+//!     19        registration_id, device_token, os_version (strings);
+//!               channels (a count, strings strictly ascending);
+//!               properties (a count, name and value strings, names
+//!               strictly ascending)
+//! ```
+//!
+//! A template record (the name is its key): record version (1), the
+//! audience's `PushBroadcast` bits, flags (bit 0 = has a segment query),
+//! then `message`, `title`, `subtitle`, `channel`, the segment query if
+//! flagged (strings), and the headers (a count, name and value strings,
+//! names strictly ascending).
 //!
 //! # Example
 //!
@@ -121,6 +165,7 @@ mod open;
 mod quarantine;
 mod raw;
 mod read;
+mod registry;
 mod store;
 mod tables;
 mod writer;

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable};
 
 use crate::error::RedbStoreError;
+use crate::registry::open_if_there;
 use crate::store::RedbStore;
 use crate::tables::{
-    CLAIMS, ENVELOPES, FINALS, FINISHED, HEADERS, KEY_EXPIRY, KEYS, META, QUARANTINE, SCHEDULE,
+    CLAIMS, DEVICE_CHANNELS, DEVICE_EXPIRY, DEVICES, ENVELOPES, FINALS, FINISHED, HEADERS,
+    KEY_EXPIRY, KEYS, META, QUARANTINE, SCHEDULE, TEMPLATES,
 };
 
 /// One table's rows: `(key, value)` as bytes.
@@ -17,7 +19,9 @@ pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 impl RedbStore {
     /// Every v2 table's rows, by table name, in key order. Integer keys are
     /// big-endian (so byte order is key order), integer values
-    /// little-endian, `&str` and `&[u8]` as they are.
+    /// little-endian, `&str` and `&[u8]` as they are; in a tuple key, a
+    /// `&str` that is not last is followed by a 0 byte. A registry table
+    /// the file does not have yet is listed without rows.
     ///
     /// # Errors
     ///
@@ -100,6 +104,48 @@ impl RedbStore {
             rows.push((k.value().to_be_bytes().to_vec(), le(&[v.value()])));
         }
         out.insert("schedule", rows);
+        registry_rows(&txn, &mut out)?;
         Ok(out)
     }
+}
+
+/// The rows of the registry tables (see [`RedbStore::raw_tables`]).
+fn registry_rows(
+    txn: &redb::ReadTransaction,
+    out: &mut BTreeMap<&'static str, Rows>,
+) -> Result<(), RedbStoreError> {
+    for (name, def) in [("devices", DEVICES), ("templates", TEMPLATES)] {
+        let mut rows = Rows::new();
+        if let Some(table) = open_if_there(txn, def)? {
+            for e in table.iter()? {
+                let (k, v) = e?;
+                rows.push((k.value().as_bytes().to_vec(), v.value().to_vec()));
+            }
+        }
+        out.insert(name, rows);
+    }
+    let mut rows = Rows::new();
+    if let Some(table) = open_if_there(txn, DEVICE_CHANNELS)? {
+        for e in table.iter()? {
+            let (k, _) = e?;
+            let (channel, id) = k.value();
+            let mut key = channel.as_bytes().to_vec();
+            key.push(0);
+            key.extend_from_slice(id.as_bytes());
+            rows.push((key, Vec::new()));
+        }
+    }
+    out.insert("device_channels", rows);
+    let mut rows = Rows::new();
+    if let Some(table) = open_if_there(txn, DEVICE_EXPIRY)? {
+        for e in table.iter()? {
+            let (k, _) = e?;
+            let (at, id) = k.value();
+            let mut key = at.to_be_bytes().to_vec();
+            key.extend_from_slice(id.as_bytes());
+            rows.push((key, Vec::new()));
+        }
+    }
+    out.insert("device_expiry", rows);
+    Ok(())
 }

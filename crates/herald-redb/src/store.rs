@@ -49,6 +49,38 @@ const INLINE_CLAIMED: usize = 32;
 /// purged id then answers `unknown`. The writer thread purges in its idle
 /// time, oldest first, at most 128 messages per (non-durable) transaction,
 /// so writes never wait long for it; [`purge`](Self::purge) does it now.
+///
+/// # Device registry and templates
+///
+/// A `RedbStore` is also a [`DeviceRegistry`](herald::DeviceRegistry) and a
+/// [`TemplateStore`](herald::TemplateStore) (give a clone to
+/// [`EngineBuilder::registry`](herald::EngineBuilder::registry) and
+/// [`EngineBuilder::templates`](herald::EngineBuilder::templates)): its
+/// writes are durable and group-committed like the message writes, and a
+/// channel page costs the page, not the channel. Nothing of the registry
+/// is purged by retention; expired registrations go with
+/// [`purge_expired`](herald::DeviceRegistry::purge_expired).
+///
+/// ```
+/// use herald::{DeviceRegistration, DeviceRegistry, Store};
+/// use herald_redb::RedbStore;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join(format!("herald-redb-registry-{}", std::process::id()));
+/// let store = RedbStore::open(&dir)?;
+/// let body = serde_json::json!({"deviceId": "d1", "deviceToken": "t", "os": "IOS", "channels": ["news"]});
+/// store.register(DeviceRegistration::from_json(&body)?).await?;
+/// store.close().await?;
+///
+/// let store = RedbStore::open(&dir)?;
+/// let page = store.channel_devices("news", None, 100).await?;
+/// assert_eq!(page[0].device_id, "d1");
+/// store.close().await?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RedbStore {
     pub(crate) inner: Arc<Inner>,
@@ -74,9 +106,9 @@ pub struct WriterStats {
     /// Write transactions run (each one durable commit, unless it failed).
     pub transactions: u64,
     /// Write requests applied (`insert`, `claim`, `renew`, `complete`,
-    /// `cancel`, `amend`, `release_expired` calls, and the store's own
-    /// tidying and quarantining): `requests / transactions` is the mean
-    /// group-commit batch.
+    /// `cancel`, `amend`, `release_expired` calls, the registry's writes,
+    /// and the store's own tidying and quarantining): `requests /
+    /// transactions` is the mean group-commit batch.
     pub requests: u64,
     /// Transactions that failed (every request in them got the error).
     pub failed: u64,
@@ -115,13 +147,14 @@ impl Drop for Inner {
     }
 }
 
-fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T> {
+/// A future already resolved to `v`.
+pub(crate) fn ready<T: Send + 'static>(v: Result<T, StoreError>) -> StoreFuture<'static, T> {
     Box::pin(std::future::ready(v))
 }
 
 /// Runs `read` on tokio's blocking pool when `big` and a runtime is there,
 /// else inline.
-async fn off_thread<T: Send + 'static>(
+pub(crate) async fn off_thread<T: Send + 'static>(
     big: bool,
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
@@ -182,7 +215,7 @@ impl RedbStore {
     }
 
     /// Queues a write and waits for its answer (after the commit).
-    fn write<T: Send + 'static>(
+    pub(crate) fn write<T: Send + 'static>(
         &self,
         op: impl FnOnce(writer::Reply<T>) -> Op,
     ) -> StoreFuture<'static, T> {

@@ -1,6 +1,12 @@
 //! The tables of format v2 (see the crate docs and `docs/design.md`,
 //! "Store format: herald-redb"), and the set of them a write transaction
 //! works on.
+//!
+//! The registry tables (`devices`, `device_channels`, `device_expiry`,
+//! `templates`) came later within format v2: a file without them has no
+//! registrations and no templates. A write transaction creates them the
+//! first time it needs them ([`Tables::registry`]); a read transaction
+//! reads a missing one as empty.
 
 use redb::{Table, TableDefinition, TableError, WriteTransaction};
 
@@ -55,13 +61,31 @@ pub(crate) const KEY_EXPIRY: TableDefinition<'static, (u64, &'static str), ()> =
 pub(crate) const QUARANTINE: TableDefinition<'static, u128, &'static [u8]> =
     TableDefinition::new("quarantine");
 
+/// `devices`: device id → its registration (see
+/// [`crate::registry::device`]).
+pub(crate) const DEVICES: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("devices");
+/// `device_channels`: `(channel, device id)` → `()` for every channel of
+/// every registration: a channel's devices are one range, in id order.
+pub(crate) const DEVICE_CHANNELS: TableDefinition<'static, (&'static str, &'static str), ()> =
+    TableDefinition::new("device_channels");
+/// `device_expiry`: `(expiration ms, device id)` → `()` for every
+/// registration that expires: the order `purge_expired` removes them in.
+pub(crate) const DEVICE_EXPIRY: TableDefinition<'static, (u64, &'static str), ()> =
+    TableDefinition::new("device_expiry");
+/// `templates`: template name → the template (see
+/// [`crate::registry::template`]).
+pub(crate) const TEMPLATES: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("templates");
+
 /// A `claims` value: `(due, lease_until, token)`.
 pub(crate) type ClaimRow = (u64, u64, u64);
 
 /// An `idempotency` value: `(id, fingerprint, expires_at, status)`.
 pub(crate) type KeyRow = (u128, u128, u64, u8);
 
-/// Every v2 table, open in one write transaction.
+/// Every v2 message table, open in one write transaction, and the registry
+/// tables on demand.
 pub(crate) struct Tables<'t> {
     pub(crate) meta: Table<'t, &'static str, u64>,
     pub(crate) headers: Table<'t, u128, &'static [u8]>,
@@ -75,10 +99,34 @@ pub(crate) struct Tables<'t> {
     pub(crate) quarantine: Table<'t, u128, &'static [u8]>,
     /// Messages moved to `quarantine` in this transaction.
     pub(crate) quarantined: u64,
+    /// The transaction, to open the registry tables in.
+    txn: &'t WriteTransaction,
+    /// The registry tables, once a request of this transaction needed them.
+    registry: Option<RegistryTables<'t>>,
+}
+
+/// The registry tables, open in one write transaction.
+pub(crate) struct RegistryTables<'t> {
+    pub(crate) devices: Table<'t, &'static str, &'static [u8]>,
+    pub(crate) channels: Table<'t, (&'static str, &'static str), ()>,
+    pub(crate) expiry: Table<'t, (u64, &'static str), ()>,
+    pub(crate) templates: Table<'t, &'static str, &'static [u8]>,
+}
+
+impl<'t> RegistryTables<'t> {
+    /// Opens (creating them if missing) the registry tables in `txn`.
+    fn open(txn: &'t WriteTransaction) -> Result<Self, TableError> {
+        Ok(Self {
+            devices: txn.open_table(DEVICES)?,
+            channels: txn.open_table(DEVICE_CHANNELS)?,
+            expiry: txn.open_table(DEVICE_EXPIRY)?,
+            templates: txn.open_table(TEMPLATES)?,
+        })
+    }
 }
 
 impl<'t> Tables<'t> {
-    /// Opens (creating them if missing) every v2 table in `txn`.
+    /// Opens (creating them if missing) every v2 message table in `txn`.
     pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self, TableError> {
         Ok(Self {
             meta: txn.open_table(META)?,
@@ -92,6 +140,19 @@ impl<'t> Tables<'t> {
             key_expiry: txn.open_table(KEY_EXPIRY)?,
             quarantine: txn.open_table(QUARANTINE)?,
             quarantined: 0,
+            txn,
+            registry: None,
         })
+    }
+
+    /// The registry tables, opened (and created, in a file that lacks
+    /// them) the first time a transaction asks: a transaction of messages
+    /// only does not touch them.
+    pub(crate) fn registry(&mut self) -> Result<&mut RegistryTables<'t>, TableError> {
+        let tables = match self.registry.take() {
+            Some(tables) => tables,
+            None => RegistryTables::open(self.txn)?,
+        };
+        Ok(self.registry.insert(tables))
     }
 }

@@ -1,6 +1,7 @@
-//! The writer thread: drains the queue of write requests and applies up to
-//! [`MAX_BATCH`] of them in one redb write transaction with one durable
-//! commit (group commit), then answers each. In its idle time it purges
+//! The writer thread: drains the queue of write requests (the messages'
+//! and the registry's) and applies up to [`MAX_BATCH`] of them in one redb
+//! write transaction with one durable commit (group commit), then answers
+//! each. In its idle time it purges
 //! what retention allows and expired idempotency keys, in small
 //! non-durable transactions.
 //!
@@ -18,6 +19,8 @@
 
 mod exec;
 mod op;
+mod registry_exec;
+mod registry_op;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +34,7 @@ use tracing::{debug, error, info, warn};
 
 pub(crate) use exec::{Tokens, key_record};
 pub(crate) use op::{CancelAnswer, Insert, KeyInsert, Op, Reply};
+pub(crate) use registry_op::RegistryOp;
 
 use crate::error::Classified;
 use crate::tables::{LAST_TOKEN_KEY, Tables};
@@ -521,12 +525,15 @@ impl Writer {
                 if !why.is_retryable() {
                     error!(error = %e, "herald-redb: write transaction failed");
                 }
+                // Logged once per outage (and every 30 s while it lasts).
+                // Recorded before the answers, as `succeeded` is on a
+                // commit: a caller answered `Unavailable` finds the outage
+                // in `Store::stats`.
+                self.failed(&why);
                 done.into_iter().for_each(|d| d.fail(why.error()));
                 for op in pending {
                     op_answer(op).fail(why.error());
                 }
-                // Logged once per outage (and every 30 s while it lasts).
-                self.failed(&why);
             }
         }
     }
@@ -700,6 +707,7 @@ fn op_answer(op: Op) -> Box<dyn Answer> {
         Op::Release { reply, .. } => boxed(reply),
         Op::Purge { reply } => boxed(reply),
         Op::Forget { .. } => Box::new(Unanswered),
+        Op::Registry(op) => op.unapplied(),
     }
 }
 
@@ -747,5 +755,6 @@ fn exec(c: &mut Ctx<'_, '_>, op: Op) -> (Box<dyn Answer>, Result<(), redb::Error
         // Taken out of the batch before it is applied.
         Op::Close { reply } => answer(reply, Ok(Ok(()))),
         Op::Purge { reply } => answer(reply, Ok(Ok(0))),
+        Op::Registry(op) => op.apply(c.t),
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use herald::{Amendment, Claim, Completion, DueRun, FencingToken, Inserted, Lease, StoreError};
 use tokio::sync::oneshot;
 
+use super::registry_op::RegistryOp;
 use crate::header::Header;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -95,6 +96,8 @@ pub(crate) enum Op {
     Close {
         reply: Reply<()>,
     },
+    /// A device registry or template store write.
+    Registry(RegistryOp),
 }
 
 impl fmt::Debug for Op {
@@ -111,6 +114,7 @@ impl fmt::Debug for Op {
             Self::Forget { .. } => "Forget",
             Self::Purge { .. } => "Purge",
             Self::Close { .. } => "Close",
+            Self::Registry(op) => op.name(),
         })
     }
 }
@@ -132,6 +136,7 @@ impl Op {
             Self::Purge { reply } => closed(reply),
             Self::Close { reply } => drop(reply.send(Ok(()))),
             Self::Forget { .. } => {}
+            Self::Registry(op) => op.unapplied().fail(StoreError::Closed),
         }
     }
 }
