@@ -7,6 +7,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 use super::completer::Completer;
+use super::gateway::Gateway;
+use super::pipeline::Pipeline;
 use super::shared::{Shared, WheelState};
 use super::{Engine, StopOnDrop, driver};
 use crate::id::IdGenerator;
@@ -14,7 +16,7 @@ use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
 use crate::{
     Clock, DeviceRegistry, InProcessTransport, MemoryRegistry, MemoryStore, PushBroadcast,
-    PushTransport, SystemClock, TemplateStore,
+    PushTransport, RetryPolicy, SystemClock, TemplateStore,
 };
 
 /// Configures and starts an [`Engine`].
@@ -43,6 +45,8 @@ pub struct EngineBuilder {
     registry: Arc<dyn DeviceRegistry>,
     templates: Arc<dyn TemplateStore>,
     gateways: Vec<(PushBroadcast, Arc<dyn PushTransport>)>,
+    push_in_flight: usize,
+    retry_policy: RetryPolicy,
     lease: Duration,
     single_node: bool,
     inbox_limits: InboxLimits,
@@ -58,6 +62,8 @@ impl Default for EngineBuilder {
             registry: memory.clone(),
             templates: memory,
             gateways: Vec::new(),
+            push_in_flight: 4,
+            retry_policy: RetryPolicy::default(),
             lease: Duration::from_secs(60),
             single_node: true,
             inbox_limits: InboxLimits {
@@ -109,6 +115,20 @@ impl EngineBuilder {
         self
     }
 
+    /// How many batches of notifications each gateway has in flight at
+    /// most, across push jobs (default 4; at least 1).
+    pub fn push_in_flight(mut self, batches: usize) -> Self {
+        self.push_in_flight = batches.max(1);
+        self
+    }
+
+    /// How notifications a gateway asked to retry are retried (default:
+    /// full jitter, base 1 s, cap 5 min).
+    pub fn push_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = policy;
+        self
+    }
+
     /// How long a claimed run stays claimed before it is handed out again
     /// (by another node, or by this one: expired leases are taken back
     /// every half lease). Default 60 s.
@@ -155,7 +175,15 @@ impl EngineBuilder {
             transport: self.transport,
             registry: self.registry,
             templates: self.templates,
-            gateways: self.gateways,
+            pipeline: Pipeline::new(
+                self.gateways
+                    .into_iter()
+                    .map(|(os, t)| Gateway::new(os, t, self.push_in_flight))
+                    .collect(),
+                self.retry_policy,
+            ),
+            single_node: self.single_node,
+            stop: tokio::sync::watch::Sender::new(false),
             ids: IdGenerator::new(),
             state: Mutex::new(WheelState::new(now)),
             wake: Notify::new(),
@@ -172,6 +200,7 @@ impl EngineBuilder {
             inbox_limits: self.inbox_limits,
         });
         Completer::start(&shared);
+        Pipeline::start(&shared);
         tokio::spawn(driver::run(shared.clone(), rx, self.single_node));
         Engine {
             shared,

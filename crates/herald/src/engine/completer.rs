@@ -25,7 +25,7 @@ use super::driver::recovered;
 use super::shared::Shared;
 use super::stats::Counters;
 use super::throttle::Failure;
-use crate::store::Completion;
+use crate::store::{Completion, JobKey, StoreError};
 
 /// Completions per store call at most.
 const BATCH: usize = 1024;
@@ -40,6 +40,9 @@ pub(crate) struct Done {
     pub(crate) completion: Completion,
     /// The message's next run, scheduled once the completion is stored.
     pub(crate) next: Option<Tick>,
+    /// The run's push job, recorded before the completion (a `PUSH`/`BOTH`
+    /// run).
+    pub(crate) push: Option<JobKey>,
 }
 
 #[derive(Debug)]
@@ -146,10 +149,22 @@ async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
 /// schedules the next ones.
 async fn record(sh: &Shared, batch: &mut Vec<Done>) {
     let completions: Vec<Completion> = batch.iter().map(|d| d.completion.clone()).collect();
+    let jobs: Vec<JobKey> = batch.iter().filter_map(|d| d.push).collect();
     let mut backoff = FIRST_BACKOFF;
     let throttle = &sh.store_failures.complete;
+    let mut jobs_recorded = jobs.is_empty();
     let applied = loop {
-        match sh.store.complete(completions.clone()).await {
+        // A run's push job first: a crash between the two fires the run
+        // again, and adding its job again changes nothing.
+        let attempt = async {
+            if !jobs_recorded {
+                sh.store.add_push_jobs(jobs.clone()).await?;
+                jobs_recorded = true;
+            }
+            sh.store.complete(completions.clone()).await
+        };
+        let result: Result<Vec<bool>, StoreError> = attempt.await;
+        match result {
             Ok(applied) => {
                 recovered(throttle, "recording delivered runs");
                 break applied;
@@ -184,6 +199,9 @@ async fn record(sh: &Shared, batch: &mut Vec<Done>) {
             }
         }
     };
+    if !jobs.is_empty() && jobs_recorded {
+        sh.pipeline.wake();
+    }
     let mut st = sh.lock();
     for (i, done) in batch.drain(..).enumerate() {
         let id = done.completion.id;

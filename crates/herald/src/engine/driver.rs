@@ -16,7 +16,7 @@ use super::reload::reload;
 use super::shared::{Command, Run, Shared};
 use super::stats::Counters;
 use super::throttle::{Failure, Throttle};
-use crate::store::{Claim, Claimed, Completion, Next};
+use crate::store::{Claim, Claimed, Completion, JobKey, Next};
 
 /// Runs taken from the wheel per store round trip.
 const BATCH: usize = 1024;
@@ -261,6 +261,15 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
                 next: after.next.map_or(Next::Done, Next::At),
             },
             next: after.next,
+            push: claimed
+                .envelope
+                .plan
+                .policy()
+                .includes_push()
+                .then_some(JobKey {
+                    message: run.id,
+                    run: run.due,
+                }),
         });
     }
 }

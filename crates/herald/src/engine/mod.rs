@@ -22,9 +22,12 @@ mod deliver;
 mod detached;
 mod devices;
 mod driver;
+mod gateway;
 mod idempotent;
 mod inflight;
+mod pipeline;
 mod publish;
+mod push_job;
 mod reload;
 mod shared;
 mod stats;
@@ -475,7 +478,9 @@ impl Engine {
 
     /// Waits until the driver has fired every run due at the clock's current
     /// time (and finished loading the store at start-up), and the store has
-    /// recorded those runs. With a [`ManualClock`](crate::ManualClock),
+    /// recorded those runs, and until every push job has done what it can
+    /// at the clock's current time (sent what is due, recorded it, and is
+    /// waiting for a later time). With a [`ManualClock`](crate::ManualClock),
     /// `advance` then `settle` makes "nothing fired yet" assertions
     /// deterministic.
     pub async fn settle(&self) {
@@ -483,6 +488,8 @@ impl Engine {
         if self.shared.commands.send(Command::Settle(tx)).is_ok() {
             let _ = rx.await;
         }
+        let clock = self.shared.clock.clone();
+        self.shared.pipeline.activity.settled(|| clock.now()).await;
     }
 
     /// Stops the driver, waits for the runs it is delivering and for their
@@ -493,6 +500,7 @@ impl Engine {
     /// start).
     pub async fn shutdown(&self) {
         self.shared.shut.store(true, Ordering::Release);
+        self.shared.stop.send_replace(true);
         let (tx, rx) = oneshot::channel();
         if self.shared.commands.send(Command::Shutdown(tx)).is_ok() {
             let _ = rx.await;

@@ -24,7 +24,8 @@ use super::inflight::Inflight;
 use super::shared::Shared;
 use super::stats::Counters;
 use crate::store::{
-    Completion, FencingToken, IdempotencyKey, Inserted, Next, Start, StoreError, StoreFuture,
+    Completion, FencingToken, IdempotencyKey, Inserted, JobKey, Next, Start, StoreError,
+    StoreFuture,
 };
 use crate::{
     Body, DeliveryCounts, DeliveryOptions, DeliveryPlan, Envelope, Error, MessageStatus,
@@ -53,7 +54,7 @@ pub(super) async fn publish(
         return idempotent::answer(sh, found, *fingerprint).await;
     }
     let plan = DeliveryPlan::shared(delivery)?;
-    if plan.policy().includes_push() && sh.gateways.is_empty() {
+    if plan.policy().includes_push() && !sh.pipeline.is_configured() {
         return Err(Error::PushNotConfigured);
     }
     let now = sh.clock.now();
@@ -174,7 +175,12 @@ fn deliver_now(
         counts,
         next: Next::Done,
     };
-    let recorded = inline && {
+    let push = envelope.plan.policy().includes_push().then_some(JobKey {
+        message: id,
+        run: now,
+    });
+    // A push run records its job with the completion: the completer does.
+    let recorded = inline && push.is_none() && {
         // The store answered the insert at once: it may answer this too.
         let mut complete = sh.store.complete(vec![completion.clone()]);
         matches!(poll_once(&mut complete), Poll::Ready(Ok(_)))
@@ -186,6 +192,7 @@ fn deliver_now(
         sh.completer.submit(Done {
             completion,
             next: None,
+            push,
         });
     }
     debug!(pubsub = counts.pubsub, "published");

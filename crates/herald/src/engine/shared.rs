@@ -10,12 +10,13 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::completer::Completer;
 use super::inflight::Inflight;
+use super::pipeline::Pipeline;
 use super::stats::Counters;
 use super::throttle::Throttle;
 use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
-use crate::{Clock, DeviceRegistry, Error, MessageId, PushBroadcast, PushTransport, TemplateStore};
+use crate::{Clock, DeviceRegistry, Error, MessageId, TemplateStore};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -24,8 +25,12 @@ pub(crate) struct Shared {
     pub(crate) transport: Arc<dyn PubSubTransport>,
     pub(crate) registry: Arc<dyn DeviceRegistry>,
     pub(crate) templates: Arc<dyn TemplateStore>,
-    /// The push gateways and the OSes each serves.
-    pub(crate) gateways: Vec<(PushBroadcast, Arc<dyn PushTransport>)>,
+    /// The push gateways and the jobs' pipeline.
+    pub(crate) pipeline: Pipeline,
+    /// Whether this engine is its store's only user.
+    pub(crate) single_node: bool,
+    /// Becomes true at shutdown (what the pipeline's tasks wait on).
+    pub(crate) stop: watch::Sender<bool>,
     pub(crate) ids: IdGenerator,
     pub(crate) state: Mutex<WheelState>,
     /// Wakes the driver (an earlier run was scheduled).
@@ -114,6 +119,12 @@ impl Shared {
             // The sender lives in `self`, so this only ends when ready.
             let _ = rx.wait_for(|ready| *ready).await;
         }
+    }
+
+    /// Completes once the engine is shutting down.
+    pub(crate) async fn stopping(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|stopped| *stopped).await;
     }
 
     pub(crate) fn is_shut(&self) -> bool {

@@ -1,0 +1,208 @@
+//! The push pipeline: claims push jobs from the store and runs each on its
+//! own task, a bounded number at once; never on the driver's or a cancel's
+//! path.
+//!
+//! A job is recorded by the completer with its run's completion (see
+//! `completer.rs`), which wakes this loop. The loop also claims jobs whose
+//! lease ran out (another node's, or this node's after a crash) every half
+//! lease. At start-up a single node takes back every job at once: they are
+//! its own, from before a restart.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use herald_core::Tick;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::gateway::Gateway;
+use super::push_job;
+use super::shared::Shared;
+use crate::RetryPolicy;
+
+/// Jobs running at once at most (each holds at most its in-flight batches
+/// and one audience page).
+pub(crate) const MAX_JOBS: usize = 64;
+
+/// The pipeline's shared state.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    pub(crate) gateways: Vec<Gateway>,
+    pub(crate) policy: RetryPolicy,
+    wake: Notify,
+    woken: AtomicUsize,
+    pub(crate) activity: Activity,
+    started: AtomicBool,
+}
+
+impl Pipeline {
+    pub(crate) fn new(gateways: Vec<Gateway>, policy: RetryPolicy) -> Self {
+        Self {
+            gateways,
+            policy,
+            wake: Notify::new(),
+            woken: AtomicUsize::new(0),
+            activity: Activity::default(),
+            started: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether any gateway is configured.
+    pub(crate) fn is_configured(&self) -> bool {
+        !self.gateways.is_empty()
+    }
+
+    /// New jobs were recorded: claim them. Counts as activity until the
+    /// loop has claimed them (so `Engine::settle` waits for them).
+    pub(crate) fn wake(&self) {
+        self.activity.enter();
+        self.woken.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// Starts the loop (once), if a gateway is configured.
+    pub(crate) fn start(sh: &Arc<Shared>) {
+        if sh.pipeline.is_configured() && !sh.pipeline.started.swap(true, Ordering::AcqRel) {
+            // The loop is busy until its first claim is done.
+            sh.pipeline.activity.enter();
+            tokio::spawn(run(sh.clone()));
+        }
+    }
+}
+
+async fn run(sh: Arc<Shared>) {
+    let p = &sh.pipeline;
+    let lease = sh.lease_ms;
+    let mut running = JoinSet::new();
+    // At start-up a single node owns every job it finds.
+    let mut expired_before = if sh.single_node {
+        Tick::from_millis(u64::MAX)
+    } else {
+        sh.clock.now()
+    };
+    loop {
+        if sh.is_shut() {
+            running.abort_all();
+            p.activity.leave();
+            return;
+        }
+        let now = sh.clock.now();
+        let free = MAX_JOBS.saturating_sub(running.len());
+        if free > 0 {
+            match sh
+                .store
+                .claim_push_jobs(expired_before, now.saturating_add_millis(lease), free)
+                .await
+            {
+                Ok(jobs) => {
+                    for job in jobs {
+                        p.activity.enter();
+                        running.spawn(push_job::run(sh.clone(), job));
+                    }
+                }
+                Err(e) => warn!(error = %e, "store failed to hand out push jobs; trying again"),
+            }
+        }
+        for _ in 0..p.woken.swap(0, Ordering::AcqRel) {
+            p.activity.leave();
+        }
+        expired_before = now;
+        let next_claim = now.saturating_add_millis((lease / 2).max(1));
+        let sleep = sh.clock.sleep_until(next_claim);
+        let _asleep = p.activity.sleep(next_claim);
+        tokio::select! {
+            () = p.wake.notified() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => {}
+            () = sleep => {}
+            () = sh.stopping() => {}
+        }
+    }
+}
+
+/// What the pipeline is doing, so `Engine::settle` can wait until every
+/// job has done what it can at the clock's current time.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    state: Mutex<ActivityState>,
+    changed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct ActivityState {
+    busy: usize,
+    /// Wake-up times of the tasks asleep on the clock.
+    sleepers: BTreeMap<Tick, usize>,
+}
+
+impl Activity {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn enter(&self) {
+        self.lock().busy += 1;
+    }
+
+    pub(crate) fn leave(&self) {
+        let mut st = self.lock();
+        st.busy = st.busy.saturating_sub(1);
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// A task goes to sleep until `until`: not busy meanwhile, busy again
+    /// when the guard drops.
+    pub(crate) fn sleep(&self, until: Tick) -> Asleep<'_> {
+        let mut st = self.lock();
+        *st.sleepers.entry(until).or_default() += 1;
+        st.busy = st.busy.saturating_sub(1);
+        drop(st);
+        self.changed.notify_waiters();
+        Asleep {
+            activity: self,
+            until,
+        }
+    }
+
+    /// Waits until no task is busy and none sleeps until a time at or
+    /// before `now()`.
+    pub(crate) async fn settled(&self, now: impl Fn() -> Tick) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let st = self.lock();
+                let next = st.sleepers.keys().next().copied();
+                if st.busy == 0 && next.is_none_or(|t| t > now()) {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
+/// A sleeping task's registration; busy again on drop.
+#[derive(Debug)]
+pub(crate) struct Asleep<'a> {
+    activity: &'a Activity,
+    until: Tick,
+}
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        let mut st = self.activity.lock();
+        if let Some(n) = st.sleepers.get_mut(&self.until) {
+            *n -= 1;
+            if *n == 0 {
+                st.sleepers.remove(&self.until);
+            }
+        }
+        st.busy += 1;
+        drop(st);
+        self.activity.changed.notify_waiters();
+    }
+}
