@@ -91,6 +91,14 @@ pub fn envelope(n: u128) -> Arc<Envelope> {
     })
     .expect("a valid plan");
     Arc::new(Envelope {
+        template: Some(Arc::new(herald::TemplateSend {
+            name: "welcome ✓".to_owned(),
+            message: "Hallo {firstName|Freund}".to_owned(),
+            title: "{{t}}".to_owned(),
+            subtitle: String::new(),
+            headers: BTreeMap::from([("ios-badge".to_owned(), "{n|1}".to_owned())]),
+            values: BTreeMap::from([("n".to_owned(), "7".to_owned())]),
+        })),
         id: id(n),
         channel: format!("chan-{n}-ünï"),
         accepted_at: t(1_899_999_999_000),
@@ -110,6 +118,7 @@ pub fn envelope(n: u128) -> Arc<Envelope> {
 /// A plain envelope for bulk checks.
 pub fn small_envelope(n: u128) -> Arc<Envelope> {
     Arc::new(Envelope {
+        template: None,
         id: id(n),
         channel: "default".to_owned(),
         accepted_at: t(1_000),

@@ -69,6 +69,7 @@ pub fn run_with_body(channel: &str, n: u64, publisher: &str, body: Body) -> Deli
     headers.insert("n".to_owned(), n.to_string());
     headers.insert("publisher".to_owned(), publisher.to_owned());
     let envelope = Envelope {
+        template: None,
         id: id(u128::from(n)),
         channel: channel.to_owned(),
         accepted_at: Tick::from_millis(1_000),

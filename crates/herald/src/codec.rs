@@ -27,6 +27,7 @@
 //! | publish | 1 | `publisherId`, UTF-8 |
 //! | publish | 2 | `subtopic`, UTF-8 |
 //! | publish | 3 | one header: `4+n` name, then the value to the end |
+//! | publish | 4 | a push template send: [`TemplateSend`]'s JSON |
 //! | plan | 1 | `publishPolicy` ordinal, 1 byte (0 PUSH, 1 PUBSUB, 2 BOTH) |
 //! | plan | 2 | `pushBroadcast` mask, 1 byte |
 //! | plan | 3 | one `pushSinglecast` device id, UTF-8 |
@@ -36,6 +37,9 @@
 //! | plan | 7 | `repeatExpiresAt`, ms, `u64` |
 //! | plan | 8 | `repeatCron`, UTF-8 |
 //! | plan | 9 | `timeZone`, UTF-8 |
+//! | plan | 10 | `pushTimeToLive`, seconds, `u64` |
+//! | plan | 11 | `pushCollapseKey`, UTF-8 |
+//! | plan | 12 | `pushThrottlePerMinute`, `u64` |
 //!
 //! Reading an envelope checks lengths and UTF-8 only: the body is not
 //! parsed (it was validated when it was published). The plan section is
@@ -50,7 +54,9 @@ use std::sync::{Arc, Mutex};
 use herald_core::Tick;
 
 use crate::options::{PublishPolicy, PushBroadcast};
-use crate::{Body, DeliveryOptions, DeliveryPlan, Envelope, MessageId, PublishOptions, limits};
+use crate::{
+    Body, DeliveryOptions, DeliveryPlan, Envelope, MessageId, PublishOptions, TemplateSend, limits,
+};
 
 /// The envelope format version this build writes and reads.
 pub const ENVELOPE_VERSION: u8 = 2;
@@ -60,6 +66,7 @@ const FIXED: usize = 1 + 16 + 8;
 const P_PUBLISHER: u8 = 1;
 const P_SUBTOPIC: u8 = 2;
 const P_HEADER: u8 = 3;
+const P_TEMPLATE: u8 = 4;
 
 const D_POLICY: u8 = 1;
 const D_BROADCAST: u8 = 2;
@@ -125,6 +132,9 @@ pub fn encode_envelope(envelope: &Envelope) -> Result<Vec<u8>, CodecError> {
             put(&mut h, k.as_bytes())?;
             h.extend_from_slice(v.as_bytes());
             entry(s, P_HEADER, &h)?;
+        }
+        if let Some(t) = &e.template {
+            entry(s, P_TEMPLATE, t.to_json().to_string().as_bytes())?;
         }
         Ok(())
     })?;
@@ -273,12 +283,13 @@ pub fn decode_envelope(
             plan
         }
     };
-    let publish = decode_publish(p.publish)?;
+    let (publish, template) = decode_publish(p.publish)?;
     let body = std::str::from_utf8(p.body).map_err(|e| CodecError::new(format!("body: {e}")))?;
     if body.is_empty() {
         return Err(CodecError::new("body: empty"));
     }
     Ok(Envelope {
+        template,
         id,
         channel: p.channel.to_owned(),
         accepted_at: p.accepted_at,
@@ -298,8 +309,11 @@ pub fn decode_plan(bytes: &[u8]) -> Result<DeliveryPlan, CodecError> {
     decode_plan_section(split(bytes)?.plan)
 }
 
-fn decode_publish(section: &[u8]) -> Result<PublishOptions, CodecError> {
+fn decode_publish(
+    section: &[u8],
+) -> Result<(PublishOptions, Option<Arc<TemplateSend>>), CodecError> {
     let mut p = PublishOptions::default();
+    let mut template = None;
     for e in entries(section) {
         let (tag, v) = e?;
         match tag {
@@ -311,10 +325,18 @@ fn decode_publish(section: &[u8]) -> Result<PublishOptions, CodecError> {
                 let value = utf8(&v[r.at..], "header value")?;
                 p.headers.insert(name.to_owned(), value.to_owned());
             }
+            P_TEMPLATE => {
+                let v: serde_json::Value = serde_json::from_slice(v)
+                    .map_err(|e| CodecError::new(format!("template: {e}")))?;
+                template =
+                    Some(Arc::new(TemplateSend::from_json(&v).ok_or_else(|| {
+                        CodecError::new("template: not a template send")
+                    })?));
+            }
             other => return Err(unknown(other, "publish")),
         }
     }
-    Ok(p)
+    Ok((p, template))
 }
 
 fn decode_plan_section(section: &[u8]) -> Result<DeliveryPlan, CodecError> {
@@ -575,6 +597,7 @@ mod tests {
         headers.insert("city".to_owned(), "Zürich ✓".to_owned());
         headers.insert(String::new(), String::new());
         Envelope {
+            template: None,
             id: MessageId::from_u128(id),
             channel: "chan-ü".into(),
             accepted_at: Tick::from_millis(1_899_999_999_000),
@@ -604,6 +627,7 @@ mod tests {
 
     fn plain(id: u128) -> Envelope {
         Envelope {
+            template: None,
             id: MessageId::from_u128(id),
             channel: "c".into(),
             accepted_at: Tick::from_millis(0),
@@ -611,6 +635,29 @@ mod tests {
             plan: Arc::new(DeliveryPlan::default()),
             body: Body::from("x"),
         }
+    }
+
+    #[test]
+    fn push_options_and_a_template_send_round_trip() {
+        let mut e = full(9);
+        let mut d = e.delivery().clone();
+        d.push_time_to_live = Some(0);
+        d.push_collapse_key = Some("k".into());
+        d.push_throttle_per_minute = Some(1);
+        e.plan = Arc::new(DeliveryPlan::new(d).unwrap());
+        e.template = Some(Arc::new(TemplateSend {
+            name: "t ✓".into(),
+            message: "{a|b}".into(),
+            title: String::new(),
+            subtitle: "s".into(),
+            headers: BTreeMap::from([("h".into(), "{x}".into())]),
+            values: BTreeMap::from([("x".into(), "\"'".into())]),
+        }));
+        let bytes = encode_envelope(&e).unwrap();
+        let back = decode_envelope(e.id, &bytes, &PlanCache::new(16)).unwrap();
+        assert_eq!(back.template, e.template);
+        assert_eq!(back.delivery(), e.delivery());
+        assert_eq!(encode_envelope(&back).unwrap(), bytes);
     }
 
     #[test]
@@ -628,6 +675,7 @@ mod tests {
             );
         }
         let every = Envelope {
+            template: None,
             plan: Arc::new(
                 DeliveryPlan::new(DeliveryOptions {
                     repeat_every: Some(TimeDelta::seconds(60)),

@@ -243,6 +243,7 @@ mod tests {
         let mut headers = BTreeMap::new();
         headers.insert("q\"uote".to_owned(), "ü\n".to_owned());
         Arc::new(Envelope {
+            template: None,
             id: MessageId::from_u128(0x0190_B2E4_5A1C_7D3E_8F00_1234_5678_90AB),
             channel: "news".into(),
             accepted_at: Tick::from_millis(5),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use herald_core::Tick;
 
-use crate::{Body, DeliveryOptions, DeliveryPlan, MessageId, PublishOptions};
+use crate::{Body, DeliveryOptions, DeliveryPlan, MessageId, PublishOptions, TemplateSend};
 
 /// A message as the engine accepted it: immutable from publish on. Stores
 /// persist it; every run is delivered from it.
@@ -26,6 +26,9 @@ pub struct Envelope {
     pub plan: Arc<DeliveryPlan>,
     /// The message body, any JSON value, as raw JSON text.
     pub body: Body,
+    /// For a push template send: the template's content and the send's
+    /// values, rendered per device when the run fires.
+    pub template: Option<Arc<TemplateSend>>,
 }
 
 impl Envelope {

@@ -59,6 +59,7 @@ pub fn publish_body(data: &[u8]) {
     }
     // The stored form round trips.
     let envelope = crate::Envelope {
+        template: None,
         id: MessageId::from_u128(1),
         channel: "c".into(),
         accepted_at: Tick::from_millis(1),

@@ -77,7 +77,7 @@ pub use push::{
     Audience, AudiencePage, Delivery, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup,
     MAX_BATCH, MemoryRegistry, Notification, NotificationId, Os, Outcome, PushContent, PushFuture,
     PushTemplate, PushTransport, RESERVED_PROPERTY_NAMES, RecordingTransport, Refusal, RetryPolicy,
-    SmartText, SmartTextError, TemplateStore,
+    SmartText, SmartTextError, TemplateSend, TemplateStore,
 };
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{

@@ -223,6 +223,7 @@ async fn a_run_claimed_at_a_crash_is_delivered_again_on_restart() {
     let store = MemoryStore::new();
     let id = MessageId::from_u128(0x0190_B2E4_5A1C_7D3E_8F00_1234_5678_90AB);
     let envelope = Arc::new(Envelope {
+        template: None,
         id,
         channel: "ch".into(),
         accepted_at: Tick::from_millis(T0 - 10_000),

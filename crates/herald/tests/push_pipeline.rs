@@ -502,3 +502,189 @@ async fn a_restarted_engine_resumes_the_job_where_it_stopped() {
     );
     second.engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_template_send_renders_per_device_and_targets_the_templates_audience() {
+    let r = rig();
+    r.register(
+        "a",
+        "IOS",
+        json!(["promo"]),
+        json!({"firstName": "Ada", "lang": "de"}),
+    )
+    .await;
+    r.register("b", "OSX", json!(["promo"]), json!({"lang": "de"}))
+        .await;
+    r.register(
+        "c",
+        "ANDROID",
+        json!(["promo"]),
+        json!({"firstName": "Cy", "lang": "de"}),
+    )
+    .await;
+    r.register(
+        "e",
+        "IOS",
+        json!(["promo"]),
+        json!({"firstName": "Eve", "lang": "en"}),
+    )
+    .await;
+    r.register("f", "IOS", json!(["news"]), json!({"lang": "de"}))
+        .await;
+    r.engine
+        .put_template(&json!({
+            "name": "sale",
+            "message": "Hallo {firstName|Kunde}, {pct}% bei {shop|uns}",
+            "title": "{shop|Sale}",
+            "subtitle": "{{heute}}",
+            "headers": {"ios-badge": "{badge|1}", "campaign": "{campaign}"},
+            "audience": {"os": ["IOS"], "channel": "promo", "segmentQuery": "lang = {lang}"},
+        }))
+        .await
+        .unwrap();
+    let status = r
+        .engine
+        .push_template(
+            "sale",
+            &json!({"templateValues": {"pct": 20, "lang": "de", "firstName": "NotUsed?"}}),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status.status, PublishStatus::Published);
+    r.engine.settle().await;
+    assert_eq!(
+        tokens(&r.apns),
+        ["tok-a", "tok-b"],
+        "IOS covers OSX; segment and channel narrow"
+    );
+    assert!(r.fcm.sent().is_empty());
+    let by = |t: &str| {
+        r.apns
+            .sent()
+            .into_iter()
+            .find(|n| n.device_token == t)
+            .unwrap()
+    };
+    let a = by("tok-a");
+    assert_eq!(
+        a.content.body.as_deref(),
+        Some("Hallo NotUsed?, 20% bei uns"),
+        "send values first, then the registration, then the default"
+    );
+    assert_eq!(a.content.title.as_deref(), Some("Sale"));
+    assert_eq!(a.content.subtitle.as_deref(), Some("{heute}"));
+    assert_eq!(a.content.badge, Some(1));
+    assert_eq!(
+        a.content.custom["campaign"], "",
+        "no value, no default: empty"
+    );
+
+    let plain = r
+        .engine
+        .push_template(
+            "sale",
+            &json!({"templateValues": {"pct": 5, "lang": "en"}}),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    r.engine.settle().await;
+    let e = by("tok-e");
+    assert_eq!(
+        e.content.body.as_deref(),
+        Some("Hallo Eve, 5% bei uns"),
+        "the device's property"
+    );
+    assert_eq!(r.counts(&plain.message_id).await.deliveries.push_sent, 1);
+
+    let injected = r
+        .engine
+        .push_template(
+            "sale",
+            &json!({"templateValues": {"pct": 1, "lang": "x' OR '1'='1"}}),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    r.engine.settle().await;
+    assert_eq!(
+        r.counts(&injected.message_id).await.deliveries.push_queued,
+        0,
+        "a value in the segment query is a literal, never syntax"
+    );
+    r.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn template_sends_refuse_unknown_templates_and_bad_values() {
+    let r = rig();
+    let e = r
+        .engine
+        .push_template("nope", &json!({}), Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), 5050);
+    r.engine
+        .put_template(&json!({"name": "t", "message": "x"}))
+        .await
+        .unwrap();
+    for bad in [
+        json!({"templateValues": [1]}),
+        json!({"templateValues": {"a": {"b": 1}}}),
+        json!("x"),
+    ] {
+        let e = r
+            .engine
+            .push_template("t", &bad, Default::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), 5013, "{bad}");
+    }
+    let e = r
+        .engine
+        .push_template("t", &json!({"publishAt": 1}), Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        5003,
+        "the timing options are checked as for a publish"
+    );
+    let (plain, _clock) = common::engine();
+    plain.put_template(&json!({"name": "t"})).await.unwrap();
+    let e = plain
+        .push_template("t", &json!({}), Default::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), 5014, "no gateway");
+    plain.shutdown().await;
+    r.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_delayed_template_send_renders_what_was_sent() {
+    let r = rig();
+    r.register("a", "IOS", json!(["default"]), json!({})).await;
+    r.engine
+        .put_template(&json!({"name": "t", "message": "v1 {x}"}))
+        .await
+        .unwrap();
+    let s = r
+        .engine
+        .push_template(
+            "t",
+            &json!({"templateValues": {"x": "1"}, "publishAt": T0 + 1_000}),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.status, PublishStatus::Scheduled);
+    r.engine
+        .put_template(&json!({"name": "t", "message": "v2 {x}"}))
+        .await
+        .unwrap();
+    r.step(1_000).await;
+    assert_eq!(r.apns.sent()[0].content.body.as_deref(), Some("v1 1"));
+    r.engine.shutdown().await;
+}

@@ -132,6 +132,7 @@ pub(crate) fn envelope(id: u128, bytes: &[u8]) -> Result<Envelope, String> {
     }
     let plan = DeliveryPlan::new(delivery).map_err(|e| format!("delivery options: {e}"))?;
     Ok(Envelope {
+        template: None,
         id: stored,
         channel,
         accepted_at,

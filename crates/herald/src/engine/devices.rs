@@ -135,3 +135,80 @@ impl Engine {
         Ok(self.shared.templates.list_templates(os).await?)
     }
 }
+
+impl Engine {
+    /// Sends the push template `name` (Herald's `POST messaging/push/{name}`):
+    /// `body` is the send's JSON, `{"templateValues": {...}}` plus, if
+    /// wanted, the timing options of a publish (`publishAt`,
+    /// `repeatEvery`, `repeatExpiresAt`, `repeatCron`, `timeZone`) and
+    /// the push options (`pushTimeToLive`, `pushCollapseKey`,
+    /// `pushThrottlePerMinute`). The audience is the template's (its
+    /// channel, OSes and segment query, filled from the values); each
+    /// device's content is rendered when the run fires.
+    ///
+    /// # Errors
+    ///
+    /// 5050 (no such template), 5014 (no push gateway), 5013 (values that
+    /// are not an object of strings), the publish errors of the timing
+    /// options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald::{Engine, PublishStatus, PushBroadcast, RecordingTransport};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), herald::Error> {
+    /// let apns = RecordingTransport::new("apns");
+    /// let engine = Engine::builder().push_gateway(PushBroadcast::IOS, apns.clone()).build();
+    /// engine.register_device(&serde_json::json!({
+    ///     "deviceId": "d1", "deviceToken": "t1", "os": "IOS", "properties": {"name": "Ada"}})).await?;
+    /// engine.put_template(&serde_json::json!({"name": "hi", "message": "Hi {name}, {greeting|hello}!"})).await?;
+    /// let status = engine
+    ///     .push_template("hi", &serde_json::json!({"templateValues": {"greeting": "welcome"}}), Default::default())
+    ///     .await?;
+    /// assert_eq!(status.status, PublishStatus::Published);
+    /// engine.settle().await;
+    /// assert_eq!(apns.sent()[0].content.body.as_deref(), Some("Hi Ada, welcome!"));
+    /// # engine.shutdown().await; Ok(()) }
+    /// ```
+    pub async fn push_template(
+        &self,
+        name: &str,
+        body: &Value,
+        extras: super::PublishExtras,
+    ) -> Result<crate::MessageStatus, Error> {
+        let template = self.template(name).await?;
+        let (values, mut delivery) = match body {
+            Value::Null => (&Value::Null, crate::DeliveryOptions::default()),
+            Value::Object(fields) => (
+                fields.get("templateValues").unwrap_or(&Value::Null),
+                crate::DeliveryOptions::from_json(body)?,
+            ),
+            other => {
+                return Err(Error::InvalidOptions {
+                    field: "templateValues",
+                    reason: format!(
+                        "A template send's body is a JSON object, not {}.",
+                        crate::error::shown(other)
+                    ),
+                });
+            }
+        };
+        let send = Arc::new(crate::TemplateSend::new(&template, values)?);
+        delivery.publish_policy = crate::PublishPolicy::Push;
+        delivery.push_broadcast = Some(template.os);
+        delivery.push_singlecast = Vec::new();
+        delivery.segment_query = template.segment_text(&send.values)?;
+        let message = crate::Body::from(send.to_json());
+        super::publish::publish(
+            &self.shared,
+            &template.channel,
+            message,
+            crate::PublishOptions::default(),
+            delivery,
+            extras,
+            Some(send),
+        )
+        .await
+    }
+}

@@ -224,7 +224,16 @@ impl Engine {
         delivery: DeliveryOptions,
         extras: PublishExtras,
     ) -> Result<MessageStatus, Error> {
-        publish::publish(&self.shared, channel, message, publish, delivery, extras).await
+        publish::publish(
+            &self.shared,
+            channel,
+            message,
+            publish,
+            delivery,
+            extras,
+            None,
+        )
+        .await
     }
 
     /// Publishes a decoded request body (see [`PublishRequest::from_slice`]).

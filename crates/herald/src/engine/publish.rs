@@ -29,7 +29,7 @@ use crate::store::{
 };
 use crate::{
     Body, DeliveryCounts, DeliveryOptions, DeliveryPlan, Envelope, Error, MessageStatus,
-    PublishOptions, PublishStatus, limits,
+    PublishOptions, PublishStatus, TemplateSend, limits,
 };
 
 /// Validates, then stores and schedules (or delivers) the message. The
@@ -43,6 +43,7 @@ pub(super) async fn publish(
     publish: PublishOptions,
     delivery: DeliveryOptions,
     extras: PublishExtras,
+    template: Option<Arc<TemplateSend>>,
 ) -> Result<MessageStatus, Error> {
     sh.admit().await?;
     limits::check_channel(channel)?;
@@ -66,6 +67,7 @@ pub(super) async fn publish(
         .next(now)
         .map_err(|e| Error::Store(StoreError::other(e.to_string())))?;
     let envelope = Arc::new(Envelope {
+        template,
         id,
         channel: channel.to_owned(),
         accepted_at: now,

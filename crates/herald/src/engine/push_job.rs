@@ -14,7 +14,8 @@ use super::shared::Shared;
 use crate::store::{Checkpoint, PushJob, RunState, StoreError};
 use crate::{
     Audience, DeliveryCounts, DeviceRegistration, InvalidToken, MAX_BATCH, Notification,
-    NotificationId, Os, Outcome, PushBroadcast, PushContent, PushRetry, Refusal, limits,
+    NotificationId, Os, Outcome, PushBroadcast, PushContent, PushRetry, Refusal, TemplateSend,
+    limits,
 };
 
 /// Runs `job` until it is done, stale, or the engine shuts down; then
@@ -75,6 +76,8 @@ struct Runner {
     throttle: Option<u32>,
     apple: Arc<PushContent>,
     android: Arc<PushContent>,
+    /// A template send whose content differs per device.
+    per_device: Option<Arc<TemplateSend>>,
     lease_until: Tick,
     /// Notifications handed out when this claim started.
     handed_before: u64,
@@ -113,8 +116,19 @@ impl Runner {
                 .unwrap_or(limits::DEFAULT_PUSH_TTL_SECONDS),
         ) * 1000;
         let headers = &envelope.publish.headers;
-        let apple = Arc::new(PushContent::for_os(Os::Ios, headers, &envelope.body));
-        let android = Arc::new(PushContent::for_os(Os::Android, headers, &envelope.body));
+        let (apple, android, per_device) = match &envelope.template {
+            Some(t) if !t.is_constant() => (Arc::default(), Arc::default(), Some(t.clone())),
+            Some(t) => (
+                Arc::new(t.content(Os::Ios, &())),
+                Arc::new(t.content(Os::Android, &())),
+                None,
+            ),
+            None => (
+                Arc::new(PushContent::for_os(Os::Ios, headers, &envelope.body)),
+                Arc::new(PushContent::for_os(Os::Android, headers, &envelope.body)),
+                None,
+            ),
+        };
         let now = sh.clock.now();
         let seed = job.token.get() ^ job.key.message.as_u128() as u64 ^ now.as_millis();
         Ok(Some(Self {
@@ -132,6 +146,7 @@ impl Runner {
             audience,
             apple,
             android,
+            per_device,
         }))
     }
 
@@ -389,9 +404,10 @@ impl Runner {
     }
 
     fn notification(&self, device: &DeviceRegistration) -> Notification {
-        let content = match device.os {
-            Os::Ios | Os::Osx => self.apple.clone(),
-            Os::Android | Os::Wp => self.android.clone(),
+        let content = match (&self.per_device, device.os) {
+            (Some(t), os) => Arc::new(t.content(os, device)),
+            (None, Os::Ios | Os::Osx) => self.apple.clone(),
+            (None, Os::Android | Os::Wp) => self.android.clone(),
         };
         Notification {
             id: NotificationId::of(self.job.key.message, self.job.key.run, &device.device_id),

@@ -9,6 +9,7 @@
 //! | `memory.rs` | both in memory |
 //! | `smart_text.rs` | `{var}` / `{var|default}` text |
 //! | `template.rs` | a stored template, and how one is checked |
+//! | `template_send.rs` | a template as sent, rendered per device when the run fires |
 //! | `audience.rs` | which devices a push run reaches |
 //! | `content.rs` | what a notification says, per OS; its stable id |
 //! | `recording.rs` | a scriptable gateway for tests |
@@ -25,6 +26,7 @@ mod registry;
 mod retry;
 mod smart_text;
 mod template;
+mod template_send;
 mod transport;
 
 pub use audience::{Audience, AudiencePage};
@@ -37,6 +39,7 @@ pub use registry::{DeviceRegistry, InvalidToken, TemplateStore};
 pub use retry::RetryPolicy;
 pub use smart_text::{Lookup, SmartText, SmartTextError};
 pub use template::PushTemplate;
+pub use template_send::TemplateSend;
 pub use transport::{
     Delivery, MAX_BATCH, Notification, Outcome, PushFuture, PushTransport, Refusal,
 };

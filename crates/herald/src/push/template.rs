@@ -150,13 +150,27 @@ impl PushTemplate {
     /// [`Error::InvalidSelector`] (5012): cannot happen for a template
     /// that [`from_json`](Self::from_json) accepted, whatever the values.
     pub fn segment<H: Headers + ?Sized>(&self, values: &H) -> Result<Option<Selector>, Error> {
+        match self.segment_text(values)? {
+            Some(text) => Ok(Some(Selector::parse(&text)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The segment query's text with the send's values (then the
+    /// defaults) filled in as string literals.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTemplate`] (5051) if the stored query's smart text
+    /// does not parse (cannot happen for a template `from_json` accepted).
+    pub fn segment_text<H: Headers + ?Sized>(&self, values: &H) -> Result<Option<String>, Error> {
         let Some(q) = &self.segment_query else {
             return Ok(None);
         };
         let text = SmartText::parse(q).map_err(|e| Error::InvalidTemplate {
             reason: format!("segmentQuery: {e}."),
         })?;
-        Ok(Some(Selector::parse(&text.render_quoted(values))?))
+        Ok(Some(text.render_quoted(values)))
     }
 }
 

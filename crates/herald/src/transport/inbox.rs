@@ -513,6 +513,7 @@ mod tests {
     fn run(n: u64, body_len: usize) -> DeliveredMessage {
         DeliveredMessage::new(
             Arc::new(Envelope {
+                template: None,
                 id: MessageId::from_u128(n.into()),
                 channel: "c".into(),
                 accepted_at: Tick::from_millis(0),
