@@ -24,7 +24,9 @@
 //!
 //! A registration's `expiration` is epoch seconds below 1e11 (the JS SDK),
 //! milliseconds from there (the Swift SDK); a registration answers it in
-//! milliseconds. First segments `push` and `email` after `messaging/` are
+//! milliseconds. Registrations and templates live in each engine's
+//! default registry, which is in memory for now ([`herald::MemoryRegistry`]):
+//! a restart forgets them. First segments `push` and `email` after `messaging/` are
 //! Backendless's push-send and e-mail endpoints, which this server does
 //! not serve (404, code 8001); `registrations`, `push`, `pushtemplates`
 //! and `channels` are no channel names (5010).

@@ -659,6 +659,10 @@ fn push_operations(with_app: &dyn Fn(Value) -> Value) -> PushOperations {
     }
 }
 
+/// A pattern for strings without control characters (C0, DEL, C1, and
+/// the Unicode line and paragraph separators), as the engine checks names.
+const NO_CONTROL_CHARACTERS: &str = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]+$";
+
 /// The push schemas: registrations and templates, as the server takes
 /// and answers them. Types are exact (a value of another type is refused,
 /// so schemathesis's negative cases are), bounds are the engine's
@@ -687,6 +691,7 @@ fn push_schemas() -> serde_json::Map<String, Value> {
             "properties": {
                 "deviceId": {
                     "type": "string", "minLength": 1, "maxLength": limits::MAX_DEVICE_ID_LEN,
+                    "pattern": NO_CONTROL_CHARACTERS,
                     "description": "The device's id (no control characters): registering it again replaces its registration"
                 },
                 "deviceToken": {
@@ -694,7 +699,11 @@ fn push_schemas() -> serde_json::Map<String, Value> {
                     "pattern": "^[!-~]+$",
                     "description": "The gateway's token for the device: printable ASCII, no spaces"
                 },
-                "os": { "type": "string", "description": "IOS, ANDROID, OSX or WP, in any case" },
+                "os": {
+                    "type": "string",
+                    "pattern": "^\\s*([Ii][Oo][Ss]|[Aa][Nn][Dd][Rr][Oo][Ii][Dd]|[Oo][Ss][Xx]|[Ww][Pp])\\s*$",
+                    "description": "IOS, ANDROID, OSX or WP, in any case"
+                },
                 "osVersion": {
                     "type": ["string", "number", "boolean", "null"],
                     "maxLength": limits::MAX_OS_VERSION_LEN
@@ -759,6 +768,7 @@ fn push_schemas() -> serde_json::Map<String, Value> {
             "properties": {
                 "name": {
                     "type": "string", "minLength": 1, "maxLength": limits::MAX_TEMPLATE_NAME_LEN,
+                    "pattern": "^[^/\\x00-\\x1f\\x7f-\\x9f]+$",
                     "description": "Its name (its key): no `/` or control characters"
                 },
                 "message": smart("The body on every OS"),
