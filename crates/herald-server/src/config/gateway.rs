@@ -415,20 +415,31 @@ fn check_url(field: &str, url: &Uri) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The file at `path` exists, is a readable file, and is not empty. Its
-/// contents are dropped at once.
+/// The file at `path` exists, is a regular file (not a directory, nor a
+/// device that might never end), can be opened and read, and is not empty.
+/// One byte is read, and dropped.
 fn readable(field: &str, path: &Path) -> Result<(), FieldError> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.is_empty() => Err(FieldError::new(
+    use std::io::Read as _;
+    let unreadable =
+        |e: std::io::Error| FieldError::new(field, format!("cannot read {}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(FieldError::new(
+            field,
+            format!("{} is not a file", path.display()),
+        ));
+    }
+    let mut byte = [0u8; 1];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut byte))
+        .map_err(unreadable)?;
+    if n == 0 {
+        return Err(FieldError::new(
             field,
             format!("{} is empty", path.display()),
-        )),
-        Ok(_) => Ok(()),
-        Err(e) => Err(FieldError::new(
-            field,
-            format!("cannot read {}: {e}", path.display()),
-        )),
+        ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -629,9 +640,14 @@ mod tests {
             )),
             "{e}"
         );
-        // A directory is not a readable file.
+        // Neither a directory nor a device is a key file.
         let e = fcm("ca_file = \".\"").check().unwrap_err();
-        assert!(e.message.starts_with("cannot read "), "{e}");
+        assert_eq!(
+            e.message,
+            format!("{} is not a file", dir.join(".").display())
+        );
+        let e = fcm("ca_file = \"/dev/zero\"").check().unwrap_err();
+        assert_eq!(e.message, "/dev/zero is not a file");
         // An absolute path stays as it is.
         let abs = dir.join("sa.json");
         let f = fcm(&format!("ca_file = {:?}", abs.to_str().unwrap()));
