@@ -255,6 +255,93 @@ await check('publishAt a day in the past rejects with 5003', async () => {
   )
 })
 
+// Push: device registration (needs Backendless.setupDevice) and templates.
+const DEVICE = `sdk-device-${run}`
+const PUSH_CHANNEL = `sdk-push-${run}`
+
+await check('setupDevice + registerDevice(token, channels, Date) answers a registrationId', async () => {
+  Backendless.setupDevice({ uuid: DEVICE, platform: 'ios', version: '17.4' })
+  // A Date travels as fractional epoch seconds (getTime() / 1000).
+  const expiration = new Date(Date.UTC(2030, 0, 1, 12, 0, 0, 500))
+  const answer = await Messaging.registerDevice('a1b2c3d4', [PUSH_CHANNEL, 'default'], expiration)
+  assert.equal(typeof answer.registrationId, 'string', `registrationId in ${JSON.stringify(answer)}`)
+  assert.ok(answer.registrationId.length > 0, 'registrationId is not empty')
+  return `registrationId ${answer.registrationId}`
+})
+
+await check('getRegistrations() is a list with the device\'s registration', async () => {
+  const list = await Messaging.getRegistrations()
+  assert.ok(Array.isArray(list), `a list: ${JSON.stringify(list)}`)
+  assert.equal(list.length, 1, 'one registration')
+  const [reg] = list
+  assert.equal(reg.deviceId, DEVICE, 'deviceId is the device uuid')
+  assert.equal(reg.deviceToken, 'a1b2c3d4', 'deviceToken')
+  assert.equal(reg.os, 'IOS', 'os: the platform, upper case')
+  assert.equal(reg.osVersion, '17.4', 'osVersion')
+  assert.deepEqual(reg.channels, ['default', PUSH_CHANNEL].sort(), 'channels')
+  assert.equal(reg.expiration, Date.UTC(2030, 0, 1, 12, 0, 0, 500), 'expiration in ms, from seconds')
+  return `registration ${reg.id}`
+})
+
+await check('registerDevice again replaces the channels', async () => {
+  const again = await Messaging.registerDevice('e5f6a7b8', [PUSH_CHANNEL])
+  const [reg] = await Messaging.getRegistrations()
+  assert.equal(reg.id, again.registrationId, 'the new registration')
+  assert.deepEqual(reg.channels, [PUSH_CHANNEL], 'channels replaced')
+  assert.equal(reg.deviceToken, 'e5f6a7b8', 'token replaced')
+  assert.equal(reg.expiration, null, 'no expiration now')
+  return `channels ${JSON.stringify(reg.channels)}`
+})
+
+await check('unregisterDevice() resolves {result: true}; then getRegistrations() rejects with 5000', async () => {
+  const answer = await Messaging.unregisterDevice()
+  assert.deepEqual(answer, { result: true }, 'unregister answer')
+  return rejectsWith(
+    Messaging.getRegistrations(),
+    5000,
+    'Unable to retrieve device registration - unknown device ID.',
+  )
+})
+
+await check('getPushTemplates(\'IOS\') lists a template created over REST', async () => {
+  const name = `sdk-template-${run}`
+  const base = `${HERALD_URL.replace(/\/+$/, '')}/${HERALD_APP}/${HERALD_KEY}/messaging/pushtemplates`
+  const created = await fetch(base, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      name,
+      message: 'Hello {firstName|there}',
+      title: 'Welcome',
+      audience: { os: ['IOS'], channel: PUSH_CHANNEL },
+    }),
+  })
+  assert.equal(created.status, 200, `create: ${await created.clone().text()}`)
+  const android = `${name}-android`
+  const other = await fetch(base, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: android, message: 'Hi', audience: { os: ['ANDROID'] } }),
+  })
+  assert.equal(other.status, 200, `create: ${await other.clone().text()}`)
+
+  const ios = await Messaging.getPushTemplates('IOS')
+  assert.ok(Array.isArray(ios), `a list: ${JSON.stringify(ios)}`)
+  const mine = ios.filter(t => t.name.startsWith(name))
+  assert.deepEqual(mine.map(t => t.name), [name], 'IOS lists the IOS template only')
+  assert.equal(mine[0].message, 'Hello {firstName|there}', 'message')
+  assert.equal(mine[0].title, 'Welcome', 'title')
+  assert.deepEqual(mine[0].audience, { os: ['IOS'], channel: PUSH_CHANNEL }, 'audience')
+  const all = await Messaging.getPushTemplates('ALL')
+  assert.deepEqual(all.filter(t => t.name.startsWith(name)).map(t => t.name), [name, android].sort(), 'ALL lists both')
+  await rejectsWith(Messaging.getPushTemplates('BLACKBERRY'), 8012)
+  for (const n of [name, android]) {
+    const gone = await fetch(`${base}/${encodeURIComponent(n)}`, { method: 'DELETE' })
+    assert.equal(gone.status, 200, `delete ${n}`)
+  }
+  return `${ios.length} IOS template(s)`
+})
+
 await check('deleteChannel(channel) resolves', async () => {
   const result = await Messaging.deleteChannel(CHANNEL)
   return `answer ${JSON.stringify(result)}`

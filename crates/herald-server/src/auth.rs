@@ -1,4 +1,6 @@
-//! API keys: who may call, and what each key may publish and subscribe to.
+//! API keys: who may call, and what each key may do: publish and
+//! subscribe (channel globs), register devices, push (channel globs), and
+//! manage push templates.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,6 +16,9 @@ pub(crate) struct Key {
     secret: Box<[u8]>,
     publish: Vec<Glob>,
     subscribe: Vec<Glob>,
+    register: bool,
+    push: Vec<Glob>,
+    templates: bool,
 }
 
 impl Key {
@@ -44,6 +49,56 @@ impl Key {
             Err(ApiError::subscribe_denied())
         }
     }
+
+    /// Checks the right to register devices and to read and remove
+    /// registrations: 5032 when denied.
+    pub(crate) fn check_register(&self) -> Result<(), ApiError> {
+        if self.register {
+            Ok(())
+        } else {
+            Err(ApiError::register_denied())
+        }
+    }
+
+    /// Whether this key may send push notifications to `channel`.
+    pub(crate) fn can_push(&self, channel: &str) -> bool {
+        self.push.iter().any(|g| g.matches(channel))
+    }
+
+    /// Checks push permission on `channel`: 5033 when denied. (For the
+    /// push sends: a publish with `PUSH`/`BOTH`, a template's send.)
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the push send routes are not wired yet")
+    )]
+    pub(crate) fn check_push(&self, channel: &str) -> Result<(), ApiError> {
+        if self.can_push(channel) {
+            Ok(())
+        } else {
+            Err(ApiError::push_denied())
+        }
+    }
+
+    /// Checks the right to create, replace and delete push templates:
+    /// 5034 when denied.
+    pub(crate) fn check_templates(&self) -> Result<(), ApiError> {
+        if self.templates {
+            Ok(())
+        } else {
+            Err(ApiError::templates_denied())
+        }
+    }
+
+    /// Checks the right to list push templates: the template right, or
+    /// any push right (a key that may send templates may see them); 5034
+    /// when denied.
+    pub(crate) fn check_list_templates(&self) -> Result<(), ApiError> {
+        if self.templates || !self.push.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::templates_denied())
+        }
+    }
 }
 
 impl fmt::Debug for Key {
@@ -52,6 +107,9 @@ impl fmt::Debug for Key {
             .field("secret", &"<redacted>")
             .field("publish", &self.publish)
             .field("subscribe", &self.subscribe)
+            .field("register", &self.register)
+            .field("push", &self.push)
+            .field("templates", &self.templates)
             .finish()
     }
 }
@@ -70,6 +128,9 @@ impl Keys {
                         secret: k.key.as_bytes().into(),
                         publish: k.publish.clone(),
                         subscribe: k.subscribe.clone(),
+                        register: k.register,
+                        push: k.push.clone(),
+                        templates: k.templates,
                     })
                 })
                 .collect(),
@@ -125,8 +186,8 @@ mod tests {
     #[test]
     fn keys_match_exactly() {
         let keys = Keys::from_config(&AppConfig {
-            id: "A".into(),
             keys: vec![KeyConfig::full("abc"), KeyConfig::full("abd")],
+            ..AppConfig::new("A", "unused")
         });
         assert!(keys.authenticate("abc").is_ok());
         assert!(keys.authenticate("abd").is_ok());
@@ -145,23 +206,30 @@ mod tests {
     #[test]
     fn authenticates_and_checks_permissions() {
         let auth = Keys::from_config(&AppConfig {
-            id: "A".into(),
             keys: vec![
                 KeyConfig::full("full"),
                 KeyConfig {
-                    key: "narrow".into(),
                     publish: vec![Glob::new("out-*")],
-                    subscribe: vec![],
+                    ..KeyConfig::none("narrow")
                 },
             ],
+            ..AppConfig::new("A", "unused")
         });
-        assert!(auth.authenticate("full").unwrap().can_subscribe("x"));
+        let full = auth.authenticate("full").unwrap();
+        assert!(full.can_subscribe("x"));
+        assert!(full.check_register().is_ok());
+        assert!(full.check_push("any").is_ok());
+        assert!(full.check_templates().is_ok() && full.check_list_templates().is_ok());
         let narrow = auth.authenticate("narrow").unwrap();
         assert!(narrow.can_publish("out-1"));
         assert!(!narrow.can_publish("in-1"));
         assert!(!narrow.can_subscribe("out-1"));
         assert_eq!(narrow.check_subscribe("x").unwrap_err().code, 5031);
         assert_eq!(narrow.check_publish("x").unwrap_err().code, 5030);
+        assert_eq!(narrow.check_register().unwrap_err().code, 5032);
+        assert_eq!(narrow.check_push("out-1").unwrap_err().code, 5033);
+        assert_eq!(narrow.check_templates().unwrap_err().code, 5034);
+        assert_eq!(narrow.check_list_templates().unwrap_err().code, 5034);
         assert_eq!(auth.authenticate("nope").unwrap_err().code, 8002);
         assert_eq!(auth.authenticate("nope").unwrap_err().status, 401);
         let debug = format!("{narrow:?}");
@@ -169,6 +237,43 @@ mod tests {
         assert!(!debug.contains("narrow"), "{debug}");
         let as_bytes = format!("{:?}", b"narrow".as_slice()); // [110, 97, ...]
         assert!(!debug.contains(&as_bytes[1..as_bytes.len() - 1]), "{debug}");
+    }
+
+    #[test]
+    fn push_rights_are_separate() {
+        let auth = Keys::from_config(&AppConfig {
+            keys: vec![
+                KeyConfig {
+                    register: true,
+                    ..KeyConfig::none("phone")
+                },
+                KeyConfig {
+                    push: vec![Glob::new("news.*")],
+                    ..KeyConfig::none("pusher")
+                },
+                KeyConfig {
+                    templates: true,
+                    ..KeyConfig::none("editor")
+                },
+            ],
+            ..AppConfig::new("A", "unused")
+        });
+        let phone = auth.authenticate("phone").unwrap();
+        assert!(phone.check_register().is_ok());
+        assert!(phone.check_push("news.a").is_err());
+        assert!(phone.check_templates().is_err() && phone.check_list_templates().is_err());
+        let pusher = auth.authenticate("pusher").unwrap();
+        assert!(pusher.check_push("news.a").is_ok());
+        assert_eq!(pusher.check_push("sport").unwrap_err().code, 5033);
+        assert!(pusher.check_register().is_err() && pusher.check_templates().is_err());
+        assert!(
+            pusher.check_list_templates().is_ok(),
+            "it may see what it may send"
+        );
+        let editor = auth.authenticate("editor").unwrap();
+        assert!(editor.check_templates().is_ok() && editor.check_list_templates().is_ok());
+        assert!(!editor.can_push("x") && editor.check_register().is_err());
+        assert!(!editor.can_publish("x") && !editor.can_subscribe("x"));
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub mod codes {
     pub const PUBLISH_DENIED: u32 = 5030;
     /// Subscribe permission denied (Backendless's text; Herald's code).
     pub const SUBSCRIBE_DENIED: u32 = 5031;
+    /// The key may not register devices, nor read or remove registrations
+    /// (400; `register` in the key's configuration).
+    pub const REGISTER_DENIED: u32 = 5032;
+    /// The key may not send push notifications to that channel (400;
+    /// `push` in the key's configuration).
+    pub const PUSH_DENIED: u32 = 5033;
+    /// The key may not manage (or list) push templates (400; `templates`
+    /// in the key's configuration).
+    pub const TEMPLATES_DENIED: u32 = 5034;
+    /// A device type that is not `IOS`, `ANDROID` or `ALL` (400; `GET
+    /// messaging/pushtemplates/{deviceType}`).
+    pub const INVALID_DEVICE_TYPE: u32 = 8012;
     /// An invalid selector: the engine's code for one that does not parse
     /// ([`herald::Error::InvalidSelector`]), which the server also uses for
     /// a selector that is not a string (400).
@@ -162,6 +174,46 @@ impl ApiError {
         )
     }
 
+    /// 400, code 5032.
+    pub fn register_denied() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::REGISTER_DENIED,
+            "User does not have the permission to register devices",
+        )
+    }
+
+    /// 400, code 5033.
+    pub fn push_denied() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::PUSH_DENIED,
+            "User does not have the permission to send push notifications",
+        )
+    }
+
+    /// 400, code 5034.
+    pub fn templates_denied() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::TEMPLATES_DENIED,
+            "User does not have the permission to manage push templates",
+        )
+    }
+
+    /// 400, code 8012: `GET messaging/pushtemplates/{deviceType}` with
+    /// another device type than `IOS`, `ANDROID` or `ALL`. The value is
+    /// shown escaped and cut to 64 characters.
+    pub fn invalid_device_type(given: &str) -> Self {
+        let shown: String = given.chars().take(64).collect();
+        let more = if shown.len() < given.len() { "…" } else { "" };
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            codes::INVALID_DEVICE_TYPE,
+            format!("Invalid device type {shown:?}{more}: use IOS, ANDROID or ALL."),
+        )
+    }
+
     /// 400, code 5012: a `selector` that is not a string (or null).
     pub fn selector_not_a_string() -> Self {
         Self::new(
@@ -231,12 +283,18 @@ impl ApiError {
 
 impl From<herald::Error> for ApiError {
     /// Validation and cancel errors are 400 (an invalid `Idempotency-Key`,
-    /// 5096, too); too many subscriptions on one connection is 429; an
+    /// 5096, too); an unknown device (5000) or push template (5050) is
+    /// 404; too many subscriptions on one connection is 429; an
     /// `Idempotency-Key` a different request used (5095) is 409; a
     /// shut-down engine or a store that cannot write (5093) is 503; another
     /// store or transport failure is 500.
     fn from(e: herald::Error) -> Self {
-        let status = if matches!(e, herald::Error::TooManySubscriptions { .. }) {
+        let status = if matches!(
+            e,
+            herald::Error::UnknownDevice | herald::Error::TemplateNotFound
+        ) {
+            StatusCode::NOT_FOUND
+        } else if matches!(e, herald::Error::TooManySubscriptions { .. }) {
             StatusCode::TOO_MANY_REQUESTS
         } else if matches!(e, herald::Error::IdempotencyKeyReused) {
             StatusCode::CONFLICT
@@ -322,6 +380,12 @@ mod tests {
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, 5040));
         let e = ApiError::from(herald::Error::ShutDown);
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        let e = ApiError::from(herald::Error::UnknownDevice);
+        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, 5000));
+        let e = ApiError::from(herald::Error::TemplateNotFound);
+        assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, 5050));
+        let e = ApiError::from(herald::Error::InvalidTemplate { reason: "x".into() });
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, 5051));
         assert_eq!(
             ApiError::publish_denied().to_json(),
             serde_json::json!({"code": 5030, "message": "User does not have the permission to publish messages"})
@@ -342,6 +406,30 @@ mod tests {
                 400,
                 8007,
                 "Subscription \"PUB_SUB_COMMANDS\" is not supported by this server.",
+            ),
+            (
+                ApiError::register_denied(),
+                400,
+                5032,
+                "User does not have the permission to register devices",
+            ),
+            (
+                ApiError::push_denied(),
+                400,
+                5033,
+                "User does not have the permission to send push notifications",
+            ),
+            (
+                ApiError::templates_denied(),
+                400,
+                5034,
+                "User does not have the permission to manage push templates",
+            ),
+            (
+                ApiError::invalid_device_type("WINDOWS"),
+                400,
+                8012,
+                "Invalid device type \"WINDOWS\": use IOS, ANDROID or ALL.",
             ),
             (
                 ApiError::method_not_supported("SET_FOO"),

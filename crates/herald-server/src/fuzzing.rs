@@ -54,11 +54,12 @@ fn state() -> Arc<State> {
             keys: vec![
                 KeyConfig::full("key"),
                 KeyConfig {
-                    key: "ro".into(),
-                    publish: vec![],
                     subscribe: vec![Glob::new("*")],
+                    ..KeyConfig::none("ro")
                 },
             ],
+            apns: None,
+            fcm: None,
         }],
         ..Config::default()
     };
@@ -142,7 +143,7 @@ mod tests {
 
     #[test]
     fn sample_inputs_do_not_fail() {
-        let inputs: [&[u8]; 12] = [
+        let inputs: [&[u8]; 17] = [
             b"",
             b"\x01\x10messaging/chan\n{\"message\": 1}",
             b"\x01\x10messaging/chan\n{\"message\": 1, \"publishAt\": \"soon\"}",
@@ -155,6 +156,11 @@ mod tests {
             b"\x00\x03health\n",
             b"\x03\x03metrics\n",
             b"\x00\x00info\n",
+            b"\x01\x10messaging/registrations\n{\"deviceId\":\"d\",\"deviceToken\":\"t\",\"os\":\"IOS\"}",
+            b"\x00\x00messaging/registrations/d\n",
+            b"\x02\x01messaging/registrations/d\n",
+            b"\x01\x10messaging/pushtemplates\n{\"name\":\"n\",\"message\":\"{x\"}",
+            b"\x00\x00messaging/pushtemplates/%FF\n",
         ];
         for input in inputs {
             server_request(input);

@@ -15,10 +15,21 @@
 //! | `DELETE messaging/channels/{channel}` | delete a channel: `{"result": existed}` |
 //! | `POST messaging/{channel}/subscribe` | legacy polling: `{subscriberId?, subtopic?, selector?}` → `{"subscriptionId"}` |
 //! | `GET messaging/{channel}/{subscriptionId}` | legacy polling: `{"messages": [{messageId, data, publishedAt, publisherId, headers}]}` |
+//! | `POST messaging/registrations` | register a device `{deviceToken, deviceId, os, osVersion?, channels?, expiration?, properties?}` → `{"registrationId"}`; again with the same `deviceId` replaces it (5015 if invalid) |
+//! | `GET messaging/registrations/{deviceId}` | `[registration]`: a list with the device's one registration (404, 5000 if unknown) |
+//! | `DELETE messaging/registrations/{deviceId}` | unregister: `{"result": true}` (404, 5000 if unknown) |
+//! | `POST messaging/pushtemplates` | create or replace a push template `{name, message?, title?, subtitle?, headers?, audience?: {os, channel, segmentQuery}}` → the stored template (5051 if invalid) |
+//! | `GET messaging/pushtemplates/{deviceType}` | the templates whose audience includes `IOS`, `ANDROID` or `ALL` (any case; else 8012), by name; without `/{deviceType}`: all |
+//! | `DELETE messaging/pushtemplates/{name}` | delete a template: `{"result": true}` (404, 5050 if unknown) |
 //!
-//! First segments `registrations`, `push`, `pushtemplates` and `email` after
-//! `messaging/` are Backendless's push and e-mail endpoints, which this
-//! server does not serve (404, code 8001).
+//! A registration's `expiration` is epoch seconds below 1e11 (the JS SDK),
+//! milliseconds from there (the Swift SDK); a registration answers it in
+//! milliseconds. Registrations and templates live in each engine's
+//! default registry, which is in memory for now ([`herald::MemoryRegistry`]):
+//! a restart forgets them. First segments `push` and `email` after `messaging/` are
+//! Backendless's push-send and e-mail endpoints, which this server does
+//! not serve (404, code 8001); `registrations`, `push`, `pushtemplates`
+//! and `channels` are no channel names (5010).
 //!
 //! Real-time: socket.io (Engine.IO v4) at path `/{appId}/`, namespace
 //! `/{appId}`, API key in the handshake query (`apiKey`): `SUB_ON`
@@ -51,13 +62,30 @@
 //! # Errors
 //!
 //! Every error is `{"code": N, "message": "..."}`: the engine's codes
-//! ([`herald::Error`], 400; 5090/5092 are 500, 5091 and 5093 are 503, 5094 is 429, 5095 is 409), 5030/5031
-//! for a key without publish/subscribe permission (400), and the server's
-//! own in [`codes`]: 8001 unknown endpoint (404), 8002 unknown app id or API
-//! key (401), 8003 body over the limit (413), 8004 malformed JSON (400),
-//! 8005 content type not JSON (415), 8006 unknown polling subscription
-//! (404), 8007 real-time request not supported, 8008 too many polling
-//! subscriptions (429), 8009 method not allowed (405).
+//! ([`herald::Error`], 400; 5000 unknown device and 5050 unknown push
+//! template are 404; 5090/5092 are 500, 5091 and 5093 are 503, 5094 is
+//! 429, 5095 is 409), a key's missing right (400, [`codes`]), and the
+//! server's own in [`codes`]:
+//!
+//! | code | status | what |
+//! |---|---|---|
+//! | 5030 | 400 | the key may not publish to that channel (`publish`) |
+//! | 5031 | 400 | the key may not subscribe to that channel (`subscribe`) |
+//! | 5032 | 400 | the key may not register devices or read or remove registrations (`register`) |
+//! | 5033 | 400 | the key may not push to that channel (`push`) |
+//! | 5034 | 400 | the key may not manage push templates (`templates`; listing also takes any `push`) |
+//! | 8001 | 404 | unknown endpoint |
+//! | 8002 | 401 | unknown app id or API key |
+//! | 8003 | 413 | body over the limit |
+//! | 8004 | 400 | malformed JSON |
+//! | 8005 | 415 | content type not JSON |
+//! | 8006 | 404 | unknown polling subscription |
+//! | 8007 | 400 | real-time request not supported |
+//! | 8008 | 429 | too many polling subscriptions |
+//! | 8009 | 405 | method not allowed |
+//! | 8010 | 408 | request timeout |
+//! | 8011 | 401/403 | `/metrics` refused |
+//! | 8012 | 400 | a device type other than `IOS`, `ANDROID`, `ALL` |
 //!
 //! # Configuration
 //!
@@ -96,13 +124,38 @@
 //! id = "MY-APP-ID"
 //!
 //! [[apps.keys]]
-//! key = "server-key"               # publish/subscribe omitted: everything
+//! key = "server-key"               # publish/subscribe omitted: everywhere
+//!
+//! register = true                 # push rights are opt-in:
+//! push = ["*"]                     # channels it may push to
+//! templates = true                 # manage push templates
 //!
 //! [[apps.keys]]
 //! key = "browser-key"
 //! publish = []                     # nothing
 //! subscribe = ["news.*", "chat-?"]
+//! register = true                  # phones register themselves
+//!
+//! [apps.apns]                      # optional: push to Apple devices
+//! key_file = "AuthKey_ABC123DEFG.p8"  # relative to this file's folder
+//! key_id = "ABC123DEFG"
+//! team_id = "DEF123GHIJ"
+//! topic = "com.example.app"
+//! environment = "production"       # or "sandbox"
+//!
+//! [apps.fcm]                       # optional: push to Android devices
+//! service_account_file = "service-account.json"
 //! ```
+//!
+//! Per key, `publish` and `subscribe` (channel globs) default to `["*"]`;
+//! the push rights default to nothing, so that a key configured before
+//! they existed gains none: `register` (register devices, read and remove
+//! registrations: what a phone's key needs), `push` (channel globs it may
+//! push to) and `templates` (manage push templates). `--app` and
+//! `HERALD_APP` keys have every right ([`KeyConfig::full`]). The gateway
+//! sections are checked at start-up ([`Config::validate`]: files readable,
+//! `environment`, `https` URLs); see [`config::ApnsConfig`] and
+//! [`config::FcmConfig`].
 //!
 //! Each app has its own engine and store (`DATA_DIR/apps/{appId}`), so apps
 //! share nothing: not channels, not message ids.
@@ -142,6 +195,7 @@ mod metrics;
 mod openapi;
 mod percent;
 mod polling;
+mod push;
 mod realtime;
 mod request;
 mod rest;

@@ -41,6 +41,43 @@ pub(crate) struct Metrics {
     pub(crate) request_timeouts: AtomicU64,
 }
 
+/// One app's device registration counters (the server counts them: the
+/// engine's [`EngineStats`] has none).
+#[derive(Debug, Default)]
+pub(crate) struct DeviceCounters {
+    registrations: AtomicU64,
+    unregistrations: AtomicU64,
+}
+
+/// A reading of [`DeviceCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DeviceCounts {
+    /// Registrations accepted (new devices and renewals).
+    pub(crate) registrations: u64,
+    /// Registrations removed through the API.
+    pub(crate) unregistrations: u64,
+}
+
+impl DeviceCounters {
+    /// Counts an accepted registration.
+    pub(crate) fn registered(&self) {
+        self.registrations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a removed registration.
+    pub(crate) fn unregistered(&self) {
+        self.unregistrations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub(crate) fn read(&self) -> DeviceCounts {
+        DeviceCounts {
+            registrations: self.registrations.load(Ordering::Relaxed),
+            unregistrations: self.unregistrations.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// One unit of a gauge, held while it lives.
 #[derive(Debug)]
 pub(crate) struct Held<'a>(&'a AtomicI64);
@@ -87,10 +124,11 @@ impl Metrics {
         *errors.entry(code).or_default() += 1;
     }
 
-    /// The exposition text: `apps` are each app's engine counters.
+    /// The exposition text: `apps` are each app's engine counters and
+    /// device registration counts.
     pub(crate) fn render(
         &self,
-        apps: &[(&str, EngineStats)],
+        apps: &[(&str, EngineStats, DeviceCounts)],
         polling_subscriptions: usize,
     ) -> String {
         let mut out = String::with_capacity(4096);
@@ -183,8 +221,27 @@ impl Metrics {
         ];
         for (name, kind, help, field) in per_app {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-            for (app, stats) in apps {
+            for (app, stats, _) in apps {
                 let _ = writeln!(out, "{name}{{app=\"{app}\"}} {}", field(stats));
+            }
+        }
+        type DeviceField = fn(&DeviceCounts) -> u64;
+        let per_app_devices: [(&str, &str, DeviceField); 2] = [
+            (
+                "herald_device_registrations_total",
+                "Device registrations accepted (new devices and renewals).",
+                |d| d.registrations,
+            ),
+            (
+                "herald_device_unregistrations_total",
+                "Device registrations removed through the API.",
+                |d| d.unregistrations,
+            ),
+        ];
+        for (name, help, field) in per_app_devices {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+            for (app, _, devices) in apps {
+                let _ = writeln!(out, "{name}{{app=\"{app}\"}} {}", field(devices));
             }
         }
 
@@ -316,7 +373,21 @@ mod tests {
         stats.quarantined = 2;
         let mut down = EngineStats::default();
         down.store_unavailable = true;
-        let text = m.render(&[("A", stats), ("B", down)], 3);
+        let devices = DeviceCounters::default();
+        devices.registered();
+        devices.registered();
+        devices.unregistered();
+        let text = m.render(
+            &[
+                ("A", stats, devices.read()),
+                ("B", down, DeviceCounts::default()),
+            ],
+            3,
+        );
+        assert!(text.contains("# TYPE herald_device_registrations_total counter\n"));
+        assert!(text.contains("herald_device_registrations_total{app=\"A\"} 2\n"));
+        assert!(text.contains("herald_device_unregistrations_total{app=\"A\"} 1\n"));
+        assert!(text.contains("herald_device_registrations_total{app=\"B\"} 0\n"));
         assert!(text.contains("herald_publishes_total{app=\"A\"} 4\n"));
         assert!(text.contains("herald_publishes_total{app=\"B\"} 0\n"));
         assert!(text.contains("# TYPE herald_scheduled_pending gauge\n"));

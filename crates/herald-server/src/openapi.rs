@@ -323,6 +323,7 @@ pub(crate) fn document() -> Value {
         "Info",
         &["401"],
     );
+    let push = push_operations(&with_app);
 
     json!({
         "openapi": "3.1.0",
@@ -340,6 +341,7 @@ pub(crate) fn document() -> Value {
         },
         "tags": [
             { "name": "messaging", "description": "Backendless Messaging: publish, status, cancel, polling" },
+            { "name": "push", "description": "Push notifications: device registrations and push templates" },
             { "name": "server", "description": "The server itself; no key needed" }
         ],
         "paths": {
@@ -392,7 +394,20 @@ pub(crate) fn document() -> Value {
             },
             "/{appId}/{apiKey}/messaging/channels/{channel}": { "delete": delete_channel },
             "/{appId}/{apiKey}/messaging/{channel}/subscribe": { "post": subscribe },
-            "/{appId}/{apiKey}/messaging/{channel}/{subscriptionId}": { "get": poll }
+            "/{appId}/{apiKey}/messaging/{channel}/{subscriptionId}": { "get": poll },
+            "/{appId}/{apiKey}/messaging/registrations": { "post": push.register },
+            "/{appId}/{apiKey}/messaging/registrations/{deviceId}": {
+                "get": push.registration,
+                "delete": push.unregister
+            },
+            "/{appId}/{apiKey}/messaging/pushtemplates": {
+                "post": push.put_template,
+                "get": push.all_templates
+            },
+            "/{appId}/{apiKey}/messaging/pushtemplates/{deviceTypeOrName}": {
+                "get": push.templates,
+                "delete": push.delete_template
+            }
         },
         "components": {
             "parameters": {
@@ -408,7 +423,8 @@ pub(crate) fn document() -> Value {
                     "in": "path",
                     "required": true,
                     "description": "An API key of the app: the credential. Its permissions \
-                        (channel globs for publish and subscribe) come from the configuration.",
+                        (channel globs for publish, subscribe and push; the rights to register \
+                        devices and to manage push templates) come from the configuration.",
                     "schema": { "type": "string", "minLength": 1 }
                 }
             },
@@ -416,16 +432,21 @@ pub(crate) fn document() -> Value {
                 "400": error_response(&format!(
                     "Invalid request: an option (the engine's codes, e.g. 5003 publishAt, 5007 \
                      repeatExpiresAt, 5008 repeatEvery, 5010 channel name, 5040 not \
-                     cancellable), a denied permission ({}, {}), or a malformed body ({})",
-                    codes::PUBLISH_DENIED, codes::SUBSCRIBE_DENIED, codes::MALFORMED_JSON
+                     cancellable, 5015 device registration, 5051 push template), a denied \
+                     permission ({}, {}, {}, {}, {}), a device type other than IOS, ANDROID \
+                     and ALL ({}), or a malformed body ({})",
+                    codes::PUBLISH_DENIED, codes::SUBSCRIBE_DENIED, codes::REGISTER_DENIED,
+                    codes::PUSH_DENIED, codes::TEMPLATES_DENIED, codes::INVALID_DEVICE_TYPE,
+                    codes::MALFORMED_JSON
                 )),
                 "401": error_response(&format!(
                     "Unknown app id or API key ({})", codes::BAD_CREDENTIALS
                 )),
                 "404": error_response(&format!(
-                    "A Backendless endpoint this server does not serve ({}), or an unknown \
-                     polling subscription ({})",
-                    codes::UNKNOWN_ROUTE, codes::UNKNOWN_SUBSCRIPTION
+                    "A Backendless endpoint this server does not serve ({}), an unknown \
+                     polling subscription ({}), an unknown device ({}) or push template ({})",
+                    codes::UNKNOWN_ROUTE, codes::UNKNOWN_SUBSCRIPTION,
+                    herald::Error::UnknownDevice.code(), herald::Error::TemplateNotFound.code()
                 )),
                 "409": error_response(&format!(
                     "The Idempotency-Key was used for a different request in the last 24 h ({})",
@@ -455,6 +476,372 @@ pub(crate) fn document() -> Value {
     })
 }
 
+/// The push routes' operations.
+struct PushOperations {
+    register: serde_json::Map<String, Value>,
+    registration: serde_json::Map<String, Value>,
+    unregister: serde_json::Map<String, Value>,
+    put_template: serde_json::Map<String, Value>,
+    all_templates: serde_json::Map<String, Value>,
+    templates: serde_json::Map<String, Value>,
+    delete_template: serde_json::Map<String, Value>,
+}
+
+/// A push operation: [`operation`], tagged `push`, with this request body
+/// schema (if any) and description.
+fn push_operation(
+    id: &str,
+    summary: &str,
+    params: Value,
+    ok_schema: &str,
+    error_statuses: &[&str],
+    body: Option<&str>,
+    description: &str,
+) -> serde_json::Map<String, Value> {
+    let mut op = operation(id, summary, params, ok_schema, error_statuses);
+    op.insert("tags".into(), json!(["push"]));
+    op.insert("description".into(), description.into());
+    if let Some(body) = body {
+        op.insert(
+            "requestBody".into(),
+            json!({
+                "required": true,
+                "content": { "application/json": { "schema": schema(body) } }
+            }),
+        );
+    }
+    op
+}
+
+/// `messaging/registrations` and `messaging/pushtemplates`; `with_app`
+/// adds the app and key to a link's parameters.
+fn push_operations(with_app: &dyn Fn(Value) -> Value) -> PushOperations {
+    let device_id = path_param(
+        "deviceId",
+        "The device's id, as it registered (`deviceId`).",
+    );
+    let mut register = push_operation(
+        "registerDevice",
+        "Register a device for push notifications (again: replace its registration)",
+        app_params(&[]),
+        "RegistrationId",
+        &["400", "401", "413", "415", "500", "503"],
+        Some("RegistrationBody"),
+        &format!(
+            "Needs the key's `register` right ({}). Registering a `deviceId` again replaces its \
+             token, channels, expiration and properties. A registration without `deviceToken` \
+             or `deviceId`, with an unknown `os`, an invalid channel, or a property named like \
+             a registration field is refused ({}).",
+            codes::REGISTER_DENIED,
+            herald::Error::InvalidRegistration {
+                reason: String::new()
+            }
+            .code()
+        ),
+    );
+    register["responses"]["200"]["links"] = json!({
+        "registration": {
+            "operationId": "getRegistration",
+            "parameters": with_app(json!({ "deviceId": "$request.body#/deviceId" }))
+        },
+        "unregister": {
+            "operationId": "unregisterDevice",
+            "parameters": with_app(json!({ "deviceId": "$request.body#/deviceId" }))
+        }
+    });
+    let registration = push_operation(
+        "getRegistration",
+        "A device's registration, as a list of one",
+        app_params(std::slice::from_ref(&device_id)),
+        "Registrations",
+        &["400", "401", "404", "500", "503"],
+        None,
+        &format!(
+            "Needs the key's `register` right ({}). An unknown or expired device is 404 ({}).",
+            codes::REGISTER_DENIED,
+            herald::Error::UnknownDevice.code()
+        ),
+    );
+    let unregister = push_operation(
+        "unregisterDevice",
+        "Remove a device's registration",
+        app_params(&[device_id]),
+        "Done",
+        &["400", "401", "404", "500", "503"],
+        None,
+        &format!(
+            "Needs the key's `register` right ({}). An unknown device is 404 ({}).",
+            codes::REGISTER_DENIED,
+            herald::Error::UnknownDevice.code()
+        ),
+    );
+    let mut put_template = push_operation(
+        "putPushTemplate",
+        "Create or replace a push template",
+        app_params(&[]),
+        "PushTemplate",
+        &["400", "401", "413", "415", "500", "503"],
+        Some("PushTemplateBody"),
+        &format!(
+            "Needs the key's `templates` right ({}). Smart text `{{var}}` or `{{var|default}}` in \
+             `message`, `title`, `subtitle`, header values and `audience.segmentQuery` is \
+             filled when the template is sent (`{{{{` and `}}}}` are literal braces). A template \
+             that does not parse is refused ({}). Answers the stored template.",
+            codes::TEMPLATES_DENIED,
+            herald::Error::InvalidTemplate {
+                reason: String::new()
+            }
+            .code()
+        ),
+    );
+    put_template["responses"]["200"]["links"] = json!({
+        "delete": {
+            "operationId": "deletePushTemplate",
+            "parameters": with_app(json!({ "deviceTypeOrName": "$response.body#/name" }))
+        }
+    });
+    let listing = format!(
+        "Needs the key's `templates` right or any `push` channel ({}).",
+        codes::TEMPLATES_DENIED
+    );
+    let all_templates = push_operation(
+        "listAllPushTemplates",
+        "Every push template, by name (as `ALL`; the Swift SDK asks this way)",
+        app_params(&[]),
+        "PushTemplates",
+        &["400", "401", "500", "503"],
+        None,
+        &listing,
+    );
+    let templates = push_operation(
+        "listPushTemplates",
+        "The push templates whose audience includes a device type, by name",
+        app_params(&[json!({
+            "name": "deviceTypeOrName",
+            "in": "path",
+            "required": true,
+            "description": "The device type: `IOS` (which covers OSX devices too), `ANDROID` or \
+                `ALL`, in any case; another value is 400.",
+            "schema": {
+                "type": "string",
+                "pattern": "^([Ii][Oo][Ss]|[Aa][Nn][Dd][Rr][Oo][Ii][Dd]|[Aa][Ll][Ll])$"
+            }
+        })]),
+        "PushTemplates",
+        &["400", "401", "500", "503"],
+        None,
+        &format!(
+            "{listing} A device type other than IOS, ANDROID and ALL is 400 ({}).",
+            codes::INVALID_DEVICE_TYPE
+        ),
+    );
+    let delete_template = push_operation(
+        "deletePushTemplate",
+        "Delete a push template",
+        app_params(&[path_param("deviceTypeOrName", "The template's name.")]),
+        "Done",
+        &["400", "401", "404", "500", "503"],
+        None,
+        &format!(
+            "Needs the key's `templates` right ({}). An unknown template is 404 ({}).",
+            codes::TEMPLATES_DENIED,
+            herald::Error::TemplateNotFound.code()
+        ),
+    );
+    PushOperations {
+        register,
+        registration,
+        unregister,
+        put_template,
+        all_templates,
+        templates,
+        delete_template,
+    }
+}
+
+/// A pattern for strings without control characters (C0, DEL, C1, and
+/// the Unicode line and paragraph separators), as the engine checks names.
+const NO_CONTROL_CHARACTERS: &str = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]+$";
+
+/// The push schemas: registrations and templates, as the server takes
+/// and answers them. Types are exact (a value of another type is refused,
+/// so schemathesis's negative cases are), bounds are the engine's
+/// [`limits`] (in bytes, so a string within `maxLength` characters may
+/// still be refused); rules no schema says simply (control characters,
+/// reserved property names, smart-text syntax) are in the descriptions.
+fn push_schemas() -> serde_json::Map<String, Value> {
+    let channel = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits::MAX_CHANNEL_LEN,
+        "description": "A channel name (no `/`, no control characters, not a reserved name)"
+    });
+    let smart = |what: &str| {
+        json!({
+            "type": ["string", "null"],
+            "maxLength": limits::MAX_TEMPLATE_TEXT_LEN,
+            "description": format!("{what} (smart text)")
+        })
+    };
+    let json = json!({
+        "RegistrationBody": {
+            "type": "object",
+            "description": "A device registration. Unknown keys are ignored; null is unset.",
+            "required": ["deviceId", "deviceToken", "os"],
+            "properties": {
+                "deviceId": {
+                    "type": "string", "minLength": 1, "maxLength": limits::MAX_DEVICE_ID_LEN,
+                    "pattern": NO_CONTROL_CHARACTERS,
+                    "description": "The device's id (no control characters): registering it again replaces its registration"
+                },
+                "deviceToken": {
+                    "type": "string", "minLength": 1, "maxLength": limits::MAX_DEVICE_TOKEN_LEN,
+                    "pattern": "^[!-~]+$",
+                    "description": "The gateway's token for the device: printable ASCII, no spaces"
+                },
+                "os": {
+                    "type": "string",
+                    "pattern": "^\\s*([Ii][Oo][Ss]|[Aa][Nn][Dd][Rr][Oo][Ii][Dd]|[Oo][Ss][Xx]|[Ww][Pp])\\s*$",
+                    "description": "IOS, ANDROID, OSX or WP, in any case"
+                },
+                "osVersion": {
+                    "type": ["string", "number", "boolean", "null"],
+                    "maxLength": limits::MAX_OS_VERSION_LEN
+                },
+                "channels": {
+                    "description": "The channels it receives pushes of (default `[\"default\"]`)",
+                    "anyOf": [
+                        { "type": "array", "maxItems": limits::MAX_DEVICE_CHANNELS, "items": channel },
+                        channel,
+                        { "type": "null" }
+                    ]
+                },
+                "expiration": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "maximum": limits::MAX_EPOCH_MS,
+                    "description": "When the registration ends: epoch seconds below 1e11 (the JS SDK), else epoch milliseconds"
+                },
+                "properties": {
+                    "type": ["object", "null"],
+                    "description": "Herald: values for segment queries and template smart text; not named like a registration field (deviceId, deviceToken, os, osVersion, channels, expiration); numbers and booleans become their text",
+                    "maxProperties": limits::MAX_DEVICE_PROPERTIES,
+                    "propertyNames": { "minLength": 1, "maxLength": limits::MAX_PROPERTY_NAME_LEN },
+                    "additionalProperties": {
+                        "type": ["string", "number", "boolean"],
+                        "maxLength": limits::MAX_PROPERTY_VALUE_LEN
+                    }
+                }
+            },
+            "additionalProperties": true
+        },
+        "RegistrationId": {
+            "type": "object",
+            "required": ["registrationId"],
+            "properties": { "registrationId": { "type": "string", "minLength": 1 } }
+        },
+        "Registrations": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": schema("Registration")
+        },
+        "Registration": {
+            "type": "object",
+            "required": ["id", "deviceId", "deviceToken", "os", "osVersion", "channels", "expiration", "properties", "registeredAt"],
+            "properties": {
+                "id": { "type": "string", "description": "The registrationId of its latest registration" },
+                "deviceId": { "type": "string" },
+                "deviceToken": { "type": "string" },
+                "os": { "enum": ["IOS", "ANDROID", "OSX", "WP"] },
+                "osVersion": { "type": "string" },
+                "channels": { "type": "array", "items": { "type": "string" } },
+                "expiration": { "type": ["integer", "null"], "minimum": 0, "description": "Epoch milliseconds; null: never" },
+                "properties": { "type": "object", "additionalProperties": { "type": "string" } },
+                "registeredAt": { "type": "integer", "minimum": 0, "description": "Herald: epoch milliseconds of its latest registration" }
+            }
+        },
+        "PushTemplateBody": {
+            "type": "object",
+            "description": "A push template. Unknown keys are ignored; null is unset.",
+            "required": ["name"],
+            "properties": {
+                "name": {
+                    "type": "string", "minLength": 1, "maxLength": limits::MAX_TEMPLATE_NAME_LEN,
+                    "pattern": "^[^/\\x00-\\x1f\\x7f-\\x9f]+$",
+                    "description": "Its name (its key): no `/` or control characters"
+                },
+                "message": smart("The body on every OS"),
+                "title": smart("The iOS alert title and the Android content title"),
+                "subtitle": smart("The iOS alert subtitle"),
+                "headers": {
+                    "type": ["object", "null"],
+                    "description": "Headers as in a publish; values are smart text (numbers and booleans become their text)",
+                    "maxProperties": limits::MAX_TEMPLATE_HEADERS,
+                    "additionalProperties": {
+                        "type": ["string", "number", "boolean"],
+                        "maxLength": limits::MAX_TEMPLATE_TEXT_LEN
+                    }
+                },
+                "audience": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "os": {
+                            "description": "IOS (which covers OSX), ANDROID, OSX, WP or ALL (default ALL)",
+                            "anyOf": [
+                                { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                                { "type": "string" },
+                                { "type": "null" }
+                            ]
+                        },
+                        "channel": {
+                            "anyOf": [channel, { "type": "null" }],
+                            "description": "The channel whose devices receive it (default `default`)"
+                        },
+                        "segmentQuery": {
+                            "type": ["string", "null"],
+                            "maxLength": limits::MAX_TEMPLATE_TEXT_LEN,
+                            "description": "A selector over device registrations (smart text: a value is inserted as a quoted string literal)"
+                        }
+                    },
+                    "additionalProperties": true
+                }
+            },
+            "additionalProperties": true
+        },
+        "PushTemplate": {
+            "type": "object",
+            "required": ["name", "message", "title", "subtitle", "headers", "audience"],
+            "properties": {
+                "name": { "type": "string" },
+                "message": { "type": "string" },
+                "title": { "type": "string" },
+                "subtitle": { "type": "string" },
+                "headers": { "type": "object", "additionalProperties": { "type": "string" } },
+                "audience": {
+                    "type": "object",
+                    "required": ["os", "channel"],
+                    "properties": {
+                        "os": { "type": "array", "items": { "enum": ["IOS", "ANDROID", "WP", "OSX"] } },
+                        "channel": { "type": "string" },
+                        "segmentQuery": { "type": "string" }
+                    }
+                }
+            }
+        },
+        "PushTemplates": { "type": "array", "items": schema("PushTemplate") },
+        "Done": {
+            "type": "object",
+            "required": ["result"],
+            "properties": { "result": { "const": true } }
+        }
+    });
+    match json {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
 /// An error answer: `{code, message}`.
 fn error_response(description: &str) -> Value {
     json!({
@@ -474,6 +861,14 @@ fn whole(min: u64, max: u64, description: &str) -> Value {
 }
 
 fn schemas() -> Value {
+    let mut all = base_schemas();
+    all.as_object_mut()
+        .expect("an object")
+        .extend(push_schemas());
+    all
+}
+
+fn base_schemas() -> Value {
     let text_or_number = json!({ "type": ["string", "number", "boolean", "null"] });
     json!({
         "Error": {
@@ -790,7 +1185,7 @@ mod tests {
         let ops = operations(&doc);
         assert_eq!(
             ops.len(),
-            10,
+            17,
             "{:?}",
             ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
         );
@@ -927,7 +1322,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(links, 3);
+        assert_eq!(links, 6);
         // Every path parameter of a template is declared by its operations.
         for (template, method, op) in operations(&doc) {
             let declared: BTreeSet<String> = op["parameters"]
@@ -985,6 +1380,27 @@ mod tests {
             ),
             (Method::PUT, "/app/key/messaging/x/subscribe", "POST"),
             (Method::POST, "/app/key/messaging/x/y", "GET"),
+            (Method::GET, "/app/key/messaging/registrations", "POST"),
+            (
+                Method::PUT,
+                "/app/key/messaging/registrations/d",
+                "DELETE, GET",
+            ),
+            (
+                Method::POST,
+                "/app/key/messaging/registrations/subscribe",
+                "DELETE, GET",
+            ),
+            (
+                Method::DELETE,
+                "/app/key/messaging/pushtemplates",
+                "GET, POST",
+            ),
+            (
+                Method::POST,
+                "/app/key/messaging/pushtemplates/IOS",
+                "DELETE, GET",
+            ),
             (Method::POST, "/health", "GET"),
             (Method::DELETE, "/openapi.json", "GET"),
         ] {

@@ -1,5 +1,6 @@
 //! The REST API: routing under `/{appId}/{apiKey}/`, request bodies, and
-//! the handlers (info, publish, status, cancel, delete channel, polling).
+//! the handlers (info, publish, status, cancel, delete channel, polling;
+//! the push routes' are in [`crate::push`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::State;
 use crate::auth::{Key, redact_path};
 use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, json_response, json_text_response};
+use crate::metrics::DeviceCounts;
 use crate::percent::decode_segment;
 use crate::state::App;
 
@@ -61,12 +63,12 @@ pub(crate) async fn metrics(
         state.metrics.count_error(e.code);
         return e.into_response();
     }
-    let mut apps: Vec<(&str, herald::EngineStats)> = state
+    let mut apps: Vec<(&str, herald::EngineStats, DeviceCounts)> = state
         .apps
         .iter()
-        .map(|(id, a)| (id.as_str(), a.engine.stats()))
+        .map(|(id, a)| (id.as_str(), a.engine.stats(), a.devices.read()))
         .collect();
-    apps.sort_unstable_by_key(|(id, _)| *id);
+    apps.sort_unstable_by_key(|(id, _, _)| *id);
     let text = state.metrics.render(&apps, state.polling_subscriptions());
     (
         [(
@@ -139,14 +141,10 @@ pub(crate) async fn dispatch(AxState(state): AxState<Shared>, req: Request) -> R
 }
 
 /// The first segments after `messaging/` that are Backendless endpoints
-/// rather than channel names.
-const RESERVED: [&str; 5] = [
-    "registrations",
-    "channels",
-    "push",
-    "pushtemplates",
-    "email",
-];
+/// this server does not serve (beyond `DELETE messaging/channels/{name}`),
+/// rather than channel names: push sends and e-mail. (`registrations` and
+/// `pushtemplates` are routed above them.)
+const RESERVED: [&str; 3] = ["channels", "push", "email"];
 
 async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
@@ -177,6 +175,36 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
             Ok(json_response(StatusCode::OK, &json!({"result": existed})))
         }
         ["messaging", "channels", _] => Err(ApiError::method_not_allowed(method)),
+
+        ["messaging", "registrations"] if m == Method::POST => {
+            crate::push::register(state, app, &key, &parts.headers, body).await
+        }
+        ["messaging", "registrations"] => Err(ApiError::method_not_allowed(method)),
+        ["messaging", "registrations", device] if m == Method::GET => {
+            crate::push::registration(app, &key, device).await
+        }
+        ["messaging", "registrations", device] if m == Method::DELETE => {
+            crate::push::unregister(app, &key, device).await
+        }
+        ["messaging", "registrations", _] => Err(ApiError::method_not_allowed(method)),
+        ["messaging", "pushtemplates"] if m == Method::POST => {
+            crate::push::put_template(state, app, &key, &parts.headers, body).await
+        }
+        // The Swift SDK asks without a device type.
+        ["messaging", "pushtemplates"] if m == Method::GET => {
+            crate::push::templates(app, &key, None).await
+        }
+        ["messaging", "pushtemplates"] => Err(ApiError::method_not_allowed(method)),
+        ["messaging", "pushtemplates", device_type] if m == Method::GET => {
+            crate::push::templates(app, &key, Some(device_type)).await
+        }
+        ["messaging", "pushtemplates", name] if m == Method::DELETE => {
+            crate::push::delete_template(app, &key, name).await
+        }
+        ["messaging", "pushtemplates", _] => Err(ApiError::method_not_allowed(method)),
+        ["messaging", "registrations" | "pushtemplates", ..] => {
+            Err(ApiError::unknown_route(method))
+        }
         ["messaging", reserved, ..] if RESERVED.contains(reserved) => Err(
             ApiError::not_supported_endpoint(&format!("messaging/{reserved}")),
         ),

@@ -11,18 +11,20 @@ use herald::{Clock, Engine};
 use crate::auth::{Key, Keys};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{DeviceCounters, Metrics};
 use crate::polling::Polling;
 use crate::timer::ClockSleep;
 
-/// One application: its keys, its engine (on its own store), and its
-/// legacy polling subscriptions. Apps share nothing.
+/// One application: its keys, its engine (on its own store), its legacy
+/// polling subscriptions, and its device registration counters. Apps
+/// share nothing.
 #[derive(Debug)]
 pub(crate) struct App {
     pub(crate) id: Arc<str>,
     pub(crate) keys: Keys,
     pub(crate) engine: Engine,
     pub(crate) polling: Polling,
+    pub(crate) devices: DeviceCounters,
 }
 
 /// The per-client bounds, from the configuration.
@@ -88,6 +90,7 @@ impl State {
                         config.max_polling_subscriptions,
                         config.connection_buffer,
                     ),
+                    devices: DeviceCounters::default(),
                 },
             );
         }

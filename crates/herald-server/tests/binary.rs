@@ -356,3 +356,65 @@ async fn json_logs_are_one_object_per_line() {
     assert!(lines.iter().any(|l| l["message"] == "stopped"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Push gateway sections: files relative to the config file's folder
+/// (whatever the working directory), checked at start-up; a bad section
+/// stops the binary before it listens, naming the app, section and field.
+#[tokio::test]
+async fn push_gateway_sections_are_checked_at_start_up() {
+    let dir = support::temp_dir();
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(conf.join("keys")).unwrap();
+    std::fs::write(conf.join("keys/AuthKey_ABC123DEFG.p8"), "fake key").unwrap();
+    std::fs::write(conf.join("sa.json"), "{}").unwrap();
+    let toml = |key_file: &str| {
+        format!(
+            "[[apps]]\nid = \"PUSHY\"\n[[apps.keys]]\nkey = \"k\"\nregister = true\n\
+             [apps.apns]\nkey_file = \"{key_file}\"\nkey_id = \"ABC123DEFG\"\n\
+             team_id = \"DEF123GHIJ\"\ntopic = \"com.example.app\"\nenvironment = \"sandbox\"\n\
+             [apps.fcm]\nservice_account_file = \"sa.json\"\n"
+        )
+    };
+    let good = conf.join("good.toml");
+    std::fs::write(&good, toml("keys/AuthKey_ABC123DEFG.p8")).unwrap();
+    let bad = conf.join("bad.toml");
+    std::fs::write(&bad, toml("keys/missing.p8")).unwrap();
+
+    // The bad one, run from elsewhere (the crate's folder).
+    let out = server()
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let wanted = format!(
+        "herald-server: app \"PUSHY\": [apps.apns] key_file: cannot read {}: ",
+        conf.join("keys/missing.p8").display()
+    );
+    assert!(stderr.starts_with(&wanted), "{stderr}\nwanted: {wanted}");
+
+    // The good one serves.
+    let running = run_with(
+        &dir.join("data"),
+        &["--config", good.to_str().unwrap()],
+        "warn",
+        false,
+    )
+    .await;
+    let http = support::http_client();
+    let res = http
+        .post(format!("{}/PUSHY/k/messaging/registrations", running.base))
+        .json(&json!({"deviceId": "d", "deviceToken": "t", "os": "IOS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    sigterm_and_wait(running).await;
+    std::fs::remove_dir_all(dir).unwrap();
+}

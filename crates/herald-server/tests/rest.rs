@@ -81,13 +81,12 @@ async fn unknown_routes_and_methods_are_json_errors() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{url}");
         assert_eq!(body["code"], 8001, "{url}: {body}");
     }
-    // Backendless's push and e-mail endpoints are not served.
+    // Backendless's push-send and e-mail endpoints are not served.
     for (method, path) in [
-        ("POST", "messaging/registrations"),
-        ("GET", "messaging/registrations/dev-1"),
         ("POST", "messaging/push/template"),
-        ("GET", "messaging/pushtemplates"),
+        ("POST", "messaging/push"),
         ("POST", "messaging/email"),
+        ("POST", "messaging/channels"),
     ] {
         let req = s.http.request(method.parse().unwrap(), s.url(path));
         let (status, body) = s.send(req.json(&json!({}))).await;

@@ -5,18 +5,29 @@ use std::ffi::OsStr;
 use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 
+use super::{ApnsConfig, FcmConfig};
 use crate::Glob;
 
-/// One application: an id and the API keys that may use it.
+/// One application: an id, the API keys that may use it, and its push
+/// gateways.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AppConfig {
     /// The app id, the first path segment of every request.
     pub id: String,
     /// Its API keys.
     pub keys: Vec<KeyConfig>,
+    /// Its APNs settings (`[apps.apns]`), if it pushes to Apple devices.
+    pub apns: Option<ApnsConfig>,
+    /// Its FCM settings (`[apps.fcm]`), if it pushes to Android devices.
+    pub fcm: Option<FcmConfig>,
 }
 
 /// One API key and what it may do.
+///
+/// In the TOML file, `publish` and `subscribe` default to `["*"]` (as they
+/// always have), while the push rights are opt-in: `register` and
+/// `templates` default to `false` and `push` to `[]`, so no key configured
+/// before they existed gains them.
 #[derive(Clone, PartialEq)]
 pub struct KeyConfig {
     /// The key itself, the second path segment of every request.
@@ -28,15 +39,44 @@ pub struct KeyConfig {
     /// message statuses on. A message on a channel the key has neither
     /// right on answers as an unknown id does.
     pub subscribe: Vec<Glob>,
+    /// Whether this key may register devices for push notifications, read
+    /// their registrations and unregister them (`messaging/registrations`):
+    /// what a mobile app's key needs. Denied: 5032.
+    pub register: bool,
+    /// Channels this key may send push notifications to: a publish with
+    /// `publishPolicy` `PUSH` or `BOTH` (which also needs `publish` on the
+    /// channel), and a push template's send (on the template's channel).
+    /// A key with any `push` glob may also list the push templates.
+    /// Denied: 5033.
+    pub push: Vec<Glob>,
+    /// Whether this key may create, replace, delete and list push
+    /// templates (`messaging/pushtemplates`). Denied: 5034.
+    pub templates: bool,
 }
 
 impl KeyConfig {
-    /// A key that may publish and subscribe everywhere.
+    /// A key that may do everything: publish, subscribe and push
+    /// everywhere, register devices, and manage push templates.
     pub fn full(key: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             publish: vec![Glob::new("*")],
             subscribe: vec![Glob::new("*")],
+            register: true,
+            push: vec![Glob::new("*")],
+            templates: true,
+        }
+    }
+
+    /// A key that may do nothing (every right is added to it).
+    pub fn none(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            publish: Vec::new(),
+            subscribe: Vec::new(),
+            register: false,
+            push: Vec::new(),
+            templates: false,
         }
     }
 }
@@ -48,6 +88,9 @@ impl std::fmt::Debug for KeyConfig {
             .field("key", &"<redacted>")
             .field("publish", &self.publish)
             .field("subscribe", &self.subscribe)
+            .field("register", &self.register)
+            .field("push", &self.push)
+            .field("templates", &self.templates)
             .finish()
     }
 }
@@ -58,6 +101,8 @@ impl AppConfig {
         Self {
             id: id.into(),
             keys: vec![KeyConfig::full(key)],
+            apns: None,
+            fcm: None,
         }
     }
 }

@@ -51,6 +51,7 @@
 //!   (serde).
 //! * `file`: the file's `[[apps]]` tables.
 //! * `app`: [`AppConfig`] and [`KeyConfig`], and `--app`'s parser.
+//! * `gateway`: [`ApnsConfig`] and [`FcmConfig`], an app's push gateways.
 //! * `byte_size`: `8MiB`.
 //! * `duration`: `7d`.
 //! * `dev_app`: the development app.
@@ -61,6 +62,7 @@ mod byte_size;
 mod dev_app;
 mod duration;
 mod file;
+mod gateway;
 mod settings;
 mod sources;
 mod typed;
@@ -75,6 +77,9 @@ use anyhow::Context;
 pub use app::{AppConfig, KeyConfig};
 pub(crate) use dev_app::random_uuid;
 pub use dev_app::{DEV_APP_FILE, DevApp, ensure_dev_app};
+pub use gateway::{
+    APNS_PRODUCTION_URL, APNS_SANDBOX_URL, ApnsConfig, ApnsEnvironment, FCM_URL, FcmConfig,
+};
 pub use typed::{
     Config, DEFAULT_CONNECTION_BUFFER, DEFAULT_DATA_DIR, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_LISTEN, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_POLLING_SUBSCRIPTIONS,
@@ -103,6 +108,9 @@ impl Config {
     /// `--app`, `HERALD_APP` and the file are all served. The result is
     /// validated.
     ///
+    /// Relative paths in the file's `[apps.apns]` and `[apps.fcm]` sections
+    /// are relative to the file's folder.
+    ///
     /// `--help` and `--version` give [`Cli::Print`].
     ///
     /// # Errors
@@ -127,8 +135,11 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file {}", path.display()))?;
-                sources::file(&text)
-                    .with_context(|| format!("in config file {}", path.display()))?
+                let mut file = sources::file(&text)
+                    .with_context(|| format!("in config file {}", path.display()))?;
+                // Gateway files are relative to the file's folder.
+                file.resolve_paths(path.parent().unwrap_or(std::path::Path::new("")));
+                file
             }
         };
         let mut config = Self::default();
@@ -139,7 +150,9 @@ impl Config {
 
     /// Reads a TOML configuration (see the crate docs for the format) into
     /// this one: present settings replace the current ones, apps are added.
-    /// Does not validate.
+    /// Does not validate. Relative gateway paths (`[apps.apns]`,
+    /// `[apps.fcm]`) stay relative (to the working directory): there is no
+    /// config file to resolve them against.
     ///
     /// # Errors
     ///

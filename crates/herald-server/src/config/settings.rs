@@ -20,15 +20,15 @@ const ABOUT: &str = "Backendless Messaging compatible REST and real-time server"
 /// The end of `--help`.
 const AFTER_HELP: &str = "\
 Every setting is also a key of the TOML file (--config), named like the flag with '_' for '-'
-(max_body = \"2MiB\"); apps are [[apps]] tables there, with per-key publish/subscribe channel
-globs. Flags beat environment variables, which beat the file, which beats the defaults; apps
+(max_body = \"2MiB\"); apps are [[apps]] tables there, with per-key rights (publish/subscribe/push
+channel globs, register, templates) and push gateways ([apps.apns], [apps.fcm]). Flags beat environment variables, which beat the file, which beats the defaults; apps
 from all three are served. Sizes in bytes accept KiB, MiB and GiB (8MiB).
 
 With no app configured, a development app is created once (its id and key are kept in
 DATA_DIR/dev-app.toml) and printed at start-up.
 
 herald.example.toml, at the root of Herald's repository, documents every key of the file
-with its default, and apps with per-key permissions.";
+with its default, and apps with per-key permissions and push gateways.";
 
 /// One layer of settings: what one source (the flags, the environment or
 /// the TOML file) says. Every field is optional, so "not set" is visible,
@@ -349,6 +349,19 @@ impl Settings {
             config.add_app(app)?;
         }
         Ok(())
+    }
+
+    /// Makes the relative paths of the apps' gateway sections relative to
+    /// `base` (the config file's folder).
+    pub(crate) fn resolve_paths(&mut self, base: &std::path::Path) {
+        for app in &mut self.apps {
+            if let Some(apns) = &mut app.apns {
+                apns.resolve_paths(base);
+            }
+            if let Some(fcm) = &mut app.fcm {
+                fcm.resolve_paths(base);
+            }
+        }
     }
 
     /// Every setting of `config` (whole seconds for `poll_ttl`), without

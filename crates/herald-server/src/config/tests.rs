@@ -558,7 +558,210 @@ fn the_crate_docs_example_is_complete() {
         shown, defaults,
         "the example lists every setting, with its default"
     );
+    // Its gateway files, next to the file (fakes: their contents are not
+    // read yet).
+    let file = TempFile::new(&example);
+    let dir = file.0.parent().unwrap();
+    std::fs::write(dir.join("AuthKey_ABC123DEFG.p8"), "not a key").unwrap();
+    std::fs::write(dir.join("service-account.json"), "{}").unwrap();
+    let c = run(&["--config", file.path()], &[]).unwrap();
+    let app = &c.apps[0];
+    assert_eq!(
+        app.apns.as_ref().unwrap().key_file,
+        dir.join("AuthKey_ABC123DEFG.p8")
+    );
+    assert!(app.fcm.is_some());
+    assert!(app.keys[0].templates && app.keys[1].register);
+}
+
+/// An app with an `[apps.apns]` and an `[apps.fcm]` section; `apns` and
+/// `fcm` are lines added to (or replacing) each section's fields.
+fn gateways_toml(apns: &str, fcm: &str) -> String {
+    let section = |defaults: &[(&str, &str)], extra: &str| {
+        let mut lines: Vec<String> = defaults
+            .iter()
+            .filter(|(k, _)| !extra.lines().any(|l| l.starts_with(&format!("{k} ="))))
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        lines.extend(extra.lines().map(str::to_owned));
+        lines.join("\n")
+    };
+    format!(
+        "[[apps]]\nid = \"PUSHY\"\n[[apps.keys]]\nkey = \"k\"\n[apps.apns]\n{}\n[apps.fcm]\n{}\n",
+        section(
+            &[
+                ("key_file", "\"keys/AuthKey_ABC123DEFG.p8\""),
+                ("key_id", "\"ABC123DEFG\""),
+                ("team_id", "\"DEF123GHIJ\""),
+                ("topic", "\"com.example.app\""),
+                ("environment", "\"production\""),
+            ],
+            apns
+        ),
+        section(&[("service_account_file", "\"service-account.json\"")], fcm),
+    )
+}
+
+/// `toml` as a config file, with the gateway files in its folder.
+fn with_gateway_files(toml: &str) -> TempFile {
+    let file = TempFile::new(toml);
+    let dir = file.0.parent().unwrap();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(
+        dir.join("keys/AuthKey_ABC123DEFG.p8"),
+        "-----BEGIN PRIVATE KEY-----",
+    )
+    .unwrap();
+    std::fs::write(dir.join("service-account.json"), "{}").unwrap();
+    std::fs::write(dir.join("ca.pem"), "-----BEGIN CERTIFICATE-----").unwrap();
+    file
+}
+
+#[test]
+fn gateway_paths_are_relative_to_the_config_file() {
+    let file = with_gateway_files(&gateways_toml(
+        "url = \"https://127.0.0.1:8443\"\nca_file = \"ca.pem\"\nenvironment = \"sandbox\"",
+        "ca_file = \"ca.pem\"",
+    ));
+    let dir = file.0.parent().unwrap();
+    // From another working directory: the paths follow the file, not it.
+    let c = run(&["--config", file.path()], &[]).unwrap();
+    let apns = c.apps[0].apns.as_ref().unwrap();
+    assert_eq!(apns.key_file, dir.join("keys/AuthKey_ABC123DEFG.p8"));
+    assert_eq!(apns.ca_file.as_deref(), Some(dir.join("ca.pem").as_path()));
+    assert_eq!(apns.environment, ApnsEnvironment::Sandbox);
+    assert_eq!(apns.base_url(), "https://127.0.0.1:8443");
+    assert_eq!(apns.topic, "com.example.app");
+    let fcm = c.apps[0].fcm.as_ref().unwrap();
+    assert_eq!(fcm.service_account_file, dir.join("service-account.json"));
+    assert_eq!(fcm.ca_file.as_deref(), Some(dir.join("ca.pem").as_path()));
+    assert_eq!(fcm.base_url(), FCM_URL);
+    // An absolute path stays.
+    let abs = dir.join("ca.pem");
+    let file = with_gateway_files(&gateways_toml(
+        "",
+        &format!("service_account_file = {:?}", abs.to_str().unwrap()),
+    ));
+    let c = run(&["--config", file.path()], &[]).unwrap();
+    assert_eq!(c.apps[0].fcm.as_ref().unwrap().service_account_file, abs);
+    assert_eq!(
+        c.apps[0].apns.as_ref().unwrap().base_url(),
+        APNS_PRODUCTION_URL
+    );
+}
+
+#[test]
+fn a_bad_gateway_section_is_a_start_up_error_naming_app_section_and_field() {
+    let cases = [
+        (
+            "environment = \"staging\"",
+            "",
+            "app \"PUSHY\": [apps.apns] environment: \"staging\" is neither \"production\" nor \"sandbox\"",
+        ),
+        (
+            "url = \"http://127.0.0.1:8443\"",
+            "",
+            "app \"PUSHY\": [apps.apns] url: must be https://host[:port]: the scheme is not https",
+        ),
+        (
+            "",
+            "url = \"https://127.0.0.1:9443/v1\"",
+            "app \"PUSHY\": [apps.fcm] url: must be https://host[:port]: it has a path",
+        ),
+        (
+            "key_id = \"short\"",
+            "",
+            "app \"PUSHY\": [apps.apns] key_id: must be Apple's 10-character id (letters and digits), not \"short\"",
+        ),
+        (
+            "topic = \"\"",
+            "",
+            "app \"PUSHY\": [apps.apns] topic: must be the app's bundle id: printable ASCII without spaces",
+        ),
+        (
+            "certificate = \"x.p12\"",
+            "",
+            "app \"PUSHY\": [apps.apns] certificate: unknown field; expected one of key_file, key_id, team_id, topic, environment, url, ca_file",
+        ),
+        (
+            "",
+            "project_id = 7",
+            "app \"PUSHY\": [apps.fcm] project_id: unknown field; expected one of service_account_file, url, ca_file",
+        ),
+        (
+            "team_id = 1234567890",
+            "",
+            "app \"PUSHY\": [apps.apns] team_id: expected a string, got an integer",
+        ),
+    ];
+    for (apns, fcm, wanted) in cases {
+        let file = with_gateway_files(&gateways_toml(apns, fcm));
+        let e = error(run(&["--config", file.path()], &[]));
+        assert!(e.contains(wanted), "{apns} {fcm}:\n{e}\nwanted: {wanted}");
+    }
+    // Missing and empty files, found at start-up.
+    let file = with_gateway_files(&gateways_toml("key_file = \"AuthKey_XYZ.p8\"", ""));
+    let dir = file.0.parent().unwrap().to_owned();
+    let e = error(run(&["--config", file.path()], &[]));
+    assert!(
+        e.starts_with(&format!(
+            "app \"PUSHY\": [apps.apns] key_file: cannot read {}: ",
+            dir.join("AuthKey_XYZ.p8").display()
+        )),
+        "{e}"
+    );
+    let file = with_gateway_files(&gateways_toml("", ""));
+    let dir = file.0.parent().unwrap().to_owned();
+    std::fs::write(dir.join("service-account.json"), "").unwrap();
+    let e = error(run(&["--config", file.path()], &[]));
+    assert_eq!(
+        e,
+        format!(
+            "app \"PUSHY\": [apps.fcm] service_account_file: {} is empty",
+            dir.join("service-account.json").display()
+        )
+    );
+    // A required field.
+    let text = gateways_toml("", "").replace("topic = \"com.example.app\"\n", "");
+    let file = with_gateway_files(&text);
+    let e = error(run(&["--config", file.path()], &[]));
+    assert!(
+        e.contains("app \"PUSHY\": [apps.apns] topic: is required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_gateway_is_configured_once_per_app() {
     let mut c = Config::default();
-    c.apply_toml(&example).unwrap();
-    c.validate().unwrap();
+    let apns = ApnsConfig {
+        key_file: "k.p8".into(),
+        key_id: "ABC123DEFG".into(),
+        team_id: "DEF123GHIJ".into(),
+        topic: "t".into(),
+        environment: ApnsEnvironment::Production,
+        url: None,
+        ca_file: None,
+    };
+    c.add_app(AppConfig {
+        apns: Some(apns.clone()),
+        ..AppConfig::new("A", "k1")
+    })
+    .unwrap();
+    // Another key for the app (`--app A:k2`) keeps its gateway.
+    c.add_app(AppConfig::new("A", "k2")).unwrap();
+    assert_eq!(c.apps[0].apns.as_ref(), Some(&apns));
+    assert_eq!(c.apps[0].keys.len(), 2);
+    let e = c
+        .add_app(AppConfig {
+            apns: Some(apns),
+            ..AppConfig::new("A", "k3")
+        })
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "app \"A\": [apps.apns] is configured twice");
+    // Debug shows the settings (no secret is held: only paths).
+    let debug = format!("{:?}", c.apps[0]);
+    assert!(debug.contains("key_file: \"k.p8\""), "{debug}");
+    assert!(!debug.contains("k1") && !debug.contains("k2"), "{debug}");
 }

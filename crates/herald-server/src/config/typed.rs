@@ -179,21 +179,37 @@ pub(crate) fn spellings(name: &str) -> String {
 }
 
 impl Config {
-    /// Adds `app`, merging its keys into an app with the same id.
+    /// Adds `app`, merging its keys (and gateways) into an app with the
+    /// same id.
     ///
     /// # Errors
     ///
-    /// The same key twice for one app.
+    /// The same key twice for one app, or a gateway section (`[apps.apns]`,
+    /// `[apps.fcm]`) given twice for one app.
     pub fn add_app(&mut self, app: AppConfig) -> anyhow::Result<()> {
         match self.apps.iter_mut().find(|a| a.id == app.id) {
             None => self.apps.push(app),
             Some(existing) => {
-                for key in app.keys {
+                let AppConfig {
+                    id,
+                    keys,
+                    apns,
+                    fcm,
+                } = app;
+                for key in keys {
                     if existing.keys.iter().any(|k| k.key == key.key) {
-                        bail!("app {:?}: the same API key is configured twice", app.id);
+                        bail!("app {id:?}: the same API key is configured twice");
                     }
                     existing.keys.push(key);
                 }
+                if apns.is_some() && existing.apns.is_some() {
+                    bail!("app {id:?}: [apps.apns] is configured twice");
+                }
+                if fcm.is_some() && existing.fcm.is_some() {
+                    bail!("app {id:?}: [apps.fcm] is configured twice");
+                }
+                existing.apns = existing.apns.take().or(apns);
+                existing.fcm = existing.fcm.take().or(fcm);
             }
         }
         Ok(())
@@ -205,11 +221,15 @@ impl Config {
     /// characters from `A-Z a-z 0-9 - _ .` (not `health`, `metrics` or
     /// `openapi.json`, which are server routes), each with at least one key;
     /// keys non-empty, without `/` or control characters, and not repeated
-    /// within an app.
+    /// within an app; and each app's push gateways: their values (Apple's
+    /// key and team ids, the topic, an `https://host[:port]` URL) and their
+    /// files, which must exist, be readable and not be empty (read here, at
+    /// start-up; their contents are not kept).
     ///
     /// # Errors
     ///
-    /// The first problem found; a bad bound is named as a setting.
+    /// The first problem found; a bad bound is named as a setting, a bad
+    /// gateway by its app, section and field.
     pub fn validate(&self) -> anyhow::Result<()> {
         let bounds = [
             ("max_body", self.max_body),
@@ -301,6 +321,14 @@ impl Config {
                 if app.keys[..i].iter().any(|o| o.key == k.key) {
                     bail!("app {id:?}: the same API key is configured twice");
                 }
+            }
+            if let Some(apns) = &app.apns {
+                apns.check()
+                    .map_err(|e| anyhow::anyhow!(e.in_app(id, "apns")))?;
+            }
+            if let Some(fcm) = &app.fcm {
+                fcm.check()
+                    .map_err(|e| anyhow::anyhow!(e.in_app(id, "fcm")))?;
             }
         }
         Ok(())
