@@ -67,10 +67,6 @@ impl Key {
 
     /// Checks push permission on `channel`: 5033 when denied. (For the
     /// push sends: a publish with `PUSH`/`BOTH`, a template's send.)
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the push send routes are not wired yet")
-    )]
     pub(crate) fn check_push(&self, channel: &str) -> Result<(), ApiError> {
         if self.can_push(channel) {
             Ok(())

@@ -212,7 +212,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use herald::{Clock, Engine, Store, SystemClock};
+use herald::{Clock, Engine, PushBroadcast, PushTransport, SystemClock};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -247,7 +247,7 @@ pub fn open_store(
     data_dir: &Path,
     retention: Duration,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn Store>> {
+) -> anyhow::Result<herald_redb::RedbStore> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating store directory {}", data_dir.display()))?;
     let options = herald_redb::RedbOptions {
@@ -256,7 +256,7 @@ pub fn open_store(
         ..herald_redb::RedbOptions::default()
     };
     match herald_redb::RedbStore::open_with(data_dir, options) {
-        Ok(store) => Ok(Arc::new(store)),
+        Ok(store) => Ok(store),
         Err(e @ herald_redb::RedbStoreError::InUse { .. }) => Err(e.into()),
         Err(e) => Err(anyhow::Error::new(e))
             .with_context(|| format!("opening the message store in {}", data_dir.display())),
@@ -266,9 +266,36 @@ pub fn open_store(
 /// The message store of every configured app, opened: the first step of
 /// serving, so a data directory in use (or any store that cannot be
 /// opened) fails before anything listens.
+/// It also holds the push gateways each app's engine gets
+/// ([`with_push_gateway`](Self::with_push_gateway)).
 #[derive(Debug)]
 pub struct OpenStores {
-    stores: HashMap<String, Arc<dyn Store>>,
+    stores: HashMap<String, herald_redb::RedbStore>,
+    gateways: HashMap<String, Vec<Gateway>>,
+}
+
+/// A push gateway for an app's engine: the OSes it serves and the
+/// transport.
+pub type Gateway = (PushBroadcast, Arc<dyn PushTransport>);
+
+impl OpenStores {
+    /// Gives app `app`'s engine a push gateway for devices of the OSes in
+    /// `os` (see [`EngineBuilder::push_gateway`](herald::EngineBuilder::push_gateway)).
+    /// Tests inject a [`RecordingTransport`](herald::RecordingTransport)
+    /// this way.
+    #[must_use]
+    pub fn with_push_gateway(
+        mut self,
+        app: &str,
+        os: PushBroadcast,
+        transport: Arc<dyn PushTransport>,
+    ) -> Self {
+        self.gateways
+            .entry(app.to_owned())
+            .or_default()
+            .push((os, transport));
+        self
+    }
 }
 
 /// Opens the store of every app of `config` (`DATA_DIR/apps/{appId}`, see
@@ -296,7 +323,10 @@ pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Op
         })?;
         stores.insert(app.id.clone(), store);
     }
-    Ok(OpenStores { stores })
+    Ok(OpenStores {
+        stores,
+        gateways: HashMap::new(),
+    })
 }
 
 /// Reads the TLS certificate chain and key of `config` (if it has them)
@@ -375,8 +405,30 @@ pub async fn serve_with_clock<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_with_gateways(config, listener, shutdown, clock, Vec::new()).await
+}
+
+/// As [`serve_with_clock`], with push gateways for some apps: `(app id,
+/// OSes, transport)`.
+///
+/// # Errors
+///
+/// A store cannot be opened, or the listener fails.
+pub async fn serve_with_gateways<F>(
+    config: Config,
+    listener: TcpListener,
+    shutdown: F,
+    clock: Arc<dyn Clock>,
+    gateways: Vec<(String, PushBroadcast, Arc<dyn PushTransport>)>,
+) -> anyhow::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     config.validate()?;
-    let stores = open_stores(&config, &clock)?;
+    let mut stores = open_stores(&config, &clock)?;
+    for (app, os, transport) in gateways {
+        stores = stores.with_push_gateway(&app, os, transport);
+    }
     serve_opened(config, stores, listener, shutdown, clock).await
 }
 
@@ -405,7 +457,16 @@ where
             .stores
             .remove(app)
             .with_context(|| format!("no store was opened for app {app:?}"))?;
-        Ok(Engine::builder().clock(clock.clone()).store(store).build())
+        // One redb file per app holds its messages, devices and templates.
+        let mut builder = Engine::builder()
+            .clock(clock.clone())
+            .store(store.clone())
+            .registry(store.clone())
+            .templates(store);
+        for (os, transport) in stores.gateways.remove(app).unwrap_or_default() {
+            builder = builder.push_gateway(os, transport);
+        }
+        Ok(builder.build())
     })?);
     let tls = tls_of(&config)?;
     listen::warn_if_over_fd_limit(config.max_connections);
@@ -501,18 +562,38 @@ impl Server {
         listener: TcpListener,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::with_push_gateways(config, listener, clock, Vec::new())
+    }
+
+    /// As [`with_listener_and_clock`](Self::with_listener_and_clock), with
+    /// push gateways for some apps: `(app id, OSes, transport)`.
+    ///
+    /// # Errors
+    ///
+    /// The configuration is invalid or the listener has no address.
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime.
+    pub fn with_push_gateways(
+        config: Config,
+        listener: TcpListener,
+        clock: Arc<dyn Clock>,
+        gateways: Vec<(String, PushBroadcast, Arc<dyn PushTransport>)>,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         check_tls(&config)?;
         let local_addr = listener.local_addr()?;
         let tls = config.tls_cert.is_some();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve_with_clock(
+        let task = tokio::spawn(serve_with_gateways(
             config,
             listener,
             async move {
                 let _ = rx.await;
             },
             clock,
+            gateways,
         ));
         Ok(Self {
             local_addr,

@@ -407,6 +407,9 @@ pub(crate) fn document() -> Value {
             "/{appId}/{apiKey}/messaging/pushtemplates/{deviceTypeOrName}": {
                 "get": push.templates,
                 "delete": push.delete_template
+            },
+            "/{appId}/{apiKey}/messaging/push/{name}": {
+                "post": push.send_template
             }
         },
         "components": {
@@ -485,6 +488,7 @@ struct PushOperations {
     all_templates: serde_json::Map<String, Value>,
     templates: serde_json::Map<String, Value>,
     delete_template: serde_json::Map<String, Value>,
+    send_template: serde_json::Map<String, Value>,
 }
 
 /// A push operation: [`operation`], tagged `push`, with this request body
@@ -648,7 +652,29 @@ fn push_operations(with_app: &dyn Fn(Value) -> Value) -> PushOperations {
             herald::Error::TemplateNotFound.code()
         ),
     );
+    let send_template = push_operation(
+        "sendPushTemplate",
+        "Send a push template",
+        app_params(&[path_param("name", "The template's name.")]),
+        "MessageStatus",
+        &[
+            "400", "401", "404", "408", "409", "413", "415", "500", "503",
+        ],
+        Some("TemplateSendBody"),
+        &format!(
+            "Needs the key's `push` right on the template's channel ({}). The template's \
+             audience (channel, OSes, segment query filled with the values as string \
+             literals) receives its content, rendered per device when the run fires: \
+             `templateValues` first, then the device's registration, then the defaults. \
+             An unknown template is 404 ({}); no push gateway is 400 ({}); an optional \
+             `Idempotency-Key` works as on a publish.",
+            codes::PUSH_DENIED,
+            herald::Error::TemplateNotFound.code(),
+            herald::Error::PushNotConfigured.code()
+        ),
+    );
     PushOperations {
+        send_template,
         register,
         registration,
         unregister,
@@ -979,7 +1005,28 @@ fn base_schemas() -> Value {
                 "repeatEvery": whole(1, limits::MAX_REPEAT_SECONDS, "Repeat every this many seconds"),
                 "repeatExpiresAt": whole(0, limits::MAX_EPOCH_MS, "The last repetition is at or before this, epoch milliseconds"),
                 "repeatCron": { "type": ["string", "null"], "description": "Herald: repeat on a cron schedule (6 or 7 fields), instead of repeatEvery" },
-                "timeZone": { "type": ["string", "null"], "description": "Herald: the IANA time zone of repeatCron (UTC by default)" }
+                "timeZone": { "type": ["string", "null"], "description": "Herald: the IANA time zone of repeatCron (UTC by default)" },
+                "pushTimeToLive": whole(0, u64::from(limits::MAX_PUSH_TTL_SECONDS), "Herald: seconds a push notification stays worth sending (default 259200, 3 days)"),
+                "pushCollapseKey": { "type": ["string", "null"], "minLength": 1, "maxLength": limits::MAX_COLLAPSE_KEY_LEN, "pattern": "^[ -~]+$", "description": "Herald: apns-collapse-id and android.collapse_key (printable ASCII)" },
+                "pushThrottlePerMinute": whole(1, u64::from(u32::MAX), "Herald: at most this many notifications of the message per minute")
+            },
+            "additionalProperties": true
+        },
+        "TemplateSendBody": {
+            "type": "object",
+            "description": "A template send: its values, and optionally the timing and push options of a publish. Unknown keys are ignored; an empty body is `{}`.",
+            "properties": {
+                "templateValues": {
+                    "type": ["object", "null"],
+                    "description": "Values for the template's smart text (strings; numbers and booleans become their text)",
+                    "additionalProperties": { "type": ["string", "number", "boolean"] }
+                },
+                "publishAt": whole(0, limits::MAX_EPOCH_MS, "When to send, epoch milliseconds (at most 1 s in the past)"),
+                "repeatEvery": whole(1, limits::MAX_REPEAT_SECONDS, "Repeat every this many seconds"),
+                "repeatExpiresAt": whole(0, limits::MAX_EPOCH_MS, "The last repetition is at or before this, epoch milliseconds"),
+                "pushTimeToLive": whole(0, u64::from(limits::MAX_PUSH_TTL_SECONDS), "Seconds a notification stays worth sending"),
+                "pushCollapseKey": { "type": ["string", "null"], "minLength": 1, "maxLength": limits::MAX_COLLAPSE_KEY_LEN, "pattern": "^[ -~]+$" },
+                "pushThrottlePerMinute": whole(1, u64::from(u32::MAX), "At most this many notifications per minute")
             },
             "additionalProperties": true
         },
@@ -1185,7 +1232,7 @@ mod tests {
         let ops = operations(&doc);
         assert_eq!(
             ops.len(),
-            17,
+            18,
             "{:?}",
             ops.iter().map(|o| (&o.0, &o.1)).collect::<Vec<_>>()
         );

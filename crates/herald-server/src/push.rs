@@ -1,6 +1,6 @@
 //! The push REST routes: device registrations (`messaging/registrations`)
-//! and push templates (`messaging/pushtemplates`). Sending
-//! (`messaging/push/{name}`) is not here.
+//! push templates (`messaging/pushtemplates`), and template sends
+//! (`messaging/push/{name}`).
 //!
 //! Each handler checks the key's right first (5032 for registrations, 5034
 //! for templates), then reads the body, then asks the engine; the engine's
@@ -122,6 +122,28 @@ fn device_type_os(name: &str) -> Result<Option<Os>, ApiError> {
         "ALL" => Ok(None),
         _ => Err(ApiError::invalid_device_type(name)),
     }
+}
+
+/// `POST messaging/push/{name}`: sends the push template `name` with the
+/// body's `templateValues` (and, optionally, the timing and push options
+/// of a publish); answers the message's status. Needs the push right on
+/// the template's channel (5033); an `Idempotency-Key` works as on a
+/// publish.
+pub(crate) async fn send_template(
+    state: &State,
+    app: &App,
+    key: &Key,
+    headers: &HeaderMap,
+    body: Body,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let name = segment(name);
+    let template = app.engine.template(&name).await?;
+    key.check_push(&template.channel)?;
+    let body = read_json(headers, body, state.limits.max_body, true).await?;
+    let extras = crate::rest::idempotency(headers)?;
+    let status = app.engine.push_template(&name, &body, extras).await?;
+    Ok(json_response(StatusCode::OK, &status))
 }
 
 #[cfg(test)]

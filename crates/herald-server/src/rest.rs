@@ -202,6 +202,10 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
             crate::push::delete_template(app, &key, name).await
         }
         ["messaging", "pushtemplates", _] => Err(ApiError::method_not_allowed(method)),
+        ["messaging", "push", name] if m == Method::POST => {
+            crate::push::send_template(state, app, &key, &parts.headers, body, name).await
+        }
+        ["messaging", "push", _] => Err(ApiError::method_not_allowed(method)),
         ["messaging", "registrations" | "pushtemplates", ..] => {
             Err(ApiError::unknown_route(method))
         }
@@ -222,6 +226,9 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
                 RequestError::Invalid(e) => e.into(),
                 other => ApiError::malformed_json(other),
             })?;
+            if request.delivery.publish_policy.includes_push() {
+                key.check_push(&channel)?;
+            }
             let extras = idempotency(&parts.headers)?;
             let status = match engine
                 .publish_with(
@@ -291,7 +298,7 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
 
 /// The `Idempotency-Key` header of a publish, if any. One only, of
 /// printable ASCII (the engine checks the rest: 5096).
-fn idempotency(headers: &HeaderMap) -> Result<herald::PublishExtras, ApiError> {
+pub(crate) fn idempotency(headers: &HeaderMap) -> Result<herald::PublishExtras, ApiError> {
     let mut values = headers.get_all("idempotency-key").iter();
     let extras = herald::PublishExtras::default();
     let Some(value) = values.next() else {

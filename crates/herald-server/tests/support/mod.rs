@@ -71,7 +71,21 @@ pub async fn start(toml: &str) -> TestServer {
 
 /// As [`start`], with the engines and the server's timeouts on `clock`.
 pub async fn start_on(toml: &str, clock: std::sync::Arc<dyn herald::Clock>) -> TestServer {
-    let dir = temp_dir();
+    start_with(toml, clock, Vec::new(), temp_dir()).await
+}
+
+/// As [`start_on`], with push gateways (`(app, OSes, transport)`) and the
+/// data directory `dir` (a restart reuses it).
+pub async fn start_with(
+    toml: &str,
+    clock: std::sync::Arc<dyn herald::Clock>,
+    gateways: Vec<(
+        String,
+        herald::PushBroadcast,
+        std::sync::Arc<dyn herald::PushTransport>,
+    )>,
+    dir: PathBuf,
+) -> TestServer {
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
         data_dir: dir.clone(),
@@ -82,7 +96,8 @@ pub async fn start_on(toml: &str, clock: std::sync::Arc<dyn herald::Clock>) -> T
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .expect("bind");
-    let server = Server::with_listener_and_clock(config, listener, clock).expect("server starts");
+    let server =
+        Server::with_push_gateways(config, listener, clock, gateways).expect("server starts");
     TestServer {
         base: server.base_url(),
         server: Some(server),
@@ -171,6 +186,14 @@ impl TestServer {
             server.shutdown().await.expect("clean shutdown");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// Stops the server and keeps its data directory (for a restart).
+    pub async fn stop_keeping_data(mut self) -> PathBuf {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("clean shutdown");
+        }
+        self.dir.clone()
     }
 }
 
