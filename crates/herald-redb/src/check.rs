@@ -1,6 +1,6 @@
 //! `RedbStore::check_records`: every record decodes and the tables agree
 //! with each other (the invariants of format v2; the registry's are
-//! `crate::registry::check`).
+//! `crate::registry::check`, the push jobs' `crate::push::check`).
 
 use std::collections::HashSet;
 
@@ -35,7 +35,8 @@ pub struct RecordCheck {
     /// Damaged messages moved to `quarantine`.
     pub quarantined: u64,
     /// Entries in `finished`: final messages (finished, no push
-    /// notification pending), which retention purges in this order.
+    /// notification pending, no push job open), which retention purges in
+    /// this order.
     pub retained: u64,
     /// Idempotency keys recorded (expired ones not purged yet included).
     pub keys: u64,
@@ -43,6 +44,10 @@ pub struct RecordCheck {
     pub devices: u64,
     /// Push templates.
     pub templates: u64,
+    /// Push jobs (open: not finished yet).
+    pub push_jobs: u64,
+    /// Notifications of push jobs waiting for a retry.
+    pub push_retries: u64,
 }
 
 impl RedbStore {
@@ -59,16 +64,20 @@ impl RedbStore {
     /// * every `finals` entry belongs to a `Scheduled` header with the same
     ///   due and holds `Published` or `Failed`;
     /// * every final message (its header, or its final header, finished
-    ///   with no push notification pending) has a `finished` entry under
-    ///   its finish time, and every `finished` entry belongs to one (or to
-    ///   a quarantined message whose finish time was damaged: retention
-    ///   drops it);
+    ///   with no push notification pending, and no push job open) has a
+    ///   `finished` entry under its finish time, and every `finished`
+    ///   entry belongs to one (or to a quarantined message whose finish
+    ///   time was damaged: retention drops it);
     /// * every idempotency key has one `idempotency_expiry` entry under its
     ///   expiry, and every such entry belongs to a key;
     /// * a quarantined id has no row anywhere else;
     /// * every device and template record decodes, every channel of a
     ///   registration has its `device_channels` entry and an expiring one
-    ///   its `device_expiry` entry, and those tables hold nothing else.
+    ///   its `device_expiry` entry, and those tables hold nothing else;
+    /// * every push job record decodes, with a token not above the last
+    ///   issued, and has its `push_job_leases` entry under its lease; every
+    ///   push retry belongs to a job and has its `push_retry_index` entry;
+    ///   those two tables hold nothing else.
     ///
     /// # Errors
     ///
@@ -110,6 +119,8 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
     let last_token = meta.get(LAST_TOKEN_KEY)?.map_or(0, |g| g.value());
     let plans = PlanCache::new(0);
     let mut c = RecordCheck::default();
+    // Messages with a push job open: never final.
+    let open_jobs = crate::push::check::check(&txn, last_token, &mut c)?;
 
     let mut quarantined = HashSet::new();
     for entry in quarantine.iter()? {
@@ -191,13 +202,16 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
             }
         }
         let indexed = finished.get((effective.finished_at, id))?.is_some();
-        if effective.is_final() != indexed {
+        let job = open_jobs.contains(&id);
+        if (effective.is_final() && !job) != indexed {
             return fail(
                 id,
                 format!(
-                    "{:?} with {} push notifications pending, finished at {}: {} `finished` entry",
+                    "{:?} with {} push notifications pending and {} push job open, \
+                     finished at {}: {} `finished` entry",
                     effective.state,
                     effective.counts.push_pending(),
+                    if job { "a" } else { "no" },
                     effective.finished_at,
                     if indexed { "a" } else { "no" }
                 ),
@@ -262,12 +276,18 @@ fn check(db: &Database) -> Result<RecordCheck, RedbStoreError> {
             },
             _ => h,
         };
-        if !effective.is_final() || effective.finished_at != at {
+        if !effective.is_final() || effective.finished_at != at || open_jobs.contains(&id) {
             return fail(
                 id,
                 format!(
-                    "a `finished` entry at {at} for {:?} finished at {}",
-                    effective.state, effective.finished_at
+                    "a `finished` entry at {at} for {:?} finished at {}{}",
+                    effective.state,
+                    effective.finished_at,
+                    if open_jobs.contains(&id) {
+                        ", with a push job open"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }

@@ -237,19 +237,19 @@ pub(crate) fn quarantined(id: u128, reason: impl Into<String>) -> StoreError {
     }))
 }
 
-/// A registry record that does not decode, or registry tables that
-/// disagree with each other: which table, which key, what is wrong.
+/// A registry or push-job record that does not decode, or such tables
+/// that disagree with each other: which table, which key, what is wrong.
 #[derive(Debug)]
-pub(crate) struct BadRegistryRow {
+pub(crate) struct BadRow {
     /// The table the row is in.
     pub(crate) table: &'static str,
     /// The row's key as shown (a device id, a template name, a channel
-    /// entry).
+    /// entry, a push job).
     pub(crate) key: String,
     pub(crate) what: String,
 }
 
-impl fmt::Display for BadRegistryRow {
+impl fmt::Display for BadRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -259,16 +259,12 @@ impl fmt::Display for BadRegistryRow {
     }
 }
 
-impl std::error::Error for BadRegistryRow {}
+impl std::error::Error for BadRow {}
 
-/// A [`StoreError::Other`] for a damaged row of a registry table, e.g.
-/// `bad_registry_row("devices", format!("device {id:?}"), e)`.
-pub(crate) fn bad_registry_row(
-    table: &'static str,
-    key: String,
-    what: impl fmt::Display,
-) -> StoreError {
-    StoreError::Other(Box::new(BadRegistryRow {
+/// A [`StoreError::Other`] for a damaged row of a registry or push-job
+/// table, e.g. `bad_row("devices", format!("device {id:?}"), e)`.
+pub(crate) fn bad_row(table: &'static str, key: String, what: impl fmt::Display) -> StoreError {
+    StoreError::Other(Box::new(BadRow {
         table,
         key,
         what: what.to_string(),

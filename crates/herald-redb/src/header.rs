@@ -103,8 +103,9 @@ impl Header {
         }
     }
 
-    /// Whether the message is final: finished, with no push notification
-    /// pending (what retention may purge, `finished_at` after).
+    /// Whether the header is final: finished, with no push notification
+    /// pending (what retention may purge, `finished_at` after, unless a
+    /// push job of the message is open: see `Tables::has_push_job`).
     pub(crate) fn is_final(&self) -> bool {
         self.state.is_finished() && self.counts.push_pending() == 0
     }

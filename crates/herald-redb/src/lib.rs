@@ -3,20 +3,24 @@
 //! crash) loses nothing that was acknowledged. The same store is Herald's
 //! durable [`DeviceRegistry`](herald::DeviceRegistry) and
 //! [`TemplateStore`](herald::TemplateStore) (push registrations and
-//! templates), in the same file.
+//! templates), and keeps the push jobs (the push side of fired runs), in
+//! the same file.
 //!
 //! * **Durable acknowledgements.** Every write (`insert`, `claim`, `renew`,
-//!   `complete`, `cancel`, `amend`, `release_expired`; `register`,
-//!   `unregister`, `remove_invalid`, `purge_expired`, `put_template`,
-//!   `delete_template`) resolves only after its redb transaction has
-//!   committed with `Durability::Immediate` (one `fsync`).
+//!   `complete`, `cancel`, `amend`, `release_expired`; `add_push_jobs`,
+//!   `claim_push_jobs`, `checkpoint_push`; `register`, `unregister`,
+//!   `remove_invalid`, `purge_expired`, `put_template`, `delete_template`)
+//!   resolves only after its redb transaction has committed with
+//!   `Durability::Immediate` (one `fsync`).
 //! * **Group commit.** One writer thread drains a queue of write requests
 //!   and applies up to 4096 of them in one transaction with one commit, so
 //!   concurrent publishes share an `fsync`.
-//! * **Fencing.** Every claim gets a token unique across the store; a
-//!   completion or renewal under a stale token changes nothing.
-//! * **Reads** (`get`, `pending`) use read transactions and see every
-//!   acknowledged write; `pending` reads only the small index tables.
+//! * **Fencing.** Every claim (of a run or of a push job) gets a token
+//!   unique across the store; a completion, renewal or push checkpoint
+//!   under a stale token changes nothing.
+//! * **Reads** (`get`, `pending`, `push_retries`) use read transactions
+//!   and see every acknowledged write; `pending` reads only the small index
+//!   tables.
 //! * **Restart.** [`Engine::builder`](herald::Engine::builder) with a
 //!   reopened store reloads every unfinished message: scheduled runs fire
 //!   at their time, repeating messages resume (missed runs collapse into
@@ -28,14 +32,14 @@
 //! * **Migration.** A data directory of format version 1 is migrated in
 //!   place when it is opened ([`RedbStore::migration`] says what was done).
 //! * **Retention.** A final message (finished, no push notification
-//!   pending) is purged [`RedbOptions::retention`] after it became final,
-//!   on the store's injected clock, by the writer in its idle time (see
-//!   [`RedbStore`]); expired idempotency keys too.
+//!   pending, no push job open) is purged [`RedbOptions::retention`] after
+//!   it became final, on the store's injected clock, by the writer in its
+//!   idle time (see [`RedbStore`]); expired idempotency keys too.
 //! * **Idempotency keys** are recorded with their message in one
 //!   transaction ([`Store::insert_idempotent`](herald::Store::insert_idempotent)).
 //! * **Outages.** After an I/O error (a full disk) the writer reopens the
-//!   database and answers writes (registry writes too) `Unavailable` at
-//!   once, trying again with backoff, until a write commits;
+//!   database and answers writes (registry and push-job writes too)
+//!   `Unavailable` at once, trying again with backoff, until a write commits;
 //!   [`Store::stats`](herald::Store::stats) reports it meanwhile. Nothing
 //!   acknowledged is lost.
 //! * **Device registry and templates.** Registry writes are writer
@@ -46,6 +50,13 @@
 //!   page, not the channel. A record that does not decode is
 //!   `StoreError::Other` naming its table and key, never a panic; a write
 //!   that meets one changes nothing.
+//! * **Push jobs.** Adds, claims and checkpoints are writer requests too
+//!   (a claim writes a token from the store's counter and a lease; a
+//!   checkpoint updates the job, its retries and the message's counters
+//!   in one transaction). A claim reads the first entries of a lease index,
+//!   never the jobs still leased; a job's retries are one range. A job
+//!   record that does not decode is `StoreError::Other` naming the job;
+//!   the request that meets it changes nothing.
 //!
 //! # Format (version 2)
 //!
@@ -60,7 +71,7 @@
 //! | `claims` | `u128` id → `(u64 due, u64 lease_until, u64 token)` | claimed runs: a `Scheduled { due }` header with an entry here for that due is `Firing` |
 //! | `finals` | `(u64 due, u128 id)` → header bytes | the final header (`Published`/`Failed`) of a message finished by a completion at `due`; its header stays `Scheduled { due }` |
 //! | `schedule` | `u128` id → `u64` due | every unfinished message with its due (finished ones linger until `pending` meets them) |
-//! | `finished` | `(u64 finished_at, u128 id)` → `()` | every final message (finished, no push pending), in the order retention purges |
+//! | `finished` | `(u64 finished_at, u128 id)` → `()` | every final message (finished, no push pending, no push job open), in the order retention purges |
 //! | `idempotency` | `&str` key → `(u128 id, u128 fingerprint, u64 expires_at, u8 status)` | idempotency keys and the first answer (status 0 `scheduled`, 1 `published`) |
 //! | `idempotency_expiry` | `(u64 expires_at, &str key)` → `()` | the order expired keys are purged in |
 //! | `quarantine` | `u128` id → bytes | a damaged message moved aside: `u32` reason length, reason, `u32` header length, header, envelope to the end |
@@ -68,11 +79,17 @@
 //! | `device_channels` | `(&str channel, &str device id)` → `()` | one entry per channel of every registration: a channel's devices in id order |
 //! | `device_expiry` | `(u64 expiration, &str device id)` → `()` | one entry per registration that expires: the order `purge_expired` removes them in |
 //! | `templates` | `&str` name → bytes | a push template: the template record (below) |
+//! | `push_jobs` | `(u128 message, u64 run)` → bytes | an open push job: the job record (below) |
+//! | `push_job_leases` | `(u64 lease_until, u128 message, u64 run)` → `()` | one entry per job under its lease (0 until its first claim): the order claims take jobs in |
+//! | `push_retries` | `(u128 message, u64 run, u64 due, &str device id)` → `u32` attempts | the notifications of a job waiting for a retry, in the order they are listed |
+//! | `push_retry_index` | `(u128 message, u64 run, &str device id)` → `u64` due | one entry per retry: a device's retry, found without a scan |
 //!
-//! The four registry tables came later within format 2, without a version
-//! change: a file that lacks them (written before, or never given a
-//! registration) reads as an empty registry, and the first registry write
-//! creates them. A build from before them ignores them.
+//! The four registry tables and the four push-job tables came later within
+//! format 2, without a version change: a file that lacks them (written
+//! before, or never given a registration or a push job) reads as an empty
+//! registry and no push jobs, and the first registry write (the first
+//! `add_push_jobs`) creates them. A build from before them ignores them
+//! (and does not know that a push job keeps its message from retention).
 //!
 //! A header (little-endian):
 //!
@@ -109,6 +126,18 @@
 //! then `message`, `title`, `subtitle`, `channel`, the segment query if
 //! flagged (strings), and the headers (a count, name and value strings,
 //! names strictly ascending).
+//!
+//! A push-job record (its `(message, run)` is its key):
+//!
+//! ```text
+//! offset  size  field
+//!      0     1  record version (1)
+//!      1     1  flags: bit 0 = listed, bit 1 = has a cursor
+//!      2     8  token of the current claim (0: never claimed)
+//!     10     8  lease_until, ms (0: never claimed)
+//!     18     8  handed: notifications handed out
+//!     26        cursor (a string), if flagged
+//! ```
 //!
 //! # Example
 //!
@@ -162,6 +191,7 @@ mod error;
 mod header;
 mod migrate;
 mod open;
+mod push;
 mod quarantine;
 mod raw;
 mod read;

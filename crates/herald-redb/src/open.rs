@@ -52,9 +52,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 /// ```
 #[derive(Clone, Debug)]
 pub struct RedbOptions {
-    /// How long a final message (finished, no push notification pending)
-    /// is kept before it is purged (see [`RedbStore`]'s "Retention");
-    /// `None` keeps everything. Default [`DEFAULT_RETENTION`] (7 days).
+    /// How long a final message (finished, no push notification pending,
+    /// no push job open) is kept before it is purged (see [`RedbStore`]'s
+    /// "Retention"); `None` keeps everything. Default
+    /// [`DEFAULT_RETENTION`] (7 days).
     pub retention: Option<Duration>,
     /// The store's clock: when messages finish, and so when they are
     /// purged. Give the engine's clock. Default [`SystemClock`].

@@ -10,7 +10,8 @@ use crate::registry::open_if_there;
 use crate::store::RedbStore;
 use crate::tables::{
     CLAIMS, DEVICE_CHANNELS, DEVICE_EXPIRY, DEVICES, ENVELOPES, FINALS, FINISHED, HEADERS,
-    KEY_EXPIRY, KEYS, META, QUARANTINE, SCHEDULE, TEMPLATES,
+    KEY_EXPIRY, KEYS, META, PUSH_JOB_LEASES, PUSH_JOBS, PUSH_RETRIES, PUSH_RETRY_INDEX, QUARANTINE,
+    SCHEDULE, TEMPLATES,
 };
 
 /// One table's rows: `(key, value)` as bytes.
@@ -20,8 +21,8 @@ impl RedbStore {
     /// Every v2 table's rows, by table name, in key order. Integer keys are
     /// big-endian (so byte order is key order), integer values
     /// little-endian, `&str` and `&[u8]` as they are; in a tuple key, a
-    /// `&str` that is not last is followed by a 0 byte. A registry table
-    /// the file does not have yet is listed without rows.
+    /// `&str` that is not last is followed by a 0 byte. A registry or
+    /// push-job table the file does not have yet is listed without rows.
     ///
     /// # Errors
     ///
@@ -105,6 +106,7 @@ impl RedbStore {
         }
         out.insert("schedule", rows);
         registry_rows(&txn, &mut out)?;
+        push_rows(&txn, &mut out)?;
         Ok(out)
     }
 }
@@ -147,5 +149,61 @@ fn registry_rows(
         }
     }
     out.insert("device_expiry", rows);
+    Ok(())
+}
+
+/// The rows of the push-job tables (see [`RedbStore::raw_tables`]).
+fn push_rows(
+    txn: &redb::ReadTransaction,
+    out: &mut BTreeMap<&'static str, Rows>,
+) -> Result<(), RedbStoreError> {
+    let be = |v: &[u64]| v.iter().flat_map(|n| n.to_be_bytes()).collect::<Vec<u8>>();
+    let mut rows = Rows::new();
+    if let Some(table) = open_if_there(txn, PUSH_JOBS)? {
+        for e in table.iter()? {
+            let (k, v) = e?;
+            let (message, run) = k.value();
+            let mut key = message.to_be_bytes().to_vec();
+            key.extend_from_slice(&be(&[run]));
+            rows.push((key, v.value().to_vec()));
+        }
+    }
+    out.insert("push_jobs", rows);
+    let mut rows = Rows::new();
+    if let Some(table) = open_if_there(txn, PUSH_JOB_LEASES)? {
+        for e in table.iter()? {
+            let (k, _) = e?;
+            let (lease, message, run) = k.value();
+            let mut key = be(&[lease]);
+            key.extend_from_slice(&message.to_be_bytes());
+            key.extend_from_slice(&be(&[run]));
+            rows.push((key, Vec::new()));
+        }
+    }
+    out.insert("push_job_leases", rows);
+    let mut rows = Rows::new();
+    if let Some(table) = open_if_there(txn, PUSH_RETRIES)? {
+        for e in table.iter()? {
+            let (k, v) = e?;
+            let (message, run, due, device) = k.value();
+            let mut key = message.to_be_bytes().to_vec();
+            key.extend_from_slice(&be(&[run, due]));
+            key.extend_from_slice(device.as_bytes());
+            rows.push((key, v.value().to_le_bytes().to_vec()));
+        }
+    }
+    out.insert("push_retries", rows);
+    let mut rows = Rows::new();
+    if let Some(table) = open_if_there(txn, PUSH_RETRY_INDEX)? {
+        for e in table.iter()? {
+            let (k, v) = e?;
+            let (message, run, device) = k.value();
+            let mut key = message.to_be_bytes().to_vec();
+            key.extend_from_slice(&be(&[run]));
+            key.extend_from_slice(device.as_bytes());
+            rows.push((key, v.value().to_le_bytes().to_vec()));
+        }
+    }
+    out.insert("push_retry_index", rows);
     Ok(())
 }

@@ -10,9 +10,9 @@ use std::thread::JoinHandle;
 
 use herald::codec::{PlanCache, encode_envelope};
 use herald::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken,
-    IdempotencyKey, Inserted, KeyRecord, Lease, MessageId, Next, Record, Start, Store, StoreError,
-    StoreFuture, StoreStats,
+    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueRun, Envelope,
+    FencingToken, IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, MessageId, Next, PushJob,
+    PushRetry, Record, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 use herald_core::Tick;
 use redb::Database;
@@ -22,7 +22,7 @@ use crate::error::{damaged, other, quarantined};
 use crate::header::Header;
 use crate::migrate::Migration;
 use crate::read;
-use crate::writer::{self, CancelAnswer, Insert, KeyInsert, Op};
+use crate::writer::{self, CancelAnswer, Insert, KeyInsert, Op, PushOp};
 
 /// Pages of `pending` longer than this are read on tokio's blocking pool.
 const INLINE_PENDING: usize = 256;
@@ -42,13 +42,44 @@ const INLINE_CLAIMED: usize = 32;
 /// # Retention
 ///
 /// A message is *final* once it is finished (published, failed or
-/// cancelled) and none of its push notifications is pending. A final
-/// message is purged [`RedbOptions::retention`](crate::RedbOptions::retention) after it became final (on
+/// cancelled), none of its push notifications is pending and none of its
+/// push jobs is open. A final message is purged [`RedbOptions::retention`](crate::RedbOptions::retention) after it became final (on
 /// the store's clock, [`RedbOptions::clock`](crate::RedbOptions::clock)): a one-off after its run, a
 /// repeating message after its last run or its cancel. A status read of a
 /// purged id then answers `unknown`. The writer thread purges in its idle
 /// time, oldest first, at most 128 messages per (non-durable) transaction,
 /// so writes never wait long for it; [`purge`](Self::purge) does it now.
+///
+/// A push job keeps its message: a message that finishes while one of its
+/// jobs is open is not final yet, and one that gets a job after it
+/// finished stops being final. When its last job ends (a checkpoint with
+/// `finished`) and nothing is pending, it is final from then, and
+/// retention counts from there.
+///
+/// # Push jobs
+///
+/// [`add_push_jobs`](Store::add_push_jobs),
+/// [`claim_push_jobs`](Store::claim_push_jobs) and
+/// [`checkpoint_push`](Store::checkpoint_push) are writer requests,
+/// group-committed with every other write and answered after the durable
+/// commit (`Unavailable` during an outage);
+/// [`push_retries`](Store::push_retries) is a read transaction. Tokens
+/// come from the store's one counter, so a job's token never repeats a
+/// run's or another job's, across restarts too.
+///
+/// A claim walks an index of the jobs by lease from its start (new jobs
+/// have lease 0), so it reads the jobs it takes and stops at the first
+/// one still leased: its cost is the claim, not the number of jobs. When
+/// more than `limit` jobs are claimable, it takes those whose lease ended
+/// first (new ones first; equal leases in key order) and answers them in
+/// key order. A checkpoint is one step: the job's record and lease entry,
+/// its retries (a device's retry is found by an index, not a scan), and
+/// the message's counters, error and `fail` (applied as
+/// [`amend`](Store::amend) applies them) change together or not at all. A
+/// job record that does not decode is `StoreError::Other` naming the job;
+/// a request that meets one (a claim that reaches it, a checkpoint of it)
+/// changes nothing, and until the record is repaired every claim that
+/// reaches its lease entry fails.
 ///
 /// # Device registry and templates
 ///
@@ -106,9 +137,9 @@ pub struct WriterStats {
     /// Write transactions run (each one durable commit, unless it failed).
     pub transactions: u64,
     /// Write requests applied (`insert`, `claim`, `renew`, `complete`,
-    /// `cancel`, `amend`, `release_expired` calls, the registry's writes,
-    /// and the store's own tidying and quarantining): `requests /
-    /// transactions` is the mean group-commit batch.
+    /// `cancel`, `amend`, `release_expired` calls, the push-job and
+    /// registry writes, and the store's own tidying and quarantining):
+    /// `requests / transactions` is the mean group-commit batch.
     pub requests: u64,
     /// Transactions that failed (every request in them got the error).
     pub failed: u64,
@@ -498,6 +529,52 @@ impl Store for RedbStore {
             }
             Ok(())
         })
+    }
+
+    fn add_push_jobs(&self, keys: Vec<JobKey>) -> StoreFuture<'_, ()> {
+        if keys.is_empty() {
+            return ready(self.db().map(|_| ()));
+        }
+        self.write(|reply| Op::Push(PushOp::Add { keys, reply }))
+    }
+
+    fn claim_push_jobs(
+        &self,
+        expired_before: Tick,
+        lease_until: Tick,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PushJob>> {
+        if limit == 0 {
+            return ready(self.db().map(|_| Vec::new()));
+        }
+        self.write(|reply| {
+            Op::Push(PushOp::Claim {
+                expired_before: expired_before.as_millis(),
+                lease_until: lease_until.as_millis(),
+                limit,
+                reply,
+            })
+        })
+    }
+
+    fn push_retries(&self, key: JobKey, limit: usize) -> StoreFuture<'_, Vec<PushRetry>> {
+        if limit == 0 {
+            return ready(self.db().map(|_| Vec::new()));
+        }
+        let db = match self.db() {
+            Ok(db) => db,
+            Err(e) => return ready(Err(e)),
+        };
+        Box::pin(off_thread(limit > INLINE_PENDING, move || {
+            crate::push::read::retries(&db, key, limit)
+        }))
+    }
+
+    fn checkpoint_push(&self, checkpoints: Vec<Checkpoint>) -> StoreFuture<'_, Vec<bool>> {
+        if checkpoints.is_empty() {
+            return ready(self.db().map(|_| Vec::new()));
+        }
+        self.write(|reply| Op::Push(PushOp::Checkpoint { checkpoints, reply }))
     }
 
     fn stats(&self) -> StoreStats {

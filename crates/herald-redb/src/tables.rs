@@ -3,12 +3,15 @@
 //! works on.
 //!
 //! The registry tables (`devices`, `device_channels`, `device_expiry`,
-//! `templates`) came later within format v2: a file without them has no
-//! registrations and no templates. A write transaction creates them the
-//! first time it needs them ([`Tables::registry`]); a read transaction
-//! reads a missing one as empty.
+//! `templates`) and the push-job tables (`push_jobs`, `push_job_leases`,
+//! `push_retries`, `push_retry_index`) came later within format v2: a file
+//! without them has no registrations, no templates and no push jobs. A
+//! write transaction creates them the first time it writes to them
+//! ([`Tables::registry`], [`Tables::push`]); a read transaction reads a
+//! missing one as empty, and so does a write transaction that only looks
+//! ([`Tables::push_if_there`]).
 
-use redb::{Table, TableDefinition, TableError, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, TableError, TableHandle, WriteTransaction};
 
 /// The format version this build writes, kept in the `meta` table. Version
 /// 1 is migrated at open; any other is refused.
@@ -44,8 +47,8 @@ pub(crate) const FINALS: TableDefinition<'static, (u64, u128), &'static [u8]> =
 /// `pending` has not yet met: see [`crate::writer`]'s `Forget`).
 pub(crate) const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
 /// `finished`: `(finished_at, id)` → `()` of every final message (finished,
-/// no push notification pending), at its header's `finished_at`: the order
-/// retention purges in.
+/// no push notification pending, no push job open), at its header's
+/// `finished_at`: the order retention purges in.
 pub(crate) const FINISHED: TableDefinition<'static, (u64, u128), ()> =
     TableDefinition::new("finished");
 /// `idempotency`: an idempotency key → `(id, fingerprint, expires_at,
@@ -78,6 +81,28 @@ pub(crate) const DEVICE_EXPIRY: TableDefinition<'static, (u64, &'static str), ()
 pub(crate) const TEMPLATES: TableDefinition<'static, &'static str, &'static [u8]> =
     TableDefinition::new("templates");
 
+/// `push_jobs`: `(message id, run ms)` → the job record (see
+/// [`crate::push::job`]): token, lease, cursor, `listed`, `handed`.
+pub(crate) const PUSH_JOBS: TableDefinition<'static, JobRow, &'static [u8]> =
+    TableDefinition::new("push_jobs");
+/// `push_job_leases`: `(lease_until ms, message id, run ms)` → `()`, one
+/// entry per job (a new job's lease is 0): the jobs a claim may take are
+/// one range from the start, oldest lease first.
+pub(crate) const PUSH_JOB_LEASES: TableDefinition<'static, (u64, u128, u64), ()> =
+    TableDefinition::new("push_job_leases");
+/// `push_retries`: `(message id, run ms, due ms, device id)` → attempts:
+/// a job's retries are one range, in `(due, device)` order.
+pub(crate) const PUSH_RETRIES: TableDefinition<'static, (u128, u64, u64, &'static str), u32> =
+    TableDefinition::new("push_retries");
+/// `push_retry_index`: `(message id, run ms, device id)` → due ms, one
+/// entry per `push_retries` row: a device's retry is found (replaced,
+/// resolved) without a scan.
+pub(crate) const PUSH_RETRY_INDEX: TableDefinition<'static, (u128, u64, &'static str), u64> =
+    TableDefinition::new("push_retry_index");
+
+/// A `push_jobs` key: `(message id, run ms)`.
+pub(crate) type JobRow = (u128, u64);
+
 /// A `claims` value: `(due, lease_until, token)`.
 pub(crate) type ClaimRow = (u64, u64, u64);
 
@@ -103,6 +128,36 @@ pub(crate) struct Tables<'t> {
     txn: &'t WriteTransaction,
     /// The registry tables, once a request of this transaction needed them.
     registry: Option<RegistryTables<'t>>,
+    /// The push-job tables, once a request of this transaction needed them.
+    push: Option<PushTables<'t>>,
+    /// Whether this transaction looked for the push-job tables already
+    /// (see [`Tables::push_if_there`]).
+    push_looked: bool,
+}
+
+/// The push-job tables, open in one write transaction.
+pub(crate) struct PushTables<'t> {
+    pub(crate) jobs: Table<'t, JobRow, &'static [u8]>,
+    pub(crate) leases: Table<'t, (u64, u128, u64), ()>,
+    pub(crate) retries: Table<'t, (u128, u64, u64, &'static str), u32>,
+    pub(crate) retry_index: Table<'t, (u128, u64, &'static str), u64>,
+}
+
+impl<'t> PushTables<'t> {
+    /// Opens (creating them if missing) the push-job tables in `txn`.
+    fn open(txn: &'t WriteTransaction) -> Result<Self, TableError> {
+        Ok(Self {
+            jobs: txn.open_table(PUSH_JOBS)?,
+            leases: txn.open_table(PUSH_JOB_LEASES)?,
+            retries: txn.open_table(PUSH_RETRIES)?,
+            retry_index: txn.open_table(PUSH_RETRY_INDEX)?,
+        })
+    }
+
+    /// Whether message `id` has a push job: one range seek.
+    pub(crate) fn has_job(&self, id: u128) -> Result<bool, redb::StorageError> {
+        Ok(self.jobs.range((id, 0)..=(id, u64::MAX))?.next().is_some())
+    }
 }
 
 /// The registry tables, open in one write transaction.
@@ -142,6 +197,8 @@ impl<'t> Tables<'t> {
             quarantined: 0,
             txn,
             registry: None,
+            push: None,
+            push_looked: false,
         })
     }
 
@@ -154,5 +211,42 @@ impl<'t> Tables<'t> {
             None => RegistryTables::open(self.txn)?,
         };
         Ok(self.registry.insert(tables))
+    }
+
+    /// The push-job tables, opened (and created, in a file that lacks
+    /// them) the first time a transaction asks: a transaction of messages
+    /// only does not create them.
+    pub(crate) fn push(&mut self) -> Result<&mut PushTables<'t>, TableError> {
+        let tables = match self.push.take() {
+            Some(tables) => tables,
+            None => PushTables::open(self.txn)?,
+        };
+        Ok(self.push.insert(tables))
+    }
+
+    /// The push-job tables if the file has them (else `None`, creating
+    /// nothing): for the writes that only need to know whether a message
+    /// has a push job. Looks at the file's table list once per
+    /// transaction.
+    pub(crate) fn push_if_there(&mut self) -> Result<Option<&mut PushTables<'t>>, redb::Error> {
+        if self.push.is_none() && !self.push_looked {
+            self.push_looked = true;
+            let there = self
+                .txn
+                .list_tables()?
+                .any(|t| t.name() == PUSH_JOBS.name());
+            if there {
+                self.push = Some(PushTables::open(self.txn)?);
+            }
+        }
+        Ok(self.push.as_mut())
+    }
+
+    /// Whether message `id` has a push job open (no push-job tables: no).
+    pub(crate) fn has_push_job(&mut self, id: u128) -> Result<bool, redb::Error> {
+        match self.push_if_there()? {
+            Some(p) => Ok(p.has_job(id)?),
+            None => Ok(false),
+        }
     }
 }

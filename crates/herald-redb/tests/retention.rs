@@ -1,8 +1,9 @@
 //! Retention: a final message (finished, no push notification pending) is
 //! purged `retention` after it became final, on the store's clock; a
 //! repeating message counts from its last run; an unfinished message, or
-//! one with push notifications pending, is never purged; a status read of
-//! a purged id answers `unknown`; the writer purges by itself when idle.
+//! one with push notifications pending or a push job open, is never
+//! purged; a status read of a purged id answers `unknown`; the writer
+//! purges by itself when idle.
 //!
 //! Before retention existed every one of these messages was kept for as
 //! long as the file lived (the file only grew).
@@ -11,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald::{
-    Amendment, Claim, Completion, DeliveryCounts, Engine, ManualClock, Next, PublishStatus,
-    RunState, Start, Store,
+    Amendment, Checkpoint, Claim, Completion, DeliveryCounts, Engine, JobKey, ManualClock, Next,
+    PublishStatus, PushJob, PushRetry, RunState, Start, Store,
 };
 use herald_core::Tick;
 use herald_redb::{RedbOptions, RedbStore};
@@ -300,5 +301,204 @@ async fn nothing_is_purged_before_the_clock_passes_the_retention() {
     assert!(known(&store, 1).await);
     clock.set(t(HOUR));
     assert_eq!(store.purge().await.expect("purge"), 1);
+    store.close().await.expect("close");
+}
+
+fn job(n: u128, run: u64) -> JobKey {
+    JobKey {
+        message: id(n),
+        run: t(run),
+    }
+}
+
+/// Claims every push job open (whatever its lease).
+async fn claim_jobs(store: &RedbStore, lease_until: u64) -> Vec<PushJob> {
+    store
+        .claim_push_jobs(t(u64::MAX), t(lease_until), 100)
+        .await
+        .expect("claim push jobs")
+}
+
+/// Applies one checkpoint, which must be current.
+async fn checkpoint(store: &RedbStore, cp: Checkpoint) {
+    assert_eq!(
+        store.checkpoint_push(vec![cp]).await.expect("checkpoint"),
+        [true]
+    );
+}
+
+/// A final message with a push job open is never purged: it is not in
+/// `finished` while the job is open, whether the job came before the
+/// message finished or after. When its last job ends it is final from
+/// then, and retention counts from there (the idle writer purges it by
+/// itself then).
+#[tokio::test]
+async fn a_final_message_with_an_open_push_job_is_kept_until_the_job_ends() {
+    let dir = TempDir::new("retention-push-job");
+    let clock = ManualClock::new(t(T0));
+    let store = open(&dir, &clock, Duration::from_millis(HOUR));
+    // 1: its run records a push job, then completes (the engine's order).
+    // 2: the same without a job: purged an hour after its run.
+    // 3: finished first; a job comes half an hour later.
+    for n in 1..=3 {
+        insert(&store, n, T0).await;
+    }
+    store.add_push_jobs(vec![job(1, T0)]).await.expect("add");
+    run(&store, 1, T0, one_run(), Next::Done).await;
+    run(&store, 2, T0, one_run(), Next::Done).await;
+    run(&store, 3, T0, one_run(), Next::Done).await;
+    let check = store.check_records().expect("consistent");
+    assert_eq!((check.retained, check.push_jobs), (2, 1), "{check:?}");
+    clock.set(t(T0 + 30 * MINUTE));
+    store.add_push_jobs(vec![job(3, T0)]).await.expect("add");
+    let check = store.check_records().expect("consistent");
+    assert_eq!(
+        (check.retained, check.push_jobs),
+        (1, 2),
+        "3 left `finished`: {check:?}"
+    );
+
+    clock.set(t(T0 + 30 * DAY));
+    assert_eq!(store.purge().await.expect("purge"), 1, "only 2");
+    gone(&store, 2);
+    assert!(known(&store, 1).await, "its job is open");
+    assert!(known(&store, 3).await, "its job is open");
+
+    // The jobs run: 1 hands out 3 notifications over two checkpoints.
+    let jobs = claim_jobs(&store, T0 + 31 * DAY).await;
+    assert_eq!(jobs.len(), 2);
+    let mut cp = Checkpoint::of(&jobs[0], t(T0 + 31 * DAY));
+    cp.counts = DeliveryCounts {
+        push_queued: 3,
+        push_sent: 1,
+        ..DeliveryCounts::default()
+    };
+    cp.retries = vec![PushRetry {
+        device_id: "d2".into(),
+        attempts: 1,
+        due: t(T0 + 30 * DAY + MINUTE),
+    }];
+    checkpoint(&store, cp).await;
+    clock.set(t(T0 + 40 * DAY));
+    assert_eq!(store.purge().await.expect("purge"), 0, "jobs open");
+    // 3's job ends at T0 + 40 days: 3 is final from then.
+    let mut done3 = Checkpoint::of(&jobs[1], t(T0 + 41 * DAY));
+    done3.finished = true;
+    checkpoint(&store, done3).await;
+    let r = store.get(id(3)).await.expect("get").expect("kept");
+    assert_eq!(r.state, RunState::Published);
+    // 1's job ends at T0 + 41 days with its last outcomes.
+    clock.set(t(T0 + 41 * DAY));
+    let mut done1 = Checkpoint::of(&jobs[0], t(T0 + 42 * DAY));
+    done1.counts = DeliveryCounts {
+        push_sent: 2,
+        ..DeliveryCounts::default()
+    };
+    done1.resolved = vec!["d2".into()];
+    done1.finished = true;
+    checkpoint(&store, done1).await;
+    let r = store.get(id(1)).await.expect("get").expect("kept");
+    assert_eq!((r.counts.push_sent, r.counts.push_pending()), (3, 0));
+    let check = store.check_records().expect("consistent");
+    assert_eq!(
+        (check.retained, check.push_jobs, check.push_retries),
+        (2, 0, 0),
+        "{check:?}"
+    );
+
+    clock.set(t(T0 + 40 * DAY + HOUR - 1));
+    assert_eq!(
+        store.purge().await.expect("purge"),
+        0,
+        "3 final since +40 d"
+    );
+    clock.set(t(T0 + 40 * DAY + HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 1);
+    gone(&store, 3);
+    assert!(known(&store, 1).await, "final since +41 d");
+
+    // Retention runs out for 1: the idle writer purges it by itself.
+    let mut purged = store.watch_purged();
+    let before = *purged.borrow();
+    clock.set(t(T0 + 41 * DAY + HOUR));
+    tokio::time::timeout(Duration::from_secs(20), purged.wait_for(|&p| p > before))
+        .await
+        .expect("the idle writer purged it")
+        .expect("the store is open");
+    assert!(!known(&store, 1).await);
+    gone(&store, 1);
+    store.check_records().expect("consistent");
+    store.close().await.expect("close");
+}
+
+/// A message with several push jobs (a repeating message's runs) stays
+/// until the last one ends, and one cancelled while a job runs too; a job
+/// ending while push notifications are still pending does not make the
+/// message final (the last outcome does). The rule holds across a reopen.
+#[tokio::test]
+async fn every_open_job_keeps_its_message_and_pending_notifications_too() {
+    let dir = TempDir::new("retention-push-jobs");
+    let clock = ManualClock::new(t(T0));
+    let store = open(&dir, &clock, Duration::from_millis(HOUR));
+    // 1: repeating, two runs with push, then its last run.
+    insert(&store, 1, T0).await;
+    store.add_push_jobs(vec![job(1, T0)]).await.expect("add");
+    run(&store, 1, T0, one_run(), Next::At(t(T0 + HOUR))).await;
+    clock.set(t(T0 + HOUR));
+    store
+        .add_push_jobs(vec![job(1, T0 + HOUR)])
+        .await
+        .expect("add");
+    run(&store, 1, T0 + HOUR, one_run(), Next::Done).await;
+    // 2: cancelled while its job runs.
+    insert(&store, 2, T0 + DAY).await;
+    store.add_push_jobs(vec![job(2, T0)]).await.expect("add");
+    store.cancel(id(2)).await.expect("cancel");
+    let check = store.check_records().expect("consistent");
+    assert_eq!((check.retained, check.push_jobs), (0, 3), "{check:?}");
+    store.close().await.expect("close");
+
+    let store = open(&dir, &clock, Duration::from_millis(HOUR));
+    let jobs = claim_jobs(&store, T0 + DAY).await;
+    let keys: Vec<JobKey> = jobs.iter().map(|j| j.key).collect();
+    assert_eq!(keys, [job(1, T0), job(1, T0 + HOUR), job(2, T0)]);
+    let finish = |j: &PushJob, pending: u64| {
+        let mut cp = Checkpoint::of(j, t(T0 + DAY));
+        cp.counts.push_queued = pending;
+        cp.finished = true;
+        cp
+    };
+    clock.set(t(T0 + 2 * HOUR));
+    checkpoint(&store, finish(&jobs[0], 0)).await;
+    // 2's job ends with a notification still pending.
+    checkpoint(&store, finish(&jobs[2], 1)).await;
+    clock.set(t(T0 + 30 * DAY));
+    assert_eq!(
+        store.purge().await.expect("purge"),
+        0,
+        "1 has a job open, 2 a notification pending"
+    );
+    checkpoint(&store, finish(&jobs[1], 0)).await;
+    store
+        .amend(vec![Amendment {
+            id: id(2),
+            counts: DeliveryCounts {
+                push_expired: 1,
+                ..DeliveryCounts::default()
+            },
+            error: None,
+            fail: false,
+        }])
+        .await
+        .expect("amend");
+    let check = store.check_records().expect("consistent");
+    assert_eq!((check.retained, check.push_jobs), (2, 0), "{check:?}");
+    clock.set(t(T0 + 30 * DAY + HOUR - 1));
+    assert_eq!(store.purge().await.expect("purge"), 0, "final since +30 d");
+    assert!(known(&store, 1).await && known(&store, 2).await);
+    clock.set(t(T0 + 30 * DAY + HOUR));
+    assert_eq!(store.purge().await.expect("purge"), 2);
+    gone(&store, 1);
+    gone(&store, 2);
     store.close().await.expect("close");
 }

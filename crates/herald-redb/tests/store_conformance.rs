@@ -1,12 +1,14 @@
-//! The `Store` conformance suite (`herald-testkit`), every check on a
-//! `RedbStore` in a fresh directory that is removed afterwards.
+//! The `Store` conformance suite and the push-job conformance suite
+//! (`herald-testkit`), every check on a `RedbStore` in a fresh directory
+//! that is removed afterwards (after `check_records` found every table
+//! consistent).
 
 use std::sync::Arc;
 
 use herald::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken,
-    IdempotencyKey, Inserted, KeyRecord, Lease, MessageId, Record, Start, Store, StoreFuture,
-    StoreStats,
+    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueRun, Envelope,
+    FencingToken, IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, MessageId, PushJob,
+    PushRetry, Record, Start, Store, StoreFuture, StoreStats,
 };
 use herald_core::Tick;
 use herald_redb::{RedbOptions, RedbStore};
@@ -106,6 +108,30 @@ impl Store for Scratch {
     fn stats(&self) -> StoreStats {
         self.store.stats()
     }
+    fn add_push_jobs(&self, keys: Vec<JobKey>) -> StoreFuture<'_, ()> {
+        self.store.add_push_jobs(keys)
+    }
+    fn claim_push_jobs(
+        &self,
+        expired_before: Tick,
+        lease_until: Tick,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PushJob>> {
+        self.store
+            .claim_push_jobs(expired_before, lease_until, limit)
+    }
+    fn push_retries(&self, key: JobKey, limit: usize) -> StoreFuture<'_, Vec<PushRetry>> {
+        self.store.push_retries(key, limit)
+    }
+    fn checkpoint_push(&self, checkpoints: Vec<Checkpoint>) -> StoreFuture<'_, Vec<bool>> {
+        self.store.checkpoint_push(checkpoints)
+    }
 }
 
 herald_testkit::store_conformance_tests!(async { Scratch::new() });
+
+mod push_jobs {
+    use super::Scratch;
+
+    herald_testkit::push_job_conformance_tests!(async { Scratch::new() });
+}

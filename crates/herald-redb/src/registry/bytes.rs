@@ -1,8 +1,8 @@
-//! The primitives of the registry records: fixed little-endian integers,
-//! LEB128 varints for lengths and counts, and length-prefixed UTF-8
-//! strings. Reading checks every length against what is left and never
-//! panics: a short, long or malformed record is a [`RecordError`] naming
-//! the field.
+//! The primitives of the registry and push-job records: fixed
+//! little-endian integers, LEB128 varints for lengths and counts, and
+//! length-prefixed UTF-8 strings. Reading checks every length against
+//! what is left and never panics: a short, long or malformed record is a
+//! [`RecordError`] naming the field.
 
 use std::fmt;
 

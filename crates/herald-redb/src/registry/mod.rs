@@ -16,7 +16,7 @@
 //! requests) and `registry_exec.rs` (what they do to the tables).
 
 mod api;
-mod bytes;
+pub(crate) mod bytes;
 pub(crate) mod check;
 pub(crate) mod device;
 mod read;

@@ -13,7 +13,7 @@ use redb::{
 };
 
 use super::{device, template};
-use crate::error::{bad_registry_row, redb_error};
+use crate::error::{bad_row, redb_error};
 use crate::tables::{DEVICE_CHANNELS, DEVICES, TEMPLATES};
 
 /// `table` in `txn`, or `None` if the file does not have it yet.
@@ -45,7 +45,7 @@ fn load(
     };
     device::decode(device_id, bytes.value())
         .map(Some)
-        .map_err(|e| bad_registry_row("devices", format!("device {device_id:?}"), e))
+        .map_err(|e| bad_row("devices", format!("device {device_id:?}"), e))
 }
 
 /// `device`: the registration of `device_id`.
@@ -108,12 +108,12 @@ fn listed(
     let entry = || format!("entry ({channel:?}, {id:?})");
     match load(devices, id)? {
         Some(reg) if reg.has_channel(channel) => Ok(reg),
-        Some(_) => Err(bad_registry_row(
+        Some(_) => Err(bad_row(
             "device_channels",
             entry(),
             "the device's registration does not list that channel",
         )),
-        None => Err(bad_registry_row(
+        None => Err(bad_row(
             "device_channels",
             entry(),
             "the device has no registration",
@@ -123,8 +123,7 @@ fn listed(
 
 /// The template called `name` from a `templates` value.
 fn decoded(name: &str, bytes: &[u8]) -> Result<PushTemplate, StoreError> {
-    template::decode(name, bytes)
-        .map_err(|e| bad_registry_row("templates", format!("template {name:?}"), e))
+    template::decode(name, bytes).map_err(|e| bad_row("templates", format!("template {name:?}"), e))
 }
 
 /// `template`: the template called `name`.

@@ -7,8 +7,8 @@
 //! a batch.
 
 use herald::{
-    Amendment, Claim, Completion, DueRun, FencingToken, Inserted, KeyRecord, Lease, MessageId,
-    Next, PublishStatus, StoreError,
+    Amendment, Claim, Completion, DeliveryCounts, DueRun, FencingToken, Inserted, KeyRecord, Lease,
+    MessageId, Next, PublishStatus, StoreError,
 };
 use herald_core::Tick;
 use redb::ReadableTable;
@@ -115,22 +115,40 @@ fn put_header(t: &mut Tables<'_>, id: u128, h: &Header) -> R<()> {
 }
 
 /// A message just finished at `now`: its finish time, and its `finished`
-/// entry if it is final (no push notification pending).
+/// entry if it is final (no push notification pending, no push job open).
 fn finish(t: &mut Tables<'_>, id: u128, h: &mut Header, now: u64) -> R<()> {
     h.finished_at = now;
-    if h.is_final() {
+    if h.is_final() && !t.has_push_job(id)? {
         t.finished.insert((now, id), ())?;
     }
     Ok(())
 }
 
-/// The counters of a message changed (an amendment, a late completion):
-/// keeps its `finished` entry in step. One that stops being final (push
-/// notifications pending again) loses it; one that becomes final (the last
-/// pending notification got its outcome) gets one at `now`, its new finish
-/// time, so retention counts from there.
-fn recounted(t: &mut Tables<'_>, id: u128, was_final: bool, h: &mut Header, now: u64) -> R<()> {
-    match (was_final, h.is_final()) {
+/// The counters of a message changed (an amendment, a late completion, a
+/// push checkpoint) from a header that was final (`was_final`: finished,
+/// no push pending) to `h`, or one of its push jobs just ended (`ended`):
+/// keeps its `finished` entry in step. A message has one while it is final
+/// and has no push job open. One that loses it (push notifications pending
+/// again) keeps its finish time; one that gets it (the last pending
+/// notification got its outcome, or its last push job ended) is finished
+/// again now, so retention counts from there.
+fn recounted(
+    t: &mut Tables<'_>,
+    id: u128,
+    was_final: bool,
+    h: &mut Header,
+    now: u64,
+    ended: bool,
+) -> R<()> {
+    let is_final = h.is_final();
+    if !(was_final || is_final) || (was_final == is_final && !ended) {
+        // Not final before or after, or as final as before.
+        return Ok(());
+    }
+    // Open after the change; a job that ended was open before it.
+    let open = t.has_push_job(id)?;
+    let was_indexed = was_final && !open && !ended;
+    match (was_indexed, is_final && !open) {
         (true, false) => {
             t.finished.remove((h.finished_at, id))?;
         }
@@ -275,7 +293,7 @@ pub(crate) fn complete(c: &mut Ctx<'_, '_>, completions: Vec<Completion>) -> R<V
                     let was_final = h.is_final();
                     h.counts.add(&c.counts);
                     h.token = 0;
-                    recounted(t, id, was_final, &mut h, now)?;
+                    recounted(t, id, was_final, &mut h, now, false)?;
                     put_header(t, id, &h)?;
                     true
                 }
@@ -366,38 +384,84 @@ fn reason_of(value: &[u8]) -> String {
 /// A finished message whose push notifications are all accounted for
 /// becomes final now (see [`recounted`]).
 pub(crate) fn amend(c: &mut Ctx<'_, '_>, amendments: Vec<Amendment>) -> R<()> {
-    let (t, now) = (&mut *c.t, c.now);
-    let apply = |h: &mut Header, a: &Amendment| {
-        h.counts.add(&a.counts);
-        if let Some(e) = &a.error {
-            h.error = Some(e.clone());
+    let now = c.now;
+    for a in amendments {
+        let change = Change {
+            counts: &a.counts,
+            error: a.error.as_deref(),
+            fail: a.fail,
+            job_ended: false,
+        };
+        add_to_record(c.t, a.id.as_u128(), &change, now)?;
+    }
+    Ok(())
+}
+
+/// What an amendment or a push checkpoint does to a message's record.
+pub(super) struct Change<'a> {
+    pub(super) counts: &'a DeliveryCounts,
+    /// The error text to set.
+    pub(super) error: Option<&'a str>,
+    /// Move `Published` to `Failed`.
+    pub(super) fail: bool,
+    /// A push job of the message just ended (its rows are gone already):
+    /// the message may become final now.
+    pub(super) job_ended: bool,
+}
+
+/// Applies `change` to message `id`'s final header if a completion
+/// finished it, else to its header, and keeps its `finished` entry in
+/// step. An unknown id is ignored; a damaged header is quarantined (and
+/// the change dropped).
+pub(super) fn add_to_record(t: &mut Tables<'_>, id: u128, change: &Change<'_>, now: u64) -> R<()> {
+    let apply = |h: &mut Header| {
+        h.counts.add(change.counts);
+        if let Some(e) = change.error {
+            h.error = Some(e.to_owned());
         }
-        if a.fail && h.state == State::Published {
+        if change.fail && h.state == State::Published {
             h.state = State::Failed;
         }
     };
-    for a in amendments {
-        let id = a.id.as_u128();
-        let Some(mut h) = header(t, id)? else {
-            continue;
-        };
-        if let State::Scheduled { due } = h.state {
-            match final_header(t, id, due)? {
-                Ok(Some(mut f)) => {
-                    let was_final = f.is_final();
-                    apply(&mut f, &a);
-                    recounted(t, id, was_final, &mut f, now)?;
-                    t.finals.insert((due, id), f.encode().as_slice())?;
-                    continue;
-                }
-                Ok(None) => {}
-                Err(()) => continue,
+    let Some(mut h) = header(t, id)? else {
+        return Ok(());
+    };
+    if let State::Scheduled { due } = h.state {
+        match final_header(t, id, due)? {
+            Ok(Some(mut f)) => {
+                let was_final = f.is_final();
+                apply(&mut f);
+                recounted(t, id, was_final, &mut f, now, change.job_ended)?;
+                t.finals.insert((due, id), f.encode().as_slice())?;
+                return Ok(());
             }
+            Ok(None) => {}
+            Err(()) => return Ok(()),
         }
-        let was_final = h.is_final();
-        apply(&mut h, &a);
-        recounted(t, id, was_final, &mut h, now)?;
-        put_header(t, id, &h)?;
+    }
+    let was_final = h.is_final();
+    apply(&mut h);
+    recounted(t, id, was_final, &mut h, now, change.job_ended)?;
+    put_header(t, id, &h)
+}
+
+/// A push job of message `id` was just added: a final message loses its
+/// `finished` entry (retention must not purge it while the job is open;
+/// it gets one again, finished anew, when its last job ends). A damaged
+/// header is quarantined.
+pub(super) fn job_added(t: &mut Tables<'_>, id: u128) -> R<()> {
+    let Some(h) = header(t, id)? else {
+        return Ok(());
+    };
+    let effective = match h.state {
+        State::Scheduled { due } => match final_header(t, id, due)? {
+            Ok(Some(f)) => f,
+            _ => return Ok(()),
+        },
+        _ => h,
+    };
+    if effective.is_final() {
+        t.finished.remove((effective.finished_at, id))?;
     }
     Ok(())
 }
@@ -537,7 +601,9 @@ fn purge_one(t: &mut Tables<'_>, at: u64, id: u128) -> R<bool> {
         },
         _ => (h, None),
     };
-    if !effective.is_final() {
+    if !effective.is_final() || t.has_push_job(id)? {
+        // Not final, or a push job is open (never written: adding a job
+        // drops the entry; its end finishes the message anew).
         return Ok(false);
     }
     t.headers.remove(id)?;

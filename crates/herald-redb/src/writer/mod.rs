@@ -1,9 +1,8 @@
-//! The writer thread: drains the queue of write requests (the messages'
-//! and the registry's) and applies up to [`MAX_BATCH`] of them in one redb
-//! write transaction with one durable commit (group commit), then answers
-//! each. In its idle time it purges
-//! what retention allows and expired idempotency keys, in small
-//! non-durable transactions.
+//! The writer thread: drains the queue of write requests (the messages',
+//! the registry's and the push jobs') and applies up to [`MAX_BATCH`] of
+//! them in one redb write transaction with one durable commit (group
+//! commit), then answers each. In its idle time it purges what retention
+//! allows and expired idempotency keys, in small non-durable transactions.
 //!
 //! **Outages.** redb refuses every operation after an I/O error (a full
 //! disk) until the database is reopened. So after such a failure the
@@ -19,6 +18,8 @@
 
 mod exec;
 mod op;
+mod push_exec;
+mod push_op;
 mod registry_exec;
 mod registry_op;
 
@@ -34,6 +35,7 @@ use tracing::{debug, error, info, warn};
 
 pub(crate) use exec::{Tokens, key_record};
 pub(crate) use op::{CancelAnswer, Insert, KeyInsert, Op, Reply};
+pub(crate) use push_op::PushOp;
 pub(crate) use registry_op::RegistryOp;
 
 use crate::error::Classified;
@@ -708,6 +710,7 @@ fn op_answer(op: Op) -> Box<dyn Answer> {
         Op::Purge { reply } => boxed(reply),
         Op::Forget { .. } => Box::new(Unanswered),
         Op::Registry(op) => op.unapplied(),
+        Op::Push(op) => op.unapplied(),
     }
 }
 
@@ -756,5 +759,6 @@ fn exec(c: &mut Ctx<'_, '_>, op: Op) -> (Box<dyn Answer>, Result<(), redb::Error
         Op::Close { reply } => answer(reply, Ok(Ok(()))),
         Op::Purge { reply } => answer(reply, Ok(Ok(0))),
         Op::Registry(op) => op.apply(c.t),
+        Op::Push(op) => op.apply(c),
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use herald::{Amendment, Claim, Completion, DueRun, FencingToken, Inserted, Lease, StoreError};
 use tokio::sync::oneshot;
 
+use super::push_op::PushOp;
 use super::registry_op::RegistryOp;
 use crate::header::Header;
 
@@ -98,6 +99,8 @@ pub(crate) enum Op {
     },
     /// A device registry or template store write.
     Registry(RegistryOp),
+    /// A push-job write.
+    Push(PushOp),
 }
 
 impl fmt::Debug for Op {
@@ -115,6 +118,7 @@ impl fmt::Debug for Op {
             Self::Purge { .. } => "Purge",
             Self::Close { .. } => "Close",
             Self::Registry(op) => op.name(),
+            Self::Push(op) => op.name(),
         })
     }
 }
@@ -137,6 +141,7 @@ impl Op {
             Self::Close { reply } => drop(reply.send(Ok(()))),
             Self::Forget { .. } => {}
             Self::Registry(op) => op.unapplied().fail(StoreError::Closed),
+            Self::Push(op) => op.unapplied().fail(StoreError::Closed),
         }
     }
 }

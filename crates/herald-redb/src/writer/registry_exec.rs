@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use herald::{DeviceRegistration, InvalidToken, StoreError};
 use redb::ReadableTable;
 
-use crate::error::bad_registry_row;
+use crate::error::bad_row;
 use crate::registry::device;
 use crate::tables::{RegistryTables, Tables};
 
@@ -33,7 +33,7 @@ fn load(r: &RegistryTables<'_>, device_id: &str) -> Outcome<Option<DeviceRegistr
     };
     Ok(device::decode(device_id, bytes.value())
         .map(Some)
-        .map_err(|e| bad_registry_row("devices", format!("device {device_id:?}"), e)))
+        .map_err(|e| bad_row("devices", format!("device {device_id:?}"), e)))
 }
 
 /// Adds the index entries of `reg`.
@@ -174,7 +174,7 @@ pub(crate) fn purge_expired(t: &mut Tables<'_>, now: u64, limit: usize) -> Outco
 
 /// A `device_expiry` entry that disagrees with its registration.
 fn stale_expiry(at: u64, id: &str, what: impl std::fmt::Display) -> StoreError {
-    bad_registry_row("device_expiry", format!("entry ({at}, {id:?})"), what)
+    bad_row("device_expiry", format!("entry ({at}, {id:?})"), what)
 }
 
 /// Creates or replaces the template `name` (its `record`).
