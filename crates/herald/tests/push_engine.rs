@@ -304,3 +304,28 @@ mod audience {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_registrations_are_purged_by_the_engine() {
+    let clock = clock();
+    let registry = herald::MemoryRegistry::new();
+    let engine = builder(&clock).registry(registry.clone()).build();
+    // The driver has started (its purge timer runs from its start).
+    engine.settle().await;
+    engine
+        .register_device(
+            &json!({"deviceId": "a", "deviceToken": "t", "os": "IOS", "expiration": T0 + 1_000}),
+        )
+        .await
+        .unwrap();
+    engine
+        .register_device(&json!({"deviceId": "b", "deviceToken": "t", "os": "IOS"}))
+        .await
+        .unwrap();
+    assert_eq!(registry.len(), 2);
+    // The engine purges every half lease (the default lease is 60 s).
+    step(&engine, &clock, 30_000).await;
+    assert_eq!(registry.len(), 1, "the expired one is gone");
+    assert!(engine.device("b").await.is_ok());
+    engine.shutdown().await;
+}

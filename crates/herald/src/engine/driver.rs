@@ -90,9 +90,18 @@ async fn stop(sh: &Shared, tx: tokio::sync::oneshot::Sender<()>) {
     let _ = tx.send(());
 }
 
+/// Expired device registrations purged per half lease at most.
+const PURGE_DEVICES: usize = 10_000;
+
 /// Takes back the runs whose leases ended before `now` and puts them in
-/// the wheel again.
+/// the wheel again; purges expired device registrations.
 async fn release(sh: &Shared, now: Tick) {
+    // Expired device registrations go too, a bounded number at a time.
+    match sh.registry.purge_expired(now, PURGE_DEVICES).await {
+        Ok(0) => {}
+        Ok(n) => debug!(devices = n, "expired device registrations purged"),
+        Err(e) => debug!(error = %e, "registry failed to purge expired registrations"),
+    }
     match sh.store.release_expired(now).await {
         Ok(runs) if runs.is_empty() => {
             recovered(&sh.store_failures.release, "releasing expired leases")
