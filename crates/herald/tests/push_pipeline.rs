@@ -688,3 +688,56 @@ async fn a_delayed_template_send_renders_what_was_sent() {
     assert_eq!(r.apns.sent()[0].content.body.as_deref(), Some("v1 1"));
     r.engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_job_keeps_at_most_k_batches_in_flight() {
+    let clock = clock();
+    let apns = RecordingTransport::new("apns");
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .push_gateway(PushBroadcast::IOS, apns.clone())
+        .push_in_flight(2)
+        .build();
+    for i in 0..4_500 {
+        engine
+            .register_device(&json!({"deviceId": format!("d{i:05}"), "deviceToken": format!("t{i:05}"), "os": "IOS"}))
+            .await
+            .unwrap();
+    }
+    apns.hold(true);
+    let delivery = DeliveryOptions::from_json(&json!({"publishPolicy": "PUSH"})).unwrap();
+    let id = engine
+        .publish("default", "x".into(), PublishOptions::default(), delivery)
+        .await
+        .unwrap()
+        .message_id;
+    let mut spins = 0;
+    while apns.in_flight() < 2 {
+        tokio::task::yield_now().await;
+        spins += 1;
+        assert!(spins < 100_000, "two batches reach the gateway");
+    }
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(apns.in_flight(), 2, "never more than K batches at once");
+    let s = engine.message_status(&id).await.unwrap();
+    assert_eq!(
+        s.deliveries.push_queued, 0,
+        "nothing is checkpointed before its batch answers"
+    );
+    apns.hold(false);
+    engine.settle().await;
+    assert_eq!(apns.max_in_flight(), 2);
+    assert_eq!(apns.batches(), 5, "pages of 1000");
+    let mut sent: Vec<String> = apns.sent().into_iter().map(|n| n.device_token).collect();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 4_500, "each device once");
+    let s = engine.message_status(&id).await.unwrap();
+    assert_eq!(
+        (s.deliveries.push_sent, s.deliveries.push_pending()),
+        (4_500, 0)
+    );
+    engine.shutdown().await;
+}

@@ -180,6 +180,7 @@ impl EngineBuilder {
                     .into_iter()
                     .map(|(os, t)| Gateway::new(os, t, self.push_in_flight))
                     .collect(),
+                self.push_in_flight,
                 self.retry_policy,
             ),
             single_node: self.single_node,

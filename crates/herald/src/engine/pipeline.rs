@@ -30,6 +30,9 @@ pub(crate) const MAX_JOBS: usize = 64;
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     pub(crate) gateways: Vec<Gateway>,
+    /// Pages of a job sent and not yet checkpointed, at most (also each
+    /// gateway's batches in flight across jobs).
+    pub(crate) in_flight: usize,
     pub(crate) policy: RetryPolicy,
     wake: Notify,
     woken: AtomicUsize,
@@ -38,9 +41,10 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(gateways: Vec<Gateway>, policy: RetryPolicy) -> Self {
+    pub(crate) fn new(gateways: Vec<Gateway>, in_flight: usize, policy: RetryPolicy) -> Self {
         Self {
             gateways,
+            in_flight: in_flight.max(1),
             policy,
             wake: Notify::new(),
             woken: AtomicUsize::new(0),

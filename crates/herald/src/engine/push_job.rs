@@ -2,18 +2,18 @@
 //! audience in pages, sent in batches, checkpointed after each, then its
 //! retries until each notification has a final outcome.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::Tick;
 use tracing::{debug, warn};
 
-use super::gateway::{Access, Gateway};
+use super::gateway::Access;
 use super::shared::Shared;
 use crate::store::{Checkpoint, PushJob, RunState, StoreError};
 use crate::{
-    Audience, DeliveryCounts, DeviceRegistration, InvalidToken, MAX_BATCH, Notification,
+    Audience, Delivery, DeliveryCounts, DeviceRegistration, InvalidToken, MAX_BATCH, Notification,
     NotificationId, Os, Outcome, PushBroadcast, PushContent, PushRetry, Refusal, TemplateSend,
     limits,
 };
@@ -57,6 +57,22 @@ impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
     }
+}
+
+/// A batch on its way to a gateway.
+struct Send {
+    gateway: usize,
+    batch: Vec<(Notification, u32)>,
+    task: tokio::task::JoinHandle<Delivery>,
+}
+
+/// A page whose batches are on their way; checkpointed once they answer.
+struct PageInFlight {
+    sends: Vec<Send>,
+    tally: Tally,
+    cursor: Option<String>,
+    listed: bool,
+    handed: u64,
 }
 
 /// What one batch did, to checkpoint.
@@ -151,6 +167,11 @@ impl Runner {
     }
 
     async fn drive(&mut self) -> Result<(), Stop> {
+        if self.throttle.is_none() {
+            if !self.list_pipelined().await? {
+                return self.stop_cancelled().await;
+            }
+        }
         while !self.job.listed {
             if self.cancelled().await? {
                 return self.stop_cancelled().await;
@@ -253,9 +274,91 @@ impl Runner {
         }
     }
 
+    /// Walks the audience with up to `in_flight` pages sent and not yet
+    /// checkpointed (their batches run on their own tasks); checkpoints
+    /// pages in order, so a crash resends at most those pages. `false`
+    /// when a cancel stopped the walk.
+    async fn list_pipelined(&mut self) -> Result<bool, Stop> {
+        let in_flight = self.sh.pipeline.in_flight;
+        let mut pages: VecDeque<PageInFlight> = VecDeque::new();
+        let mut cursor = self.job.cursor.clone();
+        let mut done = self.job.listed;
+        let mut handed = self.job.handed;
+        while !done || !pages.is_empty() {
+            if done || pages.len() >= in_flight {
+                if let Some(page) = pages.pop_front() {
+                    self.complete(page).await?;
+                }
+                continue;
+            }
+            if self.cancelled().await? {
+                while let Some(page) = pages.pop_front() {
+                    self.complete(page).await?;
+                }
+                return Ok(false);
+            }
+            let now = self.sh.clock.now();
+            let page = self
+                .audience
+                .page(&*self.sh.registry, cursor.as_deref(), MAX_BATCH, now)
+                .await?;
+            cursor.clone_from(&page.cursor);
+            done = page.done;
+            let mut tally = Tally::default();
+            tally.counts.push_queued = page.devices.len() as u64;
+            handed += page.devices.len() as u64;
+            let items = page.devices.into_iter().map(|d| (d, 0)).collect();
+            let prepared = self.prepare(items, &mut tally);
+            pages.push_back(PageInFlight {
+                sends: self.dispatch(prepared),
+                tally,
+                cursor: cursor.clone(),
+                listed: done,
+                handed,
+            });
+        }
+        Ok(true)
+    }
+
+    /// Waits for a page's batches, tallies them and checkpoints the page.
+    async fn complete(&mut self, page: PageInFlight) -> Result<(), Stop> {
+        let mut tally = page.tally;
+        for send in page.sends {
+            let delivery = match send.task.await {
+                Ok(d) => d,
+                // The send task died: nothing is known of its batch.
+                Err(_) => Delivery::all(send.batch.len(), Outcome::Retry { after: None }),
+            };
+            self.absorb(send.gateway, &send.batch, delivery, &mut tally)
+                .await;
+        }
+        self.job.cursor = page.cursor;
+        self.job.listed = page.listed;
+        self.job.handed = page.handed;
+        self.checkpoint(tally, false).await
+    }
+
     /// Sends `items` (device, failed attempts so far) through their
     /// gateways and tallies the outcomes.
     async fn send(&mut self, items: Vec<(Arc<DeviceRegistration>, u32)>, tally: &mut Tally) {
+        let prepared = self.prepare(items, tally);
+        for send in self.dispatch(prepared) {
+            let delivery = match send.task.await {
+                Ok(d) => d,
+                Err(_) => Delivery::all(send.batch.len(), Outcome::Retry { after: None }),
+            };
+            self.absorb(send.gateway, &send.batch, delivery, tally)
+                .await;
+        }
+    }
+
+    /// Sorts `items` by gateway: what can be sent, per gateway; what
+    /// cannot (expired, no gateway, a paused gateway) is tallied at once.
+    fn prepare(
+        &mut self,
+        items: Vec<(Arc<DeviceRegistration>, u32)>,
+        tally: &mut Tally,
+    ) -> Vec<Vec<(Notification, u32)>> {
         let now = self.sh.clock.now();
         let sh = self.sh.clone();
         let mut per_gateway: Vec<Vec<(Notification, u32)>> =
@@ -291,35 +394,50 @@ impl Runner {
                 }
             }
         }
-        for (g, notes) in per_gateway.into_iter().enumerate() {
-            for batch in notes.chunks(MAX_BATCH) {
-                self.send_batch(&sh.pipeline.gateways[g], batch, tally)
-                    .await;
-            }
-        }
+        per_gateway
     }
 
-    async fn send_batch(
+    /// Starts one task per batch (each waits for its gateway's permit).
+    fn dispatch(&self, per_gateway: Vec<Vec<(Notification, u32)>>) -> Vec<Send> {
+        let mut sends = Vec::new();
+        for (g, notes) in per_gateway.into_iter().enumerate() {
+            for chunk in notes.chunks(MAX_BATCH) {
+                let batch: Vec<(Notification, u32)> = chunk.to_vec();
+                let notes: Vec<Notification> = batch.iter().map(|(n, _)| n.clone()).collect();
+                let sh = self.sh.clone();
+                let task = tokio::spawn(async move {
+                    let gateway = &sh.pipeline.gateways[g];
+                    let _permit = gateway.permits.acquire().await;
+                    gateway.transport.send(&notes).await
+                });
+                sends.push(Send {
+                    gateway: g,
+                    batch,
+                    task,
+                });
+            }
+        }
+        sends
+    }
+
+    /// Tallies a gateway's answer to a batch.
+    async fn absorb(
         &mut self,
-        gateway: &Gateway,
+        g: usize,
         batch: &[(Notification, u32)],
+        delivery: Delivery,
         tally: &mut Tally,
     ) {
-        let notes: Vec<Notification> = batch.iter().map(|(n, _)| n.clone()).collect();
-        let delivery = {
-            let _permit = gateway.permits.acquire().await;
-            gateway.transport.send(&notes).await
-        };
+        let sh = self.sh.clone();
+        let gateway = &sh.pipeline.gateways[g];
         let now = self.sh.clock.now();
         let refused = delivery.refused.clone();
         match &refused {
+            // What was not attempted fails (credentials) or waits for the
+            // pause's end (quota), below.
             Some(r) => {
-                let until = gateway.pause(r.clone(), now);
+                gateway.pause(r.clone(), now);
                 warn!(gateway = gateway.transport.name(), refusal = %r, "push gateway paused");
-                if matches!(r, Refusal::Quota { .. }) {
-                    // Nothing failed: what was not attempted waits for the quota.
-                    let _ = until;
-                }
             }
             None => gateway.resume(),
         }
