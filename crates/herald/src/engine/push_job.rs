@@ -167,10 +167,8 @@ impl Runner {
     }
 
     async fn drive(&mut self) -> Result<(), Stop> {
-        if self.throttle.is_none() {
-            if !self.list_pipelined().await? {
-                return self.stop_cancelled().await;
-            }
+        if self.throttle.is_none() && !self.list_pipelined().await? {
+            return self.stop_cancelled().await;
         }
         while !self.job.listed {
             if self.cancelled().await? {
