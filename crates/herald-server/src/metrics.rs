@@ -355,6 +355,102 @@ impl Metrics {
     }
 }
 
+/// The push pipeline's samples of each app: per gateway, notifications
+/// by outcome, refusals, in flight and paused; per app, jobs running,
+/// tokens removed, expired and unroutable notifications.
+pub(crate) fn render_push(apps: &[(&str, herald::PushStats)]) -> String {
+    let mut out = String::with_capacity(2048);
+    let _ = write!(
+        out,
+        "# HELP herald_push_notifications_total Push notifications answered by a gateway, by outcome (retry: each attempt asked to retry).\n\
+         # TYPE herald_push_notifications_total counter\n"
+    );
+    for (app, p) in apps {
+        for g in &p.gateways {
+            for (outcome, n) in [
+                ("sent", g.sent),
+                ("failed", g.failed),
+                ("invalid_token", g.invalid_tokens),
+                ("retry", g.retries),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "herald_push_notifications_total{{app=\"{app}\",gateway=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    g.name
+                );
+            }
+        }
+    }
+    type GatewayField = fn(&herald::GatewayStats) -> u64;
+    let per_gateway: [(&str, &str, &str, GatewayField); 3] = [
+        (
+            "herald_push_refusals_total",
+            "counter",
+            "Batches a gateway refused as a whole (credentials, quota, misconfiguration).",
+            |g| g.refusals,
+        ),
+        (
+            "herald_push_in_flight",
+            "gauge",
+            "Notifications handed to a gateway and not answered yet (the pipeline's queue at the gateway).",
+            |g| g.in_flight,
+        ),
+        (
+            "herald_push_gateway_paused",
+            "gauge",
+            "1 while a gateway is paused after a refusal.",
+            |g| u64::from(g.paused),
+        ),
+    ];
+    for (name, kind, help, field) in per_gateway {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (app, p) in apps {
+            for g in &p.gateways {
+                let _ = writeln!(
+                    out,
+                    "{name}{{app=\"{app}\",gateway=\"{}\"}} {}",
+                    g.name,
+                    field(g)
+                );
+            }
+        }
+    }
+    type PushField = fn(&herald::PushStats) -> u64;
+    let per_app: [(&str, &str, &str, PushField); 4] = [
+        (
+            "herald_push_jobs_running",
+            "gauge",
+            "Push jobs (the push side of fired runs) running on this node.",
+            |p| p.jobs_running,
+        ),
+        (
+            "herald_push_tokens_removed_total",
+            "counter",
+            "Device registrations removed because a gateway refused their token.",
+            |p| p.tokens_removed,
+        ),
+        (
+            "herald_push_expired_total",
+            "counter",
+            "Push notifications whose time to live ran out before a gateway took them.",
+            |p| p.expired,
+        ),
+        (
+            "herald_push_unroutable_total",
+            "counter",
+            "Push notifications no gateway could take (no gateway for the OS, or refused credentials).",
+            |p| p.unroutable,
+        ),
+    ];
+    for (name, kind, help, field) in per_app {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (app, p) in apps {
+            let _ = writeln!(out, "{name}{{app=\"{app}\"}} {}", field(p));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

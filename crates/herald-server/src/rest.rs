@@ -69,7 +69,14 @@ pub(crate) async fn metrics(
         .map(|(id, a)| (id.as_str(), a.engine.stats(), a.devices.read()))
         .collect();
     apps.sort_unstable_by_key(|(id, _, _)| *id);
-    let text = state.metrics.render(&apps, state.polling_subscriptions());
+    let mut text = state.metrics.render(&apps, state.polling_subscriptions());
+    let mut push: Vec<(&str, herald::PushStats)> = state
+        .apps
+        .iter()
+        .map(|(id, a)| (id.as_str(), a.engine.push_stats()))
+        .collect();
+    push.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    text.push_str(&crate::metrics::render_push(&push));
     (
         [(
             header::CONTENT_TYPE,

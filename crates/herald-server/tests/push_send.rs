@@ -215,3 +215,46 @@ async fn registrations_and_templates_survive_a_restart() {
     assert_eq!(apns.sent()[0].device_token, "tok-a");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_notifications_by_gateway_and_outcome() {
+    let (s, apns, _fcm) = server(temp_dir()).await;
+    s.register("a", "IOS", json!({})).await;
+    s.register("b", "IOS", json!({})).await;
+    apns.script("tok-b", [herald::Outcome::InvalidToken { at: None }]);
+    let res = s
+        .publish("news", json!({"message": "x", "publishPolicy": "PUSH"}))
+        .await;
+    s.wait_status(res["messageId"].as_str().unwrap(), |b| {
+        b["deliveries"]["pushSent"] == 1 && b["deliveries"]["pushInvalidTokens"] == 1
+    })
+    .await;
+    let sample = |outcome: &str| {
+        format!(
+            "herald_push_notifications_total{{app=\"{APP}\",gateway=\"apns\",outcome=\"{outcome}\"}}"
+        )
+    };
+    s.wait_metric(&sample("sent"), 1.0).await;
+    assert_eq!(s.metric(&sample("invalid_token")).await, Some(1.0));
+    assert_eq!(
+        s.metric(&format!(
+            "herald_push_tokens_removed_total{{app=\"{APP}\"}}"
+        ))
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        s.metric(&format!(
+            "herald_push_gateway_paused{{app=\"{APP}\",gateway=\"fcm\"}}"
+        ))
+        .await,
+        Some(0.0)
+    );
+    assert_eq!(
+        s.metric("herald_push_jobs_running{app=\"QUIET-APP\"}")
+            .await,
+        Some(0.0),
+        "apps without gateways report zero"
+    );
+    s.stop().await;
+}

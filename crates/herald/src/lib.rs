@@ -65,7 +65,7 @@ mod transport;
 pub use body::Body;
 pub use clock::{Clock, ManualClock, Sleep, SystemClock};
 pub use delivered::DeliveredMessage;
-pub use engine::{Engine, EngineBuilder, EngineStats, PublishExtras};
+pub use engine::{Engine, EngineBuilder, EngineStats, GatewayStats, PublishExtras, PushStats};
 pub use envelope::Envelope;
 pub use error::Error;
 pub use id::{MessageId, ParseIdError};

@@ -130,6 +130,10 @@ async fn a_push_reaches_each_device_through_its_gateway_with_its_content() {
     assert_eq!(s.deliveries.push_queued, 3);
     assert_eq!(s.deliveries.push_pending(), 0);
     assert_eq!(s.deliveries.pubsub, 0);
+    let stats = r.engine.push_stats();
+    let by_name = |n: &str| stats.gateways.iter().find(|g| g.name == n).unwrap().clone();
+    assert_eq!((by_name("apns").sent, by_name("fcm").sent), (2, 1));
+    assert_eq!((by_name("apns").in_flight, stats.jobs_running), (0, 0));
     r.engine.shutdown().await;
 }
 
@@ -310,6 +314,7 @@ async fn nothing_is_sent_after_the_time_to_live() {
     }
     let s = r.counts(&id).await;
     assert_eq!(s.deliveries.push_expired, 2);
+    assert_eq!(r.engine.push_stats().expired, 2);
     assert_eq!(s.deliveries.push_pending(), 0);
     assert!(
         r.apns
@@ -349,6 +354,11 @@ async fn invalid_tokens_are_removed_unless_registered_again_since() {
         r.engine.device("a").await.unwrap_err().code(),
         5000,
         "removed"
+    );
+    let stats = r.engine.push_stats();
+    assert_eq!(
+        (stats.tokens_removed, stats.gateways[0].invalid_tokens),
+        (1, 2)
     );
     assert!(r.engine.device("b").await.is_ok(), "kept");
     r.engine.shutdown().await;
@@ -405,6 +415,9 @@ async fn refused_credentials_fail_the_message_pause_the_gateway_and_a_probe_resu
     let second = r.push(json!("x"), &[], json!({})).await;
     r.engine.settle().await;
     assert_eq!(r.apns.batches(), 1, "paused: later messages fail fast");
+    let stats = r.engine.push_stats();
+    assert!(stats.gateways[0].paused);
+    assert_eq!((stats.gateways[0].refusals, stats.unroutable), (1, 2));
     assert_eq!(r.counts(&second).await.status, PublishStatus::Failed);
 
     r.apns.refuse(None);

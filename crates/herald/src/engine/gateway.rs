@@ -7,6 +7,7 @@ use std::time::Duration;
 use herald_core::Tick;
 use tokio::sync::Semaphore;
 
+use super::stats::GatewayCounters;
 use crate::{Os, PushBroadcast, PushTransport, Refusal};
 
 /// How long a gateway that refused the credentials (or is misconfigured)
@@ -20,6 +21,7 @@ pub(crate) struct Gateway {
     pub(crate) transport: Arc<dyn PushTransport>,
     /// Batches in flight, across jobs.
     pub(crate) permits: Semaphore,
+    pub(crate) counters: GatewayCounters,
     paused: Mutex<Option<Pause>>,
 }
 
@@ -51,6 +53,7 @@ impl Gateway {
             os,
             transport,
             permits: Semaphore::new(in_flight.max(1)),
+            counters: GatewayCounters::default(),
             paused: Mutex::new(None),
         }
     }
@@ -85,6 +88,11 @@ impl Gateway {
     /// A batch went through: the pause (if any) is over.
     pub(crate) fn resume(&self) {
         *self.paused.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Whether it is paused at `now`.
+    pub(crate) fn is_paused(&self, now: Tick) -> bool {
+        self.pause_state().is_some_and(|p| now < p.until)
     }
 
     /// The current pause, if any.

@@ -51,7 +51,7 @@ pub use builder::EngineBuilder;
 use detached::RunToCompletion;
 pub use idempotent::PublishExtras;
 use shared::{Command, Shared};
-pub use stats::EngineStats;
+pub use stats::{EngineStats, GatewayStats, PushStats};
 
 /// Herald's messaging engine: Backendless Messaging semantics on a
 /// `herald-core` scheduler.
@@ -483,6 +483,13 @@ impl Engine {
     /// How many runs are waiting in this engine's wheel.
     pub fn scheduled_len(&self) -> usize {
         self.shared.lock().wheel.len()
+    }
+
+    /// The push pipeline's counters: per gateway (sent, failed, invalid
+    /// tokens, retries, refusals, in flight, paused) and overall (jobs
+    /// running, tokens removed, expired, unroutable).
+    pub fn push_stats(&self) -> PushStats {
+        self.shared.pipeline.stats(self.shared.clock.now())
     }
 
     /// Waits until the driver has fired every run due at the clock's current

@@ -9,7 +9,7 @@
 //! its own, from before a restart.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use herald_core::Tick;
@@ -20,6 +20,7 @@ use tracing::warn;
 use super::gateway::Gateway;
 use super::push_job;
 use super::shared::Shared;
+use super::stats::{PipelineCounters, PushStats};
 use crate::RetryPolicy;
 
 /// Jobs running at once at most (each holds at most its in-flight batches
@@ -37,6 +38,7 @@ pub(crate) struct Pipeline {
     wake: Notify,
     woken: AtomicUsize,
     pub(crate) activity: Activity,
+    pub(crate) counters: PipelineCounters,
     started: AtomicBool,
 }
 
@@ -49,7 +51,24 @@ impl Pipeline {
             wake: Notify::new(),
             woken: AtomicUsize::new(0),
             activity: Activity::default(),
+            counters: PipelineCounters::default(),
             started: AtomicBool::new(false),
+        }
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self, now: Tick) -> PushStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PushStats {
+            gateways: self
+                .gateways
+                .iter()
+                .map(|g| g.counters.snapshot(g.transport.name(), g.is_paused(now)))
+                .collect(),
+            jobs_running: get(&self.counters.jobs_running),
+            tokens_removed: get(&self.counters.tokens_removed),
+            expired: get(&self.counters.expired),
+            unroutable: get(&self.counters.unroutable),
         }
     }
 
@@ -103,6 +122,7 @@ async fn run(sh: Arc<Shared>) {
                 Ok(jobs) => {
                     for job in jobs {
                         p.activity.enter();
+                        p.counters.jobs_running.fetch_add(1, Ordering::Relaxed);
                         running.spawn(push_job::run(sh.clone(), job));
                     }
                 }

@@ -33,6 +33,10 @@ pub(crate) async fn run(sh: Arc<Shared>, job: PushJob) {
             warn!(message_id = %key.message, error = %e, "push job could not start; it resumes when its lease ends")
         }
     }
+    sh.pipeline
+        .counters
+        .jobs_running
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     sh.pipeline.activity.leave();
 }
 
@@ -363,9 +367,7 @@ impl Runner {
             sh.pipeline.gateways.iter().map(|_| Vec::new()).collect();
         for (device, attempts) in items {
             if now >= self.expires_at {
-                tally.counts.push_expired += 1;
-                self.delivered_outcomes += 1;
-                tally.resolved.push(device.device_id.clone());
+                self.expired(tally, &device.device_id);
                 continue;
             }
             let Some(g) = sh
@@ -405,8 +407,17 @@ impl Runner {
                 let sh = self.sh.clone();
                 let task = tokio::spawn(async move {
                     let gateway = &sh.pipeline.gateways[g];
-                    let _permit = gateway.permits.acquire().await;
-                    gateway.transport.send(&notes).await
+                    let n = notes.len() as u64;
+                    bump(&gateway.counters.in_flight, n);
+                    let delivery = {
+                        let _permit = gateway.permits.acquire().await;
+                        gateway.transport.send(&notes).await
+                    };
+                    gateway
+                        .counters
+                        .in_flight
+                        .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+                    delivery
                 });
                 sends.push(Send {
                     gateway: g,
@@ -434,14 +445,25 @@ impl Runner {
             // What was not attempted fails (credentials) or waits for the
             // pause's end (quota), below.
             Some(r) => {
+                bump(&gateway.counters.refusals, 1);
                 gateway.pause(r.clone(), now);
                 warn!(gateway = gateway.transport.name(), refusal = %r, "push gateway paused");
             }
             None => gateway.resume(),
         }
         let mut invalid = Vec::new();
+        let c = &gateway.counters;
         for ((note, attempts), outcome) in batch.iter().zip(delivery.outcomes) {
             let device = &note.device_id;
+            bump(
+                match &outcome {
+                    Outcome::Sent => &c.sent,
+                    Outcome::Failed { .. } => &c.failed,
+                    Outcome::InvalidToken { .. } => &c.invalid_tokens,
+                    Outcome::Retry { .. } => &c.retries,
+                },
+                1,
+            );
             match (outcome, &refused) {
                 (
                     Outcome::Retry { .. },
@@ -488,30 +510,29 @@ impl Runner {
                             attempts,
                             due,
                         }),
-                        None => {
-                            tally.counts.push_expired += 1;
-                            self.delivered_outcomes += 1;
-                            tally.resolved.push(device.clone());
-                        }
+                        None => self.expired(tally, device),
                     }
                 }
             }
         }
         if !invalid.is_empty() {
             let removed = match self.sh.registry.remove_invalid(invalid.clone()).await {
-                Ok(r) => r,
+                Ok(r) => r.into_iter().map(Some).collect(),
                 Err(e) => {
                     warn!(error = %e, "registry failed to remove invalid tokens");
-                    vec![true; invalid.len()]
+                    vec![None; invalid.len()]
                 }
             };
             for (t, removed) in invalid.into_iter().zip(removed) {
                 // A device registered again since keeps its registration,
                 // and this notification counts as failed.
-                if removed {
-                    tally.counts.push_invalid_tokens += 1;
-                } else {
-                    tally.counts.push_failed += 1;
+                match removed {
+                    Some(false) => tally.counts.push_failed += 1,
+                    Some(true) => {
+                        bump(&self.sh.pipeline.counters.tokens_removed, 1);
+                        tally.counts.push_invalid_tokens += 1;
+                    }
+                    None => tally.counts.push_invalid_tokens += 1,
                 }
                 self.delivered_outcomes += 1;
                 tally.resolved.push(t.device_id);
@@ -538,6 +559,7 @@ impl Runner {
     }
 
     fn config_failure(&mut self, tally: &mut Tally, device: &str, why: String) {
+        bump(&self.sh.pipeline.counters.unroutable, 1);
         tally.counts.push_failed += 1;
         self.config_failures += 1;
         self.config_error.get_or_insert(why);
@@ -552,12 +574,15 @@ impl Runner {
                 attempts,
                 due: due.max(now),
             }),
-            None => {
-                tally.counts.push_expired += 1;
-                self.delivered_outcomes += 1;
-                tally.resolved.push(device.to_owned());
-            }
+            None => self.expired(tally, device),
         }
+    }
+
+    fn expired(&mut self, tally: &mut Tally, device: &str) {
+        bump(&self.sh.pipeline.counters.expired, 1);
+        tally.counts.push_expired += 1;
+        self.delivered_outcomes += 1;
+        tally.resolved.push(device.to_owned());
     }
 
     /// A uniform random number in `[0, 1)` (xorshift; jitter, not secrets).
@@ -652,6 +677,10 @@ impl Runner {
             }
         }
     }
+}
+
+fn bump(counter: &std::sync::atomic::AtomicU64, by: u64) {
+    counter.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The job of a message that is gone: ends it.

@@ -47,6 +47,83 @@ pub struct EngineStats {
     pub purged: u64,
 }
 
+/// The push pipeline's counters (see [`Engine::push_stats`](crate::Engine::push_stats)).
+/// Counters only grow; `in_flight`, `paused` and `jobs_running` are the
+/// values now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PushStats {
+    /// Per configured gateway, in the order they were added.
+    pub gateways: Vec<GatewayStats>,
+    /// Push jobs running on this node now.
+    pub jobs_running: u64,
+    /// Device registrations removed because a gateway refused their token.
+    pub tokens_removed: u64,
+    /// Notifications whose time to live ran out before a gateway took them.
+    pub expired: u64,
+    /// Notifications no gateway could take: no gateway for the device's
+    /// OS, or a gateway paused for refused credentials.
+    pub unroutable: u64,
+}
+
+/// One gateway's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GatewayStats {
+    /// The transport's name (`apns`, `fcm`).
+    pub name: String,
+    /// Notifications the gateway accepted.
+    pub sent: u64,
+    /// Notifications it failed for good.
+    pub failed: u64,
+    /// Notifications it answered with an invalid token.
+    pub invalid_tokens: u64,
+    /// Notifications it asked to retry (each attempt counts).
+    pub retries: u64,
+    /// Batches it refused as a whole (credentials, quota, misconfiguration).
+    pub refusals: u64,
+    /// Notifications handed to it and not answered yet.
+    pub in_flight: u64,
+    /// Whether it is paused now.
+    pub paused: bool,
+}
+
+/// A gateway's live counters.
+#[derive(Debug, Default)]
+pub(crate) struct GatewayCounters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) invalid_tokens: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) refusals: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+}
+
+impl GatewayCounters {
+    pub(crate) fn snapshot(&self, name: &str, paused: bool) -> GatewayStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        GatewayStats {
+            name: name.to_owned(),
+            sent: get(&self.sent),
+            failed: get(&self.failed),
+            invalid_tokens: get(&self.invalid_tokens),
+            retries: get(&self.retries),
+            refusals: get(&self.refusals),
+            in_flight: get(&self.in_flight),
+            paused,
+        }
+    }
+}
+
+/// The pipeline's live counters.
+#[derive(Debug, Default)]
+pub(crate) struct PipelineCounters {
+    pub(crate) jobs_running: AtomicU64,
+    pub(crate) tokens_removed: AtomicU64,
+    pub(crate) expired: AtomicU64,
+    pub(crate) unroutable: AtomicU64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) published: AtomicU64,
