@@ -342,6 +342,43 @@ await check('getPushTemplates(\'IOS\') lists a template created over REST', asyn
   return `${ios.length} IOS template(s)`
 })
 
+await check('pushWithTemplate(name, values) sends it to the template\'s audience', async () => {
+  const root = `${HERALD_URL.replace(/\/+$/, '')}/${HERALD_APP}/${HERALD_KEY}/messaging`
+  const post = async (path, body) => {
+    const res = await fetch(`${root}/${path}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+    assert.equal(res.status, 200, `${path}: ${await res.clone().text()}`)
+    return res.json()
+  }
+  // A device with a property for the smart text (registerDevice sends none).
+  await post('registrations', {
+    deviceId: `sdk-push-device-${run}`,
+    deviceToken: `sdk-token-${run}`,
+    os: 'IOS',
+    channels: [PUSH_CHANNEL],
+    properties: { firstName: 'Ada' },
+  })
+  const name = `sdk-send-${run}`
+  await post('pushtemplates', {
+    name,
+    message: 'Hello {firstName|there}, {greeting}',
+    audience: { os: ['IOS'], channel: PUSH_CHANNEL },
+  })
+  const status = await Messaging.pushWithTemplate(name, { greeting: 'welcome' })
+  assert.equal(status.status, 'published', JSON.stringify(status))
+  assert.equal(typeof status.messageId, 'string')
+  let last
+  await waitFor(async () => {
+    last = await Messaging.getMessageStatus(status.messageId)
+    return last.deliveries && last.deliveries.pushSent === 1 && last.deliveries.pushPending === 0
+  }, 'the notification is sent')
+  await rejectsWith(Messaging.pushWithTemplate(`no-such-${run}`), 5050)
+  return `sent to sdk-token-${run}`
+})
+
 await check('deleteChannel(channel) resolves', async () => {
   const result = await Messaging.deleteChannel(CHANNEL)
   return `answer ${JSON.stringify(result)}`

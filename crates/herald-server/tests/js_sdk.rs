@@ -30,7 +30,17 @@ async fn real_backendless_js_sdk_against_the_server() {
         return;
     }
 
-    let server = support::start("").await;
+    // An APNs gateway that records what it is handed, so the template
+    // send's rendered notification can be checked here.
+    let apns = herald::RecordingTransport::new("apns");
+    let gateway: std::sync::Arc<dyn herald::PushTransport> = std::sync::Arc::new(apns.clone());
+    let server = support::start_with(
+        "",
+        std::sync::Arc::new(herald::SystemClock),
+        vec![(support::APP.into(), herald::PushBroadcast::IOS, gateway)],
+        support::temp_dir(),
+    )
+    .await;
     let child = Command::new("node")
         .arg("sdk-test.mjs")
         .current_dir(support::node::js_dir())
@@ -60,5 +70,16 @@ async fn real_backendless_js_sdk_against_the_server() {
     assert!(
         stdout.contains("checks passed"),
         "sdk-test.mjs exited 0 without finishing.\n--- stdout\n{stdout}--- stderr\n{stderr}"
+    );
+    let sent: Vec<_> = apns
+        .sent()
+        .into_iter()
+        .filter(|n| n.device_token.starts_with("sdk-token-"))
+        .collect();
+    assert_eq!(sent.len(), 1, "pushWithTemplate reached the gateway once");
+    assert_eq!(
+        sent[0].content.body.as_deref(),
+        Some("Hello Ada, welcome"),
+        "rendered from the send's values and the device's properties"
     );
 }
