@@ -21,13 +21,17 @@
 //! | `POST messaging/pushtemplates` | create or replace a push template `{name, message?, title?, subtitle?, headers?, audience?: {os, channel, segmentQuery}}` → the stored template (5051 if invalid) |
 //! | `GET messaging/pushtemplates/{deviceType}` | the templates whose audience includes `IOS`, `ANDROID` or `ALL` (any case; else 8012), by name; without `/{deviceType}`: all |
 //! | `DELETE messaging/pushtemplates/{name}` | delete a template: `{"result": true}` (404, 5050 if unknown) |
+//! | `POST messaging/push/{name}` | send a push template: `{templateValues?, publishAt?, repeatEvery?, ...}` → a `MessageStatus` (404, 5050 if unknown; 5033 without the push right on its channel) |
 //!
 //! A registration's `expiration` is epoch seconds below 1e11 (the JS SDK),
 //! milliseconds from there (the Swift SDK); a registration answers it in
-//! milliseconds. Registrations and templates live in each engine's
-//! default registry, which is in memory for now ([`herald::MemoryRegistry`]):
-//! a restart forgets them. First segments `push` and `email` after `messaging/` are
-//! Backendless's push-send and e-mail endpoints, which this server does
+//! milliseconds. Registrations and templates live in the app's redb file,
+//! next to its messages. A publish with `publishPolicy` `PUSH` or `BOTH`
+//! needs the key's push right on the channel (5033) and a push gateway
+//! (5014 without one); the gateways themselves are given through the
+//! library API for now ([`Server::with_push_gateways`],
+//! [`OpenStores::with_push_gateway`]). `POST messaging/push` without a
+//! name and `messaging/email` are Backendless endpoints this server does
 //! not serve (404, code 8001); `registrations`, `push`, `pushtemplates`
 //! and `channels` are no channel names (5010).
 //!

@@ -12,6 +12,12 @@
 //!   are raw JSON ([`Body`]), validated once and never parsed again; the
 //!   options are checked once into a [`DeliveryPlan`]; every rule and limit
 //!   is in [`limits`].
+//! * Push notifications: device registrations ([`DeviceRegistration`],
+//!   [`DeviceRegistry`], [`MemoryRegistry`]), templates with smart text
+//!   ([`PushTemplate`], [`SmartText`], [`TemplateStore`]), the
+//!   [`Audience`] of a run, and a durable pipeline that sends through
+//!   [`PushTransport`]s ([`RecordingTransport`] for tests) with retries
+//!   ([`RetryPolicy`]); [`Engine::push_template`] sends a template.
 //! * The boundaries: [`Clock`] ([`SystemClock`], [`ManualClock`]), [`Store`]
 //!   ([`MemoryStore`]; durable stores share the stored form in [`codec`])
 //!   and [`PubSubTransport`] ([`InProcessTransport`], delivering into
