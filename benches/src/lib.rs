@@ -24,11 +24,13 @@
 //! HERALD_BENCH_MAX_N=1M cargo bench -p herald-benches --bench scheduler
 //! cargo run --release -p herald-benches --bin engine-bench -- --quick
 //! cargo bench -p herald-benches --bench engine
+//! cargo run --release -p herald-benches --bin push-bench -- --quick
 //! ```
 //!
 //! `engine-bench` and the `engine` bench run the `herald` engine itself
-//! (publish, fan-out, firing lateness on the real clock); see
-//! `docs/benchmarks.md`.
+//! (publish, fan-out, firing lateness on the real clock); `push-bench` its
+//! push side on the durable store (registrations, audience, the pipeline);
+//! see `docs/benchmarks.md`.
 //!
 //! # Example
 //!
