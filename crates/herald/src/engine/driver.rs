@@ -270,11 +270,9 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
                 next: after.next.map_or(Next::Done, Next::At),
             },
             next: after.next,
-            push: claimed
-                .envelope
-                .plan
-                .policy()
-                .includes_push()
+            // Without a gateway (a message stored by an engine that had
+            // one) the push side has nowhere to go: no job.
+            push: (claimed.envelope.plan.policy().includes_push() && sh.pipeline.is_configured())
                 .then_some(JobKey {
                     message: run.id,
                     run: run.due,

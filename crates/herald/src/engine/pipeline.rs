@@ -80,6 +80,9 @@ impl Pipeline {
     /// New jobs were recorded: claim them. Counts as activity until the
     /// loop has claimed them (so `Engine::settle` waits for them).
     pub(crate) fn wake(&self) {
+        if !self.is_configured() {
+            return;
+        }
         self.activity.enter();
         self.woken.fetch_add(1, Ordering::AcqRel);
         self.wake.notify_one();

@@ -177,10 +177,11 @@ fn deliver_now(
         counts,
         next: Next::Done,
     };
-    let push = envelope.plan.policy().includes_push().then_some(JobKey {
-        message: id,
-        run: now,
-    });
+    let push =
+        (envelope.plan.policy().includes_push() && sh.pipeline.is_configured()).then_some(JobKey {
+            message: id,
+            run: now,
+        });
     // A push run records its job with the completion: the completer does.
     let recorded = inline && push.is_none() && {
         // The store answered the insert at once: it may answer this too.

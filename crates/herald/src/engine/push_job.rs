@@ -246,6 +246,8 @@ impl Runner {
             tally.counts.push_queued = chunk.len() as u64;
             self.job.handed += chunk.len() as u64;
             self.send(chunk, &mut tally).await;
+            // First attempts have no retry row to resolve.
+            tally.resolved.clear();
             at = end;
             if at < devices.len() {
                 self.job.cursor = Some(devices[at - 1].device_id.clone());
@@ -334,6 +336,8 @@ impl Runner {
             self.absorb(send.gateway, &send.batch, delivery, &mut tally)
                 .await;
         }
+        // First attempts have no retry row to resolve.
+        tally.resolved.clear();
         self.job.cursor = page.cursor;
         self.job.listed = page.listed;
         self.job.handed = page.handed;
