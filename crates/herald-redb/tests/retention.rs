@@ -387,8 +387,9 @@ async fn a_final_message_with_an_open_push_job_is_kept_until_the_job_ends() {
     checkpoint(&store, done3).await;
     let r = store.get(id(3)).await.expect("get").expect("kept");
     assert_eq!(r.state, RunState::Published);
-    // 1's job ends at T0 + 41 days with its last outcomes.
-    clock.set(t(T0 + 41 * DAY));
+    // 1's job ends half an hour later with its last outcomes (before 3's
+    // retention runs out, which the idle writer would act on at once).
+    clock.set(t(T0 + 40 * DAY + HOUR / 2));
     let mut done1 = Checkpoint::of(&jobs[0], t(T0 + 42 * DAY));
     done1.counts = DeliveryCounts {
         push_sent: 2,
@@ -413,14 +414,15 @@ async fn a_final_message_with_an_open_push_job_is_kept_until_the_job_ends() {
         "3 final since +40 d"
     );
     clock.set(t(T0 + 40 * DAY + HOUR));
-    assert_eq!(store.purge().await.expect("purge"), 1);
+    // The call or the idle writer (it reads the same clock) purges it.
+    assert!(store.purge().await.expect("purge") <= 1);
     gone(&store, 3);
-    assert!(known(&store, 1).await, "final since +41 d");
+    assert!(known(&store, 1).await, "final since +40 d 30 min");
 
     // Retention runs out for 1: the idle writer purges it by itself.
     let mut purged = store.watch_purged();
     let before = *purged.borrow();
-    clock.set(t(T0 + 41 * DAY + HOUR));
+    clock.set(t(T0 + 40 * DAY + HOUR + HOUR / 2));
     tokio::time::timeout(Duration::from_secs(20), purged.wait_for(|&p| p > before))
         .await
         .expect("the idle writer purged it")
