@@ -595,8 +595,10 @@ async fn wrong_methods_are_405_and_unknown_paths_404() {
             "{path}"
         );
     }
-    // Sending is not served yet.
+    // A send of an unknown template; `messaging/push` alone is not served.
     let answer = s.post(&s.url("messaging/push/welcome"), &json!({})).await;
+    assert_eq!(error_of(&answer), (404, 5050, "Push template not found."));
+    let answer = s.post(&s.url("messaging/push"), &json!({})).await;
     assert_eq!(
         error_of(&answer),
         (
