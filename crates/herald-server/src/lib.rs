@@ -631,30 +631,50 @@ impl Server {
     }
 }
 
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            warn!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// A future that completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM. The
+/// handlers are registered when this is called, not when the future is
+/// first polled, so a signal that arrives between the call and the first
+/// poll (say, right after "listening" is printed) is not lost.
+///
+/// # Panics
+///
+/// If called outside a tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let streams = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: std::io::Result<tokio::signal::unix::Signal>, name: &'static str| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot listen for {name}");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            let (int, term) = streams;
+            tokio::select! {
+                () = wait(int, "SIGINT") => info!("SIGINT received"),
+                () = wait(term, "SIGTERM") => info!("SIGTERM received"),
             }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM");
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                warn!(error = %e, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
+            info!("SIGINT received");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => info!("SIGINT received"),
-        () = term => info!("SIGTERM received"),
     }
 }

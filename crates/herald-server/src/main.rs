@@ -75,9 +75,11 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     } else {
         "http"
     };
+    // The signal handlers are in place before anyone hears we listen.
+    let shutdown = shutdown_signal();
     println!("herald-server listening on {scheme}://{addr}");
     info!(%addr, data_dir = %config.data_dir.display(), apps = config.apps.len(), "listening");
-    serve_opened(config.clone(), stores, listener, shutdown_signal(), clock).await
+    serve_opened(config.clone(), stores, listener, shutdown, clock).await
 }
 
 /// Logs to stderr at the configured level (`--log`, `HERALD_LOG`, `log`),
