@@ -26,7 +26,7 @@ pub(crate) struct Gateway {
 }
 
 /// Why and until when a gateway is paused.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Pause {
     pub(crate) refusal: Refusal,
     pub(crate) until: Tick,
@@ -92,15 +92,11 @@ impl Gateway {
 
     /// Whether it is paused at `now`.
     pub(crate) fn is_paused(&self, now: Tick) -> bool {
-        self.pause_state().is_some_and(|p| now < p.until)
-    }
-
-    /// The current pause, if any.
-    pub(crate) fn pause_state(&self) -> Option<Pause> {
         self.paused
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .as_ref()
+            .is_some_and(|p| now < p.until)
     }
 
     /// `refusal` as a message's `errorMessage` says it.

@@ -23,11 +23,12 @@ use crate::{
 pub(crate) async fn run(sh: Arc<Shared>, job: PushJob) {
     let key = job.key;
     match Runner::load(sh.clone(), job).await {
-        Ok(Some(mut runner)) => {
-            if let Err(e) = runner.drive().await {
-                warn!(message_id = %key.message, error = %e, "push job stopped; it resumes when its lease ends");
+        Ok(Some(mut runner)) => match runner.drive().await {
+            Ok(()) | Err(Stop::ShutDown) => {}
+            Err(e) => {
+                warn!(message_id = %key.message, error = %e, "push job stopped; it resumes when its lease ends")
             }
-        }
+        },
         Ok(None) => {}
         Err(e) => {
             warn!(message_id = %key.message, error = %e, "push job could not start; it resumes when its lease ends")
@@ -45,6 +46,8 @@ pub(crate) async fn run(sh: Arc<Shared>, job: PushJob) {
 enum Stop {
     /// Another claim holds the job now.
     Stale,
+    /// The engine is shutting down (the job resumes at the next start).
+    ShutDown,
     Store(StoreError),
 }
 
@@ -52,6 +55,7 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Stale => f.write_str("another claim holds the job"),
+            Self::ShutDown => f.write_str("the engine is shutting down"),
             Self::Store(e) => e.fmt(f),
         }
     }
@@ -327,15 +331,7 @@ impl Runner {
     /// Waits for a page's batches, tallies them and checkpoints the page.
     async fn complete(&mut self, page: PageInFlight) -> Result<(), Stop> {
         let mut tally = page.tally;
-        for send in page.sends {
-            let delivery = match send.task.await {
-                Ok(d) => d,
-                // The send task died: nothing is known of its batch.
-                Err(_) => Delivery::all(send.batch.len(), Outcome::Retry { after: None }),
-            };
-            self.absorb(send.gateway, &send.batch, delivery, &mut tally)
-                .await;
-        }
+        self.await_sends(page.sends, &mut tally).await;
         // First attempts have no retry row to resolve.
         tally.resolved.clear();
         self.job.cursor = page.cursor;
@@ -348,9 +344,16 @@ impl Runner {
     /// gateways and tallies the outcomes.
     async fn send(&mut self, items: Vec<(Arc<DeviceRegistration>, u32)>, tally: &mut Tally) {
         let prepared = self.prepare(items, tally);
-        for send in self.dispatch(prepared) {
+        let sends = self.dispatch(prepared);
+        self.await_sends(sends, tally).await;
+    }
+
+    /// Waits for each batch's answer, in order, and tallies it.
+    async fn await_sends(&mut self, sends: Vec<Send>, tally: &mut Tally) {
+        for send in sends {
             let delivery = match send.task.await {
                 Ok(d) => d,
+                // The send task died: nothing is known of its batch.
                 Err(_) => Delivery::all(send.batch.len(), Outcome::Retry { after: None }),
             };
             self.absorb(send.gateway, &send.batch, delivery, tally)
@@ -444,17 +447,20 @@ impl Runner {
         let sh = self.sh.clone();
         let gateway = &sh.pipeline.gateways[g];
         let now = self.sh.clock.now();
-        let refused = delivery.refused.clone();
-        match &refused {
-            // What was not attempted fails (credentials) or waits for the
-            // pause's end (quota), below.
+        let refused = delivery.refused;
+        // What was not attempted fails (credentials) or waits for the
+        // pause's end (quota), below.
+        let paused_until = match &refused {
             Some(r) => {
                 bump(&gateway.counters.refusals, 1);
-                gateway.pause(r.clone(), now);
                 warn!(gateway = gateway.transport.name(), refusal = %r, "push gateway paused");
+                Some(gateway.pause(r.clone(), now))
             }
-            None => gateway.resume(),
-        }
+            None => {
+                gateway.resume();
+                None
+            }
+        };
         let mut invalid = Vec::new();
         let c = &gateway.counters;
         for ((note, attempts), outcome) in batch.iter().zip(delivery.outcomes) {
@@ -471,15 +477,13 @@ impl Runner {
             match (outcome, &refused) {
                 (
                     Outcome::Retry { .. },
-                    Some(Refusal::Credentials { .. } | Refusal::Misconfigured { .. }),
+                    Some(r @ (Refusal::Credentials { .. } | Refusal::Misconfigured { .. })),
                 ) => {
-                    let why = gateway
-                        .describe(refused.as_ref().unwrap_or(&Refusal::Quota { after: None }));
+                    let why = gateway.describe(r);
                     self.config_failure(tally, device, why);
                 }
                 (Outcome::Retry { .. }, Some(Refusal::Quota { .. })) => {
-                    let until = gateway.pause_state().map(|p| p.until);
-                    self.retry_at(tally, device, *attempts + 1, until);
+                    self.retry_at(tally, device, *attempts + 1, paused_until);
                 }
                 (Outcome::Sent, _) => {
                     tally.counts.push_sent += 1;
@@ -615,7 +619,7 @@ impl Runner {
             let _asleep = self.sh.pipeline.activity.sleep(wake);
             tokio::select! {
                 () = self.sh.clock.sleep_until(wake) => {}
-                () = self.sh.stopping() => return Err(Stop::Stale),
+                () = self.sh.stopping() => return Err(Stop::ShutDown),
             }
         }
         if self.sh.clock.now() >= renew_at {
