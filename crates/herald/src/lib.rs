@@ -80,10 +80,11 @@ pub use options::{
 };
 pub use plan::{AfterRun, DeliveryPlan};
 pub use push::{
-    Audience, AudiencePage, Delivery, DeviceRegistration, DeviceRegistry, InvalidToken, Lookup,
-    MAX_BATCH, MemoryRegistry, Notification, NotificationId, Os, Outcome, PushContent, PushFuture,
-    PushTemplate, PushTransport, RESERVED_PROPERTY_NAMES, RecordingTransport, Refusal, RetryPolicy,
-    SmartText, SmartTextError, TemplateSend, TemplateStore,
+    Audience, AudiencePage, CompiledSend, Delivery, DeviceRegistration, DeviceRegistry,
+    InvalidToken, Lookup, MAX_BATCH, MemoryRegistry, Notification, NotificationId, Os, Outcome,
+    PushContent, PushFuture, PushTemplate, PushTransport, RESERVED_PROPERTY_NAMES,
+    RecordingTransport, Refusal, RetryPolicy, SmartText, SmartTextError, TemplateSend,
+    TemplateStore,
 };
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{

@@ -13,8 +13,8 @@ use super::gateway::Access;
 use super::shared::Shared;
 use crate::store::{Checkpoint, PushJob, RunState, StoreError};
 use crate::{
-    Audience, Delivery, DeliveryCounts, DeviceRegistration, InvalidToken, MAX_BATCH, Notification,
-    NotificationId, Os, Outcome, PushBroadcast, PushContent, PushRetry, Refusal, TemplateSend,
+    Audience, CompiledSend, Delivery, DeliveryCounts, DeviceRegistration, InvalidToken, MAX_BATCH,
+    Notification, NotificationId, Os, Outcome, PushBroadcast, PushContent, PushRetry, Refusal,
     limits,
 };
 
@@ -101,7 +101,7 @@ struct Runner {
     apple: Arc<PushContent>,
     android: Arc<PushContent>,
     /// A template send whose content differs per device.
-    per_device: Option<Arc<TemplateSend>>,
+    per_device: Option<CompiledSend>,
     lease_until: Tick,
     /// Notifications handed out when this claim started.
     handed_before: u64,
@@ -140,8 +140,9 @@ impl Runner {
                 .unwrap_or(limits::DEFAULT_PUSH_TTL_SECONDS),
         ) * 1000;
         let headers = &envelope.publish.headers;
-        let (apple, android, per_device) = match &envelope.template {
-            Some(t) if !t.is_constant() => (Arc::default(), Arc::default(), Some(t.clone())),
+        let compiled = envelope.template.as_ref().map(|t| t.compile());
+        let (apple, android, per_device) = match compiled {
+            Some(t) if !t.is_constant() => (Arc::default(), Arc::default(), Some(t)),
             Some(t) => (
                 Arc::new(t.content(Os::Ios, &())),
                 Arc::new(t.content(Os::Android, &())),

@@ -39,7 +39,7 @@ pub use registry::{DeviceRegistry, InvalidToken, TemplateStore};
 pub use retry::RetryPolicy;
 pub use smart_text::{Lookup, SmartText, SmartTextError};
 pub use template::PushTemplate;
-pub use template_send::TemplateSend;
+pub use template_send::{CompiledSend, TemplateSend};
 pub use transport::{
     Delivery, MAX_BATCH, Notification, Outcome, PushFuture, PushTransport, Refusal,
 };

@@ -71,45 +71,40 @@ impl TemplateSend {
     /// Whether every text is constant (no placeholder): the content is
     /// then the same for every device of an OS.
     pub fn is_constant(&self) -> bool {
-        [&self.message, &self.title, &self.subtitle]
-            .into_iter()
-            .chain(self.headers.values())
-            .all(|t| SmartText::parse(t).is_ok_and(|s| s.is_constant()))
+        self.compile().is_constant()
     }
 
     /// The content for `device` (of OS `os`): the texts rendered from the
     /// send's values, then the device's registration, then the defaults;
     /// `title` as the iOS alert title and the Android content title,
     /// `subtitle` as the iOS subtitle, `message` as the body (unless the
-    /// headers set those).
+    /// headers set those). To render for many devices, [`compile`](Self::compile)
+    /// once and render from that.
     pub fn content<H: Headers + ?Sized>(&self, os: Os, device: &H) -> PushContent {
-        let lookup = Lookup(&self.values, device);
-        let render = |text: &str| {
-            SmartText::parse(text).map_or_else(|_| text.to_owned(), |t| t.render(&lookup))
+        self.compile().content(os, device)
+    }
+
+    /// The texts parsed once, to render for many devices.
+    pub fn compile(&self) -> CompiledSend {
+        // Texts were checked when the template was stored; one that does
+        // not parse (a hand-built send) is taken as plain text.
+        let parse = |t: &str| {
+            SmartText::parse(t).unwrap_or_else(|_| {
+                SmartText::parse(&t.replace('{', "{{").replace('}', "}}"))
+                    .unwrap_or_else(|_| unreachable!("escaped text always parses"))
+            })
         };
-        let mut headers: BTreeMap<String, String> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), render(v)))
-            .collect();
-        let title = render(&self.title);
-        if !title.is_empty() {
-            headers
-                .entry("ios-alert-title".into())
-                .or_insert_with(|| title.clone());
-            headers
-                .entry("android-content-title".into())
-                .or_insert(title);
+        CompiledSend {
+            values: self.values.clone(),
+            message: parse(&self.message),
+            title: parse(&self.title),
+            subtitle: parse(&self.subtitle),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), parse(v)))
+                .collect(),
         }
-        let subtitle = render(&self.subtitle);
-        if !subtitle.is_empty() {
-            headers
-                .entry("ios-alert-subtitle".into())
-                .or_insert(subtitle);
-        }
-        let message = render(&self.message);
-        let body = Body::from(Value::String(message));
-        PushContent::for_os(os, &headers, &body)
     }
 
     /// The stored form: a JSON object.
@@ -198,4 +193,91 @@ fn values_of(v: &Value) -> Result<BTreeMap<String, String>, crate::Error> {
             Ok((k.clone(), text))
         })
         .collect()
+}
+
+/// A [`TemplateSend`] with its texts parsed: what a push job renders each
+/// device's content from.
+#[derive(Clone, Debug)]
+pub struct CompiledSend {
+    values: BTreeMap<String, String>,
+    message: SmartText,
+    title: SmartText,
+    subtitle: SmartText,
+    headers: Vec<(String, SmartText)>,
+}
+
+impl CompiledSend {
+    /// Whether no text has a placeholder (the content is then the same for
+    /// every device of an OS).
+    pub fn is_constant(&self) -> bool {
+        [&self.message, &self.title, &self.subtitle]
+            .into_iter()
+            .chain(self.headers.iter().map(|(_, t)| t))
+            .all(SmartText::is_constant)
+    }
+
+    /// See [`TemplateSend::content`].
+    pub fn content<H: Headers + ?Sized>(&self, os: Os, device: &H) -> PushContent {
+        let lookup = Lookup(&self.values, device);
+        let mut headers: BTreeMap<String, String> = self
+            .headers
+            .iter()
+            .map(|(k, t)| (k.clone(), t.render(&lookup)))
+            .collect();
+        let title = self.title.render(&lookup);
+        if !title.is_empty() {
+            headers
+                .entry("ios-alert-title".into())
+                .or_insert_with(|| title.clone());
+            headers
+                .entry("android-content-title".into())
+                .or_insert(title);
+        }
+        let subtitle = self.subtitle.render(&lookup);
+        if !subtitle.is_empty() {
+            headers
+                .entry("ios-alert-subtitle".into())
+                .or_insert(subtitle);
+        }
+        let body = Body::from(Value::String(self.message.render(&lookup)));
+        PushContent::for_os(os, &headers, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(message: &str) -> TemplateSend {
+        TemplateSend {
+            name: "t".into(),
+            message: message.into(),
+            title: String::new(),
+            subtitle: "{s|sub}".into(),
+            headers: BTreeMap::from([("k".into(), "{v}".into())]),
+            values: BTreeMap::from([("v".into(), "1".into())]),
+        }
+    }
+
+    #[test]
+    fn compiled_once_renders_like_each_time() {
+        let t = send("Hi {name|you}");
+        let c = t.compile();
+        assert!(!c.is_constant());
+        let dev = [("name", "Ada")];
+        assert_eq!(c.content(Os::Ios, &dev), t.content(Os::Ios, &dev));
+        let ios = c.content(Os::Ios, &dev);
+        assert_eq!(ios.body.as_deref(), Some("Hi Ada"));
+        assert_eq!(ios.subtitle.as_deref(), Some("sub"));
+        assert_eq!(ios.custom["k"], "1");
+    }
+
+    #[test]
+    fn a_text_that_does_not_parse_is_plain_text() {
+        let c = send("50% {off").compile();
+        assert_eq!(
+            c.content(Os::Android, &()).body.as_deref(),
+            Some("50% {off")
+        );
+    }
 }
