@@ -13,76 +13,21 @@
 //! `outage_child` alone) started through `sh` with SIGXFSZ ignored.
 #![cfg(target_os = "linux")]
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use herald::{DeviceRegistry, InvalidToken, Store, StoreError, TemplateStore};
+use herald::{DeviceRegistry, InvalidToken, Store, TemplateStore};
 use herald_core::Tick;
 use herald_redb::RedbStore;
 use herald_testkit::TempDir;
-use herald_testkit::registry_conformance::{device, template};
 
-/// How long the store may take to write again once the limit is back
-/// (its backoff is at most 5 s).
-const BACK_WITHIN: Duration = Duration::from_secs(30);
+#[path = "support/file_limit.rs"]
+mod file_limit;
+use file_limit::{BACK_WITHIN, prlimit, run_child, unavailable, xfsz_ignored};
+use herald_testkit::registry_conformance::{device, template};
 
 #[test]
 fn registry_writes_during_an_outage_answer_unavailable_then_work_again() {
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("trap '' XFSZ; exec \"$0\" \"$@\"")
-        .arg(exe)
-        .args(["outage_child", "--exact", "--ignored", "--nocapture"])
-        .output()
-        .expect("spawn the child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the child failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("test outage_child ... ok") && stdout.contains("1 passed"),
-        "the child ran the scenario:\n{stdout}"
-    );
-}
-
-/// Whether this process ignores SIGXFSZ (`SigIgn` in /proc/self/status).
-fn xfsz_ignored() -> bool {
-    const SIGXFSZ: u32 = 25;
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigIgn:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (SIGXFSZ - 1)) != 0)
-}
-
-/// `prlimit` (util-linux) on this process: the soft file-size limit.
-fn prlimit(args: &[&str]) -> String {
-    let out = Command::new("prlimit")
-        .arg("--pid")
-        .arg(std::process::id().to_string())
-        .args(args)
-        .output()
-        .expect("prlimit (util-linux) runs");
-    assert!(
-        out.status.success(),
-        "prlimit {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn unavailable<T: std::fmt::Debug>(what: &str, r: Result<T, StoreError>) {
-    match r {
-        Err(StoreError::Unavailable(e)) => {
-            assert!(e.to_string().starts_with("herald-redb: "), "{what}: {e}")
-        }
-        other => panic!("{what}: {other:?}, not Unavailable"),
-    }
+    run_child();
 }
 
 fn refused_token(id: &str) -> InvalidToken {
