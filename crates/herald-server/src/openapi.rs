@@ -746,7 +746,7 @@ fn push_schemas() -> serde_json::Map<String, Value> {
                     "type": ["number", "null"],
                     "minimum": 0,
                     "maximum": limits::MAX_EPOCH_MS,
-                    "description": "When the registration ends: epoch seconds below 1e11 (the JS SDK), else epoch milliseconds"
+                    "description": "When the registration ends: epoch seconds below 1e11 (the JS SDK), else epoch milliseconds; a time not in the future is refused (5015)"
                 },
                 "properties": {
                     "type": ["object", "null"],

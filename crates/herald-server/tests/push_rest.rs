@@ -197,11 +197,17 @@ async fn device_ids_are_percent_decoded_path_segments() {
 }
 
 #[tokio::test]
-async fn an_expired_registration_is_unknown() {
+async fn a_registration_that_has_already_expired_is_refused_and_stores_nothing() {
     let s = start("").await;
     let expired = json!({"deviceId": "old", "deviceToken": "t", "os": "WP", "expiration": 10});
     let (status, body) = s.register(&expired).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], 5015, "{body}");
+    assert_eq!(
+        body["message"],
+        "Invalid device registration. expiration 10000 (epoch ms) is not in the future; \
+         the device would receive nothing."
+    );
     let answer = s.registration("old").await;
     assert_eq!(error_of(&answer), (404, 5000, UNKNOWN_DEVICE));
     s.stop().await;

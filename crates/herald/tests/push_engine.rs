@@ -127,6 +127,18 @@ async fn registrations_record_their_time_and_expire() {
         5000,
         "an expired registration is unknown"
     );
+    let err = engine.register_device(&body).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        5015,
+        "an expiration not in the future is refused"
+    );
+    assert!(err.to_string().contains("not in the future"), "{err}");
+    assert_eq!(
+        engine.device("d1").await.unwrap_err().code(),
+        5000,
+        "the refused registration stored nothing"
+    );
     assert_eq!(
         engine.unregister_device("nobody").await.unwrap_err().code(),
         5000

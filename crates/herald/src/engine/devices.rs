@@ -45,10 +45,23 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// 5090/5093 when the registry fails.
+    /// 5015 when its `expiration` is not after now (it would receive
+    /// nothing and be purged; nothing is stored), 5090/5093 when the
+    /// registry fails.
     pub async fn register(&self, registration: &mut DeviceRegistration) -> Result<(), Error> {
         let sh = &self.shared;
         let now = sh.clock.now();
+        if let Some(end) = registration
+            .expiration
+            .filter(|_| registration.is_expired(now))
+        {
+            return Err(Error::InvalidRegistration {
+                reason: format!(
+                    "expiration {} (epoch ms) is not in the future; the device would receive nothing.",
+                    end.as_millis()
+                ),
+            });
+        }
         registration.registration_id = sh
             .ids
             .next(now)
