@@ -1,0 +1,203 @@
+//! The request for one notification: `POST /3/device/<token>` and its
+//! headers, everything but the provider token (added per attempt, so a
+//! notification can be resent with a new one).
+//!
+//! | Header | Value |
+//! |---|---|
+//! | `authorization` | `bearer <provider token>` |
+//! | `apns-topic` | the app's bundle id |
+//! | `apns-push-type` | `background` for a background push, else `alert` |
+//! | `apns-priority` | `5` for a background push, else `10` |
+//! | `apns-expiration` | the notification's `expires_at`, in Unix seconds |
+//! | `apns-collapse-id` | the collapse key, if any (at most 64 bytes) |
+//! | `apns-id` | the [`NotificationId`](herald::NotificationId): stable across retries |
+
+use bytes::Bytes;
+use herald::Notification;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+
+/// The longest `apns-collapse-id` APNs takes (bytes).
+pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
+
+/// `apns-topic`.
+pub(crate) const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+/// `apns-push-type`.
+pub(crate) const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+/// `apns-priority`.
+pub(crate) const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+/// `apns-expiration`.
+pub(crate) const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+/// `apns-collapse-id`.
+pub(crate) const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
+/// `apns-id`.
+pub(crate) const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+
+/// A notification ready to go, but for its provider token.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Why a notification cannot be sent at all (no request is made).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unsendable {
+    /// The device token is not hex digits: it can never be valid.
+    BadDeviceToken,
+    /// Anything else, with the reason for `Outcome::Failed`.
+    Failed(String),
+}
+
+impl Prepared {
+    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload)).
+    pub(crate) fn new(
+        n: &Notification,
+        topic: &HeaderValue,
+        body: Bytes,
+    ) -> Result<Self, Unsendable> {
+        let token = &n.device_token;
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Unsendable::BadDeviceToken);
+        }
+        let background = n.content.background;
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(APNS_TOPIC, topic.clone());
+        headers.insert(
+            APNS_PUSH_TYPE,
+            HeaderValue::from_static(if background { "background" } else { "alert" }),
+        );
+        headers.insert(
+            APNS_PRIORITY,
+            HeaderValue::from_static(if background { "5" } else { "10" }),
+        );
+        headers.insert(
+            APNS_EXPIRATION,
+            HeaderValue::from(n.expires_at.as_millis() / 1000),
+        );
+        if let Some(collapse) = &n.collapse_key {
+            if collapse.len() > MAX_COLLAPSE_ID_BYTES {
+                return Err(Unsendable::Failed(format!(
+                    "the collapse key is {} bytes, over APNs's limit of {MAX_COLLAPSE_ID_BYTES}",
+                    collapse.len()
+                )));
+            }
+            let value = HeaderValue::from_str(collapse).map_err(|_| {
+                Unsendable::Failed(
+                    "the collapse key has characters an HTTP header cannot carry".to_owned(),
+                )
+            })?;
+            headers.insert(APNS_COLLAPSE_ID, value);
+        }
+        headers.insert(
+            APNS_ID,
+            HeaderValue::try_from(n.id.to_string()).expect("a UUID is a valid header value"),
+        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(Self {
+            path: format!("/3/device/{token}"),
+            headers,
+            body,
+        })
+    }
+
+    /// The request, carrying `bearer` (`bearer <jwt>`).
+    pub(crate) fn request(&self, bearer: &HeaderValue) -> Request<Bytes> {
+        let mut request = Request::new(self.body.clone());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self
+            .path
+            .parse()
+            .expect("/3/device/ and hex digits: a valid path");
+        let headers = request.headers_mut();
+        headers.reserve(self.headers.len() + 1);
+        headers.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        headers.insert(AUTHORIZATION, bearer.clone());
+        request
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use herald::{MessageId, NotificationId, Os, PushContent};
+    use herald_core::Tick;
+
+    use super::*;
+
+    fn note(token: &str, background: bool, collapse: Option<&str>) -> Notification {
+        let message_id = MessageId::from_u128(9);
+        Notification {
+            id: NotificationId::of(message_id, Tick::ZERO, "d"),
+            message_id,
+            device_id: "d".into(),
+            device_token: token.into(),
+            os: Os::Ios,
+            content: Arc::new(PushContent {
+                background,
+                ..PushContent::default()
+            }),
+            expires_at: Tick::from_millis(1_700_000_123_999),
+            collapse_key: collapse.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn headers_of_an_alert_and_of_a_background_push() {
+        let topic = HeaderValue::from_static("com.example.app");
+        let bearer = HeaderValue::from_static("bearer x.y.z");
+        let n = note("00fcAB", false, Some("score"));
+        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"))
+            .unwrap()
+            .request(&bearer);
+        assert_eq!(r.method(), Method::POST);
+        assert_eq!(r.uri(), "/3/device/00fcAB");
+        let h = r.headers();
+        assert_eq!(h["authorization"], "bearer x.y.z");
+        assert_eq!(h["apns-topic"], "com.example.app");
+        assert_eq!(h["apns-push-type"], "alert");
+        assert_eq!(h["apns-priority"], "10");
+        assert_eq!(h["apns-expiration"], "1700000123");
+        assert_eq!(h["apns-collapse-id"], "score");
+        assert_eq!(h["apns-id"], n.id.to_string().as_str());
+        assert_eq!(r.body().as_ref(), b"{}");
+
+        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new())
+            .unwrap()
+            .request(&bearer);
+        assert_eq!(b.headers()["apns-push-type"], "background");
+        assert_eq!(b.headers()["apns-priority"], "5");
+        assert!(b.headers().get("apns-collapse-id").is_none());
+    }
+
+    #[test]
+    fn unsendable_tokens_and_collapse_keys() {
+        let topic = HeaderValue::from_static("t");
+        for token in ["", "xyz", "ab cd", "ab/../cd", "é"] {
+            assert_eq!(
+                Prepared::new(&note(token, false, None), &topic, Bytes::new()).unwrap_err(),
+                Unsendable::BadDeviceToken,
+                "{token:?}"
+            );
+        }
+        let long = "k".repeat(65);
+        assert!(matches!(
+            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new()),
+            Err(Unsendable::Failed(r)) if r.contains("65 bytes")
+        ));
+        assert!(
+            Prepared::new(
+                &note("ab", false, Some(&"k".repeat(64))),
+                &topic,
+                Bytes::new()
+            )
+            .is_ok()
+        );
+        assert!(matches!(
+            Prepared::new(&note("ab", false, Some("a\nb")), &topic, Bytes::new()),
+            Err(Unsendable::Failed(_))
+        ));
+    }
+}
