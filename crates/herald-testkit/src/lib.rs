@@ -15,6 +15,7 @@
 //! * [`push_transport_conformance`]: the checks for
 //!   [`PushTransport`](herald::PushTransport) implementations
 //!   ([`push_transport_conformance_tests!`]).
+//! * [`mock_apns`]: a local APNs checking what Apple checks, with scripted answers.
 //! * Re-exports [`ManualClock`], the clock tests drive
 //!   by hand.
 //!
@@ -26,6 +27,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod mock_apns;
 pub mod push_job_conformance;
 pub mod push_transport_conformance;
 pub mod registry_conformance;
