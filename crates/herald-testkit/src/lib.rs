@@ -16,6 +16,7 @@
 //!   [`PushTransport`](herald::PushTransport) implementations
 //!   ([`push_transport_conformance_tests!`]).
 //! * [`mock_apns`]: a local APNs checking what Apple checks, with scripted answers.
+//! * [`mock_fcm`]: a local FCM HTTP v1 and OAuth2 token endpoint checking what Google checks, with scripted answers.
 //! * Re-exports [`ManualClock`], the clock tests drive
 //!   by hand.
 //!
@@ -28,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod mock_apns;
+pub mod mock_fcm;
 pub mod push_job_conformance;
 pub mod push_transport_conformance;
 pub mod registry_conformance;
