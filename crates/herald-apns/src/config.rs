@@ -31,6 +31,7 @@ pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
 ///     herald_apns::PRODUCTION_URL,
 ///     None,
 /// )?;
+/// assert!(format!("{config:?}").contains("<redacted>"));
 /// # Ok::<(), herald_apns::ApnsError>(())
 /// ```
 #[derive(Clone)]

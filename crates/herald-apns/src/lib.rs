@@ -42,27 +42,38 @@
 //!
 //! # Example
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::path::Path;
-//! use std::sync::Arc;
-//! use herald::PushTransport;
-//! use herald_apns::{ApnsConfig, ApnsGateway};
+//! In production, `base_url` is [`PRODUCTION_URL`] or [`SANDBOX_URL`] and
+//! the TLS settings are [`herald_http2::client_tls`]`(None)` (or
+//! [`ApnsConfig::from_files`] does it all). Here a local mock APNs from
+//! `herald-testkit` stands in for Apple:
 //!
-//! let config = ApnsConfig::from_files(
-//!     Path::new("AuthKey_ABC123DEFG.p8"),
-//!     "ABC123DEFG",
-//!     "DEF123GHIJ",
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use herald::{Outcome, PushTransport, SystemClock};
+//! use herald_apns::{ApnsConfig, ApnsGateway};
+//! use herald_testkit::mock_apns::{MockApns, MockApnsOptions, TestApnsKey};
+//!
+//! let key = TestApnsKey::generate(); // what Apple's AuthKey_<KEY_ID>.p8 holds
+//! let apple = MockApns::start(MockApnsOptions::new(&key, "com.example.app", Arc::new(SystemClock)))
+//!     .await
+//!     .unwrap();
+//! let config = ApnsConfig::new(
+//!     key.private_pem.clone(),
+//!     key.key_id.clone(),
+//!     key.team_id.clone(),
 //!     "com.example.app",
-//!     herald_apns::PRODUCTION_URL,
-//!     None,
-//! )?;
-//! let gateway = ApnsGateway::new(config, Arc::new(herald::SystemClock))?;
-//! # let batch: Vec<herald::Notification> = Vec::new();
-//! let delivery = gateway.send(&batch).await;
-//! assert_eq!(delivery.outcomes.len(), batch.len());
-//! println!("{:?}", gateway.stats());
-//! # Ok(()) }
+//!     apple.url(),
+//!     herald_http2::client_tls_only(apple.ca_pem().as_bytes()).unwrap(),
+//! );
+//! let gateway = ApnsGateway::new(config, Arc::new(SystemClock)).unwrap();
+//! # let mut note = herald_testkit::push_transport_conformance::notification(herald::Os::Ios, 1);
+//! # note.expires_at = herald::Clock::now(&SystemClock).saturating_add_millis(60_000);
+//! let delivery = gateway.send(&[note]).await;
+//! assert_eq!(delivery.outcomes, [Outcome::Sent]);
+//! assert_eq!(apple.accepted()[0].payload["aps"]["alert"]["title"], "Title ✓");
+//! assert_eq!(gateway.stats().provider_tokens_signed, 1);
+//! # });
 //! ```
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]

@@ -124,14 +124,13 @@ pub fn apns_payload(content: &PushContent) -> Result<Bytes, PayloadError> {
             content_available: Some(1),
         }
     } else {
-        let alert = (content.title.is_some()
-            || content.subtitle.is_some()
-            || content.body.is_some())
-        .then(|| Alert {
-            title: content.title.as_deref(),
-            subtitle: content.subtitle.as_deref(),
-            body: content.body.as_deref(),
-        });
+        let alert =
+            (content.title.is_some() || content.subtitle.is_some() || content.body.is_some())
+                .then_some(Alert {
+                    title: content.title.as_deref(),
+                    subtitle: content.subtitle.as_deref(),
+                    body: content.body.as_deref(),
+                });
         Aps {
             alert,
             badge: content.badge,
