@@ -15,6 +15,8 @@
 //! * [`push_transport_conformance`]: the checks for
 //!   [`PushTransport`](herald::PushTransport) implementations
 //!   ([`push_transport_conformance_tests!`]).
+//! * [`tls`] and [`h2_server`]: a test CA and an HTTP/2-over-TLS server,
+//!   the base of the mock push gateways.
 //! * [`mock_apns`]: a local APNs checking what Apple checks, with scripted answers.
 //! * [`mock_fcm`]: a local FCM HTTP v1 and OAuth2 token endpoint checking what Google checks, with scripted answers.
 //! * Re-exports [`ManualClock`], the clock tests drive
@@ -28,12 +30,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod h2_server;
 pub mod mock_apns;
 pub mod mock_fcm;
 pub mod push_job_conformance;
 pub mod push_transport_conformance;
 pub mod registry_conformance;
 pub mod store_conformance;
+pub mod tls;
 pub mod transport_conformance;
 
 pub use herald::ManualClock;
