@@ -91,6 +91,11 @@ impl ProviderToken {
         team_id: &str,
         now: Tick,
     ) -> Result<Self, KeyError> {
+        if !key_pem.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(KeyError(
+                "no PEM block: Apple's .p8 file is a PEM \"PRIVATE KEY\"".to_owned(),
+            ));
+        }
         let key = EncodingKey::from_ec_pem(key_pem).map_err(|e| {
             KeyError(format!(
                 "not a PKCS#8 PEM EC private key (Apple's .p8 format): {}",
