@@ -2,9 +2,9 @@
 //! `google.firebase.fcm.v1.FcmError` `errorCode` of Google's error JSON,
 //! the HTTP status only when there is none.
 
-use http::{HeaderMap, StatusCode};
 use herald::{Outcome, Refusal};
 use herald_core::Tick;
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -208,12 +208,28 @@ mod tests {
     fn the_error_code_decides_not_the_status() {
         let invalid = Verdict::Done(Outcome::InvalidToken { at: None }, None);
         let retry = Verdict::Done(Outcome::Retry { after: None }, None);
-        assert_eq!(verdict(404, &google(404, "NOT_FOUND", Some("UNREGISTERED")), None), invalid);
-        assert_eq!(verdict(404, &google(404, "NOT_FOUND", Some("UNAVAILABLE")), None), retry);
-        assert_eq!(verdict(503, &google(503, "UNAVAILABLE", Some("UNREGISTERED")), None), invalid);
-        assert_eq!(verdict(503, &google(503, "UNAVAILABLE", Some("UNAVAILABLE")), None), retry);
         assert_eq!(
-            verdict(403, &google(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH")), None),
+            verdict(404, &google(404, "NOT_FOUND", Some("UNREGISTERED")), None),
+            invalid
+        );
+        assert_eq!(
+            verdict(404, &google(404, "NOT_FOUND", Some("UNAVAILABLE")), None),
+            retry
+        );
+        assert_eq!(
+            verdict(503, &google(503, "UNAVAILABLE", Some("UNREGISTERED")), None),
+            invalid
+        );
+        assert_eq!(
+            verdict(503, &google(503, "UNAVAILABLE", Some("UNAVAILABLE")), None),
+            retry
+        );
+        assert_eq!(
+            verdict(
+                403,
+                &google(403, "PERMISSION_DENIED", Some("SENDER_ID_MISMATCH")),
+                None
+            ),
             invalid
         );
     }
@@ -222,11 +238,22 @@ mod tests {
     fn retry_after_and_quota() {
         let seven = Some(Duration::from_secs(7));
         assert_eq!(
-            verdict(429, &google(429, "RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED")), Some("7")),
-            Verdict::Done(Outcome::Retry { after: seven }, Some(Refusal::Quota { after: seven }))
+            verdict(
+                429,
+                &google(429, "RESOURCE_EXHAUSTED", Some("QUOTA_EXCEEDED")),
+                Some("7")
+            ),
+            Verdict::Done(
+                Outcome::Retry { after: seven },
+                Some(Refusal::Quota { after: seven })
+            )
         );
         assert_eq!(
-            verdict(500, &google(500, "INTERNAL", Some("INTERNAL")), Some("Thu, 01 Jan 1970 00:00:07 GMT")),
+            verdict(
+                500,
+                &google(500, "INTERNAL", Some("INTERNAL")),
+                Some("Thu, 01 Jan 1970 00:00:07 GMT")
+            ),
             Verdict::Done(Outcome::Retry { after: seven }, None)
         );
         assert_eq!(
@@ -238,7 +265,11 @@ mod tests {
     #[test]
     fn credentials_and_bad_requests_say_why() {
         let Verdict::Done(Outcome::Retry { after: None }, Some(Refusal::Credentials { reason })) =
-            verdict(401, &google(401, "UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR")), None)
+            verdict(
+                401,
+                &google(401, "UNAUTHENTICATED", Some("THIRD_PARTY_AUTH_ERROR")),
+                None,
+            )
         else {
             panic!("credentials")
         };
@@ -248,16 +279,18 @@ mod tests {
             Verdict::Unauthenticated("FCM 401 UNAUTHENTICATED: m".into())
         );
         let body = json!({"error": {"code": 400, "message": "bad ttl", "status": "INVALID_ARGUMENT",
-            "details": [
-                {"@type": "type.googleapis.com/google.rpc.BadRequest",
-                 "fieldViolations": [{"field": "message.android.ttl", "description": "Invalid value"}]},
-                {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT"},
-            ]}});
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.BadRequest",
+             "fieldViolations": [{"field": "message.android.ttl", "description": "Invalid value"}]},
+            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "INVALID_ARGUMENT"},
+        ]}});
         assert_eq!(
             verdict(400, body.to_string().as_bytes(), None),
             Verdict::Done(
                 Outcome::Failed {
-                    reason: "FCM 400 INVALID_ARGUMENT: bad ttl (message.android.ttl: Invalid value)".into()
+                    reason:
+                        "FCM 400 INVALID_ARGUMENT: bad ttl (message.android.ttl: Invalid value)"
+                            .into()
                 },
                 None
             )

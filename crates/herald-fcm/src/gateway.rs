@@ -227,7 +227,10 @@ impl Shared {
     async fn post(&self, body: Bytes, token: &AccessToken) -> Result<Verdict, Outcome> {
         let request = http::Request::post(self.send_path.as_str())
             .header(http::header::AUTHORIZATION, token.header.clone())
-            .header(http::header::CONTENT_TYPE, "application/json; charset=UTF-8")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/json; charset=UTF-8",
+            )
             .body(body)
             .map_err(|e| Outcome::Failed {
                 reason: format!("cannot build the FCM request: {e}"),
@@ -279,9 +282,11 @@ mod tests {
 
     #[test]
     fn refusals_merge_to_the_strongest() {
-        let q = |s: Option<u64>| Some(Refusal::Quota {
-            after: s.map(Duration::from_secs),
-        });
+        let q = |s: Option<u64>| {
+            Some(Refusal::Quota {
+                after: s.map(Duration::from_secs),
+            })
+        };
         let c = Some(Refusal::Credentials { reason: "x".into() });
         assert_eq!(merge(None, None), None);
         assert_eq!(merge(q(Some(3)), q(Some(9))), q(Some(9)));

@@ -93,12 +93,13 @@ pub(crate) fn request_body(n: &Notification, now: Tick) -> Result<Bytes, Outcome
             ttl: format!("{}s", left_s.min(MAX_TTL_SECS)),
             collapse_key: n.collapse_key.as_deref(),
             priority: "high",
-            notification: (title.is_some() || body.is_some() || ticker.is_some())
-                .then_some(AndroidAlert {
+            notification: (title.is_some() || body.is_some() || ticker.is_some()).then_some(
+                AndroidAlert {
                     title,
                     body,
                     ticker,
-                }),
+                },
+            ),
         },
     };
     let rest = serde_json::to_vec(&message).map_err(|e| Outcome::Failed {
@@ -247,7 +248,10 @@ mod tests {
         // `body` appears twice (notification and android.notification).
         let fits = (MAX_MESSAGE_BYTES - base) / 2;
         let size = rest(fits).unwrap();
-        assert!((MAX_MESSAGE_BYTES - 1..=MAX_MESSAGE_BYTES).contains(&size), "{size}");
+        assert!(
+            (MAX_MESSAGE_BYTES - 1..=MAX_MESSAGE_BYTES).contains(&size),
+            "{size}"
+        );
         let Err(Outcome::Failed { reason }) = fill(fits + 1) else {
             panic!("over the limit");
         };

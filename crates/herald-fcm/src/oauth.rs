@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use herald::Clock;
-use http::HeaderValue;
 use herald_core::Tick;
 use herald_http2::{Pool, PoolOptions, PoolStats};
+use http::HeaderValue;
 use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 
@@ -98,10 +98,7 @@ impl AccessTokens {
             uri: account.token_uri.clone(),
             reason: reason.to_owned(),
         };
-        let uri: http::Uri = account
-            .token_uri
-            .parse()
-            .map_err(|_| bad("not a URL"))?;
+        let uri: http::Uri = account.token_uri.parse().map_err(|_| bad("not a URL"))?;
         if uri.scheme() != Some(&http::uri::Scheme::HTTPS) {
             return Err(bad("the scheme is not https"));
         }
@@ -113,13 +110,8 @@ impl AccessTokens {
             max_connections: 1,
             ..PoolOptions::default()
         };
-        let pool = Pool::new(
-            &format!("https://{authority}"),
-            tls,
-            options,
-            clock.clone(),
-        )
-        .map_err(|e| bad(e.reason))?;
+        let pool = Pool::new(&format!("https://{authority}"), tls, options, clock.clone())
+            .map_err(|e| bad(e.reason))?;
         Ok(Self {
             account,
             path,
@@ -198,19 +190,19 @@ impl AccessTokens {
             form_encode(&assertion)
         );
         let request = http::Request::post(self.path.as_str())
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .header(http::header::ACCEPT, "application/json")
             .body(Bytes::from(body))
             .map_err(|e| TokenError::Unavailable(format!("cannot build the token request: {e}")))?;
         let answer = self.pool.send(request).await.map_err(|e| {
-            TokenError::Unavailable(format!(
-                "token endpoint {}: {e}",
-                self.account.token_uri
-            ))
+            TokenError::Unavailable(format!("token endpoint {}: {e}", self.account.token_uri))
         })?;
         let token = parse_answer(answer.status, &answer.body, &self.account.token_uri)?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {}", token.access_token))
-            .map_err(|_| {
+        let mut header =
+            HeaderValue::from_str(&format!("Bearer {}", token.access_token)).map_err(|_| {
                 TokenError::Unavailable("the access token is not a valid header value".to_owned())
             })?;
         header.set_sensitive(true);
@@ -383,7 +375,9 @@ mod tests {
         v.validate_exp = false;
         v.set_audience(&["https://localhost:9/token"]);
         let key = DecodingKey::from_rsa_pem(TEST_PUBLIC_KEY_PEM.as_bytes()).unwrap();
-        let claims = jsonwebtoken::decode::<Claims>(&jwt, &key, &v).unwrap().claims;
+        let claims = jsonwebtoken::decode::<Claims>(&jwt, &key, &v)
+            .unwrap()
+            .claims;
         assert_eq!(
             claims,
             Claims {
@@ -420,15 +414,24 @@ mod tests {
         for (status, body) in [
             (http::StatusCode::SERVICE_UNAVAILABLE, &b"<html>"[..]),
             (http::StatusCode::TOO_MANY_REQUESTS, b"{}"),
-            (http::StatusCode::OK, b"{\"access_token\":\"a b\",\"expires_in\":5}"),
+            (
+                http::StatusCode::OK,
+                b"{\"access_token\":\"a b\",\"expires_in\":5}",
+            ),
             (http::StatusCode::OK, b"{\"expires_in\":5}"),
         ] {
             assert!(
-                matches!(parse_answer(status, body, "u"), Err(TokenError::Unavailable(_))),
+                matches!(
+                    parse_answer(status, body, "u"),
+                    Err(TokenError::Unavailable(_))
+                ),
                 "{status} {body:?}"
             );
         }
-        let long = format!(r#"{{"error":"invalid_grant","error_description":"{}"}}"#, "é".repeat(400));
+        let long = format!(
+            r#"{{"error":"invalid_grant","error_description":"{}"}}"#,
+            "é".repeat(400)
+        );
         let Err(TokenError::Refused(why)) =
             parse_answer(http::StatusCode::BAD_REQUEST, long.as_bytes(), "u")
         else {

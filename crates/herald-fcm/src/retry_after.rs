@@ -59,7 +59,10 @@ mod tests {
             assert_eq!(parse(date, now), Some(Duration::from_secs(30)), "{date}");
         }
         assert_eq!(
-            parse("Sun, 06 Nov 1994 08:49:37 GMT", Tick::from_millis(AT + 5_000)),
+            parse(
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                Tick::from_millis(AT + 5_000)
+            ),
             Some(Duration::ZERO),
             "a date in the past: no wait"
         );

@@ -228,7 +228,10 @@ mod tests {
                 "project_id \"a/b\" is not a Google Cloud project id",
             ),
             ("[1, 2]".to_owned(), "is not a JSON object"),
-            ("{\"private_key\": \"abc".to_owned(), "is not JSON (line 1, column 20)"),
+            (
+                "{\"private_key\": \"abc".to_owned(),
+                "is not JSON (line 1, column 20)",
+            ),
         ];
         for (json, reason) in cases {
             let err = ServiceAccount::from_json(&json, Some(file)).unwrap_err();

@@ -16,9 +16,10 @@ pub(crate) fn json_response(
     body: &Value,
     retry_after: Option<&str>,
 ) -> http::Response<Bytes> {
-    let mut builder = http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json; charset=UTF-8");
+    let mut builder = http::Response::builder().status(status).header(
+        http::header::CONTENT_TYPE,
+        "application/json; charset=UTF-8",
+    );
     if let Some(r) = retry_after {
         builder = builder.header(http::header::RETRY_AFTER, r);
     }

@@ -187,7 +187,11 @@ impl State {
         lock(&self.send_connections)
     }
 
-    async fn answer(self: Arc<Self>, request: http::Request<Bytes>, conn: Conn) -> http::Response<Bytes> {
+    async fn answer(
+        self: Arc<Self>,
+        request: http::Request<Bytes>,
+        conn: Conn,
+    ) -> http::Response<Bytes> {
         if let Some(n) = self.options.goaway_after_streams
             && conn.stream >= n
         {
@@ -203,13 +207,9 @@ impl State {
             .filter(|p| !p.is_empty() && !p.contains('/'));
         match project {
             Some(project) => send::answer(&self, project, request, conn.id).await,
-            None => google_error::api_error(
-                404,
-                "Requested entity was not found.",
-                None,
-                &[],
-                None,
-            ),
+            None => {
+                google_error::api_error(404, "Requested entity was not found.", None, &[], None)
+            }
         }
     }
 }

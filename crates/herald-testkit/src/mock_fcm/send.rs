@@ -23,13 +23,7 @@ pub(crate) async fn answer(
     state.counts.send_requests.fetch_add(1, Ordering::SeqCst);
     state.lock_send_connections().insert(connection);
     if request.method() != http::Method::POST {
-        return api_error(
-            405,
-            "Method Not Allowed",
-            None,
-            &[],
-            None,
-        );
+        return api_error(405, "Method Not Allowed", None, &[], None);
     }
     if !authorized(state, &request) {
         return api_error(401, fcm_message(None, 401), None, &[], None);
@@ -51,11 +45,14 @@ pub(crate) async fn answer(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json {
-        return invalid_argument("", "Invalid JSON payload received: the content type is not application/json.".to_owned());
+        return invalid_argument(
+            "",
+            "Invalid JSON payload received: the content type is not application/json.".to_owned(),
+        );
     }
     let (message, validate_only) = match check(request.body()) {
         Ok(m) => m,
-        Err(response) => return response,
+        Err(violation) => return violation.answer(),
     };
     let token = message
         .get("token")
@@ -107,34 +104,60 @@ fn authorized(state: &State, request: &http::Request<Bytes>) -> bool {
         .is_some_and(|&expires_at| now < expires_at)
 }
 
-type Checked = Result<(Map<String, Value>, bool), http::Response<Bytes>>;
+/// A field FCM refuses, and why.
+#[derive(Debug)]
+struct Violation {
+    field: String,
+    description: String,
+}
+
+impl Violation {
+    fn new(field: &str, description: String) -> Self {
+        Self {
+            field: field.to_owned(),
+            description,
+        }
+    }
+
+    /// FCM's 400 `INVALID_ARGUMENT` answer naming the field.
+    fn answer(self) -> http::Response<Bytes> {
+        invalid_argument(&self.field, self.description)
+    }
+}
+
+type Checked = Result<(Map<String, Value>, bool), Violation>;
 
 /// The request body's `message` and `validate_only`, or FCM's 400.
 fn check(body: &[u8]) -> Checked {
     let Ok(Value::Object(mut top)) = serde_json::from_slice::<Value>(body) else {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             "",
             "Invalid JSON payload received. Unexpected token.".to_owned(),
         ));
     };
-    if let Some(unknown) = top.keys().find(|k| !matches!(k.as_str(), "message" | "validate_only")) {
-        return Err(invalid_argument(
+    if let Some(unknown) = top
+        .keys()
+        .find(|k| !matches!(k.as_str(), "message" | "validate_only"))
+    {
+        return Err(Violation::new(
             "",
-            format!("Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."),
+            format!(
+                "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."
+            ),
         ));
     }
     let validate_only = match top.get("validate_only") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 "validate_only",
                 format!("Invalid value at 'validate_only' (TYPE_BOOL), {other}"),
             ));
         }
     };
     let Some(Value::Object(message)) = top.remove("message") else {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             "message",
             "Request contains an invalid argument: no message.".to_owned(),
         ));
@@ -143,18 +166,27 @@ fn check(body: &[u8]) -> Checked {
     Ok((message, validate_only))
 }
 
-fn check_message(message: &Map<String, Value>) -> Result<(), http::Response<Bytes>> {
+fn check_message(message: &Map<String, Value>) -> Result<(), Violation> {
     const FIELDS: [&str; 9] = [
-        "name", "data", "notification", "android", "webpush", "apns", "fcm_options", "token",
+        "name",
+        "data",
+        "notification",
+        "android",
+        "webpush",
+        "apns",
+        "fcm_options",
+        "token",
         "topic",
     ];
     if let Some(unknown) = message
         .keys()
         .find(|k| !FIELDS.contains(&k.as_str()) && k.as_str() != "condition")
     {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             "message",
-            format!("Invalid JSON payload received. Unknown name \"{unknown}\" at 'message': Cannot find field."),
+            format!(
+                "Invalid JSON payload received. Unknown name \"{unknown}\" at 'message': Cannot find field."
+            ),
         ));
     }
     let targets: Vec<&str> = ["token", "topic", "condition"]
@@ -163,16 +195,18 @@ fn check_message(message: &Map<String, Value>) -> Result<(), http::Response<Byte
         .collect();
     match targets.as_slice() {
         [] => {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 "message",
                 "Recipient of the message is not set.".to_owned(),
             ));
         }
         [_] => {}
         [_, second, ..] => {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 "message",
-                format!("Invalid value at 'message' (oneof), oneof field 'target' is already set. Cannot set '{second}'"),
+                format!(
+                    "Invalid value at 'message' (oneof), oneof field 'target' is already set. Cannot set '{second}'"
+                ),
             ));
         }
     }
@@ -181,7 +215,7 @@ fn check_message(message: &Map<String, Value>) -> Result<(), http::Response<Byte
             .as_str()
             .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()));
         if !ok {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 "message.token",
                 "The registration token is not a valid FCM registration token".to_owned(),
             ));
@@ -202,7 +236,7 @@ fn check_message(message: &Map<String, Value>) -> Result<(), http::Response<Byte
     }
     let size = serde_json::to_vec(&rest).map_or(usize::MAX, |v| v.len());
     if size > MAX_MESSAGE_BYTES {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             "message",
             format!("Message is too big: {size} bytes, over the limit of {MAX_MESSAGE_BYTES}."),
         ));
@@ -215,23 +249,25 @@ fn reserved(key: &str) -> bool {
     key == "from" || key.starts_with("gcm") || key.starts_with("google")
 }
 
-fn check_data(data: &Value) -> Result<(), http::Response<Bytes>> {
+fn check_data(data: &Value) -> Result<(), Violation> {
     let Value::Object(data) = data else {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             "message.data",
-            format!("Invalid value at 'message.data' (type.googleapis.com/google.protobuf.Map), {data}"),
+            format!(
+                "Invalid value at 'message.data' (type.googleapis.com/google.protobuf.Map), {data}"
+            ),
         ));
     };
     for (i, (key, value)) in data.iter().enumerate() {
         if !value.is_string() {
             let field = format!("message.data[{i}].value");
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 &field,
                 format!("Invalid value at '{field}' (TYPE_STRING), {value}"),
             ));
         }
         if reserved(key) {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 "message.data",
                 format!("Invalid data payload key: {key}"),
             ));
@@ -241,9 +277,9 @@ fn check_data(data: &Value) -> Result<(), http::Response<Bytes>> {
 }
 
 /// `value` is an object whose keys are among `known`, each a string.
-fn check_strings(value: &Value, at: &str, known: &[&str]) -> Result<(), http::Response<Bytes>> {
+fn check_strings(value: &Value, at: &str, known: &[&str]) -> Result<(), Violation> {
     let Value::Object(map) = value else {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             at,
             format!("Invalid value at '{at}', {value}"),
         ));
@@ -251,13 +287,15 @@ fn check_strings(value: &Value, at: &str, known: &[&str]) -> Result<(), http::Re
     for (key, v) in map {
         let field = format!("{at}.{key}");
         if !known.contains(&key.as_str()) {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 at,
-                format!("Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find field."),
+                format!(
+                    "Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find field."
+                ),
             ));
         }
         if !v.is_string() {
-            return Err(invalid_argument(
+            return Err(Violation::new(
                 &field,
                 format!("Invalid value at '{field}' (TYPE_STRING), {v}"),
             ));
@@ -266,9 +304,9 @@ fn check_strings(value: &Value, at: &str, known: &[&str]) -> Result<(), http::Re
     Ok(())
 }
 
-fn check_android(android: &Value) -> Result<(), http::Response<Bytes>> {
+fn check_android(android: &Value) -> Result<(), Violation> {
     let Value::Object(a) = android else {
-        return Err(invalid_argument(
+        return Err(Violation::new(
             "message.android",
             format!("Invalid value at 'message.android', {android}"),
         ));
@@ -278,26 +316,30 @@ fn check_android(android: &Value) -> Result<(), http::Response<Bytes>> {
         match key.as_str() {
             "ttl" => {
                 if !value.as_str().is_some_and(is_duration) {
-                    return Err(invalid_argument(
+                    return Err(Violation::new(
                         &field,
-                        format!("Invalid value at '{field}' (type.googleapis.com/google.protobuf.Duration), {value}"),
+                        format!(
+                            "Invalid value at '{field}' (type.googleapis.com/google.protobuf.Duration), {value}"
+                        ),
                     ));
                 }
             }
             "priority" => {
-                let ok = value
-                    .as_str()
-                    .is_some_and(|p| p.eq_ignore_ascii_case("normal") || p.eq_ignore_ascii_case("high"));
+                let ok = value.as_str().is_some_and(|p| {
+                    p.eq_ignore_ascii_case("normal") || p.eq_ignore_ascii_case("high")
+                });
                 if !ok {
-                    return Err(invalid_argument(
+                    return Err(Violation::new(
                         &field,
-                        format!("Invalid value at '{field}' (type.googleapis.com/google.firebase.fcm.v1.AndroidMessagePriority), {value}"),
+                        format!(
+                            "Invalid value at '{field}' (type.googleapis.com/google.firebase.fcm.v1.AndroidMessagePriority), {value}"
+                        ),
                     ));
                 }
             }
             "collapse_key" | "restricted_package_name" => {
                 if !value.is_string() {
-                    return Err(invalid_argument(
+                    return Err(Violation::new(
                         &field,
                         format!("Invalid value at '{field}' (TYPE_STRING), {value}"),
                     ));
@@ -308,15 +350,27 @@ fn check_android(android: &Value) -> Result<(), http::Response<Bytes>> {
                 value,
                 &field,
                 &[
-                    "title", "body", "icon", "color", "sound", "tag", "click_action", "body_loc_key",
-                    "title_loc_key", "channel_id", "ticker", "image",
+                    "title",
+                    "body",
+                    "icon",
+                    "color",
+                    "sound",
+                    "tag",
+                    "click_action",
+                    "body_loc_key",
+                    "title_loc_key",
+                    "channel_id",
+                    "ticker",
+                    "image",
                 ],
             )?,
             "direct_boot_ok" | "fcm_options" => {}
             _ => {
-                return Err(invalid_argument(
+                return Err(Violation::new(
                     "message.android",
-                    format!("Invalid JSON payload received. Unknown name \"{key}\" at 'message.android': Cannot find field."),
+                    format!(
+                        "Invalid JSON payload received. Unknown name \"{key}\" at 'message.android': Cannot find field."
+                    ),
                 ));
             }
         }
@@ -349,7 +403,17 @@ mod tests {
         for ok in ["0s", "3600s", "0.5s", "1.000000001s"] {
             assert!(is_duration(ok), "{ok}");
         }
-        for bad in ["", "s", "3600", "1.s", "-1s", "1.0000000001s", "3d", "1e3s", " 1s"] {
+        for bad in [
+            "",
+            "s",
+            "3600",
+            "1.s",
+            "-1s",
+            "1.0000000001s",
+            "3d",
+            "1e3s",
+            " 1s",
+        ] {
             assert!(!is_duration(bad), "{bad}");
         }
     }
@@ -357,13 +421,18 @@ mod tests {
     fn status_of(body: &str) -> u16 {
         match check(body.as_bytes()) {
             Ok(_) => 200,
-            Err(r) => r.status().as_u16(),
+            Err(v) => v.answer().status().as_u16(),
         }
     }
 
     #[test]
     fn messages_are_checked_like_fcm_and_garbage_is_a_400() {
-        assert_eq!(status_of(r#"{"message":{"token":"t","data":{"a":"b"},"android":{"ttl":"5s","priority":"high"}}}"#), 200);
+        assert_eq!(
+            status_of(
+                r#"{"message":{"token":"t","data":{"a":"b"},"android":{"ttl":"5s","priority":"high"}}}"#
+            ),
+            200
+        );
         for bad in [
             "",
             "\u{0}\u{ff}",
@@ -383,9 +452,16 @@ mod tests {
         ] {
             assert_eq!(status_of(bad), 400, "{bad}");
         }
-        let big = format!(r#"{{"message":{{"token":"t","data":{{"a":"{}"}}}}}}"#, "x".repeat(4096));
+        let big = format!(
+            r#"{{"message":{{"token":"t","data":{{"a":"{}"}}}}}}"#,
+            "x".repeat(4096)
+        );
         assert_eq!(status_of(&big), 400);
-        let fits = format!(r#"{{"message":{{"token":"{}","data":{{"a":"{}"}}}}}}"#, "t".repeat(3000), "x".repeat(4070));
+        let fits = format!(
+            r#"{{"message":{{"token":"{}","data":{{"a":"{}"}}}}}}"#,
+            "t".repeat(3000),
+            "x".repeat(4070)
+        );
         assert_eq!(status_of(&fits), 200, "the target does not count");
     }
 }

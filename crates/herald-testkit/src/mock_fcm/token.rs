@@ -65,8 +65,8 @@ pub(crate) async fn answer(state: &State, request: &http::Request<Bytes>) -> htt
     let Some(assertion) = field("assertion") else {
         return oauth_error("invalid_request", "Missing required parameter: assertion");
     };
-    if let Err(response) = check_assertion(state, assertion) {
-        return response;
+    if let Err(refusal) = check_assertion(state, assertion) {
+        return oauth_error(refusal.error, &refusal.description);
     }
     if state.refusing_keys() {
         return oauth_error("invalid_grant", "Invalid grant: account not found");
@@ -74,12 +74,30 @@ pub(crate) async fn answer(state: &State, request: &http::Request<Bytes>) -> htt
     issue(state)
 }
 
+/// Why the token endpoint refuses an assertion: Google's `error` and
+/// `error_description`.
+#[derive(Debug)]
+struct OAuthRefusal {
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthRefusal {
+    fn new(error: &'static str, description: &str) -> Self {
+        Self {
+            error,
+            description: description.to_owned(),
+        }
+    }
+}
+
 /// Checks what Google checks of an assertion: the RS256 signature against
 /// the service account's key, `kid`, `iss`, `aud`, `scope`, `iat`/`exp`.
-fn check_assertion(state: &State, assertion: &str) -> Result<(), http::Response<Bytes>> {
-    let bad_signature = || oauth_error("invalid_grant", "Invalid JWT Signature.");
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| oauth_error("invalid_grant", "Invalid JWT: the assertion is not a JWT."))?;
+fn check_assertion(state: &State, assertion: &str) -> Result<(), OAuthRefusal> {
+    let bad_signature = || OAuthRefusal::new("invalid_grant", "Invalid JWT Signature.");
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
+        OAuthRefusal::new("invalid_grant", "Invalid JWT: the assertion is not a JWT.")
+    })?;
     if header.alg != Algorithm::RS256 {
         return Err(bad_signature());
     }
@@ -98,10 +116,13 @@ fn check_assertion(state: &State, assertion: &str) -> Result<(), http::Response<
         .claims;
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     if text("iss") != Some(state.options.client_email.as_str()) {
-        return Err(oauth_error("invalid_grant", "Not a valid email or user ID."));
+        return Err(OAuthRefusal::new(
+            "invalid_grant",
+            "Not a valid email or user ID.",
+        ));
     }
     if text("aud") != Some(state.token_uri()) {
-        return Err(oauth_error(
+        return Err(OAuthRefusal::new(
             "invalid_grant",
             &format!(
                 "Invalid JWT: Failed audience check. The right audience is {}",
@@ -111,7 +132,7 @@ fn check_assertion(state: &State, assertion: &str) -> Result<(), http::Response<
     }
     let scoped = text("scope").is_some_and(|s| s.split(' ').any(|s| SCOPES.contains(&s)));
     if !scoped {
-        return Err(oauth_error(
+        return Err(OAuthRefusal::new(
             "invalid_scope",
             "Invalid OAuth scope or ID token audience provided.",
         ));
@@ -120,11 +141,11 @@ fn check_assertion(state: &State, assertion: &str) -> Result<(), http::Response<
         claims.get("iat").and_then(Value::as_u64),
         claims.get("exp").and_then(Value::as_u64),
     ) else {
-        return Err(oauth_error("invalid_grant", SHORT_LIVED));
+        return Err(OAuthRefusal::new("invalid_grant", SHORT_LIVED));
     };
     let now = state.options.clock.now().as_millis() / 1000;
     if exp <= iat || exp - iat > 3600 || exp <= now || iat > now + SKEW_S {
-        return Err(oauth_error("invalid_grant", SHORT_LIVED));
+        return Err(OAuthRefusal::new("invalid_grant", SHORT_LIVED));
     }
     Ok(())
 }
