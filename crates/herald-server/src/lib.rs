@@ -28,9 +28,11 @@
 //! milliseconds. Registrations and templates live in the app's redb file,
 //! next to its messages. A publish with `publishPolicy` `PUSH` or `BOTH`
 //! needs the key's push right on the channel (5033) and a push gateway
-//! (5014 without one); the gateways themselves are given through the
-//! library API for now ([`Server::with_push_gateways`],
-//! [`OpenStores::with_push_gateway`]). `POST messaging/push` without a
+//! (5014 without one): the app's `[apps.apns]` section gives it Apple's
+//! (`herald_apns::ApnsGateway`, for IOS and OSX devices), `[apps.fcm]`
+//! Google's (`herald_fcm::FcmGateway`, for ANDROID devices), their keys
+//! read and checked at start; tests add others through the library API
+//! ([`Server::with_push_gateways`], [`OpenStores::with_push_gateway`]). `POST messaging/push` without a
 //! name and `messaging/email` are Backendless endpoints this server does
 //! not serve (404, code 8001); `registrations`, `push`, `pushtemplates`
 //! and `channels` are no channel names (5010).
@@ -193,6 +195,7 @@ mod cors;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod gateways;
 mod glob;
 mod listen;
 mod metrics;
@@ -284,9 +287,10 @@ pub type Gateway = (PushBroadcast, Arc<dyn PushTransport>);
 
 impl OpenStores {
     /// Gives app `app`'s engine a push gateway for devices of the OSes in
-    /// `os` (see [`EngineBuilder::push_gateway`](herald::EngineBuilder::push_gateway)).
-    /// Tests inject a [`RecordingTransport`](herald::RecordingTransport)
-    /// this way.
+    /// `os` (see [`EngineBuilder::push_gateway`](herald::EngineBuilder::push_gateway)),
+    /// ahead of the gateways its configuration names (the first gateway
+    /// serving a device's OS gets its notifications). Tests inject a
+    /// [`RecordingTransport`](herald::RecordingTransport) this way.
     #[must_use]
     pub fn with_push_gateway(
         mut self,
@@ -297,7 +301,7 @@ impl OpenStores {
         self.gateways
             .entry(app.to_owned())
             .or_default()
-            .push((os, transport));
+            .insert(0, (os, transport));
         self
     }
 }
@@ -312,6 +316,7 @@ impl OpenStores {
 /// another process is one line that names it.
 pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<OpenStores> {
     let mut stores = HashMap::new();
+    let mut gateways = HashMap::new();
     for app in &config.apps {
         let dir = config.data_dir.join("apps").join(&app.id);
         let store = open_store(&dir, config.retention, clock.clone()).map_err(|e| {
@@ -326,11 +331,9 @@ pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Op
             }
         })?;
         stores.insert(app.id.clone(), store);
+        gateways.insert(app.id.clone(), gateways::of_app(app, clock)?);
     }
-    Ok(OpenStores {
-        stores,
-        gateways: HashMap::new(),
-    })
+    Ok(OpenStores { stores, gateways })
 }
 
 /// Reads the TLS certificate chain and key of `config` (if it has them)
