@@ -48,8 +48,11 @@ use crate::{ApnsConfig, ApnsError, ApnsStats, PayloadError, apns_payload};
 ///
 /// # Cancellation safety
 ///
-/// Dropping a [`send`](PushTransport::send) future aborts its tasks; the
-/// pool and the provider token stay usable.
+/// Dropping a [`send`](PushTransport::send) future leaves the pool and the
+/// provider token usable: requests already made finish in the background
+/// (resetting hundreds of streams at once would look like a rapid-reset
+/// attack and get the connection closed); notifications whose turn had not
+/// come are not sent.
 pub struct ApnsGateway {
     inner: Arc<Inner>,
 }
@@ -135,9 +138,8 @@ impl ApnsGateway {
         }
         let inner = &self.inner;
         let now = inner.clock.now();
-        let stop = Arc::new(AtomicBool::new(false));
         let mut fates: Vec<Option<Fate>> = vec![None; batch.len()];
-        let mut tasks = JoinSet::new();
+        let mut flight = InFlight::default();
         // The notifications of a batch mostly share one content.
         let mut last: Option<(&Arc<PushContent>, Result<Bytes, PayloadError>)> = None;
         for (i, n) in batch.iter().enumerate() {
@@ -161,8 +163,10 @@ impl ApnsGateway {
             match prepared {
                 Ok(prepared) => {
                     let inner = inner.clone();
-                    let stop = stop.clone();
-                    tasks.spawn(async move { (i, inner.deliver_one(prepared, &stop).await) });
+                    let stop = flight.stop.clone();
+                    flight
+                        .tasks
+                        .spawn(async move { (i, inner.deliver_one(prepared, &stop).await) });
                 }
                 Err(Unsendable::BadDeviceToken) => {
                     fates[i] = Some(Fate::Decided(Outcome::InvalidToken { at: None }));
@@ -172,11 +176,11 @@ impl ApnsGateway {
                 }
             }
         }
-        let requested = tasks.len();
+        let requested = flight.tasks.len();
         inner
             .not_sent
             .fetch_add((batch.len() - requested) as u64, Ordering::Relaxed);
-        while let Some(done) = tasks.join_next().await {
+        while let Some(done) = flight.tasks.join_next().await {
             if let Ok((i, fate)) = done {
                 fates[i] = Some(fate);
             }
@@ -191,9 +195,31 @@ impl ApnsGateway {
     }
 }
 
+/// A batch's tasks. Dropped before they are all done (the `send` future
+/// was dropped), it lets the requests already made finish in the
+/// background instead of aborting them, and stops the others from
+/// starting: a burst of stream resets is what a server's rapid-reset
+/// defence (CVE-2023-44487) answers with a GOAWAY for the whole
+/// connection, failing every other request on it.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<(usize, Fate)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.tasks.is_empty() {
+            self.stop.store(true, Ordering::Relaxed);
+            self.tasks.detach_all();
+        }
+    }
+}
+
 impl Inner {
     /// Sends one notification (resending it once with a new provider token
-    /// after `ExpiredProviderToken`), unless the batch was refused first.
+    /// after `ExpiredProviderToken`), unless the batch was refused or
+    /// dropped first.
     async fn deliver_one(&self, prepared: Prepared, stop: &AtomicBool) -> Fate {
         if stop.load(Ordering::Relaxed) {
             return Fate::NotAttempted;

@@ -146,3 +146,32 @@ async fn a_lost_connection_is_retry() {
     let (d, ()) = tokio::join!(send, stop);
     assert_eq!(d.outcomes, vec![Outcome::Retry { after: None }]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_send_lets_its_requests_finish_instead_of_resetting_them() {
+    let s = Setup::start().await;
+    let gateway = s.gateway();
+    let gate = Gate::new();
+    for n in 0..60 {
+        s.mock.script(&token(n), Script::Hold(gate.clone()));
+    }
+    let batch = notes(0..60);
+    {
+        let send = gateway.send(&batch);
+        tokio::pin!(send);
+        tokio::select! {
+            _ = &mut send => panic!("held answers cannot complete"),
+            () = until("the held requests", || s.mock.held() == 60) => {}
+        }
+    } // dropped here, with 60 requests in flight
+    // A request after the drop, on the same connection: it follows
+    // whatever the drop did to the 60 (resets would reach the mock first).
+    let d = gateway.send(&notes(60..61)).await;
+    assert_eq!(d.outcomes, vec![Outcome::Sent]);
+    gate.open();
+    until("the dropped send's requests to finish", || {
+        s.mock.accepted_count() == 61
+    })
+    .await;
+    assert_eq!(s.mock.connections(), 1, "the connection survived");
+}
