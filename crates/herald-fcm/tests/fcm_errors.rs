@@ -271,3 +271,33 @@ async fn a_dropped_send_with_slow_answers_leaves_the_gateway_usable() {
     );
     assert_eq!(f.mock.tokens_issued(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_and_fcm_agree_on_the_4096_byte_boundary() {
+    let f = start_default("fcm-boundary").await;
+    // The message without its target, with an empty value.
+    let empty = r#"{"data":{"k":""},"android":{"ttl":"3600s","priority":"high"}}"#.len();
+    let with = |len: usize| {
+        note_with(
+            &format!("len-{len}"),
+            PushContent {
+                custom: BTreeMap::from([("k".to_owned(), "x".repeat(len))]),
+                ..PushContent::default()
+            },
+        )
+    };
+    let fits = 4096 - empty;
+    let d = f.gateway.send(&[with(fits), with(fits + 1)]).await;
+    assert_eq!(
+        d.outcomes[0],
+        Outcome::Sent,
+        "exactly 4096 bytes: FCM takes it"
+    );
+    assert!(
+        matches!(d.outcomes[1], Outcome::Failed { .. }),
+        "{:?}",
+        d.outcomes
+    );
+    assert_eq!(f.mock.send_requests(), 1);
+    assert_eq!(f.mock.accepted()[0].token, format!("len-{fits}"));
+}

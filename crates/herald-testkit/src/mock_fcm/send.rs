@@ -76,12 +76,15 @@ pub(crate) async fn answer(
     let id = state.counts.messages.fetch_add(1, Ordering::SeqCst) + 1;
     let name = format!("projects/{project}/messages/0:{id}%mock");
     if !validate_only {
-        state.lock_accepted().push(AcceptedMessage {
-            name: name.clone(),
-            token,
-            message: Value::Object(message),
-            connection,
-        });
+        if state.options.keep_accepted {
+            state.lock_accepted().push(AcceptedMessage {
+                name: name.clone(),
+                token,
+                message: Value::Object(message),
+                connection,
+            });
+        }
+        state.counts.accepted.fetch_add(1, Ordering::SeqCst);
     }
     json_response(200, &json!({ "name": name }), None)
 }
@@ -230,11 +233,20 @@ fn check_message(message: &Map<String, Value>) -> Result<(), Violation> {
     if let Some(android) = message.get("android") {
         check_android(android)?;
     }
-    let mut rest = message.clone();
-    for target in ["token", "topic", "condition"] {
-        rest.remove(target);
-    }
-    let size = serde_json::to_vec(&rest).map_or(usize::MAX, |v| v.len());
+    // The message's JSON without its (one) target: the whole, less
+    // `"token":"…"` and its comma.
+    let size = serde_json::to_vec(message).map_or(usize::MAX, |whole| {
+        let target: usize = ["token", "topic", "condition"]
+            .iter()
+            .filter_map(|t| message.get_key_value(*t))
+            .map(|(k, v)| {
+                let key = serde_json::to_string(k).map_or(0, |k| k.len());
+                let value = serde_json::to_string(v).map_or(0, |v| v.len());
+                key + 1 + value + usize::from(message.len() > 1)
+            })
+            .sum();
+        whole.len().saturating_sub(target)
+    });
     if size > MAX_MESSAGE_BYTES {
         return Err(Violation::new(
             "message",
