@@ -236,7 +236,10 @@ impl Shared {
                 reason: format!("cannot build the FCM request: {e}"),
             })?;
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match self.pool.send(request).await {
+        // Boxed: the pool's future is large (tens of KB), and a batch
+        // spawns one task per notification; unboxed, every spawn and poll
+        // of the task would copy it.
+        match Box::pin(self.pool.send(request)).await {
             Ok(answer) => Ok(classify(
                 answer.status,
                 &answer.headers,
