@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,7 +44,13 @@ pub struct FcmStats {
 /// expires (see the [crate docs](crate) for the whole mapping).
 ///
 /// Cheap to share: `send` takes `&self` and may be called concurrently.
-/// A dropped `send` aborts its requests and leaves the gateway usable.
+///
+/// # Cancellation safety
+///
+/// A dropped `send` leaves the gateway usable: its requests already made
+/// finish in the background (resetting hundreds of streams at once looks
+/// like a rapid-reset attack to a server, which closes the connection);
+/// those not yet made are not sent.
 pub struct FcmGateway {
     shared: Arc<Shared>,
 }
@@ -158,14 +164,17 @@ impl Shared {
         } else {
             built
         };
-        let mut tasks = JoinSet::new();
+        let mut flight = InFlight::default();
         for (i, body) in built {
             let this = this.clone();
             let token = token.clone();
-            tasks.spawn(async move { (i, this.send_one(body, token).await) });
+            let stop = flight.stop.clone();
+            flight
+                .tasks
+                .spawn(async move { (i, this.send_one(body, token, &stop).await) });
         }
         let mut refused: Option<Refusal> = None;
-        while let Some(joined) = tasks.join_next().await {
+        while let Some(joined) = flight.tasks.join_next().await {
             // A task that panicked (not expected) leaves its outcome unset:
             // Retry, below.
             if let Ok((i, (outcome, refusal))) = joined {
@@ -194,8 +203,13 @@ impl Shared {
     }
 
     /// Sends one message; after a 401 (the access token refused) once more
-    /// with a renewed token.
-    async fn send_one(&self, body: Bytes, token: AccessToken) -> Answer {
+    /// with a renewed token. Nothing is sent once `stop` is set (the batch's
+    /// `send` was dropped).
+    async fn send_one(&self, body: Bytes, token: AccessToken, stop: &AtomicBool) -> Answer {
+        let not_attempted = (Outcome::Retry { after: None }, None);
+        if stop.load(Ordering::Relaxed) {
+            return not_attempted;
+        }
         match self.post(body.clone(), &token).await {
             Ok(Verdict::Done(outcome, refusal)) => return (outcome, refusal),
             Ok(Verdict::Unauthenticated(_)) => {}
@@ -209,8 +223,11 @@ impl Shared {
                     Some(Refusal::Credentials { reason }),
                 );
             }
-            Err(TokenError::Unavailable(_)) => return (Outcome::Retry { after: None }, None),
+            Err(TokenError::Unavailable(_)) => return not_attempted,
         };
+        if stop.load(Ordering::Relaxed) {
+            return not_attempted;
+        }
         match self.post(body, &token).await {
             Ok(Verdict::Done(outcome, refusal)) => (outcome, refusal),
             Ok(Verdict::Unauthenticated(reason)) => (
@@ -250,6 +267,27 @@ impl Shared {
                 tracing::debug!(url = %self.base_url, error = %e, "FCM send got no answer");
                 Err(Outcome::Retry { after: None })
             }
+        }
+    }
+}
+
+/// A batch's tasks. Dropped before they are all done (the `send` future
+/// was dropped), it lets the requests already made finish in the
+/// background instead of aborting them, and keeps the others from
+/// starting: a burst of stream resets is what a server's rapid-reset
+/// defence (CVE-2023-44487) answers with a GOAWAY for the whole
+/// connection, failing every other request on it.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<(usize, Answer)>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.tasks.is_empty() {
+            self.stop.store(true, Ordering::Relaxed);
+            self.tasks.detach_all();
         }
     }
 }

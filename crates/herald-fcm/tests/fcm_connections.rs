@@ -166,3 +166,47 @@ async fn an_untrusted_certificate_sends_nothing() {
         "the token came from the trusted host"
     );
 }
+
+/// Polls `done` (yielding, never sleeping) for at most 20 s of real time.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_send_lets_its_requests_finish_instead_of_resetting_them() {
+    let f = start_default("fcm-dropped").await;
+    let gate = herald_testkit::mock_fcm::Gate::new();
+    let b = batch(60);
+    for n in &b {
+        f.mock.script(
+            &n.device_token,
+            herald_testkit::mock_fcm::FcmScript::Slow(gate.clone()),
+        );
+    }
+    {
+        let send = f.gateway.send(&b);
+        tokio::pin!(send);
+        tokio::select! {
+            _ = &mut send => panic!("held answers cannot complete"),
+            () = gate.until_arrived(60) => {}
+        }
+    } // dropped here, with 60 requests in flight
+    // A request after the drop, on the same connection: it follows
+    // whatever the drop did to the 60 (resets would reach the mock first).
+    let d = f.gateway.send(&[support::note("after")]).await;
+    assert_eq!(d.outcomes, vec![Outcome::Sent]);
+    gate.open();
+    until("the dropped send's requests to finish", || {
+        f.mock.accepted_count() == 61
+    })
+    .await;
+    assert_eq!(f.mock.send_connections(), 1, "the connection survived");
+    assert_eq!(f.gateway.stats().requests, 61, "nothing sent twice");
+}
