@@ -16,13 +16,17 @@ pub enum SendError {
     /// The connection broke after the request left; the server may have
     /// processed it.
     Lost(String),
+    /// The server refused the request on every connection it was sent on
+    /// (GOAWAY, `REFUSED_STREAM`), so it did not process it.
+    Refused(String),
 }
 
 impl SendError {
     /// Whether the server may have acted on the request (so sending it
-    /// again may duplicate it): false only for [`SendError::Connect`].
+    /// again may duplicate it): false for [`SendError::Connect`] and
+    /// [`SendError::Refused`].
     pub const fn maybe_processed(&self) -> bool {
-        !matches!(self, Self::Connect(_))
+        !matches!(self, Self::Connect(_) | Self::Refused(_))
     }
 }
 
@@ -32,6 +36,7 @@ impl fmt::Display for SendError {
             Self::Connect(why) => write!(f, "cannot connect: {why}"),
             Self::Timeout => f.write_str("no answer before the request timeout"),
             Self::Lost(why) => write!(f, "the connection was lost: {why}"),
+            Self::Refused(why) => write!(f, "the server refused the request: {why}"),
         }
     }
 }

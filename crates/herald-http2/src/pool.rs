@@ -20,8 +20,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::{BadUrl, Response, SendError};
 
-/// How many times a request the server did not process goes out again.
-const MAX_RESENDS: u32 = 3;
+/// How many times a request the server did not process goes out again
+/// (each time on a connection that is not closing).
+const MAX_RESENDS: u32 = 8;
 
 /// How a [`Pool`] uses its connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,8 +169,10 @@ impl Pool {
     /// # Errors
     ///
     /// [`SendError`]: [`Connect`](SendError::Connect) when no connection
-    /// could be opened (nothing was sent), [`Timeout`](SendError::Timeout)
-    /// or [`Lost`](SendError::Lost) when the server may have processed it.
+    /// could be opened and [`Refused`](SendError::Refused) when every
+    /// connection refused it (nothing was processed),
+    /// [`Timeout`](SendError::Timeout) or [`Lost`](SendError::Lost) when
+    /// the server may have processed it.
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response, SendError> {
         let inner = &self.inner;
         let (parts, body) = request.into_parts();
@@ -208,7 +211,12 @@ impl Pool {
                             inner.resent.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
-                        return Err(SendError::Lost(describe(e.error())));
+                        let why = describe(e.error());
+                        return Err(if unprocessed {
+                            SendError::Refused(why)
+                        } else {
+                            SendError::Lost(why)
+                        });
                     }
                 }
             }
