@@ -291,7 +291,9 @@ impl Inner {
         if let (Some(conn), _) = this.least_busy() {
             return Ok(conn);
         }
-        this.open().await
+        // Boxed: connecting (TCP, TLS, HTTP/2 handshakes) is a large future
+        // every request's future would otherwise carry.
+        Box::pin(this.open()).await
     }
 
     fn open_in_background(this: &Arc<Self>) {

@@ -270,3 +270,17 @@ fn bad_urls_are_refused_with_a_reason() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_request_future_is_small() {
+    // Every notification in flight holds one; connecting is boxed away.
+    let pool = Pool::new(
+        "https://localhost:1",
+        client_tls(None).unwrap(),
+        PoolOptions::default(),
+        clock(),
+    )
+    .unwrap();
+    let size = std::mem::size_of_val(&pool.send(request("/x")));
+    assert!(size < 4096, "{size} bytes");
+}
