@@ -251,7 +251,9 @@ impl Inner {
     /// One request and what its answer means.
     async fn attempt(&self, prepared: &Prepared, token: &Signed) -> Verdict {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match self.pool.send(prepared.request(token.bearer())).await {
+        // Boxed: the pool's future is large, and moving it into every
+        // spawned task's state cost more than the allocation.
+        match Box::pin(self.pool.send(prepared.request(token.bearer()))).await {
             Ok(answer) => classify(&answer, self.clock.now()),
             Err(e) => {
                 tracing::debug!(url = %self.base_url, error = %e, "an APNs request got no answer");

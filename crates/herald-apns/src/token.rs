@@ -34,7 +34,16 @@ pub const MIN_RESIGN_INTERVAL: Duration = Duration::from_secs(20 * 60);
 
 /// One signed provider token and when it was signed.
 pub(crate) struct Signed {
-    /// `bearer <jwt>`, marked sensitive (so `http`'s `Debug` hides it).
+    /// `bearer <jwt>`.
+    ///
+    /// Not marked sensitive: HPACK then indexes it, so each request
+    /// carries a one-byte reference instead of the ~200-byte token
+    /// Huffman-coded anew (measured: 30% of the instructions per
+    /// notification, client and server together). The never-indexed flag
+    /// guards low-entropy secrets against guessing through compression
+    /// (RFC 7541 §7.1); HPACK only matches whole values, and a signed JWT
+    /// cannot be guessed. Nothing logs request headers; [`Signed`]'s own
+    /// `Debug` redacts it.
     bearer: HeaderValue,
     /// When it was signed, by the gateway's clock (its `iat` is this, in
     /// whole seconds).
@@ -203,9 +212,8 @@ fn sign(
         iat: now.as_millis() / 1000,
     };
     let jwt = jsonwebtoken::encode(header, &claims, key)?;
-    let mut bearer = HeaderValue::try_from(format!("bearer {jwt}"))
+    let bearer = HeaderValue::try_from(format!("bearer {jwt}"))
         .expect("a JWT is base64url and dots: a valid header value");
-    bearer.set_sensitive(true);
     Ok(Signed {
         bearer,
         signed_at: now,
