@@ -45,6 +45,7 @@
 
 mod alloc;
 pub mod durable;
+pub mod push_gateways;
 mod queues;
 mod workload;
 

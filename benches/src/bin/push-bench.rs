@@ -55,6 +55,11 @@
 //! ```text
 //! push register_per_s=A audience_1m_ms=B pipeline_per_s=C rss_mb=D
 //! ```
+//!
+//! `--gateways` runs another mode instead: one publish through the real
+//! APNs and FCM gateways to the testkit's mocks in a child process
+//! ([`herald_benches::push_gateways`]; 100k devices, `--quick` 20k;
+//! `--gateway-connections C`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,6 +122,16 @@ struct Flags {
     /// reported
     #[arg(long, value_name = "K", default_value = "3", value_parser = count_1)]
     runs: usize,
+    /// Through the real APNs and FCM gateways to the testkit's mocks (in a
+    /// child process) instead [default devices: 100k, --quick 20k]
+    #[arg(long)]
+    gateways: bool,
+    /// With --gateways: each gateway's most connections
+    #[arg(long = "gateway-connections", value_name = "C", value_parser = count_1)]
+    gateway_connections: Option<usize>,
+    /// The child process of --gateways: serves the mocks
+    #[arg(long, hide = true)]
+    serve_mocks: bool,
 }
 
 /// A count of at least 1.
@@ -146,6 +161,20 @@ fn fail(part: &str, msg: &str) -> ! {
 
 fn main() -> ExitCode {
     let f = Flags::parse();
+    if f.serve_mocks {
+        return herald_benches::push_gateways::serve_mocks();
+    }
+    if f.gateways {
+        use herald_benches::push_gateways::{Options, default_dir, main};
+        return main(&Options {
+            devices: f.devices.unwrap_or(Options::default_devices(f.quick)),
+            runs: f.runs,
+            connections: f.gateway_connections,
+            dir: f.dir.clone().unwrap_or_else(default_dir),
+            keep: f.keep,
+            quick: f.quick,
+        });
+    }
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; run with --release for meaningful numbers");
     }
