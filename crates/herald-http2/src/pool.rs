@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,6 +66,9 @@ pub struct PoolStats {
     pub connections_opened: u64,
     /// Connections open now.
     pub connections_open: usize,
+    /// Attempts to connect that failed (requests waiting for one attempt
+    /// share its failure).
+    pub connect_failures: u64,
     /// Requests sent again because the server did not process them (a
     /// GOAWAY, a refused stream).
     pub requests_resent: u64,
@@ -91,6 +94,13 @@ struct Inner {
     conns: Mutex<Vec<Arc<Conn>>>,
     /// Held while a connection is being opened: one at a time.
     connecting: Arc<tokio::sync::Mutex<()>>,
+    /// The last failed attempt to connect: its number and why. Requests
+    /// that waited for that attempt share its failure instead of each
+    /// trying again in turn.
+    failed: Mutex<(u64, Option<SendError>)>,
+    /// Attempts to connect that ended so far.
+    attempts: AtomicU64,
+    connect_failures: AtomicU64,
     opened: AtomicU64,
     resent: AtomicU64,
 }
@@ -98,6 +108,9 @@ struct Inner {
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
     in_flight: AtomicUsize,
+    /// The server refused a request on it (a GOAWAY): no new request goes
+    /// to it; those in flight finish.
+    draining: AtomicBool,
 }
 
 impl Pool {
@@ -155,6 +168,9 @@ impl Pool {
                 clock,
                 conns: Mutex::new(Vec::new()),
                 connecting: Arc::new(tokio::sync::Mutex::new(())),
+                failed: Mutex::new((0, None)),
+                attempts: AtomicU64::new(0),
+                connect_failures: AtomicU64::new(0),
                 opened: AtomicU64::new(0),
                 resent: AtomicU64::new(0),
             }),
@@ -205,7 +221,15 @@ impl Pool {
                     }
                     Err(mut e) => {
                         drop(in_flight);
-                        let unprocessed = e.take_message().is_some() || not_processed(e.error());
+                        let refusal = if e.take_message().is_some() {
+                            Some(Refusal::Closing)
+                        } else {
+                            refusal(e.error())
+                        };
+                        let unprocessed = refusal.is_some();
+                        if refusal == Some(Refusal::Closing) {
+                            conn.draining.store(true, Ordering::Relaxed);
+                        }
                         if unprocessed && resends < MAX_RESENDS {
                             resends += 1;
                             inner.resent.fetch_add(1, Ordering::Relaxed);
@@ -232,6 +256,7 @@ impl Pool {
         PoolStats {
             connections_opened: inner.opened.load(Ordering::Relaxed),
             connections_open: inner.prune().len(),
+            connect_failures: inner.connect_failures.load(Ordering::Relaxed),
             requests_resent: inner.resent.load(Ordering::Relaxed),
         }
     }
@@ -264,7 +289,7 @@ impl Inner {
     /// The open connections, closed ones dropped.
     fn prune(&self) -> Vec<Arc<Conn>> {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.retain(|c| !c.sender.is_closed());
+        conns.retain(|c| !c.sender.is_closed() && !c.draining.load(Ordering::Relaxed));
         conns.clone()
     }
 
@@ -287,9 +312,16 @@ impl Inner {
             }
             return Ok(conn);
         }
+        let attempts_before = this.attempts.load(Ordering::SeqCst);
         let _one_at_a_time = this.connecting.lock().await;
         if let (Some(conn), _) = this.least_busy() {
             return Ok(conn);
+        }
+        // An attempt made while this request waited failed: share it.
+        if let (n, Some(e)) = &*this.failed.lock().unwrap_or_else(|e| e.into_inner())
+            && *n > attempts_before
+        {
+            return Err(e.clone());
         }
         // Boxed: connecting (TCP, TLS, HTTP/2 handshakes) is a large future
         // every request's future would otherwise carry.
@@ -310,6 +342,16 @@ impl Inner {
     }
 
     async fn open(&self) -> Result<Arc<Conn>, SendError> {
+        let opened = self.try_open().await;
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Err(e) = &opened {
+            self.connect_failures.fetch_add(1, Ordering::Relaxed);
+            *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = (attempt, Some(e.clone()));
+        }
+        opened
+    }
+
+    async fn try_open(&self) -> Result<Arc<Conn>, SendError> {
         let host = &self.host;
         let port = self.port;
         let handshake = async {
@@ -332,6 +374,9 @@ impl Inner {
                 .keep_alive_interval(self.options.ping_interval)
                 .keep_alive_timeout(self.options.ping_timeout)
                 .keep_alive_while_idle(true)
+                // One stream until the server's SETTINGS say how many:
+                // Apple allows one until a valid provider token.
+                .initial_max_send_streams(1)
                 .handshake(TokioIo::new(tls))
                 .await
                 .map_err(|e| SendError::Connect(format!("HTTP/2 with {host}:{port}: {e}")))?;
@@ -354,6 +399,7 @@ impl Inner {
         let conn = Arc::new(Conn {
             sender,
             in_flight: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
         });
         self.opened.fetch_add(1, Ordering::Relaxed);
         self.conns
@@ -386,27 +432,41 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Whether the server provably did not process the request that failed
-/// with `err`: hyper never put it on the wire (canceled, or a "user" error:
-/// the connection's dispatch task ended while the request waited in its
-/// queue, as after a GOAWAY with requests queued behind the server's stream
-/// limit), the server refused the stream, or its GOAWAY (graceful,
-/// `NO_ERROR`) named a last stream below it.
-fn not_processed(err: &hyper::Error) -> bool {
+/// How the server refused a request it provably did not process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// This stream only (`REFUSED_STREAM`, as for a stream over the
+    /// server's limit): the connection is fine.
+    Stream,
+    /// The connection is closing: hyper never put the request on the wire
+    /// (canceled, or its dispatch task ended while the request waited in
+    /// its queue, as after a GOAWAY with requests queued behind the
+    /// server's stream limit), or the server's GOAWAY (graceful,
+    /// `NO_ERROR`) named a last stream below it.
+    Closing,
+}
+
+/// Whether, and how, the server refused the request that failed with
+/// `err` without processing it (`None`: it may have processed it).
+fn refusal(err: &hyper::Error) -> Option<Refusal> {
     if err.is_canceled() || err.is_user() {
-        return true;
+        return Some(Refusal::Closing);
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-                || (h2.is_go_away()
-                    && h2.is_remote()
-                    && h2.reason() == Some(h2::Reason::NO_ERROR));
+            return if h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR)
+            {
+                Some(Refusal::Closing)
+            } else if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                Some(Refusal::Stream)
+            } else {
+                None
+            };
         }
         source = e.source();
     }
-    false
+    None
 }
 
 /// An error and its causes, on one line.
