@@ -82,6 +82,8 @@ mod answer;
 mod batch;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod payload;
 mod request;

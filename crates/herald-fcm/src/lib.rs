@@ -76,6 +76,8 @@
 mod answer;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod message;
 mod oauth;

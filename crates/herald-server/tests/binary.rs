@@ -365,8 +365,23 @@ async fn push_gateway_sections_are_checked_at_start_up() {
     let dir = support::temp_dir();
     let conf = dir.join("conf");
     std::fs::create_dir_all(conf.join("keys")).unwrap();
-    std::fs::write(conf.join("keys/AuthKey_ABC123DEFG.p8"), "fake key").unwrap();
-    std::fs::write(conf.join("sa.json"), "{}").unwrap();
+    // Real keys (the gateways read and check them at start): a fresh P-256
+    // key, and the testkit's test-only RSA key in a service-account file.
+    let apns_key = herald_testkit::mock_apns::TestApnsKey::generate();
+    std::fs::write(
+        conf.join("keys/AuthKey_ABC123DEFG.p8"),
+        &apns_key.private_pem,
+    )
+    .unwrap();
+    let service_account = json!({
+        "type": "service_account",
+        "project_id": "herald-test",
+        "private_key_id": "k1",
+        "private_key": herald_testkit::mock_fcm::TEST_PRIVATE_KEY_PEM,
+        "client_email": "sender@herald-test.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    std::fs::write(conf.join("sa.json"), service_account.to_string()).unwrap();
     let toml = |key_file: &str| {
         format!(
             "[[apps]]\nid = \"PUSHY\"\n[[apps.keys]]\nkey = \"k\"\nregister = true\n\
