@@ -6,23 +6,31 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use h2::client::{Builder, Connection, SendRequest};
+use h2::{Ping, PingPong, Reason, RecvStream};
 use herald::Clock;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Uri, Version};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2::{Builder, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use http::{Request, Uri};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use crate::{BadUrl, Response, SendError};
 
 /// How many times a request the server did not process goes out again
 /// (each time on a connection that is not closing).
 const MAX_RESENDS: u32 = 8;
+
+/// Flow-control windows we grant the server (what hyper's client granted):
+/// answers are small, so these only spare WINDOW_UPDATE frames.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+/// The largest frame and header block we accept from the server.
+const MAX_FRAME_SIZE: u32 = 16 * 1024;
+const MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
 
 /// How a [`Pool`] uses its connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,11 +114,15 @@ struct Inner {
 }
 
 struct Conn {
-    sender: SendRequest<Full<Bytes>>,
+    /// The h2 handle; each request opens its stream on a clone of it.
+    sender: SendRequest<Bytes>,
     in_flight: AtomicUsize,
     /// The server refused a request on it (a GOAWAY): no new request goes
     /// to it; those in flight finish.
     draining: AtomicBool,
+    /// Set by the connection's task when it ends (closed, broken, or its
+    /// PING unanswered).
+    closed: Arc<AtomicBool>,
 }
 
 impl Pool {
@@ -192,57 +204,51 @@ impl Pool {
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response, SendError> {
         let inner = &self.inner;
         let (parts, body) = request.into_parts();
-        let uri = inner.uri(&parts.uri)?;
+        let uri = inner.uri(parts.uri)?;
         let attempts = async {
             let mut resends = 0;
             loop {
                 let conn = Inner::connection(inner).await?;
-                let mut req = Request::new(Full::new(body.clone()));
-                *req.method_mut() = parts.method.clone();
-                *req.uri_mut() = uri.clone();
-                *req.headers_mut() = parts.headers.clone();
-                *req.version_mut() = Version::HTTP_2;
+                // h2 takes the head by value and may need it again for a
+                // resend, so each attempt sends a copy.
+                let mut head = Request::new(());
+                *head.method_mut() = parts.method.clone();
+                *head.uri_mut() = uri.clone();
+                *head.headers_mut() = parts.headers.clone();
                 let in_flight = InFlight::enter(&conn);
-                let mut sender = conn.sender.clone();
-                match sender.try_send_request(req).await {
-                    Ok(answer) => {
-                        let (head, body) = answer.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map_err(|e| SendError::Lost(describe(&e)))?
-                            .to_bytes();
-                        drop(in_flight);
-                        return Ok(Response {
-                            status: head.status,
-                            headers: head.headers,
-                            body,
-                        });
+                let failure = match exchange(&conn.sender, head, &body).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(failure) => failure,
+                };
+                drop(in_flight);
+                let refusal = match &failure {
+                    // h2 did not take the request: the connection had ended
+                    // or heard a GOAWAY (nothing went out), or the request
+                    // itself cannot be sent (no point sending it again).
+                    Failure::NotSent(e) if is_user(e) => {
+                        return Err(SendError::Refused(format!(
+                            "the request cannot be sent: {}",
+                            describe(e)
+                        )));
                     }
-                    Err(mut e) => {
-                        drop(in_flight);
-                        let refusal = if e.take_message().is_some() {
-                            Some(Refusal::Closing)
-                        } else {
-                            refusal(e.error())
-                        };
-                        let unprocessed = refusal.is_some();
-                        if refusal == Some(Refusal::Closing) {
-                            conn.draining.store(true, Ordering::Relaxed);
-                        }
-                        if unprocessed && resends < MAX_RESENDS {
-                            resends += 1;
-                            inner.resent.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        let why = describe(e.error());
-                        return Err(if unprocessed {
-                            SendError::Refused(why)
-                        } else {
-                            SendError::Lost(why)
-                        });
-                    }
+                    Failure::NotSent(_) => Some(Refusal::Closing),
+                    Failure::Sent(e) => refusal(e),
+                };
+                let unprocessed = refusal.is_some();
+                if refusal == Some(Refusal::Closing) {
+                    conn.draining.store(true, Ordering::Relaxed);
                 }
+                if unprocessed && resends < MAX_RESENDS {
+                    resends += 1;
+                    inner.resent.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let why = describe(failure.error());
+                return Err(if unprocessed {
+                    SendError::Refused(why)
+                } else {
+                    SendError::Lost(why)
+                });
             }
         };
         within(&*inner.clock, inner.options.request_timeout, attempts)
@@ -255,7 +261,7 @@ impl Pool {
         let inner = &self.inner;
         PoolStats {
             connections_opened: inner.opened.load(Ordering::Relaxed),
-            connections_open: inner.prune().len(),
+            connections_open: inner.least_busy().1,
             connect_failures: inner.connect_failures.load(Ordering::Relaxed),
             requests_resent: inner.resent.load(Ordering::Relaxed),
         }
@@ -273,10 +279,10 @@ impl fmt::Debug for Pool {
 }
 
 impl Inner {
-    fn uri(&self, path: &Uri) -> Result<Uri, SendError> {
+    fn uri(&self, path: Uri) -> Result<Uri, SendError> {
         let path = path
-            .path_and_query()
-            .cloned()
+            .into_parts()
+            .path_and_query
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         Uri::builder()
             .scheme(self.scheme.clone())
@@ -286,16 +292,11 @@ impl Inner {
             .map_err(|e| SendError::Connect(format!("bad request URI: {e}")))
     }
 
-    /// The open connections, closed ones dropped.
-    fn prune(&self) -> Vec<Arc<Conn>> {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.retain(|c| !c.sender.is_closed() && !c.draining.load(Ordering::Relaxed));
-        conns.clone()
-    }
-
-    /// The least busy open connection, and how many are open.
+    /// The least busy open connection, and how many are open (closed and
+    /// draining ones are dropped from the list first).
     fn least_busy(&self) -> (Option<Arc<Conn>>, usize) {
-        let conns = self.prune();
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.retain(|c| c.usable());
         let best = conns.iter().min_by_key(|c| c.load()).cloned();
         (best, conns.len())
     }
@@ -369,26 +370,29 @@ impl Inner {
                     "{host}:{port} does not offer HTTP/2 (ALPN h2)"
                 )));
             }
-            let (sender, connection) = Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .keep_alive_interval(self.options.ping_interval)
-                .keep_alive_timeout(self.options.ping_timeout)
-                .keep_alive_while_idle(true)
+            let (sender, connection) = Builder::new()
                 // One stream until the server's SETTINGS say how many:
                 // Apple allows one until a valid provider token.
                 .initial_max_send_streams(1)
-                .handshake(TokioIo::new(tls))
+                .initial_window_size(STREAM_WINDOW)
+                .initial_connection_window_size(CONNECTION_WINDOW)
+                .max_frame_size(MAX_FRAME_SIZE)
+                .max_header_list_size(MAX_HEADER_LIST_SIZE)
+                .enable_push(false)
+                .handshake::<_, Bytes>(tls)
                 .await
                 .map_err(|e| SendError::Connect(format!("HTTP/2 with {host}:{port}: {e}")))?;
-            let url = self.url.clone();
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(%url, error = %e, "a gateway connection closed");
-                }
-            });
-            Ok(sender)
+            let closed = Arc::new(AtomicBool::new(false));
+            tokio::spawn(drive(
+                connection,
+                closed.clone(),
+                self.options.ping_interval,
+                self.options.ping_timeout,
+                self.url.clone(),
+            ));
+            Ok((sender, closed))
         };
-        let sender = within(&*self.clock, self.options.connect_timeout, handshake)
+        let (sender, closed) = within(&*self.clock, self.options.connect_timeout, handshake)
             .await
             .unwrap_or_else(|| {
                 Err(SendError::Connect(format!(
@@ -400,6 +404,7 @@ impl Inner {
             sender,
             in_flight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            closed,
         });
         self.opened.fetch_add(1, Ordering::Relaxed);
         self.conns
@@ -414,6 +419,134 @@ impl Conn {
     fn load(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// Neither closed nor draining: it may take a new request.
+    fn usable(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Drives one connection (its frames, both ways) until it ends, sending a
+/// PING every `ping_interval` and dropping it when one is not answered
+/// within `ping_timeout`. The PINGs run on tokio's timer (as hyper's did):
+/// they check a real socket's liveness, and a test's jumps of the injected
+/// clock must not count as a silent server.
+async fn drive(
+    connection: Connection<TlsStream<TcpStream>, Bytes>,
+    closed: Arc<AtomicBool>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    url: String,
+) {
+    let mut connection = std::pin::pin!(connection);
+    let pings = connection.ping_pong();
+    tokio::select! {
+        ended = &mut connection => {
+            if let Err(e) = ended {
+                tracing::debug!(%url, error = %e, "a gateway connection closed");
+            }
+        }
+        () = keep_alive(pings, ping_interval, ping_timeout) => {
+            tracing::debug!(%url, "a gateway connection did not answer its PING: dropped");
+        }
+    }
+    // No new request goes to it; dropping it (below) ends the streams still
+    // open on it with an error, and any request sent to it meanwhile fails
+    // before leaving (h2 remembers the connection ended).
+    closed.store(true, Ordering::Relaxed);
+}
+
+/// Returns when a PING goes unanswered; runs forever otherwise (if the
+/// connection ends, its own branch in [`drive`] reports why).
+async fn keep_alive(pings: Option<PingPong>, every: Duration, timeout: Duration) {
+    let Some(mut pings) = pings else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        match tokio::time::timeout(timeout, pings.ping(Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(_)) => return std::future::pending().await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// How one attempt failed.
+enum Failure {
+    /// h2 refused to open the stream: nothing went out.
+    NotSent(h2::Error),
+    /// The stream was opened; the error came after.
+    Sent(h2::Error),
+}
+
+impl Failure {
+    fn error(&self) -> &h2::Error {
+        match self {
+            Self::NotSent(e) | Self::Sent(e) => e,
+        }
+    }
+}
+
+/// One request on `sender`'s connection: the head, the body (if any), then
+/// the whole answer. No task, channel or oneshot: the stream is driven by
+/// the connection's task and awaited here.
+async fn exchange(
+    sender: &SendRequest<Bytes>,
+    head: Request<()>,
+    body: &Bytes,
+) -> Result<Response, Failure> {
+    let end_of_stream = body.is_empty();
+    // A fresh handle has no stream of its own pending, so this does not
+    // wait: a stream over the server's limit is queued by h2 and opens when
+    // one ends (which is why `ready()` is not needed).
+    let (answer, mut stream) = sender
+        .clone()
+        .send_request(head, end_of_stream)
+        .map_err(Failure::NotSent)?;
+    if !end_of_stream {
+        // Without capacity reserved, h2 buffers the data and asks for
+        // capacity itself, sending it as the server's windows allow; the
+        // body is held in full anyway, so buffering costs nothing. This
+        // fails only when the stream has closed already (a reset, a
+        // GOAWAY, an early answer): then the answer below says how.
+        let _ = stream.send_data(body.clone(), true);
+    }
+    let answer = answer.await.map_err(Failure::Sent)?;
+    drop(stream);
+    let (head, mut recv) = answer.into_parts();
+    let body = read_body(&mut recv).await.map_err(Failure::Sent)?;
+    Ok(Response {
+        status: head.status,
+        headers: head.headers,
+        body,
+    })
+}
+
+/// The whole body of an answer, each chunk's flow-control capacity given
+/// back to the server as it is read.
+async fn read_body(recv: &mut RecvStream) -> Result<Bytes, h2::Error> {
+    let mut first = Bytes::new();
+    let mut more: Option<BytesMut> = None;
+    while !recv.is_end_stream() {
+        let Some(chunk) = recv.data().await else {
+            break;
+        };
+        let chunk = chunk?;
+        // Fails only if the stream is gone, when there is nothing to give.
+        let _ = recv.flow_control().release_capacity(chunk.len());
+        if let Some(more) = &mut more {
+            more.extend_from_slice(&chunk);
+        } else if first.is_empty() {
+            first = chunk;
+        } else {
+            let mut joined = BytesMut::with_capacity(first.len() + chunk.len());
+            joined.extend_from_slice(&first);
+            joined.extend_from_slice(&chunk);
+            more = Some(joined);
+        }
+    }
+    Ok(more.map_or(first, BytesMut::freeze))
 }
 
 /// Counts one request on a connection while it lives.
@@ -438,35 +571,29 @@ enum Refusal {
     /// This stream only (`REFUSED_STREAM`, as for a stream over the
     /// server's limit): the connection is fine.
     Stream,
-    /// The connection is closing: hyper never put the request on the wire
-    /// (canceled, or its dispatch task ended while the request waited in
-    /// its queue, as after a GOAWAY with requests queued behind the
-    /// server's stream limit), or the server's GOAWAY (graceful,
-    /// `NO_ERROR`) named a last stream below it.
+    /// The connection is closing: h2 never opened the stream (the
+    /// connection had ended or heard a GOAWAY), or the server's GOAWAY
+    /// (graceful, `NO_ERROR`) named a last stream below it (as for
+    /// requests queued behind the server's stream limit).
     Closing,
 }
 
-/// Whether, and how, the server refused the request that failed with
-/// `err` without processing it (`None`: it may have processed it).
-fn refusal(err: &hyper::Error) -> Option<Refusal> {
-    if err.is_canceled() || err.is_user() {
-        return Some(Refusal::Closing);
+/// Whether, and how, the server refused the request whose stream failed
+/// with `err` without processing it (`None`: it may have processed it).
+fn refusal(err: &h2::Error) -> Option<Refusal> {
+    if err.is_go_away() && err.is_remote() && err.reason() == Some(Reason::NO_ERROR) {
+        Some(Refusal::Closing)
+    } else if err.reason() == Some(Reason::REFUSED_STREAM) {
+        Some(Refusal::Stream)
+    } else {
+        None
     }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return if h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR)
-            {
-                Some(Refusal::Closing)
-            } else if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
-                Some(Refusal::Stream)
-            } else {
-                None
-            };
-        }
-        source = e.source();
-    }
-    None
+}
+
+/// Whether `err` is about the request itself (h2 could not encode it),
+/// not about the connection or the server.
+fn is_user(err: &h2::Error) -> bool {
+    err.reason().is_none() && !err.is_io()
 }
 
 /// An error and its causes, on one line.
