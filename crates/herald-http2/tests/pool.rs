@@ -53,10 +53,17 @@ async fn send_all(pool: &Arc<Pool>, n: usize) -> Vec<Result<herald_http2::Respon
         tasks.spawn(async move { (i, pool.send(request(&format!("/n/{i}"))).await) });
     }
     let mut out: Vec<_> = (0..n).map(|_| None).collect();
-    while let Some(done) = tasks.join_next().await {
-        let (i, r) = done.unwrap();
-        out[i] = Some(r);
-    }
+    // The pool's own timeouts run on a manual clock that never moves here:
+    // a request stuck for good fails the test instead of hanging it.
+    let all = async {
+        while let Some(done) = tasks.join_next().await {
+            let (i, r) = done.unwrap();
+            out[i] = Some(r);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("every request ends");
     out.into_iter().map(Option::unwrap).collect()
 }
 
