@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use herald::{Clock, Delivery, Notification, Outcome, PushContent, PushFuture, PushTransport};
 use herald_http2::Pool;
 use http::HeaderValue;
-use tokio::task::JoinSet;
 
 use crate::answer::{Verdict, classify};
 use crate::batch::{Fate, settle};
@@ -26,7 +27,8 @@ use crate::{ApnsConfig, ApnsError, ApnsStats, PayloadError, apns_payload};
 ///
 /// # Implementation
 ///
-/// * A batch's notifications go out concurrently (one task each) over a
+/// * A batch's notifications go out concurrently (driven together by the
+///   `send` future: no task per notification) over a
 ///   [`herald_http2::Pool`]: HTTP/2 multiplexes them over the pool's few
 ///   long-lived connections, within the server's
 ///   `SETTINGS_MAX_CONCURRENT_STREAMS`. A request the server provably did
@@ -139,7 +141,11 @@ impl ApnsGateway {
         let inner = &self.inner;
         let now = inner.clock.now();
         let mut fates: Vec<Option<Fate>> = vec![None; batch.len()];
-        let mut flight = InFlight::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut flight = InFlight {
+            requests: FuturesUnordered::new(),
+            stop: stop.clone(),
+        };
         // The notifications of a batch mostly share one content.
         let mut last: Option<(&Arc<PushContent>, Result<Bytes, PayloadError>)> = None;
         for (i, n) in batch.iter().enumerate() {
@@ -163,10 +169,10 @@ impl ApnsGateway {
             match prepared {
                 Ok(prepared) => {
                     let inner = inner.clone();
-                    let stop = flight.stop.clone();
+                    let stop = stop.clone();
                     flight
-                        .tasks
-                        .spawn(async move { (i, inner.deliver_one(prepared, &stop).await) });
+                        .requests
+                        .push(async move { (i, inner.deliver_one(prepared, &stop).await) });
                 }
                 Err(Unsendable::BadDeviceToken) => {
                     fates[i] = Some(Fate::Decided(Outcome::InvalidToken { at: None }));
@@ -176,16 +182,15 @@ impl ApnsGateway {
                 }
             }
         }
-        let requested = flight.tasks.len();
+        let requested = flight.requests.len();
         inner
             .not_sent
             .fetch_add((batch.len() - requested) as u64, Ordering::Relaxed);
-        while let Some(done) = flight.tasks.join_next().await {
-            if let Ok((i, fate)) = done {
-                fates[i] = Some(fate);
-            }
+        while let Some((i, fate)) = flight.requests.next().await {
+            fates[i] = Some(fate);
         }
-        // A task that panicked (none should) got no answer: retry it.
+        // Every notification has its fate by now (an unset one would be a
+        // bug: it is retried).
         settle(
             fates
                 .into_iter()
@@ -195,23 +200,35 @@ impl ApnsGateway {
     }
 }
 
-/// A batch's tasks. Dropped before they are all done (the `send` future
-/// was dropped), it lets the requests already made finish in the
-/// background instead of aborting them, and stops the others from
-/// starting: a burst of stream resets is what a server's rapid-reset
-/// defence (CVE-2023-44487) answers with a GOAWAY for the whole
-/// connection, failing every other request on it.
-#[derive(Default)]
-struct InFlight {
-    tasks: JoinSet<(usize, Fate)>,
+/// A batch's requests, driven by the `send` future. Dropped before they
+/// are all done (the `send` future was dropped), it hands the requests
+/// already made to one background task that lets them finish instead of
+/// aborting them, and stops the others from starting: a burst of stream
+/// resets is what a server's rapid-reset defence (CVE-2023-44487) answers
+/// with a GOAWAY for the whole connection, failing every other request on
+/// it.
+struct InFlight<F>
+where
+    F: Future<Output = (usize, Fate)> + Send + 'static,
+{
+    requests: FuturesUnordered<F>,
     stop: Arc<AtomicBool>,
 }
 
-impl Drop for InFlight {
+impl<F> Drop for InFlight<F>
+where
+    F: Future<Output = (usize, Fate)> + Send + 'static,
+{
     fn drop(&mut self) {
-        if !self.tasks.is_empty() {
-            self.stop.store(true, Ordering::Relaxed);
-            self.tasks.detach_all();
+        if self.requests.is_empty() {
+            return;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let mut requests = std::mem::take(&mut self.requests);
+        // Outside a runtime (it is shutting down) there is nowhere to
+        // finish them: they are dropped, as the runtime would.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { while requests.next().await.is_some() {} });
         }
     }
 }

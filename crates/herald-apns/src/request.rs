@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use herald::Notification;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 
 /// The longest `apns-collapse-id` APNs takes (bytes).
 pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
@@ -36,7 +36,10 @@ pub(crate) const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 /// A notification ready to go, but for its provider token.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    path: String,
+    path: Uri,
+    /// Every header, `authorization` holding a placeholder that
+    /// [`request`](Prepared::request) replaces: a clone of this map then
+    /// takes the bearer without growing.
     headers: HeaderMap,
     body: Bytes,
 }
@@ -62,7 +65,8 @@ impl Prepared {
             return Err(Unsendable::BadDeviceToken);
         }
         let background = n.content.background;
-        let mut headers = HeaderMap::with_capacity(8);
+        let mut headers = HeaderMap::with_capacity(9);
+        headers.insert(AUTHORIZATION, HeaderValue::from_static(""));
         headers.insert(APNS_TOPIC, topic.clone());
         headers.insert(
             APNS_PUSH_TYPE,
@@ -95,8 +99,11 @@ impl Prepared {
             HeaderValue::try_from(n.id.to_string()).expect("a UUID is a valid header value"),
         );
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let path = format!("/3/device/{token}")
+            .parse()
+            .map_err(|_| Unsendable::BadDeviceToken)?;
         Ok(Self {
-            path: format!("/3/device/{token}"),
+            path,
             headers,
             body,
         })
@@ -106,14 +113,10 @@ impl Prepared {
     pub(crate) fn request(&self, bearer: &HeaderValue) -> Request<Bytes> {
         let mut request = Request::new(self.body.clone());
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self
-            .path
-            .parse()
-            .expect("/3/device/ and hex digits: a valid path");
-        let headers = request.headers_mut();
-        headers.reserve(self.headers.len() + 1);
-        headers.extend(self.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        *request.uri_mut() = self.path.clone();
+        let mut headers = self.headers.clone();
         headers.insert(AUTHORIZATION, bearer.clone());
+        *request.headers_mut() = headers;
         request
     }
 }

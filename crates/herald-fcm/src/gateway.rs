@@ -8,10 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use herald::{Clock, Delivery, Notification, Outcome, PushFuture, PushTransport, Refusal};
 use herald_core::Tick;
 use herald_http2::{Pool, PoolStats};
-use tokio::task::JoinSet;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 
 use crate::answer::{Verdict, classify};
 use crate::message::request_body;
@@ -58,8 +61,9 @@ pub struct FcmGateway {
 struct Shared {
     base_url: String,
     project_id: String,
-    /// `/v1/projects/{project_id}/messages:send`.
-    send_path: String,
+    /// `/v1/projects/{project_id}/messages:send`, or why it is not a
+    /// path.
+    send_uri: Result<Uri, String>,
     pool: Pool,
     tokens: AccessTokens,
     clock: Arc<dyn Clock>,
@@ -84,7 +88,9 @@ impl FcmGateway {
         let tokens = AccessTokens::new(config.service_account, config.tls, clock.clone())?;
         Ok(Self {
             shared: Arc::new(Shared {
-                send_path: format!("/v1/projects/{project_id}/messages:send"),
+                send_uri: format!("/v1/projects/{project_id}/messages:send")
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| e.to_string()),
                 base_url,
                 project_id,
                 pool,
@@ -164,23 +170,27 @@ impl Shared {
         } else {
             built
         };
-        let mut flight = InFlight::default();
+        let common = Arc::new(Batch {
+            headers: headers_for(&token),
+            shared: this,
+            token,
+            stop: AtomicBool::new(false),
+        });
+        let mut flight = InFlight {
+            requests: FuturesUnordered::new(),
+            batch: common.clone(),
+        };
         for (i, body) in built {
-            let this = this.clone();
-            let token = token.clone();
-            let stop = flight.stop.clone();
+            let batch = common.clone();
             flight
-                .tasks
-                .spawn(async move { (i, this.send_one(body, token, &stop).await) });
+                .requests
+                .push(async move { (i, batch.send_one(body).await) });
         }
+        drop(common);
         let mut refused: Option<Refusal> = None;
-        while let Some(joined) = flight.tasks.join_next().await {
-            // A task that panicked (not expected) leaves its outcome unset:
-            // Retry, below.
-            if let Ok((i, (outcome, refusal))) = joined {
-                outcomes[i] = Some(outcome);
-                refused = merge(refused, refusal);
-            }
+        while let Some((i, (outcome, refusal))) = flight.requests.next().await {
+            outcomes[i] = Some(outcome);
+            refused = merge(refused, refusal);
         }
         finish(outcomes, refused)
     }
@@ -202,60 +212,18 @@ impl Shared {
         built
     }
 
-    /// Sends one message; after a 401 (the access token refused) once more
-    /// with a renewed token. Nothing is sent once `stop` is set (the batch's
-    /// `send` was dropped).
-    async fn send_one(&self, body: Bytes, token: AccessToken, stop: &AtomicBool) -> Answer {
-        let not_attempted = (Outcome::Retry { after: None }, None);
-        if stop.load(Ordering::Relaxed) {
-            return not_attempted;
-        }
-        match self.post(body.clone(), &token).await {
-            Ok(Verdict::Done(outcome, refusal)) => return (outcome, refusal),
-            Ok(Verdict::Unauthenticated(_)) => {}
-            Err(outcome) => return (outcome, None),
-        }
-        let token = match self.tokens.renew(&token).await {
-            Ok(t) => t,
-            Err(TokenError::Refused(reason)) => {
-                return (
-                    Outcome::Retry { after: None },
-                    Some(Refusal::Credentials { reason }),
-                );
-            }
-            Err(TokenError::Unavailable(_)) => return not_attempted,
-        };
-        if stop.load(Ordering::Relaxed) {
-            return not_attempted;
-        }
-        match self.post(body, &token).await {
-            Ok(Verdict::Done(outcome, refusal)) => (outcome, refusal),
-            Ok(Verdict::Unauthenticated(reason)) => (
-                Outcome::Retry { after: None },
-                Some(Refusal::Credentials {
-                    reason: format!("{reason} (a freshly fetched access token was refused too)"),
-                }),
-            ),
-            Err(outcome) => (outcome, None),
-        }
-    }
-
     /// One request; what its answer means, or the outcome of no answer.
-    async fn post(&self, body: Bytes, token: &AccessToken) -> Result<Verdict, Outcome> {
-        let request = http::Request::post(self.send_path.as_str())
-            .header(http::header::AUTHORIZATION, token.header.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/json; charset=UTF-8",
-            )
-            .body(body)
-            .map_err(|e| Outcome::Failed {
-                reason: format!("cannot build the FCM request: {e}"),
-            })?;
+    async fn post(&self, body: Bytes, headers: &HeaderMap) -> Result<Verdict, Outcome> {
+        let uri = self.send_uri.as_ref().map_err(|e| Outcome::Failed {
+            reason: format!("cannot build the FCM request: {e}"),
+        })?;
+        let mut request = Request::new(body);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = headers.clone();
         self.requests.fetch_add(1, Ordering::Relaxed);
-        // Boxed: the pool's future is large (tens of KB), and a batch
-        // spawns one task per notification; unboxed, every spawn and poll
-        // of the task would copy it.
+        // Boxed: the pool's future is large, and a batch holds one request
+        // future per notification; unboxed, each would carry it.
         match Box::pin(self.pool.send(request)).await {
             Ok(answer) => Ok(classify(
                 answer.status,
@@ -271,23 +239,97 @@ impl Shared {
     }
 }
 
-/// A batch's tasks. Dropped before they are all done (the `send` future
-/// was dropped), it lets the requests already made finish in the
-/// background instead of aborting them, and keeps the others from
-/// starting: a burst of stream resets is what a server's rapid-reset
-/// defence (CVE-2023-44487) answers with a GOAWAY for the whole
-/// connection, failing every other request on it.
-#[derive(Default)]
-struct InFlight {
-    tasks: JoinSet<(usize, Answer)>,
-    stop: Arc<AtomicBool>,
+/// What a batch's requests share: the gateway, the access token and the
+/// headers made from it (built once per batch, cloned per request), and
+/// the flag that keeps requests not yet made from starting.
+struct Batch {
+    shared: Arc<Shared>,
+    token: AccessToken,
+    headers: HeaderMap,
+    stop: AtomicBool,
 }
 
-impl Drop for InFlight {
+impl Batch {
+    /// Sends one message; after a 401 (the access token refused) once more
+    /// with a renewed token. Nothing is sent once `stop` is set (the batch's
+    /// `send` was dropped).
+    async fn send_one(&self, body: Bytes) -> Answer {
+        let shared = &self.shared;
+        let not_attempted = (Outcome::Retry { after: None }, None);
+        if self.stop.load(Ordering::Relaxed) {
+            return not_attempted;
+        }
+        match shared.post(body.clone(), &self.headers).await {
+            Ok(Verdict::Done(outcome, refusal)) => return (outcome, refusal),
+            Ok(Verdict::Unauthenticated(_)) => {}
+            Err(outcome) => return (outcome, None),
+        }
+        let token = match shared.tokens.renew(&self.token).await {
+            Ok(t) => t,
+            Err(TokenError::Refused(reason)) => {
+                return (
+                    Outcome::Retry { after: None },
+                    Some(Refusal::Credentials { reason }),
+                );
+            }
+            Err(TokenError::Unavailable(_)) => return not_attempted,
+        };
+        if self.stop.load(Ordering::Relaxed) {
+            return not_attempted;
+        }
+        match shared.post(body, &headers_for(&token)).await {
+            Ok(Verdict::Done(outcome, refusal)) => (outcome, refusal),
+            Ok(Verdict::Unauthenticated(reason)) => (
+                Outcome::Retry { after: None },
+                Some(Refusal::Credentials {
+                    reason: format!("{reason} (a freshly fetched access token was refused too)"),
+                }),
+            ),
+            Err(outcome) => (outcome, None),
+        }
+    }
+}
+
+/// The headers of a send request authorized by `token`.
+fn headers_for(token: &AccessToken) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(2);
+    headers.insert(AUTHORIZATION, token.header.clone());
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    headers
+}
+
+/// A batch's requests, driven by the `send` future. Dropped before they
+/// are all done (the `send` future was dropped), it hands the requests
+/// already made to one background task that lets them finish instead of
+/// aborting them, and keeps the others from starting: a burst of stream
+/// resets is what a server's rapid-reset defence (CVE-2023-44487) answers
+/// with a GOAWAY for the whole connection, failing every other request on
+/// it.
+struct InFlight<F>
+where
+    F: Future<Output = (usize, Answer)> + Send + 'static,
+{
+    requests: FuturesUnordered<F>,
+    batch: Arc<Batch>,
+}
+
+impl<F> Drop for InFlight<F>
+where
+    F: Future<Output = (usize, Answer)> + Send + 'static,
+{
     fn drop(&mut self) {
-        if !self.tasks.is_empty() {
-            self.stop.store(true, Ordering::Relaxed);
-            self.tasks.detach_all();
+        if self.requests.is_empty() {
+            return;
+        }
+        self.batch.stop.store(true, Ordering::Relaxed);
+        let mut requests = std::mem::take(&mut self.requests);
+        // Outside a runtime (it is shutting down) there is nowhere to
+        // finish them: they are dropped, as the runtime would.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { while requests.next().await.is_some() {} });
         }
     }
 }
