@@ -268,8 +268,8 @@ impl Inner {
     /// One request and what its answer means.
     async fn attempt(&self, prepared: &Prepared, token: &Signed) -> Verdict {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        // Boxed: the pool's future is large, and moving it into every
-        // spawned task's state cost more than the allocation.
+        // Boxed: the pool's future is large, and a batch holds one request
+        // future per notification; unboxed, each would carry it.
         match Box::pin(self.pool.send(prepared.request(token.bearer()))).await {
             Ok(answer) => classify(&answer, self.clock.now()),
             Err(e) => {
