@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use herald_core::Tick;
 use herald_http2::Response;
+use herald_http2::retry_after;
 use serde::Deserialize;
 
 /// What one answer means for its notification.
@@ -101,20 +102,6 @@ pub(crate) fn describe(status: u16, reason: Option<&str>) -> String {
         }
         _ => format!("APNs {status}"),
     }
-}
-
-/// A `Retry-After` value: delay seconds, or an HTTP date (the time from
-/// `now` until it; zero if it has passed). `None` if it is neither.
-pub(crate) fn retry_after(value: &str, now: Tick) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let at = u64::try_from(at.timestamp_millis()).unwrap_or(0);
-    Some(Duration::from_millis(
-        Tick::from_millis(at).millis_since(now),
-    ))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub fn answer(data: &[u8]) {
     };
     let _ = crate::answer::classify(&response, now);
     if let Ok(text) = std::str::from_utf8(retry) {
-        let _ = crate::answer::retry_after(text, now);
+        let _ = herald_http2::retry_after(text, now);
         let _ = crate::answer::describe(status.as_u16(), Some(text));
     }
 }

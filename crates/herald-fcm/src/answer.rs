@@ -8,8 +8,6 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::retry_after;
-
 /// An error text from FCM is cut to about this many bytes.
 const MAX_REASON: usize = 500;
 
@@ -108,7 +106,7 @@ pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], now
         headers
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after::parse(v, now))
+            .and_then(|v| herald_http2::retry_after(v, now))
     };
     let retry = |refusal| Verdict::Done(Outcome::Retry { after: after() }, refusal);
     let credentials = |reason| {

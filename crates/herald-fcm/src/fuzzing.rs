@@ -24,7 +24,7 @@ pub fn answer(data: &[u8]) {
     let now = Tick::from_millis(u64::from(body.len() as u32) * 1_000_000_007);
     let _ = crate::answer::classify(status, &headers, body, now);
     if let Ok(text) = std::str::from_utf8(retry) {
-        let _ = crate::retry_after::parse(text, now);
+        let _ = herald_http2::retry_after(text, now);
     }
     if let Ok(text) = std::str::from_utf8(body) {
         let _ = crate::ServiceAccount::from_json(text, None);

@@ -81,7 +81,6 @@ pub mod fuzzing;
 mod gateway;
 mod message;
 mod oauth;
-mod retry_after;
 mod service_account;
 
 pub use config::{FCM_URL, FcmConfig};

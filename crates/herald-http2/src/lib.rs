@@ -49,9 +49,11 @@
 mod error;
 mod pool;
 mod response;
+mod retry_after;
 mod tls;
 
 pub use error::{BadUrl, SendError, TlsError};
 pub use pool::{Pool, PoolOptions, PoolStats};
 pub use response::Response;
+pub use retry_after::retry_after;
 pub use tls::{client_tls, client_tls_only};
