@@ -56,16 +56,27 @@ pub fn thread_cpu(name: &str) -> Duration {
             continue;
         }
         let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        // Fields after the `(comm)`: state is 3rd; utime 14th, stime 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-        return Duration::from_millis(ticks * 10);
+        return stat_cpu(&stat);
     }
     Duration::ZERO
+}
+
+/// This process's CPU time (user + system, every thread), from
+/// `/proc/self/stat` (10 ms resolution); zero if unreadable.
+pub fn process_cpu() -> Duration {
+    stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// utime + stime of a `/proc/.../stat` line.
+fn stat_cpu(stat: &str) -> Duration {
+    // Fields after the `(comm)`: state is 3rd; utime 14th, stime 15th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// The `q` quantile of `sorted` (nearest rank).

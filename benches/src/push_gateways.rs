@@ -75,7 +75,7 @@ use herald_testkit::mock_apns::{MockApns, MockApnsOptions, TestApnsKey};
 use herald_testkit::mock_fcm::{MockFcm, MockFcmOptions, TEST_PRIVATE_KEY_PEM};
 use serde_json::{Value, json};
 
-use crate::durable::{loadavg, quantile};
+use crate::durable::{loadavg, process_cpu, quantile};
 use crate::{DEFAULT_SEED, SplitMix64};
 
 /// The engine's and the mocks' tokio worker threads, each process.
@@ -966,19 +966,6 @@ async fn publish_once(
         tokens: g1.tokens() - g0.tokens(),
         mock_streams: (m1.apns_streams + m1.fcm_streams) - (m0.apns_streams + m0.fcm_streams),
     }
-}
-
-/// This process's CPU time (user + system, every thread), from
-/// `/proc/self/stat` (10 ms resolution).
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
 
 /// Where a bench's data goes when no `--dir` is given.

@@ -75,7 +75,7 @@ use herald::{
     Outcome, PublishOptions, PublishStatus, PushBroadcast, PushFuture, PushJob, PushRetry,
     PushTransport, Record, Start, Store, StoreFuture, StoreStats,
 };
-use herald_benches::durable::{WRITER, loadavg, thread_cpu};
+use herald_benches::durable::{WRITER, loadavg, process_cpu, thread_cpu};
 use herald_benches::{DEFAULT_SEED, SplitMix64};
 use herald_core::Tick;
 use herald_core::selector::Selector;
@@ -1134,18 +1134,6 @@ fn written_bytes() -> u64 {
         .find_map(|l| l.strip_prefix("write_bytes:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// This process's CPU time (user + system), from `/proc/self/stat`.
-fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
 }
 
 /// Samples `VmRSS` every 5 ms on a thread of its own until stopped; resets
