@@ -3,6 +3,9 @@
 //! * [`store_conformance`]: the checks every [`Store`](herald::Store)
 //!   implementation must pass, and the [`store_conformance_tests!`] macro
 //!   that turns them into one `#[tokio::test]` each for a given store.
+//! * [`shared_store_conformance`]: what a store several engines share
+//!   must also do (reservations by due time, hints;
+//!   [`shared_store_conformance_tests!`]).
 //! * [`transport_conformance`]: likewise for
 //!   [`PubSubTransport`](herald::PubSubTransport) implementations
 //!   ([`transport_conformance_tests!`]).
@@ -36,6 +39,7 @@ pub mod mock_fcm;
 pub mod push_job_conformance;
 pub mod push_transport_conformance;
 pub mod registry_conformance;
+pub mod shared_store_conformance;
 pub mod store_conformance;
 pub mod tls;
 pub mod transport_conformance;

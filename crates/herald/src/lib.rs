@@ -88,9 +88,9 @@ pub use push::{
 };
 pub use status::{DeliveryCounts, MessageStatus, PublishStatus};
 pub use store::{
-    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueRun, FencingToken,
-    IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, MemoryStore, Next, PushJob, PushRetry,
-    Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
+    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueHints, DueRun,
+    FencingToken, HintHub, IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, MemoryStore, Next,
+    PushJob, PushRetry, Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 pub use transport::{
     InProcessTransport, Inbox, InboxItem, InboxLimits, Lagged, Membership, PubSubTransport,

@@ -135,3 +135,27 @@ async fn an_open_push_job_keeps_its_message() {
         "forgotten after its job ended"
     );
 }
+
+/// A shared in-memory store (several engines in one process) passes both
+/// suites.
+mod shared {
+    herald_testkit::store_conformance_tests!(async { herald::MemoryStore::new_shared() });
+    herald_testkit::shared_store_conformance_tests!(async { herald::MemoryStore::new_shared() });
+}
+
+/// The default in-memory store is exclusive: it says so, reserves nothing
+/// and gives no hints.
+#[tokio::test]
+async fn the_default_store_is_exclusive() {
+    use herald::{MemoryStore, Store};
+    use herald_core::Tick;
+
+    let store = MemoryStore::new();
+    assert!(!store.is_shared());
+    assert!(store.due_hints().is_none());
+    let err = store
+        .reserve_due(Tick::ZERO, Tick::MAX, 10, 10)
+        .await
+        .expect_err("an exclusive store does not reserve");
+    assert!(err.to_string().contains("not shared"), "{err}");
+}

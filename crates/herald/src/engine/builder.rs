@@ -48,7 +48,7 @@ pub struct EngineBuilder {
     push_in_flight: usize,
     retry_policy: RetryPolicy,
     lease: Duration,
-    single_node: bool,
+    horizon: Duration,
     inbox_limits: InboxLimits,
 }
 
@@ -65,7 +65,7 @@ impl Default for EngineBuilder {
             push_in_flight: 4,
             retry_policy: RetryPolicy::default(),
             lease: Duration::from_secs(60),
-            single_node: true,
+            horizon: Duration::from_secs(2),
             inbox_limits: InboxLimits {
                 max_subscriptions: 1,
                 ..InboxLimits::default()
@@ -137,11 +137,16 @@ impl EngineBuilder {
         self
     }
 
-    /// Whether this engine is the store's only user (default `true`). A
-    /// single node takes back every claim it finds at start-up (they are
-    /// its own, from before a crash) instead of waiting for their leases.
-    pub fn single_node(mut self, single_node: bool) -> Self {
-        self.single_node = single_node;
+    /// On a shared store ([`Store::is_shared`]): how far ahead the engine
+    /// reserves other nodes' runs (default 2 s, at least 10 ms). Its wheel
+    /// holds only runs due within the horizon (its own publishes beyond it
+    /// stay in the store until they come within it), it looks for
+    /// unreserved runs every half horizon and at every hint, and a node
+    /// that dies delays the runs it reserved by at most one horizon. On
+    /// an exclusive store (the default) the wheel holds every scheduled
+    /// run and this setting is unused.
+    pub fn horizon(mut self, horizon: Duration) -> Self {
+        self.horizon = horizon.max(Duration::from_millis(10));
         self
     }
 
@@ -169,6 +174,7 @@ impl EngineBuilder {
     pub fn build(self) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let now = self.clock.now();
+        let shared_store = self.store.is_shared();
         let shared = Arc::new(Shared {
             clock: self.clock,
             store: self.store,
@@ -183,7 +189,8 @@ impl EngineBuilder {
                 self.push_in_flight,
                 self.retry_policy,
             ),
-            single_node: self.single_node,
+            shared_store,
+            horizon_ms: u64::try_from(self.horizon.as_millis()).unwrap_or(u64::MAX),
             stop: tokio::sync::watch::Sender::new(false),
             ids: IdGenerator::new(),
             state: Mutex::new(WheelState::new(now)),
@@ -202,7 +209,7 @@ impl EngineBuilder {
         });
         Completer::start(&shared);
         Pipeline::start(&shared);
-        tokio::spawn(driver::run(shared.clone(), rx, self.single_node));
+        tokio::spawn(driver::run(shared.clone(), rx));
         Engine {
             shared,
             _last_clone: Arc::new(StopOnDrop(tx)),

@@ -24,12 +24,23 @@ const BATCH: usize = 1024;
 /// How long to wait before retrying after a store failure.
 pub(super) const RETRY: Duration = Duration::from_millis(200);
 
-pub(crate) async fn run(
-    sh: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Command>,
-    single_node: bool,
-) {
-    reload(&sh, single_node).await;
+pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
+    reload(&sh).await;
+    // On a shared store: the runs due within the horizon that no other
+    // node holds are reserved every half horizon, and at once when a hint
+    // names a run due within it.
+    let mut hints = if sh.shared_store {
+        sh.store.due_hints()
+    } else {
+        None
+    };
+    let reserve_every = (sh.horizon_ms / 2).max(5);
+    let mut next_reserve = if sh.shared_store {
+        reserve(&sh, sh.clock.now()).await;
+        sh.clock.now().saturating_add_millis(reserve_every)
+    } else {
+        Tick::MAX
+    };
     sh.ready.send_replace(true);
     let mut settles = Vec::new();
     let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
@@ -48,6 +59,10 @@ pub(crate) async fn run(
         if now >= next_release {
             release(&sh, now).await;
             next_release = now.saturating_add_millis(release_every);
+        }
+        if now >= next_reserve {
+            reserve(&sh, now).await;
+            next_reserve = now.saturating_add_millis(reserve_every);
         }
         pass(&sh, now, &mut fired).await;
         if !settles.is_empty() {
@@ -68,11 +83,26 @@ pub(crate) async fn run(
             // More came due while delivering: go again (commands first).
             continue;
         }
-        let wake_at = next.map_or(next_release, |t| t.min(next_release));
+        let wake_at = next
+            .map_or(next_release, |t| t.min(next_release))
+            .min(next_reserve);
         let sleep = sh.clock.sleep_until(wake_at);
+        let hint = async {
+            match hints.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = sleep => {}
             () = sh.wake.notified() => {}
+            due = hint => {
+                // A run within the horizon that this wheel may not hold:
+                // look now (a later one waits for the periodic look).
+                if due < sh.clock.now().saturating_add_millis(sh.horizon_ms) {
+                    next_reserve = Tick::ZERO;
+                }
+            }
             cmd = rx.recv() => match cmd {
                 Some(Command::Settle(tx)) => settles.push(tx),
                 Some(Command::Shutdown(tx)) => return stop(&sh, tx).await,
@@ -125,6 +155,47 @@ async fn release(sh: &Shared, now: Tick) {
             }
             Failure::Quiet => {}
         },
+    }
+}
+
+/// Runs reserved per store round trip.
+const RESERVE_PAGE: usize = 4096;
+
+/// On a shared store: reserves the runs due within the horizon that no
+/// node holds and puts them in the wheel (a run this wheel holds already
+/// is simply put in again; its claim at the due time decides who fires).
+async fn reserve(sh: &Shared, now: Tick) {
+    let before = now.saturating_add_millis(sh.horizon_ms);
+    loop {
+        match sh
+            .store
+            .reserve_due(now, before, sh.horizon_ms, RESERVE_PAGE)
+            .await
+        {
+            Ok(runs) => {
+                recovered(&sh.store_failures.reserve, "reserving due runs");
+                Counters::bump(&sh.counters.reserved, runs.len() as u64);
+                {
+                    let mut st = sh.lock();
+                    for r in &runs {
+                        sh.schedule(&mut st, r.id, r.due);
+                    }
+                }
+                if runs.len() < RESERVE_PAGE {
+                    return;
+                }
+            }
+            Err(e) => {
+                match sh.store_failures.reserve.failure(now) {
+                    Failure::First => warn!(error = %e, "store failed to reserve due runs"),
+                    Failure::Again { left_out } => {
+                        warn!(error = %e, left_out, "store still fails to reserve due runs")
+                    }
+                    Failure::Quiet => {}
+                }
+                return;
+            }
+        }
     }
 }
 
@@ -212,7 +283,9 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
         let mut st = sh.lock();
         for ((_, run), claimed) in fired.iter().zip(claimed) {
             let Some(claimed) = claimed else {
-                // Cancelled, finished or re-scheduled meanwhile.
+                // Cancelled, finished or re-scheduled meanwhile, or
+                // claimed by another node.
+                Counters::bump(&sh.counters.claims_lost, 1);
                 if st
                     .inflight
                     .get(&run.id)
@@ -225,6 +298,7 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             let Some(state) = st.inflight.get_mut(&run.id) else {
                 continue;
             };
+            Counters::bump(&sh.counters.claims_won, 1);
             state.claimed(claimed.token, claimed.envelope.plan.is_repeating());
             if state.begin_delivery() {
                 go.push((*run, claimed));

@@ -102,8 +102,9 @@ async fn run(sh: Arc<Shared>) {
     let p = &sh.pipeline;
     let lease = sh.lease_ms;
     let mut running = JoinSet::new();
-    // At start-up a single node owns every job it finds.
-    let mut expired_before = if sh.single_node {
+    // At start-up the only user of an exclusive store owns every job it
+    // finds.
+    let mut expired_before = if !sh.shared_store {
         Tick::from_millis(u64::MAX)
     } else {
         sh.clock.now()

@@ -13,21 +13,52 @@ use crate::StoreError;
 /// Runs read per page (16 bytes of id and 8 of due each).
 const PAGE: usize = 10_000;
 
-/// Rebuilds the wheel from the store's scheduled runs.
-pub(super) async fn reload(sh: &Shared, single_node: bool) {
+/// Rebuilds the wheel from the store's scheduled runs (on a shared store:
+/// releases expired claims only; the driver's reservations fill the
+/// wheel).
+pub(super) async fn reload(sh: &Shared) {
     let now = sh.clock.now();
-    // A single node's claims found at start-up are its own, from before a
-    // crash: take them back now rather than waiting for the lease.
-    let before = if single_node { Tick::MAX } else { now };
+    // The claims the only user of an exclusive store finds at start-up are
+    // its own, from before a crash: take them back now rather than
+    // waiting for the lease.
+    let before = if sh.shared_store { now } else { Tick::MAX };
     let released = loop {
         match sh.store.release_expired(before).await {
-            Ok(runs) => break runs.len() as u64,
+            Ok(runs) => {
+                if sh.shared_store {
+                    // No page of `pending` follows: these go in now.
+                    let mut st = sh.lock();
+                    for r in &runs {
+                        sh.schedule(&mut st, r.id, r.due);
+                    }
+                }
+                break runs.len() as u64;
+            }
             Err(e) => {
                 failed(sh, &e, "releasing claims");
                 retry_pause(sh).await;
             }
         }
     };
+    let loaded = if sh.shared_store {
+        0
+    } else {
+        load_pending(sh).await
+    };
+    recovered(&sh.store_failures.reload, "reloading");
+    Counters::bump(&sh.counters.recovered_runs, released);
+    Counters::bump(&sh.counters.reloaded, loaded);
+    if loaded > 0 || released > 0 {
+        info!(
+            loaded,
+            released, "reloaded scheduled messages from the store"
+        );
+    }
+}
+
+/// Puts every scheduled run of the (exclusive) store in the wheel, a page
+/// at a time; how many.
+async fn load_pending(sh: &Shared) -> u64 {
     let mut after = None;
     let mut loaded = 0u64;
     loop {
@@ -52,15 +83,7 @@ pub(super) async fn reload(sh: &Shared, single_node: bool) {
             break;
         }
     }
-    recovered(&sh.store_failures.reload, "reloading");
-    Counters::bump(&sh.counters.recovered_runs, released);
-    Counters::bump(&sh.counters.reloaded, loaded);
-    if loaded > 0 || released > 0 {
-        info!(
-            loaded,
-            released, "reloaded scheduled messages from the store"
-        );
-    }
+    loaded
 }
 
 /// Logs a failed reload step at a bounded rate.

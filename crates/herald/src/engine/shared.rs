@@ -27,8 +27,12 @@ pub(crate) struct Shared {
     pub(crate) templates: Arc<dyn TemplateStore>,
     /// The push gateways and the jobs' pipeline.
     pub(crate) pipeline: Pipeline,
-    /// Whether this engine is its store's only user.
-    pub(crate) single_node: bool,
+    /// Whether other engines (nodes) use the store too
+    /// ([`Store::is_shared`]): then the wheel holds only the runs due
+    /// within the horizon.
+    pub(crate) shared_store: bool,
+    /// On a shared store: how far ahead runs are reserved, in ms.
+    pub(crate) horizon_ms: u64,
     /// Becomes true at shutdown (what the pipeline's tasks wait on).
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) ids: IdGenerator,
@@ -62,6 +66,7 @@ pub(crate) struct StoreFailures {
     pub(crate) complete: Throttle,
     pub(crate) release: Throttle,
     pub(crate) reload: Throttle,
+    pub(crate) reserve: Throttle,
 }
 
 /// A run waiting in the wheel.
@@ -145,7 +150,17 @@ impl Shared {
     /// Puts the run due at `due` in the wheel to fire at `at` (a retry
     /// after the store failed to claim it: the claim must still name the
     /// stored `due`, and missed runs are counted from it).
+    ///
+    /// On a shared store a run beyond the horizon is left to the store
+    /// (the message's earlier entry still goes): a reservation brings it
+    /// back in time, on this node or another.
     pub(crate) fn schedule_at(&self, st: &mut WheelState, id: MessageId, due: Tick, at: Tick) {
+        if self.shared_store && at > self.clock.now().saturating_add_millis(self.horizon_ms) {
+            if let Some(old) = st.keys.remove(&id) {
+                st.wheel.cancel(old);
+            }
+            return;
+        }
         let key = st.wheel.insert_at(at, Run { id, due });
         if let Some(old) = st.keys.insert(id, key) {
             st.wheel.cancel(old);

@@ -45,6 +45,16 @@ pub struct EngineStats {
     /// Finished messages the store purged since it was opened, from
     /// [`StoreStats::purged`](crate::StoreStats::purged).
     pub purged: u64,
+    /// Runs this engine claimed when they came due (and then delivered).
+    pub claims_won: u64,
+    /// Runs that came due in this engine's wheel but could not be claimed:
+    /// cancelled, finished, or claimed by another node first (on a shared
+    /// store the normal fate of a run that two nodes held).
+    pub claims_lost: u64,
+    /// On a shared store: runs this engine reserved ahead of their due
+    /// time (published on another node, or beyond the horizon when
+    /// published).
+    pub reserved: u64,
 }
 
 /// The push pipeline's counters (see [`Engine::push_stats`](crate::Engine::push_stats)).
@@ -134,6 +144,9 @@ pub(crate) struct Counters {
     pub(crate) recovered_runs: AtomicU64,
     pub(crate) reloaded: AtomicU64,
     pub(crate) completion_failures: AtomicU64,
+    pub(crate) claims_won: AtomicU64,
+    pub(crate) claims_lost: AtomicU64,
+    pub(crate) reserved: AtomicU64,
 }
 
 impl Counters {
@@ -164,6 +177,9 @@ impl Counters {
             store_unavailable: !store.is_writable(),
             quarantined: store.quarantined,
             purged: store.purged,
+            claims_won: get(&self.claims_won),
+            claims_lost: get(&self.claims_lost),
+            reserved: get(&self.reserved),
         }
     }
 }

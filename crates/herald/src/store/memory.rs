@@ -10,9 +10,9 @@ use herald_core::Tick;
 
 use super::memory_push::PushJobs;
 use super::{
-    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueRun, FencingToken,
-    IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, Next, PushJob, PushRetry, Record, RunState,
-    Start, Store, StoreError, StoreFuture, StoreStats,
+    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueHints, DueRun,
+    FencingToken, HintHub, IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, Next, PushJob,
+    PushRetry, Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 use crate::{DeliveryCounts, Envelope, MessageId, PublishStatus};
 
@@ -62,6 +62,10 @@ struct Inner {
     keys: Mutex<Keys>,
     /// Push jobs (locked alone, never while a shard is locked).
     jobs: Mutex<PushJobs>,
+    /// Whether several engines use this store ([`MemoryStore::new_shared`]).
+    shared: bool,
+    /// Hints of scheduled runs, for the engines of a shared store.
+    hints: HintHub,
 }
 
 /// The recorded idempotency keys, and their expiry times in the order
@@ -107,6 +111,26 @@ struct Shard {
 struct Entry {
     record: Record,
     token: Option<FencingToken>,
+    /// A reservation of the scheduled run due at `.0`, until `.1` (see
+    /// [`Store::reserve_due`]); stale once the due time changed.
+    reserved: Option<(Tick, Tick)>,
+}
+
+impl Entry {
+    /// The scheduled run's due time, if it is scheduled and nobody holds
+    /// a live reservation of it at `now`.
+    fn reservable(&self, now: Tick) -> Option<Tick> {
+        match self.record.state {
+            RunState::Scheduled { due }
+                if self
+                    .reserved
+                    .is_none_or(|(at, until)| at != due || until <= now) =>
+            {
+                Some(due)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Default for MemoryStore {
@@ -127,6 +151,32 @@ impl MemoryStore {
     /// An empty store that keeps at most about `retain_finished` finished
     /// records (at least one per internal shard).
     pub fn with_retention(retain_finished: usize) -> Self {
+        Self::make(retain_finished, false)
+    }
+
+    /// An empty store (default retention) that several engines in this
+    /// process share, as nodes share a PostgreSQL store: it says so
+    /// ([`Store::is_shared`]), reserves runs by due time and gives hints.
+    /// For tests and simulations of a cluster; [`reserve_due`](Store::reserve_due)
+    /// scans every record, so it suits thousands of pending messages, not
+    /// millions.
+    ///
+    /// ```
+    /// use herald::{Engine, MemoryStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::new_shared();
+    /// let a = Engine::builder().store(store.clone()).build();
+    /// let b = Engine::builder().store(store).build();
+    /// # a.shutdown().await;
+    /// # b.shutdown().await;
+    /// # }
+    /// ```
+    pub fn new_shared() -> Self {
+        Self::make(Self::DEFAULT_RETENTION, true)
+    }
+
+    fn make(retain_finished: usize, shared: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
@@ -135,6 +185,8 @@ impl MemoryStore {
                 purged: AtomicU64::new(0),
                 keys: Mutex::new(Keys::default()),
                 jobs: Mutex::new(PushJobs::default()),
+                shared,
+                hints: HintHub::new(),
             }),
         }
     }
@@ -160,6 +212,13 @@ impl MemoryStore {
 
     fn jobs(&self) -> MutexGuard<'_, PushJobs> {
         self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the engines of a shared store about a run scheduled at `due`.
+    fn hint(&self, due: Tick) {
+        if self.inner.shared {
+            self.inner.hints.hint(due);
+        }
     }
 
     fn token(&self) -> FencingToken {
@@ -258,7 +317,12 @@ impl MemoryStore {
                         error: None,
                     },
                     token,
+                    reserved: None,
                 });
+                drop(shard);
+                if let Start::At(due) = start {
+                    self.hint(due);
+                }
                 Ok(token)
             }
         }
@@ -383,6 +447,7 @@ impl Store for MemoryStore {
 
     fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
         let retain = self.inner.retain_per_shard;
+        let mut earliest: Option<Tick> = None;
         let out = completions
             .into_iter()
             .map(|c| {
@@ -400,7 +465,10 @@ impl Store for MemoryStore {
                     return true;
                 }
                 match c.next {
-                    Next::At(due) => e.record.state = RunState::Scheduled { due },
+                    Next::At(due) => {
+                        e.record.state = RunState::Scheduled { due };
+                        earliest = Some(earliest.map_or(due, |t| t.min(due)));
+                    }
                     Next::Done => e.record.state = RunState::Published,
                     Next::Failed(error) => {
                         e.record.state = RunState::Failed;
@@ -413,6 +481,9 @@ impl Store for MemoryStore {
                 true
             })
             .collect();
+        if let Some(due) = earliest {
+            self.hint(due);
+        }
         ready(Ok(out))
     }
 
@@ -486,7 +557,60 @@ impl Store for MemoryStore {
                 }
             }
         }
+        if let Some(due) = out.iter().map(|r| r.due).min() {
+            self.hint(due);
+        }
         ready(Ok(out))
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.shared
+    }
+
+    fn reserve_due(
+        &self,
+        now: Tick,
+        before: Tick,
+        hold_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DueRun>> {
+        if !self.inner.shared {
+            return ready(Err(StoreError::other(
+                "this store is not shared (MemoryStore::new_shared is): it does not reserve runs",
+            )));
+        }
+        // The candidates, earliest first; then each is reserved under its
+        // shard's lock if it still may be (so concurrent callers never
+        // reserve the same run).
+        let mut candidates: Vec<(Tick, MessageId)> = Vec::new();
+        for s in &self.inner.shards {
+            let shard = lock(s);
+            candidates.extend(shard.records.iter().filter_map(|(&id, e)| {
+                e.reservable(now)
+                    .filter(|&due| due < before)
+                    .map(|due| (due, id))
+            }));
+        }
+        candidates.sort_unstable();
+        let mut out = Vec::with_capacity(candidates.len().min(limit));
+        for (due, id) in candidates {
+            if out.len() == limit {
+                break;
+            }
+            let mut shard = self.shard(id);
+            let Some(e) = shard.records.get_mut(&id) else {
+                continue;
+            };
+            if e.reservable(now) == Some(due) {
+                e.reserved = Some((due, due.max(now).saturating_add_millis(hold_ms)));
+                out.push(DueRun { id, due });
+            }
+        }
+        ready(Ok(out))
+    }
+
+    fn due_hints(&self) -> Option<DueHints> {
+        self.inner.shared.then(|| self.inner.hints.subscribe())
     }
 
     fn stats(&self) -> StoreStats {

@@ -8,6 +8,7 @@
 //! firing any twice.
 
 mod error;
+mod hints;
 mod memory;
 mod memory_push;
 mod push;
@@ -24,6 +25,7 @@ use herald_core::Tick;
 use crate::{Envelope, MessageId};
 
 pub use error::StoreError;
+pub use hints::{DueHints, HintHub};
 pub use memory::MemoryStore;
 pub use push::{Checkpoint, JobKey, PushJob, PushRetry};
 pub use stats::StoreStats;
@@ -103,6 +105,14 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 ///   lease ends before `before` back to `Scheduled` at the same `due` (its
 ///   token becomes stale) and returns those runs, which the engine puts
 ///   back in its wheel: delivery is at-least-once.
+/// * [`is_shared`](Self::is_shared) says whether several engines (nodes)
+///   may use the store at once. It is the store's property: an exclusive
+///   store (the in-memory store, redb's, which locks its file) has one
+///   user, so at start-up that engine takes back every claim it finds
+///   (its own, from before a crash) and reloads every scheduled run; an
+///   engine on a shared store waits for other nodes' leases to end and
+///   holds only the runs due within its horizon (see below). The default
+///   is exclusive.
 /// * [`close`](Self::close) is called once, by `Engine::shutdown`, after
 ///   the driver stopped: flush what is buffered and release resources.
 ///   Calls after it may fail with [`StoreError::Closed`]. The default does
@@ -111,6 +121,37 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 ///   write and its counters ([`StoreStats`]); the engine passes them on
 ///   (`Engine::store_stats`, `EngineStats`). The default reports a
 ///   writable store and zero counters.
+///
+/// # Sharing: reservations and hints
+///
+/// A shared store holds runs that no node's wheel has: published by a node
+/// that stopped, or due beyond every node's horizon. Each engine asks for
+/// them a little before they are due:
+///
+/// * [`reserve_due`](Self::reserve_due)`(now, before, hold_ms, limit)`
+///   returns up to `limit` `Scheduled` runs due before `before`, earliest
+///   first, that no node holds a live reservation for (none, or one that
+///   ended at or before `now`), and records for each a reservation until
+///   `max(due, now) + hold_ms`. Concurrent callers get disjoint runs
+///   (PostgreSQL: `FOR UPDATE SKIP LOCKED`). A reservation is advice, not
+///   a claim: the run stays `Scheduled`, its holder claims it with
+///   [`claim`](Self::claim) when it is due (which is what makes the run
+///   fire once), a cancel cancels it as usual, and a run that is
+///   rescheduled (a new `due`) is no longer reserved. A node that dies
+///   holding reservations delays those runs by at most `hold_ms` (another
+///   node reserves them once the reservations end).
+/// * [`due_hints`](Self::due_hints) gives each engine its own subscription
+///   to *hints*: the due times of runs scheduled (inserted, rescheduled by
+///   a completion, or released by [`release_expired`](Self::release_expired))
+///   by any user of the store, so an engine reserves a run published on
+///   another node without waiting for its next periodic look. Hints may
+///   be coalesced, delayed or lost (a lost hint delays a run until the
+///   next look, nothing more); `None` means the store gives none.
+///
+/// Exclusive stores need neither: the defaults refuse `reserve_due`
+/// ([`StoreError::Other`]) and give no hints. A shared store must
+/// implement both; `herald-testkit`'s `shared_store_conformance` suite
+/// checks them.
 ///
 /// # Push jobs
 ///
@@ -222,6 +263,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Box::pin(std::future::ready(Ok(())))
     }
 
+    /// Whether several engines may use this store at once (default: no).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Reserves up to `limit` unreserved scheduled runs due before
+    /// `before`, earliest first, each until `max(due, now) + hold_ms`.
+    fn reserve_due(
+        &self,
+        now: Tick,
+        before: Tick,
+        hold_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DueRun>> {
+        let _ = (now, before, hold_ms, limit);
+        Box::pin(std::future::ready(Err(StoreError::other(
+            "this store is not shared: it does not reserve runs by due time",
+        ))))
+    }
+
+    /// A new subscription to the due times of runs scheduled by any user
+    /// of the store (`None`: this store gives no hints).
+    fn due_hints(&self) -> Option<DueHints> {
+        None
+    }
+
     /// Whether the store can write, and its counters; no I/O.
     fn stats(&self) -> StoreStats {
         StoreStats::default()
@@ -311,6 +378,21 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         (**self).close()
+    }
+    fn is_shared(&self) -> bool {
+        (**self).is_shared()
+    }
+    fn reserve_due(
+        &self,
+        now: Tick,
+        before: Tick,
+        hold_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DueRun>> {
+        (**self).reserve_due(now, before, hold_ms, limit)
+    }
+    fn due_hints(&self) -> Option<DueHints> {
+        (**self).due_hints()
     }
     fn stats(&self) -> StoreStats {
         (**self).stats()

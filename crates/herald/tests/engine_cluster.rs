@@ -1,0 +1,322 @@
+//! Several engines (nodes) on one shared store (`MemoryStore::new_shared`,
+//! the in-process stand-in for one PostgreSQL): every run fires once, on
+//! some node, on time; runs of a node that stopped are fired by the
+//! others; a cancel on any node stops every run; a node holds only the runs
+//! due within its horizon; a node starting on a shared store leaves other
+//! nodes' live claims alone.
+//!
+//! Each node has its own in-process transport (as each server has its own
+//! subscribers), with one subscriber per node on the channel: the runs a
+//! node fired reach its subscriber, so the subscribers together see each
+//! run once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use herald::{Clock, Engine, ManualClock, MemoryStore, PublishStatus, Start, Store, Subscription};
+use herald_core::Tick;
+use serde_json::json;
+
+const HORIZON_MS: u64 = 2_000;
+
+struct Node {
+    engine: Engine,
+    sub: Subscription,
+    up: bool,
+}
+
+struct Cluster {
+    clock: ManualClock,
+    _store: MemoryStore,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    async fn new(n: usize) -> Self {
+        let clock = clock();
+        let store = MemoryStore::new_shared();
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(Self::node(&clock, &store).await);
+        }
+        Self {
+            clock,
+            _store: store,
+            nodes,
+        }
+    }
+
+    async fn node(clock: &ManualClock, store: &MemoryStore) -> Node {
+        let engine = builder(clock)
+            .store(store.clone())
+            .horizon(Duration::from_millis(HORIZON_MS))
+            .build();
+        let sub = engine.subscribe("news", None).expect("subscribe");
+        engine.settle().await;
+        Node {
+            engine,
+            sub,
+            up: true,
+        }
+    }
+
+    async fn settle(&self) {
+        for n in self.nodes.iter().filter(|n| n.up) {
+            n.engine.settle().await;
+        }
+    }
+
+    /// Moves the clock to `to` in steps of `by` ms, settling every live
+    /// node at each step; returns each received run's message and the
+    /// clock when it was seen, with the node that fired it.
+    async fn run_to(&mut self, to: u64, by: u64) -> Vec<(serde_json::Value, u64, usize)> {
+        let mut seen = Vec::new();
+        loop {
+            self.settle().await;
+            // Twice: a node woken by a hint during the first pass reserves
+            // and fires in the second.
+            self.settle().await;
+            let now = self.clock.now().as_millis();
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                for m in drain_messages(&mut n.sub) {
+                    seen.push((m, now, i));
+                }
+            }
+            if now >= to {
+                return seen;
+            }
+            self.clock.set(Tick::from_millis((now + by).min(to)));
+        }
+    }
+
+    async fn stop(&mut self, i: usize) {
+        self.nodes[i].engine.shutdown().await;
+        self.nodes[i].up = false;
+    }
+}
+
+/// A one-off published on A, due beyond every node's horizon, fires once
+/// on B or C after A stopped, at its due time.
+#[tokio::test]
+async fn a_run_published_on_a_node_that_stopped_fires_on_another() {
+    let mut c = Cluster::new(3).await;
+    let due = T0 + 10_000;
+    let st = publish_with(&c.nodes[0].engine, "news", json!("later"), at(due))
+        .await
+        .expect("publish");
+    assert_eq!(st.status, PublishStatus::Scheduled);
+    assert_eq!(
+        c.nodes[0].engine.scheduled_len(),
+        0,
+        "beyond the horizon: left to the store"
+    );
+    c.stop(0).await;
+    let seen = c.run_to(due + 3_000, 100).await;
+    assert_eq!(seen.len(), 1, "fired exactly once: {seen:?}");
+    let (body, when, node) = &seen[0];
+    assert_eq!(body, &json!("later"));
+    assert_eq!(*when, due, "on time");
+    assert_ne!(*node, 0, "by a node that is up");
+    assert_status(
+        &c.nodes[2].engine,
+        &st.message_id,
+        PublishStatus::Published,
+        1,
+    )
+    .await;
+}
+
+/// Sixty messages published on three nodes (one-offs and repeats, due
+/// before and beyond the horizon): every run fires exactly once, on time,
+/// and the nodes' claims add up to the runs.
+#[tokio::test]
+async fn every_run_fires_once_across_three_nodes() {
+    let mut c = Cluster::new(3).await;
+    let mut expected: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for i in 0..60u64 {
+        let node = &c.nodes[(i % 3) as usize].engine;
+        let body = format!("m{i}");
+        let first = T0 + 300 + i * 97;
+        if i % 4 == 0 {
+            // Three runs, a second apart.
+            let st = publish_with(
+                node,
+                "news",
+                json!(body),
+                every(1, Some(first), Some(first + 2_500)),
+            )
+            .await
+            .expect("publish repeat");
+            assert_eq!(st.status, PublishStatus::Scheduled);
+            expected.insert(body, vec![first, first + 1_000, first + 2_000]);
+        } else {
+            publish_with(node, "news", json!(body), at(first))
+                .await
+                .expect("publish");
+            expected.insert(body, vec![first]);
+        }
+    }
+    let seen = c.run_to(T0 + 12_000, 100).await;
+    let mut got: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (body, when, _) in &seen {
+        got.entry(body.as_str().expect("a string").to_owned())
+            .or_default()
+            .push(*when);
+    }
+    // Seen at the first 100 ms step at or after the due time.
+    let step = |due: u64| T0 + (due - T0).div_ceil(100) * 100;
+    let expected: BTreeMap<String, Vec<u64>> = expected
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().map(step).collect()))
+        .collect();
+    assert_eq!(got, expected, "each run once, on time");
+    let runs: u64 = expected.values().map(|v| v.len() as u64).sum();
+    let won: u64 = c.nodes.iter().map(|n| n.engine.stats().claims_won).sum();
+    assert_eq!(won, runs, "one claim won per run");
+    let firing_nodes = seen
+        .iter()
+        .map(|(_, _, n)| *n)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(
+        firing_nodes.len() > 1,
+        "the runs are spread over the nodes: {firing_nodes:?}"
+    );
+}
+
+/// A cancel on C of a repeating message published on A: cancelled at
+/// once, and no later run fires on any node.
+#[tokio::test]
+async fn a_cancel_on_another_node_stops_every_run() {
+    let mut c = Cluster::new(3).await;
+    let st = publish_with(
+        &c.nodes[0].engine,
+        "news",
+        json!("tick"),
+        every(1, Some(T0 + 1_000), None),
+    )
+    .await
+    .expect("publish");
+    let seen = c.run_to(T0 + 2_500, 100).await;
+    assert_eq!(seen.len(), 2, "runs at +1 s and +2 s: {seen:?}");
+    let cancelled = c.nodes[2]
+        .engine
+        .cancel(&st.message_id)
+        .await
+        .expect("cancel on another node");
+    assert_eq!(cancelled.status, PublishStatus::Cancelled);
+    assert_status(
+        &c.nodes[1].engine,
+        &st.message_id,
+        PublishStatus::Cancelled,
+        2,
+    )
+    .await;
+    let seen = c.run_to(T0 + 10_000, 100).await;
+    assert_eq!(seen, vec![], "no run after the cancel, on any node");
+    let lost: u64 = c.nodes.iter().map(|n| n.engine.stats().claims_lost).sum();
+    assert!(lost >= 1, "the wheel that held the next run lost its claim");
+}
+
+/// A repeat keeps running when the node that published it (and fired its
+/// first runs) stops: the other nodes take it over, within one horizon.
+#[tokio::test]
+async fn repeats_continue_when_the_publishing_node_stops() {
+    let mut c = Cluster::new(3).await;
+    let st = publish_with(
+        &c.nodes[0].engine,
+        "news",
+        json!("beat"),
+        every(1, Some(T0 + 1_000), Some(T0 + 10_500)),
+    )
+    .await
+    .expect("publish");
+    let before = c.run_to(T0 + 3_000, 100).await;
+    assert_eq!(before.len(), 3, "{before:?}");
+    c.stop(0).await;
+    let after = c.run_to(T0 + 15_000, 100).await;
+    let whens: Vec<u64> = after.iter().map(|(_, w, _)| *w).collect();
+    assert_eq!(whens.len(), 7, "the other seven runs, once each: {after:?}");
+    for (k, w) in whens.iter().enumerate() {
+        let due = T0 + 4_000 + 1_000 * k as u64;
+        assert!(
+            *w >= due && *w <= due + HORIZON_MS,
+            "run due at {due} fired at {w}: late by at most one horizon"
+        );
+    }
+    assert!(after.iter().all(|(_, _, n)| *n != 0));
+    assert_status(
+        &c.nodes[1].engine,
+        &st.message_id,
+        PublishStatus::Published,
+        10,
+    )
+    .await;
+}
+
+/// A node's wheel holds only runs due within its horizon: a thousand
+/// messages an hour ahead cost it nothing until they come close.
+#[tokio::test]
+async fn a_node_holds_only_runs_within_its_horizon() {
+    let mut c = Cluster::new(1).await;
+    let due = T0 + 3_600_000;
+    for i in 0..1_000 {
+        publish_with(&c.nodes[0].engine, "news", json!(i), at(due))
+            .await
+            .expect("publish");
+    }
+    assert_eq!(c.nodes[0].engine.scheduled_len(), 0);
+    c.clock.set(Tick::from_millis(due - HORIZON_MS - 1));
+    c.settle().await;
+    assert_eq!(c.nodes[0].engine.scheduled_len(), 0, "not yet within");
+    let seen = c.run_to(due, 500).await;
+    assert_eq!(seen.len(), 1_000);
+    assert!(seen.iter().all(|(_, w, _)| *w == due));
+    assert_eq!(c.nodes[0].engine.stats().reserved, 1_000);
+}
+
+/// A node starting on a shared store does not take back a claim another
+/// node holds (an exclusive store's engine would): the run is handed out
+/// again only when its lease ends.
+#[tokio::test]
+async fn a_node_starting_leaves_live_claims_of_other_nodes_alone() {
+    let clock = clock();
+    let store = MemoryStore::new_shared();
+    let envelope = herald_testkit::store_conformance::small_envelope(7);
+    let lease_until = T0 + 30_000;
+    store
+        .insert(
+            envelope.clone(),
+            Start::Claimed {
+                due: Tick::from_millis(T0),
+                lease_until: Tick::from_millis(lease_until),
+            },
+        )
+        .await
+        .expect("another node's claim");
+    let engine = builder(&clock)
+        .store(store.clone())
+        .lease(Duration::from_secs(10))
+        .build();
+    let mut sub = engine.subscribe("default", None).expect("subscribe");
+    engine.settle().await;
+    let id = envelope.id.to_string();
+    assert!(
+        matches!(
+            store.get(envelope.id).await.unwrap().unwrap().state,
+            herald::RunState::Firing { .. }
+        ),
+        "still the other node's claim"
+    );
+    step_to(&engine, &clock, lease_until - 1).await;
+    assert_eq!(drain(&mut sub).len(), 0, "the lease holds");
+    // Released at the first half-lease look after it ended, then fired.
+    step_to(&engine, &clock, lease_until + 5_001).await;
+    engine.settle().await;
+    assert_eq!(drain(&mut sub).len(), 1, "delivered again after the lease");
+    assert_status(&engine, &id, PublishStatus::Published, 1).await;
+    assert_eq!(engine.stats().recovered_runs, 1);
+    engine.shutdown().await;
+}
