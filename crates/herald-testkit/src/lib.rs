@@ -18,6 +18,9 @@
 //! * [`push_transport_conformance`]: the checks for
 //!   [`PushTransport`](herald::PushTransport) implementations
 //!   ([`push_transport_conformance_tests!`]).
+//! * [`bus_conformance`]: the checks for
+//!   [`ClusterBus`](herald::bus::ClusterBus) implementations
+//!   ([`bus_conformance_tests!`]).
 //! * [`tls`] and [`h2_server`]: a test CA and an HTTP/2-over-TLS server,
 //!   the base of the mock push gateways.
 //! * [`mock_apns`]: a local APNs checking what Apple checks, with scripted answers.
@@ -33,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod bus_conformance;
 pub mod h2_server;
 pub mod mock_apns;
 pub mod mock_fcm;

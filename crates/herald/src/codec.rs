@@ -89,7 +89,7 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    fn new(what: impl Into<String>) -> Self {
+    pub(crate) fn new(what: impl Into<String>) -> Self {
         Self { what: what.into() }
     }
 

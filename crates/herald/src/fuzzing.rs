@@ -72,9 +72,34 @@ pub fn publish_body(data: &[u8]) {
     assert_eq!(back, envelope, "stored form round trip");
 }
 
-/// Decodes `data` as a stored envelope: no panic; what decodes encodes
-/// back to the same bytes.
+/// Decodes `data` as a stored envelope and as a cluster-bus frame (which
+/// carries one): no panic; what decodes encodes back to what decodes the
+/// same.
 pub fn stored_envelope(data: &[u8]) {
+    use crate::bus::frame::{self, Frame};
+    match frame::decode(data, &PlanCache::new(0)) {
+        Ok(Frame::Run {
+            origin,
+            run,
+            envelope,
+        }) => {
+            let again = frame::encode_run(origin, run, &envelope).expect("encodes");
+            assert_eq!(frame::origin_of(&again), Some(origin));
+            let back = frame::decode(&again, &PlanCache::new(0)).expect("decodes");
+            assert_eq!(
+                back,
+                Frame::Run {
+                    origin,
+                    run,
+                    envelope
+                }
+            );
+        }
+        Ok(Frame::Lost { origin, missed }) => {
+            assert_eq!(&*frame::encode_lost(origin, missed), data);
+        }
+        Err(_) => {}
+    }
     let id = match data.get(1..17) {
         Some(b) => MessageId::from_bytes(b.try_into().unwrap_or([0; 16])),
         None => MessageId::from_u128(0),

@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+pub mod bus;
 mod clock;
 pub mod codec;
 mod delivered;

@@ -78,6 +78,9 @@ impl PubSubTransport for BlockingTransport {
     fn delete_channel(&self, channel: &str) -> bool {
         self.inner.delete_channel(channel)
     }
+    fn lag_all(&self, missed: u64) -> u64 {
+        self.inner.lag_all(missed)
+    }
     fn channels(&self) -> Vec<String> {
         self.inner.channels()
     }

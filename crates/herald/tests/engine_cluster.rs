@@ -320,3 +320,122 @@ async fn a_node_starting_leaves_live_claims_of_other_nodes_alone() {
     assert_eq!(engine.stats().recovered_runs, 1);
     engine.shutdown().await;
 }
+
+/// Three nodes on one shared store and one cluster bus, one subscriber
+/// each.
+async fn bus_cluster(
+    bus: &herald::bus::InProcessBus,
+) -> (ManualClock, Vec<(Engine, Subscription)>) {
+    let clock = clock();
+    let store = MemoryStore::new_shared();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let engine = builder(&clock)
+            .store(store.clone())
+            .bus(bus.clone())
+            .node_id(&format!("node-{i}"))
+            .build();
+        let sub = engine.subscribe("news", None).expect("subscribe");
+        engine.settle().await;
+        nodes.push((engine, sub));
+    }
+    (clock, nodes)
+}
+
+/// The next run `sub` receives (waiting for the bus, bounded).
+async fn next_run(sub: &mut Subscription) -> Result<herald::DeliveredMessage, herald::Lagged> {
+    tokio::time::timeout(Duration::from_secs(20), sub.recv())
+        .await
+        .expect("a run within 20 s")
+        .expect("the subscription is live")
+}
+
+/// Waits (yielding, bounded) until `id`'s record counts `pubsub`
+/// deliveries: the other nodes add theirs after their subscribers have
+/// the run.
+async fn await_pubsub(engine: &Engine, id: &str, pubsub: u64) {
+    for _ in 0..10_000 {
+        if status_of(engine, id).await.deliveries.pubsub == pubsub {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!(
+        "pubsub of {id} stayed {:?}, expected {pubsub}",
+        status_of(engine, id).await.deliveries
+    );
+}
+
+/// A publish on A and a scheduled run fired on whichever node: every
+/// node's subscriber gets each run once, and the record counts the
+/// deliveries of every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_on_any_node_reaches_the_subscribers_of_every_node_once() {
+    let bus = herald::bus::InProcessBus::default();
+    let (clock, mut nodes) = bus_cluster(&bus).await;
+    let now = publish_now(&nodes[0].0, "news", json!("now")).await;
+    assert_eq!(now.deliveries.pubsub, 1, "A's own subscriber, at once");
+    for (i, (_, sub)) in nodes.iter_mut().enumerate() {
+        let m = next_run(sub).await.expect("no lag");
+        assert_eq!(m.message().to_value().unwrap(), json!("now"), "node {i}");
+    }
+    await_pubsub(&nodes[1].0, &now.message_id, 3).await;
+
+    let later = publish_with(&nodes[2].0, "news", json!("later"), at(T0 + 500))
+        .await
+        .expect("publish");
+    clock.set(Tick::from_millis(T0 + 500));
+    for (e, _) in &nodes {
+        e.settle().await;
+    }
+    for (i, (_, sub)) in nodes.iter_mut().enumerate() {
+        let m = next_run(sub).await.expect("no lag");
+        assert_eq!(m.message().to_value().unwrap(), json!("later"), "node {i}");
+    }
+    await_pubsub(&nodes[0].0, &later.message_id, 3).await;
+    for (i, (e, sub)) in nodes.iter_mut().enumerate() {
+        e.settle().await;
+        assert!(sub.try_recv().is_none(), "node {i}: each run once");
+    }
+    let sent: u64 = nodes.iter().map(|(e, _)| e.stats().bus_sent).sum();
+    let received: u64 = nodes.iter().map(|(e, _)| e.stats().bus_received).sum();
+    assert_eq!(sent, 2, "one frame per run");
+    assert_eq!(received, 4, "each run received by the two other nodes");
+}
+
+/// A node whose bus subscription lost frames (its connection dropped and
+/// was made again) tells its subscribers they may have missed runs,
+/// before the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_are_told_when_the_bus_lost_frames() {
+    let bus = herald::bus::InProcessBus::default();
+    let (_clock, mut nodes) = bus_cluster(&bus).await;
+    bus.interrupt();
+    publish_now(&nodes[0].0, "news", json!("after")).await;
+    // A delivered the run itself; B and C got it over the bus, after the
+    // notice. (A's own bus subscription was interrupted too: its notice
+    // comes with the next frame it receives, its own included.)
+    for (i, (e, sub)) in nodes.iter_mut().enumerate().skip(1) {
+        assert!(
+            matches!(next_run(sub).await, Err(herald::Lagged(_))),
+            "node {i}: told first"
+        );
+        let m = next_run(sub).await.expect("then the run");
+        assert_eq!(m.message().to_value().unwrap(), json!("after"));
+        assert_eq!(e.stats().bus_lags, 1);
+    }
+    let (_, sub_a) = &mut nodes[0];
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.push(
+            next_run(sub_a)
+                .await
+                .map(|m| m.message().to_value().unwrap()),
+        );
+    }
+    assert!(
+        got.contains(&Ok(json!("after"))),
+        "A delivered its own run: {got:?}"
+    );
+    assert!(got.iter().any(Result::is_err), "A was told too: {got:?}");
+}

@@ -11,6 +11,7 @@ use super::gateway::Gateway;
 use super::pipeline::Pipeline;
 use super::shared::{Shared, WheelState};
 use super::{Engine, StopOnDrop, driver};
+use crate::bus::ClusterBus;
 use crate::id::IdGenerator;
 use crate::store::Store;
 use crate::transport::{InboxLimits, PubSubTransport};
@@ -49,6 +50,8 @@ pub struct EngineBuilder {
     retry_policy: RetryPolicy,
     lease: Duration,
     horizon: Duration,
+    bus: Option<Arc<dyn ClusterBus>>,
+    node_name: Option<String>,
     inbox_limits: InboxLimits,
 }
 
@@ -66,6 +69,8 @@ impl Default for EngineBuilder {
             retry_policy: RetryPolicy::default(),
             lease: Duration::from_secs(60),
             horizon: Duration::from_secs(2),
+            bus: None,
+            node_name: None,
             inbox_limits: InboxLimits {
                 max_subscriptions: 1,
                 ..InboxLimits::default()
@@ -150,6 +155,23 @@ impl EngineBuilder {
         self
     }
 
+    /// The cluster bus that carries this node's pub/sub runs to the other
+    /// nodes' subscribers and theirs to this node's (default: none, one
+    /// node). Every node of a cluster needs the same bus (and a shared
+    /// store); see [`ClusterBus`].
+    pub fn bus(mut self, bus: impl ClusterBus) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self
+    }
+
+    /// This node's name in a cluster (default: random per start). Two
+    /// engines on one bus must not share a name: each skips the frames
+    /// sent under its own.
+    pub fn node_id(mut self, name: &str) -> Self {
+        self.node_name = Some(name.to_owned());
+        self
+    }
+
     /// What the inbox of each [`Engine::subscribe`] may hold (default 1024
     /// messages and 8 MiB; its `max_subscriptions` is always 1).
     pub fn subscription_limits(mut self, limits: InboxLimits) -> Self {
@@ -206,9 +228,13 @@ impl EngineBuilder {
                 .unwrap_or(u64::MAX)
                 .max(1),
             inbox_limits: self.inbox_limits,
+            bus: self.bus.map(|b| {
+                super::bus::BusLink::new(b, super::bus::node_id(self.node_name.as_deref()))
+            }),
         });
         Completer::start(&shared);
         Pipeline::start(&shared);
+        super::bus::start(&shared);
         tokio::spawn(driver::run(shared.clone(), rx));
         Engine {
             shared,

@@ -33,6 +33,9 @@ pub(crate) fn fan_out(sh: &Shared, envelope: &Arc<Envelope>, now: Tick) -> Deliv
         let run = DeliveredMessage::new(envelope.clone(), now);
         match sh.transport.publish(&run) {
             Ok(n) => {
+                if let Some(link) = &sh.bus {
+                    link.enqueue(envelope, now);
+                }
                 counts.pubsub = n;
                 Counters::bump(&sh.counters.pubsub_deliveries, n);
                 debug!(message_id = %envelope.id, channel = %envelope.channel.escape_debug(), subscriptions = n, "delivered");

@@ -16,6 +16,7 @@
 //! | `throttle.rs` | logging a failure that repeats at a bounded rate |
 
 mod builder;
+mod bus;
 mod cancel;
 mod completer;
 mod deliver;
@@ -465,12 +466,22 @@ impl Engine {
     pub fn stats(&self) -> EngineStats {
         let pending = self.shared.lock().wheel.len() as u64;
         let t = &self.shared.transport;
-        self.shared.counters.snapshot(
+        let mut stats = self.shared.counters.snapshot(
             pending,
             t.channels().len() as u64,
             t.subscriptions() as u64,
             &self.shared.store.stats(),
-        )
+        );
+        stats.bus_connected = true;
+        if let Some(link) = &self.shared.bus {
+            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            stats.bus_sent = get(&link.counters.sent);
+            stats.bus_received = get(&link.counters.received);
+            stats.bus_lost = get(&link.counters.lost);
+            stats.bus_lags = get(&link.counters.lags);
+            stats.bus_connected = link.bus.is_connected();
+        }
+        stats
     }
 
     /// What the store reports about itself ([`Store::stats`](crate::Store::stats)):

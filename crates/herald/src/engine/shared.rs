@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) shared_store: bool,
     /// On a shared store: how far ahead runs are reserved, in ms.
     pub(crate) horizon_ms: u64,
+    /// The cluster bus, if this engine is one node of several.
+    pub(crate) bus: Option<super::bus::BusLink>,
     /// Becomes true at shutdown (what the pipeline's tasks wait on).
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) ids: IdGenerator,

@@ -55,6 +55,20 @@ pub struct EngineStats {
     /// time (published on another node, or beyond the horizon when
     /// published).
     pub reserved: u64,
+    /// Frames this node sent on its cluster bus (runs, and notices of
+    /// runs it could not send).
+    pub bus_sent: u64,
+    /// Frames from other nodes this node received.
+    pub bus_received: u64,
+    /// Runs this node could not send to the other nodes (bus down, queue
+    /// full, too large): their subscribers were told they missed runs.
+    pub bus_lost: u64,
+    /// Times this node's subscribers were told they may have missed runs
+    /// from other nodes (a lagging or re-made bus subscription, or another
+    /// node's notice).
+    pub bus_lags: u64,
+    /// Whether this node's cluster bus can send now (`true` without a bus).
+    pub bus_connected: bool,
 }
 
 /// The push pipeline's counters (see [`Engine::push_stats`](crate::Engine::push_stats)).
@@ -180,6 +194,7 @@ impl Counters {
             claims_won: get(&self.claims_won),
             claims_lost: get(&self.claims_lost),
             reserved: get(&self.reserved),
+            ..EngineStats::default()
         }
     }
 }

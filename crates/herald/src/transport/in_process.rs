@@ -276,4 +276,19 @@ impl PubSubTransport for InProcessTransport {
     fn subscriptions(&self) -> usize {
         self.inner.members.load(Ordering::Relaxed)
     }
+
+    fn lag_all(&self, missed: u64) -> u64 {
+        let channels: Vec<Arc<Channel>> = read(&self.inner.channels).values().cloned().collect();
+        let mut told = 0;
+        for ch in channels {
+            for shard in &ch.shards {
+                for m in read(&shard.members).slots.iter().flatten() {
+                    if m.subscriber.lagged(missed) {
+                        told += 1;
+                    }
+                }
+            }
+        }
+        told
+    }
 }

@@ -450,6 +450,28 @@ impl Subscriber {
         true
     }
 
+    /// Tells the subscription it may have missed `missed` runs that never
+    /// reached this node (a cluster bus lost them): it gets
+    /// [`InboxItem::Lagged`] before its next run. False if the inbox is
+    /// closed.
+    pub fn lagged(&self, missed: u64) -> bool {
+        let waker = {
+            let mut st = self.inbox.lock();
+            if st.closed {
+                return false;
+            }
+            match st.lagged.iter_mut().find(|(s, _)| *s == self.id) {
+                Some((_, n)) => *n = n.saturating_add(missed),
+                None => st.lagged.push((self.id, missed)),
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
     /// The subscription ended (channel deleted, engine shut down): what is
     /// queued stays readable, then the consumer sees [`InboxItem::Ended`].
     pub fn end(mut self) {

@@ -39,6 +39,12 @@ pub use subscription::{Lagged, Subscription};
 /// * [`delete_channel`](Self::delete_channel) ends every subscription of the
 ///   channel (each inbox yields [`InboxItem::Ended`] after what it had
 ///   queued) and returns whether the channel had any.
+/// * [`lag_all`](Self::lag_all) tells every live subscription (each
+///   inbox yields [`InboxItem::Lagged`] before its next run) that it may
+///   have missed `missed` runs (0: unknown) that never reached this node:
+///   the engine calls it when its cluster bus lost frames, so subscribers
+///   are told rather than silently missing runs. It returns how many
+///   subscriptions were told.
 /// * The engine calls `publish` from its driver and from `Engine::publish`,
 ///   concurrently; implementations are internally synchronized. No lock is
 ///   held for more than a bounded number of selector evaluations.
@@ -63,6 +69,9 @@ pub trait PubSubTransport: Send + Sync + fmt::Debug + 'static {
 
     /// How many subscriptions are live (for metrics).
     fn subscriptions(&self) -> usize;
+
+    /// Tells every subscription it may have missed `missed` runs.
+    fn lag_all(&self, missed: u64) -> u64;
 }
 
 impl<T: PubSubTransport + ?Sized> PubSubTransport for Arc<T> {
@@ -85,6 +94,9 @@ impl<T: PubSubTransport + ?Sized> PubSubTransport for Arc<T> {
     }
     fn subscriptions(&self) -> usize {
         (**self).subscriptions()
+    }
+    fn lag_all(&self, missed: u64) -> u64 {
+        (**self).lag_all(missed)
     }
 }
 

@@ -1,0 +1,296 @@
+//! The engine's side of a [`ClusterBus`]: every pub/sub run this node
+//! delivers goes out as a frame (a sender task encodes and sends them in
+//! batches), and the frames other nodes send are delivered to this node's
+//! subscribers (a receiver task), their counts added to the messages'
+//! records.
+//!
+//! Nothing is lost silently: a run that cannot be sent (the bus is down,
+//! the queue overflowed, the frame is too large) is counted and announced
+//! with a `lost` frame, whose receivers tell their subscribers
+//! ([`PubSubTransport::lag_all`](crate::PubSubTransport::lag_all)); a
+//! receiver that lost frames (its subscription lagged, or was made again)
+//! tells its subscribers likewise.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use herald_core::Tick;
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use super::driver::RETRY;
+use super::shared::Shared;
+use super::stats::Counters;
+use super::throttle::{Failure, Throttle};
+use crate::bus::frame::{self, Frame};
+use crate::bus::{BusEvent, ClusterBus};
+use crate::codec::PlanCache;
+use crate::store::Amendment;
+use crate::{DeliveredMessage, DeliveryCounts, Envelope, MessageId};
+
+/// Runs queued for sending at most; past it the oldest are dropped (and
+/// announced as lost).
+const MAX_QUEUED: usize = 65_536;
+/// Frames per `send`, and events handled per batch on the receiving side.
+const BATCH: usize = 1024;
+
+/// This engine's link to its cluster bus.
+#[derive(Debug)]
+pub(crate) struct BusLink {
+    pub(crate) bus: Arc<dyn ClusterBus>,
+    /// This node's id in its frames.
+    pub(crate) node: u64,
+    out: Mutex<Outbox>,
+    ready: Notify,
+    pub(crate) counters: BusCounters,
+    failures: Throttle,
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    runs: VecDeque<(Arc<Envelope>, Tick)>,
+    /// Runs not sent since the last `lost` frame went out.
+    lost: u64,
+}
+
+/// The bus counters (see [`EngineStats`](crate::EngineStats)).
+#[derive(Debug, Default)]
+pub(crate) struct BusCounters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) lags: AtomicU64,
+}
+
+impl BusLink {
+    pub(crate) fn new(bus: Arc<dyn ClusterBus>, node: u64) -> Self {
+        Self {
+            bus,
+            node,
+            out: Mutex::new(Outbox::default()),
+            ready: Notify::new(),
+            counters: BusCounters::default(),
+            failures: Throttle::default(),
+        }
+    }
+
+    fn out(&self) -> MutexGuard<'_, Outbox> {
+        // Every update under the lock is complete before it is released.
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a delivered run for the other nodes (never blocks).
+    pub(crate) fn enqueue(&self, envelope: &Arc<Envelope>, run: Tick) {
+        {
+            let mut out = self.out();
+            if out.runs.len() >= MAX_QUEUED {
+                out.runs.pop_front();
+                out.lost += 1;
+                Counters::bump(&self.counters.lost, 1);
+            }
+            out.runs.push_back((envelope.clone(), run));
+        }
+        self.ready.notify_one();
+    }
+}
+
+/// Starts the sender and the receiver tasks of the engine's bus, if it
+/// has one.
+pub(crate) fn start(sh: &Arc<Shared>) {
+    if sh.bus.is_some() {
+        tokio::spawn(send_loop(sh.clone()));
+        tokio::spawn(receive_loop(sh.clone()));
+    }
+}
+
+async fn send_loop(sh: Arc<Shared>) {
+    let Some(link) = sh.bus.as_ref() else { return };
+    let max = link.bus.max_frame();
+    loop {
+        let (runs, mut lost) = {
+            let mut out = link.out();
+            let n = out.runs.len().min(BATCH);
+            (
+                out.runs.drain(..n).collect::<Vec<_>>(),
+                std::mem::take(&mut out.lost),
+            )
+        };
+        if runs.is_empty() && lost == 0 {
+            tokio::select! {
+                () = link.ready.notified() => continue,
+                () = sh.stopping() => return,
+            }
+        }
+        let mut frames = Vec::with_capacity(runs.len() + 1);
+        for (envelope, run) in &runs {
+            match frame::encode_run(link.node, *run, envelope) {
+                Ok(f) if f.len() <= max => frames.push(f),
+                Ok(f) => {
+                    debug!(message_id = %envelope.id, bytes = f.len(), max, "run too large for the cluster bus: delivered on this node only");
+                    lost += 1;
+                    Counters::bump(&link.counters.lost, 1);
+                }
+                Err(e) => {
+                    warn!(message_id = %envelope.id, error = %e, "run cannot be encoded for the cluster bus");
+                    lost += 1;
+                    Counters::bump(&link.counters.lost, 1);
+                }
+            }
+        }
+        if lost > 0 {
+            frames.push(frame::encode_lost(link.node, lost));
+        }
+        let n = frames.len() as u64;
+        match link.bus.send(frames).await {
+            Ok(()) => {
+                if let Some(failures) = link.failures.success() {
+                    info!(failures, "cluster bus sends again");
+                }
+                Counters::bump(&link.counters.sent, n);
+            }
+            Err(e) => {
+                let now = sh.clock.now();
+                let missed = runs.len() as u64 + lost;
+                link.out().lost += missed;
+                Counters::bump(&link.counters.lost, runs.len() as u64);
+                match link.failures.failure(now) {
+                    Failure::First => {
+                        warn!(error = %e, runs = missed, "cluster bus failed to send; other nodes' subscribers will be told they missed runs")
+                    }
+                    Failure::Again { left_out } => {
+                        warn!(error = %e, left_out, "cluster bus still fails to send")
+                    }
+                    Failure::Quiet => {}
+                }
+                let at = now.saturating_add_millis(RETRY.as_millis() as u64);
+                tokio::select! {
+                    () = sh.clock.sleep_until(at) => {}
+                    () = sh.stopping() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn receive_loop(sh: Arc<Shared>) {
+    let Some(link) = sh.bus.as_ref() else { return };
+    let plans = PlanCache::new(4096);
+    let mut first = true;
+    let failures = Throttle::default();
+    loop {
+        let rx = tokio::select! {
+            rx = link.bus.subscribe() => rx,
+            () = sh.stopping() => return,
+        };
+        let mut rx = match rx {
+            Ok(rx) => rx,
+            Err(e) => {
+                let now = sh.clock.now();
+                if let Failure::First = failures.failure(now) {
+                    warn!(error = %e, "cannot subscribe to the cluster bus; retrying every {RETRY:?}");
+                }
+                let at = now.saturating_add_millis(RETRY.as_millis() as u64);
+                tokio::select! {
+                    () = sh.clock.sleep_until(at) => {}
+                    () = sh.stopping() => return,
+                }
+                continue;
+            }
+        };
+        if !std::mem::replace(&mut first, false) {
+            // Whatever was sent while this node was not subscribed is gone.
+            lag(&sh, link, 0);
+        }
+        let mut events = Vec::with_capacity(BATCH);
+        loop {
+            events.clear();
+            let got = tokio::select! {
+                n = rx.recv_many(&mut events, BATCH) => n,
+                () = sh.stopping() => return,
+            };
+            if got == 0 {
+                break; // The bus closed this subscription: subscribe again.
+            }
+            receive(&sh, link, &plans, &mut events).await;
+        }
+    }
+}
+
+/// Delivers a batch of bus events to this node's subscribers and adds
+/// their counts to the records.
+async fn receive(sh: &Shared, link: &BusLink, plans: &PlanCache, events: &mut Vec<BusEvent>) {
+    let mut counts: HashMap<MessageId, u64> = HashMap::new();
+    for event in events.drain(..) {
+        match event {
+            BusEvent::Frame(bytes) => {
+                if frame::origin_of(&bytes) == Some(link.node) {
+                    continue;
+                }
+                Counters::bump(&link.counters.received, 1);
+                match frame::decode(&bytes, plans) {
+                    Ok(Frame::Run { run, envelope, .. }) => {
+                        let id = envelope.id;
+                        match sh.transport.publish(&DeliveredMessage::new(envelope, run)) {
+                            Ok(n) => {
+                                Counters::bump(&sh.counters.pubsub_deliveries, n);
+                                if n > 0 {
+                                    *counts.entry(id).or_default() += n;
+                                }
+                            }
+                            Err(e) => {
+                                warn!(message_id = %id, error = %e, "pub/sub delivery of a run from the bus failed")
+                            }
+                        }
+                    }
+                    Ok(Frame::Lost { missed, .. }) => lag(sh, link, missed),
+                    Err(e) => warn!(error = %e, "undecodable frame on the cluster bus"),
+                }
+            }
+            BusEvent::Lagged { missed } => lag(sh, link, missed),
+        }
+    }
+    if counts.is_empty() {
+        return;
+    }
+    let amendments = counts
+        .into_iter()
+        .map(|(id, pubsub)| Amendment {
+            id,
+            counts: DeliveryCounts {
+                pubsub,
+                ..DeliveryCounts::default()
+            },
+            error: None,
+            fail: false,
+        })
+        .collect();
+    if let Err(e) = sh.store.amend(amendments).await {
+        debug!(error = %e, "store failed to add this node's deliveries of runs from the bus");
+    }
+}
+
+fn lag(sh: &Shared, link: &BusLink, missed: u64) {
+    Counters::bump(&link.counters.lags, 1);
+    let told = sh.transport.lag_all(missed);
+    warn!(
+        missed,
+        subscriptions = told,
+        "runs from other nodes may have been missed; subscribers told"
+    );
+}
+
+/// A node id from a name (FNV-1a), or a random one.
+pub(crate) fn node_id(name: Option<&str>) -> u64 {
+    match name {
+        Some(name) => name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }),
+        None => getrandom::u64().unwrap_or_else(|_| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id())
+        }),
+    }
+}
