@@ -109,6 +109,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data_dir = "herald-data"         # one store per app, and the development app
+//! store = "redb"                    # or postgres://… shared by every node of a cluster
 //! log = "info"                     # error, warn, info, debug or trace
 //! max_body = "1MiB"                # largest request body (a byte count, or KiB/MiB/GiB)
 //! poll_ttl_secs = 300              # polling subscriptions expire without a poll
@@ -315,6 +316,9 @@ impl OpenStores {
 /// The first store that cannot be opened; a data directory in use by
 /// another process is one line that names it.
 pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<OpenStores> {
+    if let config::StoreLocation::Postgres(url) = &config.store {
+        anyhow::bail!("store {url}: PostgreSQL stores are not wired into the server yet");
+    }
     let mut stores = HashMap::new();
     let mut gateways = HashMap::new();
     for app in &config.apps {
@@ -470,6 +474,9 @@ where
             .store(store.clone())
             .registry(store.clone())
             .templates(store);
+        if let Some(node) = &config.node_id {
+            builder = builder.node_id(node);
+        }
         for (os, transport) in stores.gateways.remove(app).unwrap_or_default() {
             builder = builder.push_gateway(os, transport);
         }
