@@ -11,7 +11,7 @@ use herald::{Clock, StoreError, SystemClock};
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
-use crate::error::{PgStoreError, is_conflict, pool};
+use crate::error::{PgStoreError, is_conflict};
 use crate::migrate;
 use crate::writer::{self, InsertRequest};
 
@@ -255,13 +255,27 @@ impl PgStore {
     }
 }
 
+/// A pooled connection that is not known to be closed: one the server
+/// closed (a restart, a failover, a terminated backend) is dropped from the
+/// pool, so a call fails only if its connection dies under it.
+pub(crate) async fn live_client(pool: &Pool) -> Result<Object, StoreError> {
+    for _ in 0..pool.status().max_size {
+        let client = pool.get().await.map_err(crate::error::pool)?;
+        if !client.is_closed() {
+            return Ok(client);
+        }
+        drop(Object::take(client));
+    }
+    pool.get().await.map_err(crate::error::pool)
+}
+
 impl Inner {
     /// A pooled connection (the pool replaces broken ones), or why not.
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(StoreError::Closed);
         }
-        self.health.note(self.pool.get().await.map_err(pool))
+        self.health.note(live_client(&self.pool).await)
     }
 
     /// Closes the store: later calls fail with `Closed`; the pool's idle

@@ -12,8 +12,8 @@ use deadpool_postgres::Pool;
 use herald::{FencingToken, MessageId, StoreError};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use crate::error::{is_conflict, pg, pool, replicate};
-use crate::open::Health;
+use crate::error::{is_conflict, pg, replicate};
+use crate::open::{Health, live_client};
 use crate::rows::{col, id_bytes, id_of, token};
 
 /// One insert, waiting for its batch.
@@ -117,7 +117,7 @@ async fn insert_rows(
     pool: &Pool,
     rows: &[InsertRequest],
 ) -> Result<HashMap<MessageId, Option<FencingToken>>, StoreError> {
-    let client = pool.get().await.map_err(pool_error)?;
+    let client = live_client(pool).await?;
     let ids: Vec<Vec<u8>> = rows.iter().map(|r| id_bytes(r.id)).collect();
     let envelopes: Vec<&[u8]> = rows.iter().map(|r| r.envelope.as_slice()).collect();
     let states: Vec<i16> = rows.iter().map(|r| r.state).collect();
@@ -135,8 +135,4 @@ async fn insert_rows(
         stored.insert(id, (t != 0).then(|| token(t)));
     }
     Ok(stored)
-}
-
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    pool(e)
 }
