@@ -376,7 +376,16 @@ impl Inner {
         let mut dues = Vec::new();
         let mut errs: Vec<Option<&str>> = Vec::new();
         let mut counts = CountColumns::default();
-        for (c, _) in completions.iter().zip(&unique).filter(|(_, u)| **u) {
+        // In id order, as claims lock rows, so concurrent batches do not
+        // deadlock.
+        let mut order: Vec<&Completion> = completions
+            .iter()
+            .zip(&unique)
+            .filter(|(_, u)| **u)
+            .map(|(c, _)| c)
+            .collect();
+        order.sort_unstable_by_key(|c| c.id);
+        for c in order {
             ids.push(id_bytes(c.id));
             tokens.push(token_value(c.token));
             let (next, due, err) = match &c.next {
@@ -472,6 +481,7 @@ impl Inner {
                 }
             }
         }
+        merged.sort_unstable_by_key(|m| m.0);
         let ids: Vec<Vec<u8>> = merged.iter().map(|m| id_bytes(m.0)).collect();
         let fails: Vec<bool> = merged.iter().map(|m| m.3).collect();
         let errs: Vec<Option<&str>> = merged.iter().map(|m| m.2.as_deref()).collect();
