@@ -18,6 +18,8 @@
 //!    `Engine::settle` returns (every completion stored). Every answer must
 //!    be `published`, and a sample of statuses must show one run.
 //!
+//! Each line also gives the bench process's CPU per publish and, when the
+//! server runs on this machine, PostgreSQL's (every `postgres` process).
 //! PostgreSQL works in a fresh schema, dropped at the end; redb in a fresh
 //! directory, removed at the end. The last line is machine-readable:
 //!
@@ -25,6 +27,7 @@
 //! pg scheduled_per_s=A immediate_per_s=B redb_scheduled_per_s=C redb_immediate_per_s=D
 //! ```
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -163,6 +166,7 @@ async fn publish_all(
         "immediate"
     };
     let cpu0 = process_cpu();
+    let server0 = postgres_cpu();
     let start = Instant::now();
     let tasks: Vec<_> = (0..publishers)
         .map(|p| {
@@ -209,6 +213,10 @@ async fn publish_all(
     engine.settle().await;
     let elapsed = start.elapsed();
     let cpu = process_cpu().saturating_sub(cpu0);
+    let server = postgres_cpu()
+        .iter()
+        .map(|(pid, t)| t.saturating_sub(server0.get(pid).copied().unwrap_or_default()))
+        .sum::<Duration>();
     for id in &sample {
         let st = engine
             .message_status(id)
@@ -220,9 +228,14 @@ async fn publish_all(
         }
     }
     let rate = n as f64 / elapsed.as_secs_f64();
+    let server = if name == "postgres" && !server.is_zero() {
+        format!(", PostgreSQL CPU {:.1} µs", cpu_per(server, n))
+    } else {
+        String::new()
+    };
     println!(
-        "## {name} {what}: {n} publishes in {elapsed:.2?} = {rate:.0}/s; herald CPU {:.1} µs per \
-         publish ({} statuses checked)",
+        "## {name} {what}: {n} publishes in {elapsed:.2?} = {rate:.0}/s; herald CPU {:.1} µs{server} \
+         per publish ({} statuses checked)",
         cpu_per(cpu, n),
         sample.len()
     );
@@ -231,6 +244,43 @@ async fn publish_all(
 
 fn cpu_per(cpu: Duration, n: usize) -> f64 {
     cpu.as_secs_f64() * 1e6 / n.max(1) as f64
+}
+
+/// The CPU time (user + system) of every `postgres` process on this
+/// machine, by pid (empty if the server runs elsewhere or `/proc` is not
+/// readable): the server's share of a measurement, with backends that
+/// start during it counted from zero.
+fn postgres_cpu() -> HashMap<u32, Duration> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        // After `(comm)`: utime and stime are the 12th and 13th fields.
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        out.insert(pid, Duration::from_millis(ticks * 10));
+    }
+    out
 }
 
 async fn drop_schema(url: &str, schema: &str) {
