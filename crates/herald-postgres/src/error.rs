@@ -74,6 +74,26 @@ pub(crate) fn is_conflict(e: &StoreError) -> bool {
         .is_some_and(|c| c.code() == "40001" || c.code() == "40P01")
 }
 
+/// Whether the error says the connection is gone (closed, an I/O error, a
+/// connection exception, or the server ending the session: an admin
+/// shutdown, a crash, a restart): the statement may be tried on another
+/// connection.
+pub(crate) fn is_connection_lost(e: &StoreError) -> bool {
+    let StoreError::Unavailable(inner) = e else {
+        return false;
+    };
+    let Some(e) = inner.downcast_ref::<tokio_postgres::Error>() else {
+        return false;
+    };
+    e.is_closed()
+        || e.source().is_some_and(|s| s.is::<std::io::Error>())
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("08") || c.starts_with("57P")
+        })
+        || e.as_db_error().is_some_and(|d| d.severity() == "FATAL")
+}
+
 /// A client error as a `StoreError`: a lost connection, an I/O error or a
 /// retryable SQLSTATE is [`StoreError::Unavailable`]; anything else (a bad
 /// statement, a constraint, a type mismatch: a bug) is

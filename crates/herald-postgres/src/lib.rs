@@ -40,8 +40,13 @@
 //!   failures and deadlocks) is [`StoreError::Unavailable`](herald::StoreError::Unavailable)
 //!   (retryable), reported by [`Store::stats`](herald::Store::stats) until
 //!   a call succeeds again. The pool drops broken connections and opens
-//!   new ones, so the store reconnects by itself. Deadlocks between
-//!   concurrent batches are retried inside the store first.
+//!   new ones, so the store reconnects by itself; a read whose connection
+//!   the server ended (a restart, a failover) runs again on another one,
+//!   while a write is not repeated (it may have committed) and fails
+//!   retryably. Deadlocks between concurrent batches are retried inside
+//!   the store first.
+//! * **Cancellation.** A store future dropped after its statement was sent
+//!   may still have committed it (as with any networked database).
 //! * **Damage.** A claimed message whose envelope does not decode is
 //!   marked failed with the reason (counted as quarantined) and never
 //!   delivered; a read of one is a non-retryable error naming it.
@@ -104,10 +109,11 @@
 #![doc(test(attr(deny(warnings))))]
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod open;
 mod error;
 mod messages;
 mod migrate;
-mod open;
 mod push;
 mod registry;
 mod retention;

@@ -234,22 +234,18 @@ impl Inner {
     }
 
     pub(crate) async fn idempotency_key(&self, key: &str) -> Result<Option<KeyRecord>, StoreError> {
-        let client = self.client().await?;
-        let r = async {
+        read!(self, |client| {
             let stmt = client.prepare_cached(KEY_READ).await.map_err(pg)?;
             match client.query_opt(&stmt, &[&key]).await.map_err(pg)? {
                 Some(row) => key_record(&row).map(Some),
                 None => Ok(None),
             }
-        }
-        .await;
-        self.health.note(r)
+        })
     }
 
     pub(crate) async fn get(&self, id: MessageId) -> Result<Option<Record>, StoreError> {
-        let client = self.client().await?;
         let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1");
-        let r = async {
+        read!(self, |client| {
             let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
             match client
                 .query_opt(&stmt, &[&id_bytes(id)])
@@ -259,9 +255,7 @@ impl Inner {
                 Some(row) => self.record(&row).map(Some),
                 None => Ok(None),
             }
-        }
-        .await;
-        self.health.note(r)
+        })
     }
 
     pub(crate) async fn claim(
@@ -516,8 +510,7 @@ impl Inner {
     ) -> Result<Vec<DueRun>, StoreError> {
         let after = after.map(id_bytes).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let r = async {
+        read!(self, |client| {
             let stmt = client
                 .prepare_cached(
                     "SELECT id, due FROM messages WHERE state = 0 AND id > $1 ORDER BY id LIMIT $2",
@@ -532,10 +525,8 @@ impl Inner {
                         due: tick(col(row, 1)?),
                     })
                 })
-                .collect()
-        }
-        .await;
-        self.health.note(r)
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
     }
 
     pub(crate) async fn release_expired(&self, before: Tick) -> Result<Vec<DueRun>, StoreError> {

@@ -15,6 +15,33 @@ use crate::error::{PgStoreError, is_conflict};
 use crate::migrate;
 use crate::writer::{self, InsertRequest};
 
+/// Runs the read-only `$body` (an expression using the pooled connection
+/// `$client`, evaluating to a `Result`) for `$inner: &Inner`; if that
+/// connection turns out closed (the server restarted, failed over or
+/// dropped it), runs it again on another, up to the pool's size: a read
+/// changes nothing, so trying again is safe, and a restart of PostgreSQL
+/// costs status reads nothing. (Writes are not retried: a write whose
+/// connection died may have committed.)
+macro_rules! read {
+    ($inner:expr, |$client:ident| $body:block) => {{
+        let inner: &$crate::open::Inner = $inner;
+        let mut tries = inner.pool.status().max_size;
+        loop {
+            let $client = inner.client().await?;
+            let r = async { $body }.await;
+            let lost = match &r {
+                Err(e) => $client.is_closed() || $crate::error::is_connection_lost(e),
+                Ok(_) => false,
+            };
+            if lost && tries > 0 {
+                tries -= 1;
+                continue;
+            }
+            break inner.health.note(r);
+        }
+    }};
+}
+
 /// How long a final message is kept by default: 7 days (as `herald-redb`).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 

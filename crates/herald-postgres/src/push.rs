@@ -103,8 +103,7 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<PushRetry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let r = async {
+        read!(self, |client| {
             let stmt = client.prepare_cached(RETRIES).await.map_err(pg)?;
             let rows = client
                 .query(&stmt, &[&id_bytes(key.message), &ms(key.run), &limit])
@@ -118,10 +117,8 @@ impl Inner {
                         due: tick(col(row, 2)?),
                     })
                 })
-                .collect()
-        }
-        .await;
-        self.health.note(r)
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
     }
 
     pub(crate) async fn checkpoint_push(

@@ -127,17 +127,14 @@ impl Inner {
     }
 
     async fn device(&self, device_id: &str) -> Result<Option<Arc<DeviceRegistration>>, StoreError> {
-        let client = self.client().await?;
         let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.device_id = $1");
-        let r = async {
+        read!(self, |client| {
             let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
             match client.query_opt(&stmt, &[&device_id]).await.map_err(pg)? {
                 Some(row) => device_of(&row).map(Some),
                 None => Ok(None),
             }
-        }
-        .await;
-        self.health.note(r)
+        })
     }
 
     async fn unregister(&self, device_id: &str) -> Result<bool, StoreError> {
@@ -160,8 +157,7 @@ impl Inner {
         limit: usize,
     ) -> Result<Vec<Arc<DeviceRegistration>>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let r = async {
+        read!(self, |client| {
             let rows = match after {
                 Some(after) => {
                     let sql = format!(
@@ -184,10 +180,10 @@ impl Inner {
                 }
             }
             .map_err(pg)?;
-            rows.iter().map(device_of).collect()
-        }
-        .await;
-        self.health.note(r)
+            rows.iter()
+                .map(device_of)
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
     }
 
     async fn remove_invalid(&self, tokens: Vec<InvalidToken>) -> Result<Vec<bool>, StoreError> {
@@ -277,17 +273,14 @@ impl Inner {
     }
 
     async fn template(&self, name: &str) -> Result<Option<Arc<PushTemplate>>, StoreError> {
-        let client = self.client().await?;
         let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE name = $1");
-        let r = async {
+        read!(self, |client| {
             let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
             match client.query_opt(&stmt, &[&name]).await.map_err(pg)? {
                 Some(row) => template_of(&row).map(Some),
                 None => Ok(None),
             }
-        }
-        .await;
-        self.health.note(r)
+        })
     }
 
     async fn delete_template(&self, name: &str) -> Result<bool, StoreError> {
@@ -304,9 +297,8 @@ impl Inner {
     }
 
     async fn list_templates(&self, os: Option<Os>) -> Result<Vec<Arc<PushTemplate>>, StoreError> {
-        let client = self.client().await?;
         let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates ORDER BY name");
-        let r = async {
+        read!(self, |client| {
             let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
             let rows = client.query(&stmt, &[]).await.map_err(pg)?;
             let mut list = Vec::with_capacity(rows.len());
@@ -317,9 +309,7 @@ impl Inner {
                 }
             }
             Ok(list)
-        }
-        .await;
-        self.health.note(r)
+        })
     }
 }
 

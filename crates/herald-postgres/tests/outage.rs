@@ -1,7 +1,8 @@
 //! A lost connection: every connection of a store is terminated by the
-//! server (as in a restart or a failover). Calls on a dead connection fail
-//! with a retryable error, the store reports it, replaces its connections
-//! by itself and works again, and nothing acknowledged is lost.
+//! server (as in a restart or a failover). Reads run again on a live
+//! connection; a write on a dead one fails with a retryable error (it may
+//! or may not have committed, so the store does not repeat it); the store
+//! replaces its connections by itself and nothing acknowledged is lost.
 
 mod support;
 
@@ -51,42 +52,18 @@ async fn a_store_comes_back_after_its_connections_are_killed() {
         .unwrap();
     assert!(!killed.is_empty(), "the store had connections");
 
-    // A dead connection fails a call or two (retryably) before the pool
-    // sees it closed, drops it and connects anew.
-    let mut errors = 0;
-    let mut saw_unavailable = false;
-    let mut recovered = false;
-    for _ in 0..=2 * killed.len() + 1 {
-        match store.get(id(1)).await {
-            Ok(r) => {
-                assert!(r.is_some(), "acknowledged data is kept");
-                recovered = true;
-                break;
-            }
-            Err(e) => {
-                assert!(e.is_retryable(), "a lost connection is retryable: {e}");
-                errors += 1;
-                saw_unavailable |= store.stats().unavailable.is_some();
-            }
-        }
+    // Reads ride over it: one on a dead connection runs again on another
+    // (the pool drops the dead ones and connects anew).
+    for n in 1..=20 {
+        let got = store.get(id(n)).await.expect("a read after the kill");
+        assert!(got.is_some(), "acknowledged data is kept");
     }
-    eprintln!(
-        "{errors} failed calls after {} connections were killed",
-        killed.len()
-    );
-    assert!(
-        recovered,
-        "the store reconnects by itself ({errors} errors)"
-    );
-    assert!(errors == 0 || saw_unavailable, "an outage shows in stats");
-    assert!(
-        store.stats().is_writable(),
-        "and clears when a call succeeds"
-    );
-    // Writes work again too, through the writer's own connections.
+    assert!(store.stats().is_writable());
+    // Writes work again too: each dead connection fails at most one
+    // (retryably) before the pool drops it.
     for n in 21..=25 {
         let mut done = false;
-        for _ in 0..=2 * killed.len() + 1 {
+        for _ in 0..=killed.len() + 1 {
             match store
                 .insert(small_envelope(n), Start::At(Tick::from_millis(10)))
                 .await

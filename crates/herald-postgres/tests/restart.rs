@@ -112,6 +112,14 @@ async fn everything_survives_a_reconnect() {
 
     let before: Vec<_> = futures_records(&s.store).await;
     s.store.close_now();
+    assert!(
+        matches!(s.get(id(1)).await, Err(herald::StoreError::Closed)),
+        "a closed store says so"
+    );
+    assert!(matches!(
+        s.insert(small_envelope(9), Start::At(t(1))).await,
+        Err(herald::StoreError::Closed)
+    ));
 
     let again = s.reconnect().await;
     assert!(
