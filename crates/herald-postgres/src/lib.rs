@@ -111,6 +111,7 @@
 
 #[macro_use]
 mod open;
+mod bus;
 mod error;
 mod messages;
 mod migrate;
@@ -121,5 +122,6 @@ mod rows;
 mod store;
 mod writer;
 
+pub use bus::{DEFAULT_BUS_CAPACITY, PgBus};
 pub use error::PgStoreError;
 pub use open::{DEFAULT_RETENTION, PgOptions, PgStore, check_schema};

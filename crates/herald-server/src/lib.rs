@@ -355,6 +355,28 @@ impl OpenStores {
     }
 }
 
+/// The cluster bus of app `app` at `url`: PostgreSQL `LISTEN/NOTIFY` on
+/// the app's schema, or Redis pub/sub on channel `herald:{app}`.
+async fn open_bus(
+    url: &config::ServiceUrl,
+    app: &str,
+    schema: &str,
+) -> anyhow::Result<Arc<dyn ClusterBus>> {
+    match url.scheme() {
+        "postgres" | "postgresql" => {
+            let bus = herald_postgres::PgBus::connect(url.expose(), schema)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "opening the cluster bus of app {app:?} on PostgreSQL {url}: {e}"
+                    )
+                })?;
+            Ok(Arc::new(bus))
+        }
+        _ => anyhow::bail!("bus {url}: Redis buses are not wired into the server yet"),
+    }
+}
+
 /// Opens the store of every app of `config` with `config.retention`, on
 /// `clock` (give the engines' clock): the embedded redb store
 /// (`DATA_DIR/apps/{appId}`, see [`open_store`]), or one schema per app
@@ -383,7 +405,10 @@ pub async fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Res
                         app.id
                     )
                 })?;
-            stores.insert(app.id.clone(), AppStore::of(store));
+            let mut opened = AppStore::of(store);
+            opened.bus =
+                Some(open_bus(config.bus.as_ref().unwrap_or(url), &app.id, &schema).await?);
+            stores.insert(app.id.clone(), opened);
             gateways.insert(app.id.clone(), gateways::of_app(app, clock)?);
         }
         return Ok(OpenStores { stores, gateways });

@@ -45,6 +45,9 @@ pub(crate) struct BusLink {
     ready: Notify,
     pub(crate) counters: BusCounters,
     failures: Throttle,
+    /// Becomes true once the receiver has subscribed to the bus (what
+    /// `Engine::settle` waits for).
+    pub(crate) subscribed: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +75,7 @@ impl BusLink {
             ready: Notify::new(),
             counters: BusCounters::default(),
             failures: Throttle::default(),
+            subscribed: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -198,6 +202,7 @@ async fn receive_loop(sh: Arc<Shared>) {
                 continue;
             }
         };
+        link.subscribed.send_replace(true);
         if !std::mem::replace(&mut first, false) {
             // Whatever was sent while this node was not subscribed is gone.
             lag(&sh, link, 0);

@@ -507,10 +507,17 @@ impl Engine {
     /// time (and finished loading the store at start-up), and the store has
     /// recorded those runs, and until every push job has done what it can
     /// at the clock's current time (sent what is due, recorded it, and is
-    /// waiting for a later time). With a [`ManualClock`](crate::ManualClock),
+    /// waiting for a later time). With a cluster bus, it first waits until
+    /// the engine is subscribed to it (runs other nodes send from then on
+    /// reach this node's subscribers). With a [`ManualClock`](crate::ManualClock),
     /// `advance` then `settle` makes "nothing fired yet" assertions
     /// deterministic.
     pub async fn settle(&self) {
+        if let Some(link) = &self.shared.bus {
+            // Runs sent by other nodes from now on reach this node.
+            let mut subscribed = link.subscribed.subscribe();
+            let _ = subscribed.wait_for(|s| *s).await;
+        }
         let (tx, rx) = oneshot::channel();
         if self.shared.commands.send(Command::Settle(tx)).is_ok() {
             let _ = rx.await;
