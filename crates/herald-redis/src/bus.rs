@@ -72,6 +72,12 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 ///   connection is up (the last connect or send succeeded) and no
 ///   subscription is reconnecting.
 ///
+/// # Cancellation safety
+///
+/// Dropping a `send` future part way may leave some of its frames
+/// published and the rest not (as a failed `send` may). Dropping a
+/// `subscribe` future closes the connection it was making.
+///
 /// # Example
 ///
 /// ```no_run

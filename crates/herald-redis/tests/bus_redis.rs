@@ -71,6 +71,48 @@ async fn a_killed_subscription_is_told_then_receives_later_frames() {
     user.delete(&mut admin).await;
 }
 
+/// A subscription that cannot connect again (its user is disabled) keeps
+/// trying, with backoff, reports the bus as not connected meanwhile, and
+/// once it can, says `Lagged` and receives later frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_keeps_trying_until_it_can_connect_again() {
+    let Some(url) = redis_url() else { return };
+    let mut admin = admin(&url).await;
+    let user = User::create(&mut admin, &url, "sub-retry").await;
+    let channel = fresh_channel("sub-retry");
+    let sender = bus(&url, &channel).await;
+    let node = bus(&user.url, &channel).await;
+    let mut rx = node.subscribe().await.expect("subscribe");
+
+    user.enable(&mut admin, false).await;
+    assert_eq!(user.kill(&mut admin, "pubsub").await, 1);
+    // Wait (bounded, on the server's own record) until two attempts to
+    // connect again were refused: the first is immediate, the second
+    // comes after a backoff.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while user.refused_logins(&mut admin).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no second attempt to reconnect within {TIMEOUT:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(!node.is_connected(), "a subscription is down");
+    assert!(rx.try_recv().is_err(), "nothing to say until it is back");
+    sender.send(vec![frame("while down")]).await.expect("send");
+
+    user.enable(&mut admin, true).await;
+    assert_eq!(next(&mut rx).await, BusEvent::Lagged { missed: 0 });
+    assert!(node.is_connected());
+    sender.send(vec![frame("back")]).await.expect("send");
+    assert_eq!(
+        next(&mut rx).await,
+        BusEvent::Frame(frame("back")),
+        "\"while down\" is gone: that is what the notice said"
+    );
+    user.delete(&mut admin).await;
+}
+
 /// A send on a connection that was killed fails (the engine counts the
 /// frames as lost), and the next send connects again and arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,6 +110,44 @@ impl User {
             .expect("CLIENT KILL")
     }
 
+    /// Enables or disables the user: a disabled user's new connections
+    /// are refused (existing ones live on).
+    pub(crate) async fn enable(&self, admin: &mut redis::aio::MultiplexedConnection, on: bool) {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(&self.name)
+            .arg(if on { "on" } else { "off" })
+            .query_async(admin)
+            .await
+            .expect("ACL SETUSER on/off");
+    }
+
+    /// How many times the server refused this user a login (from `ACL
+    /// LOG`, which merges repeats of one failure into one entry with a
+    /// count).
+    pub(crate) async fn refused_logins(
+        &self,
+        admin: &mut redis::aio::MultiplexedConnection,
+    ) -> u64 {
+        let entries: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL")
+            .arg("LOG")
+            .arg(1000)
+            .query_async(admin)
+            .await
+            .expect("ACL LOG");
+        entries
+            .iter()
+            .filter(|e| {
+                matches!(e.get("reason"), Some(redis::Value::BulkString(r)) if r == b"auth")
+                    && matches!(e.get("username"), Some(redis::Value::BulkString(u)) if u == self.name.as_bytes())
+            })
+            .map(|e| match e.get("count") {
+                Some(redis::Value::Int(n)) => *n as u64,
+                _ => 1,
+            })
+            .sum()
+    }
+
     /// Deletes the user (Redis closes its connections).
     pub(crate) async fn delete(self, admin: &mut redis::aio::MultiplexedConnection) {
         let _: u64 = redis::cmd("ACL")
