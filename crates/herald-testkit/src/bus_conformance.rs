@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 /// by the given expression (an `async` block evaluating to a pair of
 /// handles on one bus, as two nodes hold).
 ///
-/// With `optional` first, the expression evaluates to an
-/// `Option` of such a pair, and `None` ends each test early (a bus whose
-/// server is not configured: the test binary says it skipped, once):
+/// With `optional` first, the expression evaluates to an `Option` of such
+/// a pair, and `None` ends each test early (for a bus whose server is not
+/// configured; the test binary says once that it skipped):
 ///
 /// ```ignore
 /// herald_testkit::bus_conformance_tests!(optional async {
