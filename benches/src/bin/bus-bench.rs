@@ -111,6 +111,9 @@ async fn run(f: Flags, url: String) -> ExitCode {
     let (received_tx, mut received) = watch::channel(0usize);
     let n = f.frames;
     let bytes = f.bytes;
+    // How often the reader tells the sender how far it got: often enough
+    // that the window never stalls.
+    let step = (f.window / 4).max(1);
     let reader = tokio::spawn(async move {
         let mut got = 0usize;
         while got < n {
@@ -129,7 +132,7 @@ async fn run(f: Flags, url: String) -> ExitCode {
                         ));
                     }
                     got += 1;
-                    if got.is_multiple_of(256) || got == n {
+                    if got.is_multiple_of(step) || got == n {
                         let _ = received_tx.send(got);
                     }
                 }
