@@ -16,12 +16,13 @@
 //! The URL defaults to `REDIS_URL`, else `redis://127.0.0.1:6379`.
 //!
 //! Checked: every frame arrives, once, in order, unchanged in length, and
-//! no lag notice comes. Printed: the rate, the bytes per second and this
-//! process's CPU per frame (both sides' client work; the Redis server's
-//! is not counted). The last line is machine-readable:
+//! no lag notice comes. Printed: the rate, the bytes per second, this
+//! process's CPU per frame (both sides' client work) and the Redis
+//! server's (from `INFO cpu`; everything the server did meanwhile, so run
+//! it on an otherwise idle server). The last line is machine-readable:
 //!
 //! ```text
-//! bus redis_frames_per_s=A redis_mb_per_s=B client_cpu_us_per_frame=C
+//! bus redis_frames_per_s=A redis_mb_per_s=B client_cpu_us_per_frame=C server_cpu_us_per_frame=D
 //! ```
 
 use std::process::ExitCode;
@@ -144,6 +145,10 @@ async fn run(f: Flags, url: String) -> ExitCode {
         Ok(())
     });
 
+    let server0 = match server_cpu(&url).await {
+        Ok(cpu) => cpu,
+        Err(e) => return fail(&format!("INFO cpu: {e}")),
+    };
     let cpu0 = process_cpu();
     let t0 = Instant::now();
     let mut sent = 0usize;
@@ -174,15 +179,41 @@ async fn run(f: Flags, url: String) -> ExitCode {
     }
     let secs = t0.elapsed().as_secs_f64();
     let cpu = process_cpu().saturating_sub(cpu0);
+    let server = match server_cpu(&url).await {
+        Ok(cpu) => cpu - server0,
+        Err(e) => return fail(&format!("INFO cpu: {e}")),
+    };
+    let server_us = server * 1e6 / n as f64;
     let per_s = n as f64 / secs;
     let mb_per_s = per_s * bytes as f64 / 1e6;
     let cpu_us = cpu.as_secs_f64() * 1e6 / n as f64;
     println!(
-        "{n} frames in {secs:.2} s: {per_s:.0} frames/s, {mb_per_s:.1} MB/s; this process's CPU {:.2} s ({cpu_us:.2} us per frame, sender and receiver)",
+        "{n} frames in {secs:.2} s: {per_s:.0} frames/s, {mb_per_s:.1} MB/s; this process's CPU {:.2} s ({cpu_us:.2} us per frame, sender and receiver); the Redis server's {server:.2} s ({server_us:.2} us per frame)",
         cpu.as_secs_f64()
     );
     println!(
-        "bus redis_frames_per_s={per_s:.0} redis_mb_per_s={mb_per_s:.1} client_cpu_us_per_frame={cpu_us:.2}"
+        "bus redis_frames_per_s={per_s:.0} redis_mb_per_s={mb_per_s:.1} client_cpu_us_per_frame={cpu_us:.2} server_cpu_us_per_frame={server_us:.2}"
     );
     ExitCode::SUCCESS
+}
+
+/// The Redis server's CPU time so far (user + system), in seconds.
+async fn server_cpu(url: &str) -> Result<f64, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let field = |name: &str| -> Result<f64, String> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("no {name} in INFO cpu"))
+    };
+    Ok(field("used_cpu_user")? + field("used_cpu_sys")?)
 }
