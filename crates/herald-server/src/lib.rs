@@ -109,6 +109,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! data_dir = "herald-data"         # one store per app, and the development app
+//! store = "redb"                    # or postgres://… shared by every node of a cluster
 //! log = "info"                     # error, warn, info, debug or trace
 //! max_body = "1MiB"                # largest request body (a byte count, or KiB/MiB/GiB)
 //! poll_ttl_secs = 300              # polling subscriptions expire without a poll
@@ -219,7 +220,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use herald::{Clock, Engine, PushBroadcast, PushTransport, SystemClock};
+use herald::bus::ClusterBus;
+use herald::{
+    Clock, DeviceRegistry, Engine, PushBroadcast, PushTransport, Store, SystemClock, TemplateStore,
+};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -277,8 +281,53 @@ pub fn open_store(
 /// ([`with_push_gateway`](Self::with_push_gateway)).
 #[derive(Debug)]
 pub struct OpenStores {
-    stores: HashMap<String, herald_redb::RedbStore>,
+    stores: HashMap<String, AppStore>,
     gateways: HashMap<String, Vec<Gateway>>,
+}
+
+/// One app's store: messages, device registrations and templates (one
+/// redb file, or one PostgreSQL schema), and the cluster bus of its
+/// engine, if it has one.
+#[derive(Clone, Debug)]
+struct AppStore {
+    store: Arc<dyn Store>,
+    registry: Arc<dyn DeviceRegistry>,
+    templates: Arc<dyn TemplateStore>,
+    bus: Option<Arc<dyn ClusterBus>>,
+}
+
+impl AppStore {
+    fn of<S: Store + DeviceRegistry + TemplateStore + Clone>(store: S) -> Self {
+        Self {
+            store: Arc::new(store.clone()),
+            registry: Arc::new(store.clone()),
+            templates: Arc::new(store),
+            bus: None,
+        }
+    }
+}
+
+/// The PostgreSQL schema of app `app`: `herald_` and the app id in lower
+/// case (other characters as `_`, at most 40), then 8 hex digits of a hash
+/// of the exact id, so ids differing only in case or punctuation get
+/// their own schemas, and every node derives the same name.
+pub fn postgres_schema(app: &str) -> String {
+    let mut name: String = app
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = app.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    name = format!("herald_{name}_{hash:08x}");
+    name
 }
 
 /// A push gateway for an app's engine: the OSes it serves and the
@@ -306,15 +355,39 @@ impl OpenStores {
     }
 }
 
-/// Opens the store of every app of `config` (`DATA_DIR/apps/{appId}`, see
-/// [`open_store`]) with `config.retention`, on `clock` (give the engines'
-/// clock).
+/// Opens the store of every app of `config` with `config.retention`, on
+/// `clock` (give the engines' clock): the embedded redb store
+/// (`DATA_DIR/apps/{appId}`, see [`open_store`]), or one schema per app
+/// ([`postgres_schema`]) of the PostgreSQL database of `config.store`,
+/// created or migrated on the way.
 ///
 /// # Errors
 ///
 /// The first store that cannot be opened; a data directory in use by
-/// another process is one line that names it.
-pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<OpenStores> {
+/// another process is one line that names it; a database that cannot be
+/// reached names its URL (without its password).
+pub async fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<OpenStores> {
+    if let config::StoreLocation::Postgres(url) = &config.store {
+        let mut stores = HashMap::new();
+        let mut gateways = HashMap::new();
+        for app in &config.apps {
+            let schema = postgres_schema(&app.id);
+            let mut options = herald_postgres::PgOptions::default();
+            options.retention = Some(config.retention);
+            options.clock = clock.clone();
+            let store = herald_postgres::PgStore::connect(url.expose(), &schema, options)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "opening the store of app {:?} in PostgreSQL {url} (schema {schema}): {e}",
+                        app.id
+                    )
+                })?;
+            stores.insert(app.id.clone(), AppStore::of(store));
+            gateways.insert(app.id.clone(), gateways::of_app(app, clock)?);
+        }
+        return Ok(OpenStores { stores, gateways });
+    }
     let mut stores = HashMap::new();
     let mut gateways = HashMap::new();
     for app in &config.apps {
@@ -330,7 +403,7 @@ pub fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Op
                 _ => e.context(format!("opening the store of app {:?}", app.id)),
             }
         })?;
-        stores.insert(app.id.clone(), store);
+        stores.insert(app.id.clone(), AppStore::of(store));
         gateways.insert(app.id.clone(), gateways::of_app(app, clock)?);
     }
     Ok(OpenStores { stores, gateways })
@@ -432,7 +505,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     config.validate()?;
-    let mut stores = open_stores(&config, &clock)?;
+    let mut stores = open_stores(&config, &clock).await?;
     for (app, os, transport) in gateways {
         stores = stores.with_push_gateway(&app, os, transport);
     }
@@ -464,12 +537,19 @@ where
             .stores
             .remove(app)
             .with_context(|| format!("no store was opened for app {app:?}"))?;
-        // One redb file per app holds its messages, devices and templates.
+        // One redb file (or PostgreSQL schema) per app holds its messages,
+        // devices and templates.
         let mut builder = Engine::builder()
             .clock(clock.clone())
-            .store(store.clone())
-            .registry(store.clone())
-            .templates(store);
+            .store(store.store)
+            .registry(store.registry)
+            .templates(store.templates);
+        if let Some(bus) = store.bus {
+            builder = builder.bus(bus);
+        }
+        if let Some(node) = &config.node_id {
+            builder = builder.node_id(node);
+        }
         for (os, transport) in stores.gateways.remove(app).unwrap_or_default() {
             builder = builder.push_gateway(os, transport);
         }

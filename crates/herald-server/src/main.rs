@@ -65,7 +65,7 @@ async fn run(config: &mut Config) -> anyhow::Result<()> {
     config.validate()?;
     herald_server::check_tls(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let stores = open_stores(config, &clock)?;
+    let stores = open_stores(config, &clock).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;

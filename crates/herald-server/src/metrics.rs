@@ -133,7 +133,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 14] = [
+        let per_app: [(&str, &str, &str, Field); 22] = [
             (
                 "herald_publishes_total",
                 "counter",
@@ -217,6 +217,54 @@ impl Metrics {
                 "counter",
                 "Finished messages purged by retention since the store was opened.",
                 |s| s.purged,
+            ),
+            (
+                "herald_claims_won_total",
+                "counter",
+                "Runs this node claimed when they came due (and delivered).",
+                |s| s.claims_won,
+            ),
+            (
+                "herald_claims_lost_total",
+                "counter",
+                "Runs due in this node's wheel it could not claim: cancelled, finished, or claimed by another node first.",
+                |s| s.claims_lost,
+            ),
+            (
+                "herald_runs_reserved_total",
+                "counter",
+                "Runs this node reserved ahead of their due time from the shared store (other nodes' publishes).",
+                |s| s.reserved,
+            ),
+            (
+                "herald_bus_frames_sent_total",
+                "counter",
+                "Frames this node sent on the cluster bus.",
+                |s| s.bus_sent,
+            ),
+            (
+                "herald_bus_frames_received_total",
+                "counter",
+                "Frames from other nodes this node received on the cluster bus.",
+                |s| s.bus_received,
+            ),
+            (
+                "herald_bus_lost_runs_total",
+                "counter",
+                "Runs this node could not send to the other nodes (their subscribers were told).",
+                |s| s.bus_lost,
+            ),
+            (
+                "herald_bus_lags_total",
+                "counter",
+                "Times this node's subscribers were told they may have missed runs from other nodes (bus lag).",
+                |s| s.bus_lags,
+            ),
+            (
+                "herald_bus_connected",
+                "gauge",
+                "1 while the cluster bus can send (or there is none), 0 while it cannot.",
+                |s| u64::from(s.bus_connected),
             ),
         ];
         for (name, kind, help, field) in per_app {
@@ -488,6 +536,9 @@ mod tests {
         assert!(text.contains("herald_publishes_total{app=\"B\"} 0\n"));
         assert!(text.contains("# TYPE herald_scheduled_pending gauge\n"));
         assert!(text.contains("# TYPE herald_recovered_runs_total counter\n"));
+        assert!(text.contains("# TYPE herald_claims_lost_total counter\n"));
+        assert!(text.contains("# TYPE herald_bus_lags_total counter\n"));
+        assert!(text.contains("herald_bus_connected{app=\"B\"} 0\n"));
         assert!(text.contains("herald_store_quarantined_messages{app=\"A\"} 2\n"));
         assert!(text.contains("herald_store_writable{app=\"A\"} 1\n"));
         assert!(text.contains("herald_store_writable{app=\"B\"} 0\n"));

@@ -912,11 +912,21 @@ fn base_schemas() -> Value {
         },
         "Unhealthy": {
             "type": "object",
-            "required": ["status", "stores"],
+            "required": ["status", "stores", "buses"],
             "properties": {
                 "status": { "const": "unavailable" },
                 "stores": {
                     "type": "array",
+                    "description": "Apps whose store cannot write",
+                    "items": {
+                        "type": "object",
+                        "required": ["app", "error"],
+                        "properties": { "app": { "type": "string" }, "error": { "type": "string" } }
+                    }
+                },
+                "buses": {
+                    "type": "array",
+                    "description": "Apps whose cluster bus is disconnected",
                     "items": {
                         "type": "object",
                         "required": ["app", "error"],

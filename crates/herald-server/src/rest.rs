@@ -35,17 +35,28 @@ pub(crate) async fn health(AxState(state): AxState<Shared>) -> Response {
         .iter()
         .filter_map(|(id, a)| Some((id.as_str(), a.engine.store_stats().unavailable?)))
         .collect();
-    if down.is_empty() {
+    let mut buses: Vec<&str> = state
+        .apps
+        .iter()
+        .filter(|(_, a)| !a.engine.stats().bus_connected)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if down.is_empty() && buses.is_empty() {
         return json_response(StatusCode::OK, &json!({"status": "ok"}));
     }
     down.sort_unstable();
+    buses.sort_unstable();
     let stores: Vec<Value> = down
         .into_iter()
         .map(|(app, error)| json!({"app": app, "error": error}))
         .collect();
+    let buses: Vec<Value> = buses
+        .into_iter()
+        .map(|app| json!({"app": app, "error": "the cluster bus is disconnected (reconnecting)"}))
+        .collect();
     json_response(
         StatusCode::SERVICE_UNAVAILABLE,
-        &json!({"status": "unavailable", "stores": stores}),
+        &json!({"status": "unavailable", "stores": stores, "buses": buses}),
     )
 }
 

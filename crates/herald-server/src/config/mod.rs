@@ -12,6 +12,9 @@
 //! |---|---|---|
 //! | `listen` | `127.0.0.1:8080` | address to listen on |
 //! | `data_dir` | `herald-data` | one store per app, and the development app |
+//! | `store` | `redb` | `redb` (embedded, in `data_dir`) or a `postgres://` URL shared by every node |
+//! | `bus` | the store's own | cluster bus between nodes: `redis://` or `postgres://` URL |
+//! | `node_id` | generated | this node's name in a cluster |
 //! | `log` | `info` | `error`, `warn`, `info`, `debug` or `trace` |
 //! | `max_body` | 1 MiB | largest request body |
 //! | `poll_ttl_secs` | 300 | a polling subscription's life without a poll |
@@ -51,6 +54,7 @@
 //!   (serde).
 //! * `file`: the file's `[[apps]]` tables.
 //! * `app`: [`AppConfig`] and [`KeyConfig`], and `--app`'s parser.
+//! * `cluster`: [`StoreLocation`], [`ServiceUrl`], the node id.
 //! * `gateway`: [`ApnsConfig`] and [`FcmConfig`], an app's push gateways.
 //! * `byte_size`: `8MiB`.
 //! * `duration`: `7d`.
@@ -59,6 +63,7 @@
 
 mod app;
 mod byte_size;
+pub(crate) mod cluster;
 mod dev_app;
 mod duration;
 mod file;
@@ -75,6 +80,7 @@ mod tests;
 use anyhow::Context;
 
 pub use app::{AppConfig, KeyConfig};
+pub use cluster::{ServiceUrl, StoreLocation};
 pub(crate) use dev_app::random_uuid;
 pub use dev_app::{DEV_APP_FILE, DevApp, ensure_dev_app};
 pub use gateway::{

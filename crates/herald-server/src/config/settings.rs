@@ -63,6 +63,35 @@ pub(crate) struct Settings {
     #[arg(long, env = "HERALD_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
 
+    /// Where messages, devices and templates live: redb (embedded, one node) or a postgres:// URL shared by every node
+    #[arg(
+        long,
+        env = "HERALD_STORE",
+        value_name = "redb|URL",
+        hide_env_values = true,
+        help_heading = "Cluster"
+    )]
+    pub(crate) store: Option<String>,
+
+    /// Cluster bus carrying runs between nodes: a redis:// or postgres:// URL (unset: the store's own)
+    #[arg(
+        long,
+        env = "HERALD_BUS",
+        value_name = "URL",
+        hide_env_values = true,
+        help_heading = "Cluster"
+    )]
+    pub(crate) bus: Option<String>,
+
+    /// This node's name in a cluster (logs, metrics, frames; unset: generated per start)
+    #[arg(
+        long,
+        env = "HERALD_NODE_ID",
+        value_name = "NAME",
+        help_heading = "Cluster"
+    )]
+    pub(crate) node_id: Option<String>,
+
     /// Serve this app with this key, full permissions; repeatable (in the variable: comma-separated)
     #[arg(long, env = "HERALD_APP", value_name = "APP_ID:API_KEY", value_parser = AppParser)]
     #[serde(skip)]
@@ -223,6 +252,9 @@ impl Settings {
             config,
             listen,
             data_dir,
+            store,
+            bus,
+            node_id,
             app,
             log,
             log_format,
@@ -250,6 +282,9 @@ impl Settings {
             config: config.or(lower.config),
             listen: listen.or(lower.listen),
             data_dir: data_dir.or(lower.data_dir),
+            store: store.or(lower.store),
+            bus: bus.or(lower.bus),
+            node_id: node_id.or(lower.node_id),
             app: both(lower.app, app),
             log: log.or(lower.log),
             log_format: log_format.or(lower.log_format),
@@ -285,6 +320,9 @@ impl Settings {
             config: _, // read by `Config::from_args`
             listen,
             data_dir,
+            store,
+            bus,
+            node_id,
             app,
             log,
             log_format,
@@ -311,6 +349,19 @@ impl Settings {
         }
         set(&mut config.listen, listen);
         set(&mut config.data_dir, data_dir);
+        if let Some(store) = store {
+            config.store = super::cluster::StoreLocation::parse(&store)
+                .map_err(|e| e.context(super::typed::spellings("store")))?;
+        }
+        if let Some(bus) = bus {
+            config.bus = Some(
+                super::cluster::parse_bus(&bus)
+                    .map_err(|e| e.context(super::typed::spellings("bus")))?,
+            );
+        }
+        if let Some(id) = node_id {
+            config.node_id = Some(id);
+        }
         set(&mut config.log, log);
         set(&mut config.log_format, log_format);
         if let Some(token) = metrics_token {
@@ -370,6 +421,9 @@ impl Settings {
         let Config {
             listen,
             data_dir,
+            store,
+            bus,
+            node_id,
             max_body,
             poll_ttl,
             connection_buffer,
@@ -392,6 +446,10 @@ impl Settings {
             config: None,
             listen: Some(listen.clone()),
             data_dir: Some(data_dir.clone()),
+            // Shown with passwords hidden (`--help`'s defaults).
+            store: Some(store.to_string()),
+            bus: bus.as_ref().map(ToString::to_string),
+            node_id: node_id.clone(),
             app: Vec::new(),
             log: Some(*log),
             log_format: Some(*log_format),
@@ -447,6 +505,9 @@ mod tests {
         let config = Config {
             listen: "0.0.0.0:1".into(),
             data_dir: "/d".into(),
+            store: crate::config::StoreLocation::Redb,
+            bus: Some(crate::config::cluster::parse_bus("redis://h:1").unwrap()),
+            node_id: Some("n1".into()),
             max_body: 3,
             poll_ttl: Duration::from_secs(4),
             connection_buffer: 5,

@@ -226,7 +226,7 @@ mod tests {
             assert_eq!(arg.get_env().and_then(|v| v.to_str()), Some(var.as_str()));
             seen.push(id.to_owned());
         }
-        assert_eq!(seen.len(), 20, "{seen:?}");
+        assert_eq!(seen.len(), 23, "{seen:?}");
     }
 
     /// `--help` shows a default for every setting but the file and apps.
@@ -247,7 +247,7 @@ mod tests {
             // unless set.
             if !matches!(
                 id,
-                "config" | "app" | "metrics_token" | "tls_cert" | "tls_key"
+                "config" | "app" | "metrics_token" | "tls_cert" | "tls_key" | "bus" | "node_id"
             ) {
                 let default = &defaults[id];
                 assert!(

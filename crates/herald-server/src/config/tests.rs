@@ -84,7 +84,28 @@ fn defaults() {
     assert_eq!((c.tls_cert.as_ref(), c.tls_key.as_ref()), (None, None));
     assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
     assert_eq!(c.cors_origins, ["*"]);
+    assert_eq!(c.store, crate::config::StoreLocation::Redb);
+    assert_eq!((c.bus.as_ref(), c.node_id.as_ref()), (None, None));
     assert!(c.apps.is_empty());
+}
+
+#[test]
+fn cluster_settings_say_what_is_wrong() {
+    let e = error(run(&["--store", "mysql://u:topsecret@h/d"], &[]));
+    assert!(e.contains("--store") && e.contains("postgres://"), "{e}");
+    assert!(!e.contains("topsecret"), "no password in errors: {e}");
+    let e = error(run(&["--bus", "redis://h"], &[]));
+    assert!(e.contains("needs a shared store"), "{e}");
+    let e = error(run(
+        &["--bus", "amqp://h", "--store", "postgres://h/d"],
+        &[],
+    ));
+    assert!(e.contains("redis://"), "{e}");
+    let e = error(run(&["--node-id", "a b"], &[]));
+    assert!(e.contains("invalid node id"), "{e}");
+    let c = run(&["--store", "postgres://h/d"], &[]).unwrap();
+    assert!(c.store.is_shared());
+    assert_eq!(c.bus, None, "the store's own bus");
 }
 
 /// One setting, three distinct values (flag, env, file), and how to read
@@ -104,12 +125,34 @@ fn companion(name: &str) -> &'static [&'static str] {
     match name {
         "tls_cert" => &["--tls-key=/k.pem"],
         "tls_key" => &["--tls-cert=/c.pem"],
+        "bus" => &["--store=postgres://h/d"],
         _ => &[],
     }
 }
 
 fn cases() -> Vec<Case> {
     vec![
+        Case {
+            name: "store",
+            values: ["postgres://u:p@f/a", "postgresql://e/b", "redb"],
+            toml: "\"redb\"",
+            read: |c| c.store.to_string(),
+            expected: ["postgres://u:***@f/a", "postgresql://e/b", "redb"],
+        },
+        Case {
+            name: "bus",
+            values: ["redis://f:1", "postgres://e/b", "rediss://:pw@g"],
+            toml: "\"rediss://:pw@g\"\nstore = \"postgres://s/d\"",
+            read: |c| c.bus.as_ref().map_or("none".into(), |b| b.to_string()),
+            expected: ["redis://f:1", "postgres://e/b", "rediss://:***@g"],
+        },
+        Case {
+            name: "node_id",
+            values: ["n-1", "n.2", "n_3"],
+            toml: "\"n_3\"",
+            read: |c| c.node_id.clone().unwrap_or_else(|| "none".into()),
+            expected: ["n-1", "n.2", "n_3"],
+        },
         Case {
             name: "listen",
             values: ["0.0.0.0:1", "0.0.0.0:2", "0.0.0.0:3"],

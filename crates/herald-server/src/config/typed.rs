@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tracing::level_filters::LevelFilter;
 
 use super::AppConfig;
+use super::cluster::{ServiceUrl, StoreLocation};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -51,6 +52,14 @@ pub struct Config {
     pub listen: String,
     /// Where the store (and the development app) live.
     pub data_dir: PathBuf,
+    /// Where messages, devices and templates live (default: the embedded
+    /// redb store in `data_dir`; PostgreSQL: shared by every node).
+    pub store: StoreLocation,
+    /// The cluster bus between nodes (default: the store's own:
+    /// PostgreSQL's `NOTIFY` for a PostgreSQL store, none for redb).
+    pub bus: Option<ServiceUrl>,
+    /// This node's name in a cluster (default: generated per start).
+    pub node_id: Option<String>,
     /// The largest request body accepted, in bytes (larger: 413).
     pub max_body: usize,
     /// How long a legacy polling subscription lives without being polled.
@@ -118,6 +127,9 @@ impl Default for Config {
         Self {
             listen: DEFAULT_LISTEN.to_owned(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            store: StoreLocation::Redb,
+            bus: None,
+            node_id: None,
             max_body: DEFAULT_MAX_BODY,
             poll_ttl: DEFAULT_POLL_TTL,
             connection_buffer: DEFAULT_CONNECTION_BUFFER,
@@ -272,6 +284,16 @@ impl Config {
             .is_some_and(|t| t.0.trim().is_empty())
         {
             bail!("{} must not be empty", spellings("metrics_token"));
+        }
+        if let Some(id) = &self.node_id {
+            super::cluster::check_node_id(id).map_err(|e| e.context(spellings("node_id")))?;
+        }
+        if self.bus.is_some() && !self.store.is_shared() {
+            bail!(
+                "{} needs a shared store ({} postgres://…): with the embedded redb store this server is the only node",
+                spellings("bus"),
+                spellings("store")
+            );
         }
         if self.cors_origins.is_empty() {
             bail!(

@@ -1,0 +1,101 @@
+//! The scans over live rows stay on the partial indexes when most rows are
+//! finished (as after months of traffic): the plans of the store's scans
+//! (`pending` by id, the due order, `release_expired` by lease end, the
+//! retention scan by finish time) use them, and the store answers the
+//! live rows only.
+
+mod support;
+
+use herald::{Claim, Start, Store};
+use herald_core::Tick;
+use herald_testkit::store_conformance::{id, small_envelope};
+use support::Scratch;
+
+const FINISHED: i64 = 200_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
+    let Some(s) = Scratch::new("indexes").await else {
+        return;
+    };
+    for n in 1..=20 {
+        s.insert(small_envelope(n), Start::At(Tick::from_millis(10)))
+            .await
+            .unwrap();
+    }
+    let claimed = s
+        .claim(
+            (1..=5)
+                .map(|n| Claim {
+                    id: id(n),
+                    due: Tick::from_millis(10),
+                })
+                .collect(),
+            Tick::from_millis(100),
+        )
+        .await
+        .unwrap();
+    assert!(claimed.iter().all(Option::is_some));
+
+    let (client, conn) = tokio_postgres::connect(&s.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "SET search_path TO \"{schema}\";
+             INSERT INTO messages (id, envelope, state, due, finished_at)
+             SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), '\\x00', 2, g, g
+             FROM generate_series(1, {FINISHED}) AS g;
+             ANALYZE messages;",
+            schema = s.schema
+        ))
+        .await
+        .unwrap();
+    let plan = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let rows = client.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    for (sql, index) in [
+        (
+            "SELECT id, due FROM messages WHERE state = 0 AND id > '\\x'::bytea ORDER BY id LIMIT 1000",
+            "messages_scheduled_id",
+        ),
+        (
+            "SELECT id, due FROM messages WHERE state = 0 AND due <= 50 ORDER BY due LIMIT 1000",
+            "messages_scheduled_due",
+        ),
+        (
+            "SELECT id, due FROM messages WHERE state = 1 AND lease_until < 1000",
+            "messages_firing_lease",
+        ),
+        (
+            "SELECT id FROM messages WHERE state >= 2 AND finished_at <= 10 ORDER BY finished_at LIMIT 100",
+            "messages_finished",
+        ),
+    ] {
+        let p = plan(sql).await;
+        assert!(p.contains(index), "{sql}\nshould use {index}:\n{p}");
+        assert!(!p.contains("Seq Scan"), "{sql}\nscans the table:\n{p}");
+    }
+    client.batch_execute("RESET search_path").await.unwrap();
+    drop(client);
+    let _ = conn.await;
+
+    // The store's answers: only the live rows.
+    assert_eq!(s.pending(None, 1_000).await.unwrap().len(), 15);
+    assert_eq!(
+        s.release_expired(Tick::from_millis(101))
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(s.pending(None, 1_000).await.unwrap().len(), 20);
+}
