@@ -220,6 +220,10 @@ async fn bad_names_and_urls_are_refused() {
         .unwrap_err();
     assert!(matches!(err, ConnectError::Url(_)), "{err}");
     assert!(err.to_string().starts_with("invalid redis url: "), "{err}");
+    let err = RedisBus::connect("rediss://127.0.0.1:6379", "herald:x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Url(_)), "no TLS: {err}");
 }
 
 /// With a server: a server that refuses the credentials is a connect
