@@ -373,7 +373,15 @@ async fn open_bus(
                 })?;
             Ok(Arc::new(bus))
         }
-        _ => anyhow::bail!("bus {url}: Redis buses are not wired into the server yet"),
+        _ => {
+            let channel = format!("herald:{app}");
+            let bus = herald_redis::RedisBus::connect(url.expose(), &channel)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("opening the cluster bus of app {app:?} on Redis {url}: {e}")
+                })?;
+            Ok(Arc::new(bus))
+        }
     }
 }
 

@@ -101,6 +101,11 @@ fn cluster_settings_say_what_is_wrong() {
         &[],
     ));
     assert!(e.contains("redis://"), "{e}");
+    let e = error(run(
+        &["--bus", "rediss://h", "--store", "postgres://h/d"],
+        &[],
+    ));
+    assert!(e.contains("TLS to Redis"), "{e}");
     let e = error(run(&["--node-id", "a b"], &[]));
     assert!(e.contains("invalid node id"), "{e}");
     let c = run(&["--store", "postgres://h/d"], &[]).unwrap();
@@ -141,10 +146,10 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "bus",
-            values: ["redis://f:1", "postgres://e/b", "rediss://:pw@g"],
-            toml: "\"rediss://:pw@g\"\nstore = \"postgres://s/d\"",
+            values: ["redis://f:1", "postgres://e/b", "redis://:pw@g"],
+            toml: "\"redis://:pw@g\"\nstore = \"postgres://s/d\"",
             read: |c| c.bus.as_ref().map_or("none".into(), |b| b.to_string()),
-            expected: ["redis://f:1", "postgres://e/b", "rediss://:***@g"],
+            expected: ["redis://f:1", "postgres://e/b", "redis://:***@g"],
         },
         Case {
             name: "node_id",
