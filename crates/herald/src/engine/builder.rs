@@ -67,7 +67,7 @@ impl Default for EngineBuilder {
             gateways: Vec::new(),
             push_in_flight: 4,
             retry_policy: RetryPolicy::default(),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(10),
             horizon: Duration::from_secs(2),
             bus: None,
             node_name: None,
@@ -136,7 +136,14 @@ impl EngineBuilder {
 
     /// How long a claimed run stays claimed before it is handed out again
     /// (by another node, or by this one: expired leases are taken back
-    /// every half lease). Default 60 s.
+    /// every half lease, and on a shared store at least every second).
+    /// Default 10 s: a pub/sub run is delivered and recorded in
+    /// milliseconds and a push job renews its lease every half lease, so
+    /// the lease only matters when a node dies holding claims, and then
+    /// it is the failover time (a run the dead node had claimed fires
+    /// again within a lease and a second of its due time). A longer lease
+    /// only delays that; a shorter one risks delivering a run twice when
+    /// the store stalls for longer than the lease.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self

@@ -45,8 +45,14 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
     let mut settles = Vec::new();
     let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
     // Expired leases are taken back every half lease (a completion that
-    // failed without a crash, a node that died holding claims).
-    let release_every = (sh.lease_ms / 2).max(10);
+    // failed without a crash, a node that died holding claims); on a
+    // shared store at least every second, so another node's claims come
+    // back within a second of their lease's end.
+    let release_every = if sh.shared_store {
+        (sh.lease_ms / 2).clamp(10, 1_000)
+    } else {
+        (sh.lease_ms / 2).max(10)
+    };
     let mut next_release = sh.clock.now().saturating_add_millis(release_every);
     loop {
         while let Ok(cmd) = rx.try_recv() {
