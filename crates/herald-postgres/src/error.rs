@@ -6,7 +6,8 @@ use std::error::Error as StdError;
 use deadpool_postgres::PoolError;
 use herald::StoreError;
 
-/// Why [`PgStore::connect`](crate::PgStore::connect) failed.
+/// Why [`PgStore::connect`](crate::PgStore::connect) (or
+/// [`shared_dev_app`](crate::shared_dev_app)) failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PgStoreError {
@@ -46,6 +47,10 @@ pub enum PgStoreError {
     /// The connection pool could not be built.
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
+    /// [`shared_dev_app`](crate::shared_dev_app) could not create, record
+    /// or read the cluster's development app.
+    #[error("cannot record or read the cluster's development app (herald_cluster.dev_app): {0}")]
+    DevApp(#[source] tokio_postgres::Error),
 }
 
 /// SQLSTATE classes and codes after which the same call may succeed:

@@ -22,6 +22,23 @@
 //!   draws a fencing token from one sequence (unique in the schema, so
 //!   strictly increasing per message); renewals and completions present
 //!   it. Push jobs are claimed with `FOR UPDATE SKIP LOCKED`.
+//! * **Shared** ([`Store::is_shared`](herald::Store::is_shared) is
+//!   `true`): several engines, each on its own `PgStore`, work on one
+//!   schema. [`Store::reserve_due`](herald::Store::reserve_due) is one
+//!   `WITH … FOR UPDATE SKIP LOCKED … UPDATE` over the scheduled rows by
+//!   due (concurrent reservers get disjoint runs), recording
+//!   `reserved_due` and `reserved_until` (migration 2).
+//! * **Hints** ([`Store::due_hints`](herald::Store::due_hints)) travel by
+//!   `LISTEN`/`NOTIFY` on the channel `herald_due_<schema>`: every write
+//!   that schedules runs (inserts of `Start::At`, completions with
+//!   `Next::At`, releases) sends one `pg_notify` with the batch's earliest
+//!   due, in the same statement; a store's own writes reach its
+//!   subscribers directly. The first `due_hints` call starts a listener on
+//!   a dedicated connection that reconnects by itself (then hints "now",
+//!   as notifications sent meanwhile are lost); [`PgStore::listening`]
+//!   waits for it.
+//! * **The cluster's development app** ([`shared_dev_app`]): the first
+//!   node's proposal, recorded in `herald_cluster.dev_app`, for all.
 //! * **Group commit.** Inserts go to a few writer tasks that store what
 //!   is queued with one multi-row `INSERT … SELECT FROM UNNEST(…)` and one
 //!   commit, so concurrent publishes share a round trip. Claims,
@@ -65,7 +82,7 @@
 //! **No TLS to PostgreSQL yet** (`NoTls`): run the database on a trusted
 //! network or a local socket until a TLS connector is added.
 //!
-//! # Tables (migration 1)
+//! # Tables (migrations 1 and 2)
 //!
 //! | table | holds |
 //! |---|---|
@@ -77,6 +94,10 @@
 //! | `device_channels` | `(channel, device_id)`: a channel's devices in id order |
 //! | `templates` | one row per push template |
 //! | `schema_migrations` | the migrations applied |
+//!
+//! Migration 2 adds `reserved_due` and `reserved_until` (ms) to
+//! `messages`: a node's reservation of the scheduled run due at
+//! `reserved_due` (stale once `due` differs), until `reserved_until`.
 //!
 //! Times are `herald_core::Tick` milliseconds in `bigint` columns (ticks
 //! beyond `i64::MAX` are clamped); text keys compare by bytes
@@ -112,16 +133,20 @@
 #[macro_use]
 mod open;
 mod bus;
+mod dev_app;
 mod error;
+mod hints;
 mod messages;
 mod migrate;
 mod push;
 mod registry;
+mod reserve;
 mod retention;
 mod rows;
 mod store;
 mod writer;
 
 pub use bus::{DEFAULT_BUS_CAPACITY, PgBus};
+pub use dev_app::{CLUSTER_SCHEMA, shared_dev_app};
 pub use error::PgStoreError;
 pub use open::{DEFAULT_RETENTION, PgOptions, PgStore, check_schema};

@@ -37,8 +37,11 @@ const RENEW: &str = "\
 
 /// A completion applies to a firing run under its token, or to a message
 /// cancelled while that run was firing (which keeps the token until this
-/// completion, then forgets it: the completion applies once).
+/// completion, then forgets it: the completion applies once). Runs it
+/// schedules are hinted with one `pg_notify($14, '<earliest due> ' || $15)`.
+/// Answers `id, token, state, due`.
 const COMPLETE: &str = "\
+    WITH u AS ( \
     UPDATE messages m SET \
       state = CASE WHEN m.state = 4 THEN 4::int2 ELSE c.next END, \
       due = CASE WHEN m.state = 1 AND c.next = 0 THEN c.due ELSE m.due END, \
@@ -53,7 +56,21 @@ const COMPLETE: &str = "\
                 $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
       AS c(id, token, next, due, err, runs, pubsub, sent, failed, invalid, expired, queued) \
     WHERE m.id = c.id AND m.token = c.token AND m.state IN (1, 4) \
-    RETURNING m.id, c.token";
+    RETURNING m.id, c.token, m.state, m.due), \
+    n AS MATERIALIZED ( \
+      SELECT pg_notify($14, min(due)::text || ' ' || $15) FROM u WHERE state = 0 \
+      HAVING count(*) > 0) \
+    SELECT id, token, state, due, (SELECT count(*) FROM n) FROM u";
+
+/// Claims whose lease ended go back to `Scheduled` (their reservations
+/// too: the run is anyone's); hinted with one `pg_notify($2, …)`.
+const RELEASE: &str = "\
+    WITH r AS ( \
+      UPDATE messages SET state = 0, reserved_until = NULL \
+      WHERE state = 1 AND lease_until < $1 RETURNING id, due), \
+    n AS MATERIALIZED ( \
+      SELECT pg_notify($2, min(due)::text || ' ' || $3) FROM r HAVING count(*) > 0) \
+    SELECT id, due, (SELECT count(*) FROM n) FROM r";
 
 /// Counters (and an error, and `fail`) added to records in any state; a
 /// finished record's retention clock restarts (its last change).
@@ -217,6 +234,8 @@ impl Inner {
                         &vec![state],
                         &vec![due],
                         &vec![lease_until],
+                        &self.hints.channel,
+                        &self.hints.tag,
                     ],
                 )
                 .await
@@ -227,6 +246,9 @@ impl Inner {
             };
             let t: i64 = col(&row, 1)?;
             tx.commit().await.map_err(pg)?;
+            if state == SCHEDULED {
+                self.hints.scheduled(Some(due));
+            }
             Ok(Inserted::New((t != 0).then(|| token(t))))
         }
         .await;
@@ -401,8 +423,21 @@ impl Inner {
                 .query(
                     &stmt,
                     &[
-                        &ids, &tokens, &nexts, &dues, &errs, runs, pubsub, sent, failed, invalid,
-                        expired, queued, &now,
+                        &ids,
+                        &tokens,
+                        &nexts,
+                        &dues,
+                        &errs,
+                        runs,
+                        pubsub,
+                        sent,
+                        failed,
+                        invalid,
+                        expired,
+                        queued,
+                        &now,
+                        &self.hints.channel,
+                        &self.hints.tag,
                     ],
                 )
                 .await
@@ -411,9 +446,15 @@ impl Inner {
         .await;
         let rows = self.health.note(rows)?;
         let mut applied = HashSet::with_capacity(rows.len());
+        let mut earliest: Option<i64> = None;
         for row in &rows {
             applied.insert((id_of(col(row, 0)?)?, col::<i64>(row, 1)?));
+            if col::<i16>(row, 2)? == SCHEDULED {
+                let due: i64 = col(row, 3)?;
+                earliest = Some(earliest.map_or(due, |e| e.min(due)));
+            }
         }
+        self.hints.scheduled(earliest);
         for c in &completions {
             if !matches!(c.next, Next::At(_)) && applied.contains(&(c.id, token_value(c.token))) {
                 self.plans.remove(c.id);
@@ -533,14 +574,11 @@ impl Inner {
         let before = ms(before);
         let client = self.client().await?;
         let r = retry_conflicts(|| async {
-            let stmt = client
-                .prepare_cached(
-                    "UPDATE messages SET state = 0 \
-                     WHERE state = 1 AND lease_until < $1 RETURNING id, due",
-                )
+            let stmt = client.prepare_cached(RELEASE).await.map_err(pg)?;
+            client
+                .query(&stmt, &[&before, &self.hints.channel, &self.hints.tag])
                 .await
-                .map_err(pg)?;
-            client.query(&stmt, &[&before]).await.map_err(pg)
+                .map_err(pg)
         })
         .await;
         let rows = self.health.note(r)?;
@@ -554,6 +592,7 @@ impl Inner {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         runs.sort_unstable_by_key(|r| r.id);
+        self.hints.scheduled(runs.iter().map(|r| ms(r.due)).min());
         Ok(runs)
     }
 }

@@ -13,7 +13,7 @@ use crate::error::PgStoreError;
 
 /// The migrations, in order: `(version, SQL)`. Never edit one that was
 /// released; add a new version.
-pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1)];
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2)];
 
 /// Version 1: messages, idempotency keys, push jobs and their retries,
 /// devices and their channels, templates.
@@ -116,6 +116,15 @@ CREATE TABLE templates (
     channel text NOT NULL,
     segment_query text
 );
+"#;
+
+/// Version 2: reservations of scheduled runs by the nodes sharing the
+/// schema (`Store::reserve_due`): the due time a reservation was made for
+/// and when it ends (ms). A reservation whose `reserved_due` is not the
+/// row's `due` is stale (the run was rescheduled). No index: reservations
+/// are found through `messages_scheduled_due`.
+const V2: &str = r#"
+ALTER TABLE messages ADD COLUMN reserved_due bigint, ADD COLUMN reserved_until bigint;
 "#;
 
 /// Applies the migrations `schema` lacks (creating the schema if needed);

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
 use crate::error::{PgStoreError, is_conflict};
+use crate::hints::Hints;
 use crate::migrate;
 use crate::writer::{self, InsertRequest};
 
@@ -110,11 +111,14 @@ pub(crate) struct Inner {
     pub(crate) health: Arc<Health>,
     pub(crate) closed: AtomicBool,
     pub(crate) applied: Vec<i32>,
+    /// Hints sent and received (see `hints.rs`).
+    pub(crate) hints: Arc<Hints>,
     maintenance: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        self.hints.stop();
         if let Some(task) = self
             .maintenance
             .lock()
@@ -223,6 +227,7 @@ impl PgStore {
         let _ = conn.await;
         let applied = applied?;
 
+        let hints = Arc::new(Hints::new(schema, config.clone(), options.clock.clone()));
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -243,6 +248,7 @@ impl PgStore {
         writer::spawn(
             pool.clone(),
             health.clone(),
+            hints.clone(),
             rx,
             options.writers.max(1),
             options.max_batch.max(1),
@@ -257,6 +263,7 @@ impl PgStore {
             health,
             closed: AtomicBool::new(false),
             applied,
+            hints,
             maintenance: Mutex::new(None),
         });
         if let (Some(every), Some(_)) = (options.purge_every, options.retention) {
@@ -279,6 +286,17 @@ impl PgStore {
     /// schema was up to date).
     pub fn migrations_applied(&self) -> &[i32] {
         &self.inner.applied
+    }
+
+    /// Waits until this store listens for other nodes' hints (see
+    /// [`Store::due_hints`](herald::Store::due_hints); the listener starts
+    /// with the first `due_hints` call) in a connection made after the
+    /// `after`-th one (`0`: any), and answers that connection's number.
+    /// Hints sent before the store listens are not received (the engines'
+    /// periodic looks find those runs), so a test or a start-up that needs
+    /// them awaits this first. Waits for ever if `due_hints` was not called.
+    pub async fn listening(&self, after: u64) -> u64 {
+        self.inner.hints.listening(after).await
     }
 }
 
@@ -309,6 +327,7 @@ impl Inner {
     /// connections are closed.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);
+        self.hints.stop();
         if let Some(task) = self
             .maintenance
             .lock()

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use herald::{
-    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueRun, Envelope,
+    Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DueHints, DueRun, Envelope,
     FencingToken, IdempotencyKey, Inserted, JobKey, KeyRecord, Lease, MessageId, PushJob,
     PushRetry, Record, Start, Store, StoreFuture, StoreStats,
 };
@@ -59,6 +59,21 @@ impl Store for PgStore {
     }
     fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
         Box::pin(self.inner.release_expired(before))
+    }
+    fn is_shared(&self) -> bool {
+        true
+    }
+    fn reserve_due(
+        &self,
+        now: Tick,
+        before: Tick,
+        hold_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DueRun>> {
+        Box::pin(self.inner.reserve_due(now, before, hold_ms, limit))
+    }
+    fn due_hints(&self) -> Option<DueHints> {
+        Some(self.inner.hints.subscribe())
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         self.inner.close();

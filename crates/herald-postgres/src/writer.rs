@@ -13,6 +13,7 @@ use herald::{FencingToken, MessageId, StoreError};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{is_conflict, pg, replicate};
+use crate::hints::Hints;
 use crate::open::{Health, live_client};
 use crate::rows::{col, id_bytes, id_of, token};
 
@@ -32,32 +33,47 @@ pub(crate) struct InsertRequest {
 
 /// Stores a batch of new messages; one statement. Rows whose id exists are
 /// left alone (`ON CONFLICT DO NOTHING`) and reported by their absence; a
-/// claimed start takes its token from the sequence.
+/// claimed start takes its token from the sequence. If scheduled rows were
+/// stored, one `pg_notify($6, '<earliest due> ' || $7)` hints the other
+/// nodes (in the same transaction). Answers `id, token, state, due`.
 pub(crate) const INSERT_BATCH: &str = "\
-    INSERT INTO messages (id, envelope, state, due, lease_until, token) \
-    SELECT i, e, s, d, l, CASE WHEN s = 1 THEN nextval('fencing_tokens') ELSE 0 END \
-    FROM UNNEST($1::bytea[], $2::bytea[], $3::int2[], $4::int8[], $5::int8[]) AS u(i, e, s, d, l) \
-    ON CONFLICT (id) DO NOTHING \
-    RETURNING id, token";
+    WITH ins AS ( \
+      INSERT INTO messages (id, envelope, state, due, lease_until, token) \
+      SELECT i, e, s, d, l, CASE WHEN s = 1 THEN nextval('fencing_tokens') ELSE 0 END \
+      FROM UNNEST($1::bytea[], $2::bytea[], $3::int2[], $4::int8[], $5::int8[]) AS u(i, e, s, d, l) \
+      ON CONFLICT (id) DO NOTHING \
+      RETURNING id, token, state, due), \
+    n AS MATERIALIZED ( \
+      SELECT pg_notify($6, min(due)::text || ' ' || $7) FROM ins WHERE state = 0 \
+      HAVING count(*) > 0) \
+    SELECT id, token, state, due, (SELECT count(*) FROM n) FROM ins";
 
 /// Starts `writers` tasks taking requests from `rx` (they end when every
 /// sender is gone and the queue is empty).
 pub(crate) fn spawn(
     pool: Pool,
     health: Arc<Health>,
+    hints: Arc<Hints>,
     rx: mpsc::Receiver<InsertRequest>,
     writers: usize,
     max_batch: usize,
 ) {
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..writers {
-        tokio::spawn(run(pool.clone(), health.clone(), rx.clone(), max_batch));
+        tokio::spawn(run(
+            pool.clone(),
+            health.clone(),
+            hints.clone(),
+            rx.clone(),
+            max_batch,
+        ));
     }
 }
 
 async fn run(
     pool: Pool,
     health: Arc<Health>,
+    hints: Arc<Hints>,
     rx: Arc<Mutex<mpsc::Receiver<InsertRequest>>>,
     max_batch: usize,
 ) {
@@ -70,12 +86,12 @@ async fn run(
                 return;
             }
         }
-        execute(&pool, &health, &mut batch).await;
+        execute(&pool, &health, &hints, &mut batch).await;
     }
 }
 
 /// Runs one batch and answers each request.
-async fn execute(pool: &Pool, health: &Health, batch: &mut Vec<InsertRequest>) {
+async fn execute(pool: &Pool, health: &Health, hints: &Hints, batch: &mut Vec<InsertRequest>) {
     // A second request for an id in the same batch is a duplicate of the
     // first, whatever becomes of it.
     let mut seen = HashSet::with_capacity(batch.len());
@@ -87,15 +103,16 @@ async fn execute(pool: &Pool, health: &Health, batch: &mut Vec<InsertRequest>) {
             let _ = r.reply.send(Err(StoreError::Duplicate(r.id)));
         }
     }
-    let mut result = insert_rows(pool, &rows).await;
+    let mut result = insert_rows(pool, hints, &rows).await;
     for _ in 0..3 {
         match &result {
-            Err(e) if is_conflict(e) => result = insert_rows(pool, &rows).await,
+            Err(e) if is_conflict(e) => result = insert_rows(pool, hints, &rows).await,
             _ => break,
         }
     }
     match health.note(result) {
-        Ok(stored) => {
+        Ok((stored, earliest)) => {
+            hints.scheduled(earliest);
             for r in rows {
                 let answer = match stored.get(&r.id) {
                     Some(t) => Ok(*t),
@@ -112,11 +129,13 @@ async fn execute(pool: &Pool, health: &Health, batch: &mut Vec<InsertRequest>) {
     }
 }
 
-/// The ids stored (with the token of a claimed start).
+/// The ids stored (with the token of a claimed start), and the earliest
+/// due time of the scheduled rows stored.
 async fn insert_rows(
     pool: &Pool,
+    hints: &Hints,
     rows: &[InsertRequest],
-) -> Result<HashMap<MessageId, Option<FencingToken>>, StoreError> {
+) -> Result<(HashMap<MessageId, Option<FencingToken>>, Option<i64>), StoreError> {
     let client = live_client(pool).await?;
     let ids: Vec<Vec<u8>> = rows.iter().map(|r| id_bytes(r.id)).collect();
     let envelopes: Vec<&[u8]> = rows.iter().map(|r| r.envelope.as_slice()).collect();
@@ -125,14 +144,30 @@ async fn insert_rows(
     let leases: Vec<i64> = rows.iter().map(|r| r.lease_until).collect();
     let stmt = client.prepare_cached(INSERT_BATCH).await.map_err(pg)?;
     let got = client
-        .query(&stmt, &[&ids, &envelopes, &states, &dues, &leases])
+        .query(
+            &stmt,
+            &[
+                &ids,
+                &envelopes,
+                &states,
+                &dues,
+                &leases,
+                &hints.channel,
+                &hints.tag,
+            ],
+        )
         .await
         .map_err(pg)?;
     let mut stored = HashMap::with_capacity(got.len());
+    let mut earliest: Option<i64> = None;
     for row in &got {
         let id = id_of(col(row, 0)?)?;
         let t: i64 = col(row, 1)?;
         stored.insert(id, (t != 0).then(|| token(t)));
+        if col::<i16>(row, 2)? == crate::rows::SCHEDULED {
+            let due: i64 = col(row, 3)?;
+            earliest = Some(earliest.map_or(due, |e| e.min(due)));
+        }
     }
-    Ok(stored)
+    Ok((stored, earliest))
 }

@@ -157,7 +157,14 @@ fn an_engine_on_postgres_publishes_cancels_fires_and_reloads() {
         let mut sub = engine.subscribe("ch", None).expect("subscribe");
         engine.settle().await;
         assert_eq!(drain(&mut sub), Vec::<String>::new(), "nothing is due yet");
-        assert_eq!(engine.scheduled_len(), 2, "every and later reloaded");
+        // A shared store: the runs (at +13 s and +60 s) are beyond the
+        // engine's horizon (2 s), so they stay in the store until the
+        // engine reserves them shortly before they are due.
+        assert_eq!(
+            engine.scheduled_len(),
+            0,
+            "every and later left to the store"
+        );
         assert_eq!(
             state(&engine, &ids["soon"]).await,
             (PublishStatus::Published, counts(1, 1))

@@ -1,7 +1,7 @@
 //! The scans over live rows stay on the partial indexes when most rows are
 //! finished (as after months of traffic): the plans of the store's scans
-//! (`pending` by id, the due order, `release_expired` by lease end, the
-//! retention scan by finish time) use them, and the store answers the
+//! (`pending` by id, the due order and `reserve_due`, `release_expired` by
+//! lease end, the retention scan by finish time) use them, and the store answers the
 //! live rows only.
 
 mod support;
@@ -72,6 +72,16 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
             "messages_scheduled_due",
         ),
         (
+            // `reserve_due`'s statement (as in `src/reserve.rs`, with values).
+            "WITH c AS (SELECT id FROM messages WHERE state = 0 AND due < 50 \
+               AND (reserved_until IS NULL OR reserved_due <> due OR reserved_until <= 0) \
+               ORDER BY due LIMIT 1000 FOR UPDATE SKIP LOCKED) \
+             UPDATE messages m SET reserved_due = m.due, \
+               reserved_until = LEAST(GREATEST(m.due, 0), 9223372036854775807 - 10) + 10 \
+             FROM c WHERE m.id = c.id RETURNING m.id, m.due",
+            "messages_scheduled_due",
+        ),
+        (
             "SELECT id, due FROM messages WHERE state = 1 AND lease_until < 1000",
             "messages_firing_lease",
         ),
@@ -90,6 +100,14 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
 
     // The store's answers: only the live rows.
     assert_eq!(s.pending(None, 1_000).await.unwrap().len(), 15);
+    assert_eq!(
+        s.reserve_due(Tick::from_millis(0), Tick::from_millis(50), 10, 1_000)
+            .await
+            .unwrap()
+            .len(),
+        15,
+        "the scheduled runs, none of the finished rows"
+    );
     assert_eq!(
         s.release_expired(Tick::from_millis(101))
             .await

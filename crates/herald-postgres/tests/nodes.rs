@@ -163,12 +163,11 @@ async fn concurrent_connects_migrate_once() {
         applied.push(store.migrations_applied().to_vec());
         stores.push(store);
     }
-    applied.sort();
-    assert_eq!(
-        applied,
-        [vec![], vec![], vec![], vec![1]],
-        "migration 1 applied once"
-    );
+    // Each migration is applied once, by whichever connect took its lock
+    // first (not necessarily the same one for every version).
+    let mut all = applied.concat();
+    all.sort();
+    assert_eq!(all, [1, 2], "each migration applied once: {applied:?}");
     let again = PgStore::connect(&url, &schema, options(&clock))
         .await
         .unwrap();
@@ -216,7 +215,7 @@ async fn a_newer_schema_and_bad_names_are_refused() {
             err,
             PgStoreError::TooNew {
                 found: 99,
-                known: 1,
+                known: 2,
                 ..
             }
         ),

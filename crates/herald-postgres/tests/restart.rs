@@ -25,7 +25,7 @@ async fn everything_survives_a_reconnect() {
     };
     assert_eq!(
         s.store.migrations_applied(),
-        [1],
+        [1, 2],
         "a fresh schema is migrated"
     );
 

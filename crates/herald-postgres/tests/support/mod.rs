@@ -11,9 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use herald::{
     Amendment, CancelOutcome, Checkpoint, Claim, Claimed, Completion, DeviceRegistration,
-    DeviceRegistry, DueRun, Envelope, FencingToken, IdempotencyKey, Inserted, InvalidToken, JobKey,
-    KeyRecord, Lease, ManualClock, MessageId, Os, PushJob, PushRetry, PushTemplate, Record, Start,
-    Store, StoreFuture, StoreStats, TemplateStore,
+    DeviceRegistry, DueHints, DueRun, Envelope, FencingToken, IdempotencyKey, Inserted,
+    InvalidToken, JobKey, KeyRecord, Lease, ManualClock, MessageId, Os, PushJob, PushRetry,
+    PushTemplate, Record, Start, Store, StoreFuture, StoreStats, TemplateStore,
 };
 use herald_core::Tick;
 use herald_postgres::{PgOptions, PgStore};
@@ -192,6 +192,21 @@ impl Store for Scratch {
     }
     fn close(&self) -> StoreFuture<'_, ()> {
         self.store.close()
+    }
+    fn is_shared(&self) -> bool {
+        self.store.is_shared()
+    }
+    fn reserve_due(
+        &self,
+        now: Tick,
+        before: Tick,
+        hold_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DueRun>> {
+        self.store.reserve_due(now, before, hold_ms, limit)
+    }
+    fn due_hints(&self) -> Option<DueHints> {
+        self.store.due_hints()
     }
     fn stats(&self) -> StoreStats {
         self.store.stats()
