@@ -23,25 +23,48 @@ use crate::rows::{
 };
 use crate::writer::{INSERT_BATCH, InsertRequest};
 
-const CLAIM: &str = "\
-    UPDATE messages m SET state = 1, lease_until = $3, token = nextval('fencing_tokens') \
-    FROM UNNEST($1::bytea[], $2::int8[]) AS c(id, due) \
-    WHERE m.id = c.id AND m.state = 0 AND m.due = c.due \
-    RETURNING m.id, m.due, m.token, m.envelope";
+/// Rows of `$1` locked in id order before a batch statement changes them:
+/// two batches that touch the same rows (a completion on one node, the
+/// bus amendments of two others) then wait for each other instead of
+/// deadlocking. An `UPDATE … FROM UNNEST(…)` alone locks rows in whatever
+/// order its join reads them, which is not the array's: the cluster test
+/// saw deadlocks, each costing `deadlock_timeout` (1 s) of delay.
+/// Referenced by the statements as `m.id IN (SELECT id FROM l)`; a CTE
+/// with a locking clause is never inlined, and its rows are locked as
+/// they leave its sort.
+macro_rules! locked_in_order {
+    () => {
+        "l AS (SELECT id FROM messages WHERE id = ANY($1::bytea[]) ORDER BY id FOR UPDATE)"
+    };
+}
 
-const RENEW: &str = "\
-    UPDATE messages m SET lease_until = $3 \
+const CLAIM: &str = concat!(
+    "WITH ",
+    locked_in_order!(),
+    " UPDATE messages m SET state = 1, lease_until = $3, token = nextval('fencing_tokens') \
+    FROM UNNEST($1::bytea[], $2::int8[]) AS c(id, due) \
+    WHERE m.id = c.id AND m.state = 0 AND m.due = c.due AND m.id IN (SELECT id FROM l) \
+    RETURNING m.id, m.due, m.token, m.envelope"
+);
+
+const RENEW: &str = concat!(
+    "WITH ",
+    locked_in_order!(),
+    " UPDATE messages m SET lease_until = $3 \
     FROM UNNEST($1::bytea[], $2::int8[]) AS c(id, token) \
-    WHERE m.id = c.id AND m.token = c.token AND m.state = 1 \
-    RETURNING m.id, m.token";
+    WHERE m.id = c.id AND m.token = c.token AND m.state = 1 AND m.id IN (SELECT id FROM l) \
+    RETURNING m.id, m.token"
+);
 
 /// A completion applies to a firing run under its token, or to a message
 /// cancelled while that run was firing (which keeps the token until this
 /// completion, then forgets it: the completion applies once). Runs it
 /// schedules are hinted with one `pg_notify($14, '<earliest due> ' || $15)`.
 /// Answers `id, token, state, due`.
-const COMPLETE: &str = "\
-    WITH u AS ( \
+const COMPLETE: &str = concat!(
+    "WITH ",
+    locked_in_order!(),
+    ", u AS ( \
     UPDATE messages m SET \
       state = CASE WHEN m.state = 4 THEN 4::int2 ELSE c.next END, \
       due = CASE WHEN m.state = 1 AND c.next = 0 THEN c.due ELSE m.due END, \
@@ -56,26 +79,35 @@ const COMPLETE: &str = "\
                 $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
       AS c(id, token, next, due, err, runs, pubsub, sent, failed, invalid, expired, queued) \
     WHERE m.id = c.id AND m.token = c.token AND m.state IN (1, 4) \
+      AND m.id IN (SELECT id FROM l) \
     RETURNING m.id, c.token, m.state, m.due), \
     n AS MATERIALIZED ( \
       SELECT pg_notify($14, min(due)::text || ' ' || $15) FROM u WHERE state = 0 \
       HAVING count(*) > 0) \
-    SELECT id, token, state, due, (SELECT count(*) FROM n) FROM u";
+    SELECT id, token, state, due, (SELECT count(*) FROM n) FROM u"
+);
 
 /// Claims whose lease ended go back to `Scheduled` (their reservations
-/// too: the run is anyone's); hinted with one `pg_notify($2, …)`.
+/// too: the run is anyone's); hinted with one `pg_notify($2, …)`. Rows
+/// another statement holds (a late completion) are skipped, the others
+/// locked in id order, as every batch statement locks.
 const RELEASE: &str = "\
-    WITH r AS ( \
+    WITH l AS ( \
+      SELECT id FROM messages WHERE state = 1 AND lease_until < $1 \
+      ORDER BY id FOR UPDATE SKIP LOCKED), \
+    r AS ( \
       UPDATE messages SET state = 0, reserved_until = NULL \
-      WHERE state = 1 AND lease_until < $1 RETURNING id, due), \
+      WHERE state = 1 AND lease_until < $1 AND id IN (SELECT id FROM l) RETURNING id, due), \
     n AS MATERIALIZED ( \
       SELECT pg_notify($2, min(due)::text || ' ' || $3) FROM r HAVING count(*) > 0) \
     SELECT id, due, (SELECT count(*) FROM n) FROM r";
 
 /// Counters (and an error, and `fail`) added to records in any state; a
 /// finished record's retention clock restarts (its last change).
-pub(crate) const AMEND: &str = "\
-    UPDATE messages m SET \
+pub(crate) const AMEND: &str = concat!(
+    "WITH ",
+    locked_in_order!(),
+    " UPDATE messages m SET \
       state = CASE WHEN a.fail AND m.state = 2 THEN 3::int2 ELSE m.state END, \
       error = COALESCE(a.err, m.error), \
       finished_at = CASE WHEN m.state >= 2 THEN $11 ELSE m.finished_at END, \
@@ -86,7 +118,8 @@ pub(crate) const AMEND: &str = "\
     FROM UNNEST($1::bytea[], $2::bool[], $3::text[], \
                 $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[]) \
       AS a(id, fail, err, runs, pubsub, sent, failed, invalid, expired, queued) \
-    WHERE m.id = a.id";
+    WHERE m.id = a.id AND m.id IN (SELECT id FROM l)"
+);
 
 /// Records a key, or replaces it if it expired by the new message's
 /// accept time (`$6`); no row: the key holds.
@@ -128,7 +161,10 @@ fn key_record(row: &Row) -> Result<KeyRecord, StoreError> {
 
 /// Runs `op` again (up to 3 more times) while PostgreSQL aborts it for a
 /// deadlock or a serialization failure with a concurrent statement.
-pub(crate) async fn retry_conflicts<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+pub(crate) async fn retry_conflicts<T, F, Fut>(
+    health: &crate::open::Health,
+    mut op: F,
+) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -136,7 +172,12 @@ where
     let mut tries = 0;
     loop {
         match op().await {
-            Err(e) if is_conflict(&e) && tries < 3 => tries += 1,
+            Err(e) if is_conflict(&e) && tries < 3 => {
+                tries += 1;
+                health
+                    .conflicts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             other => return other,
         }
     }
@@ -294,7 +335,7 @@ impl Inner {
         let dues: Vec<i64> = wanted.iter().map(|c| ms(c.due)).collect();
         let lease = ms(lease_until);
         let client = self.client().await?;
-        let rows = retry_conflicts(|| async {
+        let rows = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(CLAIM).await.map_err(pg)?;
             client
                 .query(&stmt, &[&ids, &dues, &lease])
@@ -356,7 +397,7 @@ impl Inner {
         let tokens: Vec<i64> = leases.iter().map(|l| token_value(l.token)).collect();
         let lease = ms(lease_until);
         let client = self.client().await?;
-        let rows = retry_conflicts(|| async {
+        let rows = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(RENEW).await.map_err(pg)?;
             client
                 .query(&stmt, &[&ids, &tokens, &lease])
@@ -416,7 +457,7 @@ impl Inner {
         }
         let now = ms(self.clock.now());
         let client = self.client().await?;
-        let rows = retry_conflicts(|| async {
+        let rows = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(COMPLETE).await.map_err(pg)?;
             let [runs, pubsub, sent, failed, invalid, expired, queued] = &counts.0;
             client
@@ -526,7 +567,7 @@ impl Inner {
         }
         let now = ms(self.clock.now());
         let client = self.client().await?;
-        let r = retry_conflicts(|| async {
+        let r = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(AMEND).await.map_err(pg)?;
             let [runs, pubsub, sent, failed, invalid, expired, queued] = &counts.0;
             client
@@ -573,7 +614,7 @@ impl Inner {
     pub(crate) async fn release_expired(&self, before: Tick) -> Result<Vec<DueRun>, StoreError> {
         let before = ms(before);
         let client = self.client().await?;
-        let r = retry_conflicts(|| async {
+        let r = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(RELEASE).await.map_err(pg)?;
             client
                 .query(&stmt, &[&before, &self.hints.channel, &self.hints.tag])

@@ -138,6 +138,8 @@ pub(crate) struct Health {
     why: Mutex<Option<String>>,
     pub(crate) purged: AtomicU64,
     pub(crate) quarantined: AtomicU64,
+    /// Statements tried again after a serialization failure or a deadlock.
+    pub(crate) conflicts: AtomicU64,
 }
 
 impl Health {
@@ -280,6 +282,18 @@ impl PgStore {
     /// The schema this store works in.
     pub fn schema(&self) -> &str {
         &self.inner.schema
+    }
+
+    /// How many statements this store tried again because PostgreSQL
+    /// aborted them for a serialization failure or a deadlock (`40001`,
+    /// `40P01`). Batch statements lock rows in id order, so nodes sharing
+    /// a schema should not deadlock: each deadlock costs the server's
+    /// `deadlock_timeout` (1 s by default) of delay before it is detected.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.inner
+            .health
+            .conflicts
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The migration versions this store's `connect` applied (empty: the

@@ -52,7 +52,7 @@ impl Inner {
         let messages: Vec<Vec<u8>> = keys.iter().map(|k| id_bytes(k.message)).collect();
         let runs: Vec<i64> = keys.iter().map(|k| ms(k.run)).collect();
         let client = self.client().await?;
-        let r = retry_conflicts(|| async {
+        let r = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(ADD).await.map_err(pg)?;
             client.execute(&stmt, &[&messages, &runs]).await.map_err(pg)
         })
@@ -69,7 +69,7 @@ impl Inner {
         let (before, lease) = (ms(expired_before), ms(lease_until));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.client().await?;
-        let r = retry_conflicts(|| async {
+        let r = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(CLAIM).await.map_err(pg)?;
             client
                 .query(&stmt, &[&before, &lease, &limit])

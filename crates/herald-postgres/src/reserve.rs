@@ -44,7 +44,7 @@ impl Inner {
         let hold = i64::try_from(hold_ms).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.client().await?;
-        let rows = retry_conflicts(|| async {
+        let rows = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(RESERVE).await.map_err(pg)?;
             client
                 .query(&stmt, &[&now, &before, &hold, &limit])

@@ -230,7 +230,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-pub use config::{AppConfig, Cli, Config, DevApp, KeyConfig, ensure_dev_app};
+pub use config::{AppConfig, Cli, Config, DevApp, KeyConfig, ensure_dev_app, share_dev_app};
 pub use error::{ApiError, codes};
 pub use glob::Glob;
 pub use listen::raise_fd_limit;

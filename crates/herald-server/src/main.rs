@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use herald::{Clock, SystemClock};
 use herald_server::config::LogFormat;
-use herald_server::{Cli, Config, ensure_dev_app, open_stores, serve_opened, shutdown_signal};
+use herald_server::{
+    Cli, Config, ensure_dev_app, open_stores, serve_opened, share_dev_app, shutdown_signal,
+};
 use tracing::info;
 use tracing_subscriber::filter::LevelFilter;
 
@@ -49,14 +51,19 @@ fn main() -> ExitCode {
 
 async fn run(config: &mut Config) -> anyhow::Result<()> {
     if let Some(dev) = ensure_dev_app(config)? {
+        let dev = share_dev_app(config, dev).await?;
         let how = if dev.created { "created" } else { "loaded" };
-        println!(
-            "No app configured: using the development app ({how}, kept in {}).",
-            config
+        let kept = match &config.store {
+            herald_server::config::StoreLocation::Postgres(url) => {
+                format!("{url}, schema {}", herald_postgres::CLUSTER_SCHEMA)
+            }
+            herald_server::config::StoreLocation::Redb => config
                 .data_dir
                 .join(herald_server::config::DEV_APP_FILE)
                 .display()
-        );
+                .to_string(),
+        };
+        println!("No app configured: using the development app ({how}, kept in {kept}).");
         println!("  app id:  {}", dev.id);
         println!("  API key: {}", dev.key);
     }

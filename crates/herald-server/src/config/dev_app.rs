@@ -122,6 +122,35 @@ pub(crate) fn random_uuid() -> anyhow::Result<String> {
     Ok(s)
 }
 
+/// On a PostgreSQL store, makes every node agree on one development app:
+/// the first node's `(id, key)` is recorded in the database
+/// ([`herald_postgres::shared_dev_app`]) and every node, this one included,
+/// serves the recorded pair instead of its own file's. On the embedded
+/// store, `dev` is returned unchanged.
+///
+/// # Errors
+///
+/// The database cannot be reached or the record cannot be written.
+pub async fn share_dev_app(config: &mut Config, dev: DevApp) -> anyhow::Result<DevApp> {
+    let super::StoreLocation::Postgres(url) = &config.store else {
+        return Ok(dev);
+    };
+    let (id, key) = herald_postgres::shared_dev_app(url.expose(), &dev.id, &dev.key)
+        .await
+        .with_context(|| format!("sharing the development app in {url}"))?;
+    if id == dev.id && key == dev.key {
+        return Ok(dev);
+    }
+    if let Some(app) = config.apps.iter_mut().find(|a| a.id == dev.id) {
+        *app = AppConfig::new(&id, &key);
+    }
+    Ok(DevApp {
+        id,
+        key,
+        created: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,7 @@ use anyhow::Context;
 pub use app::{AppConfig, KeyConfig};
 pub use cluster::{ServiceUrl, StoreLocation};
 pub(crate) use dev_app::random_uuid;
-pub use dev_app::{DEV_APP_FILE, DevApp, ensure_dev_app};
+pub use dev_app::{DEV_APP_FILE, DevApp, ensure_dev_app, share_dev_app};
 pub use gateway::{
     APNS_PRODUCTION_URL, APNS_SANDBOX_URL, ApnsConfig, ApnsEnvironment, FCM_URL, FcmConfig,
 };

@@ -153,8 +153,10 @@ impl EngineBuilder {
     /// reserves other nodes' runs (default 2 s, at least 10 ms). Its wheel
     /// holds only runs due within the horizon (its own publishes beyond it
     /// stay in the store until they come within it), it looks for
-    /// unreserved runs every half horizon and at every hint, and a node
-    /// that dies delays the runs it reserved by at most one horizon. On
+    /// unreserved runs every eighth of a horizon (at most every 250 ms)
+    /// and at every hint, and a reservation ends that long after its
+    /// run's due time, so a node that dies delays the runs it reserved by
+    /// at most two such periods (0.5 s by default). On
     /// an exclusive store (the default) the wheel holds every scheduled
     /// run and this setting is unused.
     pub fn horizon(mut self, horizon: Duration) -> Self {

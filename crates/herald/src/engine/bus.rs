@@ -48,6 +48,10 @@ pub(crate) struct BusLink {
     /// Becomes true once the receiver has subscribed to the bus (what
     /// `Engine::settle` waits for).
     pub(crate) subscribed: tokio::sync::watch::Sender<bool>,
+    /// How many of the runs ever queued the sender is through with (sent,
+    /// or counted lost and announced): the completer waits for it before
+    /// recording runs as delivered (see [`BusLink::handed_over`]).
+    through: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +59,8 @@ struct Outbox {
     runs: VecDeque<(Arc<Envelope>, Tick)>,
     /// Runs not sent since the last `lost` frame went out.
     lost: u64,
+    /// Runs ever queued.
+    queued: u64,
 }
 
 /// The bus counters (see [`EngineStats`](crate::EngineStats)).
@@ -76,6 +82,39 @@ impl BusLink {
             counters: BusCounters::default(),
             failures: Throttle::default(),
             subscribed: tokio::sync::watch::Sender::new(false),
+            through: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Waits until the sender is through with every run queued so far
+    /// (sent to the bus, or counted lost, which the other nodes hear of as
+    /// `Lagged`), at most `bound`, or until the engine stops.
+    ///
+    /// The completer calls it before it records delivered runs: a run
+    /// recorded as delivered is never fired again, so a node that died
+    /// after recording a run but before its frame left would leave the
+    /// other nodes' subscribers without it, and nobody would know. In this
+    /// order a node that dies in between fires the run again after its
+    /// lease (a duplicate, which at-least-once allows) rather than losing
+    /// it. The SIGKILL test in `herald-server/tests/cluster.rs` caught an
+    /// immediate publish acknowledged 13 ms before the kill that only the
+    /// killed node's subscribers got.
+    pub(crate) async fn handed_over(&self, sh: &Shared, bound: std::time::Duration) {
+        let target = self.out().queued;
+        let mut through = self.through.subscribe();
+        if *through.borrow() >= target {
+            return;
+        }
+        let until = sh
+            .clock
+            .now()
+            .saturating_add_millis(u64::try_from(bound.as_millis()).unwrap_or(u64::MAX));
+        tokio::select! {
+            _ = through.wait_for(|&n| n >= target) => {}
+            () = sh.clock.sleep_until(until) => {
+                warn!(?bound, "cluster bus sender is behind; recording delivered runs without waiting for it");
+            }
+            () = sh.stopping() => {}
         }
     }
 
@@ -94,6 +133,7 @@ impl BusLink {
                 Counters::bump(&self.counters.lost, 1);
             }
             out.runs.push_back((envelope.clone(), run));
+            out.queued += 1;
         }
         self.ready.notify_one();
     }
@@ -112,15 +152,18 @@ async fn send_loop(sh: Arc<Shared>) {
     let Some(link) = sh.bus.as_ref() else { return };
     let max = link.bus.max_frame();
     loop {
-        let (runs, mut lost) = {
+        let (runs, mut lost, upto) = {
             let mut out = link.out();
             let n = out.runs.len().min(BATCH);
-            (
-                out.runs.drain(..n).collect::<Vec<_>>(),
-                std::mem::take(&mut out.lost),
-            )
+            let runs = out.runs.drain(..n).collect::<Vec<_>>();
+            // Every run queued before those still waiting: these, and
+            // those dropped from the front of a full queue.
+            let upto = out.queued - out.runs.len() as u64;
+            (runs, std::mem::take(&mut out.lost), upto)
         };
         if runs.is_empty() && lost == 0 {
+            link.through
+                .send_if_modified(|n| std::mem::replace(n, upto) != upto);
             tokio::select! {
                 () = link.ready.notified() => continue,
                 () = sh.stopping() => return,
@@ -146,7 +189,10 @@ async fn send_loop(sh: Arc<Shared>) {
             frames.push(frame::encode_lost(link.node, lost));
         }
         let n = frames.len() as u64;
-        match link.bus.send(frames).await {
+        let sent = link.bus.send(frames).await;
+        // Sent, or counted lost below (and announced with the next frame).
+        link.through.send_replace(upto);
+        match sent {
             Ok(()) => {
                 if let Some(failures) = link.failures.success() {
                     info!(failures, "cluster bus sends again");

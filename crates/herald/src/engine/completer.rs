@@ -34,6 +34,11 @@ const BATCH: usize = 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How long a batch of completions waits for the cluster bus to take its
+/// runs' frames (a bus that answers slower than this is logged and no
+/// longer waited for).
+const BUS_WAIT: Duration = Duration::from_secs(5);
+
 /// A delivered run to record.
 #[derive(Debug)]
 pub(crate) struct Done {
@@ -148,6 +153,10 @@ async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
 /// Stores a batch of completions (retrying), then lets go of the runs and
 /// schedules the next ones.
 async fn record(sh: &Shared, batch: &mut Vec<Done>) {
+    // Their frames are on the bus first (see `BusLink::handed_over`).
+    if let Some(link) = &sh.bus {
+        link.handed_over(sh, BUS_WAIT).await;
+    }
     let completions: Vec<Completion> = batch.iter().map(|d| d.completion.clone()).collect();
     let jobs: Vec<JobKey> = batch.iter().filter_map(|d| d.push).collect();
     let mut backoff = FIRST_BACKOFF;

@@ -27,14 +27,14 @@ pub(super) const RETRY: Duration = Duration::from_millis(200);
 pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     reload(&sh).await;
     // On a shared store: the runs due within the horizon that no other
-    // node holds are reserved every half horizon, and at once when a hint
+    // node holds are reserved at every look (reserve_every), and at once when a hint
     // names a run due within it.
     let mut hints = if sh.shared_store {
         sh.store.due_hints()
     } else {
         None
     };
-    let reserve_every = (sh.horizon_ms / 2).max(5);
+    let reserve_every = reserve_every(sh.horizon_ms);
     let mut next_reserve = if sh.shared_store {
         reserve(&sh, sh.clock.now()).await;
         sh.clock.now().saturating_add_millis(reserve_every)
@@ -167,6 +167,22 @@ async fn release(sh: &Shared, now: Tick) {
 /// Runs reserved per store round trip.
 const RESERVE_PAGE: usize = 4096;
 
+/// How long a reservation outlives its run's due time: the slack its
+/// holder has to claim the run. Short, because a node that dies holding
+/// reservations delays those runs by this plus one look
+/// ([`reserve_every`]); a holder that is later than this merely races
+/// another node for the claim, which one of them wins.
+pub(super) fn reserve_hold(horizon_ms: u64) -> u64 {
+    (horizon_ms / 8).clamp(5, 250)
+}
+
+/// How often an engine on a shared store looks for unreserved runs: every
+/// half horizon, and at least as often as a reservation's hold, so a dead
+/// node's reservations are taken over within one hold of their end.
+pub(super) fn reserve_every(horizon_ms: u64) -> u64 {
+    (horizon_ms / 2).min(reserve_hold(horizon_ms)).max(5)
+}
+
 /// On a shared store: reserves the runs due within the horizon that no
 /// node holds and puts them in the wheel (a run this wheel holds already
 /// is simply put in again; its claim at the due time decides who fires).
@@ -175,7 +191,7 @@ async fn reserve(sh: &Shared, now: Tick) {
     loop {
         match sh
             .store
-            .reserve_due(now, before, sh.horizon_ms, RESERVE_PAGE)
+            .reserve_due(now, before, reserve_hold(sh.horizon_ms), RESERVE_PAGE)
             .await
         {
             Ok(runs) => {

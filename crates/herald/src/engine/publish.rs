@@ -182,8 +182,10 @@ fn deliver_now(
             message: id,
             run: now,
         });
-    // A push run records its job with the completion: the completer does.
-    let recorded = inline && push.is_none() && {
+    // A push run records its job with the completion: the completer does;
+    // with a cluster bus, the completer records the run once the bus has
+    // its frame (`BusLink::handed_over`).
+    let recorded = inline && push.is_none() && sh.bus.is_none() && {
         // The store answered the insert at once: it may answer this too.
         let mut complete = sh.store.complete(vec![completion.clone()]);
         matches!(poll_once(&mut complete), Poll::Ready(Ok(_)))
