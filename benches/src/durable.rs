@@ -67,6 +67,37 @@ pub fn process_cpu() -> Duration {
     stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
 }
 
+/// CPU time (user + system, every thread) of process `pid`, from
+/// `/proc/PID/stat` (10 ms resolution); zero if it is gone.
+pub fn pid_cpu(pid: u32) -> Duration {
+    stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// CPU time of every process named `comm` (e.g. `postgres`: the server
+/// and all its backends), summed; processes that ended are not counted,
+/// so take it around a window in which none ends.
+pub fn cpu_of_all(comm: &str) -> Duration {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let mut total = Duration::ZERO;
+    for p in procs.flatten() {
+        if !p
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let name = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+        if name.trim() == comm {
+            total += stat_cpu(&std::fs::read_to_string(p.path().join("stat")).unwrap_or_default());
+        }
+    }
+    total
+}
+
 /// utime + stime of a `/proc/.../stat` line.
 fn stat_cpu(stat: &str) -> Duration {
     // Fields after the `(comm)`: state is 3rd; utime 14th, stime 15th.

@@ -45,6 +45,7 @@
 
 mod alloc;
 pub mod durable;
+pub mod http1;
 pub mod push_gateways;
 mod queues;
 mod workload;

@@ -53,10 +53,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use herald_benches::DEFAULT_SEED;
 use herald_benches::durable::{self, Plan, loadavg, quantile, wall_us};
+use herald_benches::http1::Conn;
 use herald_server::{AppConfig, Config, Server};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const APP: &str = "BENCH";
 const KEY: &str = "bench-key";
@@ -266,81 +265,6 @@ impl Kind {
 
 struct HttpReport {
     rate: f64,
-}
-
-/// One keep-alive HTTP/1.1 connection that sends a request and reads its
-/// answer, one after the other.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Self, String> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        Ok(Self {
-            stream,
-            buf: Vec::with_capacity(4096),
-        })
-    }
-
-    /// Sends `request` (complete bytes) and returns the answer's status and
-    /// body. The answer must have a `Content-Length` (the server's JSON
-    /// answers do) and must not close the connection.
-    async fn call(&mut self, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
-        self.stream
-            .write_all(request)
-            .await
-            .map_err(|e| format!("write: {e}"))?;
-        self.buf.clear();
-        let head_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill().await?;
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end]).map_err(|e| e.to_string())?;
-        let status: u16 = head
-            .strip_prefix("HTTP/1.1 ")
-            .and_then(|r| r.get(..3))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad status line: {head:?}"))?;
-        let mut length = None;
-        for line in head.split("\r\n").skip(1) {
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse::<usize>().ok();
-                } else if k.eq_ignore_ascii_case("connection") && v.trim() == "close" {
-                    return Err("the server closes the connection".into());
-                }
-            }
-        }
-        let length = length.ok_or_else(|| format!("no Content-Length: {head:?}"))?;
-        while self.buf.len() < head_end + length {
-            self.fill().await?;
-        }
-        if self.buf.len() > head_end + length {
-            return Err("more bytes than one answer".into());
-        }
-        Ok((status, self.buf[head_end..].to_vec()))
-    }
-
-    async fn fill(&mut self) -> Result<(), String> {
-        let mut chunk = [0u8; 4096];
-        let n = self
-            .stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(())
-    }
 }
 
 fn post(addr: SocketAddr, body: &str) -> Vec<u8> {

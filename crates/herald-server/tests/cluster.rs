@@ -654,11 +654,12 @@ async fn under_load(db: &str, bus: Option<&str>) {
                     // time): on time. The killed node may have reserved it
                     // (due within its horizon): a reservation ends a hold
                     // (horizon / 8) after the due time and another node
-                    // looks as often; the rest is this loaded machine's
+                    // looks within 1.5 times that (jittered periods); the
+                    // rest is this loaded machine's
                     // slack (three servers and the test on two cores).
                     max_late_scheduled = max_late_scheduled.max(late);
                     assert!(
-                        late <= 2 * (HORIZON_MS / 8) + SLACK_MS,
+                        late <= HORIZON_MS / 8 + 3 * (HORIZON_MS / 8) / 2 + SLACK_MS,
                         "{id} due {due} (+{} ms, killed at +{} ms, restarted at +{} ms), scheduled at the kill, \
                          fired {late} ms late on node {s}; receive - due on 0/1/2: {:?}",
                         due - start_at,
@@ -785,7 +786,10 @@ async fn nodes_without_an_app_share_one_development_app() {
         })
         .await
         .expect("herald-server listens in time");
-        assert!(!id.is_empty() && !key.is_empty(), "{name} printed its development app");
+        assert!(
+            !id.is_empty() && !key.is_empty(),
+            "{name} printed its development app"
+        );
         pairs.push((id, key, child));
     }
     assert_eq!(pairs[0].0, pairs[1].0, "one development app id");

@@ -222,8 +222,8 @@ async fn a_cancel_on_another_node_stops_every_run() {
 
 /// A repeat keeps running when the node that published it (and fired its
 /// first runs) stops: the other nodes take it over, each run late by at
-/// most a reservation's hold (a horizon / 8 = 250 ms) plus one look (as
-/// often), plus the test's 100 ms step.
+/// most a reservation's hold (a horizon / 8 = 250 ms) plus one look (every
+/// 125-375 ms, jittered), plus the test's 100 ms step.
 #[tokio::test]
 async fn repeats_continue_when_the_publishing_node_stops() {
     let mut c = Cluster::new(3).await;
@@ -244,7 +244,7 @@ async fn repeats_continue_when_the_publishing_node_stops() {
     for (k, w) in whens.iter().enumerate() {
         let due = T0 + 4_000 + 1_000 * k as u64;
         assert!(
-            *w >= due && *w <= due + 2 * (HORIZON_MS / 8) + 100,
+            *w >= due && *w <= due + HORIZON_MS / 8 + 3 * (HORIZON_MS / 8) / 2 + 100,
             "run due at {due} fired at {w}: late by at most a hold and a look"
         );
     }

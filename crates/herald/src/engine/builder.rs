@@ -153,10 +153,11 @@ impl EngineBuilder {
     /// reserves other nodes' runs (default 2 s, at least 10 ms). Its wheel
     /// holds only runs due within the horizon (its own publishes beyond it
     /// stay in the store until they come within it), it looks for
-    /// unreserved runs every eighth of a horizon (at most every 250 ms)
-    /// and at every hint, and a reservation ends that long after its
-    /// run's due time, so a node that dies delays the runs it reserved by
-    /// at most two such periods (0.5 s by default). On
+    /// unreserved runs about every eighth of a horizon (at most every
+    /// 250 ms on average, jittered) and at every hint, reserving the runs
+    /// due within four such periods, and a reservation ends an eighth of
+    /// a horizon after its run's due time, so a node that dies delays the
+    /// runs it reserved by at most 2.5 such periods (0.625 s by default). On
     /// an exclusive store (the default) the wheel holds every scheduled
     /// run and this setting is unused.
     pub fn horizon(mut self, horizon: Duration) -> Self {

@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald_core::Tick;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use super::driver::RETRY;
@@ -225,6 +225,11 @@ async fn send_loop(sh: Arc<Shared>) {
 
 async fn receive_loop(sh: Arc<Shared>) {
     let Some(link) = sh.bus.as_ref() else { return };
+    // The counts go to the store from a task of their own, so a slow
+    // write (row locks shared with the firing node's completion) never
+    // holds up the next frames' delivery.
+    let (counts_tx, counts_rx) = mpsc::unbounded_channel();
+    tokio::spawn(amend_loop(sh.clone(), counts_rx));
     let plans = PlanCache::new(4096);
     let mut first = true;
     let failures = Throttle::default();
@@ -263,14 +268,20 @@ async fn receive_loop(sh: Arc<Shared>) {
             if got == 0 {
                 break; // The bus closed this subscription: subscribe again.
             }
-            receive(&sh, link, &plans, &mut events).await;
+            receive(&sh, link, &plans, &mut events, &counts_tx);
         }
     }
 }
 
-/// Delivers a batch of bus events to this node's subscribers and adds
-/// their counts to the records.
-async fn receive(sh: &Shared, link: &BusLink, plans: &PlanCache, events: &mut Vec<BusEvent>) {
+/// Delivers a batch of bus events to this node's subscribers and hands
+/// their counts to the amending task.
+fn receive(
+    sh: &Shared,
+    link: &BusLink,
+    plans: &PlanCache,
+    events: &mut Vec<BusEvent>,
+    counts_tx: &mpsc::UnboundedSender<HashMap<MessageId, u64>>,
+) {
     let mut counts: HashMap<MessageId, u64> = HashMap::new();
     for event in events.drain(..) {
         match event {
@@ -301,23 +312,56 @@ async fn receive(sh: &Shared, link: &BusLink, plans: &PlanCache, events: &mut Ve
             BusEvent::Lagged { missed } => lag(sh, link, missed),
         }
     }
-    if counts.is_empty() {
-        return;
+    if !counts.is_empty() {
+        let _ = counts_tx.send(counts);
     }
-    let amendments = counts
-        .into_iter()
-        .map(|(id, pubsub)| Amendment {
-            id,
-            counts: DeliveryCounts {
-                pubsub,
-                ..DeliveryCounts::default()
-            },
-            error: None,
-            fail: false,
-        })
-        .collect();
-    if let Err(e) = sh.store.amend(amendments).await {
-        debug!(error = %e, "store failed to add this node's deliveries of runs from the bus");
+}
+
+/// Adds this node's deliveries of other nodes' runs to the records: what
+/// came in while the previous write was under way goes in one write.
+async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<MessageId, u64>>) {
+    let mut batches = Vec::new();
+    loop {
+        batches.clear();
+        let stopping = tokio::select! {
+            n = rx.recv_many(&mut batches, 256) => {
+                if n == 0 {
+                    return;
+                }
+                false
+            }
+            () = sh.stopping() => {
+                // What was delivered still counts.
+                while let Ok(b) = rx.try_recv() {
+                    batches.push(b);
+                }
+                true
+            }
+        };
+        let mut merged: HashMap<MessageId, u64> = HashMap::new();
+        for batch in batches.drain(..) {
+            for (id, n) in batch {
+                *merged.entry(id).or_default() += n;
+            }
+        }
+        let amendments = merged
+            .into_iter()
+            .map(|(id, pubsub)| Amendment {
+                id,
+                counts: DeliveryCounts {
+                    pubsub,
+                    ..DeliveryCounts::default()
+                },
+                error: None,
+                fail: false,
+            })
+            .collect();
+        if let Err(e) = sh.store.amend(amendments).await {
+            debug!(error = %e, "store failed to add this node's deliveries of runs from the bus");
+        }
+        if stopping {
+            return;
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
         None
     };
     let reserve_every = reserve_every(sh.horizon_ms);
+    let mut jitter = Jitter::new();
     let mut next_reserve = if sh.shared_store {
         reserve(&sh, sh.clock.now()).await;
         sh.clock.now().saturating_add_millis(reserve_every)
@@ -68,7 +69,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
         }
         if now >= next_reserve {
             reserve(&sh, now).await;
-            next_reserve = now.saturating_add_millis(reserve_every);
+            next_reserve = now.saturating_add_millis(jitter.around(reserve_every));
         }
         pass(&sh, now, &mut fired).await;
         if !settles.is_empty() {
@@ -164,6 +165,34 @@ async fn release(sh: &Shared, now: Tick) {
     }
 }
 
+/// Spreads the moments at which the nodes look for runs to reserve. A
+/// look takes the runs that entered the reservation window since the
+/// last look by any node, so the shares follow the gaps between the
+/// nodes' looks; hints make every node look at once, after which nodes on
+/// a fixed period would keep looking nearly together and the first to
+/// query would take nearly everything (cluster-bench: one node of three
+/// claimed 77 % of the runs). Each period is drawn uniformly from
+/// `[every / 2, every * 3 / 2)`, so over time every node's expected share
+/// is the same.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
+        Self(seed | 1)
+    }
+
+    /// A period around `every` ms.
+    fn around(&mut self, every: u64) -> u64 {
+        // xorshift64*: no need for more.
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        every / 2 + r % every.max(1)
+    }
+}
+
 /// Runs reserved per store round trip.
 const RESERVE_PAGE: usize = 4096;
 
@@ -174,6 +203,16 @@ const RESERVE_PAGE: usize = 4096;
 /// another node for the claim, which one of them wins.
 pub(super) fn reserve_hold(horizon_ms: u64) -> u64 {
     (horizon_ms / 8).clamp(5, 250)
+}
+
+/// How far ahead a look reserves: four looks' worth (1 s by default), at
+/// most the horizon. Each look then takes mostly the runs that came into
+/// this window since the last look by any node, so nodes that look at
+/// different moments share the runs; reserving the whole horizon at once
+/// let the first node to look take nearly everything (cluster-bench: one
+/// node of three claimed 82 % of the runs).
+pub(super) fn reserve_window(horizon_ms: u64) -> u64 {
+    horizon_ms.min(4 * reserve_every(horizon_ms))
 }
 
 /// How often an engine on a shared store looks for unreserved runs: every
@@ -187,7 +226,7 @@ pub(super) fn reserve_every(horizon_ms: u64) -> u64 {
 /// node holds and puts them in the wheel (a run this wheel holds already
 /// is simply put in again; its claim at the due time decides who fires).
 async fn reserve(sh: &Shared, now: Tick) {
-    let before = now.saturating_add_millis(sh.horizon_ms);
+    let before = now.saturating_add_millis(reserve_window(sh.horizon_ms));
     loop {
         match sh
             .store
