@@ -19,7 +19,8 @@
 //!    publishes (`publishAt` an hour ahead) over C (64) connections spread
 //!    over the nodes. Rate, each node's CPU per publish, PostgreSQL's CPU
 //!    (every `postgres` process) and transactions per publish.
-//! b. **lateness**, on 3 nodes (and on 1 without `--quick`): R (100k;
+//! b. **lateness**, on 3 nodes (and, without `--quick`, on 1 node, and on
+//!    3 nodes with the Redis bus): R (100k;
 //!    `--quick` 20k) runs due over S s (10; `--quick` 4), published over
 //!    HTTP on every node before the first is due; a subscriber on every
 //!    node. Lateness = receive time at the subscriber − due time, every
@@ -33,11 +34,13 @@
 //!    nodes; each subscriber gets the other nodes' messages over the bus.
 //!    Rate = cross-node deliveries (2 B) / (first publish → last delivery).
 //! d. **failover**: 3 nodes, F (30k; `--quick` 8k) runs due over 3 s; node
-//!    `a` SIGKILLed halfway; the runs it had claimed (rows still `Firing`
-//!    half a second later) wait for their lease (10 s) and fire on another
-//!    node. Failover time = for each run, when the survivors' subscribers
-//!    first had it − max(its due time, the kill); the max over runs.
-//!    Checked: the survivors' subscribers get every run.
+//!    `a` frozen (SIGSTOP) at a moment it holds claims (rows still `Firing`
+//!    0.2 and 0.3 s later; up to 8 tries), then SIGKILLed: those runs wait
+//!    for their lease (10 s) and fire on another node, the runs it had only
+//!    reserved come back within a hold. Failover time = for each run, when
+//!    the survivors' subscribers first had it − max(its due time, the
+//!    freeze); the max over runs. Checked: the survivors' subscribers get
+//!    every run.
 //!
 //! Last line:
 //!
@@ -366,7 +369,8 @@ fn us_per(d: Duration, n: usize) -> f64 {
 // ---------------------------------------------------------------------------
 // Load: publishes over HTTP
 
-/// Publishes `bodies(i)` for `i in 0..total` over `connections` keep-alive
+/// Publishes `body(i)` on channel `{channel}{i % channels}` for
+/// `i in 0..total` over `connections` keep-alive
 /// connections spread over `addrs` (connection `c` on node `c % n`),
 /// each answer checked (`200`, `status`); the message ids by `i`, and the
 /// time from the first request to the last answer.
@@ -374,6 +378,7 @@ async fn publish(
     addrs: &[SocketAddr],
     app: &str,
     channel: &str,
+    channels: usize,
     total: usize,
     connections: usize,
     status: &'static str,
@@ -386,6 +391,7 @@ async fn publish(
         let addr = addrs[c % addrs.len()];
         let (start, body) = (start.clone(), body.clone());
         let path = format!("/{app}/{KEY}/messaging/{channel}");
+        let spread = channels;
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await?;
             start.wait().await;
@@ -394,8 +400,9 @@ async fn publish(
             while i < total {
                 let b = body(i);
                 let req = format!(
-                    "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+                    "POST {path}{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
                      Content-Length: {}\r\n\r\n{b}",
+                    i % spread,
                     b.len()
                 );
                 let (code, answer) = conn.call(req.as_bytes()).await?;
@@ -452,6 +459,7 @@ async fn subscriber(
     app: &str,
     channel: &str,
     n: usize,
+    expect: usize,
 ) -> Result<tokio::task::JoinHandle<Result<Received, String>>, String> {
     let mut ws = SocketIo::subscribe(addr, app, KEY, channel).await?;
     Ok(tokio::spawn(async move {
@@ -460,7 +468,7 @@ async fn subscriber(
             count: vec![0; n],
         };
         let mut distinct = 0;
-        while distinct < n {
+        while distinct < expect {
             let left = DEADLINE.lock().unwrap().saturating_sub(wall_us());
             let next = tokio::time::timeout(
                 Duration::from_micros(left.clamp(0, 3_600_000_000) as u64),
@@ -487,11 +495,70 @@ async fn subscriber(
     }))
 }
 
+/// Subscriber connections per node, each on its own channel (`{base}{k}`,
+/// message `i` on channel `i % SUBS`): one connection's share of a 10k
+/// runs/s window stays well within what one socket.io connection drains
+/// on this loaded machine (one connection fell 8 MiB behind, and the
+/// server dropped runs for it, as it should for a slow client).
+const SUBS: usize = 4;
+
+/// The [`SUBS`] subscribers of one node, for messages `0..n`.
+async fn node_subscribers(
+    addr: SocketAddr,
+    app: &str,
+    base: &str,
+    n: usize,
+) -> Result<Vec<tokio::task::JoinHandle<Result<Received, String>>>, String> {
+    let mut subs = Vec::with_capacity(SUBS);
+    for k in 0..SUBS {
+        let expect = (0..n).filter(|i| i % SUBS == k).count();
+        subs.push(subscriber(addr, app, &format!("{base}{k}"), n, expect).await?);
+    }
+    Ok(subs)
+}
+
+/// What a node's subscribers received together (message `i` from the
+/// subscriber of its channel).
+async fn join_node(
+    subs: Vec<tokio::task::JoinHandle<Result<Received, String>>>,
+    n: usize,
+) -> Result<Received, String> {
+    let mut parts = Vec::with_capacity(subs.len());
+    for s in subs {
+        parts.push(s.await.map_err(|e| e.to_string())??);
+    }
+    let mut all = Received {
+        first_us: vec![0; n],
+        count: vec![0; n],
+    };
+    for (i, (f, c)) in all.first_us.iter_mut().zip(all.count.iter_mut()).enumerate() {
+        let k = i % parts.len();
+        *f = parts[k].first_us[i];
+        *c = parts[k].count[i];
+    }
+    Ok(all)
+}
+
 /// When the subscribers stop waiting (wall µs): set per phase.
 static DEADLINE: Mutex<i64> = Mutex::new(i64::MAX);
 
 fn set_deadline(us: i64) {
     *DEADLINE.lock().unwrap() = us;
+}
+
+/// `kill -SIG pid`.
+fn signal(pid: u32, sig: &str) -> Result<(), String> {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map_err(|e| format!("kill -{sig}: {e}"))?
+        .success();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("kill -{sig} {pid} failed"))
+    }
 }
 
 fn metric_sum(text: &str, name: &str) -> f64 {
@@ -537,6 +604,7 @@ async fn phase_publish(
         &addrs,
         &app,
         "bench",
+        1,
         total,
         connections,
         "scheduled",
@@ -579,6 +647,7 @@ struct LatenessResult {
 async fn phase_lateness(
     db: &str,
     pg: &Pg,
+    bus: Option<&str>,
     nodes_n: usize,
     runs: usize,
     spread_ms: u64,
@@ -586,12 +655,12 @@ async fn phase_lateness(
     publish_rate: f64,
 ) -> Result<LatenessResult, String> {
     let app = app_name(&format!("late{nodes_n}"));
-    let nodes = start_nodes(db, None, &app, nodes_n)?;
+    let nodes = start_nodes(db, bus, &app, nodes_n)?;
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     set_deadline(i64::MAX);
     let mut subs = Vec::new();
     for a in &addrs {
-        subs.push(subscriber(*a, &app, "late", runs).await?);
+        subs.push(node_subscribers(*a, &app, "late", runs).await?);
     }
     // The first run is due once publishing is surely over.
     let publish_ms = (runs as f64 / publish_rate.max(1.0) * 1_000.0 * 2.0) as u64 + 2_000;
@@ -601,6 +670,7 @@ async fn phase_lateness(
         &addrs,
         &app,
         "late",
+        SUBS,
         runs,
         connections,
         "scheduled",
@@ -620,7 +690,7 @@ async fn phase_lateness(
     set_deadline(((t0 + spread_ms) as i64 + 15_000) * 1_000);
     let mut received = Vec::new();
     for s in subs {
-        received.push(s.await.map_err(|e| e.to_string())??);
+        received.push(join_node(s, runs).await?);
     }
     let used = before.since(&nodes, pg).await?;
     let claims_after = claims(&nodes).await?;
@@ -630,8 +700,10 @@ async fn phase_lateness(
         let missing = r.count.iter().filter(|&&c| c == 0).count();
         let dups: u32 = r.count.iter().map(|&c| c.saturating_sub(1)).sum();
         if missing > 0 || dups > 0 {
+            let lagged = metric_sum(&metrics(n.addr).await?, "herald_lagged_messages_total");
             return Err(format!(
-                "node {}'s subscriber: {missing} runs missing, {dups} duplicates",
+                "node {}'s subscribers: {missing} runs missing, {dups} duplicates \
+                 ({lagged} dropped by the server for a slow subscriber)",
                 n.name
             ));
         }
@@ -673,10 +745,11 @@ async fn phase_lateness(
         })
         .collect();
     println!(
-        "## lateness, {nodes_n} node(s): {runs} runs due over {:.1} s (published in {elapsed:.2?}); \
+        "## lateness, {nodes_n} node(s){}: {runs} runs due over {:.1} s (published in {elapsed:.2?}); \
          every subscriber got every run once (checked); receive lateness ms p50 {:.1} p90 {:.1} \
          p99 {:.1} max {:.1}; per subscriber: {}\n   {}; PostgreSQL CPU {:.1} µs and {:.2} \
          transactions per run; load {}",
+        if bus.is_some() { ", Redis bus" } else { "" },
         spread_ms as f64 / 1e3,
         ms(0.5),
         ms(0.9),
@@ -718,7 +791,7 @@ async fn phase_bus(
     set_deadline(i64::MAX);
     let mut subs = Vec::new();
     for a in &addrs {
-        subs.push(subscriber(*a, &app, "bus", messages).await?);
+        subs.push(node_subscribers(*a, &app, "bus", messages).await?);
     }
     let before = Usage::take(&nodes, pg).await?;
     let began = wall_us();
@@ -726,6 +799,7 @@ async fn phase_bus(
         &addrs,
         &app,
         "bus",
+        SUBS,
         messages,
         connections,
         "published",
@@ -735,7 +809,7 @@ async fn phase_bus(
     set_deadline(wall_us() + 15_000_000);
     let mut received = Vec::new();
     for s in subs {
-        received.push(s.await.map_err(|e| e.to_string())??);
+        received.push(join_node(s, messages).await?);
     }
     let used = before.since(&nodes, pg).await?;
     let connections = connections.clamp(1, messages);
@@ -793,7 +867,7 @@ async fn phase_failover(
     set_deadline(i64::MAX);
     let mut subs = Vec::new();
     for a in &addrs[1..] {
-        subs.push(subscriber(*a, &app, "fail", runs).await?);
+        subs.push(node_subscribers(*a, &app, "fail", runs).await?);
     }
     let spread_ms = 3_000u64;
     let publish_ms = (runs as f64 / publish_rate.max(1.0) * 1_000.0 * 2.0) as u64 + 2_000;
@@ -803,6 +877,7 @@ async fn phase_failover(
         &addrs,
         &app,
         "fail",
+        SUBS,
         runs,
         connections,
         "scheduled",
@@ -813,16 +888,33 @@ async fn phase_failover(
     if now >= t0 {
         return Err("publishing took past the first due time: give fewer --failover-runs".into());
     }
-    tokio::time::sleep(Duration::from_millis(t0 + spread_ms / 2 - now)).await;
+    tokio::time::sleep(Duration::from_millis(t0 + spread_ms / 6 - now)).await;
+    // Node a is frozen (SIGSTOP) at a moment it holds claims, then
+    // SIGKILLed: claims other nodes hold finish within milliseconds, the
+    // frozen node's stay `Firing` (seen twice, 0.2 and 0.3 s after the
+    // freeze). A freeze that caught none is undone and tried again a
+    // little later, up to 8 times; the failover is timed from the freeze
+    // that stuck (the node stopped working then).
+    let pid = nodes[0].child.id();
+    let mut stranded = HashSet::new();
+    let mut killed_us = wall_us();
+    let mut tries = 0;
+    for attempt in 0..8u64 {
+        tries += 1;
+        signal(pid, "STOP")?;
+        killed_us = wall_us();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let first = pg.firing(&app).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = pg.firing(&app).await?;
+        stranded = first.intersection(&second).cloned().collect();
+        if !stranded.is_empty() || attempt == 7 {
+            break;
+        }
+        signal(pid, "CONT")?;
+        tokio::time::sleep(Duration::from_millis(20 + attempt * 37)).await;
+    }
     nodes[0].kill();
-    let killed_us = wall_us();
-    // Claims other nodes hold finish within milliseconds; the dead node's
-    // stay `Firing` until their lease ends.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let first = pg.firing(&app).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let second = pg.firing(&app).await?;
-    let stranded: HashSet<String> = first.intersection(&second).cloned().collect();
     let by_id: HashMap<&str, usize> = ids
         .iter()
         .enumerate()
@@ -834,7 +926,7 @@ async fn phase_failover(
     set_deadline(killed_us + ((LEASE_S + 6.0) * 1e6) as i64);
     let mut received = Vec::new();
     for s in subs {
-        received.push(s.await.map_err(|e| e.to_string())??);
+        received.push(join_node(s, runs).await?);
     }
     let mut worst = 0i64;
     let mut worst_stranded = 0i64;
@@ -859,11 +951,11 @@ async fn phase_failover(
         .map(|&c| c.saturating_sub(1))
         .sum();
     println!(
-        "## failover: {runs} runs due over {:.1} s on 3 nodes, node a SIGKILLed halfway: {} of its \
-         claims stranded (Firing 0.3 s and 0.6 s after the kill), fired by the survivors {:.2} s \
-         after the kill (lease {LEASE_S} s); every run reached both survivors' subscribers \
+        "## failover: {runs} runs due over {:.1} s on 3 nodes, node a frozen then SIGKILLed \
+         (freeze {tries} of 8): {} of its claims stranded, fired by the survivors {:.2} s \
+         after the freeze (lease {LEASE_S} s); every run reached both survivors' subscribers \
          (checked; {dups} duplicates, from runs delivered in flight at the kill); latest run \
-         {:.2} s after max(its due time, the kill); load {}",
+         {:.2} s after max(its due time, the freeze); load {}",
         spread_ms as f64 / 1e3,
         stranded.len(),
         worst_stranded as f64 / 1e6,
@@ -897,13 +989,18 @@ async fn run(args: &Args) -> Result<(), String> {
     let p1 = phase_publish(&db, &pg, 1, publishes, c).await?;
     let p3 = phase_publish(&db, &pg, 3, publishes, c).await?;
     if !q {
-        phase_lateness(&db, &pg, 1, late_runs, spread_ms, c, p1.rate).await?;
+        phase_lateness(&db, &pg, None, 1, late_runs, spread_ms, c, p1.rate).await?;
     }
-    let late = phase_lateness(&db, &pg, 3, late_runs, spread_ms, c, p3.rate).await?;
+    let late = phase_lateness(&db, &pg, None, 3, late_runs, spread_ms, c, p3.rate).await?;
     let bus_pg = phase_bus(&db, &pg, None, "postgres", bus_messages, c).await?;
-    let bus_redis = match redis::Client::open(redis.as_str())
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-    {
+    let redis_up = redis::Client::open(redis.as_str())
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)));
+    if !q && redis_up.is_ok() {
+        // The same runs with the Redis bus: what PostgreSQL costs per run
+        // without carrying the frames.
+        phase_lateness(&db, &pg, Some(&redis), 3, late_runs, spread_ms, c, p3.rate).await?;
+    }
+    let bus_redis = match redis_up {
         Ok(_) => format!(
             "{:.0}",
             phase_bus(&db, &pg, Some(&redis), "redis", bus_messages, c).await?
