@@ -374,6 +374,7 @@ fn us_per(d: Duration, n: usize) -> f64 {
 /// connections spread over `addrs` (connection `c` on node `c % n`),
 /// each answer checked (`200`, `status`); the message ids by `i`, and the
 /// time from the first request to the last answer.
+#[allow(clippy::too_many_arguments)] // one call per phase, each naming every knob
 async fn publish(
     addrs: &[SocketAddr],
     app: &str,
