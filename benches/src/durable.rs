@@ -196,6 +196,129 @@ pub struct PublishReport {
     pub elapsed: Duration,
     /// The store file's size afterwards.
     pub file_bytes: u64,
+    /// Publishes per commit of the store's writer (its average group).
+    pub per_commit: f64,
+    /// The process's resident memory grown while the messages were
+    /// published (the engine's wheel and id map, redb's cache, the
+    /// allocator's slack), per pending message.
+    pub rss_bytes_per_pending: f64,
+}
+
+/// This process's resident set size, bytes (`VmRSS`), or 0.
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// What [`raw_redb`] measured.
+#[derive(Clone, Debug)]
+pub struct RawReport {
+    /// Messages committed per second.
+    pub rate: f64,
+    /// Messages per commit.
+    pub per_commit: usize,
+    /// Rows written per message (over every table).
+    pub rows_per_message: f64,
+}
+
+/// Raw redb doing what the store's writer did for [`durable_publish`]:
+/// the rows of every table the publishes wrote in `dir` (read back with
+/// `RedbStore::raw_tables`: the same keys, the same bytes), inserted into a
+/// fresh redb file in `scratch` by one thread, `per_commit` messages per
+/// durable commit, in message order. The ceiling for the store on this
+/// disk at this group size: no encoding, no queues, no answers.
+///
+/// # Errors
+///
+/// A table whose rows this does not know how to write again (the store
+/// format changed), or a redb error.
+pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawReport, String> {
+    use redb::TableDefinition;
+    const BYTES: [&str; 2] = ["headers", "envelopes"];
+    const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
+    let store = RedbStore::open(dir).map_err(|e| format!("raw: open: {e}"))?;
+    let tables = store.raw_tables().map_err(|e| format!("raw: read: {e}"))?;
+    drop(store);
+    // Each message's rows, by id: (table, value).
+    let mut by_id: std::collections::BTreeMap<u128, Vec<(&str, Vec<u8>)>> = Default::default();
+    let mut rows = 0usize;
+    for (name, table) in &tables {
+        if table.is_empty() || *name == "meta" {
+            continue;
+        }
+        if !BYTES.contains(name) && *name != "schedule" {
+            return Err(format!(
+                "raw: the publishes wrote table {name:?}, which this baseline does not write"
+            ));
+        }
+        for (k, v) in table {
+            let key: [u8; 16] = k
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("raw: {name}: a key of {} bytes", k.len()))?;
+            by_id
+                .entry(u128::from_be_bytes(key))
+                .or_default()
+                .push((name, v.clone()));
+            rows += 1;
+        }
+    }
+    let n = by_id.len();
+    std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
+    let path = scratch.join("raw.redb");
+    let _ = std::fs::remove_file(&path);
+    let db = redb::Database::create(&path).map_err(|e| format!("raw: create: {e}"))?;
+    let per_commit = per_commit.max(1);
+    let messages: Vec<(u128, Vec<(&str, Vec<u8>)>)> = by_id.into_iter().collect();
+    let start = Instant::now();
+    for group in messages.chunks(per_commit) {
+        let txn = db.begin_write().map_err(|e| e.to_string())?;
+        {
+            let mut headers = txn
+                .open_table(TableDefinition::<u128, &[u8]>::new("headers"))
+                .map_err(|e| e.to_string())?;
+            let mut envelopes = txn
+                .open_table(TableDefinition::<u128, &[u8]>::new("envelopes"))
+                .map_err(|e| e.to_string())?;
+            let mut schedule = txn.open_table(SCHEDULE).map_err(|e| e.to_string())?;
+            for (id, rows) in group {
+                for (name, value) in rows {
+                    match *name {
+                        "headers" => headers.insert(*id, value.as_slice()).map(|_| ()),
+                        "envelopes" => envelopes.insert(*id, value.as_slice()).map(|_| ()),
+                        _ => {
+                            let v: [u8; 8] = value
+                                .as_slice()
+                                .try_into()
+                                .map_err(|_| "raw: schedule value not 8 bytes".to_owned())?;
+                            schedule.insert(*id, u64::from_le_bytes(v)).map(|_| ())
+                        }
+                    }
+                    .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        txn.commit().map_err(|e| e.to_string())?;
+    }
+    let elapsed = start.elapsed();
+    drop(db);
+    let _ = std::fs::remove_file(&path);
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "## raw redb: the same {n} messages' {rows} rows (headers, envelopes, schedule) from one \
+         thread, {per_commit} messages per durable commit: {elapsed:.2?} = {rate:.0}/s"
+    );
+    Ok(RawReport {
+        rate,
+        per_commit,
+        rows_per_message: rows as f64 / n.max(1) as f64,
+    })
 }
 
 /// Publishes `plan` into a fresh `RedbStore` in `dir` from
@@ -213,6 +336,7 @@ pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, S
     engine.settle().await;
     let publishers = plan.publishers;
     let cpu0 = thread_cpu(WRITER);
+    let rss0 = rss_bytes();
     let start = Instant::now();
     let tasks: Vec<_> = (0..publishers)
         .map(|p| {
@@ -247,8 +371,10 @@ pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, S
         t.await.map_err(|e| format!("publish: task: {e}"))??;
     }
     let elapsed = start.elapsed();
+    let rss_bytes_per_pending = rss_bytes().saturating_sub(rss0) as f64 / n.max(1) as f64;
     let rate = n as f64 / elapsed.as_secs_f64();
     let ws = store.writer_stats();
+    let per_commit = ws.requests as f64 / ws.transactions.max(1) as f64;
     let cpu = thread_cpu(WRITER) - cpu0;
     println!(
         "writer: {} transactions, {} requests ({:.1} per commit), busy {:.2?} ({:.0} µs per commit), \
@@ -270,10 +396,17 @@ pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, S
         file_bytes as f64 / 1e6,
         file_bytes as f64 / n.max(1) as f64
     );
+    println!(
+        "memory: resident set grew {:.0} B per pending message while publishing (the engine's \
+         wheel and id map, redb's cache, allocator slack)",
+        rss_bytes_per_pending
+    );
     Ok(PublishReport {
         rate,
         elapsed,
         file_bytes,
+        per_commit,
+        rss_bytes_per_pending,
     })
 }
 

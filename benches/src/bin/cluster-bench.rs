@@ -532,7 +532,12 @@ async fn join_node(
         first_us: vec![0; n],
         count: vec![0; n],
     };
-    for (i, (f, c)) in all.first_us.iter_mut().zip(all.count.iter_mut()).enumerate() {
+    for (i, (f, c)) in all
+        .first_us
+        .iter_mut()
+        .zip(all.count.iter_mut())
+        .enumerate()
+    {
         let k = i % parts.len();
         *f = parts[k].first_us[i];
         *c = parts[k].count[i];

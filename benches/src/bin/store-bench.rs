@@ -25,10 +25,18 @@
 //!    `publishAt`). Each message must arrive exactly once and end
 //!    `published` with 1 run.
 //!
+//! After 1, **raw redb**: the rows the publishes wrote (read back from the
+//! file: the same keys and bytes) inserted into a fresh redb file by one
+//! thread, as many messages per durable commit as the store's writer put
+//! in its average commit, twice (the faster counts); `vs_raw_redb` = the
+//! store's rate / raw redb's.
+//! And the resident memory the process grew while publishing, per pending
+//! message (`rss_bytes_per_pending`: the wheel, the id map, redb's cache).
+//!
 //! The last line is machine-readable (lateness = receive-side p99):
 //!
 //! ```text
-//! store durable_publish_per_s=A restart_1m_s=B lateness_p99_ms=C
+//! store durable_publish_per_s=A restart_1m_s=B lateness_p99_ms=C vs_raw_redb=D rss_bytes_per_pending=E
 //! ```
 //!
 //! (`restart_1m_s` is the restart time of whatever N was; with `--quick` it
@@ -152,8 +160,13 @@ fn main() -> ExitCode {
     println!("load average at the end: {}", loadavg());
     println!();
     println!(
-        "store durable_publish_per_s={:.0} restart_1m_s={:.3} lateness_p99_ms={:.3}",
-        result.publish_rate, result.restart_s, result.lateness_p99_ms
+        "store durable_publish_per_s={:.0} restart_1m_s={:.3} lateness_p99_ms={:.3} \
+         vs_raw_redb={:.2} rss_bytes_per_pending={:.0}",
+        result.publish_rate,
+        result.restart_s,
+        result.lateness_p99_ms,
+        result.vs_raw_redb,
+        result.rss_bytes_per_pending
     );
     ExitCode::SUCCESS
 }
@@ -162,6 +175,8 @@ struct Summary {
     publish_rate: f64,
     restart_s: f64,
     lateness_p99_ms: f64,
+    vs_raw_redb: f64,
+    rss_bytes_per_pending: f64,
 }
 
 async fn run(args: &Args, dir: &std::path::Path) -> Summary {
@@ -169,11 +184,34 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     let published = durable::durable_publish(dir, &plan)
         .await
         .unwrap_or_else(|e| fail("publish", &e));
+    // Raw redb at the same group size, in the same run: twice, the faster
+    // counts (the first may pay for the disk still writing back the
+    // store's file).
+    let raw = (0..2)
+        .map(|_| {
+            durable::raw_redb(
+                dir,
+                &dir.join("raw-baseline"),
+                published.per_commit.round() as usize,
+            )
+            .unwrap_or_else(|e| fail("raw redb", &e))
+        })
+        .max_by(|a, b| a.rate.total_cmp(&b.rate))
+        .unwrap_or_else(|| fail("raw redb", "no run"));
+    let vs_raw_redb = published.rate / raw.rate;
+    println!(
+        "## herald / raw redb: {:.0} / {:.0} = {vs_raw_redb:.2} ({} messages per commit, {:.1} rows \
+         per message)",
+        published.rate, raw.rate, raw.per_commit, raw.rows_per_message
+    );
+    let _ = std::fs::remove_dir_all(dir.join("raw-baseline"));
     if args.publish_only {
         return Summary {
             publish_rate: published.rate,
             restart_s: f64::NAN,
             lateness_p99_ms: f64::NAN,
+            vs_raw_redb,
+            rss_bytes_per_pending: published.rss_bytes_per_pending,
         };
     }
     let restarted = durable::restart(dir, &plan)
@@ -187,5 +225,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
         publish_rate: published.rate,
         restart_s,
         lateness_p99_ms: late.receive_ms(0.99),
+        vs_raw_redb,
+        rss_bytes_per_pending: published.rss_bytes_per_pending,
     }
 }
