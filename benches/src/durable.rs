@@ -216,6 +216,9 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// One message's rows: (table name, value bytes).
+type MessageRows<'a> = Vec<(&'a str, Vec<u8>)>;
+
 /// What [`raw_redb`] measured.
 #[derive(Clone, Debug)]
 pub struct RawReport {
@@ -246,7 +249,7 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
     let tables = store.raw_tables().map_err(|e| format!("raw: read: {e}"))?;
     drop(store);
     // Each message's rows, by id: (table, value).
-    let mut by_id: std::collections::BTreeMap<u128, Vec<(&str, Vec<u8>)>> = Default::default();
+    let mut by_id: std::collections::BTreeMap<u128, MessageRows<'_>> = Default::default();
     let mut rows = 0usize;
     for (name, table) in &tables {
         if table.is_empty() || *name == "meta" {
@@ -275,7 +278,7 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
     let _ = std::fs::remove_file(&path);
     let db = redb::Database::create(&path).map_err(|e| format!("raw: create: {e}"))?;
     let per_commit = per_commit.max(1);
-    let messages: Vec<(u128, Vec<(&str, Vec<u8>)>)> = by_id.into_iter().collect();
+    let messages: Vec<(u128, MessageRows<'_>)> = by_id.into_iter().collect();
     let start = Instant::now();
     for group in messages.chunks(per_commit) {
         let txn = db.begin_write().map_err(|e| e.to_string())?;
