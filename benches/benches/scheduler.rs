@@ -1,9 +1,14 @@
-//! Herald's scheduler against tokio-util's `DelayQueue`, phase by phase, at
+//! Herald's scheduler against tokio-util's `DelayQueue` (and, draining at
+//! each deadline, the heap baselines), phase by phase, at
 //! 100k, 1M and 10M pending timers.
 //!
 //! Groups are named `<phase>/<N>` (`insert`, `cancel`, `expire`,
-//! `lifecycle`) with one function per structure, so `'/1000000/'` selects the
-//! 1M groups. Each iteration builds a fresh structure from the same seeded
+//! `lifecycle`, `expire-each-deadline`, `lifecycle-each-deadline`) with one
+//! function per structure, so `'/1000000/'` selects the 1M groups. The
+//! `*-each-deadline` groups drain the survivors as an engine does, polling at
+//! each successive deadline ([`TimerQueue::drain_each_deadline`]), and run
+//! every structure: Herald, `DelayQueue`, `BinaryHeap` with tombstones and
+//! `priority-queue`. Each iteration builds a fresh structure from the same seeded
 //! [`Workload`] and times only its phase (see [`Phase::time`]); throughput is
 //! in timers handled by that phase. `HERALD_BENCH_MAX_N=1M` skips the 10M
 //! groups.
@@ -19,7 +24,8 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use herald_benches::{
-    DEFAULT_SEED, DelayQueueQueue, HeraldQueue, Phase, TimerQueue, Workload, bench_max_n,
+    DEFAULT_SEED, DelayQueueQueue, HeapQueue, HeraldQueue, Phase, PriorityQueueQueue, TimerQueue,
+    Workload, bench_max_n,
 };
 
 const SIZES: [usize; 3] = [100_000, 1_000_000, 10_000_000];
@@ -42,6 +48,10 @@ fn scheduler(c: &mut Criterion) {
             }
             bench::<HeraldQueue>(&mut g, phase, &w);
             bench::<DelayQueueQueue>(&mut g, phase, &w);
+            if phase.each_deadline() {
+                bench::<HeapQueue>(&mut g, phase, &w);
+                bench::<PriorityQueueQueue>(&mut g, phase, &w);
+            }
             g.finish();
         }
     }

@@ -53,7 +53,7 @@ mod workload;
 pub use alloc::{AllocDelta, AllocSnapshot, CountingAlloc};
 pub use queues::{
     DRAIN_BATCH, DelayQueueQueue, HeapQueue, HeraldQueue, Phase, PriorityQueueQueue, TimerQueue,
-    run_checked,
+    run_checked, run_checked_each_deadline,
 };
 pub use workload::{CheckError, DEFAULT_SEED, HOUR_MS, SplitMix64, Workload, parse_count};
 

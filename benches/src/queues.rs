@@ -51,6 +51,35 @@ pub trait TimerQueue {
     /// start) into `out` as `(id, deadline)`, in firing order.
     fn drain(&mut self, now: u64, out: &mut Vec<(u64, u64)>);
 
+    /// The earliest pending deadline (milliseconds since the workload's
+    /// start), exactly, or `None` when empty. `&mut` so that a structure
+    /// that cancels lazily can drop dead entries in front of it.
+    fn next_deadline(&mut self) -> Option<u64>;
+
+    /// Drains everything the way an engine polls: starting at `now = 0`,
+    /// repeatedly `now = max(now + 1, next_deadline())` and fire everything
+    /// due at `now`, until empty. Pushes `(id, now)` for each fired timer
+    /// (the tick it fired at, so [`Workload::check`] also verifies that each
+    /// fired exactly at its deadline) and returns how many polls it made.
+    ///
+    /// The default uses [`next_deadline`](Self::next_deadline),
+    /// [`prepare_drain`](Self::prepare_drain) and [`drain`](Self::drain).
+    fn drain_each_deadline(&mut self, out: &mut Vec<(u64, u64)>) -> u64 {
+        let mut now = 0_u64;
+        let mut polls = 0_u64;
+        while let Some(next) = self.next_deadline() {
+            now = if polls == 0 { next } else { next.max(now + 1) };
+            polls += 1;
+            let first = out.len();
+            self.prepare_drain(now);
+            self.drain(now, out);
+            for fired in &mut out[first..] {
+                fired.1 = now;
+            }
+        }
+        polls
+    }
+
     /// Checks what [`drain`](Self::drain) fired with [`Workload::check`].
     ///
     /// # Errors
@@ -110,6 +139,10 @@ impl TimerQueue for HeraldQueue {
             n += usize::from(self.scheduler.cancel(self.keys[id as usize]).is_some());
         }
         n
+    }
+
+    fn next_deadline(&mut self) -> Option<u64> {
+        self.scheduler.next_deadline().map(Tick::as_millis)
     }
 
     fn drain(&mut self, now: u64, out: &mut Vec<(u64, u64)>) {
@@ -259,6 +292,68 @@ impl TimerQueue for DelayQueueQueue {
         });
     }
 
+    fn next_deadline(&mut self) -> Option<u64> {
+        let d = self.queue.peek().map(|k| self.queue.deadline(&k))?;
+        Some(d.duration_since(self.start).as_millis() as u64)
+    }
+
+    /// One `block_on` for the whole drain, as one task looping over the
+    /// deadlines: `peek()` the earliest, advance the paused clock to it
+    /// (which lets the time driver fire the queue's own `Sleep`), then
+    /// `poll_expired` until nothing more is due at that tick. The clock
+    /// advances are timed with the drain: waking at each deadline is part
+    /// of what this pattern costs a `DelayQueue` user.
+    fn drain_each_deadline(&mut self, out: &mut Vec<(u64, u64)>) -> u64 {
+        let Self {
+            queue,
+            rt,
+            start,
+            pending_polls,
+            ..
+        } = self;
+        let start = *start;
+        rt.block_on(async {
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut now = 0_u64;
+            let mut polls = 0_u64;
+            while let Some(key) = queue.peek() {
+                let next = queue.deadline(&key).duration_since(start).as_millis() as u64;
+                now = if polls == 0 { next } else { next.max(now + 1) };
+                polls += 1;
+                let target = start + Duration::from_millis(now);
+                let clock = tokio::time::Instant::now();
+                if target > clock {
+                    tokio::time::advance(target - clock).await;
+                }
+                let mut pending_in_a_row = 0_u32;
+                loop {
+                    match queue.poll_expired(&mut cx) {
+                        Poll::Ready(Some(e)) => {
+                            pending_in_a_row = 0;
+                            out.push((e.into_inner(), now));
+                        }
+                        Poll::Ready(None) => break,
+                        Poll::Pending => {
+                            let next = queue.peek().map(|k| queue.deadline(&k));
+                            if next.is_none_or(|d| d > target) {
+                                break;
+                            }
+                            *pending_polls += 1;
+                            pending_in_a_row += 1;
+                            assert!(
+                                pending_in_a_row < 1_000,
+                                "DelayQueue stays Pending with {} timers due",
+                                queue.len()
+                            );
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+            }
+            polls
+        })
+    }
+
     fn len(&self) -> usize {
         self.queue.len()
     }
@@ -304,6 +399,18 @@ impl TimerQueue for HeapQueue {
             n += usize::from(self.tombstones.insert(id));
         }
         n
+    }
+
+    fn next_deadline(&mut self) -> Option<u64> {
+        // Pop cancelled entries off the top, as an engine would before
+        // sleeping until the top's deadline.
+        while let Some(&Reverse((d, _, id))) = self.heap.peek() {
+            if !self.tombstones.remove(&id) {
+                return Some(d);
+            }
+            self.heap.pop();
+        }
+        None
     }
 
     fn drain(&mut self, now: u64, out: &mut Vec<(u64, u64)>) {
@@ -354,6 +461,10 @@ impl TimerQueue for PriorityQueueQueue {
         n
     }
 
+    fn next_deadline(&mut self) -> Option<u64> {
+        self.queue.peek().map(|(_, &Reverse((d, _)))| d)
+    }
+
     fn drain(&mut self, now: u64, out: &mut Vec<(u64, u64)>) {
         while let Some((_, &Reverse((d, _)))) = self.queue.peek() {
             if d > now {
@@ -380,11 +491,24 @@ pub enum Phase {
     Expire,
     /// All three, back to back.
     Lifecycle,
+    /// Draining the survivors, after the cancels, polling at each successive
+    /// deadline ([`TimerQueue::drain_each_deadline`]).
+    ExpireEachDeadline,
+    /// Insert, cancel, then the per-deadline drain, back to back.
+    LifecycleEachDeadline,
 }
 
 impl Phase {
-    /// Every phase, in life order.
-    pub const ALL: [Self; 4] = [Self::Insert, Self::Cancel, Self::Expire, Self::Lifecycle];
+    /// Every phase, in life order, the end-of-hour drain's before the
+    /// per-deadline drain's.
+    pub const ALL: [Self; 6] = [
+        Self::Insert,
+        Self::Cancel,
+        Self::Expire,
+        Self::Lifecycle,
+        Self::ExpireEachDeadline,
+        Self::LifecycleEachDeadline,
+    ];
 
     /// Lower-case name, for bench group names.
     pub const fn name(self) -> &'static str {
@@ -393,15 +517,22 @@ impl Phase {
             Self::Cancel => "cancel",
             Self::Expire => "expire",
             Self::Lifecycle => "lifecycle",
+            Self::ExpireEachDeadline => "expire-each-deadline",
+            Self::LifecycleEachDeadline => "lifecycle-each-deadline",
         }
+    }
+
+    /// Whether the phase drains with [`TimerQueue::drain_each_deadline`].
+    pub const fn each_deadline(self) -> bool {
+        matches!(self, Self::ExpireEachDeadline | Self::LifecycleEachDeadline)
     }
 
     /// How many timers the phase handles: the throughput unit.
     pub fn elements(self, w: &Workload) -> usize {
         match self {
-            Self::Insert | Self::Lifecycle => w.len(),
+            Self::Insert | Self::Lifecycle | Self::LifecycleEachDeadline => w.len(),
             Self::Cancel => w.cancels().len(),
-            Self::Expire => w.expected_fires(),
+            Self::Expire | Self::ExpireEachDeadline => w.expected_fires(),
         }
     }
 
@@ -426,6 +557,18 @@ impl Phase {
         if self == Self::Cancel {
             drop(q);
             return cancelled - inserted;
+        }
+        if self.each_deadline() {
+            let drain_start = Instant::now();
+            std::hint::black_box(q.drain_each_deadline(&mut out));
+            let drained = Instant::now();
+            debug_assert_eq!(w.check(out.iter().copied()), Ok(()), "{}", Q::NAME);
+            drop(q);
+            return if self == Self::ExpireEachDeadline {
+                drained - drain_start
+            } else {
+                drained - start
+            };
         }
         q.prepare_drain(now);
         let prepared = Instant::now();
@@ -465,6 +608,36 @@ pub fn run_checked<Q: TimerQueue>(w: &Workload) -> Vec<(u64, u64)> {
     out
 }
 
+/// Runs `Q` through insert, cancel and
+/// [`drain_each_deadline`](TimerQueue::drain_each_deadline), and checks that
+/// every survivor fired once, in order, exactly at its deadline. Returns the
+/// fired `(id, tick fired at)` records and the number of polls.
+///
+/// # Panics
+///
+/// If the structure cancels or fires the wrong timers, out of order, or at
+/// a tick other than their deadline.
+#[track_caller]
+pub fn run_checked_each_deadline<Q: TimerQueue>(w: &Workload) -> (Vec<(u64, u64)>, u64) {
+    let mut q = Q::new(w.len());
+    q.insert_all(w);
+    let cancelled = q.cancel_all(w.cancels());
+    assert_eq!(cancelled, w.cancels().len(), "{}: cancels", Q::NAME);
+    let mut out = Vec::with_capacity(w.expected_fires());
+    let polls = q.drain_each_deadline(&mut out);
+    if let Err(e) = w.check(out.iter().copied()) {
+        panic!("{} (each deadline): {e}", Q::NAME);
+    }
+    assert!(q.is_empty(), "{}: {} left after drain", Q::NAME, q.len());
+    assert_eq!(
+        q.next_deadline(),
+        None,
+        "{}: next_deadline when empty",
+        Q::NAME
+    );
+    (out, polls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,6 +654,11 @@ mod tests {
         let w = Workload::new(2_000, 6);
         for phase in Phase::ALL {
             assert!(phase.time::<HeraldQueue>(&w) > Duration::ZERO, "{phase:?}");
+            assert!(phase.time::<HeapQueue>(&w) > Duration::ZERO, "{phase:?}");
+            assert!(
+                phase.time::<PriorityQueueQueue>(&w) > Duration::ZERO,
+                "{phase:?}"
+            );
             assert!(
                 phase.time::<DelayQueueQueue>(&w) > Duration::ZERO,
                 "{phase:?}"
@@ -502,6 +680,47 @@ mod tests {
         let w = Workload::custom(5_000, 4, (1 << 36)..(1 << 37), 500);
         run_checked::<HeapQueue>(&w);
         run_checked::<PriorityQueueQueue>(&w);
+    }
+
+    /// Distinct survivor deadlines: the polls a per-deadline drain makes.
+    fn distinct_survivor_deadlines(w: &Workload) -> u64 {
+        let mut d: Vec<u64> = (0..w.len() as u64)
+            .filter(|&id| !w.is_cancelled(id))
+            .map(|id| w.deadline(id))
+            .collect();
+        d.sort_unstable();
+        d.dedup();
+        d.len() as u64
+    }
+
+    #[test]
+    fn every_structure_drains_each_deadline_exactly() {
+        // Dense enough that many deadlines hold several timers.
+        let w = Workload::custom(20_000, 11, 0..5_000, 10_000);
+        let polls = distinct_survivor_deadlines(&w);
+        let (a, pa) = run_checked_each_deadline::<HeraldQueue>(&w);
+        let (b, pb) = run_checked_each_deadline::<DelayQueueQueue>(&w);
+        let (c, pc) = run_checked_each_deadline::<HeapQueue>(&w);
+        let (d, pd) = run_checked_each_deadline::<PriorityQueueQueue>(&w);
+        assert_eq!([pa, pb, pc, pd], [polls; 4]);
+        // Same `(deadline, insertion order)` order in Herald and the heaps;
+        // `DelayQueue` fires a millisecond's timers last in, first out (its
+        // slots are stacks), so only the same `(id, tick)` records.
+        assert!(a == c && a == d, "herald and the heaps fire in one order");
+        let mut sorted = b.clone();
+        sorted.sort_by_key(|&(id, at)| (at, id));
+        let mut expected = a.clone();
+        expected.sort_by_key(|&(id, at)| (at, id));
+        assert!(sorted == expected, "DelayQueue fires the same timers");
+        // Sparse, over the hour, and deadlines in a later wheel epoch.
+        let w = Workload::new(20_000, 12);
+        let polls = distinct_survivor_deadlines(&w);
+        assert_eq!(run_checked_each_deadline::<HeraldQueue>(&w).1, polls);
+        assert_eq!(run_checked_each_deadline::<DelayQueueQueue>(&w).1, polls);
+        let w = Workload::custom(5_000, 4, (1 << 36)..(1 << 37), 500);
+        run_checked_each_deadline::<HeraldQueue>(&w);
+        run_checked_each_deadline::<HeapQueue>(&w);
+        run_checked_each_deadline::<PriorityQueueQueue>(&w);
     }
 
     #[test]
