@@ -14,10 +14,11 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Uri};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
+use crate::io::{Coalesced, READ_BUFFER};
 use crate::{BadUrl, Response, SendError};
 
 /// How many times a request the server did not process goes out again
@@ -360,6 +361,7 @@ impl Inner {
                 .await
                 .map_err(|e| SendError::Connect(format!("{host}:{port}: {e}")))?;
             let _ = tcp.set_nodelay(true);
+            let tcp = BufReader::with_capacity(READ_BUFFER, tcp);
             let tls = self
                 .connector
                 .connect(self.server_name.clone(), tcp)
@@ -379,7 +381,7 @@ impl Inner {
                 .max_frame_size(MAX_FRAME_SIZE)
                 .max_header_list_size(MAX_HEADER_LIST_SIZE)
                 .enable_push(false)
-                .handshake::<_, Bytes>(tls)
+                .handshake::<_, Bytes>(Coalesced(tls))
                 .await
                 .map_err(|e| SendError::Connect(format!("HTTP/2 with {host}:{port}: {e}")))?;
             let closed = Arc::new(AtomicBool::new(false));
@@ -432,7 +434,7 @@ impl Conn {
 /// they check a real socket's liveness, and a test's jumps of the injected
 /// clock must not count as a silent server.
 async fn drive(
-    connection: Connection<TlsStream<TcpStream>, Bytes>,
+    connection: Connection<Coalesced, Bytes>,
     closed: Arc<AtomicBool>,
     ping_interval: Duration,
     ping_timeout: Duration,
