@@ -165,7 +165,9 @@ impl ApnsGateway {
             };
             let prepared = payload
                 .map_err(|e| Unsendable::Failed(e.to_string()))
-                .and_then(|body| Prepared::new(n, &inner.topic, body));
+                .and_then(|body| {
+                    Prepared::new(n, &inner.topic, body, |path| inner.pool.uri(path).ok())
+                });
             match prepared {
                 Ok(prepared) => {
                     let inner = inner.clone();
@@ -270,7 +272,8 @@ impl Inner {
         self.requests.fetch_add(1, Ordering::Relaxed);
         // Boxed: the pool's future is large, and a batch holds one request
         // future per notification; unboxed, each would carry it.
-        match Box::pin(self.pool.send(prepared.request(token.bearer()))).await {
+        let request = || prepared.request(token.bearer());
+        match Box::pin(self.pool.send_with(request)).await {
             Ok(answer) => classify(&answer, self.clock.now()),
             Err(e) => {
                 tracing::debug!(url = %self.base_url, error = %e, "an APNs request got no answer");

@@ -12,6 +12,8 @@
 //! | `apns-collapse-id` | the collapse key, if any (at most 64 bytes) |
 //! | `apns-id` | the [`NotificationId`](herald::NotificationId): stable across retries |
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use herald::Notification;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -36,7 +38,9 @@ pub(crate) const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 /// A notification ready to go, but for its provider token.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    path: Uri,
+    /// `/3/device/<token>`, on the pool's scheme and host (built once
+    /// here, cloned per attempt).
+    uri: Uri,
     /// Every header, `authorization` holding a placeholder that
     /// [`request`](Prepared::request) replaces: a clone of this map then
     /// takes the bearer without growing.
@@ -54,11 +58,13 @@ pub(crate) enum Unsendable {
 }
 
 impl Prepared {
-    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload)).
+    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload));
+    /// `uri` makes the request's URI from its path (`None`: not a path).
     pub(crate) fn new(
         n: &Notification,
         topic: &HeaderValue,
         body: Bytes,
+        uri: impl FnOnce(String) -> Option<Uri>,
     ) -> Result<Self, Unsendable> {
         let token = &n.device_token;
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -94,26 +100,27 @@ impl Prepared {
             })?;
             headers.insert(APNS_COLLAPSE_ID, value);
         }
-        headers.insert(
-            APNS_ID,
-            HeaderValue::try_from(n.id.to_string()).expect("a UUID is a valid header value"),
-        );
+        // Written into a string of its exact size, so the header value
+        // takes it over without another allocation.
+        let mut id = String::with_capacity(36);
+        let _ = write!(id, "{}", n.id);
+        let mut id = HeaderValue::try_from(id).expect("a UUID is a valid header value");
+        // Never indexed: each request's id is new, so HPACK would insert
+        // every one into both sides' tables, only to evict the entries
+        // that do repeat (the provider token, the topic) and send them
+        // again in full.
+        id.set_sensitive(true);
+        headers.insert(APNS_ID, id);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let path = format!("/3/device/{token}")
-            .parse()
-            .map_err(|_| Unsendable::BadDeviceToken)?;
-        Ok(Self {
-            path,
-            headers,
-            body,
-        })
+        let uri = uri(format!("/3/device/{token}")).ok_or(Unsendable::BadDeviceToken)?;
+        Ok(Self { uri, headers, body })
     }
 
     /// The request, carrying `bearer` (`bearer <jwt>`).
     pub(crate) fn request(&self, bearer: &HeaderValue) -> Request<Bytes> {
         let mut request = Request::new(self.body.clone());
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.path.clone();
+        *request.uri_mut() = self.uri.clone();
         let mut headers = self.headers.clone();
         headers.insert(AUTHORIZATION, bearer.clone());
         *request.headers_mut() = headers;
@@ -129,6 +136,10 @@ mod tests {
     use herald_core::Tick;
 
     use super::*;
+
+    fn path(p: String) -> Option<Uri> {
+        p.parse().ok()
+    }
 
     fn note(token: &str, background: bool, collapse: Option<&str>) -> Notification {
         let message_id = MessageId::from_u128(9);
@@ -152,7 +163,7 @@ mod tests {
         let topic = HeaderValue::from_static("com.example.app");
         let bearer = HeaderValue::from_static("bearer x.y.z");
         let n = note("00fcAB", false, Some("score"));
-        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"))
+        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"), path)
             .unwrap()
             .request(&bearer);
         assert_eq!(r.method(), Method::POST);
@@ -167,7 +178,7 @@ mod tests {
         assert_eq!(h["apns-id"], n.id.to_string().as_str());
         assert_eq!(r.body().as_ref(), b"{}");
 
-        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new())
+        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new(), path)
             .unwrap()
             .request(&bearer);
         assert_eq!(b.headers()["apns-push-type"], "background");
@@ -180,26 +191,27 @@ mod tests {
         let topic = HeaderValue::from_static("t");
         for token in ["", "xyz", "ab cd", "ab/../cd", "é"] {
             assert_eq!(
-                Prepared::new(&note(token, false, None), &topic, Bytes::new()).unwrap_err(),
+                Prepared::new(&note(token, false, None), &topic, Bytes::new(), path).unwrap_err(),
                 Unsendable::BadDeviceToken,
                 "{token:?}"
             );
         }
         let long = "k".repeat(65);
         assert!(matches!(
-            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new()),
+            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new(), path),
             Err(Unsendable::Failed(r)) if r.contains("65 bytes")
         ));
         assert!(
             Prepared::new(
                 &note("ab", false, Some(&"k".repeat(64))),
                 &topic,
-                Bytes::new()
+                Bytes::new(),
+                path
             )
             .is_ok()
         );
         assert!(matches!(
-            Prepared::new(&note("ab", false, Some("a\nb")), &topic, Bytes::new()),
+            Prepared::new(&note("ab", false, Some("a\nb")), &topic, Bytes::new(), path),
             Err(Unsendable::Failed(_))
         ));
     }
