@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 use herald_core::Tick;
-use http::{HeaderMap, Method, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use serde_json::Value;
 
 use super::provider_token::ProviderTokens;
@@ -44,16 +44,47 @@ const PUSH_TYPES: &[&str] = &[
     "controls",
 ];
 
-/// The headers that may appear once only.
-const SINGLE: &[&str] = &[
-    "authorization",
-    "apns-id",
-    "apns-topic",
-    "apns-push-type",
-    "apns-priority",
-    "apns-expiration",
-    "apns-collapse-id",
-];
+/// The headers APNs reads, each of which may appear once only: the first
+/// value of each, found in one pass over the request's headers.
+#[derive(Default)]
+struct Headers<'a> {
+    authorization: Option<&'a HeaderValue>,
+    apns_id: Option<&'a HeaderValue>,
+    topic: Option<&'a HeaderValue>,
+    push_type: Option<&'a HeaderValue>,
+    priority: Option<&'a HeaderValue>,
+    expiration: Option<&'a HeaderValue>,
+    collapse_id: Option<&'a HeaderValue>,
+    /// One of them appeared more than once.
+    duplicate: bool,
+}
+
+impl<'a> Headers<'a> {
+    fn scan(headers: &'a HeaderMap) -> Self {
+        let mut seen = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "authorization" => &mut seen.authorization,
+                "apns-id" => &mut seen.apns_id,
+                "apns-topic" => &mut seen.topic,
+                "apns-push-type" => &mut seen.push_type,
+                "apns-priority" => &mut seen.priority,
+                "apns-expiration" => &mut seen.expiration,
+                "apns-collapse-id" => &mut seen.collapse_id,
+                _ => continue,
+            };
+            if slot.is_some() {
+                seen.duplicate = true;
+            } else {
+                *slot = Some(value);
+            }
+        }
+        seen
+    }
+}
+
+/// `apns-id`.
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 
 /// A request that passed every check.
 #[derive(Debug)]
@@ -70,11 +101,10 @@ pub(crate) struct Rules<'a> {
 }
 
 /// The `apns-id` to echo: the request's if it is one, else `None`.
-pub(crate) fn apns_id(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn apns_id(headers: &HeaderMap) -> Option<&HeaderValue> {
     headers
-        .get("apns-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| is_uuid(id))
+        .get(APNS_ID)
+        .filter(|v| v.to_str().is_ok_and(is_uuid))
 }
 
 /// Checks `request` as APNs would.
@@ -83,22 +113,23 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
         return Err(Rejection::new(405, "MethodNotAllowed"));
     }
     let device_token = device_token(request.uri().path())?;
-    let headers = request.headers();
-    if SINGLE
-        .iter()
-        .any(|h| headers.get_all(*h).iter().count() > 1)
-    {
+    let headers = Headers::scan(request.headers());
+    if headers.duplicate {
         return Err(Rejection::new(400, "DuplicateHeaders"));
     }
-    if headers.contains_key("apns-id") && apns_id(headers).is_none() {
+    if headers
+        .apns_id
+        .is_some_and(|id| !id.to_str().is_ok_and(is_uuid))
+    {
         return Err(Rejection::new(400, "BadMessageId"));
     }
-    rules.tokens.check(
-        headers.get("authorization").map(|v| v.as_bytes()),
-        rules.now,
-    )?;
-    let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| ()));
-    match text("apns-topic") {
+    rules
+        .tokens
+        .check(headers.authorization.map(HeaderValue::as_bytes), rules.now)?;
+    fn text(value: Option<&HeaderValue>) -> Option<Result<&str, ()>> {
+        value.map(|v| v.to_str().map_err(|_| ()))
+    }
+    match text(headers.topic) {
         None => return Err(Rejection::new(400, "MissingTopic")),
         Some(Ok(t)) if t == rules.topic => {}
         Some(Ok(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -106,7 +137,7 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
         }
         Some(_) => return Err(Rejection::new(400, "BadTopic")),
     }
-    let push_type = match text("apns-push-type") {
+    let push_type = match text(headers.push_type) {
         None => "alert",
         Some(Ok(t)) if PUSH_TYPES.contains(&t) => t,
         Some(_) => return Err(Rejection::new(400, "InvalidPushType")),
@@ -114,7 +145,7 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
     if !matches!(push_type, "alert" | "background") {
         return Err(Rejection::new(400, "TopicDisallowed"));
     }
-    let priority = match text("apns-priority") {
+    let priority = match text(headers.priority) {
         None => "10",
         Some(Ok(p @ ("10" | "5" | "1"))) => p,
         Some(_) => return Err(Rejection::new(400, "BadPriority")),
@@ -122,17 +153,14 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
     if push_type == "background" && priority != "5" {
         return Err(Rejection::new(400, "BadPriority"));
     }
-    if let Some(e) = text("apns-expiration")
+    if let Some(e) = text(headers.expiration)
         && !e.is_ok_and(|e| {
             !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) && e.parse::<u64>().is_ok()
         })
     {
         return Err(Rejection::new(400, "BadExpirationDate"));
     }
-    if headers
-        .get("apns-collapse-id")
-        .is_some_and(|c| c.len() > 64)
-    {
+    if headers.collapse_id.is_some_and(|c| c.len() > 64) {
         return Err(Rejection::new(400, "BadCollapseId"));
     }
     let body = request.body();
