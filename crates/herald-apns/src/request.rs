@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use herald::Notification;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
 
 /// The longest `apns-collapse-id` APNs takes (bytes).
 pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
@@ -41,10 +41,15 @@ pub(crate) struct Prepared {
     /// `/3/device/<token>`, on the pool's scheme and host (built once
     /// here, cloned per attempt).
     uri: Uri,
-    /// Every header, `authorization` holding a placeholder that
-    /// [`request`](Prepared::request) replaces: a clone of this map then
-    /// takes the bearer without growing.
-    headers: HeaderMap,
+    /// The header values, ready; [`request`](Prepared::request) puts them
+    /// in a map made for the attempt (the map goes to h2, which consumes
+    /// it: building it there costs what cloning a prepared one would, so
+    /// a prepared map would only be one more copy).
+    topic: HeaderValue,
+    background: bool,
+    expiration: HeaderValue,
+    collapse_id: Option<HeaderValue>,
+    id: HeaderValue,
     body: Bytes,
 }
 
@@ -71,35 +76,21 @@ impl Prepared {
             return Err(Unsendable::BadDeviceToken);
         }
         let background = n.content.background;
-        let mut headers = HeaderMap::with_capacity(9);
-        headers.insert(AUTHORIZATION, HeaderValue::from_static(""));
-        headers.insert(APNS_TOPIC, topic.clone());
-        headers.insert(
-            APNS_PUSH_TYPE,
-            HeaderValue::from_static(if background { "background" } else { "alert" }),
-        );
-        headers.insert(
-            APNS_PRIORITY,
-            HeaderValue::from_static(if background { "5" } else { "10" }),
-        );
-        headers.insert(
-            APNS_EXPIRATION,
-            HeaderValue::from(n.expires_at.as_millis() / 1000),
-        );
-        if let Some(collapse) = &n.collapse_key {
-            if collapse.len() > MAX_COLLAPSE_ID_BYTES {
+        let expiration = HeaderValue::from(n.expires_at.as_millis() / 1000);
+        let collapse_id = match &n.collapse_key {
+            Some(collapse) if collapse.len() > MAX_COLLAPSE_ID_BYTES => {
                 return Err(Unsendable::Failed(format!(
                     "the collapse key is {} bytes, over APNs's limit of {MAX_COLLAPSE_ID_BYTES}",
                     collapse.len()
                 )));
             }
-            let value = HeaderValue::from_str(collapse).map_err(|_| {
+            Some(collapse) => Some(HeaderValue::from_str(collapse).map_err(|_| {
                 Unsendable::Failed(
                     "the collapse key has characters an HTTP header cannot carry".to_owned(),
                 )
-            })?;
-            headers.insert(APNS_COLLAPSE_ID, value);
-        }
+            })?),
+            None => None,
+        };
         // Written into a string of its exact size, so the header value
         // takes it over without another allocation.
         let mut id = String::with_capacity(36);
@@ -110,10 +101,16 @@ impl Prepared {
         // that do repeat (the provider token, the topic) and send them
         // again in full.
         id.set_sensitive(true);
-        headers.insert(APNS_ID, id);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let uri = uri(format!("/3/device/{token}")).ok_or(Unsendable::BadDeviceToken)?;
-        Ok(Self { uri, headers, body })
+        Ok(Self {
+            uri,
+            topic: topic.clone(),
+            background,
+            expiration,
+            collapse_id,
+            id,
+            body,
+        })
     }
 
     /// The request, carrying `bearer` (`bearer <jwt>`).
@@ -121,9 +118,25 @@ impl Prepared {
         let mut request = Request::new(self.body.clone());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = self.uri.clone();
-        let mut headers = self.headers.clone();
+        let background = self.background;
+        let headers = request.headers_mut();
+        headers.reserve(9);
         headers.insert(AUTHORIZATION, bearer.clone());
-        *request.headers_mut() = headers;
+        headers.insert(APNS_TOPIC, self.topic.clone());
+        headers.insert(
+            APNS_PUSH_TYPE,
+            HeaderValue::from_static(if background { "background" } else { "alert" }),
+        );
+        headers.insert(
+            APNS_PRIORITY,
+            HeaderValue::from_static(if background { "5" } else { "10" }),
+        );
+        headers.insert(APNS_EXPIRATION, self.expiration.clone());
+        if let Some(collapse_id) = &self.collapse_id {
+            headers.insert(APNS_COLLAPSE_ID, collapse_id.clone());
+        }
+        headers.insert(APNS_ID, self.id.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         request
     }
 }
