@@ -11,8 +11,10 @@ use tokio_rustls::client::TlsStream;
 
 /// How much of the socket is read at once, below TLS: rustls asks for
 /// 4 KB at a time, so without a buffer a 16 KB TLS record (a server's many
-/// answers together) takes four reads from the socket.
-pub(crate) const READ_BUFFER: usize = 64 * 1024;
+/// answers together) takes four reads from the socket. About two full
+/// records: the buffer lives as long as the connection (one per pooled
+/// connection, per gateway, per app), so it is kept small.
+pub(crate) const READ_BUFFER: usize = 32 * 1024;
 
 /// The TCP socket under TLS.
 pub(crate) type Socket = BufReader<TcpStream>;
