@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use herald::Notification;
+use herald_core::Tick;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 
@@ -53,6 +54,11 @@ pub(crate) struct Prepared {
     body: Bytes,
 }
 
+/// `apns-expiration` for a notification expiring at `at`: Unix seconds.
+pub(crate) fn expiration(at: Tick) -> HeaderValue {
+    HeaderValue::from(at.as_millis() / 1000)
+}
+
 /// Why a notification cannot be sent at all (no request is made).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Unsendable {
@@ -63,12 +69,15 @@ pub(crate) enum Unsendable {
 }
 
 impl Prepared {
-    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload));
-    /// `uri` makes the request's URI from its path (`None`: not a path).
+    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload))
+    /// and `expiration` (its [`expiration`], shared by the notifications
+    /// of a message); `uri` makes the request's URI from its path (`None`:
+    /// not a path).
     pub(crate) fn new(
         n: &Notification,
         topic: &HeaderValue,
         body: Bytes,
+        expiration: HeaderValue,
         uri: impl FnOnce(String) -> Option<Uri>,
     ) -> Result<Self, Unsendable> {
         let token = &n.device_token;
@@ -76,7 +85,6 @@ impl Prepared {
             return Err(Unsendable::BadDeviceToken);
         }
         let background = n.content.background;
-        let expiration = HeaderValue::from(n.expires_at.as_millis() / 1000);
         let collapse_id = match &n.collapse_key {
             Some(collapse) if collapse.len() > MAX_COLLAPSE_ID_BYTES => {
                 return Err(Unsendable::Failed(format!(
@@ -154,6 +162,10 @@ mod tests {
         p.parse().ok()
     }
 
+    fn exp() -> HeaderValue {
+        expiration(Tick::from_millis(1_700_000_123_999))
+    }
+
     fn note(token: &str, background: bool, collapse: Option<&str>) -> Notification {
         let message_id = MessageId::from_u128(9);
         Notification {
@@ -176,7 +188,7 @@ mod tests {
         let topic = HeaderValue::from_static("com.example.app");
         let bearer = HeaderValue::from_static("bearer x.y.z");
         let n = note("00fcAB", false, Some("score"));
-        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"), path)
+        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"), exp(), path)
             .unwrap()
             .request(&bearer);
         assert_eq!(r.method(), Method::POST);
@@ -191,7 +203,7 @@ mod tests {
         assert_eq!(h["apns-id"], n.id.to_string().as_str());
         assert_eq!(r.body().as_ref(), b"{}");
 
-        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new(), path)
+        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new(), exp(), path)
             .unwrap()
             .request(&bearer);
         assert_eq!(b.headers()["apns-push-type"], "background");
@@ -204,14 +216,15 @@ mod tests {
         let topic = HeaderValue::from_static("t");
         for token in ["", "xyz", "ab cd", "ab/../cd", "é"] {
             assert_eq!(
-                Prepared::new(&note(token, false, None), &topic, Bytes::new(), path).unwrap_err(),
+                Prepared::new(&note(token, false, None), &topic, Bytes::new(), exp(), path)
+                    .unwrap_err(),
                 Unsendable::BadDeviceToken,
                 "{token:?}"
             );
         }
         let long = "k".repeat(65);
         assert!(matches!(
-            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new(), path),
+            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new(), exp(), path),
             Err(Unsendable::Failed(r)) if r.contains("65 bytes")
         ));
         assert!(
@@ -219,12 +232,19 @@ mod tests {
                 &note("ab", false, Some(&"k".repeat(64))),
                 &topic,
                 Bytes::new(),
+                exp(),
                 path
             )
             .is_ok()
         );
         assert!(matches!(
-            Prepared::new(&note("ab", false, Some("a\nb")), &topic, Bytes::new(), path),
+            Prepared::new(
+                &note("ab", false, Some("a\nb")),
+                &topic,
+                Bytes::new(),
+                exp(),
+                path
+            ),
             Err(Unsendable::Failed(_))
         ));
     }
