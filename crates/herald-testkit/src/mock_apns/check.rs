@@ -23,6 +23,7 @@ use herald_core::Tick;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use serde_json::Value;
 
+use super::payload::{self, Aps};
 use super::provider_token::ProviderTokens;
 use super::reply::Rejection;
 
@@ -90,7 +91,8 @@ const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 #[derive(Debug)]
 pub(crate) struct Checked {
     pub(crate) device_token: String,
-    pub(crate) payload: Value,
+    /// The payload, when [`Rules::keep_payload`].
+    pub(crate) payload: Option<Value>,
 }
 
 /// What the mock checks against.
@@ -98,6 +100,9 @@ pub(crate) struct Rules<'a> {
     pub(crate) topic: &'a str,
     pub(crate) tokens: &'a ProviderTokens,
     pub(crate) now: Tick,
+    /// Whether to return the payload as JSON (else it is only checked,
+    /// without building its tree: the same rules, the same answers).
+    pub(crate) keep_payload: bool,
 }
 
 /// The `apns-id` to echo: the request's if it is one, else `None`.
@@ -170,17 +175,26 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
     if body.len() > MAX_PAYLOAD {
         return Err(Rejection::new(413, "PayloadTooLarge"));
     }
-    let payload: Value =
-        serde_json::from_slice(body).map_err(|_| Rejection::new(400, "PayloadEmpty"))?;
-    let Some(aps) = payload.get("aps").and_then(Value::as_object) else {
+    let not_json = |_| Rejection::new(400, "PayloadEmpty");
+    let (aps, payload) = if rules.keep_payload {
+        let payload: Value = serde_json::from_slice(body).map_err(not_json)?;
+        let aps = payload
+            .get("aps")
+            .and_then(Value::as_object)
+            .map(|aps| Aps {
+                content_available: aps.get("content-available") == Some(&Value::from(1)),
+                alert_badge_or_sound: ["alert", "badge", "sound"]
+                    .iter()
+                    .any(|k| aps.contains_key(*k)),
+            });
+        (aps, Some(payload))
+    } else {
+        (payload::aps(body).map_err(not_json)?, None)
+    };
+    let Some(aps) = aps else {
         return Err(Rejection::new(400, "PayloadEmpty"));
     };
-    if push_type == "background"
-        && (aps.get("content-available") != Some(&Value::from(1))
-            || ["alert", "badge", "sound"]
-                .iter()
-                .any(|k| aps.contains_key(*k)))
-    {
+    if push_type == "background" && (!aps.content_available || aps.alert_badge_or_sound) {
         return Err(Rejection::new(400, "InvalidPushType"));
     }
     Ok(Checked {
@@ -235,6 +249,68 @@ mod tests {
 
     #[test]
     fn every_rule_and_its_answer() {
+        rules_and_answers(true);
+    }
+
+    #[test]
+    fn every_rule_and_its_answer_without_keeping_the_payload() {
+        rules_and_answers(false);
+    }
+
+    #[test]
+    fn the_payload_scan_reads_what_the_json_tree_says() {
+        let cases: &[&[u8]] = &[
+            br#"{"aps":{"alert":"x"}}"#,
+            br#"{"aps":{"content-available":1}}"#,
+            br#"{"aps":{"content-available":1.0}}"#,
+            br#"{"aps":{"content-available":"1"}}"#,
+            br#"{"aps":{"content-available":1,"content-available":2}}"#,
+            br#"{"aps":{"content-available":2,"content-available":1}}"#,
+            br#"{"aps":{"content-available":1,"badge":null}}"#,
+            br#"{"aps":{"content-available":1,"sound":{"a":[1,2]}}}"#,
+            br#"{"aps":{},"aps":5}"#,
+            br#"{"aps":5,"aps":{}}"#,
+            br#"{"a\u0070s":{}}"#,
+            br#"{"x":{"aps":{}}}"#,
+            br#"["aps",{"aps":{}}]"#,
+            br#""aps""#,
+            b"12",
+            b"null",
+            b"{\"aps\":{\"alert\":\"\xff\"}}",
+            br#"{"aps":{"alert":"\u00e9\n"},"k":[true,false,null,-1,1e3]}"#,
+            br#"{"aps":{}} x"#,
+            br#"{"aps":{}"#,
+            br#"{"aps":1e400}"#,
+            b"",
+        ];
+        for &body in cases {
+            let tree = serde_json::from_slice::<Value>(body).map(|payload| {
+                payload
+                    .get("aps")
+                    .and_then(Value::as_object)
+                    .map(|aps| Aps {
+                        content_available: aps.get("content-available") == Some(&Value::from(1)),
+                        alert_badge_or_sound: ["alert", "badge", "sound"]
+                            .iter()
+                            .any(|k| aps.contains_key(*k)),
+                    })
+            });
+            let scan = payload::aps(body);
+            assert_eq!(tree.ok(), scan.ok(), "{}", String::from_utf8_lossy(body));
+        }
+        let deep = format!(
+            "{{\"aps\":{{\"a\":{}1{}}}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(deep.as_bytes()).is_ok(),
+            payload::aps(deep.as_bytes()).is_ok(),
+            "the same depth limit"
+        );
+    }
+
+    fn rules_and_answers(keep_payload: bool) {
         let key = TestApnsKey::generate();
         let tokens = ProviderTokens::new(&key.public_pem, &key.key_id, &key.team_id).unwrap();
         let now = Tick::from_millis(1_700_000_000_000);
@@ -242,6 +318,7 @@ mod tests {
             topic: "com.example.app",
             tokens: &tokens,
             now,
+            keep_payload,
         };
         let auth = token(&key, 1_700_000_000);
         let good = || {

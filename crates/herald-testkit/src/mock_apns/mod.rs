@@ -41,6 +41,7 @@
 
 mod check;
 mod key;
+mod payload;
 mod provider_token;
 mod record;
 mod reply;
@@ -274,6 +275,7 @@ async fn handle(state: Arc<State>, request: Request<Bytes>, conn: Conn) -> Respo
         topic: &state.topic,
         tokens: &state.tokens,
         now,
+        keep_payload: state.record,
     };
     let checked = match check(&request, &rules) {
         Ok(c) => c,
@@ -312,7 +314,7 @@ async fn handle(state: Arc<State>, request: Request<Bytes>, conn: Conn) -> Respo
             device_token: checked.device_token,
             apns_id: apns_id.to_str().unwrap_or_default().to_owned(),
             headers,
-            payload: checked.payload,
+            payload: checked.payload.unwrap_or_default(),
             connection: conn.id,
             at: state.clock.now(),
         });
