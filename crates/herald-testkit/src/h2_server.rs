@@ -11,8 +11,8 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
@@ -302,7 +302,7 @@ async fn serve_stream(
     if !body.is_empty() {
         parts
             .headers
-            .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            .insert(http::header::CONTENT_LENGTH, content_length(body.len()));
     }
     let end_of_stream = body.is_empty();
     // Fails only when the stream is gone already (reset, connection over).
@@ -311,6 +311,17 @@ async fn serve_stream(
         && !end_of_stream
     {
         let _ = stream.send_data(body, true);
+    }
+}
+
+/// `content-length: n`, the small values made once and shared.
+fn content_length(n: usize) -> HeaderValue {
+    const CACHED: usize = 1024;
+    static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    if n < CACHED {
+        SMALL.get_or_init(|| (0..CACHED).map(HeaderValue::from).collect())[n].clone()
+    } else {
+        HeaderValue::from(n)
     }
 }
 

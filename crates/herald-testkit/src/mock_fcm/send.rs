@@ -54,12 +54,20 @@ pub(crate) async fn answer(
         Ok(m) => m,
         Err(violation) => return violation.answer(),
     };
-    let token = message
-        .get("token")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let script = state.lock_scripts().get(&token).cloned();
+    let token = |message: &Map<String, Value>| {
+        message
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let script = {
+        let target = message.get("token").and_then(Value::as_str);
+        state
+            .lock_scripts()
+            .get(target.unwrap_or_default())
+            .cloned()
+    };
     match script {
         Some(FcmScript::Error(e)) => {
             return api_error(
@@ -74,12 +82,12 @@ pub(crate) async fn answer(
         None => {}
     }
     let id = state.counts.messages.fetch_add(1, Ordering::SeqCst) + 1;
-    let name = format!("projects/{project}/messages/0:{id}%mock");
+    let name = Name { project, id };
     if !validate_only {
         if state.options.keep_accepted {
             state.lock_accepted().push(AcceptedMessage {
-                name: name.clone(),
-                token,
+                name: name.to_string(),
+                token: token(&message),
                 message: Value::Object(message),
                 connection,
             });
@@ -88,11 +96,30 @@ pub(crate) async fn answer(
     }
     // `{"name": …}`, written directly (what `json!` then `to_string`
     // would give).
-    let mut body = Vec::with_capacity(name.len() + 12);
+    let mut body = Vec::with_capacity(project.len() + 64);
     body.extend_from_slice(b"{\"name\":");
     let _ = serde_json::to_writer(&mut body, &name);
     body.push(b'}');
     json_bytes(200, Bytes::from(body))
+}
+
+/// An accepted message's name, `projects/{project}/messages/0:{id}%mock`,
+/// written (and JSON-escaped) without building the string first.
+struct Name<'a> {
+    project: &'a str,
+    id: u64,
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "projects/{}/messages/0:{}%mock", self.project, self.id)
+    }
+}
+
+impl serde::Serialize for Name<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Whether the request carries a bearer token the mock issued and that
