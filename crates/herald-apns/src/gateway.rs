@@ -8,12 +8,13 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use herald::{Clock, Delivery, Notification, Outcome, PushContent, PushFuture, PushTransport};
+use herald_core::Tick;
 use herald_http2::Pool;
 use http::HeaderValue;
 
 use crate::answer::{Verdict, classify};
 use crate::batch::{Fate, settle};
-use crate::request::{Prepared, Unsendable};
+use crate::request::{Prepared, Unsendable, expiration};
 use crate::token::{ProviderToken, Signed};
 use crate::{ApnsConfig, ApnsError, ApnsStats, PayloadError, apns_payload};
 
@@ -146,8 +147,10 @@ impl ApnsGateway {
             requests: FuturesUnordered::new(),
             stop: stop.clone(),
         };
-        // The notifications of a batch mostly share one content.
+        // The notifications of a batch mostly share one content, and one
+        // expiry.
         let mut last: Option<(&Arc<PushContent>, Result<Bytes, PayloadError>)> = None;
+        let mut last_expiration: Option<(Tick, HeaderValue)> = None;
         for (i, n) in batch.iter().enumerate() {
             if now >= n.expires_at {
                 fates[i] = Some(Fate::Decided(Outcome::Failed {
@@ -163,9 +166,21 @@ impl ApnsGateway {
                     payload
                 }
             };
+            let expires = match &last_expiration {
+                Some((at, value)) if *at == n.expires_at => value.clone(),
+                _ => {
+                    let value = expiration(n.expires_at);
+                    last_expiration = Some((n.expires_at, value.clone()));
+                    value
+                }
+            };
             let prepared = payload
                 .map_err(|e| Unsendable::Failed(e.to_string()))
-                .and_then(|body| Prepared::new(n, &inner.topic, body));
+                .and_then(|body| {
+                    Prepared::new(n, &inner.topic, body, expires, |path| {
+                        inner.pool.uri(path).ok()
+                    })
+                });
             match prepared {
                 Ok(prepared) => {
                     let inner = inner.clone();
@@ -270,7 +285,8 @@ impl Inner {
         self.requests.fetch_add(1, Ordering::Relaxed);
         // Boxed: the pool's future is large, and a batch holds one request
         // future per notification; unboxed, each would carry it.
-        match Box::pin(self.pool.send(prepared.request(token.bearer()))).await {
+        let request = || prepared.request(token.bearer());
+        match Box::pin(self.pool.send_with(request)).await {
             Ok(answer) => classify(&answer, self.clock.now()),
             Err(e) => {
                 tracing::debug!(url = %self.base_url, error = %e, "an APNs request got no answer");

@@ -12,10 +12,13 @@
 //! | `apns-collapse-id` | the collapse key, if any (at most 64 bytes) |
 //! | `apns-id` | the [`NotificationId`](herald::NotificationId): stable across retries |
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use herald::Notification;
+use herald_core::Tick;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
 
 /// The longest `apns-collapse-id` APNs takes (bytes).
 pub const MAX_COLLAPSE_ID_BYTES: usize = 64;
@@ -36,12 +39,24 @@ pub(crate) const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 /// A notification ready to go, but for its provider token.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
-    path: Uri,
-    /// Every header, `authorization` holding a placeholder that
-    /// [`request`](Prepared::request) replaces: a clone of this map then
-    /// takes the bearer without growing.
-    headers: HeaderMap,
+    /// `/3/device/<token>`, on the pool's scheme and host (built once
+    /// here, cloned per attempt).
+    uri: Uri,
+    /// The header values, ready; [`request`](Prepared::request) puts them
+    /// in a map made for the attempt (the map goes to h2, which consumes
+    /// it: building it there costs what cloning a prepared one would, so
+    /// a prepared map would only be one more copy).
+    topic: HeaderValue,
+    background: bool,
+    expiration: HeaderValue,
+    collapse_id: Option<HeaderValue>,
+    id: HeaderValue,
     body: Bytes,
+}
+
+/// `apns-expiration` for a notification expiring at `at`: Unix seconds.
+pub(crate) fn expiration(at: Tick) -> HeaderValue {
+    HeaderValue::from(at.as_millis() / 1000)
 }
 
 /// Why a notification cannot be sent at all (no request is made).
@@ -54,57 +69,54 @@ pub(crate) enum Unsendable {
 }
 
 impl Prepared {
-    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload)).
+    /// The request for `n`, with `body` (its [`apns_payload`](crate::apns_payload))
+    /// and `expiration` (its [`expiration`], shared by the notifications
+    /// of a message); `uri` makes the request's URI from its path (`None`:
+    /// not a path).
     pub(crate) fn new(
         n: &Notification,
         topic: &HeaderValue,
         body: Bytes,
+        expiration: HeaderValue,
+        uri: impl FnOnce(String) -> Option<Uri>,
     ) -> Result<Self, Unsendable> {
         let token = &n.device_token;
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Unsendable::BadDeviceToken);
         }
         let background = n.content.background;
-        let mut headers = HeaderMap::with_capacity(9);
-        headers.insert(AUTHORIZATION, HeaderValue::from_static(""));
-        headers.insert(APNS_TOPIC, topic.clone());
-        headers.insert(
-            APNS_PUSH_TYPE,
-            HeaderValue::from_static(if background { "background" } else { "alert" }),
-        );
-        headers.insert(
-            APNS_PRIORITY,
-            HeaderValue::from_static(if background { "5" } else { "10" }),
-        );
-        headers.insert(
-            APNS_EXPIRATION,
-            HeaderValue::from(n.expires_at.as_millis() / 1000),
-        );
-        if let Some(collapse) = &n.collapse_key {
-            if collapse.len() > MAX_COLLAPSE_ID_BYTES {
+        let collapse_id = match &n.collapse_key {
+            Some(collapse) if collapse.len() > MAX_COLLAPSE_ID_BYTES => {
                 return Err(Unsendable::Failed(format!(
                     "the collapse key is {} bytes, over APNs's limit of {MAX_COLLAPSE_ID_BYTES}",
                     collapse.len()
                 )));
             }
-            let value = HeaderValue::from_str(collapse).map_err(|_| {
+            Some(collapse) => Some(HeaderValue::from_str(collapse).map_err(|_| {
                 Unsendable::Failed(
                     "the collapse key has characters an HTTP header cannot carry".to_owned(),
                 )
-            })?;
-            headers.insert(APNS_COLLAPSE_ID, value);
-        }
-        headers.insert(
-            APNS_ID,
-            HeaderValue::try_from(n.id.to_string()).expect("a UUID is a valid header value"),
-        );
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let path = format!("/3/device/{token}")
-            .parse()
-            .map_err(|_| Unsendable::BadDeviceToken)?;
+            })?),
+            None => None,
+        };
+        // Written into a string of its exact size, so the header value
+        // takes it over without another allocation.
+        let mut id = String::with_capacity(36);
+        let _ = write!(id, "{}", n.id);
+        let mut id = HeaderValue::try_from(id).expect("a UUID is a valid header value");
+        // Never indexed: each request's id is new, so HPACK would insert
+        // every one into both sides' tables, only to evict the entries
+        // that do repeat (the provider token, the topic) and send them
+        // again in full.
+        id.set_sensitive(true);
+        let uri = uri(format!("/3/device/{token}")).ok_or(Unsendable::BadDeviceToken)?;
         Ok(Self {
-            path,
-            headers,
+            uri,
+            topic: topic.clone(),
+            background,
+            expiration,
+            collapse_id,
+            id,
             body,
         })
     }
@@ -113,10 +125,26 @@ impl Prepared {
     pub(crate) fn request(&self, bearer: &HeaderValue) -> Request<Bytes> {
         let mut request = Request::new(self.body.clone());
         *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.path.clone();
-        let mut headers = self.headers.clone();
+        *request.uri_mut() = self.uri.clone();
+        let background = self.background;
+        let headers = request.headers_mut();
+        headers.reserve(9);
         headers.insert(AUTHORIZATION, bearer.clone());
-        *request.headers_mut() = headers;
+        headers.insert(APNS_TOPIC, self.topic.clone());
+        headers.insert(
+            APNS_PUSH_TYPE,
+            HeaderValue::from_static(if background { "background" } else { "alert" }),
+        );
+        headers.insert(
+            APNS_PRIORITY,
+            HeaderValue::from_static(if background { "5" } else { "10" }),
+        );
+        headers.insert(APNS_EXPIRATION, self.expiration.clone());
+        if let Some(collapse_id) = &self.collapse_id {
+            headers.insert(APNS_COLLAPSE_ID, collapse_id.clone());
+        }
+        headers.insert(APNS_ID, self.id.clone());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         request
     }
 }
@@ -129,6 +157,14 @@ mod tests {
     use herald_core::Tick;
 
     use super::*;
+
+    fn path(p: String) -> Option<Uri> {
+        p.parse().ok()
+    }
+
+    fn exp() -> HeaderValue {
+        expiration(Tick::from_millis(1_700_000_123_999))
+    }
 
     fn note(token: &str, background: bool, collapse: Option<&str>) -> Notification {
         let message_id = MessageId::from_u128(9);
@@ -152,7 +188,7 @@ mod tests {
         let topic = HeaderValue::from_static("com.example.app");
         let bearer = HeaderValue::from_static("bearer x.y.z");
         let n = note("00fcAB", false, Some("score"));
-        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"))
+        let r = Prepared::new(&n, &topic, Bytes::from_static(b"{}"), exp(), path)
             .unwrap()
             .request(&bearer);
         assert_eq!(r.method(), Method::POST);
@@ -167,7 +203,7 @@ mod tests {
         assert_eq!(h["apns-id"], n.id.to_string().as_str());
         assert_eq!(r.body().as_ref(), b"{}");
 
-        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new())
+        let b = Prepared::new(&note("ab", true, None), &topic, Bytes::new(), exp(), path)
             .unwrap()
             .request(&bearer);
         assert_eq!(b.headers()["apns-push-type"], "background");
@@ -180,26 +216,35 @@ mod tests {
         let topic = HeaderValue::from_static("t");
         for token in ["", "xyz", "ab cd", "ab/../cd", "é"] {
             assert_eq!(
-                Prepared::new(&note(token, false, None), &topic, Bytes::new()).unwrap_err(),
+                Prepared::new(&note(token, false, None), &topic, Bytes::new(), exp(), path)
+                    .unwrap_err(),
                 Unsendable::BadDeviceToken,
                 "{token:?}"
             );
         }
         let long = "k".repeat(65);
         assert!(matches!(
-            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new()),
+            Prepared::new(&note("ab", false, Some(&long)), &topic, Bytes::new(), exp(), path),
             Err(Unsendable::Failed(r)) if r.contains("65 bytes")
         ));
         assert!(
             Prepared::new(
                 &note("ab", false, Some(&"k".repeat(64))),
                 &topic,
-                Bytes::new()
+                Bytes::new(),
+                exp(),
+                path
             )
             .is_ok()
         );
         assert!(matches!(
-            Prepared::new(&note("ab", false, Some("a\nb")), &topic, Bytes::new()),
+            Prepared::new(
+                &note("ab", false, Some("a\nb")),
+                &topic,
+                Bytes::new(),
+                exp(),
+                path
+            ),
             Err(Unsendable::Failed(_))
         ));
     }

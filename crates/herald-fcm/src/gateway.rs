@@ -88,9 +88,9 @@ impl FcmGateway {
         let tokens = AccessTokens::new(config.service_account, config.tls, clock.clone())?;
         Ok(Self {
             shared: Arc::new(Shared {
-                send_uri: format!("/v1/projects/{project_id}/messages:send")
-                    .parse()
-                    .map_err(|e: http::uri::InvalidUri| e.to_string()),
+                send_uri: pool
+                    .uri(format!("/v1/projects/{project_id}/messages:send"))
+                    .map_err(|e| e.to_string()),
                 base_url,
                 project_id,
                 pool,
@@ -217,14 +217,19 @@ impl Shared {
         let uri = self.send_uri.as_ref().map_err(|e| Outcome::Failed {
             reason: format!("cannot build the FCM request: {e}"),
         })?;
-        let mut request = Request::new(body);
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
-        *request.headers_mut() = headers.clone();
+        // Made for each attempt from the batch's headers and the URI built
+        // once (the pool then needs no copy of its own).
+        let request = || {
+            let mut request = Request::new(body.clone());
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = headers.clone();
+            request
+        };
         self.requests.fetch_add(1, Ordering::Relaxed);
         // Boxed: the pool's future is large, and a batch holds one request
         // future per notification; unboxed, each would carry it.
-        match Box::pin(self.pool.send(request)).await {
+        match Box::pin(self.pool.send_with(request)).await {
             Ok(answer) => Ok(classify(
                 answer.status,
                 &answer.headers,

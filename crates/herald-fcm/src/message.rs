@@ -9,6 +9,9 @@ use herald::{Notification, Outcome};
 use herald_core::Tick;
 use serde::Serialize;
 
+/// What every request body starts with.
+const PREFIX: &[u8] = b"{\"message\":{\"token\":";
+
 /// FCM's limit on a message (its `message` JSON without the target).
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 
@@ -34,12 +37,22 @@ struct Alert<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
-    ttl: String,
+    ttl: Seconds,
     #[serde(skip_serializing_if = "Option::is_none")]
     collapse_key: Option<&'a str>,
     priority: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     notification: Option<AndroidAlert<'a>>,
+}
+
+/// A protobuf duration in whole seconds (`"259200s"`), written without
+/// building a string first.
+struct Seconds(u64);
+
+impl Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}s", self.0))
+    }
 }
 
 #[derive(Serialize)]
@@ -90,7 +103,7 @@ pub(crate) fn request_body(n: &Notification, now: Tick) -> Result<Bytes, Outcome
         notification: (title.is_some() || body.is_some()).then_some(Alert { title, body }),
         data: &c.custom,
         android: Android {
-            ttl: format!("{}s", left_s.min(MAX_TTL_SECS)),
+            ttl: Seconds(left_s.min(MAX_TTL_SECS)),
             collapse_key: n.collapse_key.as_deref(),
             priority: "high",
             notification: (title.is_some() || body.is_some() || ticker.is_some()).then_some(
@@ -102,26 +115,27 @@ pub(crate) fn request_body(n: &Notification, now: Tick) -> Result<Bytes, Outcome
             ),
         },
     };
-    let rest = serde_json::to_vec(&message).map_err(|e| Outcome::Failed {
+    // `{"message":{"token":"…",` + the rest without its `{`, written
+    // into one buffer (sized for a typical message: no regrowth).
+    let mut out = Vec::with_capacity(PREFIX.len() + n.device_token.len() + 512);
+    out.extend_from_slice(PREFIX);
+    serde_json::to_writer(&mut out, &n.device_token).map_err(|e| Outcome::Failed {
+        reason: format!("cannot encode the device token: {e}"),
+    })?;
+    out.push(b',');
+    let rest = out.len();
+    serde_json::to_writer(&mut out, &message).map_err(|e| Outcome::Failed {
         reason: format!("cannot encode the FCM message: {e}"),
     })?;
-    if rest.len() > MAX_MESSAGE_BYTES {
+    let size = out.len() - rest;
+    if size > MAX_MESSAGE_BYTES {
         return Err(Outcome::Failed {
             reason: format!(
-                "the FCM message is {} bytes, over FCM's limit of {MAX_MESSAGE_BYTES}",
-                rest.len()
+                "the FCM message is {size} bytes, over FCM's limit of {MAX_MESSAGE_BYTES}"
             ),
         });
     }
-    // `{"message":{"token":"…",` + the rest without its `{`.
-    let token = serde_json::to_string(&n.device_token).map_err(|e| Outcome::Failed {
-        reason: format!("cannot encode the device token: {e}"),
-    })?;
-    let mut out = Vec::with_capacity(rest.len() + token.len() + 24);
-    out.extend_from_slice(b"{\"message\":{\"token\":");
-    out.extend_from_slice(token.as_bytes());
-    out.push(b',');
-    out.extend_from_slice(&rest[1..]);
+    out.remove(rest); // the message's own `{`
     out.push(b'}');
     Ok(Bytes::from(out))
 }

@@ -36,8 +36,17 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// An access token and when it runs out. `Debug` hides the token.
 #[derive(Clone)]
 pub(crate) struct AccessToken {
-    /// `Bearer <token>`, ready for the `authorization` header (marked
-    /// sensitive: HPACK never indexes it).
+    /// `Bearer <token>`, ready for the `authorization` header.
+    ///
+    /// Not marked sensitive: HPACK then indexes it, so each request of a
+    /// batch carries a one- or two-byte reference instead of the token
+    /// (~250 bytes from Google) Huffman-coded anew, for the gateway to
+    /// encode and the server to decode. The never-indexed flag guards
+    /// low-entropy secrets against guessing through compression (RFC 7541
+    /// §7.1); HPACK only matches whole values, and an access token is an
+    /// opaque random string that cannot be guessed (the APNs gateway's
+    /// provider token is indexed for the same reason). Nothing logs
+    /// request headers; [`AccessToken`]'s `Debug` hides it.
     pub(crate) header: HeaderValue,
     /// Which fetch it came from (1, 2, ...).
     generation: u64,
@@ -201,11 +210,10 @@ impl AccessTokens {
             TokenError::Unavailable(format!("token endpoint {}: {e}", self.account.token_uri))
         })?;
         let token = parse_answer(answer.status, &answer.body, &self.account.token_uri)?;
-        let mut header =
+        let header =
             HeaderValue::from_str(&format!("Bearer {}", token.access_token)).map_err(|_| {
                 TokenError::Unavailable("the access token is not a valid header value".to_owned())
             })?;
-        header.set_sensitive(true);
         let generation = self.fetched.fetch_add(1, Ordering::Relaxed) + 1;
         let lifetime = Duration::from_secs(token.expires_in);
         let early = REFRESH_EARLY.min(lifetime / 2);

@@ -47,6 +47,7 @@
 //! ```
 
 mod error;
+mod io;
 mod pool;
 mod response;
 mod retry_after;

@@ -14,10 +14,11 @@ use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Uri};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
+use crate::io::{Coalesced, READ_BUFFER};
 use crate::{BadUrl, Response, SendError};
 
 /// How many times a request the server did not process goes out again
@@ -202,21 +203,45 @@ impl Pool {
     /// [`Timeout`](SendError::Timeout) or [`Lost`](SendError::Lost) when
     /// the server may have processed it.
     pub async fn send(&self, request: Request<Bytes>) -> Result<Response, SendError> {
-        let inner = &self.inner;
         let (parts, body) = request.into_parts();
-        let uri = inner.uri(parts.uri)?;
+        let uri = self.inner.uri(parts.uri)?;
+        let (method, headers) = (parts.method, parts.headers);
+        self.send_with(|| {
+            let mut request = Request::new(body.clone());
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = headers.clone();
+            request
+        })
+        .await
+    }
+
+    /// Like [`send`](Self::send), the request made by `request` for each
+    /// attempt (once, unless the server refused it unprocessed): h2 takes
+    /// a request by value, so a caller holding a prepared request clones
+    /// it here once instead of handing over a copy that the pool would
+    /// copy again. A URI that already names this pool's scheme and host
+    /// ([`Pool::uri`]) is used as it is.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_with<F>(&self, request: F) -> Result<Response, SendError>
+    where
+        F: Fn() -> Request<Bytes>,
+    {
+        let inner = &self.inner;
         let attempts = async {
             let mut resends = 0;
             loop {
                 let conn = Inner::connection(inner).await?;
-                // h2 takes the head by value and may need it again for a
-                // resend, so each attempt sends a copy.
-                let mut head = Request::new(());
-                *head.method_mut() = parts.method.clone();
-                *head.uri_mut() = uri.clone();
-                *head.headers_mut() = parts.headers.clone();
+                let (mut head, body) = request().into_parts();
+                if !inner.is_ours(&head.uri) {
+                    head.uri = inner.uri(head.uri)?;
+                }
+                let head = Request::from_parts(head, ());
                 let in_flight = InFlight::enter(&conn);
-                let failure = match exchange(&conn.sender, head, &body).await {
+                let failure = match exchange(&conn.sender, head, body).await {
                     Ok(answer) => return Ok(answer),
                     Err(failure) => failure,
                 };
@@ -256,6 +281,28 @@ impl Pool {
             .unwrap_or(Err(SendError::Timeout))
     }
 
+    /// `path_and_query` (such as `/3/device/abcd`) on this pool's scheme
+    /// and host: a URI that [`send_with`](Self::send_with) uses without
+    /// rebuilding it (build it once, clone it per request).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Refused`] when `path_and_query` is not a valid path.
+    pub fn uri<T>(&self, path_and_query: T) -> Result<Uri, SendError>
+    where
+        PathAndQuery: TryFrom<T>,
+        <PathAndQuery as TryFrom<T>>::Error: fmt::Display,
+    {
+        let path = PathAndQuery::try_from(path_and_query)
+            .map_err(|e| SendError::Refused(format!("bad request path: {e}")))?;
+        Uri::builder()
+            .scheme(self.inner.scheme.clone())
+            .authority(self.inner.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| SendError::Refused(format!("bad request URI: {e}")))
+    }
+
     /// What the pool has done so far.
     pub fn stats(&self) -> PoolStats {
         let inner = &self.inner;
@@ -279,6 +326,11 @@ impl fmt::Debug for Pool {
 }
 
 impl Inner {
+    /// Whether `uri` names this pool's scheme and host already.
+    fn is_ours(&self, uri: &Uri) -> bool {
+        uri.scheme() == Some(&self.scheme) && uri.authority() == Some(&self.authority)
+    }
+
     fn uri(&self, path: Uri) -> Result<Uri, SendError> {
         let path = path
             .into_parts()
@@ -360,6 +412,7 @@ impl Inner {
                 .await
                 .map_err(|e| SendError::Connect(format!("{host}:{port}: {e}")))?;
             let _ = tcp.set_nodelay(true);
+            let tcp = BufReader::with_capacity(READ_BUFFER, tcp);
             let tls = self
                 .connector
                 .connect(self.server_name.clone(), tcp)
@@ -379,7 +432,7 @@ impl Inner {
                 .max_frame_size(MAX_FRAME_SIZE)
                 .max_header_list_size(MAX_HEADER_LIST_SIZE)
                 .enable_push(false)
-                .handshake::<_, Bytes>(tls)
+                .handshake::<_, Bytes>(Coalesced(tls))
                 .await
                 .map_err(|e| SendError::Connect(format!("HTTP/2 with {host}:{port}: {e}")))?;
             let closed = Arc::new(AtomicBool::new(false));
@@ -432,7 +485,7 @@ impl Conn {
 /// they check a real socket's liveness, and a test's jumps of the injected
 /// clock must not count as a silent server.
 async fn drive(
-    connection: Connection<TlsStream<TcpStream>, Bytes>,
+    connection: Connection<Coalesced, Bytes>,
     closed: Arc<AtomicBool>,
     ping_interval: Duration,
     ping_timeout: Duration,
@@ -494,7 +547,7 @@ impl Failure {
 async fn exchange(
     sender: &SendRequest<Bytes>,
     head: Request<()>,
-    body: &Bytes,
+    body: Bytes,
 ) -> Result<Response, Failure> {
     let end_of_stream = body.is_empty();
     // A fresh handle has no stream of its own pending, so this does not
@@ -510,7 +563,7 @@ async fn exchange(
         // body is held in full anyway, so buffering costs nothing. This
         // fails only when the stream has closed already (a reset, a
         // GOAWAY, an early answer): then the answer below says how.
-        let _ = stream.send_data(body.clone(), true);
+        let _ = stream.send_data(body, true);
     }
     let answer = answer.await.map_err(Failure::Sent)?;
     drop(stream);

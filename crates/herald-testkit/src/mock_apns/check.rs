@@ -20,9 +20,10 @@
 
 use bytes::Bytes;
 use herald_core::Tick;
-use http::{HeaderMap, Method, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use serde_json::Value;
 
+use super::payload::{self, Aps};
 use super::provider_token::ProviderTokens;
 use super::reply::Rejection;
 
@@ -44,22 +45,54 @@ const PUSH_TYPES: &[&str] = &[
     "controls",
 ];
 
-/// The headers that may appear once only.
-const SINGLE: &[&str] = &[
-    "authorization",
-    "apns-id",
-    "apns-topic",
-    "apns-push-type",
-    "apns-priority",
-    "apns-expiration",
-    "apns-collapse-id",
-];
+/// The headers APNs reads, each of which may appear once only: the first
+/// value of each, found in one pass over the request's headers.
+#[derive(Default)]
+struct Headers<'a> {
+    authorization: Option<&'a HeaderValue>,
+    apns_id: Option<&'a HeaderValue>,
+    topic: Option<&'a HeaderValue>,
+    push_type: Option<&'a HeaderValue>,
+    priority: Option<&'a HeaderValue>,
+    expiration: Option<&'a HeaderValue>,
+    collapse_id: Option<&'a HeaderValue>,
+    /// One of them appeared more than once.
+    duplicate: bool,
+}
+
+impl<'a> Headers<'a> {
+    fn scan(headers: &'a HeaderMap) -> Self {
+        let mut seen = Self::default();
+        for (name, value) in headers {
+            let slot = match name.as_str() {
+                "authorization" => &mut seen.authorization,
+                "apns-id" => &mut seen.apns_id,
+                "apns-topic" => &mut seen.topic,
+                "apns-push-type" => &mut seen.push_type,
+                "apns-priority" => &mut seen.priority,
+                "apns-expiration" => &mut seen.expiration,
+                "apns-collapse-id" => &mut seen.collapse_id,
+                _ => continue,
+            };
+            if slot.is_some() {
+                seen.duplicate = true;
+            } else {
+                *slot = Some(value);
+            }
+        }
+        seen
+    }
+}
+
+/// `apns-id`.
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 
 /// A request that passed every check.
 #[derive(Debug)]
 pub(crate) struct Checked {
     pub(crate) device_token: String,
-    pub(crate) payload: Value,
+    /// The payload, when [`Rules::keep_payload`].
+    pub(crate) payload: Option<Value>,
 }
 
 /// What the mock checks against.
@@ -67,14 +100,16 @@ pub(crate) struct Rules<'a> {
     pub(crate) topic: &'a str,
     pub(crate) tokens: &'a ProviderTokens,
     pub(crate) now: Tick,
+    /// Whether to return the payload as JSON (else it is only checked,
+    /// without building its tree: the same rules, the same answers).
+    pub(crate) keep_payload: bool,
 }
 
 /// The `apns-id` to echo: the request's if it is one, else `None`.
-pub(crate) fn apns_id(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn apns_id(headers: &HeaderMap) -> Option<&HeaderValue> {
     headers
-        .get("apns-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| is_uuid(id))
+        .get(APNS_ID)
+        .filter(|v| v.to_str().is_ok_and(is_uuid))
 }
 
 /// Checks `request` as APNs would.
@@ -83,22 +118,23 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
         return Err(Rejection::new(405, "MethodNotAllowed"));
     }
     let device_token = device_token(request.uri().path())?;
-    let headers = request.headers();
-    if SINGLE
-        .iter()
-        .any(|h| headers.get_all(*h).iter().count() > 1)
-    {
+    let headers = Headers::scan(request.headers());
+    if headers.duplicate {
         return Err(Rejection::new(400, "DuplicateHeaders"));
     }
-    if headers.contains_key("apns-id") && apns_id(headers).is_none() {
+    if headers
+        .apns_id
+        .is_some_and(|id| !id.to_str().is_ok_and(is_uuid))
+    {
         return Err(Rejection::new(400, "BadMessageId"));
     }
-    rules.tokens.check(
-        headers.get("authorization").map(|v| v.as_bytes()),
-        rules.now,
-    )?;
-    let text = |name: &str| headers.get(name).map(|v| v.to_str().map_err(|_| ()));
-    match text("apns-topic") {
+    rules
+        .tokens
+        .check(headers.authorization.map(HeaderValue::as_bytes), rules.now)?;
+    fn text(value: Option<&HeaderValue>) -> Option<Result<&str, ()>> {
+        value.map(|v| v.to_str().map_err(|_| ()))
+    }
+    match text(headers.topic) {
         None => return Err(Rejection::new(400, "MissingTopic")),
         Some(Ok(t)) if t == rules.topic => {}
         Some(Ok(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -106,7 +142,7 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
         }
         Some(_) => return Err(Rejection::new(400, "BadTopic")),
     }
-    let push_type = match text("apns-push-type") {
+    let push_type = match text(headers.push_type) {
         None => "alert",
         Some(Ok(t)) if PUSH_TYPES.contains(&t) => t,
         Some(_) => return Err(Rejection::new(400, "InvalidPushType")),
@@ -114,7 +150,7 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
     if !matches!(push_type, "alert" | "background") {
         return Err(Rejection::new(400, "TopicDisallowed"));
     }
-    let priority = match text("apns-priority") {
+    let priority = match text(headers.priority) {
         None => "10",
         Some(Ok(p @ ("10" | "5" | "1"))) => p,
         Some(_) => return Err(Rejection::new(400, "BadPriority")),
@@ -122,17 +158,14 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
     if push_type == "background" && priority != "5" {
         return Err(Rejection::new(400, "BadPriority"));
     }
-    if let Some(e) = text("apns-expiration")
+    if let Some(e) = text(headers.expiration)
         && !e.is_ok_and(|e| {
             !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) && e.parse::<u64>().is_ok()
         })
     {
         return Err(Rejection::new(400, "BadExpirationDate"));
     }
-    if headers
-        .get("apns-collapse-id")
-        .is_some_and(|c| c.len() > 64)
-    {
+    if headers.collapse_id.is_some_and(|c| c.len() > 64) {
         return Err(Rejection::new(400, "BadCollapseId"));
     }
     let body = request.body();
@@ -142,17 +175,26 @@ pub(crate) fn check(request: &Request<Bytes>, rules: &Rules<'_>) -> Result<Check
     if body.len() > MAX_PAYLOAD {
         return Err(Rejection::new(413, "PayloadTooLarge"));
     }
-    let payload: Value =
-        serde_json::from_slice(body).map_err(|_| Rejection::new(400, "PayloadEmpty"))?;
-    let Some(aps) = payload.get("aps").and_then(Value::as_object) else {
+    let not_json = |_| Rejection::new(400, "PayloadEmpty");
+    let (aps, payload) = if rules.keep_payload {
+        let payload: Value = serde_json::from_slice(body).map_err(not_json)?;
+        let aps = payload
+            .get("aps")
+            .and_then(Value::as_object)
+            .map(|aps| Aps {
+                content_available: aps.get("content-available") == Some(&Value::from(1)),
+                alert_badge_or_sound: ["alert", "badge", "sound"]
+                    .iter()
+                    .any(|k| aps.contains_key(*k)),
+            });
+        (aps, Some(payload))
+    } else {
+        (payload::aps(body).map_err(not_json)?, None)
+    };
+    let Some(aps) = aps else {
         return Err(Rejection::new(400, "PayloadEmpty"));
     };
-    if push_type == "background"
-        && (aps.get("content-available") != Some(&Value::from(1))
-            || ["alert", "badge", "sound"]
-                .iter()
-                .any(|k| aps.contains_key(*k)))
-    {
+    if push_type == "background" && (!aps.content_available || aps.alert_badge_or_sound) {
         return Err(Rejection::new(400, "InvalidPushType"));
     }
     Ok(Checked {
@@ -207,6 +249,68 @@ mod tests {
 
     #[test]
     fn every_rule_and_its_answer() {
+        rules_and_answers(true);
+    }
+
+    #[test]
+    fn every_rule_and_its_answer_without_keeping_the_payload() {
+        rules_and_answers(false);
+    }
+
+    #[test]
+    fn the_payload_scan_reads_what_the_json_tree_says() {
+        let cases: &[&[u8]] = &[
+            br#"{"aps":{"alert":"x"}}"#,
+            br#"{"aps":{"content-available":1}}"#,
+            br#"{"aps":{"content-available":1.0}}"#,
+            br#"{"aps":{"content-available":"1"}}"#,
+            br#"{"aps":{"content-available":1,"content-available":2}}"#,
+            br#"{"aps":{"content-available":2,"content-available":1}}"#,
+            br#"{"aps":{"content-available":1,"badge":null}}"#,
+            br#"{"aps":{"content-available":1,"sound":{"a":[1,2]}}}"#,
+            br#"{"aps":{},"aps":5}"#,
+            br#"{"aps":5,"aps":{}}"#,
+            br#"{"a\u0070s":{}}"#,
+            br#"{"x":{"aps":{}}}"#,
+            br#"["aps",{"aps":{}}]"#,
+            br#""aps""#,
+            b"12",
+            b"null",
+            b"{\"aps\":{\"alert\":\"\xff\"}}",
+            br#"{"aps":{"alert":"\u00e9\n"},"k":[true,false,null,-1,1e3]}"#,
+            br#"{"aps":{}} x"#,
+            br#"{"aps":{}"#,
+            br#"{"aps":1e400}"#,
+            b"",
+        ];
+        for &body in cases {
+            let tree = serde_json::from_slice::<Value>(body).map(|payload| {
+                payload
+                    .get("aps")
+                    .and_then(Value::as_object)
+                    .map(|aps| Aps {
+                        content_available: aps.get("content-available") == Some(&Value::from(1)),
+                        alert_badge_or_sound: ["alert", "badge", "sound"]
+                            .iter()
+                            .any(|k| aps.contains_key(*k)),
+                    })
+            });
+            let scan = payload::aps(body);
+            assert_eq!(tree.ok(), scan.ok(), "{}", String::from_utf8_lossy(body));
+        }
+        let deep = format!(
+            "{{\"aps\":{{\"a\":{}1{}}}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            serde_json::from_slice::<Value>(deep.as_bytes()).is_ok(),
+            payload::aps(deep.as_bytes()).is_ok(),
+            "the same depth limit"
+        );
+    }
+
+    fn rules_and_answers(keep_payload: bool) {
         let key = TestApnsKey::generate();
         let tokens = ProviderTokens::new(&key.public_pem, &key.key_id, &key.team_id).unwrap();
         let now = Tick::from_millis(1_700_000_000_000);
@@ -214,6 +318,7 @@ mod tests {
             topic: "com.example.app",
             tokens: &tokens,
             now,
+            keep_payload,
         };
         let auth = token(&key, 1_700_000_000);
         let good = || {

@@ -41,6 +41,7 @@
 
 mod check;
 mod key;
+mod payload;
 mod provider_token;
 mod record;
 mod reply;
@@ -57,7 +58,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use herald::Clock;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 
 use crate::h2_server::{Conn, H2Server, H2ServerOptions, Handler};
 use crate::tls::TestCa;
@@ -258,18 +259,23 @@ async fn handle(state: Arc<State>, request: Request<Bytes>, conn: Conn) -> Respo
     if state.goaway_after == Some(conn.stream) {
         conn.goaway();
     }
-    let apns_id = check::apns_id(request.headers()).map_or_else(
-        || {
+    // The request's own id is echoed as it came (no copy).
+    let apns_id = check::apns_id(request.headers())
+        .cloned()
+        .unwrap_or_else(|| {
             let n = state.next_id.fetch_add(1, Ordering::SeqCst);
-            format!("00000000-0000-4000-8000-{:012x}", n & 0xFFFF_FFFF_FFFF)
-        },
-        str::to_owned,
-    );
+            HeaderValue::try_from(format!(
+                "00000000-0000-4000-8000-{:012x}",
+                n & 0xFFFF_FFFF_FFFF
+            ))
+            .expect("a UUID is a valid header value")
+        });
     let now = state.clock.now();
     let rules = Rules {
         topic: &state.topic,
         tokens: &state.tokens,
         now,
+        keep_payload: state.record,
     };
     let checked = match check(&request, &rules) {
         Ok(c) => c,
@@ -306,9 +312,9 @@ async fn handle(state: Arc<State>, request: Request<Bytes>, conn: Conn) -> Respo
         headers.remove(http::header::AUTHORIZATION);
         lock(&state.accepted).push(Accepted {
             device_token: checked.device_token,
-            apns_id: apns_id.clone(),
+            apns_id: apns_id.to_str().unwrap_or_default().to_owned(),
             headers,
-            payload: checked.payload,
+            payload: checked.payload.unwrap_or_default(),
             connection: conn.id,
             at: state.clock.now(),
         });
@@ -320,7 +326,7 @@ impl State {
     fn refuse(
         &self,
         r: &Rejection,
-        apns_id: &str,
+        apns_id: &HeaderValue,
         timestamp_ms: Option<u64>,
         retry_after: Option<&str>,
     ) -> Response<Bytes> {

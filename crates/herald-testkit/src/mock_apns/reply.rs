@@ -24,7 +24,7 @@ impl Rejection {
 }
 
 /// `200`, echoing `apns_id`.
-pub(crate) fn accepted(apns_id: &str) -> Response<Bytes> {
+pub(crate) fn accepted(apns_id: &HeaderValue) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
     insert_id(&mut response, apns_id);
     response
@@ -34,7 +34,7 @@ pub(crate) fn accepted(apns_id: &str) -> Response<Bytes> {
 /// and `retry-after` if given.
 pub(crate) fn refused(
     rejection: &Rejection,
-    apns_id: &str,
+    apns_id: &HeaderValue,
     timestamp_ms: Option<u64>,
     retry_after: Option<&str>,
 ) -> Response<Bytes> {
@@ -58,8 +58,12 @@ pub(crate) fn refused(
     response
 }
 
-fn insert_id(response: &mut Response<Bytes>, apns_id: &str) {
-    if let Ok(value) = HeaderValue::from_str(apns_id) {
-        response.headers_mut().insert("apns-id", value);
-    }
+/// `apns-id`, never HPACK-indexed: each answer's is new, and indexing
+/// them would only churn both sides' tables.
+fn insert_id(response: &mut Response<Bytes>, apns_id: &HeaderValue) {
+    let mut value = apns_id.clone();
+    value.set_sensitive(true);
+    response.headers_mut().insert(APNS_ID, value);
 }
+
+const APNS_ID: http::HeaderName = http::HeaderName::from_static("apns-id");

@@ -3,6 +3,7 @@
 //! token endpoint's error (`{"error", "error_description"}`).
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde_json::{Value, json};
 
 /// The `@type` of FCM's error detail.
@@ -24,6 +25,19 @@ pub(crate) fn json_response(
         builder = builder.header(http::header::RETRY_AFTER, r);
     }
     let body = Bytes::from(body.to_string());
+    with_body(builder, body)
+}
+
+/// A `200`-style JSON answer whose body is written already.
+pub(crate) fn json_bytes(status: u16, body: Bytes) -> http::Response<Bytes> {
+    let builder = http::Response::builder().status(status).header(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    with_body(builder, body)
+}
+
+fn with_body(builder: http::response::Builder, body: Bytes) -> http::Response<Bytes> {
     builder.body(body.clone()).unwrap_or_else(|_| {
         // A status or Retry-After the test scripted that HTTP cannot carry.
         let mut r = http::Response::new(body);

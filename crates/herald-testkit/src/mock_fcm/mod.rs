@@ -203,7 +203,10 @@ impl State {
         {
             conn.goaway();
         }
-        let path = request.uri().path().to_owned();
+        // A clone of the URI shares its bytes: the path stays readable
+        // while the request moves on.
+        let uri = request.uri().clone();
+        let path = uri.path();
         if path == "/token" {
             return token::answer(&self, &request).await;
         }

@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::google_error::{api_error, fcm_message, invalid_argument, json_response};
+use super::google_error::{api_error, fcm_message, invalid_argument, json_bytes};
 use super::{AcceptedMessage, FcmScript, State};
 
 /// FCM's limit on a message without its target.
@@ -54,12 +54,20 @@ pub(crate) async fn answer(
         Ok(m) => m,
         Err(violation) => return violation.answer(),
     };
-    let token = message
-        .get("token")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let script = state.lock_scripts().get(&token).cloned();
+    let token = |message: &Map<String, Value>| {
+        message
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let script = {
+        let target = message.get("token").and_then(Value::as_str);
+        state
+            .lock_scripts()
+            .get(target.unwrap_or_default())
+            .cloned()
+    };
     match script {
         Some(FcmScript::Error(e)) => {
             return api_error(
@@ -74,19 +82,44 @@ pub(crate) async fn answer(
         None => {}
     }
     let id = state.counts.messages.fetch_add(1, Ordering::SeqCst) + 1;
-    let name = format!("projects/{project}/messages/0:{id}%mock");
+    let name = Name { project, id };
     if !validate_only {
         if state.options.keep_accepted {
             state.lock_accepted().push(AcceptedMessage {
-                name: name.clone(),
-                token,
+                name: name.to_string(),
+                token: token(&message),
                 message: Value::Object(message),
                 connection,
             });
         }
         state.counts.accepted.fetch_add(1, Ordering::SeqCst);
     }
-    json_response(200, &json!({ "name": name }), None)
+    // `{"name": …}`, written directly (what `json!` then `to_string`
+    // would give).
+    let mut body = Vec::with_capacity(project.len() + 64);
+    body.extend_from_slice(b"{\"name\":");
+    let _ = serde_json::to_writer(&mut body, &name);
+    body.push(b'}');
+    json_bytes(200, Bytes::from(body))
+}
+
+/// An accepted message's name, `projects/{project}/messages/0:{id}%mock`,
+/// written (and JSON-escaped) without building the string first.
+struct Name<'a> {
+    project: &'a str,
+    id: u64,
+}
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "projects/{}/messages/0:{}%mock", self.project, self.id)
+    }
+}
+
+impl serde::Serialize for Name<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Whether the request carries a bearer token the mock issued and that
@@ -235,17 +268,18 @@ fn check_message(message: &Map<String, Value>) -> Result<(), Violation> {
     }
     // The message's JSON without its (one) target: the whole, less
     // `"token":"…"` and its comma.
-    let size = serde_json::to_vec(message).map_or(usize::MAX, |whole| {
+    // Lengths counted as serialized, without building the text.
+    let size = json_len(message).map_or(usize::MAX, |whole| {
         let target: usize = ["token", "topic", "condition"]
             .iter()
             .filter_map(|t| message.get_key_value(*t))
             .map(|(k, v)| {
-                let key = serde_json::to_string(k).map_or(0, |k| k.len());
-                let value = serde_json::to_string(v).map_or(0, |v| v.len());
+                let key = json_len(k).unwrap_or(0);
+                let value = json_len(v).unwrap_or(0);
                 key + 1 + value + usize::from(message.len() > 1)
             })
             .sum();
-        whole.len().saturating_sub(target)
+        whole.saturating_sub(target)
     });
     if size > MAX_MESSAGE_BYTES {
         return Err(Violation::new(
@@ -254,6 +288,23 @@ fn check_message(message: &Map<String, Value>) -> Result<(), Violation> {
         ));
     }
     Ok(())
+}
+
+/// The length of `value`'s compact JSON, counted as it is written.
+fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> Option<usize> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).ok()?;
+    Some(count.0)
 }
 
 /// Whether FCM reserves `key` in `data`.
@@ -297,7 +348,6 @@ fn check_strings(value: &Value, at: &str, known: &[&str]) -> Result<(), Violatio
         ));
     };
     for (key, v) in map {
-        let field = format!("{at}.{key}");
         if !known.contains(&key.as_str()) {
             return Err(Violation::new(
                 at,
@@ -307,6 +357,7 @@ fn check_strings(value: &Value, at: &str, known: &[&str]) -> Result<(), Violatio
             ));
         }
         if !v.is_string() {
+            let field = format!("{at}.{key}");
             return Err(Violation::new(
                 &field,
                 format!("Invalid value at '{field}' (TYPE_STRING), {v}"),
@@ -324,10 +375,12 @@ fn check_android(android: &Value) -> Result<(), Violation> {
         ));
     };
     for (key, value) in a {
-        let field = format!("message.android.{key}");
+        // Named only in an answer (formatted then, not for every key).
+        let field = || format!("message.android.{key}");
         match key.as_str() {
             "ttl" => {
                 if !value.as_str().is_some_and(is_duration) {
+                    let field = field();
                     return Err(Violation::new(
                         &field,
                         format!(
@@ -341,6 +394,7 @@ fn check_android(android: &Value) -> Result<(), Violation> {
                     p.eq_ignore_ascii_case("normal") || p.eq_ignore_ascii_case("high")
                 });
                 if !ok {
+                    let field = field();
                     return Err(Violation::new(
                         &field,
                         format!(
@@ -351,6 +405,7 @@ fn check_android(android: &Value) -> Result<(), Violation> {
             }
             "collapse_key" | "restricted_package_name" => {
                 if !value.is_string() {
+                    let field = field();
                     return Err(Violation::new(
                         &field,
                         format!("Invalid value at '{field}' (TYPE_STRING), {value}"),
@@ -360,7 +415,7 @@ fn check_android(android: &Value) -> Result<(), Violation> {
             "data" => check_data(value)?,
             "notification" => check_strings(
                 value,
-                &field,
+                &field(),
                 &[
                     "title",
                     "body",
