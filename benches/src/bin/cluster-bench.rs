@@ -438,6 +438,64 @@ async fn publish(
     Ok((ids, elapsed))
 }
 
+/// `runs` runs due over `spread_ms`, run `i` at `due(i)`, the first once
+/// publishing them at `rate` is surely over.
+#[derive(Clone, Copy)]
+struct Window {
+    t0: u64,
+    spread_ms: u64,
+    runs: usize,
+}
+
+impl Window {
+    fn after_publishing(runs: usize, spread_ms: u64, rate: f64) -> Self {
+        let publish_ms = (runs as f64 / rate.max(1.0) * 1_000.0 * 2.0) as u64 + 2_000;
+        Self {
+            t0: (wall_us() / 1_000) as u64 + publish_ms,
+            spread_ms,
+            runs,
+        }
+    }
+
+    /// Run `i`'s due time, wall ms.
+    fn due(&self, i: usize) -> u64 {
+        self.t0 + (i as u64 * self.spread_ms) / self.runs.max(1) as u64
+    }
+}
+
+/// Publishes window `w`'s runs (message `i` due at `w.due(i)`), checked as
+/// [`publish`] does; the ids, how long it took and when the last answer
+/// came (wall ms),
+/// which must be before the first due time (`flag` names the option that
+/// makes the window smaller).
+async fn publish_window(
+    addrs: &[SocketAddr],
+    app: &str,
+    channel: &str,
+    w: Window,
+    connections: usize,
+    flag: &str,
+) -> Result<(Vec<String>, Duration, u64), String> {
+    let (ids, elapsed) = publish(
+        addrs,
+        app,
+        channel,
+        SUBS,
+        w.runs,
+        connections,
+        "scheduled",
+        Arc::new(move |i| format!("{{\"message\":{{\"i\":{i}}},\"publishAt\":{}}}", w.due(i))),
+    )
+    .await?;
+    let done = (wall_us() / 1_000) as u64;
+    if done >= w.t0 {
+        return Err(format!(
+            "publishing took {elapsed:.2?}, past the first due time: give fewer {flag}"
+        ));
+    }
+    Ok((ids, elapsed, done))
+}
+
 /// `{"message":{"i":I}}`'s `I` in a socket.io event's text.
 fn index_of(event: &str) -> Option<usize> {
     let at = event.find("{\"i\":")? + 5;
@@ -451,6 +509,15 @@ fn index_of(event: &str) -> Option<usize> {
 struct Received {
     first_us: Vec<i64>,
     count: Vec<u32>,
+}
+
+impl Received {
+    /// Messages never received, and deliveries beyond the first.
+    fn missing_and_duplicates(&self) -> (usize, u32) {
+        let missing = self.count.iter().filter(|&&c| c == 0).count();
+        let dups = self.count.iter().map(|&c| c.saturating_sub(1)).sum();
+        (missing, dups)
+    }
 }
 
 /// A subscriber to `channel` on `addr` that records deliveries until it
@@ -668,27 +735,10 @@ async fn phase_lateness(
     for a in &addrs {
         subs.push(node_subscribers(*a, &app, "late", runs).await?);
     }
-    // The first run is due once publishing is surely over.
-    let publish_ms = (runs as f64 / publish_rate.max(1.0) * 1_000.0 * 2.0) as u64 + 2_000;
-    let t0 = (wall_us() / 1_000) as u64 + publish_ms;
-    let due = move |i: usize| t0 + (i as u64 * spread_ms) / runs as u64;
-    let (_, elapsed) = publish(
-        &addrs,
-        &app,
-        "late",
-        SUBS,
-        runs,
-        connections,
-        "scheduled",
-        Arc::new(move |i| format!("{{\"message\":{{\"i\":{i}}},\"publishAt\":{}}}", due(i))),
-    )
-    .await?;
-    let published_at = (wall_us() / 1_000) as u64;
-    if published_at >= t0 {
-        return Err(format!(
-            "publishing took {elapsed:.2?}, past the first due time: give fewer --late-runs"
-        ));
-    }
+    let w = Window::after_publishing(runs, spread_ms, publish_rate);
+    let (t0, due) = (w.t0, move |i: usize| w.due(i));
+    let (_, elapsed, published_at) =
+        publish_window(&addrs, &app, "late", w, connections, "--late-runs").await?;
     // The window: from the first due time to the last delivery.
     tokio::time::sleep(Duration::from_millis(t0 - published_at)).await;
     let before = Usage::take(&nodes, pg).await?;
@@ -703,8 +753,7 @@ async fn phase_lateness(
     let mut all = Vec::with_capacity(runs * nodes_n);
     let mut per_node = Vec::new();
     for (n, r) in nodes.iter().zip(&received) {
-        let missing = r.count.iter().filter(|&&c| c == 0).count();
-        let dups: u32 = r.count.iter().map(|&c| c.saturating_sub(1)).sum();
+        let (missing, dups) = r.missing_and_duplicates();
         if missing > 0 || dups > 0 {
             let lagged = metric_sum(&metrics(n.addr).await?, "herald_lagged_messages_total");
             return Err(format!(
@@ -823,8 +872,7 @@ async fn phase_bus(
     let mut last = began;
     let mut remote = 0usize;
     for (k, r) in received.iter().enumerate() {
-        let missing = r.count.iter().filter(|&&c| c == 0).count();
-        let dups: u32 = r.count.iter().map(|&c| c.saturating_sub(1)).sum();
+        let (missing, dups) = r.missing_and_duplicates();
         if missing > 0 || dups > 0 {
             return Err(format!(
                 "{label} bus: node {}'s subscriber: {missing} missing, {dups} duplicates",
@@ -876,24 +924,10 @@ async fn phase_failover(
         subs.push(node_subscribers(*a, &app, "fail", runs).await?);
     }
     let spread_ms = 3_000u64;
-    let publish_ms = (runs as f64 / publish_rate.max(1.0) * 1_000.0 * 2.0) as u64 + 2_000;
-    let t0 = (wall_us() / 1_000) as u64 + publish_ms;
-    let due = move |i: usize| t0 + (i as u64 * spread_ms) / runs as u64;
-    let (ids, _) = publish(
-        &addrs,
-        &app,
-        "fail",
-        SUBS,
-        runs,
-        connections,
-        "scheduled",
-        Arc::new(move |i| format!("{{\"message\":{{\"i\":{i}}},\"publishAt\":{}}}", due(i))),
-    )
-    .await?;
-    let now = (wall_us() / 1_000) as u64;
-    if now >= t0 {
-        return Err("publishing took past the first due time: give fewer --failover-runs".into());
-    }
+    let w = Window::after_publishing(runs, spread_ms, publish_rate);
+    let (t0, due) = (w.t0, move |i: usize| w.due(i));
+    let (ids, _, now) =
+        publish_window(&addrs, &app, "fail", w, connections, "--failover-runs").await?;
     tokio::time::sleep(Duration::from_millis(t0 + spread_ms / 6 - now)).await;
     // Node a is frozen (SIGSTOP) at a moment it holds claims, then
     // SIGKILLed: claims other nodes hold finish within milliseconds, the
@@ -936,11 +970,13 @@ async fn phase_failover(
     }
     let mut worst = 0i64;
     let mut worst_stranded = 0i64;
+    let mut dups = 0;
     for r in &received {
-        let missing = r.count.iter().filter(|&&c| c == 0).count();
+        let (missing, d) = r.missing_and_duplicates();
         if missing > 0 {
             return Err(format!("failover: {missing} runs never reached a survivor"));
         }
+        dups += d;
     }
     for (i, id) in ids.iter().enumerate() {
         let first = received.iter().map(|r| r.first_us[i]).min().unwrap_or(0);
@@ -951,11 +987,6 @@ async fn phase_failover(
             worst_stranded = worst_stranded.max(first - killed_us);
         }
     }
-    let dups: u32 = received
-        .iter()
-        .flat_map(|r| r.count.iter())
-        .map(|&c| c.saturating_sub(1))
-        .sum();
     println!(
         "## failover: {runs} runs due over {:.1} s on 3 nodes, node a frozen then SIGKILLed \
          (freeze {tries} of 8): {} of its claims stranded, fired by the survivors {:.2} s \

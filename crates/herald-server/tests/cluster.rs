@@ -42,10 +42,22 @@ impl Node {
 }
 
 async fn start(db: &str, bus: Option<&str>, app: &str, name: &str) -> Node {
+    let app_arg = format!("{app}:{KEY}");
+    let mut args = vec!["--app", app_arg.as_str()];
+    if let Some(bus) = bus {
+        args.extend(["--bus", bus]);
+    }
+    spawn_node(db, name, &args, |_| {}).await
+}
+
+/// Starts the binary on `db` as node `name` with `args` (in a data
+/// directory of its own, the test's `HERALD_*` settings cleared), handing
+/// each line it prints before "listening on" to `line`.
+async fn spawn_node(db: &str, name: &str, args: &[&str], mut line: impl FnMut(&str)) -> Node {
     let dir = support::temp_dir();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald-server"));
-    cmd.args(["--listen", "127.0.0.1:0", "--store", db, "--node-id", name])
-        .args(["--app", &format!("{app}:{KEY}")])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args(["--listen", "127.0.0.1:0", "--store", db, "--node-id", name])
+        .args(args)
         .arg("--data-dir")
         .arg(&dir)
         .env("HERALD_LOG", "warn")
@@ -54,21 +66,20 @@ async fn start(db: &str, bus: Option<&str>, app: &str, name: &str) -> Node {
         .env_remove("HERALD_STORE")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    if let Some(bus) = bus {
-        cmd.args(["--bus", bus]);
-    }
-    let mut child = cmd.spawn().expect("spawn herald-server");
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn herald-server");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let base = tokio::time::timeout(WAIT, async {
         loop {
-            let line = lines
+            let next = lines
                 .next_line()
                 .await
                 .expect("read stdout")
                 .expect("herald-server exited before listening");
-            if let Some(url) = line.strip_prefix("herald-server listening on ") {
-                return url.trim().to_owned();
+            match next.strip_prefix("herald-server listening on ") {
+                Some(url) => return url.trim().to_owned(),
+                None => line(&next),
             }
         }
     })
@@ -302,6 +313,14 @@ fn database_url() -> Option<String> {
     }
 }
 
+fn redis_url() -> Option<String> {
+    let url = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        println!("SKIPPED: REDIS_URL not set: the Redis bus variants need Redis");
+    }
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_postgres_with_its_own_bus() {
     let Some(db) = database_url() else { return };
@@ -311,10 +330,7 @@ async fn three_nodes_on_postgres_with_its_own_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_postgres_with_a_redis_bus() {
     let Some(db) = database_url() else { return };
-    let Ok(redis) = std::env::var("REDIS_URL") else {
-        println!("SKIPPED: REDIS_URL not set: the Redis bus variant needs Redis");
-        return;
-    };
+    let Some(redis) = redis_url() else { return };
     three_nodes(&db, Some(&redis)).await;
 }
 
@@ -741,10 +757,7 @@ async fn a_node_killed_under_load_loses_nothing_with_the_postgres_bus() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_load_loses_nothing_with_the_redis_bus() {
     let Some(db) = database_url() else { return };
-    let Ok(redis) = std::env::var("REDIS_URL") else {
-        println!("SKIPPED: REDIS_URL not set: the Redis bus variant needs Redis");
-        return;
-    };
+    let Some(redis) = redis_url() else { return };
     under_load(&db, Some(&redis)).await;
 }
 
@@ -756,41 +769,20 @@ async fn nodes_without_an_app_share_one_development_app() {
     let Some(db) = database_url() else { return };
     let mut pairs = Vec::new();
     for name in ["dev-a", "dev-b"] {
-        let dir = support::temp_dir();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald-server"))
-            .args(["--listen", "127.0.0.1:0", "--store", &db, "--node-id", name])
-            .arg("--data-dir")
-            .arg(&dir)
-            .env("HERALD_LOG", "warn")
-            .env_remove("HERALD_APP")
-            .env_remove("HERALD_BUS")
-            .env_remove("HERALD_STORE")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn herald-server");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let (mut id, mut key) = (String::new(), String::new());
-        tokio::time::timeout(WAIT, async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some(v) = line.trim().strip_prefix("app id:") {
-                    id = v.trim().to_owned();
-                } else if let Some(v) = line.trim().strip_prefix("API key:") {
-                    key = v.trim().to_owned();
-                } else if line.starts_with("herald-server listening on ") {
-                    return;
-                }
+        let node = spawn_node(&db, name, &[], |line| {
+            if let Some(v) = line.trim().strip_prefix("app id:") {
+                id = v.trim().to_owned();
+            } else if let Some(v) = line.trim().strip_prefix("API key:") {
+                key = v.trim().to_owned();
             }
-            panic!("herald-server exited before listening");
         })
-        .await
-        .expect("herald-server listens in time");
+        .await;
         assert!(
             !id.is_empty() && !key.is_empty(),
             "{name} printed its development app"
         );
-        pairs.push((id, key, child));
+        pairs.push((id, key, node));
     }
     assert_eq!(pairs[0].0, pairs[1].0, "one development app id");
     assert_eq!(pairs[0].1, pairs[1].1, "one development API key");

@@ -344,6 +344,9 @@ async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<Mes
                 *merged.entry(id).or_default() += n;
             }
         }
+        if merged.is_empty() {
+            return; // stopping, with nothing left to count
+        }
         let amendments = merged
             .into_iter()
             .map(|(id, pubsub)| Amendment {
