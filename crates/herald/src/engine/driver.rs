@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use super::completer::Done;
 use super::deliver::fan_out;
 use super::inflight::Inflight;
+use super::jitter::Jitter;
 use super::reload::reload;
 use super::shared::{Command, Run, Shared};
 use super::stats::Counters;
@@ -35,7 +36,15 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
         None
     };
     let reserve_every = reserve_every(sh.horizon_ms);
-    let mut jitter = Jitter::new();
+    // Jittered periods spread the moments the nodes look: a look takes the
+    // runs that entered the reservation window since the last look by any
+    // node, so the shares follow the gaps between the nodes' looks; hints
+    // make every node look at once, after which nodes on a fixed period
+    // kept looking nearly together and the first to query took nearly
+    // everything (cluster-bench: one node of three claimed 77 % of the
+    // runs). Periods uniform in [every / 2, every * 3 / 2) give every node
+    // the same expected share.
+    let mut jitter = Jitter::from_entropy();
     let mut next_reserve = if sh.shared_store {
         reserve(&sh, sh.clock.now()).await;
         sh.clock.now().saturating_add_millis(reserve_every)
@@ -162,34 +171,6 @@ async fn release(sh: &Shared, now: Tick) {
             }
             Failure::Quiet => {}
         },
-    }
-}
-
-/// Spreads the moments at which the nodes look for runs to reserve. A
-/// look takes the runs that entered the reservation window since the
-/// last look by any node, so the shares follow the gaps between the
-/// nodes' looks; hints make every node look at once, after which nodes on
-/// a fixed period would keep looking nearly together and the first to
-/// query would take nearly everything (cluster-bench: one node of three
-/// claimed 77 % of the runs). Each period is drawn uniformly from
-/// `[every / 2, every * 3 / 2)`, so over time every node's expected share
-/// is the same.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let seed = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
-        Self(seed | 1)
-    }
-
-    /// A period around `every` ms.
-    fn around(&mut self, every: u64) -> u64 {
-        // xorshift64*: no need for more.
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        every / 2 + r % every.max(1)
     }
 }
 

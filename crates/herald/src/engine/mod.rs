@@ -26,6 +26,7 @@ mod driver;
 mod gateway;
 mod idempotent;
 mod inflight;
+mod jitter;
 mod pipeline;
 mod publish;
 mod push_job;

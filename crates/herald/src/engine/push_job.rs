@@ -10,6 +10,7 @@ use herald_core::Tick;
 use tracing::{debug, warn};
 
 use super::gateway::Access;
+use super::jitter::Jitter;
 use super::shared::Shared;
 use crate::store::{Checkpoint, PushJob, RunState, StoreError};
 use crate::{
@@ -109,7 +110,7 @@ struct Runner {
     delivered_outcomes: u64,
     config_failures: u64,
     config_error: Option<String>,
-    rng: u64,
+    rng: Jitter,
 }
 
 impl Runner {
@@ -165,7 +166,7 @@ impl Runner {
             delivered_outcomes: 0,
             config_failures: 0,
             config_error: None,
-            rng: seed | 1,
+            rng: Jitter::new(seed),
             sh,
             job,
             audience,
@@ -506,7 +507,7 @@ impl Runner {
                 }
                 (Outcome::Retry { after }, None) => {
                     let attempts = *attempts + 1;
-                    let unit = self.random_unit();
+                    let unit = self.rng.unit();
                     match self.sh.pipeline.policy.next_attempt(
                         now,
                         attempts,
@@ -592,16 +593,6 @@ impl Runner {
         tally.counts.push_expired += 1;
         self.delivered_outcomes += 1;
         tally.resolved.push(device.to_owned());
-    }
-
-    /// A uniform random number in `[0, 1)` (xorshift; jitter, not secrets).
-    fn random_unit(&mut self) -> f64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        (x >> 11) as f64 / (1u64 << 53) as f64
     }
 
     async fn cancelled(&self) -> Result<bool, Stop> {
