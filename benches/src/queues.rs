@@ -260,36 +260,11 @@ impl TimerQueue for DelayQueueQueue {
             ..
         } = self;
         let limit = *start + Duration::from_millis(now);
-        rt.block_on(async {
-            let mut cx = Context::from_waker(Waker::noop());
-            let mut pending_in_a_row = 0_u32;
-            loop {
-                match queue.poll_expired(&mut cx) {
-                    Poll::Ready(Some(e)) => {
-                        pending_in_a_row = 0;
-                        let ms = e.deadline().duration_since(*start).as_millis();
-                        out.push((e.into_inner(), ms as u64));
-                    }
-                    Poll::Ready(None) => break,
-                    Poll::Pending => {
-                        // Either nothing more is due at `now`, or the time
-                        // driver has not caught up with the clock yet.
-                        let next = queue.peek().map(|k| queue.deadline(&k));
-                        if next.is_none_or(|d| d > limit) {
-                            break;
-                        }
-                        *pending_polls += 1;
-                        pending_in_a_row += 1;
-                        assert!(
-                            pending_in_a_row < 1_000,
-                            "DelayQueue stays Pending with {} timers due",
-                            queue.len()
-                        );
-                        tokio::task::yield_now().await;
-                    }
-                }
-            }
-        });
+        let start = *start;
+        rt.block_on(poll_due(queue, limit, pending_polls, |e| {
+            let ms = e.deadline().duration_since(start).as_millis();
+            out.push((e.into_inner(), ms as u64));
+        }));
     }
 
     fn next_deadline(&mut self) -> Option<u64> {
@@ -313,7 +288,6 @@ impl TimerQueue for DelayQueueQueue {
         } = self;
         let start = *start;
         rt.block_on(async {
-            let mut cx = Context::from_waker(Waker::noop());
             let mut now = 0_u64;
             let mut polls = 0_u64;
             while let Some(key) = queue.peek() {
@@ -325,30 +299,10 @@ impl TimerQueue for DelayQueueQueue {
                 if target > clock {
                     tokio::time::advance(target - clock).await;
                 }
-                let mut pending_in_a_row = 0_u32;
-                loop {
-                    match queue.poll_expired(&mut cx) {
-                        Poll::Ready(Some(e)) => {
-                            pending_in_a_row = 0;
-                            out.push((e.into_inner(), now));
-                        }
-                        Poll::Ready(None) => break,
-                        Poll::Pending => {
-                            let next = queue.peek().map(|k| queue.deadline(&k));
-                            if next.is_none_or(|d| d > target) {
-                                break;
-                            }
-                            *pending_polls += 1;
-                            pending_in_a_row += 1;
-                            assert!(
-                                pending_in_a_row < 1_000,
-                                "DelayQueue stays Pending with {} timers due",
-                                queue.len()
-                            );
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                }
+                poll_due(queue, target, pending_polls, |e| {
+                    out.push((e.into_inner(), now));
+                })
+                .await;
             }
             polls
         })
@@ -636,6 +590,43 @@ pub fn run_checked_each_deadline<Q: TimerQueue>(w: &Workload) -> (Vec<(u64, u64)
         Q::NAME
     );
     (out, polls)
+}
+
+/// Takes from `queue` every entry due at `limit` (the paused clock is
+/// there already), handing each to `fired`. A `Pending` while an entry is
+/// due means the time driver has not caught up with the clock yet: counted
+/// in `pending_polls` and yielded on (at most 1,000 times in a row).
+async fn poll_due(
+    queue: &mut DelayQueue<u64>,
+    limit: tokio::time::Instant,
+    pending_polls: &mut u64,
+    mut fired: impl FnMut(delay_queue::Expired<u64>),
+) {
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut pending_in_a_row = 0_u32;
+    loop {
+        match queue.poll_expired(&mut cx) {
+            Poll::Ready(Some(e)) => {
+                pending_in_a_row = 0;
+                fired(e);
+            }
+            Poll::Ready(None) => break,
+            Poll::Pending => {
+                let next = queue.peek().map(|k| queue.deadline(&k));
+                if next.is_none_or(|d| d > limit) {
+                    break;
+                }
+                *pending_polls += 1;
+                pending_in_a_row += 1;
+                assert!(
+                    pending_in_a_row < 1_000,
+                    "DelayQueue stays Pending with {} timers due",
+                    queue.len()
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio_postgres::Row;
 use crate::error::{damaged, is_conflict, pg};
 use crate::open::Inner;
 use crate::rows::{
-    CountColumns, FAILED, FIRING, RECORD_COLUMNS, SCHEDULED, col, counts_of, fingerprint,
+    CountColumns, FAILED, FIRING, RECORD_COLUMNS, SCHEDULED, col, counts_of, due_runs, fingerprint,
     fingerprint_bytes, id_bytes, id_of, ms, state_of, tick, token, token_value,
 };
 use crate::writer::{INSERT_BATCH, InsertRequest};
@@ -600,14 +600,7 @@ impl Inner {
                 .await
                 .map_err(pg)?;
             let rows = client.query(&stmt, &[&after, &limit]).await.map_err(pg)?;
-            rows.iter()
-                .map(|row| {
-                    Ok(DueRun {
-                        id: id_of(col(row, 0)?)?,
-                        due: tick(col(row, 1)?),
-                    })
-                })
-                .collect::<Result<Vec<_>, StoreError>>()
+            due_runs(&rows)
         })
     }
 
@@ -623,15 +616,7 @@ impl Inner {
         })
         .await;
         let rows = self.health.note(r)?;
-        let mut runs = rows
-            .iter()
-            .map(|row| {
-                Ok(DueRun {
-                    id: id_of(col(row, 0)?)?,
-                    due: tick(col(row, 1)?),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut runs = due_runs(&rows)?;
         runs.sort_unstable_by_key(|r| r.id);
         self.hints.scheduled(runs.iter().map(|r| ms(r.due)).min());
         Ok(runs)

@@ -11,7 +11,7 @@ use herald_core::Tick;
 use crate::error::pg;
 use crate::messages::retry_conflicts;
 use crate::open::Inner;
-use crate::rows::{col, id_of, ms, tick};
+use crate::rows::{due_runs, ms};
 
 /// `$1` now, `$2` before, `$3` hold (ms), `$4` limit. A reservation is
 /// live while it was made for the row's current due and ends after now;
@@ -53,15 +53,7 @@ impl Inner {
         })
         .await;
         let rows = self.health.note(rows)?;
-        let mut runs = rows
-            .iter()
-            .map(|row| {
-                Ok(DueRun {
-                    id: id_of(col(row, 0)?)?,
-                    due: tick(col(row, 1)?),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut runs = due_runs(&rows)?;
         // `RETURNING` has no order: earliest first, ties by id.
         runs.sort_unstable_by_key(|r| (r.due, r.id));
         Ok(runs)

@@ -1,6 +1,6 @@
 //! Conversions between Herald's values and the columns they are stored in.
 
-use herald::{DeliveryCounts, FencingToken, MessageId, RunState};
+use herald::{DeliveryCounts, DueRun, FencingToken, MessageId, RunState};
 use herald_core::Tick;
 use tokio_postgres::Row;
 
@@ -16,6 +16,19 @@ pub(crate) const CANCELLED: i16 = 4;
 
 /// A tick as a `bigint`: ticks past `i64::MAX` ms (292 million years)
 /// are clamped, which keeps every comparison the store makes.
+/// Rows of `(id, due)` (the first two columns) as runs, in the rows'
+/// order.
+pub(crate) fn due_runs(rows: &[Row]) -> Result<Vec<DueRun>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(DueRun {
+                id: id_of(col(row, 0)?)?,
+                due: tick(col(row, 1)?),
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn ms(t: Tick) -> i64 {
     i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
 }
