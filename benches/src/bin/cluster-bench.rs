@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p herald-benches --bin cluster-bench -- [--quick]
 //!     [--publishes N] [--late-runs R] [--late-spread-s S] [--bus-messages B]
-//!     [--failover-runs F] [--connections C]
+//!     [--failover-runs F] [--connections C] [--lateness-only]
 //! ```
 //!
 //! Each node is a separate process (this binary re-executed with
@@ -93,6 +93,11 @@ struct Args {
     /// Keep-alive connections of the load generator.
     #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// Only the 3-node lateness phase with the PostgreSQL bus (after the
+    /// 3-node publish phase, which sets its publish rate): for iterating
+    /// on the firing path. No last line.
+    #[arg(long)]
+    lateness_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -1023,6 +1028,12 @@ async fn run(args: &Args) -> Result<(), String> {
         if q { " (--quick)" } else { "" }
     );
     let started = Instant::now();
+    if args.lateness_only {
+        let p3 = phase_publish(&db, &pg, 3, publishes, c).await?;
+        phase_lateness(&db, &pg, None, 3, late_runs, spread_ms, c, p3.rate).await?;
+        println!("(lateness only, {:.1?}; no last line)", started.elapsed());
+        return Ok(());
+    }
     let p1 = phase_publish(&db, &pg, 1, publishes, c).await?;
     let p3 = phase_publish(&db, &pg, 3, publishes, c).await?;
     if !q {

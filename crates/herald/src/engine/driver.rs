@@ -22,6 +22,21 @@ use crate::store::{Claim, Claimed, Completion, JobKey, Next};
 /// Runs taken from the wheel per store round trip.
 const BATCH: usize = 1024;
 
+/// Runs are claimed ahead of their due time, so that the claim's round
+/// trip (a durable commit on redb, a PostgreSQL transaction) is not on the
+/// path from the due time to the subscribers: once the wheel's earliest
+/// run is due within `CLAIM_LEAD_MS`, every run due within
+/// [`CLAIM_SPAN_MS`] is claimed in one batch and held until its due time.
+/// A run is in flight from its claim: a cancel on this node still stops it
+/// (it is not delivered), a cancel on another node of a shared store may
+/// come too late for it, as for a run being delivered.
+pub(crate) const CLAIM_LEAD_MS: u64 = 5;
+
+/// How far ahead a claim takes runs (see [`CLAIM_LEAD_MS`]): one claim per
+/// `CLAIM_SPAN_MS - CLAIM_LEAD_MS` ms of runs at most, not one per due
+/// millisecond.
+pub(crate) const CLAIM_SPAN_MS: u64 = 15;
+
 /// How long to wait before retrying after a store failure.
 pub(super) const RETRY: Duration = Duration::from_millis(200);
 
@@ -54,6 +69,8 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
     sh.ready.send_replace(true);
     let mut settles = Vec::new();
     let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
+    // Claimed runs waiting for their due time, earliest first.
+    let mut held: Vec<Held> = Vec::new();
     // Expired leases are taken back every half lease (a completion that
     // failed without a crash, a node that died holding claims); on a
     // shared store at least every second, so another node's claims come
@@ -80,7 +97,17 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
             reserve(&sh, now).await;
             next_reserve = now.saturating_add_millis(jitter.around(reserve_every));
         }
-        pass(&sh, now, &mut fired).await;
+        deliver_due(&sh, &mut held).await;
+        let claim_now = {
+            let st = sh.lock();
+            st.wheel
+                .next_deadline()
+                .is_some_and(|t| t <= now.saturating_add_millis(CLAIM_LEAD_MS))
+        };
+        if claim_now {
+            pass(&sh, now, &mut fired, &mut held).await;
+            deliver_due(&sh, &mut held).await;
+        }
         if !settles.is_empty() {
             // A settle waits until what fired is recorded (and the next
             // runs of repeating messages are in the wheel).
@@ -95,13 +122,20 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
             st.planned_wake = next;
             next
         };
-        if next.is_some_and(|t| t <= sh.clock.now()) {
+        // Claims are made a lead ahead; held runs are delivered at their
+        // due time.
+        let claim_at = next.map(|t| t.saturating_sub_millis(CLAIM_LEAD_MS));
+        let deliver_at = held.first().map(|h| h.run.due);
+        let now = sh.clock.now();
+        if claim_at.is_some_and(|t| t <= now) || deliver_at.is_some_and(|t| t <= now) {
             // More came due while delivering: go again (commands first).
             continue;
         }
-        let wake_at = next
-            .map_or(next_release, |t| t.min(next_release))
-            .min(next_reserve);
+        let wake_at = [claim_at, deliver_at, Some(next_release), Some(next_reserve)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(Tick::MAX);
         let sleep = sh.clock.sleep_until(wake_at);
         let hint = async {
             match hints.as_mut() {
@@ -248,13 +282,16 @@ pub(super) fn recovered(throttle: &Throttle, what: &str) {
     }
 }
 
-/// Fires everything due at `now`, a batch at a time.
-async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>) {
+/// Claims everything the wheel holds due within [`CLAIM_SPAN_MS`] of
+/// `now`, a batch at a time, adding the claimed runs to `held` (earliest
+/// first).
+async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>, held: &mut Vec<Held>) {
+    let until = now.saturating_add_millis(CLAIM_SPAN_MS);
     loop {
         fired.clear();
         let n = {
             let mut st = sh.lock();
-            let n = st.wheel.poll_expired(now, fired, BATCH);
+            let n = st.wheel.poll_expired(until, fired, BATCH);
             for (key, run) in fired.iter() {
                 if st.keys.get(&run.id) == Some(key) {
                     st.keys.remove(&run.id);
@@ -264,16 +301,29 @@ async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>) {
             n
         };
         if fired.is_empty() {
-            return;
+            break;
         }
-        fire(sh, now, fired).await;
+        claim(sh, now, fired, held).await;
         if n < BATCH {
-            return;
+            break;
         }
     }
+    // Stable: runs due at the same time keep their claim order.
+    held.sort_by_key(|h| h.run.due);
 }
 
-async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
+/// A run claimed ahead of its due time, held until then.
+#[derive(Debug)]
+struct Held {
+    run: Run,
+    claimed: Claimed,
+    /// When the claim ends: a run still held then (the engine stalled
+    /// longer than a lease) is not delivered; the store gives it back.
+    lease_until: Tick,
+}
+
+/// Claims `fired` and adds what this node won to `held`.
+async fn claim(sh: &Shared, now: Tick, fired: &[(Key, Run)], held: &mut Vec<Held>) {
     let claims = fired
         .iter()
         .map(|(_, r)| Claim {
@@ -315,35 +365,71 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             return;
         }
     };
+    let mut st = sh.lock();
+    for ((_, run), claimed) in fired.iter().zip(claimed) {
+        let Some(claimed) = claimed else {
+            // Cancelled, finished or re-scheduled meanwhile, or
+            // claimed by another node.
+            Counters::bump(&sh.counters.claims_lost, 1);
+            if st
+                .inflight
+                .get(&run.id)
+                .is_some_and(|f| f.token().is_none())
+            {
+                st.inflight.remove(&run.id);
+            }
+            continue;
+        };
+        let Some(state) = st.inflight.get_mut(&run.id) else {
+            continue;
+        };
+        Counters::bump(&sh.counters.claims_won, 1);
+        state.claimed(claimed.token, claimed.envelope.plan.is_repeating());
+        held.push(Held {
+            run: *run,
+            claimed,
+            lease_until,
+        });
+        st.held += 1;
+    }
+}
 
-    // Mark each claimed run delivering, unless a cancel came first. A
-    // cancel that meets a delivering run waits until the batch has been
-    // delivered, so it comes before a delivery or after it, never during,
-    // and the lock is not held while fanning out.
-    let mut go: Vec<(Run, Claimed)> = Vec::with_capacity(fired.len());
+/// Delivers the held runs that are due now and hands them to the
+/// completer.
+async fn deliver_due(sh: &Shared, held: &mut Vec<Held>) {
+    let now = sh.clock.now();
+    let due = held.partition_point(|h| h.run.due <= now);
+    if due == 0 {
+        return;
+    }
+    // Mark each run delivering, unless a cancel came first. A cancel that
+    // meets a delivering run waits until the batch has been delivered, so
+    // it comes before a delivery or after it, never during, and the lock
+    // is not held while fanning out.
+    let mut go: Vec<(Run, Claimed)> = Vec::with_capacity(due);
     {
         let mut st = sh.lock();
-        for ((_, run), claimed) in fired.iter().zip(claimed) {
-            let Some(claimed) = claimed else {
-                // Cancelled, finished or re-scheduled meanwhile, or
-                // claimed by another node.
-                Counters::bump(&sh.counters.claims_lost, 1);
-                if st
-                    .inflight
-                    .get(&run.id)
-                    .is_some_and(|f| f.token().is_none())
-                {
-                    st.inflight.remove(&run.id);
-                }
-                continue;
-            };
+        st.held -= due;
+        for Held {
+            run,
+            claimed,
+            lease_until,
+        } in held.drain(..due)
+        {
             let Some(state) = st.inflight.get_mut(&run.id) else {
                 continue;
             };
-            Counters::bump(&sh.counters.claims_won, 1);
-            state.claimed(claimed.token, claimed.envelope.plan.is_repeating());
+            if state.token() != Some(claimed.token) {
+                continue;
+            }
+            if now >= lease_until {
+                // The claim ran out before its run was due: another claim
+                // (after the store releases it) delivers the run.
+                st.inflight.remove(&run.id);
+                continue;
+            }
             if state.begin_delivery() {
-                go.push((*run, claimed));
+                go.push((run, claimed));
             } else {
                 // Cancelled before delivery: the store's cancel has the
                 // last word; this claim is simply never completed.
@@ -351,14 +437,14 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             }
         }
     }
+    if go.is_empty() {
+        return;
+    }
     let mut done = Vec::with_capacity(go.len());
     for (run, claimed) in &go {
         let counts = fan_out(sh, &claimed.envelope, now);
         debug!(message_id = %run.id, channel = %claimed.envelope.channel.escape_debug(), pubsub = counts.pubsub, "fired");
         done.push(counts);
-    }
-    if go.is_empty() {
-        return;
     }
     {
         let mut st = sh.lock();

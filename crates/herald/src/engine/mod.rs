@@ -492,9 +492,12 @@ impl Engine {
         self.shared.store.stats()
     }
 
-    /// How many runs are waiting in this engine's wheel.
+    /// How many runs are waiting for their due time in this engine: in
+    /// its wheel, or claimed a few milliseconds ahead of their due time
+    /// and held until then.
     pub fn scheduled_len(&self) -> usize {
-        self.shared.lock().wheel.len()
+        let st = self.shared.lock();
+        st.wheel.len() + st.held
     }
 
     /// The push pipeline's counters: per gateway (sent, failed, invalid

@@ -87,6 +87,9 @@ pub(crate) struct WheelState {
     pub(crate) inflight: HashMap<MessageId, Inflight>,
     /// What the driver sleeps until (`None`: nothing scheduled).
     pub(crate) planned_wake: Option<Tick>,
+    /// Runs the driver claimed ahead of their due time and holds until
+    /// then (`driver::CLAIM_LEAD_MS`).
+    pub(crate) held: usize,
 }
 
 impl WheelState {
@@ -96,6 +99,7 @@ impl WheelState {
             keys: HashMap::new(),
             inflight: HashMap::new(),
             planned_wake: None,
+            held: 0,
         }
     }
 }
