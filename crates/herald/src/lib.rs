@@ -94,8 +94,8 @@ pub use store::{
     PushJob, PushRetry, Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 pub use transport::{
-    InProcessTransport, Inbox, InboxItem, InboxLimits, Lagged, Membership, PubSubTransport,
-    Subscriber, Subscription, SubscriptionId, TransportError,
+    FanOut, InProcessTransport, Inbox, InboxBatchItem, InboxItem, InboxLimits, Lagged, Membership,
+    PubSubTransport, Subscriber, Subscription, SubscriptionId, TransportError,
 };
 
 /// The README's embedding examples (engine and scheduler), compiled and run

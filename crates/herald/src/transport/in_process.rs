@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use herald_core::selector::Selector;
 
-use super::{Membership, PubSubTransport, Subscriber, TransportError};
+use super::{FanOut, Membership, PubSubTransport, Subscriber, TransportError};
 use crate::DeliveredMessage;
 
 /// Delivers runs to subscriptions in the same process.
@@ -203,13 +203,17 @@ impl PubSubTransport for InProcessTransport {
                 continue;
             }
             let members = read(&shard.members);
+            // Consecutive members of one inbox (a subscription group)
+            // share its lock and one wake-up of its consumer.
+            let mut fan = FanOut::new(message);
             for m in members.slots.iter().flatten() {
                 if m.selector.as_ref().is_none_or(|s| s.matches(headers))
-                    && m.subscriber.deliver(message)
+                    && fan.deliver(&m.subscriber)
                 {
                     delivered += 1;
                 }
             }
+            drop(fan);
         }
         Ok(delivered)
     }
