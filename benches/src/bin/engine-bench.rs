@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p herald-benches --bin engine-bench -- [--quick] [--runs K] [--rounds R]
-//!     [--only publish,fanout,lateness] [--yield-every Y] [--retention R]
+//!     [--only publish,fanout,lateness] [--yield-every Y] [--retention R] [--groups-only]
 //! ```
 //!
 //! Three measurements, each checked (a wrong or missing delivery aborts the
@@ -30,7 +30,15 @@
 //!   checked after each round, untimed. (ii) end to end: N tasks, each
 //!   awaiting `recv()`; time from the start of `publish` until the last task
 //!   has the message (it stamps the time; an atomic counter finds the last).
-//!   Each round starts once every task is parked in `recv()`.
+//!   Each round starts once every task is parked in `recv()`. (iii) end to
+//!   end through subscription groups: the N subscriptions spread over 4
+//!   inboxes (`Engine::subscribe_to`, in blocks of N/4), each drained by one
+//!   task, first with `Inbox::recv_many` (an item per delivery), then with
+//!   `Inbox::recv_batch` (a run once with its subscriptions); every delivery
+//!   is checked (the right round, each subscription exactly once per round,
+//!   nothing left over); time from the start of `publish` until the last
+//!   delivery is received. Each round starts once every task is parked.
+//!   `--groups-only` runs (iii) with `recv_batch` alone (for profiling).
 //! * **lateness**: N scheduled messages (1M; `--quick` 100k) with
 //!   `publishAt` uniform over 60 s (`--quick` 10 s) at 1 ms resolution,
 //!   starting 5 s (`--quick` 2 s) after the run starts, so publishing ends
@@ -44,11 +52,13 @@
 //!   timer wakes, on this machine at that moment.
 //!
 //! The last line is machine-readable: A is the median run of the faster
-//! publisher count, B the median end-to-end round (ii) at 100k, C and D the
+//! publisher count, B the median end-to-end round (ii) at 100k (a task per
+//! subscription), E the median end-to-end round (iii) at 100k through
+//! subscription groups with `recv_batch`, C and D the
 //! receive-side p99 and max in ms (what a subscriber observes):
 //!
 //! ```text
-//! engine publish_per_s=A fanout_per_s=B lateness_p99_ms=C lateness_max_ms=D
+//! engine publish_per_s=A fanout_per_s=B fanout_e2e_per_s=E lateness_p99_ms=C lateness_max_ms=D
 //! ```
 
 use std::future::{Future, poll_fn};
@@ -104,6 +114,17 @@ fn main() -> ExitCode {
         runs
     });
     let fanout = args.runs_part("fanout").then(|| {
+        if args.groups_only {
+            // For profiling the group path alone: no table, no summary.
+            for n in FANOUT_SIZES {
+                let g = rt.block_on(fanout_groups(n, args.rounds, Receive::Batch));
+                println!(
+                    "N={n} (iii) end to end, {GROUPS} groups, recv_batch: median {:.0} deliveries/s",
+                    g.median_rate()
+                );
+            }
+            return None;
+        }
         let mut rows = Vec::new();
         for n in FANOUT_SIZES {
             let handoff = rt.block_on(fanout_handoff(n, args.rounds));
@@ -118,7 +139,7 @@ fn main() -> ExitCode {
             });
         }
         print_fanout(&rows);
-        rows.pop().expect("a size")
+        rows.pop()
     });
     let lateness = args.runs_part("lateness").then(|| {
         let l = rt.block_on(lateness_run(&sizes, &args));
@@ -132,7 +153,8 @@ fn main() -> ExitCode {
     );
     println!();
 
-    let (Some(publish), Some(fanout), Some(lateness)) = (publish, fanout, lateness) else {
+    let (Some(publish), Some(fanout), Some(lateness)) = (publish, fanout.flatten(), lateness)
+    else {
         println!("(no summary line: it needs publish, fanout and lateness)");
         return ExitCode::SUCCESS;
     };
@@ -198,6 +220,10 @@ struct Args {
     /// A publisher task yields every Y publishes (0: never)
     #[arg(long, value_name = "Y", default_value_t = 64)]
     yield_every: usize,
+    /// Fan-out: only the subscription-group rounds (iii) with `recv_batch`
+    /// (to profile them; no summary line)
+    #[arg(long)]
+    groups_only: bool,
     /// Finished records the publish and lateness stores keep
     /// (`MemoryStore::with_retention`) [default: the store's own, 1M]
     #[arg(long, value_name = "R", value_parser = at_least_one)]
@@ -808,7 +834,11 @@ async fn fanout_groups(n: usize, rounds: usize, mode: Receive) -> Rounds {
         let inbox = Inbox::new(limits);
         let size = per.min(n - (g * per).min(n));
         let members: Vec<Membership> = (0..size)
-            .map(|_| engine.subscribe_to(&inbox, "fanout", None).expect("subscribe"))
+            .map(|_| {
+                engine
+                    .subscribe_to(&inbox, "fanout", None)
+                    .expect("subscribe")
+            })
             .collect();
         let fan = fan.clone();
         receivers.push(tokio::spawn(async move {
@@ -858,7 +888,7 @@ async fn fanout_groups(n: usize, rounds: usize, mode: Receive) -> Rounds {
                 }
                 got += here;
                 let before = fan.received.fetch_add(here, Ordering::AcqRel);
-                if here > 0 && (before + here) % fan.n == 0 {
+                if here > 0 && (before + here).is_multiple_of(fan.n) {
                     *fan.done_at.lock().expect("lock") = Some(Instant::now());
                     fan.done.notify_one();
                 }
@@ -868,7 +898,9 @@ async fn fanout_groups(n: usize, rounds: usize, mode: Receive) -> Rounds {
             }
             match inbox.try_recv() {
                 None => Ok(members),
-                Some(extra) => Err(format!("group {g}: an item after the last round: {extra:?}")),
+                Some(extra) => Err(format!(
+                    "group {g}: an item after the last round: {extra:?}"
+                )),
             }
         }));
     }

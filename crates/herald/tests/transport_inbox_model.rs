@@ -235,13 +235,16 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn limits() -> impl Strategy<Value = InboxLimits> {
-    (1..40usize, prop_oneof![Just(usize::MAX), 500..20_000usize], 1..12usize).prop_map(
-        |(max_messages, max_bytes, max_subscriptions)| InboxLimits {
+    (
+        1..40usize,
+        prop_oneof![Just(usize::MAX), 500..20_000usize],
+        1..12usize,
+    )
+        .prop_map(|(max_messages, max_bytes, max_subscriptions)| InboxLimits {
             max_messages,
             max_bytes,
             max_subscriptions,
-        },
-    )
+        })
 }
 
 fn check(ops: Vec<Op>, limits: InboxLimits) {

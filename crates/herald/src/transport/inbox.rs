@@ -1,7 +1,8 @@
 //! `Inbox`: a bounded queue that one consumer drains, fed by any number of
 //! subscriptions, with a budget in messages and in bytes.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -237,8 +238,8 @@ struct State {
     messages: usize,
     bytes: usize,
     reserved: usize,
-    /// Lag notices not yet read, in the order the lags began.
-    lagged: VecDeque<(SubscriptionId, u64)>,
+    /// Lag notices not yet read.
+    lagged: Lags,
     subscriptions: usize,
     waker: Option<Waker>,
     closed: bool,
@@ -307,6 +308,43 @@ impl Subs {
             Self::One(s) => (vec![*s], false),
             Self::Many(v) if n >= v.len() => (Vec::from(std::mem::take(v)), false),
             Self::Many(v) => (v.drain(..n).collect(), true),
+        }
+    }
+}
+
+/// Lag notices not yet read, one per subscription, in the order the lags
+/// began: O(1) to add to, so a group whose thousands of subscriptions all
+/// fall behind at once costs no more per lost run than one subscription.
+#[derive(Default)]
+struct Lags {
+    order: VecDeque<SubscriptionId>,
+    missed: HashMap<SubscriptionId, u64>,
+}
+
+impl Lags {
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn add(&mut self, sub: SubscriptionId, missed: u64) {
+        match self.missed.entry(sub) {
+            Entry::Occupied(mut e) => *e.get_mut() = e.get().saturating_add(missed),
+            Entry::Vacant(e) => {
+                e.insert(missed);
+                self.order.push_back(sub);
+            }
+        }
+    }
+
+    /// The oldest notice.
+    fn pop(&mut self) -> Option<(SubscriptionId, u64)> {
+        let sub = self.order.pop_front()?;
+        Some((sub, self.missed.remove(&sub).unwrap_or(0)))
+    }
+
+    fn remove(&mut self, sub: SubscriptionId) {
+        if self.missed.remove(&sub).is_some() {
+            self.order.retain(|s| *s != sub);
         }
     }
 }
@@ -532,7 +570,7 @@ impl State {
     }
 
     fn take(&mut self) -> Option<InboxItem> {
-        if let Some((subscription, missed)) = self.lagged.pop_front() {
+        if let Some((subscription, missed)) = self.lagged.pop() {
             return Some(InboxItem::Lagged {
                 subscription,
                 missed,
@@ -575,7 +613,7 @@ impl State {
     fn take_batch(&mut self, out: &mut Vec<InboxBatchItem>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
-            if let Some((subscription, missed)) = self.lagged.pop_front() {
+            if let Some((subscription, missed)) = self.lagged.pop() {
                 out.push(InboxBatchItem::Lagged {
                     subscription,
                     missed,
@@ -634,10 +672,7 @@ impl State {
     }
 
     fn lag(&mut self, sub: SubscriptionId, missed: u64) {
-        match self.lagged.iter_mut().find(|(s, _)| *s == sub) {
-            Some((_, n)) => *n = n.saturating_add(missed),
-            None => self.lagged.push_back((sub, missed)),
-        }
+        self.lagged.add(sub, missed);
     }
 
     /// Drops the oldest message (for one subscription); false if there is
@@ -791,7 +826,7 @@ impl Subscriber {
         });
         st.bytes -= freed;
         st.messages -= dropped;
-        st.lagged.retain(|(s, _)| *s != id);
+        st.lagged.remove(id);
         st.subscriptions -= 1;
         self.left = true;
     }
