@@ -28,7 +28,11 @@ use crate::DeliveredMessage;
 /// no lock is held for more than a shard's selector evaluations (each
 /// linear in the headers' size), and subscribing or unsubscribing (a write
 /// lock on one shard, O(1)) waits for at most that. A run is one
-/// reference-counted [`DeliveredMessage`], so fan-out copies no bodies.
+/// reference-counted [`DeliveredMessage`], so fan-out copies no bodies; a
+/// shard's members get it through one [`FanOut`], so consecutive members
+/// of one inbox (a subscription group) share one lock of it and one
+/// wake-up of its consumer, and the inbox queues the run once for all of
+/// them.
 #[derive(Clone, Debug, Default)]
 pub struct InProcessTransport {
     inner: Arc<Inner>,
