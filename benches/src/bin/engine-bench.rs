@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p herald-benches --bin engine-bench -- [--quick] [--runs K] [--rounds R]
-//!     [--only publish,fanout,lateness] [--yield-every Y] [--retention R]
+//!     [--only publish,fanout,lateness] [--yield-every Y] [--retention R] [--groups-only]
 //! ```
 //!
 //! Three measurements, each checked (a wrong or missing delivery aborts the
@@ -30,7 +30,15 @@
 //!   checked after each round, untimed. (ii) end to end: N tasks, each
 //!   awaiting `recv()`; time from the start of `publish` until the last task
 //!   has the message (it stamps the time; an atomic counter finds the last).
-//!   Each round starts once every task is parked in `recv()`.
+//!   Each round starts once every task is parked in `recv()`. (iii) end to
+//!   end through subscription groups: the N subscriptions spread over 4
+//!   inboxes (`Engine::subscribe_to`, in blocks of N/4), each drained by one
+//!   task, first with `Inbox::recv_many` (an item per delivery), then with
+//!   `Inbox::recv_batch` (a run once with its subscriptions); every delivery
+//!   is checked (the right round, each subscription exactly once per round,
+//!   nothing left over); time from the start of `publish` until the last
+//!   delivery is received. Each round starts once every task is parked.
+//!   `--groups-only` runs (iii) with `recv_batch` alone (for profiling).
 //! * **lateness**: N scheduled messages (1M; `--quick` 100k) with
 //!   `publishAt` uniform over 60 s (`--quick` 10 s) at 1 ms resolution,
 //!   starting 5 s (`--quick` 2 s) after the run starts, so publishing ends
@@ -44,14 +52,16 @@
 //!   timer wakes, on this machine at that moment.
 //!
 //! The last line is machine-readable: A is the median run of the faster
-//! publisher count, B the median end-to-end round (ii) at 100k, C and D the
+//! publisher count, B the median end-to-end round (ii) at 100k (a task per
+//! subscription), E the median end-to-end round (iii) at 100k through
+//! subscription groups with `recv_batch`, C and D the
 //! receive-side p99 and max in ms (what a subscriber observes):
 //!
 //! ```text
-//! engine publish_per_s=A fanout_per_s=B lateness_p99_ms=C lateness_max_ms=D
+//! engine publish_per_s=A fanout_per_s=B fanout_e2e_per_s=E lateness_p99_ms=C lateness_max_ms=D
 //! ```
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,8 +70,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use herald::{
-    DeliveryOptions, Engine, InboxLimits, MemoryStore, MessageId, PublishOptions, PublishStatus,
-    Subscription,
+    DeliveredMessage, DeliveryOptions, Engine, Inbox, InboxBatchItem, InboxItem, InboxLimits,
+    Membership, MemoryStore, MessageId, PublishOptions, PublishStatus, Subscription,
+    SubscriptionId,
 };
 use herald_benches::{DEFAULT_SEED, SplitMix64};
 use serde_json::Value;
@@ -103,14 +114,32 @@ fn main() -> ExitCode {
         runs
     });
     let fanout = args.runs_part("fanout").then(|| {
+        if args.groups_only {
+            // For profiling the group path alone: no table, no summary.
+            for n in FANOUT_SIZES {
+                let g = rt.block_on(fanout_groups(n, args.rounds, Receive::Batch));
+                println!(
+                    "N={n} (iii) end to end, {GROUPS} groups, recv_batch: median {:.0} deliveries/s",
+                    g.median_rate()
+                );
+            }
+            return None;
+        }
         let mut rows = Vec::new();
         for n in FANOUT_SIZES {
             let handoff = rt.block_on(fanout_handoff(n, args.rounds));
             let e2e = rt.block_on(fanout_e2e(n, args.rounds));
-            rows.push((handoff, e2e));
+            let many = rt.block_on(fanout_groups(n, args.rounds, Receive::Many));
+            let groups = rt.block_on(fanout_groups(n, args.rounds, Receive::Batch));
+            rows.push(FanoutRow {
+                handoff,
+                e2e,
+                many,
+                groups,
+            });
         }
         print_fanout(&rows);
-        rows.pop().expect("a size")
+        rows.pop()
     });
     let lateness = args.runs_part("lateness").then(|| {
         let l = rt.block_on(lateness_run(&sizes, &args));
@@ -124,7 +153,8 @@ fn main() -> ExitCode {
     );
     println!();
 
-    let (Some(publish), Some((_, e2e)), Some(lateness)) = (publish, fanout, lateness) else {
+    let (Some(publish), Some(fanout), Some(lateness)) = (publish, fanout.flatten(), lateness)
+    else {
         println!("(no summary line: it needs publish, fanout and lateness)");
         return ExitCode::SUCCESS;
     };
@@ -143,13 +173,16 @@ fn main() -> ExitCode {
         .expect("a publisher count");
     println!(
         "publish_per_s: median run with {publishers} publisher task(s) (the faster count); \
-         fanout_per_s: median end-to-end round (ii) at N=100000; lateness: receive-side (what a \
-         subscriber sees), ms"
+         fanout_per_s: median end-to-end round (ii) at N=100000 (a task per subscription); \
+         fanout_e2e_per_s: median end-to-end round (iii) at N=100000 ({GROUPS} subscription \
+         groups); lateness: receive-side (what a subscriber sees), ms"
     );
     println!(
-        "engine publish_per_s={:.0} fanout_per_s={:.0} lateness_p99_ms={:.3} lateness_max_ms={:.3}",
+        "engine publish_per_s={:.0} fanout_per_s={:.0} fanout_e2e_per_s={:.0} lateness_p99_ms={:.3} \
+         lateness_max_ms={:.3}",
         publish_rate,
-        e2e.median_rate(),
+        fanout.e2e.median_rate(),
+        fanout.groups.median_rate(),
         lateness.receive_ms(0.99),
         lateness.receive_ms(1.0),
     );
@@ -187,6 +220,10 @@ struct Args {
     /// A publisher task yields every Y publishes (0: never)
     #[arg(long, value_name = "Y", default_value_t = 64)]
     yield_every: usize,
+    /// Fan-out: only the subscription-group rounds (iii) with `recv_batch`
+    /// (to profile them; no summary line)
+    #[arg(long)]
+    groups_only: bool,
     /// Finished records the publish and lateness stores keep
     /// (`MemoryStore::with_retention`) [default: the store's own, 1M]
     #[arg(long, value_name = "R", value_parser = at_least_one)]
@@ -686,7 +723,238 @@ async fn fanout_e2e(n: usize, rounds: usize) -> Rounds {
     Rounds { n, publish, done }
 }
 
-fn print_fanout(rows: &[(Rounds, Rounds)]) {
+/// Inboxes the group fan-out spreads its subscriptions over (one receiving
+/// task each).
+const GROUPS: usize = 4;
+
+/// How a group's task takes its deliveries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Receive {
+    /// `Inbox::recv_many`: an `InboxItem` (a reference to the run) per
+    /// delivery.
+    Many,
+    /// `Inbox::recv_batch`: a run once with its subscriptions.
+    Batch,
+}
+
+/// Shared by the receiving tasks of the group fan-out.
+struct GroupFan {
+    n: usize,
+    /// Receiving tasks parked in `recv_many`/`recv_batch` (cumulative over
+    /// rounds).
+    armed: AtomicUsize,
+    /// Deliveries received (cumulative over rounds).
+    received: AtomicUsize,
+    /// When the last delivery of the round was received.
+    done_at: Mutex<Option<Instant>>,
+    done: Notify,
+}
+
+/// One group's check of its deliveries: each subscription gets each
+/// round's message exactly once, in round order.
+struct GroupCheck {
+    group: usize,
+    /// Rounds each subscription has received, by its id in the inbox.
+    seen: Vec<u32>,
+    /// The last run's id and round (the body is parsed once per run).
+    last: Option<(MessageId, u32)>,
+}
+
+impl GroupCheck {
+    fn round(&mut self, message: &DeliveredMessage) -> Result<u32, String> {
+        match self.last {
+            Some((id, r)) if id == message.message_id() => Ok(r),
+            _ => {
+                let body = message.message().get();
+                let r = body
+                    .parse::<u32>()
+                    .map_err(|e| format!("group {}: body {body}: {e}", self.group))?;
+                self.last = Some((message.message_id(), r));
+                Ok(r)
+            }
+        }
+    }
+
+    fn receive(&mut self, subscription: SubscriptionId, round: u32) -> Result<(), String> {
+        let k = subscription.get() as usize;
+        match self.seen.get_mut(k) {
+            Some(r) if *r == round => {
+                *r += 1;
+                Ok(())
+            }
+            other => Err(format!(
+                "group {}, subscription {k}: round {round} after {other:?} rounds",
+                self.group
+            )),
+        }
+    }
+}
+
+/// Awaits `recv`, counting the task as parked (armed) once: when its first
+/// poll is pending, or when it is ready at once.
+async fn armed<F: Future>(fan: &GroupFan, recv: F) -> F::Output {
+    let mut recv = std::pin::pin!(recv);
+    let mut armed = false;
+    let out = poll_fn(|cx| {
+        let r = recv.as_mut().poll(cx);
+        if r.is_pending() && !armed {
+            armed = true;
+            fan.armed.fetch_add(1, Ordering::AcqRel);
+        }
+        r
+    })
+    .await;
+    if !armed {
+        fan.armed.fetch_add(1, Ordering::AcqRel);
+    }
+    out
+}
+
+/// (iii) End to end through subscription groups: the N subscriptions are
+/// spread over [`GROUPS`] inboxes (`Engine::subscribe_to`, in blocks), each
+/// drained by one task (with `recv_many` or `recv_batch`), which checks
+/// every delivery.
+async fn fanout_groups(n: usize, rounds: usize, mode: Receive) -> Rounds {
+    let engine = engine_with(InboxLimits::default().max_messages, None).await;
+    let per = n.div_ceil(GROUPS);
+    let limits = InboxLimits {
+        max_messages: per,
+        max_bytes: usize::MAX,
+        max_subscriptions: per,
+    };
+    let fan = Arc::new(GroupFan {
+        n,
+        armed: AtomicUsize::new(0),
+        received: AtomicUsize::new(0),
+        done_at: Mutex::new(None),
+        done: Notify::new(),
+    });
+    let mut receivers = Vec::with_capacity(GROUPS);
+    for g in 0..GROUPS {
+        let inbox = Inbox::new(limits);
+        let size = per.min(n - (g * per).min(n));
+        let members: Vec<Membership> = (0..size)
+            .map(|_| {
+                engine
+                    .subscribe_to(&inbox, "fanout", None)
+                    .expect("subscribe")
+            })
+            .collect();
+        let fan = fan.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut check = GroupCheck {
+                group: g,
+                seen: vec![0; size],
+                last: None,
+            };
+            let mut items: Vec<InboxItem> = Vec::new();
+            let mut batch: Vec<InboxBatchItem> = Vec::new();
+            let mut got = 0usize;
+            while got < size * rounds {
+                let mut here = 0;
+                match mode {
+                    Receive::Many => {
+                        armed(&fan, inbox.recv_many(&mut items, usize::MAX)).await;
+                        for item in items.drain(..) {
+                            let InboxItem::Message {
+                                subscription,
+                                message,
+                            } = item
+                            else {
+                                return Err(format!("group {g}: got {item:?}"));
+                            };
+                            let round = check.round(&message)?;
+                            check.receive(subscription, round)?;
+                            here += 1;
+                        }
+                    }
+                    Receive::Batch => {
+                        armed(&fan, inbox.recv_batch(&mut batch, usize::MAX)).await;
+                        for item in batch.drain(..) {
+                            let InboxBatchItem::Message {
+                                subscriptions,
+                                message,
+                            } = item
+                            else {
+                                return Err(format!("group {g}: got {item:?}"));
+                            };
+                            let round = check.round(&message)?;
+                            for s in &subscriptions {
+                                check.receive(*s, round)?;
+                            }
+                            here += subscriptions.len();
+                        }
+                    }
+                }
+                got += here;
+                let before = fan.received.fetch_add(here, Ordering::AcqRel);
+                if here > 0 && (before + here).is_multiple_of(fan.n) {
+                    *fan.done_at.lock().expect("lock") = Some(Instant::now());
+                    fan.done.notify_one();
+                }
+            }
+            if check.seen.iter().any(|&r| r as usize != rounds) {
+                return Err(format!("group {g}: a subscription missed a round"));
+            }
+            match inbox.try_recv() {
+                None => Ok(members),
+                Some(extra) => Err(format!(
+                    "group {g}: an item after the last round: {extra:?}"
+                )),
+            }
+        }));
+    }
+
+    let mut publish = Vec::with_capacity(rounds);
+    let mut done = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        // Every receiving task parked for this round.
+        while fan.armed.load(Ordering::Acquire) < GROUPS * (round + 1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let start = Instant::now();
+        let (d, _, delivered) = publish_round(&engine, round).await;
+        if delivered != n as u64 {
+            fail(
+                "fanout",
+                &format!("publish reports {delivered} deliveries of {n}"),
+            );
+        }
+        fan.done.notified().await;
+        let at = fan.done_at.lock().expect("lock").take().expect("stamped");
+        publish.push(d);
+        done.push(at - start);
+        let got = fan.received.load(Ordering::Acquire);
+        if got != n * (round + 1) {
+            fail("fanout", &format!("round {round}: {got} receipts in total"));
+        }
+    }
+    let mut members = Vec::with_capacity(n);
+    for r in receivers {
+        match r.await.expect("receiver task") {
+            Ok(m) => members.extend(m),
+            Err(e) => fail("fanout", &e),
+        }
+    }
+    eprintln!("fanout (iii) groups, {mode:?}: {rounds} rounds done");
+    engine.shutdown().await;
+    drop(members);
+    Rounds { n, publish, done }
+}
+
+/// One fan-out size's measurements.
+struct FanoutRow {
+    /// (i)
+    handoff: Rounds,
+    /// (ii)
+    e2e: Rounds,
+    /// (iii) with `recv_many`
+    many: Rounds,
+    /// (iii) with `recv_batch`
+    groups: Rounds,
+}
+
+fn print_fanout(rows: &[FanoutRow]) {
     let ms = |d: &Duration| d.as_secs_f64() * 1e3;
     let row = |label: String, n: usize, d: &[Duration]| {
         let rates = Rounds::rates(d, n);
@@ -703,7 +971,7 @@ fn print_fanout(rows: &[(Rounds, Rounds)]) {
             best(&rates),
         );
     };
-    let rounds = rows.first().map_or(0, |(h, _)| h.publish.len());
+    let rounds = rows.first().map_or(0, |r| r.handoff.publish.len());
     println!(
         "## fanout: 1 message to N subscriptions of one channel, {rounds} rounds (checked: each \
          subscription got each round's message exactly once)"
@@ -713,7 +981,13 @@ fn print_fanout(rows: &[(Rounds, Rounds)]) {
         "", "round1 ms", "min ms", "median ms", "max ms", "median deliv/s", "best deliv/s"
     );
     println!("{}", "-".repeat(130));
-    for (handoff, e2e) in rows {
+    for FanoutRow {
+        handoff,
+        e2e,
+        many,
+        groups,
+    } in rows
+    {
         let n = handoff.n;
         row(
             format!("N={n} (i) hand-off: publish, nobody waiting"),
@@ -730,13 +1004,34 @@ fn print_fanout(rows: &[(Rounds, Rounds)]) {
             n,
             &e2e.done,
         );
+        row(
+            format!("N={n} (iii) end to end: {GROUPS} groups, recv_many"),
+            n,
+            &many.done,
+        );
+        row(
+            format!("N={n} (iii) publish call, {GROUPS} groups waiting"),
+            n,
+            &groups.publish,
+        );
+        row(
+            format!("N={n} (iii) end to end: {GROUPS} groups, recv_batch"),
+            n,
+            &groups.done,
+        );
     }
     println!(
         "(i) = N / duration of Engine::publish (the transport appends to every buffer inside it); \
          (ii) = N / (publish start .. the last of N tasks awaiting recv() has it). round1 is the \
-         first round (cold buffers); rates are over all rounds."
+         first round (cold buffers); rates are over all rounds. (iii) = N / (publish start .. the \
+         last delivery received), the N subscriptions spread over {GROUPS} inboxes, each drained \
+         by one task (every delivery checked), taking an item per delivery (recv_many) or a run \
+         once with its subscriptions (recv_batch)."
     );
-    println!("fanout_per_s below is (ii) end to end at N=100000, median round.");
+    println!(
+        "fanout_per_s below is (ii) end to end at N=100000, fanout_e2e_per_s (iii) recv_batch, \
+         median round."
+    );
     println!();
 }
 

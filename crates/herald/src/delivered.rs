@@ -147,6 +147,12 @@ impl DeliveredMessage {
         })
     }
 
+    /// Whether `other` is this very run (not merely an equal one): inboxes
+    /// queue consecutive deliveries of one run once.
+    pub(crate) fn same_run(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// About how many bytes this run keeps alive for a receiver that holds
     /// it (its frame's size, without building it): what byte budgets count.
     pub fn weight(&self) -> usize {

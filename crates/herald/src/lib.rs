@@ -21,7 +21,11 @@
 //! * The boundaries: [`Clock`] ([`SystemClock`], [`ManualClock`]), [`Store`]
 //!   ([`MemoryStore`]; durable stores share the stored form in [`codec`])
 //!   and [`PubSubTransport`] ([`InProcessTransport`], delivering into
-//!   bounded [`Inbox`]es).
+//!   bounded [`Inbox`]es, through a [`FanOut`] per run).
+//! * Receiving at scale: many subscriptions in one [`Inbox`]
+//!   ([`Engine::subscribe_to`]), drained by one task with
+//!   [`Inbox::recv_batch`] (each run once, with the subscriptions it
+//!   reached) rather than a task per [`Subscription`].
 //!
 //! # Example
 //!
@@ -94,8 +98,8 @@ pub use store::{
     PushJob, PushRetry, Record, RunState, Start, Store, StoreError, StoreFuture, StoreStats,
 };
 pub use transport::{
-    InProcessTransport, Inbox, InboxItem, InboxLimits, Lagged, Membership, PubSubTransport,
-    Subscriber, Subscription, SubscriptionId, TransportError,
+    FanOut, InProcessTransport, Inbox, InboxBatchItem, InboxItem, InboxLimits, Lagged, Membership,
+    PubSubTransport, Subscriber, Subscription, SubscriptionId, TransportError,
 };
 
 /// The README's embedding examples (engine and scheduler), compiled and run

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use herald_core::selector::Selector;
 
-use super::{Membership, PubSubTransport, Subscriber, TransportError};
+use super::{FanOut, Membership, PubSubTransport, Subscriber, TransportError};
 use crate::DeliveredMessage;
 
 /// Delivers runs to subscriptions in the same process.
@@ -28,7 +28,11 @@ use crate::DeliveredMessage;
 /// no lock is held for more than a shard's selector evaluations (each
 /// linear in the headers' size), and subscribing or unsubscribing (a write
 /// lock on one shard, O(1)) waits for at most that. A run is one
-/// reference-counted [`DeliveredMessage`], so fan-out copies no bodies.
+/// reference-counted [`DeliveredMessage`], so fan-out copies no bodies; a
+/// shard's members get it through one [`FanOut`], so consecutive members
+/// of one inbox (a subscription group) share one lock of it and one
+/// wake-up of its consumer, and the inbox queues the run once for all of
+/// them.
 #[derive(Clone, Debug, Default)]
 pub struct InProcessTransport {
     inner: Arc<Inner>,
@@ -203,13 +207,17 @@ impl PubSubTransport for InProcessTransport {
                 continue;
             }
             let members = read(&shard.members);
+            // Consecutive members of one inbox (a subscription group)
+            // share its lock and one wake-up of its consumer.
+            let mut fan = FanOut::new(message);
             for m in members.slots.iter().flatten() {
                 if m.selector.as_ref().is_none_or(|s| s.matches(headers))
-                    && m.subscriber.deliver(message)
+                    && fan.deliver(&m.subscriber)
                 {
                     delivered += 1;
                 }
             }
+            drop(fan);
         }
         Ok(delivered)
     }

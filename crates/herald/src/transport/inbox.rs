@@ -1,7 +1,8 @@
 //! `Inbox`: a bounded queue that one consumer drains, fed by any number of
 //! subscriptions, with a budget in messages and in bytes.
 
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,9 @@ use crate::DeliveredMessage;
 pub struct SubscriptionId(u64);
 
 impl SubscriptionId {
-    /// Its number.
+    /// Its number. An inbox numbers its subscriptions 0, 1, 2, … in the
+    /// order they [joined](Inbox::join), so a consumer may index a vector
+    /// by it.
     pub fn get(self) -> u64 {
         self.0
     }
@@ -25,9 +28,11 @@ impl SubscriptionId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InboxLimits {
     /// Messages held at most; past it the oldest are dropped (`Lagged`).
+    /// A run delivered to k subscriptions of the inbox counts k times.
     pub max_messages: usize,
     /// Bytes held at most (each message counted by its
-    /// [`weight`](DeliveredMessage::weight)), less what the consumer
+    /// [`weight`](DeliveredMessage::weight), once per subscription it was
+    /// delivered to), less what the consumer
     /// [reserves](Inbox::set_reserved); past it the oldest are dropped.
     pub max_bytes: usize,
     /// Subscriptions feeding the inbox at most; more are refused
@@ -58,7 +63,8 @@ impl Default for InboxLimits {
     }
 }
 
-/// What an [`Inbox`] yields.
+/// What an [`Inbox`] yields, one delivery at a time
+/// ([`recv`](Inbox::recv), [`recv_many`](Inbox::recv_many)).
 #[derive(Clone, Debug)]
 pub enum InboxItem {
     /// A run for this subscription.
@@ -84,6 +90,45 @@ pub enum InboxItem {
     },
 }
 
+/// What an [`Inbox`] yields a batch at a time
+/// ([`recv_batch`](Inbox::recv_batch)): as [`InboxItem`], but one run comes
+/// once, with every subscription of the inbox it was delivered to (in
+/// delivery order), instead of once per subscription.
+#[derive(Clone, Debug)]
+pub enum InboxBatchItem {
+    /// A run for these subscriptions (at least one), in the order it was
+    /// delivered to them.
+    Message {
+        /// The subscriptions it matched.
+        subscriptions: Vec<SubscriptionId>,
+        /// The run.
+        message: DeliveredMessage,
+    },
+    /// As [`InboxItem::Lagged`].
+    Lagged {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// How many runs were dropped.
+        missed: u64,
+    },
+    /// As [`InboxItem::Ended`].
+    Ended {
+        /// The subscription.
+        subscription: SubscriptionId,
+    },
+}
+
+impl InboxBatchItem {
+    /// Deliveries this item stands for: one per subscription of a
+    /// message, one for a lag notice or an end.
+    pub fn deliveries(&self) -> usize {
+        match self {
+            Self::Message { subscriptions, .. } => subscriptions.len(),
+            Self::Lagged { .. } | Self::Ended { .. } => 1,
+        }
+    }
+}
+
 /// A bounded queue of delivered runs that one consumer drains: the
 /// receiving end of one or many subscriptions.
 ///
@@ -93,6 +138,45 @@ pub enum InboxItem {
 /// inbox: when it is over its budget (in messages or in bytes) the oldest
 /// runs are dropped and their subscriptions get [`InboxItem::Lagged`]
 /// before their newer runs, as with tokio's `broadcast`.
+///
+/// # Receiving at scale: subscription groups
+///
+/// A task per subscription costs a task wake-up per delivery; one inbox
+/// fed by many subscriptions (a *subscription group*, joined with
+/// [`Engine::subscribe_to`](crate::Engine::subscribe_to)) costs one
+/// wake-up per batch. [`recv_batch`](Self::recv_batch) then takes a run
+/// once with all the group's subscriptions it reached, so the consumer
+/// touches the shared run once, not once per subscription. This is the
+/// way to receive one channel's runs for many subscribers (100k
+/// subscriptions over a few inboxes, each drained by one task: over 10M
+/// deliveries/s end to end on two cores, see `docs/benchmarks.md`).
+///
+/// ```
+/// use herald::{DeliveryOptions, Engine, Inbox, InboxBatchItem, InboxLimits, PublishOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), herald::Error> {
+/// let engine = Engine::builder().build();
+/// let limits = InboxLimits { max_subscriptions: 10_000, ..InboxLimits::messages(100_000) };
+/// let group = Inbox::new(limits);
+/// let members: Vec<_> = (0..1000)
+///     .map(|_| engine.subscribe_to(&group, "scores", None))
+///     .collect::<Result<_, _>>()?;
+/// engine.publish("scores", "1-0".into(), PublishOptions::default(), DeliveryOptions::default()).await?;
+/// let mut batch = Vec::new();
+/// assert_eq!(group.recv_batch(&mut batch, usize::MAX).await, 1000);
+/// match &batch[..] {
+///     [InboxBatchItem::Message { subscriptions, message }] => {
+///         assert_eq!(subscriptions.len(), 1000);
+///         assert_eq!(subscriptions[0], members[0].id());
+///         assert_eq!(message.message().get(), r#""1-0""#);
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # engine.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Examples
 ///
@@ -119,10 +203,22 @@ pub enum InboxItem {
 /// # }
 /// ```
 ///
+/// # Implementation
+///
+/// One mutex over a `VecDeque` of runs, each with the inbox's
+/// subscriptions it still has to reach, in order: delivering a run to
+/// the next subscription of the same inbox appends an 8-byte id to the
+/// run at the back instead of queueing another reference to it, so a
+/// group's share of a fan-out is one queue entry and no reference-count
+/// traffic. [`FanOut`] delivers one run to many subscribers taking each
+/// inbox's lock once per stretch of consecutive subscribers of that inbox
+/// (and waking its consumer once).
+///
 /// # Cancellation safety
 ///
-/// [`recv`](Self::recv) and [`recv_many`](Self::recv_many) are cancellation
-/// safe: if dropped before completing, nothing is lost.
+/// [`recv`](Self::recv), [`recv_many`](Self::recv_many) and
+/// [`recv_batch`](Self::recv_batch) are cancellation safe: if dropped
+/// before completing, nothing is lost.
 #[derive(Clone)]
 pub struct Inbox {
     shared: Arc<Shared>,
@@ -137,24 +233,120 @@ struct Shared {
 #[derive(Default)]
 struct State {
     queue: VecDeque<Queued>,
-    /// Messages in `queue` (end markers not counted).
+    /// Messages in `queue` (one per subscription still to reach; end
+    /// markers not counted).
     messages: usize,
     bytes: usize,
     reserved: usize,
-    /// Lag notices not yet read, in the order the lags began.
-    lagged: Vec<(SubscriptionId, u64)>,
+    /// Lag notices not yet read.
+    lagged: Lags,
     subscriptions: usize,
     waker: Option<Waker>,
     closed: bool,
 }
 
 enum Queued {
+    /// One run for one or more subscriptions (front first).
     Message {
-        sub: SubscriptionId,
         message: DeliveredMessage,
         weight: usize,
+        subs: Subs,
     },
     Ended(SubscriptionId),
+}
+
+/// The subscriptions a queued run has still to reach: one without an
+/// allocation (the common case of a connection's inbox), or many.
+enum Subs {
+    One(SubscriptionId),
+    /// Never empty.
+    Many(VecDeque<SubscriptionId>),
+}
+
+impl Subs {
+    fn front(&self) -> SubscriptionId {
+        match self {
+            Self::One(s) => *s,
+            Self::Many(v) => v[0],
+        }
+    }
+
+    fn push(&mut self, sub: SubscriptionId) {
+        match self {
+            Self::One(first) => *self = Self::Many(VecDeque::from([*first, sub])),
+            Self::Many(v) => v.push_back(sub),
+        }
+    }
+
+    /// Removes the first; whether more are left.
+    fn pop_front(&mut self) -> bool {
+        match self {
+            Self::One(_) => false,
+            Self::Many(v) => {
+                v.pop_front();
+                !v.is_empty()
+            }
+        }
+    }
+
+    /// Removes every `sub`: how many, and whether any subscription is
+    /// left.
+    fn remove(&mut self, sub: SubscriptionId) -> (usize, bool) {
+        match self {
+            Self::One(s) => (usize::from(*s == sub), *s != sub),
+            Self::Many(v) => {
+                let before = v.len();
+                v.retain(|s| *s != sub);
+                (before - v.len(), !v.is_empty())
+            }
+        }
+    }
+
+    /// The first `n` (at most all), leaving the rest; whether any are left.
+    fn split_front(&mut self, n: usize) -> (Vec<SubscriptionId>, bool) {
+        match self {
+            Self::One(s) => (vec![*s], false),
+            Self::Many(v) if n >= v.len() => (Vec::from(std::mem::take(v)), false),
+            Self::Many(v) => (v.drain(..n).collect(), true),
+        }
+    }
+}
+
+/// Lag notices not yet read, one per subscription, in the order the lags
+/// began: O(1) to add to, so a group whose thousands of subscriptions all
+/// fall behind at once costs no more per lost run than one subscription.
+#[derive(Default)]
+struct Lags {
+    order: VecDeque<SubscriptionId>,
+    missed: HashMap<SubscriptionId, u64>,
+}
+
+impl Lags {
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn add(&mut self, sub: SubscriptionId, missed: u64) {
+        match self.missed.entry(sub) {
+            Entry::Occupied(mut e) => *e.get_mut() = e.get().saturating_add(missed),
+            Entry::Vacant(e) => {
+                e.insert(missed);
+                self.order.push_back(sub);
+            }
+        }
+    }
+
+    /// The oldest notice.
+    fn pop(&mut self) -> Option<(SubscriptionId, u64)> {
+        let sub = self.order.pop_front()?;
+        Some((sub, self.missed.remove(&sub).unwrap_or(0)))
+    }
+
+    fn remove(&mut self, sub: SubscriptionId) {
+        if self.missed.remove(&sub).is_some() {
+            self.order.retain(|s| *s != sub);
+        }
+    }
 }
 
 impl Inbox {
@@ -221,6 +413,44 @@ impl Inbox {
             Poll::Pending
         })
         .await
+    }
+
+    /// Waits for at least one delivery, then moves up to `max` deliveries
+    /// into `out`, each run once with the subscriptions it reached
+    /// ([`InboxBatchItem`]); returns how many deliveries (the sum of the
+    /// items' [`deliveries`](InboxBatchItem::deliveries): 0 once the inbox
+    /// is closed and empty). One lock and one wake-up for a whole batch,
+    /// and no per-delivery copy of the run: the way to drain a
+    /// subscription group.
+    ///
+    /// The items come in the order [`recv`](Self::recv) would yield their
+    /// deliveries: per subscription, in delivery order, a lag notice
+    /// before the newer runs.
+    pub async fn recv_batch(&self, out: &mut Vec<InboxBatchItem>, max: usize) -> usize {
+        poll_fn(|cx| self.poll_recv_batch(cx, out, max)).await
+    }
+
+    /// Polls for a batch, as [`recv_batch`](Self::recv_batch).
+    pub fn poll_recv_batch(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<InboxBatchItem>,
+        max: usize,
+    ) -> Poll<usize> {
+        let mut st = self.shared.lock();
+        let n = st.take_batch(out, max);
+        if n > 0 || st.closed || max == 0 {
+            return Poll::Ready(n);
+        }
+        st.register(cx);
+        Poll::Pending
+    }
+
+    /// Moves up to `max` deliveries into `out` without waiting, as
+    /// [`recv_batch`](Self::recv_batch); returns how many (0: nothing
+    /// waiting).
+    pub fn try_recv_batch(&self, out: &mut Vec<InboxBatchItem>, max: usize) -> usize {
+        self.shared.lock().take_batch(out, max)
     }
 
     /// Takes items without waiting while their total weight stays within
@@ -300,9 +530,11 @@ impl Inbox {
             return None;
         }
         st.subscriptions += 1;
+        // Under the lock, so ids follow the order of joining.
+        let id = SubscriptionId(self.shared.next_id.fetch_add(1, Ordering::Relaxed));
         drop(st);
         Some(Subscriber {
-            id: SubscriptionId(self.shared.next_id.fetch_add(1, Ordering::Relaxed)),
+            id,
             inbox: self.shared.clone(),
             left: false,
         })
@@ -338,28 +570,93 @@ impl State {
     }
 
     fn take(&mut self) -> Option<InboxItem> {
-        if !self.lagged.is_empty() {
-            let (subscription, missed) = self.lagged.remove(0);
+        if let Some((subscription, missed)) = self.lagged.pop() {
             return Some(InboxItem::Lagged {
                 subscription,
                 missed,
             });
         }
-        match self.queue.pop_front()? {
+        let front = self.queue.front_mut()?;
+        let item = match front {
             Queued::Message {
-                sub,
                 message,
                 weight,
+                subs,
             } => {
+                let (subscription, weight) = (subs.front(), *weight);
                 self.messages -= 1;
                 self.bytes -= weight;
-                Some(InboxItem::Message {
-                    subscription: sub,
+                if subs.pop_front() {
+                    return Some(InboxItem::Message {
+                        subscription,
+                        message: message.clone(),
+                    });
+                }
+                let Some(Queued::Message { message, .. }) = self.queue.pop_front() else {
+                    unreachable!("the front is this message");
+                };
+                InboxItem::Message {
+                    subscription,
                     message,
-                })
+                }
             }
-            Queued::Ended(sub) => Some(InboxItem::Ended { subscription: sub }),
+            Queued::Ended(sub) => {
+                let subscription = *sub;
+                self.queue.pop_front();
+                InboxItem::Ended { subscription }
+            }
+        };
+        Some(item)
+    }
+
+    /// Moves up to `max` deliveries into `out`; how many.
+    fn take_batch(&mut self, out: &mut Vec<InboxBatchItem>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            if let Some((subscription, missed)) = self.lagged.pop() {
+                out.push(InboxBatchItem::Lagged {
+                    subscription,
+                    missed,
+                });
+                n += 1;
+                continue;
+            }
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            match front {
+                Queued::Message {
+                    message,
+                    weight,
+                    subs,
+                } => {
+                    let (subscriptions, more) = subs.split_front(max - n);
+                    let k = subscriptions.len();
+                    self.messages -= k;
+                    self.bytes -= *weight * k;
+                    n += k;
+                    let message = if more {
+                        message.clone()
+                    } else {
+                        let Some(Queued::Message { message, .. }) = self.queue.pop_front() else {
+                            unreachable!("the front is this message");
+                        };
+                        message
+                    };
+                    out.push(InboxBatchItem::Message {
+                        subscriptions,
+                        message,
+                    });
+                }
+                Queued::Ended(sub) => {
+                    let subscription = *sub;
+                    self.queue.pop_front();
+                    out.push(InboxBatchItem::Ended { subscription });
+                    n += 1;
+                }
+            }
         }
+        n
     }
 
     /// The weight of the next item (0 for a lag notice or an end marker),
@@ -374,14 +671,12 @@ impl State {
         }
     }
 
-    fn lag(&mut self, sub: SubscriptionId) {
-        match self.lagged.iter_mut().find(|(s, _)| *s == sub) {
-            Some((_, n)) => *n += 1,
-            None => self.lagged.push((sub, 1)),
-        }
+    fn lag(&mut self, sub: SubscriptionId, missed: u64) {
+        self.lagged.add(sub, missed);
     }
 
-    /// Drops the oldest message; false if there is none.
+    /// Drops the oldest message (for one subscription); false if there is
+    /// none.
     fn drop_oldest(&mut self) -> bool {
         let Some(at) = self
             .queue
@@ -390,12 +685,53 @@ impl State {
         else {
             return false;
         };
-        if let Some(Queued::Message { sub, weight, .. }) = self.queue.remove(at) {
-            self.messages -= 1;
-            self.bytes -= weight;
-            self.lag(sub);
+        let Some(Queued::Message { weight, subs, .. }) = self.queue.get_mut(at) else {
+            unreachable!("found above");
+        };
+        let (sub, weight) = (subs.front(), *weight);
+        if !subs.pop_front() {
+            self.queue.remove(at);
         }
+        self.messages -= 1;
+        self.bytes -= weight;
+        self.lag(sub, 1);
         true
+    }
+
+    /// Queues `message` for `sub`, dropping the oldest over the budget
+    /// (the caller checked that the inbox is open).
+    fn push(
+        &mut self,
+        limits: &InboxLimits,
+        sub: SubscriptionId,
+        message: &DeliveredMessage,
+        weight: usize,
+    ) {
+        let budget = limits.max_bytes.saturating_sub(self.reserved);
+        while self.messages >= limits.max_messages || self.bytes.saturating_add(weight) > budget {
+            if !self.drop_oldest() {
+                break;
+            }
+        }
+        if weight > budget {
+            // Larger than the whole budget: never held.
+            self.lag(sub, 1);
+            return;
+        }
+        match self.queue.back_mut() {
+            Some(Queued::Message {
+                message: last,
+                subs,
+                ..
+            }) if last.same_run(message) => subs.push(sub),
+            _ => self.queue.push_back(Queued::Message {
+                message: message.clone(),
+                weight,
+                subs: Subs::One(sub),
+            }),
+        }
+        self.messages += 1;
+        self.bytes += weight;
     }
 }
 
@@ -414,34 +750,23 @@ impl Subscriber {
         self.id
     }
 
+    /// Whether `self` and `other` deliver into the same inbox.
+    pub fn same_inbox(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inbox, &other.inbox)
+    }
+
     /// Queues a run, dropping the oldest over the budget. False if the
-    /// inbox is closed (nothing delivered).
+    /// inbox is closed (nothing delivered). To hand one run to many
+    /// subscribers, [`FanOut`] takes each inbox's lock once per stretch of
+    /// subscribers.
     pub fn deliver(&self, message: &DeliveredMessage) -> bool {
         let weight = message.weight();
-        let limits = self.inbox.limits;
         let waker = {
             let mut st = self.inbox.lock();
             if st.closed {
                 return false;
             }
-            let budget = limits.max_bytes.saturating_sub(st.reserved);
-            while st.messages >= limits.max_messages || st.bytes.saturating_add(weight) > budget {
-                if !st.drop_oldest() {
-                    break;
-                }
-            }
-            if weight > budget {
-                // Larger than the whole budget: never held.
-                st.lag(self.id);
-            } else {
-                st.queue.push_back(Queued::Message {
-                    sub: self.id,
-                    message: message.clone(),
-                    weight,
-                });
-                st.messages += 1;
-                st.bytes += weight;
-            }
+            st.push(&self.inbox.limits, self.id, message, weight);
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -460,10 +785,7 @@ impl Subscriber {
             if st.closed {
                 return false;
             }
-            match st.lagged.iter_mut().find(|(s, _)| *s == self.id) {
-                Some((_, n)) => *n = n.saturating_add(missed),
-                None => st.lagged.push((self.id, missed)),
-            }
+            st.lag(self.id, missed);
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -493,18 +815,18 @@ impl Subscriber {
         let id = self.id;
         let mut freed = 0;
         let mut dropped = 0;
-        st.queue.retain(|q| match q {
-            Queued::Message { sub, weight, .. } if *sub == id => {
-                freed += weight;
-                dropped += 1;
-                false
+        st.queue.retain_mut(|q| match q {
+            Queued::Message { weight, subs, .. } => {
+                let (n, left) = subs.remove(id);
+                freed += *weight * n;
+                dropped += n;
+                left
             }
             Queued::Ended(sub) => *sub != id,
-            Queued::Message { .. } => true,
         });
         st.bytes -= freed;
         st.messages -= dropped;
-        st.lagged.retain(|(s, _)| *s != id);
+        st.lagged.remove(id);
         st.subscriptions -= 1;
         self.left = true;
     }
@@ -523,6 +845,123 @@ impl Drop for Subscriber {
         if !self.left {
             self.inbox.lock().subscriptions -= 1;
         }
+    }
+}
+
+/// Hands one run to many [`Subscriber`]s: consecutive subscribers of the
+/// same inbox share one lock of it and one wake-up of its consumer
+/// (a transport's publish loop, for subscription groups).
+///
+/// Equivalent to calling [`Subscriber::deliver`] for each, in order, except
+/// that an inbox's consumer sees a stretch's deliveries at once, when the
+/// stretch ends: at a subscriber of another inbox, after
+/// [`STRETCH`](Self::STRETCH) deliveries, or when the `FanOut` is dropped.
+/// Drop it before anything that could wait for the inbox's consumer.
+///
+/// # Examples
+///
+/// ```
+/// use herald::{DeliveryOptions, Engine, FanOut, Inbox, InboxBatchItem, InboxLimits, PublishOptions};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), herald::Error> {
+/// # let engine = Engine::builder().build();
+/// # let mut sub = engine.subscribe("c", None)?;
+/// # engine.publish("c", "1".into(), PublishOptions::default(), DeliveryOptions::default()).await?;
+/// # let message = sub.recv().await.unwrap().unwrap();
+/// // A transport holding three subscribers of one inbox hands them `message`:
+/// let inbox = Inbox::new(InboxLimits::default());
+/// let subscribers: Vec<_> = (0..3).map(|_| inbox.join().unwrap()).collect();
+/// let mut fan = FanOut::new(&message);
+/// for s in &subscribers {
+///     assert!(fan.deliver(s));
+/// }
+/// drop(fan); // unlocks the inbox and wakes its consumer
+/// let mut batch = Vec::new();
+/// assert_eq!(inbox.try_recv_batch(&mut batch, usize::MAX), 3);
+/// assert!(matches!(&batch[..], [InboxBatchItem::Message { subscriptions, .. }] if subscriptions.len() == 3));
+/// # engine.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct FanOut<'a> {
+    message: &'a DeliveredMessage,
+    weight: usize,
+    held: Option<Held<'a>>,
+}
+
+/// The inbox a [`FanOut`] has locked.
+struct Held<'a> {
+    inbox: &'a Arc<Shared>,
+    state: MutexGuard<'a, State>,
+    /// Deliveries in this stretch.
+    delivered: usize,
+}
+
+impl<'a> FanOut<'a> {
+    /// Deliveries into one inbox under one lock at most, so its consumer
+    /// (and subscribing) wait for at most that many.
+    pub const STRETCH: usize = 1024;
+
+    /// Starts handing `message` out.
+    pub fn new(message: &'a DeliveredMessage) -> Self {
+        Self {
+            weight: message.weight(),
+            message,
+            held: None,
+        }
+    }
+
+    /// Delivers the run to `to` (as [`Subscriber::deliver`]); false if its
+    /// inbox is closed.
+    pub fn deliver(&mut self, to: &'a Subscriber) -> bool {
+        let same = self
+            .held
+            .as_ref()
+            .is_some_and(|h| Arc::ptr_eq(h.inbox, &to.inbox) && h.delivered < Self::STRETCH);
+        if !same {
+            self.release();
+            self.held = Some(Held {
+                inbox: &to.inbox,
+                state: to.inbox.lock(),
+                delivered: 0,
+            });
+        }
+        let Some(held) = self.held.as_mut() else {
+            unreachable!("held above");
+        };
+        if held.state.closed {
+            return false;
+        }
+        held.state
+            .push(&held.inbox.limits, to.id, self.message, self.weight);
+        held.delivered += 1;
+        true
+    }
+
+    /// Ends the stretch: unlocks its inbox and wakes its consumer.
+    fn release(&mut self) {
+        if let Some(mut held) = self.held.take() {
+            let waker = held.state.waker.take();
+            drop(held);
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Drop for FanOut<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl fmt::Debug for FanOut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FanOut")
+            .field("message", &self.message.message_id())
+            .finish_non_exhaustive()
     }
 }
 

@@ -13,7 +13,9 @@ use herald_core::selector::Selector;
 use crate::DeliveredMessage;
 
 pub use in_process::InProcessTransport;
-pub use inbox::{Inbox, InboxItem, InboxLimits, Subscriber, SubscriptionId};
+pub use inbox::{
+    FanOut, Inbox, InboxBatchItem, InboxItem, InboxLimits, Subscriber, SubscriptionId,
+};
 pub use subscription::{Lagged, Subscription};
 
 /// Carries published runs to the subscriptions of a channel on this node.
