@@ -1,13 +1,16 @@
 //! `server-bench`: `herald-server` on its durable store (`RedbStore`).
 //!
 //! ```text
-//! cargo run --release -p herald-benches --bin server-bench -- [--quick] [--n N]
+//! cargo build --release -p herald-benches --bin server-bench --bin rt-clients
+//! target/release/server-bench [--quick] [--n N]
 //!     [--publishers P] [--spread-s S] [--http-n H] [--connections C]
-//!     [--client-threads T] [--dir DIR] [--keep]
+//!     [--client-threads T] [--rt-n R] [--rt-rounds K] [--rt-client-threads T]
+//!     [--rt-only] [--dir DIR] [--keep]
 //! ```
 //!
-//! Four measurements, each checked (a wrong or missing answer aborts the
-//! run with exit code 1):
+//! Five measurements, each checked (a wrong or missing answer aborts the
+//! run with exit code 1); e runs first, while the process's memory is
+//! fresh:
 //!
 //! a. **durable publish** (shared with `store-bench`,
 //!    [`herald_benches::durable`]): P (64) publisher tasks publish N (1M;
@@ -36,12 +39,27 @@
 //!    real clock, each claimed and completed in the store; receive and
 //!    firing lateness. Checked: each received exactly once, none early,
 //!    nothing pending afterwards, N + 1 intact records (the probe).
+//! e. **real-time fan-out**: a fresh in-process server, and R (10k)
+//!    socket.io subscribers of one channel on loopback WebSockets in a
+//!    child process (`rt-clients`, next to this binary: one process
+//!    holding both ends of 10k connections would pass the open-files
+//!    limit; both raise their soft limit to the hard one). Each subscribes
+//!    as the Backendless JS SDK does (`SUB_ON PUB_SUB_MESSAGES`). Memory:
+//!    the growth of this process's RSS from before the clients connect
+//!    until all have their `SUB_READY`, per connection. Then K (7;
+//!    `--quick` 5) rounds of one HTTP publish, each timed from just before
+//!    its request is written until the last subscriber has parsed it (both
+//!    processes read the wall clock, the one clock they share). Checked
+//!    (by `rt-clients`): every connection gets every round exactly once,
+//!    in order, and nothing else.
 //!
 //! The last line is machine-readable (B: scheduled publishes over HTTP;
-//! C: restart with N pending, whatever N was; D: receive-side p99):
+//! C: restart with N pending, whatever N was; D: receive-side p99; E:
+//! median over the rounds of e, whatever R was; F: bytes per idle
+//! real-time connection; G: the 1-minute load average at the end):
 //!
 //! ```text
-//! server durable_publish_per_s=A http_publish_per_s=B restart_1m_s=C lateness_p99_ms=D
+//! server durable_publish_per_s=A http_publish_per_s=B restart_1m_s=C lateness_p99_ms=D rt_fanout_10k_ms=E rt_conn_bytes=F load=G
 //! ```
 
 use std::net::SocketAddr;
@@ -52,7 +70,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use herald_benches::DEFAULT_SEED;
-use herald_benches::durable::{self, Plan, loadavg, quantile, wall_us};
+use herald_benches::durable::{self, Plan, loadavg, quantile, rss_bytes, wall_us};
 use herald_benches::http1::Conn;
 use herald_server::{AppConfig, Config, Server};
 use serde_json::Value;
@@ -71,6 +89,10 @@ struct Args {
     client_threads: usize,
     dir: Option<PathBuf>,
     keep: bool,
+    rt_n: usize,
+    rt_rounds: usize,
+    rt_client_threads: usize,
+    rt_only: bool,
 }
 
 /// herald-server on its durable store: durable publish rate, HTTP publish
@@ -106,6 +128,18 @@ struct Flags {
     /// Keep the data directory afterwards
     #[arg(long)]
     keep: bool,
+    /// Real-time subscribers of the fan-out (in the `rt-clients` process)
+    #[arg(long, value_name = "R", default_value = "10k", value_parser = count)]
+    rt_n: usize,
+    /// Publishes (rounds) of the real-time fan-out [default: 7, --quick 5]
+    #[arg(long, value_name = "K", value_parser = count)]
+    rt_rounds: Option<usize>,
+    /// Worker threads of the `rt-clients` process
+    #[arg(long, value_name = "T", default_value = "1", value_parser = count)]
+    rt_client_threads: usize,
+    /// Only the real-time fan-out (e)
+    #[arg(long)]
+    rt_only: bool,
 }
 
 fn parse_args() -> Args {
@@ -122,6 +156,10 @@ fn parse_args() -> Args {
         client_threads: f.client_threads,
         dir: f.dir,
         keep: f.keep,
+        rt_n: f.rt_n,
+        rt_rounds: f.rt_rounds.unwrap_or(if f.quick { 5 } else { 7 }),
+        rt_client_threads: f.rt_client_threads,
+        rt_only: f.rt_only,
     }
 }
 
@@ -154,6 +192,8 @@ fn config(data_dir: &Path) -> Config {
 
 fn main() -> ExitCode {
     let args = parse_args();
+    // 10k real-time connections (and the HTTP ones) need descriptors.
+    herald_server::raise_fd_limit();
     if cfg!(debug_assertions) {
         println!("WARNING: debug build; run with --release for meaningful numbers");
     }
@@ -190,6 +230,25 @@ fn main() -> ExitCode {
     let app_dir = dir.join("apps").join(APP);
     let plan = Plan::new(args.n, args.publishers, args.spread_ms, DEFAULT_SEED);
 
+    // e. real-time fan-out, first: the process's memory is still fresh, so
+    // its growth is the connections'.
+    let fanout = rt_fanout(&rt, &args, &dir.join("rt")).unwrap_or_else(|e| fail("rt fan-out", &e));
+    if args.rt_only {
+        let _ = std::fs::remove_dir_all(&dir);
+        println!();
+        println!(
+            "rt subscribers={} rounds={} fanout_median_ms={:.2} fanout_max_ms={:.2} \
+             conn_bytes={:.0} load={}",
+            args.rt_n,
+            fanout.ms.len(),
+            fanout.median_ms(),
+            fanout.max_ms(),
+            fanout.conn_bytes,
+            loadavg()
+        );
+        return ExitCode::SUCCESS;
+    }
+
     // a. durable publish
     let published = rt
         .block_on(durable::durable_publish(&app_dir, &plan))
@@ -221,19 +280,32 @@ fn main() -> ExitCode {
     if !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    println!("load average at the end: {}", loadavg());
+    let load = loadavg();
+    println!("load average at the end: {load}");
     println!();
     println!(
         "http immediate_publish_per_s={:.0} scheduled_publish_per_s={:.0}",
         http[0].rate, http[1].rate
     );
     println!(
+        "rt subscribers={} rounds={} fanout_median_ms={:.2} fanout_max_ms={:.2} \
+         conn_bytes={:.0} load={load}",
+        args.rt_n,
+        fanout.ms.len(),
+        fanout.median_ms(),
+        fanout.max_ms(),
+        fanout.conn_bytes
+    );
+    println!(
         "server durable_publish_per_s={:.0} http_publish_per_s={:.0} restart_1m_s={:.3} \
-         lateness_p99_ms={:.3}",
+         lateness_p99_ms={:.3} rt_fanout_10k_ms={:.2} rt_conn_bytes={:.0} load={}",
         published.rate,
         http[1].rate,
         restart.as_secs_f64(),
-        late.receive_ms(0.99)
+        late.receive_ms(0.99),
+        fanout.median_ms(),
+        fanout.conn_bytes,
+        load.split_whitespace().next().unwrap_or("?")
     );
     ExitCode::SUCCESS
 }
@@ -505,4 +577,224 @@ async fn server_restart(dir: &Path, n: usize) -> Result<Duration, String> {
         n + 1
     );
     Ok(restart)
+}
+
+// ---------------------------------------------------------------------------
+// e. real-time fan-out
+
+/// The channel the real-time subscribers listen to.
+const RT_CHANNEL: &str = "rt";
+
+/// How long one step of the `rt-clients` process may take.
+const RT_STEP: Duration = Duration::from_secs(120);
+
+struct RtReport {
+    /// Per round: publish request sent → last subscriber has it.
+    ms: Vec<f64>,
+    /// Server-side resident memory per idle subscribed connection.
+    conn_bytes: f64,
+}
+
+impl RtReport {
+    fn median_ms(&self) -> f64 {
+        let mut v = self.ms.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.ms.iter().copied().fold(f64::NAN, f64::max)
+    }
+}
+
+/// The `rt-clients` process: its stdin (closing it ends the run) and its
+/// stdout lines (read by a thread, so that waits can time out).
+struct Clients {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Clients {
+    fn spawn(addr: SocketAddr, args: &Args) -> Result<Self, String> {
+        let exe = std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name(format!("rt-clients{}", std::env::consts::EXE_SUFFIX));
+        if !exe.exists() {
+            return Err(format!(
+                "{} is missing: build it with `cargo build --release -p herald-benches --bin \
+                 rt-clients --bin server-bench`",
+                exe.display()
+            ));
+        }
+        let mut child = std::process::Command::new(&exe)
+            .args(["--addr", &addr.to_string(), "--app", APP, "--key", KEY])
+            .args(["--channel", RT_CHANNEL, "--n", &args.rt_n.to_string()])
+            .args(["--threads", &args.rt_client_threads.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+        })
+    }
+
+    /// The next line, which must start with `word`: its other fields.
+    fn expect(&self, word: &str) -> Result<Vec<String>, String> {
+        let line = self
+            .lines
+            .recv_timeout(RT_STEP)
+            .map_err(|e| format!("rt-clients said nothing for {RT_STEP:?} ({e}), wanted {word}"))?;
+        let mut fields = line.split_whitespace().map(str::to_owned);
+        if fields.next().as_deref() != Some(word) {
+            return Err(format!("rt-clients: {line} (wanted {word})"));
+        }
+        Ok(fields.collect())
+    }
+
+    /// Closes stdin and waits for `ok N ROUNDS` and a clean exit.
+    fn finish(mut self, n: usize, rounds: usize) -> Result<(), String> {
+        drop(self.stdin.take());
+        let ok = self.expect("ok")?;
+        if ok != [n.to_string(), rounds.to_string()] {
+            return Err(format!(
+                "rt-clients: ok {ok:?}, wanted {n} connections, {rounds} rounds"
+            ));
+        }
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("rt-clients: {status}"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        // On an early return: do not leave 10k connections behind.
+        if self.stdin.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One HTTP publish of `{"rt": round}` at a time to `args.rt_n` real-time
+/// subscribers in the `rt-clients` process; each timed from just before
+/// its request is written until the last subscriber has it (both read the
+/// wall clock), each checked (the clients check every connection got each
+/// round once, in order). Also the server's resident memory per idle
+/// subscribed connection.
+fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<RtReport, String> {
+    let _ = std::fs::remove_dir_all(data);
+    let n = args.rt_n;
+    let server = rt
+        .block_on(Server::start(Config {
+            max_connections: n + 256,
+            ..config(data)
+        }))
+        .map_err(|e| format!("start: {e:#}"))?;
+    let addr = server.local_addr();
+    let mut publisher = rt.block_on(Conn::open(addr))?;
+    let (status, _) = rt.block_on(
+        publisher.call(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()),
+    )?;
+    if status != 200 {
+        return Err(format!("GET /health: {status}"));
+    }
+    let rss0 = rss_bytes();
+    let clients = Clients::spawn(addr, args)?;
+    let ready = clients.expect("ready")?;
+    let rss1 = rss_bytes();
+    let conn_bytes = rss1.saturating_sub(rss0) as f64 / n as f64;
+    println!(
+        "## real-time: {n} socket.io subscribers of one channel connected and subscribed in {} ms \
+         (rt-clients process, {} thread(s)); server RSS {:.1} -> {:.1} MB = {conn_bytes:.0} B per \
+         idle connection",
+        ready.get(1).map_or("?", String::as_str),
+        args.rt_client_threads,
+        rss0 as f64 / 1e6,
+        rss1 as f64 / 1e6,
+    );
+
+    let mut ms = Vec::with_capacity(args.rt_rounds);
+    let cpu0 = cpu_ms();
+    for round in 0..args.rt_rounds {
+        let body = format!("{{\"message\":{{\"rt\":{round}}}}}");
+        let request = format!(
+            "POST /{APP}/{KEY}/messaging/{RT_CHANNEL} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
+             application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let sent = wall_us();
+        let (status, answer) = rt.block_on(publisher.call(request.as_bytes()))?;
+        let answered = wall_us();
+        let v: Value = serde_json::from_slice(&answer).map_err(|e| format!("publish: {e}"))?;
+        if status != 200 || v["status"] != "published" {
+            return Err(format!("publish {round}: {status} {v}"));
+        }
+        let got = clients.expect("round")?;
+        let field = |i: usize| got.get(i).and_then(|f| f.parse::<i64>().ok());
+        let (Some(r), Some(first), Some(last)) = (field(0), field(1), field(2)) else {
+            return Err(format!("rt-clients: round {got:?}"));
+        };
+        if r != round as i64 {
+            return Err(format!("rt-clients reported round {r}, wanted {round}"));
+        }
+        let to_ms = |us: i64| (us - sent) as f64 / 1e3;
+        println!(
+            "   round {round}: answered {:.2} ms, first subscriber {:.2} ms, last {:.2} ms",
+            to_ms(answered),
+            to_ms(first),
+            to_ms(last)
+        );
+        ms.push(to_ms(last));
+    }
+    let cpu = cpu_ms().zip(cpu0).map(|(b, a)| b - a);
+    clients.finish(n, args.rt_rounds)?;
+    rt.block_on(server.shutdown())
+        .map_err(|e| format!("shutdown: {e:#}"))?;
+    let _ = std::fs::remove_dir_all(data);
+    let report = RtReport { ms, conn_bytes };
+    println!(
+        "## real-time fan-out: 1 HTTP publish to {n} subscribers, {} rounds (checked: every \
+         connection got every round exactly once, in order): last subscriber median {:.2} ms, max \
+         {:.2} ms; server CPU {} per delivery (load average {})",
+        report.ms.len(),
+        report.median_ms(),
+        report.max_ms(),
+        cpu.map_or("?".into(), |ms| format!(
+            "{:.1} µs",
+            ms * 1e3 / (n * args.rt_rounds) as f64
+        )),
+        loadavg()
+    );
+    Ok(report)
+}
+
+/// CPU time (user + system) of this process so far, in ms, from
+/// `/proc/self/stat` (in 10 ms ticks: `USER_HZ` is 100 on Linux).
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command's closing parenthesis: state is the
+    // 3rd field, utime the 14th, stime the 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 * 10.0)
 }

@@ -164,7 +164,12 @@ impl Conn {
     /// of listeners stopped meanwhile are dropped).
     pub(crate) fn plan(&self, runs: Vec<(SubscriptionId, DeliveredMessage)>, out: &mut Vec<Out>) {
         let mut inner = self.lock();
-        out.extend(inner.replies.drain(..).map(|(e, v)| Out::Reply(e, v)));
+        // Replies are rare (one `SUB_READY` per listener): their queue's
+        // buffer goes with them instead of staying with an idle connection.
+        if !inner.replies.is_empty() {
+            let replies = std::mem::take(&mut inner.replies);
+            out.extend(replies.into_iter().map(|(e, v)| Out::Reply(e, v)));
+        }
         for (sub, message) in runs {
             if let Some(id) = inner.by_sub.get(&sub) {
                 out.push(Out::Run(id.clone(), message));

@@ -61,6 +61,7 @@ pub(crate) fn register(
     let (svc, io) = SocketIo::builder()
         .req_path(path.clone())
         .max_buffer_size(drain::SOCKET_BUFFER)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .build_svc();
     let app: Arc<str> = app.into();
     let (guard_state, guard_app) = (state.clone(), app.clone());
@@ -101,12 +102,15 @@ pub(crate) fn register(
     let guarded = move |req: Request| {
         let (svc, state, app) = (svc.clone(), guard_state.clone(), guard_app.clone());
         async move {
-            if opens_session(req.uri().query())
-                && let Err(e) = handshake_key(&state, &app, req.uri().query())
-            {
-                state.metrics.count_error(e.code);
-                return e.into_response();
-            }
+            let req = if opens_session(req.uri().query()) {
+                if let Err(e) = handshake_key(&state, &app, req.uri().query()) {
+                    state.metrics.count_error(e.code);
+                    return e.into_response();
+                }
+                detached(req)
+            } else {
+                req
+            };
             match svc.oneshot(req).await {
                 Ok(res) => res.into_response(),
                 Err(never) => match never {},
@@ -117,6 +121,32 @@ pub(crate) fn register(
         .route(&path, any(guarded.clone()))
         .route(&format!("{path}/"), any(guarded));
     (router, io)
+}
+
+/// The WebSocket read buffer per connection (engine.io's default: 4 KiB).
+/// Clients send small packets (pongs, `SUB_ON`, `MET_REQ`); a larger frame
+/// grows the buffer as it needs.
+const WS_READ_BUFFER: usize = 512;
+
+/// `req` with its URI and header values copied out of hyper's read buffer.
+/// Engine.IO keeps the request that opened a session (its parts) for the
+/// session's life, and hyper's URI and header values are slices of the
+/// connection's read buffer (8 KiB or more), which would stay allocated as
+/// long: a quarter of an idle real-time connection's memory.
+fn detached(req: Request) -> Request {
+    let (mut parts, body) = req.into_parts();
+    if let Ok(uri) = axum::http::Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = axum::http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let mut copy =
+            axum::http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.set_sensitive(value.is_sensitive());
+        headers.append(name.clone(), copy);
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
 }
 
 /// Whether an Engine.IO request opens a session: it carries no `sid`.
@@ -247,5 +277,74 @@ fn met_req(c: &Conn, v: &Value) {
         // Herald has no users: the token is accepted and ignored.
         "SET_USER_TOKEN" => c.reply("MET_RES", json!({"id": id, "result": null})),
         other => reply_error(c, "MET_RES", &id, &ApiError::method_not_supported(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderValue, Uri};
+
+    use super::*;
+
+    /// Whether `part` lies inside `buf`'s bytes.
+    fn inside(buf: &Bytes, part: &[u8]) -> bool {
+        let range = buf.as_ptr_range();
+        range.contains(&part.as_ptr())
+    }
+
+    #[test]
+    fn a_detached_request_shares_no_bytes_with_the_read_buffer() {
+        // What hyper hands over: the URI and header values are slices of
+        // the connection's read buffer.
+        let buf = Bytes::copy_from_slice(
+            b"/APP/?EIO=4&transport=websocket&apiKey=k websocket secret one two",
+        );
+        let uri = Uri::from_maybe_shared(buf.slice(0..40)).unwrap();
+        let value =
+            |r: std::ops::Range<usize>| HeaderValue::from_maybe_shared(buf.slice(r)).unwrap();
+        let mut secret = value(51..57);
+        secret.set_sensitive(true);
+        let mut req = Request::builder()
+            .uri(uri)
+            .header("upgrade", value(41..50))
+            .header("x-multi", value(58..61))
+            .header("x-multi", value(62..65))
+            .body(Body::empty())
+            .unwrap();
+        req.headers_mut().insert("authorization", secret);
+        req.extensions_mut().insert(7u32);
+        assert!(
+            inside(&buf, req.uri().path().as_bytes()),
+            "the test's premise"
+        );
+        assert!(
+            inside(&buf, req.headers()["upgrade"].as_bytes()),
+            "the test's premise"
+        );
+
+        let req = detached(req);
+        assert_eq!(req.uri(), "/APP/?EIO=4&transport=websocket&apiKey=k");
+        assert_eq!(
+            req.uri().query(),
+            Some("EIO=4&transport=websocket&apiKey=k")
+        );
+        assert!(!inside(&buf, req.uri().path().as_bytes()));
+        assert!(!inside(&buf, req.uri().query().unwrap().as_bytes()));
+        assert_eq!(req.headers()["upgrade"], "websocket");
+        let multi: Vec<_> = req.headers().get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["one", "two"], "every value, in order");
+        assert!(req.headers()["authorization"].is_sensitive());
+        for (_, v) in req.headers() {
+            assert!(
+                !inside(&buf, v.as_bytes()),
+                "{v:?} still points into the buffer"
+            );
+        }
+        assert_eq!(
+            req.extensions().get::<u32>(),
+            Some(&7),
+            "extensions (the upgrade) kept"
+        );
     }
 }
