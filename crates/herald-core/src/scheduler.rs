@@ -261,6 +261,28 @@ impl<T> Scheduler<T> {
         self.slab.get(key.index, key.generation)
     }
 
+    /// The key and value of the pending entry in slab slot `index` (see
+    /// [`Key::index`]), or `None` if that slot holds no pending entry. Lets
+    /// a side table keep only the 4-byte index of each entry and still
+    /// reach its value and current key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// let k = s.insert_at(Tick::from_millis(100), "reminder");
+    /// assert_eq!(s.entry_at(k.index()), Some((k, &"reminder")));
+    /// s.cancel(k);
+    /// assert_eq!(s.entry_at(k.index()), None);
+    /// ```
+    pub fn entry_at(&self, index: u32) -> Option<(Key, &T)> {
+        self.slab
+            .occupant(index)
+            .map(|(generation, value)| (Key { index, generation }, value))
+    }
+
     /// A mutable reference to the value for `key`, or `None` if the key is stale.
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         self.slab.get_mut(key.index, key.generation)

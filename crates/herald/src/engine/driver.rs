@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{Key, Tick};
+use herald_core::Tick;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -53,7 +53,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
     };
     sh.ready.send_replace(true);
     let mut settles = Vec::new();
-    let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
+    let mut fired: Vec<Run> = Vec::with_capacity(BATCH);
     // Expired leases are taken back every half lease (a completion that
     // failed without a crash, a node that died holding claims); on a
     // shared store at least every second, so another node's claims come
@@ -249,16 +249,13 @@ pub(super) fn recovered(throttle: &Throttle, what: &str) {
 }
 
 /// Fires everything due at `now`, a batch at a time.
-async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>) {
+async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<Run>) {
     loop {
         fired.clear();
         let n = {
             let mut st = sh.lock();
             let n = st.wheel.poll_expired(now, fired, BATCH);
-            for (key, run) in fired.iter() {
-                if st.keys.get(&run.id) == Some(key) {
-                    st.keys.remove(&run.id);
-                }
+            for run in fired.iter() {
                 st.inflight.insert(run.id, Inflight::claiming());
             }
             n
@@ -273,10 +270,10 @@ async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>) {
     }
 }
 
-async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
+async fn fire(sh: &Shared, now: Tick, fired: &[Run]) {
     let claims = fired
         .iter()
-        .map(|(_, r)| Claim {
+        .map(|r| Claim {
             id: r.id,
             due: r.due,
         })
@@ -301,7 +298,7 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
             }
             let retry = now.saturating_add_millis(RETRY.as_millis() as u64);
             let mut st = sh.lock();
-            for (_, run) in fired {
+            for run in fired {
                 if st
                     .inflight
                     .remove(&run.id)
@@ -323,7 +320,7 @@ async fn fire(sh: &Shared, now: Tick, fired: &[(Key, Run)]) {
     let mut go: Vec<(Run, Claimed)> = Vec::with_capacity(fired.len());
     {
         let mut st = sh.lock();
-        for ((_, run), claimed) in fired.iter().zip(claimed) {
+        for (run, claimed) in fired.iter().zip(claimed) {
             let Some(claimed) = claimed else {
                 // Cancelled, finished or re-scheduled meanwhile, or
                 // claimed by another node.
