@@ -501,9 +501,10 @@ impl Engine {
     }
 
     /// About how many bytes this engine holds for the runs waiting in its
-    /// wheel: the wheel's entries (a message's id and due time, in a
-    /// 32-byte slab entry and an 8-byte wheel element) and the id index
-    /// (8 bytes a slot, 2/5 to 4/5 full), so 50 to 60 bytes per run.
+    /// wheel: the wheel's entries (a message's id, in a 24-byte slab entry,
+    /// and an 8-byte wheel element) and the id index (8 bytes a slot, 2/5
+    /// to 4/5 full): 42 to 53 bytes per run once
+    /// there are many (the slab grows 4,096 entries at a time).
     /// Nothing else of a scheduled message is in memory until it fires.
     pub fn scheduled_bytes(&self) -> usize {
         self.shared.lock().wheel.heap_bytes()

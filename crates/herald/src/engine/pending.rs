@@ -1,11 +1,17 @@
 //! `Pending`: the runs waiting in the wheel, one per message, found by id.
 //!
 //! All the engine keeps in memory for a scheduled message: its wheel entry
-//! (the id's 16 bytes and the run's due time, 8: a 32-byte slab entry and
-//! an 8-byte wheel element) and one slot of the [`IdIndex`] (8 bytes at 2/5
-//! to 4/5 load). Channel, headers and body stay in the store until the run
-//! fires. About 50 to 60 bytes per pending message (`docs/benchmarks.md`,
-//! "Memory per pending message").
+//! (the id's 16 bytes: a 24-byte slab entry and an 8-byte wheel element;
+//! the run's due time is the entry's deadline) and one slot of the
+//! [`IdIndex`] (8 bytes at 2/5 to 4/5 load). Channel, headers and body stay
+//! in the store until the run fires. About 42 to 53 bytes per pending
+//! message (`docs/benchmarks.md`, "Memory per pending message").
+//!
+//! A run that fires later than it is due (a claim the store refused, put
+//! back for a retry) keeps its due time in a side map, `late`: rare, and
+//! emptied as those runs fire.
+
+use std::collections::HashMap;
 
 use herald_core::{Key, Scheduler, Tick};
 
@@ -13,17 +19,15 @@ use super::id_index::IdIndex;
 use super::shared::Run;
 use crate::MessageId;
 
-/// A wheel entry: a [`Run`] without `MessageId`'s 16-byte alignment (24
-/// bytes, not 32).
+/// A wheel entry: a message id without `MessageId`'s 16-byte alignment
+/// (16 bytes; a [`Run`] is 32); the run's due time is the entry's deadline
+/// (or in `late`).
 #[derive(Clone, Copy, Debug)]
-struct Entry {
-    id: [u8; 16],
-    due: Tick,
-}
+struct Entry([u8; 16]);
 
 impl Entry {
     fn id(&self) -> MessageId {
-        MessageId::from_bytes(self.id)
+        MessageId::from_bytes(self.0)
     }
 }
 
@@ -35,8 +39,10 @@ impl Entry {
 pub(crate) struct Pending {
     wheel: Scheduler<Entry>,
     index: IdIndex,
+    /// The due time of each pending run that fires at another time.
+    late: HashMap<MessageId, Tick>,
     /// What `poll_expired` took from the wheel (kept for its capacity).
-    expired: Vec<(Key, Entry)>,
+    expired: Vec<(Key, Tick, Entry)>,
 }
 
 impl Pending {
@@ -45,6 +51,7 @@ impl Pending {
         Self {
             wheel: Scheduler::starting_at(now),
             index: IdIndex::new(),
+            late: HashMap::new(),
             expired: Vec::new(),
         }
     }
@@ -66,7 +73,7 @@ impl Pending {
     }
 
     /// The bytes held for the pending runs: the index, the wheel's slab (a
-    /// 32-byte entry per slot of its capacity) and one 8-byte wheel element
+    /// 24-byte entry per slot of its capacity) and one 8-byte wheel element
     /// per run (an estimate: the wheel's element blocks and its garbage
     /// slack after cancels are not counted).
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -88,19 +95,19 @@ impl Pending {
     /// pending run if it has one (a replaced run counts as newly inserted
     /// for the order of runs due in the same millisecond).
     pub(crate) fn insert(&mut self, id: MessageId, due: Tick, at: Tick) {
-        let entry = Entry {
-            id: id.to_bytes(),
-            due,
-        };
+        if at == due {
+            if !self.late.is_empty() {
+                self.late.remove(&id);
+            }
+        } else {
+            self.late.insert(id, due);
+        }
         if let Some(key) = self.key_of(id) {
             // Same slab slot, same key: the index stays as it is.
             self.wheel.reschedule(key, at);
-            if let Some(e) = self.wheel.get_mut(key) {
-                *e = entry;
-            }
             return;
         }
-        let key = self.wheel.insert_at(at, entry);
+        let key = self.wheel.insert_at(at, Entry(id.to_bytes()));
         self.index.insert(id, key.index());
     }
 
@@ -112,6 +119,9 @@ impl Pending {
         self.wheel.cancel(key);
         let removed = self.index.remove(id, key.index());
         debug_assert!(removed, "a wheel entry missing from the index");
+        if !self.late.is_empty() {
+            self.late.remove(&id);
+        }
         true
     }
 
@@ -119,12 +129,19 @@ impl Pending {
     /// order); how many. Fewer than `max`: nothing more is due at `now`.
     pub(crate) fn poll_expired(&mut self, now: Tick, out: &mut Vec<Run>, max: usize) -> usize {
         self.expired.clear();
-        let n = self.wheel.poll_expired(now, &mut self.expired, max);
-        for (key, entry) in self.expired.drain(..) {
+        let n = self
+            .wheel
+            .poll_expired_with_deadline(now, &mut self.expired, max);
+        for (key, at, entry) in self.expired.drain(..) {
             let id = entry.id();
             let removed = self.index.remove(id, key.index());
             debug_assert!(removed, "a wheel entry missing from the index");
-            out.push(Run { id, due: entry.due });
+            let due = if self.late.is_empty() {
+                at
+            } else {
+                self.late.remove(&id).unwrap_or(at)
+            };
+            out.push(Run { id, due });
         }
         n
     }
@@ -139,8 +156,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_is_24_bytes_not_32() {
-        assert_eq!(size_of::<Entry>(), 24);
+    fn an_entry_is_16_bytes_not_32() {
+        assert_eq!(size_of::<Entry>(), 16);
         assert_eq!(size_of::<Run>(), 32, "what the wheel held before");
     }
 
@@ -247,10 +264,18 @@ mod tests {
         assert_eq!(p.len() as u64, n + 1);
         // 100,001 / 0.8 -> 2^17 slots of 8 bytes.
         assert_eq!(p.index_bytes(), 8 << 17);
+        let per_run = p.heap_bytes() as f64 / (n + 1) as f64;
+        assert!(
+            (32.0..=52.0).contains(&per_run),
+            "{per_run} B per pending run"
+        );
         let mut out = Vec::new();
         while p.poll_expired(Tick::from_millis(4_000_000), &mut out, 4096) > 0 {}
         assert_eq!(out.len() as u64, n + 1);
         assert_eq!(out[0].id, mid(0), "the earliest");
+        assert_eq!(out[0].due, Tick::ZERO, "fired late, under its due");
+        assert!(out[1..].iter().all(|r| r.due.as_millis() >= 3_600_000));
+        assert!(p.late.is_empty(), "the late run's due is forgotten");
         assert_eq!(p.len(), 0);
         assert_eq!(p.index.len(), 0);
     }
