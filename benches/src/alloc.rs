@@ -238,3 +238,55 @@ mod tests {
         assert!((after.current - before.current).abs() < SLACK);
     }
 }
+
+/// What glibc's allocator holds, from `mallinfo2(3)`, over every arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct MallocStats {
+    /// Bytes in blocks the program has allocated and not freed (small
+    /// blocks in the arenas plus blocks mapped on their own).
+    pub(crate) in_use: u64,
+    /// Bytes freed by the program that malloc keeps in its arenas (not
+    /// given back to the system: still resident if they were touched).
+    pub(crate) free_kept: u64,
+}
+
+/// glibc's `struct mallinfo2` (all fields `size_t`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[repr(C)]
+struct Mallinfo2 {
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    uordblks: usize,
+    fordblks: usize,
+    keepcost: usize,
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    fn mallinfo2() -> Mallinfo2;
+}
+
+/// glibc malloc's bytes in use and freed-but-kept now (`None` on other
+/// platforms). Walks every arena under its lock: call it between phases,
+/// not in a loop.
+pub(crate) fn malloc_stats() -> Option<MallocStats> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallinfo2` (glibc >= 2.33) takes no argument and returns
+        // a plain struct by value; it only reads the allocator's state.
+        let m = unsafe { mallinfo2() };
+        Some(MallocStats {
+            in_use: (m.uordblks + m.hblkhd) as u64,
+            free_kept: m.fordblks as u64,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}

@@ -198,10 +198,82 @@ pub struct PublishReport {
     pub file_bytes: u64,
     /// Publishes per commit of the store's writer (its average group).
     pub per_commit: f64,
-    /// The process's resident memory grown while the messages were
-    /// published (the engine's wheel and id map, redb's cache, the
-    /// allocator's slack), per pending message.
+    /// The memory the messages cost while pending, per pending message:
+    /// see [`Memory::per_pending`].
     pub rss_bytes_per_pending: f64,
+    /// Where the memory went.
+    pub memory: Memory,
+}
+
+/// The process's memory grown while [`durable_publish`] published N
+/// messages (all pending at the end), measured before the engine shuts
+/// down.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Memory {
+    /// Pending messages.
+    pub n: u64,
+    /// Resident set (`VmRSS`) after the publishes minus before them.
+    pub rss_grown: u64,
+    /// What redb's page cache held at the end (`RedbStore::cache_used_bytes`):
+    /// bounded by `cache_bytes`, whatever N.
+    pub cache_used: u64,
+    /// The cache's configured bound (`RedbOptions::cache_bytes`).
+    pub cache_bytes: u64,
+    /// What the engine reports it holds for its pending runs
+    /// (`Engine::scheduled_bytes`: the wheel and the id index).
+    pub engine: u64,
+    /// glibc malloc's bytes in use, grown (`None`: not glibc).
+    pub heap_grown: Option<i64>,
+    /// glibc malloc's freed-but-kept bytes, grown.
+    pub free_kept_grown: Option<i64>,
+}
+
+impl Memory {
+    /// `(rss_grown - cache_used) / n`: the resident memory the pending
+    /// messages cost on top of redb's page cache (a fixed, configured
+    /// amount once full; subtracted as much as it held, never more), the
+    /// allocator's slack included.
+    pub fn per_pending(&self) -> f64 {
+        self.rss_grown.saturating_sub(self.cache_used) as f64 / self.n.max(1) as f64
+    }
+
+    /// The report lines.
+    pub fn print(&self) {
+        let n = self.n.max(1) as f64;
+        let mb = |b: u64| b as f64 / 1e6;
+        println!(
+            "memory: resident set grew {:.1} MB while publishing ({:.0} B per pending message); \
+             redb's page cache holds {:.1} MB of its {:.0} MB bound ({:.0} B per pending message)",
+            mb(self.rss_grown),
+            self.rss_grown as f64 / n,
+            mb(self.cache_used),
+            mb(self.cache_bytes),
+            self.cache_used as f64 / n
+        );
+        if let (Some(heap), Some(kept)) = (self.heap_grown, self.free_kept_grown) {
+            println!(
+                "memory: malloc in use grew {:.1} MB ({:.0} B per pending message; redb's cache is \
+                 part of it), freed-but-kept grew {:.1} MB ({:.0} B per pending message)",
+                heap as f64 / 1e6,
+                heap as f64 / n,
+                kept as f64 / 1e6,
+                kept as f64 / n
+            );
+        }
+        println!(
+            "memory: the engine's wheel and id index {:.1} MB ({:.0} B per pending message)",
+            mb(self.engine),
+            self.engine as f64 / n
+        );
+        println!(
+            "memory: rss_bytes_per_pending = (resident set grown - redb's cache in use) / N = \
+             ({:.1} MB - {:.1} MB) / {} = {:.0} B",
+            mb(self.rss_grown),
+            mb(self.cache_used),
+            self.n,
+            self.per_pending()
+        );
+    }
 }
 
 /// This process's resident set size, bytes (`VmRSS`), or 0.
@@ -333,12 +405,31 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
 ///
 /// The store cannot be opened, a publish fails or is not `scheduled`.
 pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, String> {
+    durable_publish_with(dir, plan, herald_redb::DEFAULT_CACHE_BYTES).await
+}
+
+/// [`durable_publish`] on a store whose redb page cache is bounded by
+/// `cache_bytes`; the report's [`Memory`] says where the memory went.
+///
+/// # Errors
+///
+/// As [`durable_publish`].
+pub async fn durable_publish_with(
+    dir: &Path,
+    plan: &Plan,
+    cache_bytes: usize,
+) -> Result<PublishReport, String> {
     let n = plan.n;
-    let store = RedbStore::open(dir).map_err(|e| format!("publish: open: {e}"))?;
+    let options = herald_redb::RedbOptions {
+        cache_bytes,
+        ..herald_redb::RedbOptions::default()
+    };
+    let store = RedbStore::open_with(dir, options).map_err(|e| format!("publish: open: {e}"))?;
     let engine = Engine::builder().store(store.clone()).build();
     engine.settle().await;
     let publishers = plan.publishers;
     let cpu0 = thread_cpu(WRITER);
+    let heap0 = crate::alloc::malloc_stats();
     let rss0 = rss_bytes();
     let start = Instant::now();
     let tasks: Vec<_> = (0..publishers)
@@ -374,7 +465,21 @@ pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, S
         t.await.map_err(|e| format!("publish: task: {e}"))??;
     }
     let elapsed = start.elapsed();
-    let rss_bytes_per_pending = rss_bytes().saturating_sub(rss0) as f64 / n.max(1) as f64;
+    let rss_grown = rss_bytes().saturating_sub(rss0);
+    let heap1 = crate::alloc::malloc_stats();
+    let grown = |f: fn(&crate::alloc::MallocStats) -> u64| {
+        heap0.zip(heap1).map(|(a, b)| f(&b) as i64 - f(&a) as i64)
+    };
+    let memory = Memory {
+        n: n as u64,
+        rss_grown,
+        cache_used: store.cache_used_bytes() as u64,
+        cache_bytes: cache_bytes as u64,
+        engine: engine.scheduled_bytes() as u64,
+        heap_grown: grown(|m| m.in_use),
+        free_kept_grown: grown(|m| m.free_kept),
+    };
+    let rss_bytes_per_pending = memory.per_pending();
     let rate = n as f64 / elapsed.as_secs_f64();
     let ws = store.writer_stats();
     let per_commit = ws.requests as f64 / ws.transactions.max(1) as f64;
@@ -399,17 +504,14 @@ pub async fn durable_publish(dir: &Path, plan: &Plan) -> Result<PublishReport, S
         file_bytes as f64 / 1e6,
         file_bytes as f64 / n.max(1) as f64
     );
-    println!(
-        "memory: resident set grew {:.0} B per pending message while publishing (the engine's \
-         wheel and id map, redb's cache, allocator slack)",
-        rss_bytes_per_pending
-    );
+    memory.print();
     Ok(PublishReport {
         rate,
         elapsed,
         file_bytes,
         per_commit,
         rss_bytes_per_pending,
+        memory,
     })
 }
 

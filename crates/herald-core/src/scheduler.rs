@@ -261,6 +261,28 @@ impl<T> Scheduler<T> {
         self.slab.get(key.index, key.generation)
     }
 
+    /// The key and value of the pending entry in slab slot `index` (see
+    /// [`Key::index`]), or `None` if that slot holds no pending entry. Lets
+    /// a side table keep only the 4-byte index of each entry and still
+    /// reach its value and current key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// let k = s.insert_at(Tick::from_millis(100), "reminder");
+    /// assert_eq!(s.entry_at(k.index()), Some((k, &"reminder")));
+    /// s.cancel(k);
+    /// assert_eq!(s.entry_at(k.index()), None);
+    /// ```
+    pub fn entry_at(&self, index: u32) -> Option<(Key, &T)> {
+        self.slab
+            .occupant(index)
+            .map(|(generation, value)| (Key { index, generation }, value))
+    }
+
     /// A mutable reference to the value for `key`, or `None` if the key is stale.
     pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
         self.slab.get_mut(key.index, key.generation)
@@ -336,6 +358,36 @@ impl<T> Scheduler<T> {
     where
         E: Extend<(Key, T)>,
     {
+        self.poll_with(now, max, |key, _, value| out.extend(Some((key, value))))
+    }
+
+    /// [`poll_expired`](Self::poll_expired), handing out each entry's
+    /// deadline too (the tick it was inserted or rescheduled for), so the
+    /// value need not carry it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use herald_core::{Scheduler, Tick};
+    ///
+    /// let mut s = Scheduler::new();
+    /// let k = s.insert_at(Tick::from_millis(7), 'a');
+    /// let mut due = Vec::new();
+    /// s.poll_expired_with_deadline(Tick::from_millis(100), &mut due, 8);
+    /// assert_eq!(due, [(k, Tick::from_millis(7), 'a')]);
+    /// ```
+    pub fn poll_expired_with_deadline<E>(&mut self, now: Tick, out: &mut E, max: usize) -> usize
+    where
+        E: Extend<(Key, Tick, T)>,
+    {
+        self.poll_with(now, max, |key, when, value| {
+            out.extend(Some((key, Tick::from_millis(when), value)));
+        })
+    }
+
+    /// The body of both polls: `emit(key, deadline, value)` per entry.
+    #[inline]
+    fn poll_with(&mut self, now: Tick, max: usize, mut emit: impl FnMut(Key, u64, T)) -> usize {
         let now = now.as_millis();
         let mut fired = 0;
         // Bounded work that keeps later cascades of big slots cheap.
@@ -354,8 +406,9 @@ impl<T> Scheduler<T> {
                 }
                 None => break,
             }
-            let (index, _) = self.due.pop().expect("peeked");
-            self.fire(index, out);
+            let (index, Reverse((when, _))) = self.due.pop().expect("peeked");
+            let (generation, value) = self.slab.take_occupied(index);
+            emit(Key { index, generation }, when, value);
             fired += 1;
         }
         // 2. The wheel, slot by slot; the overflow tier when it is empty.
@@ -366,12 +419,15 @@ impl<T> Scheduler<T> {
                     if n.level == 0 {
                         let budget = max - fired;
                         let slab = &mut self.slab;
+                        // A level-0 slot is one millisecond: its start is
+                        // every entry's deadline.
+                        let when = n.start;
                         fired += self.wheel.fire_slot(
                             n.digit,
                             budget,
                             slab,
                             |index, generation, value| {
-                                out.extend(Some((Key { index, generation }, value)));
+                                emit(Key { index, generation }, when, value);
                             },
                         );
                     } else {
@@ -403,13 +459,6 @@ impl<T> Scheduler<T> {
         }
         self.wheel.refresh(&mut self.slab);
         fired
-    }
-
-    /// Removes entry `index` from the slab and hands it to `out`.
-    #[inline]
-    fn fire<E: Extend<(Key, T)>>(&mut self, index: u32, out: &mut E) {
-        let (generation, value) = self.slab.take_occupied(index);
-        out.extend(Some((Key { index, generation }, value)));
     }
 
     /// Moves the (empty) wheel to `to`, in a later epoch, and pulls the

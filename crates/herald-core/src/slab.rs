@@ -201,6 +201,18 @@ impl<T> Slab<T> {
         Some(unsafe { e.value.assume_init_ref() })
     }
 
+    /// The key generation and value of entry `index` if it is occupied.
+    #[inline]
+    pub(crate) fn occupant(&self, index: u32) -> Option<(u32, &T)> {
+        let e = self.entry(index)?;
+        if !e.occupied() {
+            return None;
+        }
+        // SAFETY: `e` is occupied (checked above), and occupied entries
+        // hold an initialised value (module invariant).
+        Some((e.generation, unsafe { e.value.assume_init_ref() }))
+    }
+
     #[inline]
     pub(crate) fn get_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
         if !self.contains(index, generation) {

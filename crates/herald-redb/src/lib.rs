@@ -205,7 +205,7 @@ pub use error::RedbStoreError;
 pub use migrate::Migration;
 #[doc(hidden)]
 pub use open::migrate_partly;
-pub use open::{DEFAULT_RETENTION, FILE_NAME, RedbOptions};
+pub use open::{DEFAULT_CACHE_BYTES, DEFAULT_RETENTION, FILE_NAME, RedbOptions};
 #[doc(hidden)]
 pub use raw::Rows;
 pub use store::{RedbStore, WriterStats};

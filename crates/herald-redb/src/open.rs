@@ -20,6 +20,14 @@ use crate::writer;
 /// The file inside the data directory.
 pub const FILE_NAME: &str = "herald.redb";
 
+/// redb's page cache by default: 1 GiB (redb's own default).
+///
+/// The cache holds pages of the file read or written recently, up to this
+/// many bytes whatever the number of messages; it is the store's only
+/// memory that grows with use, and it stops growing here. A scheduled
+/// message costs the engine about 60 bytes more (see `Engine::scheduled_bytes`).
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
 /// How long a final message is kept by default: 7 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
@@ -60,6 +68,12 @@ pub struct RedbOptions {
     /// The store's clock: when messages finish, and so when they are
     /// purged. Give the engine's clock. Default [`SystemClock`].
     pub clock: Arc<dyn Clock>,
+    /// The most memory redb's page cache holds, bytes (pages read and
+    /// written recently; see [`DEFAULT_CACHE_BYTES`]). Fixed: it does not
+    /// grow with the number of messages. A smaller cache costs reads from
+    /// the file (the kernel's page cache may still have them). Default
+    /// [`DEFAULT_CACHE_BYTES`] (1 GiB).
+    pub cache_bytes: usize,
     /// Messages per transaction of a migration from format version 1
     /// (for tests). Default 10,000.
     #[doc(hidden)]
@@ -71,6 +85,7 @@ impl Default for RedbOptions {
         Self {
             retention: Some(DEFAULT_RETENTION),
             clock: Arc::new(SystemClock),
+            cache_bytes: DEFAULT_CACHE_BYTES,
             migration_chunk: migrate::CHUNK,
         }
     }
@@ -104,7 +119,7 @@ impl RedbStore {
     ///
     /// As [`open`](Self::open).
     pub fn open_with(dir: impl AsRef<Path>, options: RedbOptions) -> Result<Self, RedbStoreError> {
-        let (path, db) = database(dir.as_ref())?;
+        let (path, db) = database(dir.as_ref(), options.cache_bytes)?;
         let now = options.clock.now().as_millis();
         let opened = prepare(&db, &path, options.migration_chunk, now)?;
         if opened.quarantined > 0 {
@@ -122,6 +137,7 @@ impl RedbStore {
             retention_ms: options
                 .retention
                 .map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
+            cache_bytes: options.cache_bytes,
         };
         let writer_shared = shared.clone();
         let last_token = opened.last_token;
@@ -157,7 +173,7 @@ pub fn migrate_partly(
     chunks: usize,
     now_ms: u64,
 ) -> Result<Migration, RedbStoreError> {
-    let (path, db) = database(dir.as_ref())?;
+    let (path, db) = database(dir.as_ref(), DEFAULT_CACHE_BYTES)?;
     match version(&db)? {
         Some(1) | Some(MIGRATING) => migrate::run(&db, chunk, Some(chunks), now_ms),
         Some(FORMAT_VERSION) => Ok(Migration::default()),
@@ -168,13 +184,19 @@ pub fn migrate_partly(
     }
 }
 
-fn database(dir: &Path) -> Result<(PathBuf, Database), RedbStoreError> {
+/// Opens (or creates) the database file at `path` with a page cache of
+/// `cache_bytes`.
+pub(crate) fn create(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
+}
+
+fn database(dir: &Path, cache_bytes: usize) -> Result<(PathBuf, Database), RedbStoreError> {
     std::fs::create_dir_all(dir).map_err(|source| RedbStoreError::Dir {
         path: dir.to_owned(),
         source,
     })?;
     let path = dir.join(FILE_NAME);
-    let db = match Database::create(&path) {
+    let db = match create(&path, cache_bytes) {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
             return Err(RedbStoreError::InUse { path });

@@ -199,6 +199,17 @@ pub(crate) async fn off_thread<T: Send + 'static>(
 }
 
 impl RedbStore {
+    /// The bytes redb's page cache holds now (at most
+    /// [`RedbOptions::cache_bytes`](crate::RedbOptions::cache_bytes)); 0
+    /// while the database is closed or being reopened.
+    pub fn cache_used_bytes(&self) -> usize {
+        use redb::ReadableDatabase;
+        self.inner
+            .shared
+            .read_db()
+            .map_or(0, |db| db.cache_stats().used_bytes())
+    }
+
     /// The writer thread's counters: transactions, requests, time busy.
     pub fn writer_stats(&self) -> WriterStats {
         let c = &self.inner.shared.counters;

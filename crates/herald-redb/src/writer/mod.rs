@@ -185,6 +185,8 @@ pub(crate) struct Settings {
     pub(crate) clock: Arc<dyn Clock>,
     /// How long a final message is kept (ms); `None`: forever.
     pub(crate) retention_ms: Option<u64>,
+    /// redb's page cache, bytes (a reopened database gets the same).
+    pub(crate) cache_bytes: usize,
 }
 
 fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
@@ -407,7 +409,7 @@ impl Writer {
         if Instant::now() < at {
             return;
         }
-        match Database::create(&self.shared.path) {
+        match crate::open::create(&self.shared.path, self.settings.cache_bytes) {
             Ok(db) => {
                 debug!("herald-redb: reopened the database");
                 let db = Arc::new(db);

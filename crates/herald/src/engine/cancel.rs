@@ -25,9 +25,7 @@ pub(super) async fn cancel(sh: Arc<Shared>, mid: MessageId) -> Result<MessageSta
         delivered.as_mut().enable();
         {
             let mut st = sh.lock();
-            if let Some(key) = st.keys.remove(&mid) {
-                st.wheel.cancel(key);
-            }
+            st.wheel.remove(mid);
             match st.inflight.get_mut(&mid).map(|run| run.try_cancel()) {
                 None | Some(CancelDecision::Proceed) => break,
                 Some(CancelDecision::AlreadyPublished) => return Err(Error::NotCancellable),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_core::{Key, Tick};
+use herald_core::Tick;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -68,7 +68,7 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
     };
     sh.ready.send_replace(true);
     let mut settles = Vec::new();
-    let mut fired: Vec<(Key, Run)> = Vec::with_capacity(BATCH);
+    let mut fired: Vec<Run> = Vec::with_capacity(BATCH);
     // Claimed runs waiting for their due time, earliest first.
     let mut held: Vec<Held> = Vec::new();
     // Expired leases are taken back every half lease (a completion that
@@ -285,17 +285,14 @@ pub(super) fn recovered(throttle: &Throttle, what: &str) {
 /// Claims everything the wheel holds due within [`CLAIM_SPAN_MS`] of
 /// `now`, a batch at a time, adding the claimed runs to `held` (earliest
 /// first).
-async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<(Key, Run)>, held: &mut Vec<Held>) {
+async fn pass(sh: &Shared, now: Tick, fired: &mut Vec<Run>, held: &mut Vec<Held>) {
     let until = now.saturating_add_millis(CLAIM_SPAN_MS);
     loop {
         fired.clear();
         let n = {
             let mut st = sh.lock();
             let n = st.wheel.poll_expired(until, fired, BATCH);
-            for (key, run) in fired.iter() {
-                if st.keys.get(&run.id) == Some(key) {
-                    st.keys.remove(&run.id);
-                }
+            for run in fired.iter() {
                 st.inflight.insert(run.id, Inflight::claiming());
             }
             n
@@ -323,10 +320,10 @@ struct Held {
 }
 
 /// Claims `fired` and adds what this node won to `held`.
-async fn claim(sh: &Shared, now: Tick, fired: &[(Key, Run)], held: &mut Vec<Held>) {
+async fn claim(sh: &Shared, now: Tick, fired: &[Run], held: &mut Vec<Held>) {
     let claims = fired
         .iter()
-        .map(|(_, r)| Claim {
+        .map(|r| Claim {
             id: r.id,
             due: r.due,
         })
@@ -351,7 +348,7 @@ async fn claim(sh: &Shared, now: Tick, fired: &[(Key, Run)], held: &mut Vec<Held
             }
             let retry = now.saturating_add_millis(RETRY.as_millis() as u64);
             let mut st = sh.lock();
-            for (_, run) in fired {
+            for run in fired {
                 if st
                     .inflight
                     .remove(&run.id)
@@ -366,7 +363,7 @@ async fn claim(sh: &Shared, now: Tick, fired: &[(Key, Run)], held: &mut Vec<Held
         }
     };
     let mut st = sh.lock();
-    for ((_, run), claimed) in fired.iter().zip(claimed) {
+    for (run, claimed) in fired.iter().zip(claimed) {
         let Some(claimed) = claimed else {
             // Cancelled, finished or re-scheduled meanwhile, or
             // claimed by another node.

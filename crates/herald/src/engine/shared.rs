@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use herald_core::{Key, Scheduler, Tick};
+use herald_core::Tick;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::completer::Completer;
 use super::inflight::Inflight;
+use super::pending::Pending;
 use super::pipeline::Pipeline;
 use super::stats::Counters;
 use super::throttle::Throttle;
@@ -80,9 +81,8 @@ pub(crate) struct Run {
 
 #[derive(Debug)]
 pub(crate) struct WheelState {
-    pub(crate) wheel: Scheduler<Run>,
-    /// Each scheduled message's wheel entry.
-    pub(crate) keys: HashMap<MessageId, Key>,
+    /// The runs waiting, at most one per message, found by id.
+    pub(crate) wheel: Pending,
     /// Runs out of the wheel and not yet completed in the store.
     pub(crate) inflight: HashMap<MessageId, Inflight>,
     /// What the driver sleeps until (`None`: nothing scheduled).
@@ -95,8 +95,7 @@ pub(crate) struct WheelState {
 impl WheelState {
     pub(crate) fn new(now: Tick) -> Self {
         Self {
-            wheel: Scheduler::starting_at(now),
-            keys: HashMap::new(),
+            wheel: Pending::new(now),
             inflight: HashMap::new(),
             planned_wake: None,
             held: 0,
@@ -162,15 +161,10 @@ impl Shared {
     /// back in time, on this node or another.
     pub(crate) fn schedule_at(&self, st: &mut WheelState, id: MessageId, due: Tick, at: Tick) {
         if self.shared_store && at > self.clock.now().saturating_add_millis(self.horizon_ms) {
-            if let Some(old) = st.keys.remove(&id) {
-                st.wheel.cancel(old);
-            }
+            st.wheel.remove(id);
             return;
         }
-        let key = st.wheel.insert_at(at, Run { id, due });
-        if let Some(old) = st.keys.insert(id, key) {
-            st.wheel.cancel(old);
-        }
+        st.wheel.insert(id, due, at);
         if st.planned_wake.is_none_or(|w| at < w) {
             st.planned_wake = Some(at);
             self.wake.notify_one();
