@@ -116,6 +116,7 @@
 //! poll_max_bytes = "4MiB"          # largest answer to one poll
 //! max_polling_subscriptions = 10000  # per app
 //! connection_buffer = "8MiB"       # held for a slow real-time or polling client
+//! store_cache = "1GiB"             # each app's embedded store's page cache (fixed)
 //! max_subscriptions_per_connection = 1000
 //! log_format = "text"              # or "json"
 //! cors_origins = ["*"]             # origins browsers may call the API from
@@ -244,7 +245,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Opens the message store for one app's data directory: a durable
 /// [`herald_redb::RedbStore`] (`<data_dir>/herald.redb`), so every accepted
 /// message survives a crash. Final messages are purged `retention` after
-/// they became final, on `clock` (the engines' clock).
+/// they became final, on `clock` (the engines' clock); its page cache holds
+/// at most `cache_bytes` (`store_cache`).
 ///
 /// The one place the store is chosen: every app's engine gets its store
 /// from here (through [`open_stores`]).
@@ -257,12 +259,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub fn open_store(
     data_dir: &Path,
     retention: Duration,
+    cache_bytes: usize,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<herald_redb::RedbStore> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating store directory {}", data_dir.display()))?;
     let options = herald_redb::RedbOptions {
         retention: Some(retention),
+        cache_bytes,
         clock,
         ..herald_redb::RedbOptions::default()
     };
@@ -425,17 +429,18 @@ pub async fn open_stores(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Res
     let mut gateways = HashMap::new();
     for app in &config.apps {
         let dir = config.data_dir.join("apps").join(&app.id);
-        let store = open_store(&dir, config.retention, clock.clone()).map_err(|e| {
-            match e.downcast_ref::<herald_redb::RedbStoreError>() {
-                Some(herald_redb::RedbStoreError::InUse { path }) => anyhow::anyhow!(
-                    "the data directory {} is in use by another process: {} is locked \
+        let store =
+            open_store(&dir, config.retention, config.store_cache, clock.clone()).map_err(|e| {
+                match e.downcast_ref::<herald_redb::RedbStoreError>() {
+                    Some(herald_redb::RedbStoreError::InUse { path }) => anyhow::anyhow!(
+                        "the data directory {} is in use by another process: {} is locked \
                      (is another herald-server running on it?)",
-                    config.data_dir.display(),
-                    path.display()
-                ),
-                _ => e.context(format!("opening the store of app {:?}", app.id)),
-            }
-        })?;
+                        config.data_dir.display(),
+                        path.display()
+                    ),
+                    _ => e.context(format!("opening the store of app {:?}", app.id)),
+                }
+            })?;
         stores.insert(app.id.clone(), AppStore::of(store));
         gateways.insert(app.id.clone(), gateways::of_app(app, clock)?);
     }

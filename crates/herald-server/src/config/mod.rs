@@ -21,6 +21,7 @@
 //! | `poll_max_bytes` | 4 MiB | largest answer to one poll |
 //! | `max_polling_subscriptions` | 10000 | polling subscriptions per app |
 //! | `connection_buffer` | 8 MiB | bytes held for a slow real-time or polling client |
+//! | `store_cache` | 1 GiB | each app's embedded store's page cache (a fixed bound) |
 //! | `max_subscriptions_per_connection` | 1000 | subscriptions per real-time connection |
 //! | `log_format` | `text` | `text` or `json` (one object per line) |
 //! | `metrics_token` | none | bearer token `/metrics` requires; without it, loopback clients only |

@@ -229,6 +229,15 @@ pub(crate) struct Settings {
     )]
     pub(crate) connection_buffer: Option<ByteSize>,
 
+    /// Bytes of the embedded store's page cache (redb): a fixed bound; the rest of the store's memory is per pending message
+    #[arg(
+        long,
+        env = "HERALD_STORE_CACHE",
+        value_name = "BYTES",
+        help_heading = "Limits"
+    )]
+    pub(crate) store_cache: Option<ByteSize>,
+
     /// Subscriptions one real-time connection may have at once
     #[arg(
         long,
@@ -271,6 +280,7 @@ impl Settings {
             poll_max_bytes,
             max_polling_subscriptions,
             connection_buffer,
+            store_cache,
             max_subscriptions_per_connection,
             apps,
         } = self;
@@ -302,6 +312,7 @@ impl Settings {
             max_polling_subscriptions: max_polling_subscriptions
                 .or(lower.max_polling_subscriptions),
             connection_buffer: connection_buffer.or(lower.connection_buffer),
+            store_cache: store_cache.or(lower.store_cache),
             max_subscriptions_per_connection: max_subscriptions_per_connection
                 .or(lower.max_subscriptions_per_connection),
             apps: both(lower.apps, apps),
@@ -339,6 +350,7 @@ impl Settings {
             poll_max_bytes,
             max_polling_subscriptions,
             connection_buffer,
+            store_cache,
             max_subscriptions_per_connection,
             apps,
         } = self;
@@ -392,6 +404,7 @@ impl Settings {
             &mut config.connection_buffer,
             connection_buffer.map(|b| b.0),
         );
+        set(&mut config.store_cache, store_cache.map(|b| b.0));
         set(
             &mut config.max_subscriptions_per_connection,
             max_subscriptions_per_connection,
@@ -427,6 +440,7 @@ impl Settings {
             max_body,
             poll_ttl,
             connection_buffer,
+            store_cache,
             max_subscriptions_per_connection,
             max_polling_subscriptions,
             poll_max_bytes,
@@ -467,6 +481,7 @@ impl Settings {
             poll_max_bytes: Some(ByteSize(*poll_max_bytes)),
             max_polling_subscriptions: Some(*max_polling_subscriptions),
             connection_buffer: Some(ByteSize(*connection_buffer)),
+            store_cache: Some(ByteSize(*store_cache)),
             max_subscriptions_per_connection: Some(*max_subscriptions_per_connection),
             apps: Vec::new(),
         }
@@ -511,6 +526,7 @@ mod tests {
             max_body: 3,
             poll_ttl: Duration::from_secs(4),
             connection_buffer: 5,
+            store_cache: 11,
             max_subscriptions_per_connection: 6,
             max_polling_subscriptions: 7,
             poll_max_bytes: 8,

@@ -215,6 +215,13 @@ fn cases() -> Vec<Case> {
             expected: ["16777216", "1073741824", "65536"],
         },
         Case {
+            name: "store_cache",
+            values: ["64MiB", "2GiB", "1048576"],
+            toml: "1048576",
+            read: |c| c.store_cache.to_string(),
+            expected: ["67108864", "2147483648", "1048576"],
+        },
+        Case {
             name: "max_subscriptions_per_connection",
             values: ["7", "8", "9"],
             toml: "9",

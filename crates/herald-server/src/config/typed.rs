@@ -67,6 +67,10 @@ pub struct Config {
     /// The most bytes a real-time connection, or a legacy polling
     /// subscription, may hold for a client that does not keep up.
     pub connection_buffer: usize,
+    /// Each app's embedded store's page cache, in bytes: a fixed bound
+    /// (redb's cache; PostgreSQL has its own). What the engine holds
+    /// beyond it grows with the pending messages (~50 B each).
+    pub store_cache: usize,
     /// The most subscriptions one real-time connection may have at once.
     pub max_subscriptions_per_connection: usize,
     /// The most legacy polling subscriptions one app may have at once.
@@ -133,6 +137,7 @@ impl Default for Config {
             max_body: DEFAULT_MAX_BODY,
             poll_ttl: DEFAULT_POLL_TTL,
             connection_buffer: DEFAULT_CONNECTION_BUFFER,
+            store_cache: herald_redb::DEFAULT_CACHE_BYTES,
             max_subscriptions_per_connection: DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
             max_polling_subscriptions: DEFAULT_MAX_POLLING_SUBSCRIPTIONS,
             poll_max_bytes: DEFAULT_POLL_MAX_BYTES,
@@ -247,6 +252,7 @@ impl Config {
             ("max_body", self.max_body),
             ("poll_ttl_secs", usize::from(!self.poll_ttl.is_zero())),
             ("connection_buffer", self.connection_buffer),
+            ("store_cache", self.store_cache),
             (
                 "max_subscriptions_per_connection",
                 self.max_subscriptions_per_connection,
