@@ -709,13 +709,6 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
         }))
         .map_err(|e| format!("start: {e:#}"))?;
     let addr = server.local_addr();
-    let mut publisher = rt.block_on(Conn::open(addr))?;
-    let (status, _) = rt.block_on(
-        publisher.call(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()),
-    )?;
-    if status != 200 {
-        return Err(format!("GET /health: {status}"));
-    }
     let rss0 = rss_bytes();
     let clients = Clients::spawn(addr, args)?;
     let ready = clients.expect("ready")?;
@@ -740,6 +733,16 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
              application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
+        // A fresh connection per round, warmed up (not timed): an idle
+        // keep-alive connection is closed after `header_read_timeout`
+        // (10 s), which connecting 10k clients on a loaded machine exceeds.
+        let mut publisher = rt.block_on(Conn::open(addr))?;
+        let (status, _) = rt.block_on(
+            publisher.call(format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()),
+        )?;
+        if status != 200 {
+            return Err(format!("GET /health: {status}"));
+        }
         let sent = wall_us();
         let (status, answer) = rt.block_on(publisher.call(request.as_bytes()))?;
         let answered = wall_us();
