@@ -25,7 +25,8 @@
 //!    HTTP on every node before the first is due; a subscriber on every
 //!    node. Lateness = receive time at the subscriber − due time, every
 //!    run at every node (a run fired on another node includes the bus hop).
-//!    Checked: every subscriber gets every run once. Per node: runs it
+//!    Checked: every subscriber gets every run once, and every message's
+//!    recorded pub/sub deliveries reach the node count. Per node: runs it
 //!    claimed, its CPU per run over the window; PostgreSQL transactions per
 //!    run.
 //! c. **bus**, with PostgreSQL's `LISTEN/NOTIFY` and with Redis
@@ -296,6 +297,32 @@ impl Pg {
             .client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
             .await;
+    }
+
+    /// Messages of `app` whose recorded pub/sub deliveries are not `want`
+    /// (each node adds its own subscribers' count: the firing node at
+    /// completion, the others by amendment), once that count settles: read
+    /// again every 100 ms while it falls, up to 5 s.
+    async fn miscounted(&self, app: &str, want: i64) -> Result<i64, String> {
+        let schema = herald_server::postgres_schema(app);
+        // The row's own count plus what other nodes appended (migration 4).
+        let sql = format!(
+            "SELECT count(*) FROM \"{schema}\".messages m WHERE m.pubsub + COALESCE( \
+               (SELECT sum(b.n) FROM \"{schema}\".bus_deliveries b WHERE b.id = m.id), 0)::int8 <> $1"
+        );
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let row = self
+                .client
+                .query_one(&sql, &[&want])
+                .await
+                .map_err(|e| e.to_string())?;
+            let off: i64 = row.get(0);
+            if off == 0 || Instant::now() >= until {
+                return Ok(off);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The ids of the runs claimed and not completed (`Firing`).
@@ -781,6 +808,13 @@ async fn phase_lateness(
             quantile(&late, 0.5) as f64 / 1e3,
             quantile(&late, 0.99) as f64 / 1e3,
             quantile(&late, 1.0) as f64 / 1e3
+        ));
+    }
+    // `deliveries.pubsub` across nodes: every node's subscriber counted.
+    let off = pg.miscounted(&app, nodes_n as i64).await?;
+    if off > 0 {
+        return Err(format!(
+            "{off} messages do not count {nodes_n} pub/sub deliveries 5 s after the window"
         ));
     }
     all.sort_unstable();

@@ -18,8 +18,8 @@ use tokio_postgres::Row;
 use crate::error::{damaged, is_conflict, pg};
 use crate::open::Inner;
 use crate::rows::{
-    CountColumns, FAILED, FIRING, RECORD_COLUMNS, SCHEDULED, col, counts_of, due_runs, fingerprint,
-    fingerprint_bytes, id_bytes, id_of, ms, state_of, tick, token, token_value,
+    CountColumns, FAILED, FIRING, RECORD_COLUMNS, SCHEDULED, col, count, counts_of, due_runs,
+    fingerprint, fingerprint_bytes, id_bytes, id_of, ms, state_of, tick, token, token_value,
 };
 use crate::writer::{INSERT_BATCH, InsertRequest};
 
@@ -103,14 +103,21 @@ const RELEASE: &str = "\
     SELECT id, due, (SELECT count(*) FROM n) FROM r";
 
 /// Counters (and an error, and `fail`) added to records in any state; a
-/// finished record's retention clock restarts (its last change).
+/// finished record's retention clock restarts (its last change) when it
+/// would move by at least `$12` ms ([`restart_grain`]). So the amendments
+/// that come right after a completion (the other nodes' deliveries of the
+/// run) change no indexed column (`finished_at` is in `messages_finished`)
+/// and are HOT updates: measured in `cluster-bench`, 4.4 WAL records and
+/// 21 buffer reads per amended row before, when every amendment moved
+/// `finished_at` by a few ms.
 pub(crate) const AMEND: &str = concat!(
     "WITH ",
     locked_in_order!(),
     " UPDATE messages m SET \
       state = CASE WHEN a.fail AND m.state = 2 THEN 3::int2 ELSE m.state END, \
       error = COALESCE(a.err, m.error), \
-      finished_at = CASE WHEN m.state >= 2 THEN $11 ELSE m.finished_at END, \
+      finished_at = CASE WHEN m.state >= 2 AND m.finished_at <= $11::int8 - $12::int8 THEN $11 \
+                         ELSE m.finished_at END, \
       runs = m.runs + a.runs, pubsub = m.pubsub + a.pubsub, \
       push_sent = m.push_sent + a.sent, push_failed = m.push_failed + a.failed, \
       push_invalid_tokens = m.push_invalid_tokens + a.invalid, \
@@ -120,6 +127,26 @@ pub(crate) const AMEND: &str = concat!(
       AS a(id, fail, err, runs, pubsub, sent, failed, invalid, expired, queued) \
     WHERE m.id = a.id AND m.id IN (SELECT id FROM l)"
 );
+
+/// Other nodes' pub/sub deliveries of runs (amendments with nothing else),
+/// appended to `bus_deliveries` (migration 4) for messages that exist (an
+/// amendment of an unknown id is ignored, as the contract says). Unlike a
+/// counter update, this does not restart a finished record's retention
+/// clock: such counts come within moments of the completion.
+const APPEND_PUBSUB: &str = "\
+    INSERT INTO bus_deliveries (id, n) \
+    SELECT a.id, a.n FROM UNNEST($1::bytea[], $2::int8[]) AS a(id, n) \
+    WHERE a.n <> 0 AND EXISTS (SELECT 1 FROM messages m WHERE m.id = a.id)";
+
+/// How far (ms) an amendment must move a finished record's last change
+/// before it does ([`AMEND`]): a sixty-fourth of the retention, at most a
+/// minute, so a record is kept at least 98 % of the retention after its
+/// last change (a minute without retention: nothing is purged then).
+pub(crate) fn restart_grain(retention: Option<std::time::Duration>) -> i64 {
+    retention.map_or(60_000, |r| {
+        i64::try_from((r.as_millis() / 64).min(60_000)).map_or(60_000, |g| g.max(1))
+    })
+}
 
 /// Records a key, or replaces it if it expired by the new message's
 /// accept time (`$6`); no row: the key holds.
@@ -558,6 +585,31 @@ impl Inner {
             }
         }
         merged.sort_unstable_by_key(|m| m.0);
+        // Pub/sub deliveries alone (what nodes add to runs from the bus)
+        // are appended (migration 4): no row lock, no row version.
+        let (appends, merged): (Vec<_>, Vec<_>) = merged.into_iter().partition(|m| {
+            m.2.is_none()
+                && !m.3
+                && m.1
+                    == DeliveryCounts {
+                        pubsub: m.1.pubsub,
+                        ..DeliveryCounts::default()
+                    }
+        });
+        let client = self.client().await?;
+        if !appends.is_empty() {
+            let ids: Vec<Vec<u8>> = appends.iter().map(|m| id_bytes(m.0)).collect();
+            let ns: Vec<i64> = appends.iter().map(|m| count(m.1.pubsub)).collect();
+            let r = async {
+                let stmt = client.prepare_cached(APPEND_PUBSUB).await.map_err(pg)?;
+                client.execute(&stmt, &[&ids, &ns]).await.map_err(pg)
+            }
+            .await;
+            self.health.note(r)?;
+        }
+        if merged.is_empty() {
+            return Ok(());
+        }
         let ids: Vec<Vec<u8>> = merged.iter().map(|m| id_bytes(m.0)).collect();
         let fails: Vec<bool> = merged.iter().map(|m| m.3).collect();
         let errs: Vec<Option<&str>> = merged.iter().map(|m| m.2.as_deref()).collect();
@@ -566,7 +618,7 @@ impl Inner {
             counts.push(&m.1);
         }
         let now = ms(self.clock.now());
-        let client = self.client().await?;
+        let grain = restart_grain(self.retention);
         let r = retry_conflicts(&self.health, || async {
             let stmt = client.prepare_cached(AMEND).await.map_err(pg)?;
             let [runs, pubsub, sent, failed, invalid, expired, queued] = &counts.0;
@@ -575,7 +627,7 @@ impl Inner {
                     &stmt,
                     &[
                         &ids, &fails, &errs, runs, pubsub, sent, failed, invalid, expired, queued,
-                        &now,
+                        &now, &grain,
                     ],
                 )
                 .await

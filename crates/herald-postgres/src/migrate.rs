@@ -13,7 +13,7 @@ use crate::error::PgStoreError;
 
 /// The migrations, in order: `(version, SQL)`. Never edit one that was
 /// released; add a new version.
-pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3)];
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 /// Version 1: messages, idempotency keys, push jobs and their retries,
 /// devices and their channels, templates.
@@ -137,6 +137,23 @@ ALTER TABLE messages ADD COLUMN reserved_due bigint, ADD COLUMN reserved_until b
 /// rewritten.
 const V3: &str = r#"
 ALTER TABLE messages SET (fillfactor = 70);
+"#;
+
+/// Version 4: the pub/sub deliveries other nodes make of a message's runs
+/// (from the cluster bus), appended rather than added to the message's
+/// row. Each node adds such a count to every run it receives over the
+/// bus, right after the firing node completed it: as row updates these
+/// were two of the five row versions a run made, with row locks that the
+/// completions waited on (in `cluster-bench` at 10k runs/s they were the
+/// largest PostgreSQL cost and their lock waits pushed claims late). A
+/// record's `pubsub` count is its row's plus the sum of its rows here
+/// (read through the index); retention deletes them with the message.
+const V4: &str = r#"
+CREATE TABLE bus_deliveries (
+    id bytea NOT NULL,
+    n bigint NOT NULL
+);
+CREATE INDEX bus_deliveries_id ON bus_deliveries (id);
 "#;
 
 /// Applies the migrations `schema` lacks (creating the schema if needed);

@@ -7,7 +7,7 @@ use herald::{Checkpoint, JobKey, PushJob, PushRetry, StoreError};
 use herald_core::Tick;
 
 use crate::error::pg;
-use crate::messages::{AMEND, retry_conflicts};
+use crate::messages::{AMEND, restart_grain, retry_conflicts};
 use crate::open::Inner;
 use crate::rows::{CountColumns, col, id_bytes, id_of, ms, tick, token, token_value};
 
@@ -205,6 +205,7 @@ impl Inner {
                             expired,
                             queued,
                             &now,
+                            &restart_grain(self.retention),
                         ],
                     )
                     .await

@@ -20,13 +20,19 @@ const CHUNK: i64 = 5_000;
 
 /// Final messages whose last change is at or before `$1`, oldest first
 /// (the `finished_at` partial index), at most `$2`.
+/// Their rows of other nodes' deliveries go with them. Answers how many
+/// messages it deleted.
 const PURGE_MESSAGES: &str = "\
-    DELETE FROM messages WHERE id IN ( \
-      SELECT m.id FROM messages m \
-      WHERE m.state >= 2 AND m.finished_at <= $1 \
-        AND m.push_queued <= m.push_sent + m.push_failed + m.push_invalid_tokens + m.push_expired \
-        AND NOT EXISTS (SELECT 1 FROM push_jobs j WHERE j.message = m.id) \
-      ORDER BY m.finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+    WITH d AS ( \
+      DELETE FROM messages WHERE id IN ( \
+        SELECT m.id FROM messages m \
+        WHERE m.state >= 2 AND m.finished_at <= $1 \
+          AND m.push_queued <= m.push_sent + m.push_failed + m.push_invalid_tokens + m.push_expired \
+          AND NOT EXISTS (SELECT 1 FROM push_jobs j WHERE j.message = m.id) \
+        ORDER BY m.finished_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+      RETURNING id), \
+    b AS (DELETE FROM bus_deliveries WHERE id IN (SELECT id FROM d)) \
+    SELECT count(*) FROM d";
 
 const PURGE_KEYS: &str = "\
     DELETE FROM idempotency_keys WHERE key IN ( \
@@ -46,10 +52,11 @@ impl Inner {
             let mut total = 0;
             let stmt = client.prepare_cached(PURGE_MESSAGES).await.map_err(pg)?;
             loop {
-                let n = client
-                    .execute(&stmt, &[&cutoff, &CHUNK])
+                let row = client
+                    .query_one(&stmt, &[&cutoff, &CHUNK])
                     .await
                     .map_err(pg)?;
+                let n = u64::try_from(row.try_get::<_, i64>(0).map_err(pg)?).unwrap_or(0);
                 total += n;
                 if n < CHUNK as u64 {
                     break;

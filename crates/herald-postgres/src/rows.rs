@@ -83,7 +83,8 @@ pub(crate) fn fingerprint(bytes: &[u8]) -> Result<u128, StoreError> {
 /// The columns of a record, in the order [`state_of`] and [`counts_of`]
 /// read them.
 pub(crate) const RECORD_COLUMNS: &str = "id, envelope, state, due, lease_until, token, \
-    runs, pubsub, push_sent, push_failed, push_invalid_tokens, push_expired, push_queued, error";
+    runs, pubsub + COALESCE((SELECT sum(b.n) FROM bus_deliveries b WHERE b.id = messages.id), 0)::int8, \
+    push_sent, push_failed, push_invalid_tokens, push_expired, push_queued, error";
 
 /// Column `i` of `row`, or a non-retryable error naming it.
 pub(crate) fn col<'a, T: tokio_postgres::types::FromSql<'a>>(

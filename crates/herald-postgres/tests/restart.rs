@@ -25,7 +25,7 @@ async fn everything_survives_a_reconnect() {
     };
     assert_eq!(
         s.store.migrations_applied(),
-        [1, 2, 3],
+        [1, 2, 3, 4],
         "a fresh schema is migrated"
     );
 

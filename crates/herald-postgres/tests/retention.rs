@@ -167,3 +167,100 @@ async fn final_messages_are_purged_after_the_retention_period() {
     );
     store.close_now();
 }
+
+/// Rows of `table` in the scratch schema.
+async fn rows_of(s: &Scratch, table: &str) -> i64 {
+    let (client, conn) = tokio_postgres::connect(&s.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    let n: i64 = client
+        .query_one(
+            &format!("SELECT count(*) FROM \"{}\".{table}", s.schema),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    drop(client);
+    let _ = conn.await;
+    n
+}
+
+fn pubsub_only(n: u128, pubsub: u64) -> Amendment {
+    Amendment {
+        id: id(n),
+        counts: DeliveryCounts {
+            pubsub,
+            ..DeliveryCounts::default()
+        },
+        error: None,
+        fail: false,
+    }
+}
+
+/// Other nodes' pub/sub deliveries (amendments of `pubsub` alone) are
+/// appended to `bus_deliveries` instead of updating the message's row:
+/// a read sums them, an unknown id adds nothing, a pubsub-only amendment
+/// does not restart the retention clock, and the purge takes the rows
+/// with their message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_nodes_deliveries_are_appended_summed_and_purged_with_the_message() {
+    let clock = ManualClock::new(t(T0));
+    let Some(s) = Scratch::at("busdeliveries", clock.clone()).await else {
+        return;
+    };
+    let mut o = options(&clock);
+    o.retention = Some(Duration::from_secs(3_600));
+    let store = PgStore::connect(&s.url, &s.schema, o).await.unwrap();
+    let delivered = DeliveryCounts {
+        runs: 1,
+        pubsub: 1,
+        ..DeliveryCounts::default()
+    };
+    finish(&store, 1, delivered).await;
+    finish(&store, 2, delivered).await;
+
+    // Two nodes' deliveries of message 1 in one batch (merged: one row),
+    // a third node's later; message 2 by one node; an unknown id.
+    store
+        .amend(vec![
+            pubsub_only(1, 2),
+            pubsub_only(1, 1),
+            pubsub_only(2, 4),
+        ])
+        .await
+        .unwrap();
+    clock.advance(Duration::from_millis(HOUR / 2));
+    store
+        .amend(vec![pubsub_only(1, 3), pubsub_only(77, 5)])
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&s, "bus_deliveries").await, 3);
+    let one = store.get(id(1)).await.unwrap().unwrap();
+    assert_eq!(one.counts.pubsub, 1 + 2 + 1 + 3);
+    assert_eq!(one.counts.runs, 1);
+    assert_eq!(store.get(id(2)).await.unwrap().unwrap().counts.pubsub, 5);
+    assert!(store.get(id(77)).await.unwrap().is_none());
+
+    // A cancel's answer sums them too (message 3, still scheduled).
+    store
+        .insert(small_envelope(3), Start::At(t(T0 + 10 * HOUR)))
+        .await
+        .unwrap();
+    store.amend(vec![pubsub_only(3, 6)]).await.unwrap();
+    match store.cancel(id(3)).await.unwrap() {
+        herald::CancelOutcome::Cancelled(r) => assert_eq!(r.counts.pubsub, 6),
+        other => panic!("{other:?}"),
+    }
+
+    // An hour after they finished (the appended counts came later and did
+    // not restart the clock), 1 and 2 go with their rows; 3 (cancelled
+    // half an hour in) stays with its row.
+    clock.advance(Duration::from_millis(HOUR / 2));
+    assert_eq!(store.purge_final().await.unwrap(), 2);
+    assert!(store.get(id(1)).await.unwrap().is_none());
+    assert_eq!(rows_of(&s, "bus_deliveries").await, 1);
+    assert_eq!(store.get(id(3)).await.unwrap().unwrap().counts.pubsub, 6);
+    store.close_now();
+}
