@@ -385,6 +385,12 @@ impl Inner {
         let Ok(guard) = this.connecting.clone().try_lock_owned() else {
             return; // one is being opened already
         };
+        // Checked again under the lock: a request that saw one connection
+        // too few may get here after another background open finished
+        // (the APNs connection test saw 3 connections with a limit of 2).
+        if this.least_busy().1 >= this.options.max_connections {
+            return;
+        }
         let inner = this.clone();
         tokio::spawn(async move {
             let _guard = guard;
