@@ -28,7 +28,8 @@
 //!    Checked: every subscriber gets every run once, and every message's
 //!    recorded pub/sub deliveries reach the node count. Per node: runs it
 //!    claimed, its CPU per run over the window; PostgreSQL transactions per
-//!    run.
+//!    run; runs reserved and claims lost per run over all nodes (above 1
+//!    and 0: nodes re-reserved and raced for each other's runs).
 //! c. **bus**, with PostgreSQL's `LISTEN/NOTIFY` and with Redis
 //!    (`REDIS_URL`, default `redis://127.0.0.1:6379`): 3 nodes, a subscriber
 //!    on each, B (30k; `--quick` 5k) immediate publishes spread over the
@@ -775,6 +776,7 @@ async fn phase_lateness(
     tokio::time::sleep(Duration::from_millis(t0 - published_at)).await;
     let before = Usage::take(&nodes, pg).await?;
     let claims_before = claims(&nodes).await?;
+    let contention_before = contention(&nodes).await?;
     set_deadline(((t0 + spread_ms) as i64 + 15_000) * 1_000);
     let mut received = Vec::new();
     for s in subs {
@@ -782,6 +784,11 @@ async fn phase_lateness(
     }
     let used = before.since(&nodes, pg).await?;
     let claims_after = claims(&nodes).await?;
+    let contention_after = contention(&nodes).await?;
+    let (reserved, lost) = (
+        contention_after.0 - contention_before.0,
+        contention_after.1 - contention_before.1,
+    );
     let mut all = Vec::with_capacity(runs * nodes_n);
     let mut per_node = Vec::new();
     for (n, r) in nodes.iter().zip(&received) {
@@ -842,7 +849,7 @@ async fn phase_lateness(
         "## lateness, {nodes_n} node(s){}: {runs} runs due over {:.1} s (published in {elapsed:.2?}); \
          every subscriber got every run once (checked); receive lateness ms p50 {:.1} p90 {:.1} \
          p99 {:.1} max {:.1}; per subscriber: {}\n   {}; PostgreSQL CPU {:.1} µs and {:.2} \
-         transactions per run; load {}",
+         transactions per run; {:.2} runs reserved and {:.2} claims lost per run; load {}",
         if bus.is_some() { ", Redis bus" } else { "" },
         spread_ms as f64 / 1e3,
         ms(0.5),
@@ -853,6 +860,8 @@ async fn phase_lateness(
         cpu.join("; "),
         us_per(used.pg, runs),
         used.transactions as f64 / runs as f64,
+        reserved / runs as f64,
+        lost / runs as f64,
         loadavg()
     );
     drop(nodes);
@@ -861,14 +870,25 @@ async fn phase_lateness(
 }
 
 async fn claims(nodes: &[Node]) -> Result<Vec<f64>, String> {
+    per_node(nodes, "herald_claims_won_total").await
+}
+
+/// Metric `name` of each node, now.
+async fn per_node(nodes: &[Node], name: &str) -> Result<Vec<f64>, String> {
     let mut out = Vec::new();
     for n in nodes {
-        out.push(metric_sum(
-            &metrics(n.addr).await?,
-            "herald_claims_won_total",
-        ));
+        out.push(metric_sum(&metrics(n.addr).await?, name));
     }
     Ok(out)
+}
+
+/// Runs reserved and claims lost, summed over the nodes, now: a node that
+/// falls behind by more than a reservation's hold loses its reservations,
+/// and the others reserve those runs again and race it for the claims.
+async fn contention(nodes: &[Node]) -> Result<(f64, f64), String> {
+    let reserved = per_node(nodes, "herald_runs_reserved_total").await?;
+    let lost = per_node(nodes, "herald_claims_lost_total").await?;
+    Ok((reserved.iter().sum(), lost.iter().sum()))
 }
 
 async fn phase_bus(

@@ -359,8 +359,22 @@ async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<Mes
                 fail: false,
             })
             .collect();
-        if let Err(e) = sh.store.amend(amendments).await {
-            debug!(error = %e, "store failed to add this node's deliveries of runs from the bus");
+        match sh.store.amend(amendments).await {
+            Ok(()) => super::driver::recovered(
+                &sh.store_failures.amend,
+                "adding deliveries of runs from the bus",
+            ),
+            // Those counts are lost (`deliveries.pubsub` undercounts);
+            // said at a bounded rate, as the other writes' failures.
+            Err(e) => match sh.store_failures.amend.failure(sh.clock.now()) {
+                Failure::First => {
+                    warn!(error = %e, "store failed to add this node's deliveries of runs from the bus")
+                }
+                Failure::Again { left_out } => {
+                    warn!(error = %e, left_out, "store still fails to add this node's deliveries of runs from the bus")
+                }
+                Failure::Quiet => {}
+            },
         }
         if stopping {
             return;

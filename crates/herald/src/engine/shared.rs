@@ -65,6 +65,8 @@ pub(crate) struct Shared {
 /// write, each logged at a bounded rate.
 #[derive(Debug, Default)]
 pub(crate) struct StoreFailures {
+    /// Adding this node's deliveries of other nodes' runs (cluster bus).
+    pub(crate) amend: Throttle,
     pub(crate) claim: Throttle,
     pub(crate) complete: Throttle,
     pub(crate) release: Throttle,
