@@ -21,23 +21,29 @@ const CHUNK: i64 = 5_000;
 /// Final messages whose last change is at or before `$1`, oldest first
 /// (the `finished_at` partial index), at most `$2`.
 /// Their rows of other nodes' deliveries go with them. Answers how many
-/// messages it deleted.
+/// messages it deleted. The ids go through `= ANY(ARRAY(…))`: with
+/// `id IN (subquery)` PostgreSQL estimated the chunk's full `LIMIT` and
+/// joined it by hash against a sequential scan of the whole table (39 ms
+/// per chunk of 5,000 at 200k rows, growing with the table; 13 ms through
+/// the primary key).
 const PURGE_MESSAGES: &str = "\
     WITH d AS ( \
-      DELETE FROM messages WHERE id IN ( \
+      DELETE FROM messages WHERE id = ANY(ARRAY( \
         SELECT m.id FROM messages m \
         WHERE m.state >= 2 AND m.finished_at <= $1 \
           AND m.push_queued <= m.push_sent + m.push_failed + m.push_invalid_tokens + m.push_expired \
           AND NOT EXISTS (SELECT 1 FROM push_jobs j WHERE j.message = m.id) \
-        ORDER BY m.finished_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+        ORDER BY m.finished_at LIMIT $2 FOR UPDATE SKIP LOCKED)) \
       RETURNING id), \
-    b AS (DELETE FROM bus_deliveries WHERE id IN (SELECT id FROM d)) \
+    b AS (DELETE FROM bus_deliveries WHERE id = ANY(ARRAY(SELECT id FROM d))) \
     SELECT count(*) FROM d";
 
+/// Expired idempotency keys, oldest first, at most `$2` (through the
+/// primary key, as [`PURGE_MESSAGES`]).
 const PURGE_KEYS: &str = "\
-    DELETE FROM idempotency_keys WHERE key IN ( \
+    DELETE FROM idempotency_keys WHERE key = ANY(ARRAY( \
       SELECT key FROM idempotency_keys WHERE expires_at <= $1 \
-      ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)";
+      ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED))";
 
 impl Inner {
     /// One retention pass at `now`: how many messages it deleted.

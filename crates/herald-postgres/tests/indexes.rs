@@ -47,7 +47,11 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
              INSERT INTO messages (id, envelope, state, due, finished_at)
              SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), '\\x00', 2, g, g
              FROM generate_series(1, {FINISHED}) AS g;
-             ANALYZE messages;",
+             INSERT INTO bus_deliveries (id, n)
+             SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), 1
+             FROM generate_series(1, {FINISHED}) AS g, generate_series(1, 2);
+             ANALYZE messages;
+             ANALYZE bus_deliveries;",
             schema = s.schema
         ))
         .await
@@ -94,6 +98,44 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
         assert!(p.contains(index), "{sql}\nshould use {index}:\n{p}");
         assert!(!p.contains("Seq Scan"), "{sql}\nscans the table:\n{p}");
     }
+    // The retention purge (as in `src/retention.rs`, with values) finds a
+    // chunk by finish time and deletes it, and its appended deliveries,
+    // through the primary key and `bus_deliveries_id`: no table scan
+    // (`push_jobs` is empty here, so its scan costs nothing).
+    let purge = plan(
+        "WITH d AS ( \
+           DELETE FROM messages WHERE id = ANY(ARRAY( \
+             SELECT m.id FROM messages m \
+             WHERE m.state >= 2 AND m.finished_at <= 100000 \
+               AND m.push_queued <= m.push_sent + m.push_failed + m.push_invalid_tokens + m.push_expired \
+               AND NOT EXISTS (SELECT 1 FROM push_jobs j WHERE j.message = m.id) \
+             ORDER BY m.finished_at LIMIT 5000 FOR UPDATE SKIP LOCKED)) \
+           RETURNING id), \
+         b AS (DELETE FROM bus_deliveries WHERE id = ANY(ARRAY(SELECT id FROM d))) \
+         SELECT count(*) FROM d",
+    )
+    .await;
+    for index in ["messages_finished", "messages_pkey", "bus_deliveries_id"] {
+        assert!(
+            purge.contains(index),
+            "the purge should use {index}:\n{purge}"
+        );
+    }
+    for table in ["messages", "bus_deliveries"] {
+        assert!(
+            !purge.contains(&format!("Seq Scan on {table}")),
+            "the purge scans {table}:\n{purge}"
+        );
+    }
+    // The record read sums the appended deliveries through their index.
+    let read = plan(
+        "SELECT pubsub + COALESCE((SELECT sum(b.n) FROM bus_deliveries b \
+           WHERE b.id = messages.id), 0)::int8 FROM messages \
+         WHERE id = '\\x0000000000000000000000000000004d'::bytea",
+    )
+    .await;
+    assert!(read.contains("bus_deliveries_id"), "{read}");
+    assert!(!read.contains("Seq Scan"), "{read}");
     client.batch_execute("RESET search_path").await.unwrap();
     drop(client);
     let _ = conn.await;
