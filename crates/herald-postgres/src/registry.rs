@@ -218,9 +218,12 @@ impl Inner {
         let r = async {
             let stmt = client
                 .prepare_cached(
-                    "DELETE FROM devices WHERE device_id IN ( \
+                    // Through the primary key (`= ANY(ARRAY(…))`): with
+                    // `IN (subquery)` the plan can be a hash join over a
+                    // scan of every device (as the message purge's was).
+                    "DELETE FROM devices WHERE device_id = ANY(ARRAY( \
                        SELECT device_id FROM devices WHERE expiration <= $1 \
-                       ORDER BY expiration LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                       ORDER BY expiration LIMIT $2 FOR UPDATE SKIP LOCKED))",
                 )
                 .await
                 .map_err(pg)?;

@@ -1,8 +1,11 @@
 //! The scans over live rows stay on the partial indexes when most rows are
 //! finished (as after months of traffic): the plans of the store's scans
 //! (`pending` by id, the due order and `reserve_due`, `release_expired` by
-//! lease end, the retention scan by finish time) use them, and the store answers the
-//! live rows only.
+//! lease end, the retention scan by finish time) use them, the purges
+//! delete through the primary keys (messages with their appended
+//! deliveries, expired devices), a record read sums its appended
+//! deliveries through their index, and the store answers the live rows
+//! only.
 
 mod support;
 
@@ -50,8 +53,13 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
              INSERT INTO bus_deliveries (id, n)
              SELECT decode(lpad(to_hex(g), 32, '0'), 'hex'), 1
              FROM generate_series(1, {FINISHED}) AS g, generate_series(1, 2);
+             INSERT INTO devices (device_id, registration_id, device_token, os,
+               os_version, channels, expiration, properties, registered_at)
+             SELECT 'd' || g, 'r' || g, 't' || g, 'IOS', '17', '{{default}}', g, '{{}}', 0
+             FROM generate_series(1, {FINISHED}) AS g;
              ANALYZE messages;
-             ANALYZE bus_deliveries;",
+             ANALYZE bus_deliveries;
+             ANALYZE devices;",
             schema = s.schema
         ))
         .await
@@ -127,6 +135,17 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
             "the purge scans {table}:\n{purge}"
         );
     }
+    // Expired devices likewise (as in `src/registry.rs`).
+    let devices = plan(
+        "DELETE FROM devices WHERE device_id = ANY(ARRAY( \
+           SELECT device_id FROM devices WHERE expiration <= 100000 \
+           ORDER BY expiration LIMIT 5000 FOR UPDATE SKIP LOCKED))",
+    )
+    .await;
+    for index in ["devices_expiration", "devices_pkey"] {
+        assert!(devices.contains(index), "should use {index}:\n{devices}");
+    }
+    assert!(!devices.contains("Seq Scan"), "{devices}");
     // The record read sums the appended deliveries through their index.
     let read = plan(
         "SELECT pubsub + COALESCE((SELECT sum(b.n) FROM bus_deliveries b \
