@@ -24,6 +24,17 @@ fn t(ms: u64) -> Tick {
     Tick::from_millis(ms)
 }
 
+/// A scratch schema (clock at `T0`) and a store on it keeping final
+/// messages an hour; `None` without `DATABASE_URL`.
+async fn with_retention(name: &str) -> Option<(ManualClock, Scratch, PgStore)> {
+    let clock = ManualClock::new(t(T0));
+    let s = Scratch::at(name, clock.clone()).await?;
+    let mut o = options(&clock);
+    o.retention = Some(Duration::from_secs(3_600));
+    let store = PgStore::connect(&s.url, &s.schema, o).await.unwrap();
+    Some((clock, s, store))
+}
+
 async fn finish(store: &PgStore, n: u128, counts: DeliveryCounts) {
     store
         .insert(small_envelope(n), Start::At(t(T0)))
@@ -55,13 +66,9 @@ async fn finish(store: &PgStore, n: u128, counts: DeliveryCounts) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn final_messages_are_purged_after_the_retention_period() {
-    let clock = ManualClock::new(t(T0));
-    let Some(s) = Scratch::at("retention", clock.clone()).await else {
+    let Some((clock, _scratch, store)) = with_retention("retention").await else {
         return;
     };
-    let mut o = options(&clock);
-    o.retention = Some(Duration::from_secs(3_600));
-    let store = PgStore::connect(&s.url, &s.schema, o).await.unwrap();
 
     let published = DeliveryCounts {
         runs: 1,
@@ -206,13 +213,9 @@ fn pubsub_only(n: u128, pubsub: u64) -> Amendment {
 /// with their message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_nodes_deliveries_are_appended_summed_and_purged_with_the_message() {
-    let clock = ManualClock::new(t(T0));
-    let Some(s) = Scratch::at("busdeliveries", clock.clone()).await else {
+    let Some((clock, s, store)) = with_retention("busdeliveries").await else {
         return;
     };
-    let mut o = options(&clock);
-    o.retention = Some(Duration::from_secs(3_600));
-    let store = PgStore::connect(&s.url, &s.schema, o).await.unwrap();
     let delivered = DeliveryCounts {
         runs: 1,
         pubsub: 1,
