@@ -785,9 +785,10 @@ async fn phase_lateness(
     let used = before.since(&nodes, pg).await?;
     let claims_after = claims(&nodes).await?;
     let contention_after = contention(&nodes).await?;
-    let (reserved, lost) = (
+    let (reserved, lost, deferred) = (
         contention_after.0 - contention_before.0,
         contention_after.1 - contention_before.1,
+        contention_after.2 - contention_before.2,
     );
     let mut all = Vec::with_capacity(runs * nodes_n);
     let mut per_node = Vec::new();
@@ -849,7 +850,8 @@ async fn phase_lateness(
         "## lateness, {nodes_n} node(s){}: {runs} runs due over {:.1} s (published in {elapsed:.2?}); \
          every subscriber got every run once (checked); receive lateness ms p50 {:.1} p90 {:.1} \
          p99 {:.1} max {:.1}; per subscriber: {}\n   {}; PostgreSQL CPU {:.1} µs and {:.2} \
-         transactions per run; {:.2} runs reserved and {:.2} claims lost per run; load {}",
+         transactions per run; {:.2} runs reserved and {:.2} claims lost per run, {:.0} looks \
+         deferred; load {}",
         if bus.is_some() { ", Redis bus" } else { "" },
         spread_ms as f64 / 1e3,
         ms(0.5),
@@ -862,6 +864,7 @@ async fn phase_lateness(
         used.transactions as f64 / runs as f64,
         reserved / runs as f64,
         lost / runs as f64,
+        deferred,
         loadavg()
     );
     drop(nodes);
@@ -882,13 +885,19 @@ async fn per_node(nodes: &[Node], name: &str) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
-/// Runs reserved and claims lost, summed over the nodes, now: a node that
-/// falls behind by more than a reservation's hold loses its reservations,
-/// and the others reserve those runs again and race it for the claims.
-async fn contention(nodes: &[Node]) -> Result<(f64, f64), String> {
+/// Runs reserved, claims lost and looks deferred, summed over the nodes,
+/// now: a node that falls behind by more than a reservation's hold loses
+/// its reservations, and the others may reserve those runs again and race
+/// it for the claims; a node that is behind defers its own looks.
+async fn contention(nodes: &[Node]) -> Result<(f64, f64, f64), String> {
     let reserved = per_node(nodes, "herald_runs_reserved_total").await?;
     let lost = per_node(nodes, "herald_claims_lost_total").await?;
-    Ok((reserved.iter().sum(), lost.iter().sum()))
+    let deferred = per_node(nodes, "herald_reserve_looks_deferred_total").await?;
+    Ok((
+        reserved.iter().sum(),
+        lost.iter().sum(),
+        deferred.iter().sum(),
+    ))
 }
 
 async fn phase_bus(

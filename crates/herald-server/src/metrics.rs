@@ -133,7 +133,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 22] = [
+        let per_app: [(&str, &str, &str, Field); 23] = [
             (
                 "herald_publishes_total",
                 "counter",
@@ -235,6 +235,12 @@ impl Metrics {
                 "counter",
                 "Runs this node reserved ahead of their due time from the shared store (other nodes' publishes).",
                 |s| s.reserved,
+            ),
+            (
+                "herald_reserve_looks_deferred_total",
+                "counter",
+                "Looks for runs to reserve this node put off while it was behind (its own runs overdue by more than a reservation's hold): rising steadily, the node or the store cannot keep up.",
+                |s| s.looks_deferred,
             ),
             (
                 "herald_bus_frames_sent_total",

@@ -13,10 +13,15 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use herald::{Clock, Engine, ManualClock, MemoryStore, PublishStatus, Start, Store, Subscription};
+use herald::{
+    Amendment, CancelOutcome, Claim, Claimed, Clock, Completion, DueHints, DueRun, Engine,
+    Envelope, FencingToken, Lease, ManualClock, MemoryStore, MessageId, PublishStatus, Record,
+    Start, Store, StoreFuture, Subscription,
+};
 use herald_core::Tick;
 use serde_json::json;
 
@@ -320,6 +325,235 @@ async fn a_node_starting_leaves_live_claims_of_other_nodes_alone() {
     assert_eq!(drain(&mut sub).len(), 1, "delivered again after the lease");
     assert_status(&engine, &id, PublishStatus::Published, 1).await;
     assert_eq!(engine.stats().recovered_runs, 1);
+    engine.shutdown().await;
+}
+
+/// What a node asked of the shared store, in order.
+#[derive(Debug, PartialEq)]
+enum Asked {
+    Claim(Vec<MessageId>),
+    Reserved(Vec<MessageId>),
+}
+
+/// A shared [`MemoryStore`] that logs claims and reservations and can hold
+/// a claim's answer (as a store that is short of time does).
+#[derive(Clone, Debug)]
+struct Watched {
+    inner: MemoryStore,
+    claim: Arc<Gate>,
+    log: Arc<Mutex<Vec<Asked>>>,
+}
+
+impl Watched {
+    fn log(&self) -> std::sync::MutexGuard<'_, Vec<Asked>> {
+        self.log.lock().unwrap()
+    }
+}
+
+impl Store for Watched {
+    fn insert(
+        &self,
+        envelope: Arc<Envelope>,
+        start: Start,
+    ) -> StoreFuture<'_, Option<FencingToken>> {
+        self.inner.insert(envelope, start)
+    }
+    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
+        self.inner.get(id)
+    }
+    fn claim(
+        &self,
+        claims: Vec<Claim>,
+        lease_until: Tick,
+    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
+        self.log()
+            .push(Asked::Claim(claims.iter().map(|c| c.id).collect()));
+        let done = self.inner.claim(claims, lease_until);
+        Box::pin(async move {
+            self.claim.pass().await;
+            done.await
+        })
+    }
+    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
+        self.inner.renew(leases, lease_until)
+    }
+    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
+        self.inner.complete(completions)
+    }
+    fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
+        self.inner.cancel(id)
+    }
+    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        self.inner.amend(amendments)
+    }
+    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
+        self.inner.pending(after, limit)
+    }
+    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
+        self.inner.release_expired(before)
+    }
+    fn is_shared(&self) -> bool {
+        true
+    }
+    fn reserve_due(
+        &self,
+        now: Tick,
+        before: Tick,
+        hold_ms: u64,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<DueRun>> {
+        Box::pin(async move {
+            let runs = self.inner.reserve_due(now, before, hold_ms, limit).await?;
+            if !runs.is_empty() {
+                self.log()
+                    .push(Asked::Reserved(runs.iter().map(|r| r.id).collect()));
+            }
+            Ok(runs)
+        })
+    }
+    fn due_hints(&self) -> Option<DueHints> {
+        self.inner.due_hints()
+    }
+}
+
+/// A node that fell behind (its claims took longer than a reservation's
+/// hold) claims its own late runs before it looks for more: taking over
+/// other nodes' late runs then would make every late node race every other
+/// for the same runs when the store is short of time. Once caught up it
+/// takes over the run whose reservation ended, as before.
+#[tokio::test]
+async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
+    let clock = clock();
+    let store = Watched {
+        inner: MemoryStore::new_shared(),
+        claim: Arc::default(),
+        log: Arc::default(),
+    };
+    // Another node's run, reserved by that node until T0 + 1,250 (it then
+    // stops answering).
+    let other = herald_testkit::store_conformance::small_envelope(7);
+    store
+        .inner
+        .insert(other.clone(), Start::At(Tick::from_millis(T0 + 1_000)))
+        .await
+        .expect("insert");
+    let held = store
+        .inner
+        .reserve_due(clock.now(), Tick::from_millis(T0 + 2_000), 250, 10)
+        .await
+        .expect("reserve");
+    assert_eq!(held.len(), 1);
+    let engine = builder(&clock)
+        .store(store.clone())
+        .horizon(Duration::from_millis(HORIZON_MS))
+        .build();
+    let mut sub = engine.subscribe("default", None).expect("subscribe");
+    engine.settle().await;
+    let mut own = Vec::new();
+    for due in [T0 + 1_000, T0 + 1_100] {
+        let st = publish_with(&engine, "default", json!(due), at(due))
+            .await
+            .expect("publish");
+        own.push(st.message_id.parse::<MessageId>().unwrap());
+    }
+    // The claim of the first run takes 505 ms: the second is then 400 ms
+    // late (the hold is 250 ms) and the other node's reservation ended.
+    store.claim.arm();
+    clock.set(Tick::from_millis(T0 + 995));
+    store.claim.wait_entered().await;
+    clock.set(Tick::from_millis(T0 + 1_500));
+    store.log().clear();
+    store.claim.open();
+    engine.settle().await;
+    engine.settle().await;
+    assert_eq!(
+        *store.log(),
+        vec![
+            Asked::Claim(vec![own[1]]),
+            Asked::Reserved(vec![other.id]),
+            Asked::Claim(vec![other.id]),
+        ],
+        "its own late run first, then the look that takes over"
+    );
+    assert_eq!(engine.stats().looks_deferred, 1);
+    let mut got: Vec<MessageId> = drain(&mut sub).iter().map(|m| m.message_id()).collect();
+    got.sort_unstable();
+    let mut want = vec![own[0], own[1], other.id];
+    want.sort_unstable();
+    assert_eq!(got, want, "each run delivered once");
+    engine.shutdown().await;
+}
+
+/// A backlog of late runs (here 2,500 left by nodes that are gone) is
+/// reserved a page (one claim's worth) at a time, each page claimed before
+/// the next look, so a node never holds more late runs than it claims in
+/// one round trip; runs not yet due are reserved to the end in one look.
+#[tokio::test]
+async fn late_runs_are_reserved_a_page_at_a_time() {
+    let clock = clock();
+    let store = Watched {
+        inner: MemoryStore::new_shared(),
+        claim: Arc::default(),
+        log: Arc::default(),
+    };
+    for n in 0..2_500u64 {
+        store
+            .inner
+            .insert(
+                herald_testkit::store_conformance::small_envelope(u128::from(n) + 1),
+                Start::At(Tick::from_millis(T0 - 10_000 + n)),
+            )
+            .await
+            .expect("insert");
+    }
+    for n in 0..1_500u64 {
+        store
+            .inner
+            .insert(
+                herald_testkit::store_conformance::small_envelope(u128::from(n) + 10_001),
+                Start::At(Tick::from_millis(T0 + 600)),
+            )
+            .await
+            .expect("insert");
+    }
+    let engine = builder(&clock)
+        .store(store.clone())
+        .horizon(Duration::from_millis(HORIZON_MS))
+        .build();
+    for _ in 0..4 {
+        engine.settle().await;
+    }
+    let sizes = |log: &[Asked]| -> Vec<String> {
+        log.iter()
+            .map(|a| match a {
+                Asked::Claim(ids) => format!("claim {}", ids.len()),
+                Asked::Reserved(ids) => format!("reserve {}", ids.len()),
+            })
+            .collect()
+    };
+    assert_eq!(
+        sizes(&store.log()),
+        [
+            "reserve 1024",
+            "claim 1024",
+            "reserve 1024",
+            "claim 1024",
+            "reserve 1024",
+            "reserve 928",
+            "claim 452"
+        ],
+        "the late runs a page at a time, each claimed before the next look; \
+         the third page ends with runs not yet due, so the look goes on to \
+         the end"
+    );
+    assert_eq!(engine.stats().claims_won, 2_500);
+    step_to(&engine, &clock, T0 + 600).await;
+    assert_eq!(
+        engine.stats().claims_won,
+        4_000,
+        "the runs not yet due, on time"
+    );
+    assert_eq!(engine.stats().reserved, 4_000);
     engine.shutdown().await;
 }
 

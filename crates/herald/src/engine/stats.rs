@@ -55,6 +55,12 @@ pub struct EngineStats {
     /// time (published on another node, or beyond the horizon when
     /// published).
     pub reserved: u64,
+    /// On a shared store: looks for runs to reserve this engine put off
+    /// because it was behind (a run in its wheel overdue by more than a
+    /// reservation's hold, not yet claimed): it claims its own late runs
+    /// before taking more. Rising steadily: the node, or the store, cannot
+    /// keep up.
+    pub looks_deferred: u64,
     /// Frames this node sent on its cluster bus (runs, and notices of
     /// runs it could not send).
     pub bus_sent: u64,
@@ -161,6 +167,7 @@ pub(crate) struct Counters {
     pub(crate) claims_won: AtomicU64,
     pub(crate) claims_lost: AtomicU64,
     pub(crate) reserved: AtomicU64,
+    pub(crate) looks_deferred: AtomicU64,
 }
 
 impl Counters {
@@ -194,6 +201,7 @@ impl Counters {
             claims_won: get(&self.claims_won),
             claims_lost: get(&self.claims_lost),
             reserved: get(&self.reserved),
+            looks_deferred: get(&self.looks_deferred),
             ..EngineStats::default()
         }
     }
