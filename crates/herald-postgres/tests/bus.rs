@@ -85,10 +85,7 @@ async fn a_lost_listener_is_announced_and_replaced() {
     pair.a.send(vec![Arc::from(&b"one"[..])]).await.unwrap();
     assert_eq!(next(&mut rx).await, BusEvent::Frame(Arc::from(&b"one"[..])));
 
-    let (admin, conn) = tokio_postgres::connect(&pair.url, tokio_postgres::NoTls)
-        .await
-        .expect("admin connection");
-    tokio::spawn(conn);
+    let (admin, _conn) = support::connect(&pair.url).await;
     let killed = admin
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \

@@ -40,10 +40,7 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
         .unwrap();
     assert!(claimed.iter().all(Option::is_some));
 
-    let (client, conn) = tokio_postgres::connect(&s.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
+    let (client, conn) = support::connect(&s.url).await;
     client
         .batch_execute(&format!(
             "SET search_path TO \"{schema}\";

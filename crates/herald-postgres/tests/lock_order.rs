@@ -71,10 +71,7 @@ async fn overlapping_batches_on_three_nodes_never_deadlock() {
     while let Some(r) = inserts.join_next().await {
         r.expect("insert task");
     }
-    let (client, conn) = tokio_postgres::connect(&a.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
+    let (client, _conn) = support::connect(&a.url).await;
     client
         .batch_execute(&format!("ANALYZE \"{}\".messages", a.schema))
         .await

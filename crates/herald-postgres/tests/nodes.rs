@@ -198,10 +198,7 @@ async fn a_newer_schema_and_bad_names_are_refused() {
     let Some(s) = Scratch::new("newer").await else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&s.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
+    let (client, conn) = support::connect(&s.url).await;
     client
         .batch_execute(&format!(
             "INSERT INTO \"{}\".schema_migrations (version) VALUES (99)",

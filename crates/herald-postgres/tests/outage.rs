@@ -39,10 +39,7 @@ async fn a_store_comes_back_after_its_connections_are_killed() {
     for r in reads {
         assert!(r.await.unwrap().unwrap().is_some());
     }
-    let (admin, conn) = tokio_postgres::connect(&s.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
+    let (admin, conn) = support::connect(&s.url).await;
     let killed = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",

@@ -177,10 +177,7 @@ async fn final_messages_are_purged_after_the_retention_period() {
 
 /// Rows of `table` in the scratch schema.
 async fn rows_of(s: &Scratch, table: &str) -> i64 {
-    let (client, conn) = tokio_postgres::connect(&s.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
+    let (client, conn) = support::connect(&s.url).await;
     let n: i64 = client
         .query_one(
             &format!("SELECT count(*) FROM \"{}\".{table}", s.schema),

@@ -90,10 +90,7 @@ async fn the_listener_connects_again_after_its_connection_is_killed() {
     let mut on_b = b.due_hints().expect("hints on B");
     assert_eq!(listening(&b, 0).await, 1);
 
-    let (client, conn) = tokio_postgres::connect(&a.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let conn = tokio::spawn(conn);
+    let (client, conn) = support::connect(&a.url).await;
     let killed: i64 = client
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \

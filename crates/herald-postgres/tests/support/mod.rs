@@ -39,6 +39,21 @@ pub fn database_url() -> Option<String> {
     }
 }
 
+/// A plain connection to `url`, for what a test inspects or breaks by hand
+/// (plans, row counts, other sessions' backends), and its connection task:
+/// drop the client, then await the task to know the session has ended.
+pub async fn connect(
+    url: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("a plain connection to DATABASE_URL");
+    (client, tokio::spawn(conn))
+}
+
 /// A schema name unique to this test run: process, time and a counter.
 pub fn fresh_schema(name: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
