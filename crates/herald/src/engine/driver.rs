@@ -309,13 +309,12 @@ async fn reserve(sh: &Shared, now: Tick) -> Look {
                         sh.schedule(&mut st, r.id, r.due);
                     }
                 }
-                match runs.last() {
-                    Some(last) if runs.len() == RESERVE_PAGE => {
-                        if last.due <= now {
-                            return Look::Backlog;
-                        }
-                    }
-                    _ => return Look::Done,
+                if runs.len() < RESERVE_PAGE {
+                    return Look::Done;
+                }
+                // A full page, earliest first: late up to its last run.
+                if runs.last().is_some_and(|last| last.due <= now) {
+                    return Look::Backlog;
                 }
             }
             Err(e) => {
