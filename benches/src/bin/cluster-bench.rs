@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p herald-benches --bin cluster-bench -- [--quick]
 //!     [--publishes N] [--late-runs R] [--late-spread-s S] [--bus-messages B]
-//!     [--failover-runs F] [--connections C] [--lateness-only]
+//!     [--failover-runs F] [--connections C] [--lateness-only [--nodes N]]
 //! ```
 //!
 //! Each node is a separate process (this binary re-executed with
@@ -96,11 +96,14 @@ struct Args {
     /// Keep-alive connections of the load generator.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Only the 3-node lateness phase with the PostgreSQL bus (after the
-    /// 3-node publish phase, which sets its publish rate): for iterating
-    /// on the firing path. No last line.
+    /// Only the lateness phase with the PostgreSQL bus, on `--nodes` nodes
+    /// (after the publish phase on as many, which sets its publish rate):
+    /// for iterating on the firing path. No last line.
     #[arg(long)]
     lateness_only: bool,
+    /// Nodes in the `--lateness-only` phase.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
 }
 
 fn main() -> ExitCode {
@@ -788,11 +791,13 @@ async fn phase_lateness(
     let used = before.since(&nodes, pg).await?;
     let claims_after = claims(&nodes).await?;
     let contention_after = contention(&nodes).await?;
-    let (reserved, lost, deferred) = (
+    let (reserved, lost, deferred, claimed_late) = (
         contention_after.0 - contention_before.0,
         contention_after.1 - contention_before.1,
         contention_after.2 - contention_before.2,
+        contention_after.3 - contention_before.3,
     );
+    let leads = per_node(&nodes, "herald_claim_lead_ms").await?;
     let mut all = Vec::with_capacity(runs * nodes_n);
     let mut per_node = Vec::new();
     for (n, r) in nodes.iter().zip(&received) {
@@ -854,7 +859,8 @@ async fn phase_lateness(
          every subscriber got every run once (checked); receive lateness ms p50 {:.1} p90 {:.1} \
          p99 {:.1} max {:.1}; per subscriber: {}\n   {}; PostgreSQL CPU {:.1} µs and {:.2} \
          write transactions per run; {:.2} runs reserved and {:.2} claims lost per run, {:.0} looks \
-         deferred; load {}",
+         deferred; {:.3} runs claimed after their due time per run, claim lead at the end {:?} ms; \
+         load {}",
         if bus.is_some() { ", Redis bus" } else { "" },
         spread_ms as f64 / 1e3,
         ms(0.5),
@@ -868,6 +874,8 @@ async fn phase_lateness(
         reserved / runs as f64,
         lost / runs as f64,
         deferred,
+        claimed_late / runs as f64,
+        leads,
         loadavg()
     );
     drop(nodes);
@@ -892,14 +900,16 @@ async fn per_node(nodes: &[Node], name: &str) -> Result<Vec<f64>, String> {
 /// now: a node that falls behind by more than a reservation's hold loses
 /// its reservations, and the others may reserve those runs again and race
 /// it for the claims; a node that is behind defers its own looks.
-async fn contention(nodes: &[Node]) -> Result<(f64, f64, f64), String> {
+async fn contention(nodes: &[Node]) -> Result<(f64, f64, f64, f64), String> {
     let reserved = per_node(nodes, "herald_runs_reserved_total").await?;
     let lost = per_node(nodes, "herald_claims_lost_total").await?;
     let deferred = per_node(nodes, "herald_reserve_looks_deferred_total").await?;
+    let late = per_node(nodes, "herald_claimed_late_total").await?;
     Ok((
         reserved.iter().sum(),
         lost.iter().sum(),
         deferred.iter().sum(),
+        late.iter().sum(),
     ))
 }
 
@@ -1095,8 +1105,9 @@ async fn run(args: &Args) -> Result<(), String> {
     );
     let started = Instant::now();
     if args.lateness_only {
-        let p3 = phase_publish(&db, &pg, 3, publishes, c).await?;
-        phase_lateness(&db, &pg, None, 3, late_runs, spread_ms, c, p3.rate).await?;
+        let n = args.nodes.max(1);
+        let p = phase_publish(&db, &pg, n, publishes, c).await?;
+        phase_lateness(&db, &pg, None, n, late_runs, spread_ms, c, p.rate).await?;
         println!("(lateness only, {:.1?}; no last line)", started.elapsed());
         return Ok(());
     }

@@ -133,7 +133,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 23] = [
+        let per_app: [(&str, &str, &str, Field); 25] = [
             (
                 "herald_publishes_total",
                 "counter",
@@ -241,6 +241,18 @@ impl Metrics {
                 "counter",
                 "Looks for runs to reserve this node put off while it was behind (its own runs overdue by more than a reservation's hold): rising steadily, the node or the store cannot keep up.",
                 |s| s.looks_deferred,
+            ),
+            (
+                "herald_claim_lead_ms",
+                "gauge",
+                "How far ahead of their due time this node claims runs, ms: twice the slowest claim round trip of the last 5-10 s (5 on a local store; near 100 for long: the store's claims are slow).",
+                |s| s.claim_lead_ms,
+            ),
+            (
+                "herald_claimed_late_total",
+                "counter",
+                "Runs this node won whose claim answered after their due time (late by the store's round trip): rising steadily, the store's claims are slower than the claim lead allows for.",
+                |s| s.claimed_late,
             ),
             (
                 "herald_bus_frames_sent_total",

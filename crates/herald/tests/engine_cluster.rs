@@ -336,15 +336,25 @@ enum Asked {
 }
 
 /// A shared [`MemoryStore`] that logs claims and reservations and can hold
-/// a claim's answer (as a store that is short of time does).
+/// a claim's or a release's answer (as a store that is short of time does).
 #[derive(Clone, Debug)]
 struct Watched {
     inner: MemoryStore,
     claim: Arc<Gate>,
+    release: Arc<Gate>,
     log: Arc<Mutex<Vec<Asked>>>,
 }
 
 impl Watched {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new_shared(),
+            claim: Arc::default(),
+            release: Arc::default(),
+            log: Arc::default(),
+        }
+    }
+
     fn log(&self) -> std::sync::MutexGuard<'_, Vec<Asked>> {
         self.log.lock().unwrap()
     }
@@ -390,7 +400,11 @@ impl Store for Watched {
         self.inner.pending(after, limit)
     }
     fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
-        self.inner.release_expired(before)
+        let done = self.inner.release_expired(before);
+        Box::pin(async move {
+            self.release.pass().await;
+            done.await
+        })
     }
     fn is_shared(&self) -> bool {
         true
@@ -424,11 +438,7 @@ impl Store for Watched {
 #[tokio::test]
 async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
     let clock = clock();
-    let store = Watched {
-        inner: MemoryStore::new_shared(),
-        claim: Arc::default(),
-        log: Arc::default(),
-    };
+    let store = Watched::new();
     // Another node's run, reserved by that node until T0 + 1,250 (it then
     // stops answering).
     let other = herald_testkit::store_conformance::small_envelope(7);
@@ -484,6 +494,96 @@ async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
     engine.shutdown().await;
 }
 
+/// A run claimed ahead of its due time is delivered at its due time even
+/// while the driver waits for the store (here a release of expired leases
+/// that does not answer): the store's round trips are not on the path
+/// from a held run's due time to its subscribers.
+#[tokio::test(start_paused = true)]
+async fn a_held_run_is_delivered_on_time_while_the_store_is_slow() {
+    let clock = clock();
+    let store = Watched::new();
+    let engine = builder(&clock)
+        .store(store.clone())
+        .horizon(Duration::from_millis(HORIZON_MS))
+        .build();
+    let mut sub = engine.subscribe("default", None).expect("subscribe");
+    engine.settle().await;
+    // Due 3 ms after the first release of expired leases (a second after
+    // the start, on a shared store).
+    let due = T0 + 1_003;
+    publish_with(&engine, "default", json!(due), at(due))
+        .await
+        .expect("publish");
+    // Claimed ahead of its due time, held.
+    clock.set(Tick::from_millis(T0 + 998));
+    engine.settle().await;
+    assert_eq!(engine.stats().claims_won, 1);
+    assert!(drain(&mut sub).is_empty(), "held until its due time");
+    // The release starts and does not answer.
+    store.release.arm();
+    clock.set(Tick::from_millis(T0 + 1_000));
+    store.release.wait_entered().await;
+    clock.set(Tick::from_millis(due));
+    let got = tokio::time::timeout(Duration::from_secs(60), sub.recv())
+        .await
+        .expect("delivered at its due time while the release is under way")
+        .expect("the subscription is live")
+        .expect("not lagged");
+    assert_eq!(got.message().to_value().expect("a JSON body"), json!(due));
+    assert_eq!(got.timestamp_millis(), due, "at its due time");
+    store.release.open();
+    engine.settle().await;
+    assert_eq!(engine.stats().claims_won, 1);
+    engine.shutdown().await;
+}
+
+/// The claim lead follows the store's round trips: after a claim that took
+/// 40 ms, runs are claimed at least that far ahead of their due time (and
+/// still delivered at it), so a slow shared store's claims are over before
+/// the runs are due.
+#[tokio::test]
+async fn runs_are_claimed_as_far_ahead_as_the_store_takes_to_answer() {
+    let clock = clock();
+    let store = Watched::new();
+    let engine = builder(&clock)
+        .store(store.clone())
+        .horizon(Duration::from_millis(HORIZON_MS))
+        .build();
+    let mut sub = engine.subscribe("default", None).expect("subscribe");
+    engine.settle().await;
+    assert_eq!(engine.stats().claim_lead_ms, 5, "before any claim");
+    for due in [T0 + 1_000, T0 + 2_000] {
+        publish_with(&engine, "default", json!(due), at(due))
+            .await
+            .expect("publish");
+    }
+    // The first claim, 5 ms ahead, takes 40 ms: its run is late.
+    store.claim.arm();
+    clock.set(Tick::from_millis(T0 + 995));
+    store.claim.wait_entered().await;
+    clock.set(Tick::from_millis(T0 + 1_035));
+    store.claim.open();
+    engine.settle().await;
+    let late = drain(&mut sub);
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].timestamp_millis(), T0 + 1_035);
+    let lead = engine.stats().claim_lead_ms;
+    assert!((40..=100).contains(&lead), "lead {lead} ms");
+    // The next run is claimed `lead` ahead, and delivered at its due time.
+    step_to(&engine, &clock, T0 + 2_000 - lead - 1).await;
+    assert_eq!(engine.stats().claims_won, 1, "not yet");
+    clock.set(Tick::from_millis(T0 + 2_000 - lead));
+    engine.settle().await;
+    assert_eq!(engine.stats().claims_won, 2, "claimed {lead} ms ahead");
+    assert!(drain(&mut sub).is_empty(), "held until its due time");
+    clock.set(Tick::from_millis(T0 + 2_000));
+    engine.settle().await;
+    let on_time = drain(&mut sub);
+    assert_eq!(on_time.len(), 1);
+    assert_eq!(on_time[0].timestamp_millis(), T0 + 2_000);
+    engine.shutdown().await;
+}
+
 /// A backlog of late runs (here 2,500 left by nodes that are gone) is
 /// reserved a page (one claim's worth) at a time, each page claimed before
 /// the next look, so a node never holds more late runs than it claims in
@@ -491,11 +591,7 @@ async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
 #[tokio::test]
 async fn late_runs_are_reserved_a_page_at_a_time() {
     let clock = clock();
-    let store = Watched {
-        inner: MemoryStore::new_shared(),
-        claim: Arc::default(),
-        log: Arc::default(),
-    };
+    let store = Watched::new();
     for n in 0..2_500u64 {
         store
             .inner

@@ -19,6 +19,7 @@
 mod builder;
 mod bus;
 mod cancel;
+mod claim_lead;
 mod completer;
 mod deliver;
 mod detached;

@@ -90,7 +90,7 @@ pub(crate) struct WheelState {
     /// What the driver sleeps until (`None`: nothing scheduled).
     pub(crate) planned_wake: Option<Tick>,
     /// Runs the driver claimed ahead of their due time and holds until
-    /// then (`driver::CLAIM_LEAD_MS`).
+    /// then (`claim_lead`).
     pub(crate) held: usize,
 }
 

@@ -61,6 +61,15 @@ pub struct EngineStats {
     /// before taking more. Rising steadily: the node, or the store, cannot
     /// keep up.
     pub looks_deferred: u64,
+    /// How far ahead of their due time this engine claims runs now, ms:
+    /// twice the slowest claim round trip of the last 5-10 s (5 ms at
+    /// least, as on a local store; 100 ms at most). Near 100 for long: the
+    /// store's claims are slow.
+    pub claim_lead_ms: u64,
+    /// Runs this engine won whose claim answered after their due time:
+    /// late by the rest of the store's round trip. Rising steadily: the
+    /// store's claims take longer than the claim lead allows for.
+    pub claimed_late: u64,
     /// Frames this node sent on its cluster bus (runs, and notices of
     /// runs it could not send).
     pub bus_sent: u64,
@@ -168,6 +177,9 @@ pub(crate) struct Counters {
     pub(crate) claims_lost: AtomicU64,
     pub(crate) reserved: AtomicU64,
     pub(crate) looks_deferred: AtomicU64,
+    /// A gauge: set by the driver after each claim.
+    pub(crate) claim_lead_ms: AtomicU64,
+    pub(crate) claimed_late: AtomicU64,
 }
 
 impl Counters {
@@ -202,6 +214,8 @@ impl Counters {
             claims_lost: get(&self.claims_lost),
             reserved: get(&self.reserved),
             looks_deferred: get(&self.looks_deferred),
+            claim_lead_ms: get(&self.claim_lead_ms),
+            claimed_late: get(&self.claimed_late),
             ..EngineStats::default()
         }
     }
