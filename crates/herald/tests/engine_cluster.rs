@@ -360,6 +360,18 @@ impl Watched {
     }
 }
 
+/// An engine on `store` with the tests' horizon and a settled subscriber
+/// on the default channel.
+async fn watched_engine(clock: &ManualClock, store: &Watched) -> (Engine, Subscription) {
+    let engine = builder(clock)
+        .store(store.clone())
+        .horizon(Duration::from_millis(HORIZON_MS))
+        .build();
+    let sub = engine.subscribe("default", None).expect("subscribe");
+    engine.settle().await;
+    (engine, sub)
+}
+
 impl Store for Watched {
     fn insert(
         &self,
@@ -453,12 +465,7 @@ async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
         .await
         .expect("reserve");
     assert_eq!(held.len(), 1);
-    let engine = builder(&clock)
-        .store(store.clone())
-        .horizon(Duration::from_millis(HORIZON_MS))
-        .build();
-    let mut sub = engine.subscribe("default", None).expect("subscribe");
-    engine.settle().await;
+    let (engine, mut sub) = watched_engine(&clock, &store).await;
     let mut own = Vec::new();
     for due in [T0 + 1_000, T0 + 1_100] {
         let st = publish_with(&engine, "default", json!(due), at(due))
@@ -502,12 +509,7 @@ async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
 async fn a_held_run_is_delivered_on_time_while_the_store_is_slow() {
     let clock = clock();
     let store = Watched::new();
-    let engine = builder(&clock)
-        .store(store.clone())
-        .horizon(Duration::from_millis(HORIZON_MS))
-        .build();
-    let mut sub = engine.subscribe("default", None).expect("subscribe");
-    engine.settle().await;
+    let (engine, mut sub) = watched_engine(&clock, &store).await;
     // Due 3 ms after the first release of expired leases (a second after
     // the start, on a shared store).
     let due = T0 + 1_003;
@@ -545,12 +547,7 @@ async fn a_held_run_is_delivered_on_time_while_the_store_is_slow() {
 async fn runs_are_claimed_as_far_ahead_as_the_store_takes_to_answer() {
     let clock = clock();
     let store = Watched::new();
-    let engine = builder(&clock)
-        .store(store.clone())
-        .horizon(Duration::from_millis(HORIZON_MS))
-        .build();
-    let mut sub = engine.subscribe("default", None).expect("subscribe");
-    engine.settle().await;
+    let (engine, mut sub) = watched_engine(&clock, &store).await;
     assert_eq!(engine.stats().claim_lead_ms, 5, "before any claim");
     for due in [T0 + 1_000, T0 + 2_000] {
         publish_with(&engine, "default", json!(due), at(due))
