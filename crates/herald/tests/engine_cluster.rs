@@ -13,14 +13,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use herald::{
-    Amendment, CancelOutcome, Claim, Claimed, Clock, Completion, DueHints, DueRun, Engine,
-    Envelope, FencingToken, Lease, ManualClock, MemoryStore, MessageId, PublishStatus, Record,
-    Start, Store, StoreFuture, Subscription,
+    Clock, Engine, ManualClock, MemoryStore, MessageId, PublishStatus, Start, Store, Subscription,
 };
 use herald_core::Tick;
 use serde_json::json;
@@ -328,41 +325,9 @@ async fn a_node_starting_leaves_live_claims_of_other_nodes_alone() {
     engine.shutdown().await;
 }
 
-/// What a node asked of the shared store, in order.
-#[derive(Debug, PartialEq)]
-enum Asked {
-    Claim(Vec<MessageId>),
-    Reserved(Vec<MessageId>),
-}
-
-/// A shared [`MemoryStore`] that logs claims and reservations and can hold
-/// a claim's or a release's answer (as a store that is short of time does).
-#[derive(Clone, Debug)]
-struct Watched {
-    inner: MemoryStore,
-    claim: Arc<Gate>,
-    release: Arc<Gate>,
-    log: Arc<Mutex<Vec<Asked>>>,
-}
-
-impl Watched {
-    fn new() -> Self {
-        Self {
-            inner: MemoryStore::new_shared(),
-            claim: Arc::default(),
-            release: Arc::default(),
-            log: Arc::default(),
-        }
-    }
-
-    fn log(&self) -> std::sync::MutexGuard<'_, Vec<Asked>> {
-        self.log.lock().unwrap()
-    }
-}
-
 /// An engine on `store` with the tests' horizon and a settled subscriber
 /// on the default channel.
-async fn watched_engine(clock: &ManualClock, store: &Watched) -> (Engine, Subscription) {
+async fn watched_engine(clock: &ManualClock, store: &GatedStore) -> (Engine, Subscription) {
     let engine = builder(clock)
         .store(store.clone())
         .horizon(Duration::from_millis(HORIZON_MS))
@@ -370,76 +335,6 @@ async fn watched_engine(clock: &ManualClock, store: &Watched) -> (Engine, Subscr
     let sub = engine.subscribe("default", None).expect("subscribe");
     engine.settle().await;
     (engine, sub)
-}
-
-impl Store for Watched {
-    fn insert(
-        &self,
-        envelope: Arc<Envelope>,
-        start: Start,
-    ) -> StoreFuture<'_, Option<FencingToken>> {
-        self.inner.insert(envelope, start)
-    }
-    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
-        self.inner.get(id)
-    }
-    fn claim(
-        &self,
-        claims: Vec<Claim>,
-        lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
-        self.log()
-            .push(Asked::Claim(claims.iter().map(|c| c.id).collect()));
-        let done = self.inner.claim(claims, lease_until);
-        Box::pin(async move {
-            self.claim.pass().await;
-            done.await
-        })
-    }
-    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
-        self.inner.renew(leases, lease_until)
-    }
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
-        self.inner.complete(completions)
-    }
-    fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
-        self.inner.cancel(id)
-    }
-    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
-        self.inner.amend(amendments)
-    }
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
-        self.inner.pending(after, limit)
-    }
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
-        let done = self.inner.release_expired(before);
-        Box::pin(async move {
-            self.release.pass().await;
-            done.await
-        })
-    }
-    fn is_shared(&self) -> bool {
-        true
-    }
-    fn reserve_due(
-        &self,
-        now: Tick,
-        before: Tick,
-        hold_ms: u64,
-        limit: usize,
-    ) -> StoreFuture<'_, Vec<DueRun>> {
-        Box::pin(async move {
-            let runs = self.inner.reserve_due(now, before, hold_ms, limit).await?;
-            if !runs.is_empty() {
-                self.log()
-                    .push(Asked::Reserved(runs.iter().map(|r| r.id).collect()));
-            }
-            Ok(runs)
-        })
-    }
-    fn due_hints(&self) -> Option<DueHints> {
-        self.inner.due_hints()
-    }
 }
 
 /// A node that fell behind (its claims took longer than a reservation's
@@ -450,7 +345,7 @@ impl Store for Watched {
 #[tokio::test]
 async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
     let clock = clock();
-    let store = Watched::new();
+    let store = GatedStore::shared();
     // Another node's run, reserved by that node until T0 + 1,250 (it then
     // stops answering).
     let other = herald_testkit::store_conformance::small_envelope(7);
@@ -508,7 +403,7 @@ async fn a_node_behind_claims_its_own_late_runs_before_taking_over() {
 #[tokio::test(start_paused = true)]
 async fn a_held_run_is_delivered_on_time_while_the_store_is_slow() {
     let clock = clock();
-    let store = Watched::new();
+    let store = GatedStore::shared();
     let (engine, mut sub) = watched_engine(&clock, &store).await;
     // Due 3 ms after the first release of expired leases (a second after
     // the start, on a shared store).
@@ -546,7 +441,7 @@ async fn a_held_run_is_delivered_on_time_while_the_store_is_slow() {
 #[tokio::test]
 async fn runs_are_claimed_as_far_ahead_as_the_store_takes_to_answer() {
     let clock = clock();
-    let store = Watched::new();
+    let store = GatedStore::shared();
     let (engine, mut sub) = watched_engine(&clock, &store).await;
     assert_eq!(engine.stats().claim_lead_ms, 5, "before any claim");
     for due in [T0 + 1_000, T0 + 2_000] {
@@ -588,7 +483,7 @@ async fn runs_are_claimed_as_far_ahead_as_the_store_takes_to_answer() {
 #[tokio::test]
 async fn late_runs_are_reserved_a_page_at_a_time() {
     let clock = clock();
-    let store = Watched::new();
+    let store = GatedStore::shared();
     for n in 0..2_500u64 {
         store
             .inner

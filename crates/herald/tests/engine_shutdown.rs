@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use common::*;
 use herald::{
-    Amendment, Body, CancelOutcome, Claim, Claimed, Completion, DeliveryOptions, DeliveryPlan,
-    DueRun, Envelope, FencingToken, Lease, MemoryStore, MessageId, PublishOptions, PublishStatus,
-    Record, RunState, Start, Store, StoreFuture,
+    Body, DeliveryOptions, DeliveryPlan, DueRun, Envelope, MemoryStore, MessageId, PublishOptions,
+    PublishStatus, RunState, Start, Store,
 };
 use herald_core::Tick;
 use serde_json::json;
@@ -257,75 +256,6 @@ async fn a_run_claimed_at_a_crash_is_delivered_again_on_restart() {
         (1, 1),
         "the crash-time claim is counted as recovered"
     );
-}
-
-/// A [`MemoryStore`] with pause points, to hold the engine at the exact
-/// interleavings a slow (networked) store opens. `pending` and `claim` take
-/// effect when called and pause before answering; `release_expired`,
-/// `cancel` and `complete` pause before taking effect.
-#[derive(Clone, Debug, Default)]
-struct GatedStore {
-    inner: MemoryStore,
-    pending: Arc<Gate>,
-    claim: Arc<Gate>,
-    release: Arc<Gate>,
-    cancel: Arc<Gate>,
-    complete: Arc<Gate>,
-}
-
-impl Store for GatedStore {
-    fn insert(
-        &self,
-        envelope: Arc<Envelope>,
-        start: Start,
-    ) -> StoreFuture<'_, Option<FencingToken>> {
-        self.inner.insert(envelope, start)
-    }
-    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
-        self.inner.get(id)
-    }
-    fn claim(
-        &self,
-        claims: Vec<Claim>,
-        lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
-        let done = self.inner.claim(claims, lease_until);
-        Box::pin(async move {
-            self.claim.pass().await;
-            done.await
-        })
-    }
-    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
-        self.inner.renew(leases, lease_until)
-    }
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
-        Box::pin(async move {
-            self.complete.pass().await;
-            self.inner.complete(completions).await
-        })
-    }
-    fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
-        Box::pin(async move {
-            self.cancel.pass().await;
-            self.inner.cancel(id).await
-        })
-    }
-    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
-        self.inner.amend(amendments)
-    }
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
-        let snapshot = self.inner.pending(after, limit);
-        Box::pin(async move {
-            self.pending.pass().await;
-            snapshot.await
-        })
-    }
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
-        Box::pin(async move {
-            self.release.pass().await;
-            self.inner.release_expired(before).await
-        })
-    }
 }
 
 #[tokio::test]

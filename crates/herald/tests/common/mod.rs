@@ -15,6 +15,10 @@ use herald::{
 };
 use herald_core::Tick;
 
+mod gated;
+#[allow(unused_imports)] // each test file uses a different subset
+pub(crate) use gated::{Asked, GatedStore};
+
 /// The tests' "now" at start: 2027-01-15T08:00:00Z, a round second.
 pub(crate) const T0: u64 = 1_800_000_000_000;
 
