@@ -18,10 +18,10 @@
 //! [`MIN_MS`, `MAX_MS`]. The bound matters twice: a run is in flight from
 //! its claim, and a cancel on another node of a shared store may come too
 //! late for it (as for a run being delivered), so the lead is also the
-//! window in which such a cancel can miss a run; and leads up to 250 ms
-//! did worse than 80-100 ms (3 nodes at 5k runs/s: 5 % of the runs claimed
-//! late and p99 48-69 ms, against 1-2 % and 12-14 ms with the 100 ms bound;
-//! not explained yet).
+//! window in which such a cancel can miss a run. 100 ms covered the round
+//! trips seen on a busy two-core machine (3 nodes at 5k runs/s: 1-2 % of
+//! the runs claimed late, p99 12-14 ms); a fixed 200 ms did no worse (0-1
+//! %), one run with a 250 ms bound did worse (5 %, the machine busier).
 
 use herald_core::Tick;
 
