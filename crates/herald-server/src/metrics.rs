@@ -133,7 +133,7 @@ impl Metrics {
     ) -> String {
         let mut out = String::with_capacity(4096);
         type Field = fn(&EngineStats) -> u64;
-        let per_app: [(&str, &str, &str, Field); 25] = [
+        let per_app: [(&str, &str, &str, Field); 26] = [
             (
                 "herald_publishes_total",
                 "counter",
@@ -277,6 +277,12 @@ impl Metrics {
                 "counter",
                 "Times this node's subscribers were told they may have missed runs from other nodes (bus lag).",
                 |s| s.bus_lags,
+            ),
+            (
+                "herald_bus_counts_dropped_total",
+                "counter",
+                "Messages whose pub/sub counts from this node's deliveries of other nodes' runs were dropped (the store kept failing to add them): their deliveries.pubsub undercounts.",
+                |s| s.bus_counts_dropped,
             ),
             (
                 "herald_bus_connected",

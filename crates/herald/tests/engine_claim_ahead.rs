@@ -134,9 +134,14 @@ async fn a_cancel_on_this_node_stops_a_held_run() {
     let id = &ids[0];
     step_to(&engine, &clock, due - 3).await;
     assert!(matches!(state(&store, id).await, RunState::Firing { .. }));
+    assert_eq!(engine.scheduled_len(), 1, "held, still scheduled");
 
     let cancelled = engine.cancel(id).await.expect("held, not delivered");
     assert_eq!(cancelled.status, PublishStatus::Cancelled);
+    assert_eq!(engine.scheduled_len(), 0, "no longer scheduled at once");
+    let again = engine.cancel(id).await;
+    assert!(again.is_err(), "cancelled already");
+    assert_eq!(engine.scheduled_len(), 0, "a second cancel counts nothing");
     step_to(&engine, &clock, due + 60_000).await;
     assert!(
         sub.try_recv().is_none(),
@@ -170,4 +175,33 @@ async fn a_held_run_whose_claim_ran_out_is_delivered_once_by_a_new_claim() {
     assert_status(&engine, id, PublishStatus::Published, 1).await;
     step(&engine, &clock, 60_000).await;
     assert!(sub.try_recv().is_none());
+}
+
+/// A cancel that lands while the claim is under way: the claimed run is
+/// never delivered nor held, and no longer counted as scheduled.
+#[tokio::test]
+async fn a_cancel_during_the_claim_stops_the_run() {
+    let clock = clock();
+    let store = GatedStore::default();
+    let engine = builder(&clock).store(store.clone()).build();
+    let mut sub = engine.subscribe("c", None).unwrap();
+    let due = T0 + 1_000;
+    let id = publish_with(&engine, "c", json!(0), at(due))
+        .await
+        .unwrap()
+        .message_id;
+    engine.settle().await;
+    store.claim.arm();
+    clock.set(herald_core::Tick::from_millis(due - 5));
+    store.claim.wait_entered().await;
+    let cancelled = engine.cancel(&id).await.expect("claiming, not delivered");
+    assert_eq!(cancelled.status, PublishStatus::Cancelled);
+    store.claim.open();
+    engine.settle().await;
+    assert_eq!(engine.scheduled_len(), 0);
+    step_to(&engine, &clock, due + 60_000).await;
+    assert!(sub.try_recv().is_none(), "a cancelled run was delivered");
+    assert_status(&engine, &id, PublishStatus::Cancelled, 0).await;
+    assert_eq!(engine.scheduled_len(), 0);
+    engine.shutdown().await;
 }

@@ -627,6 +627,57 @@ async fn a_run_on_any_node_reaches_the_subscribers_of_every_node_once() {
     assert_eq!(received, 4, "each run received by the two other nodes");
 }
 
+/// A node's write of its pub/sub counts for other nodes' runs that fails
+/// is retried with the next one (every 100 ms): the counts are not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_counts_from_the_bus_survive_failed_writes() {
+    let bus = herald::bus::InProcessBus::default();
+    let clock = clock();
+    let store = GatedStore::shared();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let engine = builder(&clock)
+            .store(store.clone())
+            .bus(bus.clone())
+            .node_id(&format!("node-{i}"))
+            .build();
+        let sub = engine.subscribe("news", None).expect("subscribe");
+        engine.settle().await;
+        nodes.push((engine, sub));
+    }
+    store
+        .fail_amends
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let now = publish_now(&nodes[0].0, "news", json!("now")).await;
+    for (_, sub) in &mut nodes {
+        next_run(sub).await.expect("no lag");
+    }
+    let mut pubsub = 0;
+    'steps: for _ in 0..20 {
+        for _ in 0..1_000 {
+            pubsub = status_of(&nodes[0].0, &now.message_id)
+                .await
+                .deliveries
+                .pubsub;
+            if pubsub == 2 {
+                break 'steps;
+            }
+            tokio::task::yield_now().await;
+        }
+        clock.advance(Duration::from_millis(100));
+    }
+    assert_eq!(pubsub, 2, "node 1's count, after two failed writes");
+    assert_eq!(
+        store.fail_amends.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "both writes failed first"
+    );
+    assert_eq!(nodes[1].0.stats().bus_counts_dropped, 0);
+    for (e, _) in &nodes {
+        e.shutdown().await;
+    }
+}
+
 /// A node whose bus subscription lost frames (its connection dropped and
 /// was made again) tells its subscribers they may have missed runs,
 /// before the next run.

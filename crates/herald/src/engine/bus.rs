@@ -318,27 +318,40 @@ fn receive(
 }
 
 /// Adds this node's deliveries of other nodes' runs to the records: what
-/// came in while the previous write was under way goes in one write.
+/// came in while the previous write was under way goes in one write. A
+/// write that fails is carried into the next one (every
+/// [`AMEND_EVERY_MS`], whether or not more runs come), up to
+/// [`AMEND_CARRY`] messages; beyond that, or when the engine stops, its
+/// counts are dropped and counted (`EngineStats::bus_counts_dropped`).
 async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<MessageId, u64>>) {
     let mut batches = Vec::new();
+    // Counts whose write failed, for the next write.
+    let mut merged: HashMap<MessageId, u64> = HashMap::new();
     loop {
         batches.clear();
-        let stopping = tokio::select! {
-            n = rx.recv_many(&mut batches, 256) => {
-                if n == 0 {
-                    return;
+        let stopping = if merged.is_empty() {
+            tokio::select! {
+                n = rx.recv_many(&mut batches, 256) => {
+                    if n == 0 {
+                        return;
+                    }
+                    false
                 }
-                false
-            }
-            () = sh.stopping() => {
-                // What was delivered still counts.
-                while let Ok(b) = rx.try_recv() {
-                    batches.push(b);
+                () = sh.stopping() => {
+                    // What was delivered still counts.
+                    while let Ok(b) = rx.try_recv() {
+                        batches.push(b);
+                    }
+                    true
                 }
-                true
             }
+        } else {
+            // A retry: with whatever came meanwhile.
+            while let Ok(b) = rx.try_recv() {
+                batches.push(b);
+            }
+            sh.is_stopping()
         };
-        let mut merged: HashMap<MessageId, u64> = HashMap::new();
         for batch in batches.drain(..) {
             for (id, n) in batch {
                 *merged.entry(id).or_default() += n;
@@ -348,8 +361,8 @@ async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<Mes
             return; // stopping, with nothing left to count
         }
         let amendments = merged
-            .into_iter()
-            .map(|(id, pubsub)| Amendment {
+            .iter()
+            .map(|(&id, &pubsub)| Amendment {
                 id,
                 counts: DeliveryCounts {
                     pubsub,
@@ -360,21 +373,34 @@ async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<Mes
             })
             .collect();
         match sh.store.amend(amendments).await {
-            Ok(()) => super::driver::recovered(
-                &sh.store_failures.amend,
-                "adding deliveries of runs from the bus",
-            ),
-            // Those counts are lost (`deliveries.pubsub` undercounts);
-            // said at a bounded rate, as the other writes' failures.
-            Err(e) => match sh.store_failures.amend.failure(sh.clock.now()) {
-                Failure::First => {
-                    warn!(error = %e, "store failed to add this node's deliveries of runs from the bus")
+            Ok(()) => {
+                merged.clear();
+                super::driver::recovered(
+                    &sh.store_failures.amend,
+                    "adding deliveries of runs from the bus",
+                );
+            }
+            // Said at a bounded rate, as the other writes' failures.
+            Err(e) => {
+                match sh.store_failures.amend.failure(sh.clock.now()) {
+                    Failure::First => {
+                        warn!(error = %e, "store failed to add this node's deliveries of runs from the bus; retrying")
+                    }
+                    Failure::Again { left_out } => {
+                        warn!(error = %e, left_out, "store still fails to add this node's deliveries of runs from the bus")
+                    }
+                    Failure::Quiet => {}
                 }
-                Failure::Again { left_out } => {
-                    warn!(error = %e, left_out, "store still fails to add this node's deliveries of runs from the bus")
+                if stopping || merged.len() > AMEND_CARRY {
+                    // Those counts are lost: `deliveries.pubsub` undercounts.
+                    warn!(
+                        messages = merged.len(),
+                        "dropping this node's deliveries of runs from the bus"
+                    );
+                    Counters::bump(&sh.counters.bus_counts_dropped, merged.len() as u64);
+                    merged.clear();
                 }
-                Failure::Quiet => {}
-            },
+            }
         }
         if stopping {
             return;
@@ -388,6 +414,10 @@ async fn amend_loop(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<HashMap<Mes
         }
     }
 }
+
+/// Messages whose counts a failed write carries into the next one, at
+/// most (a few MB); beyond, they are dropped and counted.
+const AMEND_CARRY: usize = 65_536;
 
 /// How often, at most, a node adds its deliveries of other nodes' runs to
 /// the records. Each write is a PostgreSQL `UPDATE` of every message in

@@ -457,6 +457,13 @@ async fn claim(sh: &Shared, now: Tick, lead: &mut ClaimLead, fired: &[Run], held
             late += 1;
         }
         state.claimed(claimed.token, claimed.envelope.plan.is_repeating());
+        if state.is_held_and_cancelled() {
+            // Cancelled while the claim was under way: never delivered (the
+            // store's cancel has the last word; this claim is never
+            // completed), and not counted as scheduled.
+            st.inflight.remove(&run.id);
+            continue;
+        }
         held.push(Held {
             run: *run,
             claimed,
@@ -515,13 +522,20 @@ async fn deliver_due(sh: &Shared, held: &mut Vec<Held>) {
     let mut go: Vec<(Run, Claimed)> = Vec::with_capacity(due);
     {
         let mut st = sh.lock();
-        st.held -= due;
         for Held {
             run,
             claimed,
             lease_until,
         } in held.drain(..due)
         {
+            // A cancel that stopped this run already took it off the count.
+            let uncounted = st
+                .inflight
+                .get(&run.id)
+                .is_some_and(|f| f.token() == Some(claimed.token) && f.is_held_and_cancelled());
+            if !uncounted {
+                st.held -= 1;
+            }
             let Some(state) = st.inflight.get_mut(&run.id) else {
                 continue;
             };

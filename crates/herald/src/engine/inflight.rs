@@ -115,6 +115,13 @@ impl Inflight {
         }
     }
 
+    /// Whether this is a claimed run held for its due time that a cancel
+    /// stopped: it is no longer counted as scheduled (the cancel took it
+    /// off `WheelState::held`), and is dropped at its due time.
+    pub(crate) fn is_held_and_cancelled(&self) -> bool {
+        self.phase == Phase::Claimed && self.cancelled
+    }
+
     /// Whether the message's next run may be scheduled after this one.
     pub(crate) fn may_reschedule(&self) -> bool {
         !self.cancelled

@@ -139,6 +139,12 @@ impl Shared {
         let _ = rx.wait_for(|stopped| *stopped).await;
     }
 
+    /// Whether the engine is shutting down (what [`Self::stopping`] waits
+    /// for).
+    pub(crate) fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     pub(crate) fn is_shut(&self) -> bool {
         self.shut.load(Ordering::Acquire)
     }

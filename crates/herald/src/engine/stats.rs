@@ -82,6 +82,12 @@ pub struct EngineStats {
     /// from other nodes (a lagging or re-made bus subscription, or another
     /// node's notice).
     pub bus_lags: u64,
+    /// Messages whose pub/sub counts from this node's deliveries of other
+    /// nodes' runs were dropped: the store kept failing to add them (a
+    /// failed write is retried with the next one, up to 65,536 messages)
+    /// or the engine stopped meanwhile. Their `deliveries.pubsub`
+    /// undercounts.
+    pub bus_counts_dropped: u64,
     /// Whether this node's cluster bus can send now (`true` without a bus).
     pub bus_connected: bool,
 }
@@ -180,6 +186,7 @@ pub(crate) struct Counters {
     /// A gauge: set by the driver after each claim.
     pub(crate) claim_lead_ms: AtomicU64,
     pub(crate) claimed_late: AtomicU64,
+    pub(crate) bus_counts_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -216,6 +223,7 @@ impl Counters {
             looks_deferred: get(&self.looks_deferred),
             claim_lead_ms: get(&self.claim_lead_ms),
             claimed_late: get(&self.claimed_late),
+            bus_counts_dropped: get(&self.bus_counts_dropped),
             ..EngineStats::default()
         }
     }

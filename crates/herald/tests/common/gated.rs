@@ -2,11 +2,12 @@
 //! exact interleavings a slow (networked) store opens and to see what it
 //! asked, in order.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald::{
     Amendment, CancelOutcome, Claim, Claimed, Completion, DueHints, DueRun, Envelope, FencingToken,
-    Lease, MemoryStore, MessageId, Record, Start, Store, StoreFuture,
+    Lease, MemoryStore, MessageId, Record, Start, Store, StoreError, StoreFuture,
 };
 use herald_core::Tick;
 
@@ -24,7 +25,8 @@ pub(crate) enum Asked {
 /// a shared one) with a pause point per call that a slow store makes
 /// interesting. `pending` and `claim` take effect when called and pause
 /// before answering; `release_expired`, `cancel` and `complete` pause
-/// before taking effect. Claims and reservations are logged.
+/// before taking effect. Claims and reservations are logged. The next
+/// `fail_amends` amendments fail (as PostgreSQL that went away).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GatedStore {
     pub(crate) inner: MemoryStore,
@@ -33,6 +35,7 @@ pub(crate) struct GatedStore {
     pub(crate) release: Arc<Gate>,
     pub(crate) cancel: Arc<Gate>,
     pub(crate) complete: Arc<Gate>,
+    pub(crate) fail_amends: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<Asked>>>,
 }
 
@@ -91,6 +94,14 @@ impl Store for GatedStore {
         })
     }
     fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
+        let failing = self
+            .fail_amends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            let e = StoreError::unavailable("connection to PostgreSQL lost");
+            return Box::pin(std::future::ready(Err(e)));
+        }
         self.inner.amend(amendments)
     }
     fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
