@@ -5,92 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use herald::{
-    Amendment, CancelOutcome, Claim, Claimed, Completion, DueRun, Envelope, FencingToken, Lease,
-    MemoryStore, MessageId, PublishStatus, Record, Start, Store, StoreError, StoreFuture,
-};
-use herald_core::Tick;
+use herald::PublishStatus;
 use serde_json::json;
-
-/// A [`MemoryStore`] whose `complete` fails while told to, and whose
-/// `insert` and `cancel` can be held at a gate.
-#[derive(Clone, Debug, Default)]
-struct FaultyStore {
-    inner: MemoryStore,
-    /// How many of the next `complete` calls fail.
-    fail_completes: Arc<AtomicU32>,
-    /// Whether those failures are worth a retry.
-    retryable: Arc<AtomicBool>,
-    completes: Arc<AtomicU32>,
-    insert_gate: Arc<Gate>,
-    cancel_gate: Arc<Gate>,
-}
-
-impl Store for FaultyStore {
-    fn insert(
-        &self,
-        envelope: Arc<Envelope>,
-        start: Start,
-    ) -> StoreFuture<'_, Option<FencingToken>> {
-        Box::pin(async move {
-            self.insert_gate.pass().await;
-            self.inner.insert(envelope, start).await
-        })
-    }
-    fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
-        self.inner.get(id)
-    }
-    fn claim(
-        &self,
-        claims: Vec<Claim>,
-        lease_until: Tick,
-    ) -> StoreFuture<'_, Vec<Option<Claimed>>> {
-        self.inner.claim(claims, lease_until)
-    }
-    fn renew(&self, leases: Vec<Lease>, lease_until: Tick) -> StoreFuture<'_, Vec<bool>> {
-        self.inner.renew(leases, lease_until)
-    }
-    fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
-        self.completes.fetch_add(1, Ordering::SeqCst);
-        let fail = self
-            .fail_completes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            let e = if self.retryable.load(Ordering::SeqCst) {
-                StoreError::unavailable("disk busy")
-            } else {
-                StoreError::other("disk on fire")
-            };
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        self.inner.complete(completions)
-    }
-    fn cancel(&self, id: MessageId) -> StoreFuture<'_, CancelOutcome> {
-        Box::pin(async move {
-            self.cancel_gate.pass().await;
-            self.inner.cancel(id).await
-        })
-    }
-    fn amend(&self, amendments: Vec<Amendment>) -> StoreFuture<'_, ()> {
-        self.inner.amend(amendments)
-    }
-    fn pending(&self, after: Option<MessageId>, limit: usize) -> StoreFuture<'_, Vec<DueRun>> {
-        self.inner.pending(after, limit)
-    }
-    fn release_expired(&self, before: Tick) -> StoreFuture<'_, Vec<DueRun>> {
-        self.inner.release_expired(before)
-    }
-}
 
 const LEASE_MS: u64 = 10_000;
 
-fn faulty_engine(store: &FaultyStore) -> (herald::Engine, herald::ManualClock) {
+fn faulty_engine(store: &GatedStore) -> (herald::Engine, herald::ManualClock) {
     let clock = clock();
     let engine = builder(&clock)
         .store(store.clone())
@@ -101,7 +25,7 @@ fn faulty_engine(store: &FaultyStore) -> (herald::Engine, herald::ManualClock) {
 
 #[tokio::test]
 async fn a_failed_completion_never_turns_a_delivered_publish_into_an_error() {
-    let store = FaultyStore::default();
+    let store = GatedStore::default();
     // The store answers the insert at once, so the publisher asks for the
     // completion at once too; then the completer tries once more (the
     // error is not worth a retry).
@@ -140,7 +64,7 @@ async fn a_failed_completion_never_turns_a_delivered_publish_into_an_error() {
 
 #[tokio::test]
 async fn retryable_completion_failures_are_retried_on_the_engine_clock() {
-    let store = FaultyStore::default();
+    let store = GatedStore::default();
     // The publisher's own attempt and the completer's first two fail.
     store.fail_completes.store(3, Ordering::SeqCst);
     store.retryable.store(true, Ordering::SeqCst);
@@ -168,7 +92,7 @@ async fn retryable_completion_failures_are_retried_on_the_engine_clock() {
 
 #[tokio::test]
 async fn a_repeating_run_whose_completion_failed_resumes_after_its_lease() {
-    let store = FaultyStore::default();
+    let store = GatedStore::default();
     let (engine, clock) = faulty_engine(&store);
     let mut sub = engine.subscribe("ch", None).unwrap();
     let s = publish_with(
@@ -200,21 +124,21 @@ async fn a_repeating_run_whose_completion_failed_resumes_after_its_lease() {
 
 #[tokio::test]
 async fn a_publish_whose_caller_leaves_mid_store_is_still_scheduled() {
-    let store = FaultyStore::default();
+    let store = GatedStore::default();
     let (engine, clock) = faulty_engine(&store);
     let mut sub = engine.subscribe("ch", None).unwrap();
     engine.settle().await;
-    store.insert_gate.arm();
+    store.insert.arm();
     {
         // The caller (an HTTP client that disconnects) stops waiting while
         // the insert is in the store.
         let publish = publish_with(&engine, "ch", json!("kept"), at(T0 + 1_000));
         tokio::select! {
             _ = publish => panic!("the insert is held"),
-            () = store.insert_gate.wait_entered() => {}
+            () = store.insert.wait_entered() => {}
         }
     }
-    store.insert_gate.open();
+    store.insert.open();
     let_others_run().await;
     assert_eq!(
         engine.scheduled_len(),
@@ -227,15 +151,15 @@ async fn a_publish_whose_caller_leaves_mid_store_is_still_scheduled() {
     assert_eq!(got[0].message(), &json!("kept"));
 
     // An immediate publish whose caller leaves is delivered.
-    store.insert_gate.arm();
+    store.insert.arm();
     {
         let publish = publish_now(&engine, "ch", json!("now"));
         tokio::select! {
             _ = publish => panic!("the insert is held"),
-            () = store.insert_gate.wait_entered() => {}
+            () = store.insert.wait_entered() => {}
         }
     }
-    store.insert_gate.open();
+    store.insert.open();
     let_others_run().await;
     assert_eq!(drain(&mut sub).len(), 1);
     engine.shutdown().await;
@@ -243,21 +167,21 @@ async fn a_publish_whose_caller_leaves_mid_store_is_still_scheduled() {
 
 #[tokio::test]
 async fn a_cancel_whose_caller_leaves_is_still_carried_out() {
-    let store = FaultyStore::default();
+    let store = GatedStore::default();
     let (engine, clock) = faulty_engine(&store);
     let mut sub = engine.subscribe("ch", None).unwrap();
     let s = publish_with(&engine, "ch", json!("doomed"), at(T0 + 1_000))
         .await
         .unwrap();
-    store.cancel_gate.arm();
+    store.cancel.arm();
     {
         let cancel = engine.cancel(&s.message_id);
         tokio::select! {
             _ = cancel => panic!("the cancel is held"),
-            () = store.cancel_gate.wait_entered() => {}
+            () = store.cancel.wait_entered() => {}
         }
     }
-    store.cancel_gate.open();
+    store.cancel.open();
     let_others_run().await;
     assert_status(&engine, &s.message_id, PublishStatus::Cancelled, 0).await;
     step(&engine, &clock, 5_000).await;

@@ -483,8 +483,8 @@ async fn claim(sh: &Shared, now: Tick, lead: &mut ClaimLead, fired: &[Run], held
 /// (claims, looks, releases) are not on the path from a held run's due
 /// time to its subscribers. Delivering only between store calls made every
 /// held run wait for whatever round trip was under way at its due time
-/// (`cluster-bench`, 1 node on PostgreSQL at 10k runs/s: lateness p99 40
-/// ms, the claim round trips under load).
+/// (with PostgreSQL under load, tens of ms; test:
+/// `a_held_run_is_delivered_on_time_while_the_store_is_slow`).
 async fn while_delivering<T>(
     sh: &Shared,
     held: &mut Vec<Held>,

@@ -2,7 +2,7 @@
 //! exact interleavings a slow (networked) store opens and to see what it
 //! asked, in order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald::{
@@ -24,17 +24,23 @@ pub(crate) enum Asked {
 /// A [`MemoryStore`] (single-node by default, [`GatedStore::shared`] for
 /// a shared one) with a pause point per call that a slow store makes
 /// interesting. `pending` and `claim` take effect when called and pause
-/// before answering; `release_expired`, `cancel` and `complete` pause
-/// before taking effect. Claims and reservations are logged. The next
-/// `fail_amends` amendments fail (as PostgreSQL that went away).
+/// before answering; `insert`, `release_expired`, `cancel` and `complete`
+/// pause before taking effect. Claims and reservations are logged. The
+/// next `fail_completes` completions fail (worth a retry if `retryable`),
+/// and so do the next `fail_amends` amendments (as PostgreSQL that went
+/// away); `completes` counts the completions asked for.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GatedStore {
     pub(crate) inner: MemoryStore,
+    pub(crate) insert: Arc<Gate>,
     pub(crate) pending: Arc<Gate>,
     pub(crate) claim: Arc<Gate>,
     pub(crate) release: Arc<Gate>,
     pub(crate) cancel: Arc<Gate>,
     pub(crate) complete: Arc<Gate>,
+    pub(crate) fail_completes: Arc<AtomicU32>,
+    pub(crate) retryable: Arc<AtomicBool>,
+    pub(crate) completes: Arc<AtomicU32>,
     pub(crate) fail_amends: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<Asked>>>,
 }
@@ -60,7 +66,10 @@ impl Store for GatedStore {
         envelope: Arc<Envelope>,
         start: Start,
     ) -> StoreFuture<'_, Option<FencingToken>> {
-        self.inner.insert(envelope, start)
+        Box::pin(async move {
+            self.insert.pass().await;
+            self.inner.insert(envelope, start).await
+        })
     }
     fn get(&self, id: MessageId) -> StoreFuture<'_, Option<Record>> {
         self.inner.get(id)
@@ -82,6 +91,19 @@ impl Store for GatedStore {
         self.inner.renew(leases, lease_until)
     }
     fn complete(&self, completions: Vec<Completion>) -> StoreFuture<'_, Vec<bool>> {
+        self.completes.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .fail_completes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            let e = if self.retryable.load(Ordering::SeqCst) {
+                StoreError::unavailable("disk busy")
+            } else {
+                StoreError::other("disk on fire")
+            };
+            return Box::pin(std::future::ready(Err(e)));
+        }
         Box::pin(async move {
             self.complete.pass().await;
             self.inner.complete(completions).await
