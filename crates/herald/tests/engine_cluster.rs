@@ -551,10 +551,20 @@ async fn bus_cluster(
     bus: &herald::bus::InProcessBus,
 ) -> (ManualClock, Vec<(Engine, Subscription)>) {
     let clock = clock();
-    let store = MemoryStore::new_shared();
+    let nodes = bus_nodes(&clock, &MemoryStore::new_shared(), bus, 3).await;
+    (clock, nodes)
+}
+
+/// `n` nodes on `store` and `bus`, one subscriber each on "news".
+async fn bus_nodes<S: Store + Clone + 'static>(
+    clock: &ManualClock,
+    store: &S,
+    bus: &herald::bus::InProcessBus,
+    n: usize,
+) -> Vec<(Engine, Subscription)> {
     let mut nodes = Vec::new();
-    for i in 0..3 {
-        let engine = builder(&clock)
+    for i in 0..n {
+        let engine = builder(clock)
             .store(store.clone())
             .bus(bus.clone())
             .node_id(&format!("node-{i}"))
@@ -563,7 +573,7 @@ async fn bus_cluster(
         engine.settle().await;
         nodes.push((engine, sub));
     }
-    (clock, nodes)
+    nodes
 }
 
 /// The next run `sub` receives (waiting for the bus, bounded).
@@ -634,17 +644,7 @@ async fn pubsub_counts_from_the_bus_survive_failed_writes() {
     let bus = herald::bus::InProcessBus::default();
     let clock = clock();
     let store = GatedStore::shared();
-    let mut nodes = Vec::new();
-    for i in 0..2 {
-        let engine = builder(&clock)
-            .store(store.clone())
-            .bus(bus.clone())
-            .node_id(&format!("node-{i}"))
-            .build();
-        let sub = engine.subscribe("news", None).expect("subscribe");
-        engine.settle().await;
-        nodes.push((engine, sub));
-    }
+    let mut nodes = bus_nodes(&clock, &store, &bus, 2).await;
     store
         .fail_amends
         .store(2, std::sync::atomic::Ordering::SeqCst);

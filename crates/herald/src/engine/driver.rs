@@ -396,11 +396,6 @@ async fn claim(sh: &Shared, now: Tick, lead: &mut ClaimLead, fired: &[Run], held
     let asked = sh.clock.now();
     let claimed = match while_delivering(sh, held, sh.store.claim(claims, lease_until)).await {
         Ok(c) => {
-            let answered = sh.clock.now();
-            lead.observe(answered.millis_since(asked), answered);
-            sh.counters
-                .claim_lead_ms
-                .store(lead.lead_ms(), std::sync::atomic::Ordering::Relaxed);
             recovered(&sh.store_failures.claim, "claiming due runs");
             c
         }
@@ -433,6 +428,10 @@ async fn claim(sh: &Shared, now: Tick, lead: &mut ClaimLead, fired: &[Run], held
         }
     };
     let answered = sh.clock.now();
+    lead.observe(answered.millis_since(asked), answered);
+    sh.counters
+        .claim_lead_ms
+        .store(lead.lead_ms(), std::sync::atomic::Ordering::Relaxed);
     let mut late = 0;
     let mut st = sh.lock();
     for (run, claimed) in fired.iter().zip(claimed) {
@@ -522,25 +521,23 @@ async fn deliver_due(sh: &Shared, held: &mut Vec<Held>) {
     let mut go: Vec<(Run, Claimed)> = Vec::with_capacity(due);
     {
         let mut st = sh.lock();
+        // Held runs leaving the count; a cancel that stopped one already
+        // took it off.
+        let mut leaving = due;
         for Held {
             run,
             claimed,
             lease_until,
         } in held.drain(..due)
         {
-            // A cancel that stopped this run already took it off the count.
-            let uncounted = st
-                .inflight
-                .get(&run.id)
-                .is_some_and(|f| f.token() == Some(claimed.token) && f.is_held_and_cancelled());
-            if !uncounted {
-                st.held -= 1;
-            }
             let Some(state) = st.inflight.get_mut(&run.id) else {
                 continue;
             };
             if state.token() != Some(claimed.token) {
                 continue;
+            }
+            if state.is_held_and_cancelled() {
+                leaving -= 1;
             }
             if now >= lease_until {
                 // The claim ran out before its run was due: another claim
@@ -556,6 +553,7 @@ async fn deliver_due(sh: &Shared, held: &mut Vec<Held>) {
                 st.inflight.remove(&run.id);
             }
         }
+        st.held -= leaving;
     }
     if go.is_empty() {
         return;
