@@ -23,8 +23,8 @@ pub(crate) enum Asked {
 
 /// A [`MemoryStore`] (single-node by default, [`GatedStore::shared`] for
 /// a shared one) with a pause point per call that a slow store makes
-/// interesting. `pending` and `claim` take effect when called and pause
-/// before answering; `insert`, `release_expired`, `cancel` and `complete`
+/// interesting. `pending`, `claim` and `reserve_due` take effect when
+/// called and pause before answering; `insert`, `release_expired`, `cancel` and `complete`
 /// pause before taking effect. Claims and reservations are logged. The
 /// next `fail_completes` completions fail (worth a retry if `retryable`),
 /// and so do the next `fail_amends` amendments (as PostgreSQL that went
@@ -35,6 +35,7 @@ pub(crate) struct GatedStore {
     pub(crate) insert: Arc<Gate>,
     pub(crate) pending: Arc<Gate>,
     pub(crate) claim: Arc<Gate>,
+    pub(crate) reserve: Arc<Gate>,
     pub(crate) release: Arc<Gate>,
     pub(crate) cancel: Arc<Gate>,
     pub(crate) complete: Arc<Gate>,
@@ -149,12 +150,14 @@ impl Store for GatedStore {
         hold_ms: u64,
         limit: usize,
     ) -> StoreFuture<'_, Vec<DueRun>> {
+        let done = self.inner.reserve_due(now, before, hold_ms, limit);
         Box::pin(async move {
-            let runs = self.inner.reserve_due(now, before, hold_ms, limit).await?;
+            let runs = done.await?;
             if !runs.is_empty() {
                 self.log()
                     .push(Asked::Reserved(runs.iter().map(|r| r.id).collect()));
             }
+            self.reserve.pass().await;
             Ok(runs)
         })
     }
