@@ -389,3 +389,77 @@ fn a_second_open_fails_until_the_first_is_closed() {
         assert_eq!(again.pending(None, 10).await.expect("pending").len(), 0);
     });
 }
+
+/// A close that lands while the writer's transaction is taking in a burst
+/// of concurrent inserts: every insert is answered, either stored (and
+/// there after reopening) or refused as `Closed` (and not there); the
+/// close itself succeeds and the file reopens at once.
+#[test]
+fn a_close_during_a_burst_of_inserts_loses_no_acknowledged_one() {
+    use herald::Start;
+    use herald_testkit::store_conformance::small_envelope;
+    let dir = TempDir::new("close-burst");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = RedbStore::open(&dir.0).expect("open");
+    let (stored, refused) = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for task in 0..64u128 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..200u128 {
+                    let n = task * 1_000 + i;
+                    let due = Start::At(Tick::from_millis(T0 + 60 * SEC));
+                    match store.insert(small_envelope(n), due).await {
+                        Ok(_) => answers.push((n, true)),
+                        Err(StoreError::Closed) => answers.push((n, false)),
+                        Err(e) => panic!("insert {n}: {e}"),
+                    }
+                }
+                answers
+            }));
+        }
+        // Once some inserts are in, close in the middle of the burst.
+        while store.pending(None, 100).await.map_or(0, |p| p.len()) < 100 {
+            tokio::task::yield_now().await;
+        }
+        store.close().await.expect("close");
+        let (mut stored, mut refused) = (Vec::new(), 0);
+        for t in tasks {
+            for (n, ok) in t.await.expect("task") {
+                if ok {
+                    stored.push(n);
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        (stored, refused)
+    });
+    assert!(stored.len() >= 100, "{} stored", stored.len());
+    assert!(refused > 0, "the close landed after every insert");
+    let again = RedbStore::open(&dir.0).expect("reopen after close");
+    let pending = rt.block_on(async {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = again.pending(after, 1_000).await.expect("pending");
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            all.extend(page.into_iter().map(|r| r.id));
+        }
+        all
+    });
+    let mut want: Vec<_> = stored
+        .iter()
+        .map(|&n| herald_testkit::store_conformance::id(n))
+        .collect();
+    want.sort_unstable();
+    let mut got = pending;
+    got.sort_unstable();
+    assert_eq!(got, want, "exactly the acknowledged inserts are stored");
+}

@@ -253,26 +253,13 @@ pub(crate) fn run(
             Err(RecvTimeoutError::Disconnected) => return,
         }
         drain(&rx, &mut batch);
-        // Callers answered by the last commit are coming back: wait a
-        // little for them rather than commit a fraction of them now and
-        // the rest one commit later.
+        // Callers answered by the last commit are coming back: the
+        // transaction waits a little for them (up to the recent peak, at
+        // most `LINGER`) rather than commit a fraction of them now and the
+        // rest one commit later, applying each as it comes.
         let target = (w.peak as usize).min(MAX_BATCH);
-        if batch.len() < target {
-            let deadline = Instant::now() + LINGER;
-            while batch.len() < target {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(op) => {
-                        batch.push(op);
-                        drain(&rx, &mut batch);
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        w.peak = (w.peak * PEAK_DECAY).max(batch.len() as f64);
         let close = batch.iter().position(|op| matches!(op, Op::Close { .. }));
-        let rest = close.map(|at| batch.split_off(at));
+        let mut rest = close.map(|at| batch.split_off(at));
         let mut purges = Vec::new();
         batch.retain_mut(|op| match op {
             Op::Purge { .. } => {
@@ -282,10 +269,28 @@ pub(crate) fn run(
             _ => true,
         });
         w.reopen_if_due();
-        if w.may_write() {
-            w.apply(&mut batch);
+        let mut linger = Linger {
+            rx: &rx,
+            want: target.saturating_sub(batch.len()),
+            room: MAX_BATCH.saturating_sub(batch.len()),
+            deadline: Instant::now() + LINGER,
+            held_back: Vec::new(),
+            // No waiting for more when closing.
+            closed: rest.is_some(),
+        };
+        let applied = if w.may_write() {
+            w.apply(&mut batch, &mut linger)
         } else {
+            let n = batch.len();
             w.refuse(&mut batch);
+            n
+        };
+        w.peak = (w.peak * PEAK_DECAY).max(applied as f64);
+        for op in linger.held_back {
+            match op {
+                Op::Close { .. } => rest = Some(vec![op]),
+                _ => purges.push(op),
+            }
         }
         for op in purges {
             if let Op::Purge { reply } = op {
@@ -486,26 +491,30 @@ impl Writer {
         }
     }
 
-    /// Applies `ops` in one transaction; answers each after the commit (or
-    /// with the error if the transaction fails: then nothing of it is
-    /// stored).
-    fn apply(&mut self, ops: &mut Vec<Op>) {
+    /// Applies `ops` and what `more` brings in one transaction; answers
+    /// each after the commit (or with the error if the transaction fails:
+    /// then nothing of it is stored). Returns how many requests it took.
+    fn apply(&mut self, ops: &mut Vec<Op>, more: &mut Linger<'_>) -> usize {
         if ops.is_empty() {
-            return;
+            return 0;
         }
         let Some(db) = self.db.clone() else {
-            return self.refuse(ops);
+            let n = ops.len();
+            self.refuse(ops);
+            return n;
         };
         let shared = self.shared.clone();
         let counters = &shared.counters;
         let mut done: Vec<Box<dyn Answer>> = Vec::with_capacity(ops.len());
-        let requests = ops.len() as u64;
         let mut pending = std::mem::take(ops).into_iter();
         let started = Instant::now();
         let now = self.now();
-        let result = transaction(&db, &mut pending, &mut done, &mut self.tokens, now);
+        let result = transaction(&db, &mut pending, more, &mut done, &mut self.tokens, now);
+        let requests = done.len() + pending.len();
         counters.transactions.fetch_add(1, Ordering::Relaxed);
-        counters.requests.fetch_add(requests, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(requests as u64, Ordering::Relaxed);
         counters.commit_nanos.fetch_add(
             u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -540,6 +549,7 @@ impl Writer {
                 }
             }
         }
+        requests
     }
 
     /// One purge transaction (non-durable: a purge lost in a crash is done
@@ -655,9 +665,58 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
+/// What comes in while a transaction is open: requests up to the
+/// expected batch (`want` more) until `deadline`, then whatever is already
+/// queued, up to `room`. A purge or a close is not part of a transaction:
+/// it is held back for the writer loop (after a close nothing more is
+/// taken).
+struct Linger<'a> {
+    rx: &'a Receiver<Op>,
+    want: usize,
+    room: usize,
+    deadline: Instant,
+    held_back: Vec<Op>,
+    closed: bool,
+}
+
+impl Linger<'_> {
+    /// The next request for the open transaction, if any comes in time.
+    fn next(&mut self) -> Option<Op> {
+        loop {
+            if self.closed || self.room == 0 {
+                return None;
+            }
+            let got = match self.rx.try_recv() {
+                Ok(op) => op,
+                Err(_) if self.want == 0 => return None,
+                Err(_) => {
+                    let left = self.deadline.saturating_duration_since(Instant::now());
+                    match self.rx.recv_timeout(left) {
+                        Ok(op) => op,
+                        Err(_) => return None,
+                    }
+                }
+            };
+            match got {
+                Op::Close { .. } => {
+                    self.held_back.push(got);
+                    self.closed = true;
+                }
+                Op::Purge { .. } => self.held_back.push(got),
+                op => {
+                    self.want = self.want.saturating_sub(1);
+                    self.room -= 1;
+                    return Some(op);
+                }
+            }
+        }
+    }
+}
+
 fn transaction(
     db: &Database,
     pending: &mut impl Iterator<Item = Op>,
+    more: &mut Linger<'_>,
     done: &mut Vec<Box<dyn Answer>>,
     tokens: &mut Tokens,
     now: u64,
@@ -667,7 +726,8 @@ fn transaction(
     let committed = {
         let mut t = Tables::open(&txn)?;
         let mut keys_expire = None;
-        for op in pending.by_ref() {
+        // The batch, then what comes in while it is being applied.
+        while let Some(op) = pending.next().or_else(|| more.next()) {
             let mut c = Ctx {
                 t: &mut t,
                 tokens: &mut *tokens,
