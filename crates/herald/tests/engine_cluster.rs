@@ -434,6 +434,23 @@ async fn a_held_run_is_delivered_on_time_while_the_store_is_slow() {
     engine.shutdown().await;
 }
 
+/// Publishes a run due at `due`, then lets the clock reach T0 + 1,500,
+/// where a look starts (one is due every quarter second at most) and
+/// does not answer until `store.reserve` opens.
+async fn publish_then_pause_a_look(
+    engine: &Engine,
+    clock: &ManualClock,
+    store: &GatedStore,
+    due: u64,
+) {
+    publish_with(engine, "default", json!(due), at(due))
+        .await
+        .expect("publish");
+    store.reserve.arm();
+    clock.set(Tick::from_millis(T0 + 1_500));
+    store.reserve.wait_entered().await;
+}
+
 /// A look (a reservation round trip) that takes long does not hold up the
 /// claims meanwhile: a run comes due for its claim during the look and is
 /// claimed and delivered at its due time. Claims used to wait for the look
@@ -445,13 +462,7 @@ async fn a_run_is_claimed_and_delivered_on_time_while_a_look_is_under_way() {
     let store = GatedStore::shared();
     let (engine, mut sub) = watched_engine(&clock, &store).await;
     let due = T0 + 1_520;
-    publish_with(&engine, "default", json!(due), at(due))
-        .await
-        .expect("publish");
-    // A look starts (due every quarter second at most) and does not answer.
-    store.reserve.arm();
-    clock.set(Tick::from_millis(T0 + 1_500));
-    store.reserve.wait_entered().await;
+    publish_then_pause_a_look(&engine, &clock, &store, due).await;
     let claims = engine.stats().claims_won;
     clock.set(Tick::from_millis(due));
     let got = tokio::time::timeout(Duration::from_secs(60), sub.recv())
@@ -478,14 +489,9 @@ async fn a_look_that_answers_after_the_claim_leaves_the_held_run_alone() {
     let store = GatedStore::shared();
     let (engine, mut sub) = watched_engine(&clock, &store).await;
     let due = T0 + 2_000;
-    publish_with(&engine, "default", json!(due), at(due))
-        .await
-        .expect("publish");
     // The look at T0 + 1,500 reserves the run (its window reaches
     // T0 + 2,500) and does not answer yet.
-    store.reserve.arm();
-    clock.set(Tick::from_millis(T0 + 1_500));
-    store.reserve.wait_entered().await;
+    publish_then_pause_a_look(&engine, &clock, &store, due).await;
     assert!(
         store
             .log()

@@ -499,18 +499,20 @@ async fn while_delivering<T>(
 ) -> T {
     tokio::pin!(work);
     loop {
-        let sleep = held.first().map(|h| sh.clock.sleep_until(h.run.due));
-        let deliver = async {
-            match sleep {
-                Some(s) => s.await,
-                None => std::future::pending().await,
-            }
-        };
+        let deliver = sleep_until(sh, held.first().map(|h| h.run.due));
         tokio::select! {
             biased;
             out = &mut work => return out,
             () = deliver => deliver_due(sh, held).await,
         }
+    }
+}
+
+/// Sleeps until `at` on the engine's clock; for `None`, for ever.
+async fn sleep_until(sh: &Shared, at: Option<Tick>) {
+    match at {
+        Some(t) => sh.clock.sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -537,14 +539,7 @@ async fn while_serving<T>(
             next.map(|t| t.saturating_sub_millis(lead.lead_ms()))
         };
         let deliver_at = held.first().map(|h| h.run.due);
-        let wake_at = claim_at.into_iter().chain(deliver_at).min();
-        let sleep = wake_at.map(|t| sh.clock.sleep_until(t));
-        let timer = async {
-            match sleep {
-                Some(s) => s.await,
-                None => std::future::pending().await,
-            }
-        };
+        let timer = sleep_until(sh, claim_at.into_iter().chain(deliver_at).min());
         tokio::select! {
             biased;
             out = &mut work => return out,
