@@ -26,20 +26,16 @@ pub(super) async fn cancel(sh: Arc<Shared>, mid: MessageId) -> Result<MessageSta
         {
             let mut st = sh.lock();
             st.wheel.remove(mid);
-            let run = st.inflight.get_mut(&mid);
-            let was_held = run.as_ref().is_some_and(|r| !r.is_held_and_cancelled());
-            match run.map(|run| (run.try_cancel(), run.is_held_and_cancelled())) {
-                None => break,
-                Some((CancelDecision::Proceed, held_now)) => {
+            match st.inflight.get_mut(&mid).map(|run| run.try_cancel()) {
+                None | Some(CancelDecision::Proceed) => break,
+                Some(CancelDecision::ProceedHeld) => {
                     // A run claimed ahead and held for its due time: no
                     // longer scheduled (`scheduled_len`).
-                    if held_now && was_held {
-                        st.held -= 1;
-                    }
+                    st.held -= 1;
                     break;
                 }
-                Some((CancelDecision::AlreadyPublished, _)) => return Err(Error::NotCancellable),
-                Some((CancelDecision::Wait, _)) => {}
+                Some(CancelDecision::AlreadyPublished) => return Err(Error::NotCancellable),
+                Some(CancelDecision::Wait) => {}
             }
         }
         // A run of this message is being handed to subscribers right now

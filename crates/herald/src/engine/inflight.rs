@@ -6,9 +6,9 @@
 //!  Claiming ──claimed──► Claimed ──begin_delivery──► Delivering ──finish──► Delivered
 //!     │                     │                            │                     │
 //!     └──── try_cancel ─────┘                            │                     │
-//!      Proceed: marked cancelled,             try_cancel: Wait      try_cancel: one-off → AlreadyPublished
-//!      begin_delivery then refuses            (the fan-out is       repeating → Proceed (marked cancelled:
-//!                                              synchronous and       no next run)
+//!      Proceed (ProceedHeld, the first        try_cancel: Wait      try_cancel: one-off → AlreadyPublished
+//!      from Claimed): marked cancelled,       (the fan-out is       repeating → Proceed (marked cancelled:
+//!      begin_delivery then refuses             synchronous and       no next run)
 //!                                              bounded)
 //! ```
 //!
@@ -48,6 +48,10 @@ pub(crate) enum CancelDecision {
     /// Go on and cancel in the store: this run will not be delivered (if it
     /// was not yet) and no run follows it.
     Proceed,
+    /// As [`Self::Proceed`], for a run claimed ahead and held for its due
+    /// time that this cancel is the first to stop: it is no longer
+    /// scheduled (`scheduled_len`).
+    ProceedHeld,
     /// The run is being handed to subscribers right now: wait until it has
     /// been, then ask again.
     Wait,
@@ -108,6 +112,10 @@ impl Inflight {
         match self.phase {
             Phase::Delivering => CancelDecision::Wait,
             Phase::Delivered(_) if !self.repeating => CancelDecision::AlreadyPublished,
+            Phase::Claimed if !self.cancelled => {
+                self.cancelled = true;
+                CancelDecision::ProceedHeld
+            }
             Phase::Claiming | Phase::Claimed | Phase::Delivered(_) => {
                 self.cancelled = true;
                 CancelDecision::Proceed
@@ -193,8 +201,8 @@ mod tests {
             // Claiming or claimed: the cancel wins, the run is not delivered.
             (false, 0, Proceed, false, false),
             (true, 0, Proceed, false, false),
-            (false, 1, Proceed, false, false),
-            (true, 1, Proceed, false, false),
+            (false, 1, ProceedHeld, false, false),
+            (true, 1, ProceedHeld, false, false),
             // Delivering: the cancel waits; once delivered a one-off is
             // published, a repeating message is cancelled for the rest.
             (false, 2, Wait, true, true),
@@ -258,6 +266,15 @@ mod tests {
         assert_eq!(f.delivered(), Some(counts()));
         assert_eq!(f.try_cancel(), CancelDecision::AlreadyPublished);
         assert!(!f.is_repeating());
+    }
+
+    #[test]
+    fn only_the_first_cancel_of_a_held_run_stops_it() {
+        let mut f = at_step(false, 1);
+        assert_eq!(f.try_cancel(), CancelDecision::ProceedHeld);
+        assert!(f.is_held_and_cancelled());
+        assert_eq!(f.try_cancel(), CancelDecision::Proceed, "stopped already");
+        assert!(!f.begin_delivery());
     }
 
     #[test]
