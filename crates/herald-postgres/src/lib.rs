@@ -143,6 +143,7 @@ mod registry;
 mod reserve;
 mod retention;
 mod rows;
+pub mod statements;
 mod store;
 mod writer;
 

@@ -91,7 +91,7 @@ const COMPLETE: &str = concat!(
 /// too: the run is anyone's); hinted with one `pg_notify($2, …)`. Rows
 /// another statement holds (a late completion) are skipped, the others
 /// locked in id order, as every batch statement locks.
-const RELEASE: &str = "\
+pub(crate) const RELEASE: &str = "\
     WITH l AS ( \
       SELECT id FROM messages WHERE state = 1 AND lease_until < $1 \
       ORDER BY id FOR UPDATE SKIP LOCKED), \
@@ -101,6 +101,15 @@ const RELEASE: &str = "\
     n AS MATERIALIZED ( \
       SELECT pg_notify($2, min(due)::text || ' ' || $3) FROM r HAVING count(*) > 0) \
     SELECT id, due, (SELECT count(*) FROM n) FROM r";
+
+/// Scheduled rows after id `$1`, in id order, at most `$2`.
+pub(crate) const PENDING: &str =
+    "SELECT id, due FROM messages WHERE state = 0 AND id > $1 ORDER BY id LIMIT $2";
+
+/// A record by id, its appended deliveries summed.
+pub(crate) fn read_record() -> String {
+    format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1")
+}
 
 /// Counters (and an error, and `fail`) added to records in any state; a
 /// finished record's retention clock restarts (its last change) when it
@@ -334,7 +343,7 @@ impl Inner {
     }
 
     pub(crate) async fn get(&self, id: MessageId) -> Result<Option<Record>, StoreError> {
-        let sql = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1");
+        let sql = read_record();
         read!(self, |client| {
             let stmt = client.prepare_cached(&sql).await.map_err(pg)?;
             match client
@@ -543,7 +552,7 @@ impl Inner {
                token = CASE WHEN state = 1 THEN token ELSE 0 END \
              WHERE id = $1 AND state IN (0, 1) RETURNING {RECORD_COLUMNS}"
         );
-        let read = format!("SELECT {RECORD_COLUMNS} FROM messages WHERE id = $1");
+        let read = read_record();
         let key = id_bytes(id);
         let r = async {
             let stmt = client.prepare_cached(&cancel).await.map_err(pg)?;
@@ -645,12 +654,7 @@ impl Inner {
         let after = after.map(id_bytes).unwrap_or_default();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         read!(self, |client| {
-            let stmt = client
-                .prepare_cached(
-                    "SELECT id, due FROM messages WHERE state = 0 AND id > $1 ORDER BY id LIMIT $2",
-                )
-                .await
-                .map_err(pg)?;
+            let stmt = client.prepare_cached(PENDING).await.map_err(pg)?;
             let rows = client.query(&stmt, &[&after, &limit]).await.map_err(pg)?;
             due_runs(&rows)
         })

@@ -21,6 +21,14 @@ use crate::rows::{col, ms, tick};
 const DEVICE_COLUMNS: &str = "d.device_id, d.registration_id, d.device_token, d.os, d.os_version, \
     d.channels, d.expiration, d.properties::text, d.registered_at";
 
+/// Expired registrations, oldest first, at most `$2`: through the
+/// primary key (`= ANY(ARRAY(…))`); with `IN (subquery)` the plan can be a
+/// hash join over a scan of every device (as the message purge's was).
+pub(crate) const PURGE_DEVICES: &str = "\
+    DELETE FROM devices WHERE device_id = ANY(ARRAY( \
+      SELECT device_id FROM devices WHERE expiration <= $1 \
+      ORDER BY expiration LIMIT $2 FOR UPDATE SKIP LOCKED))";
+
 const UPSERT_DEVICE: &str = "\
     INSERT INTO devices (device_id, registration_id, device_token, os, os_version, channels, \
       expiration, properties, registered_at) \
@@ -216,17 +224,7 @@ impl Inner {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.client().await?;
         let r = async {
-            let stmt = client
-                .prepare_cached(
-                    // Through the primary key (`= ANY(ARRAY(…))`): with
-                    // `IN (subquery)` the plan can be a hash join over a
-                    // scan of every device (as the message purge's was).
-                    "DELETE FROM devices WHERE device_id = ANY(ARRAY( \
-                       SELECT device_id FROM devices WHERE expiration <= $1 \
-                       ORDER BY expiration LIMIT $2 FOR UPDATE SKIP LOCKED))",
-                )
-                .await
-                .map_err(pg)?;
+            let stmt = client.prepare_cached(PURGE_DEVICES).await.map_err(pg)?;
             let n = client
                 .execute(&stmt, &[&ms(now), &limit])
                 .await

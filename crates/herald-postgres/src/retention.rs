@@ -26,7 +26,7 @@ const CHUNK: i64 = 5_000;
 /// joined it by hash against a sequential scan of the whole table (39 ms
 /// per chunk of 5,000 at 200k rows, growing with the table; 13 ms through
 /// the primary key).
-const PURGE_MESSAGES: &str = "\
+pub(crate) const PURGE_MESSAGES: &str = "\
     WITH d AS ( \
       DELETE FROM messages WHERE id = ANY(ARRAY( \
         SELECT m.id FROM messages m \

@@ -1,5 +1,6 @@
 //! The scans over live rows stay on the partial indexes when most rows are
-//! finished (as after months of traffic): the plans of the store's scans
+//! finished (as after months of traffic): the plans of the store's own
+//! statements (`herald_postgres::statements`) for its scans
 //! (`pending` by id, the due order and `reserve_due`, `release_expired` by
 //! lease end, the retention scan by finish time) use them, the purges
 //! delete through the primary keys (messages with their appended
@@ -11,6 +12,7 @@ mod support;
 
 use herald::{Claim, Start, Store};
 use herald_core::Tick;
+use herald_postgres::statements;
 use herald_testkit::store_conformance::{id, small_envelope};
 use support::Scratch;
 
@@ -61,65 +63,53 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
         ))
         .await
         .unwrap();
-    let plan = |sql: &'static str| {
-        let client = &client;
-        async move {
-            let rows = client.query(&format!("EXPLAIN {sql}"), &[]).await.unwrap();
-            rows.iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
+    // The store's own statements (`herald_postgres::statements`), prepared
+    // and explained with values: the plans PostgreSQL picks for them.
+    let mut prepared = 0;
+    let mut plan = async |sql: &str, args: &str| {
+        prepared += 1;
+        client
+            .batch_execute(&format!("PREPARE s{prepared} AS {sql}"))
+            .await
+            .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
+        let rows = client
+            .query(&format!("EXPLAIN EXECUTE s{prepared}({args})"), &[])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("\n")
     };
-    for (sql, index) in [
+    for (what, sql, args, index) in [
         (
-            "SELECT id, due FROM messages WHERE state = 0 AND id > '\\x'::bytea ORDER BY id LIMIT 1000",
+            "pending",
+            statements::PENDING,
+            "'\\x', 1000",
             "messages_scheduled_id",
         ),
         (
-            "SELECT id, due FROM messages WHERE state = 0 AND due <= 50 ORDER BY due LIMIT 1000",
+            "reserve_due",
+            statements::RESERVE,
+            "0, 50, 10, 1000",
             "messages_scheduled_due",
         ),
         (
-            // `reserve_due`'s statement (as in `src/reserve.rs`, with values).
-            "WITH c AS (SELECT id FROM messages WHERE state = 0 AND due < 50 \
-               AND (reserved_until IS NULL OR reserved_due <> due OR reserved_until <= 0) \
-               ORDER BY due LIMIT 1000 FOR UPDATE SKIP LOCKED) \
-             UPDATE messages m SET reserved_due = m.due, \
-               reserved_until = LEAST(GREATEST(m.due, 0), 9223372036854775807 - 10) + 10 \
-             FROM c WHERE m.id = c.id RETURNING m.id, m.due",
-            "messages_scheduled_due",
-        ),
-        (
-            "SELECT id, due FROM messages WHERE state = 1 AND lease_until < 1000",
+            "release_expired",
+            statements::RELEASE,
+            "1000, 'herald_hints', 'n'",
             "messages_firing_lease",
         ),
-        (
-            "SELECT id FROM messages WHERE state >= 2 AND finished_at <= 10 ORDER BY finished_at LIMIT 100",
-            "messages_finished",
-        ),
     ] {
-        let p = plan(sql).await;
-        assert!(p.contains(index), "{sql}\nshould use {index}:\n{p}");
-        assert!(!p.contains("Seq Scan"), "{sql}\nscans the table:\n{p}");
+        let p = plan(sql, args).await;
+        assert!(p.contains(index), "{what} should use {index}:\n{p}");
+        assert!(!p.contains("Seq Scan"), "{what} scans the table:\n{p}");
     }
-    // The retention purge (as in `src/retention.rs`, with values) finds a
-    // chunk by finish time and deletes it, and its appended deliveries,
-    // through the primary key and `bus_deliveries_id`: no table scan
-    // (`push_jobs` is empty here, so its scan costs nothing).
-    let purge = plan(
-        "WITH d AS ( \
-           DELETE FROM messages WHERE id = ANY(ARRAY( \
-             SELECT m.id FROM messages m \
-             WHERE m.state >= 2 AND m.finished_at <= 100000 \
-               AND m.push_queued <= m.push_sent + m.push_failed + m.push_invalid_tokens + m.push_expired \
-               AND NOT EXISTS (SELECT 1 FROM push_jobs j WHERE j.message = m.id) \
-             ORDER BY m.finished_at LIMIT 5000 FOR UPDATE SKIP LOCKED)) \
-           RETURNING id), \
-         b AS (DELETE FROM bus_deliveries WHERE id = ANY(ARRAY(SELECT id FROM d))) \
-         SELECT count(*) FROM d",
-    )
-    .await;
+    // The retention purge finds a chunk by finish time and deletes it, and
+    // its appended deliveries, through the primary key and
+    // `bus_deliveries_id`: no table scan (`push_jobs` is empty here, so its
+    // scan costs nothing).
+    let purge = plan(statements::PURGE_MESSAGES, "100000, 5000").await;
     for index in ["messages_finished", "messages_pkey", "bus_deliveries_id"] {
         assert!(
             purge.contains(index),
@@ -132,22 +122,16 @@ async fn live_scans_use_the_partial_indexes_among_many_finished_rows() {
             "the purge scans {table}:\n{purge}"
         );
     }
-    // Expired devices likewise (as in `src/registry.rs`).
-    let devices = plan(
-        "DELETE FROM devices WHERE device_id = ANY(ARRAY( \
-           SELECT device_id FROM devices WHERE expiration <= 100000 \
-           ORDER BY expiration LIMIT 5000 FOR UPDATE SKIP LOCKED))",
-    )
-    .await;
+    // Expired devices likewise.
+    let devices = plan(statements::PURGE_DEVICES, "100000, 5000").await;
     for index in ["devices_expiration", "devices_pkey"] {
         assert!(devices.contains(index), "should use {index}:\n{devices}");
     }
     assert!(!devices.contains("Seq Scan"), "{devices}");
     // The record read sums the appended deliveries through their index.
     let read = plan(
-        "SELECT pubsub + COALESCE((SELECT sum(b.n) FROM bus_deliveries b \
-           WHERE b.id = messages.id), 0)::int8 FROM messages \
-         WHERE id = '\\x0000000000000000000000000000004d'::bytea",
+        &statements::read_record(),
+        "'\\x0000000000000000000000000000004d'",
     )
     .await;
     assert!(read.contains("bus_deliveries_id"), "{read}");
