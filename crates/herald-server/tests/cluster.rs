@@ -33,6 +33,15 @@ struct Node {
     base: String,
     addr: std::net::SocketAddr,
     _stdout: Lines<BufReader<ChildStdout>>,
+    /// Its data directory, removed with the node.
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Node {
@@ -94,6 +103,7 @@ async fn spawn_node(db: &str, name: &str, args: &[&str], mut line: impl FnMut(&s
         base,
         addr,
         _stdout: lines,
+        dir,
     }
 }
 
