@@ -25,7 +25,7 @@ mod registry_op;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -189,15 +189,6 @@ pub(crate) struct Settings {
     pub(crate) cache_bytes: usize,
 }
 
-fn drain(rx: &Receiver<Op>, batch: &mut Vec<Op>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(op) => batch.push(op),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-        }
-    }
-}
-
 /// The writer's state.
 struct Writer {
     /// `None` while it cannot be used (after a failure, until reopened).
@@ -237,64 +228,52 @@ pub(crate) fn run(
         purge_next: Some(0),
         settings,
     };
-    let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = match w.idle_wait() {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
             Some(wait) => rx.recv_timeout(wait),
         };
-        match first {
-            Ok(op) => batch.push(op),
+        let first = match first {
+            Ok(op) => op,
             Err(RecvTimeoutError::Timeout) => {
                 w.idle();
                 continue;
             }
             // Every `RedbStore` is gone.
             Err(RecvTimeoutError::Disconnected) => return,
-        }
-        drain(&rx, &mut batch);
+        };
         // Callers answered by the last commit are coming back: the
         // transaction waits a little for them (up to the recent peak, at
         // most `LINGER`) rather than commit a fraction of them now and the
         // rest one commit later, applying each as it comes.
-        let target = (w.peak as usize).min(MAX_BATCH);
-        let close = batch.iter().position(|op| matches!(op, Op::Close { .. }));
-        let mut rest = close.map(|at| batch.split_off(at));
-        let mut purges = Vec::new();
-        batch.retain_mut(|op| match op {
-            Op::Purge { .. } => {
-                purges.push(std::mem::replace(op, Op::Forget { runs: Vec::new() }));
-                false
-            }
-            _ => true,
-        });
-        w.reopen_if_due();
         let mut linger = Linger {
             rx: &rx,
-            want: target.saturating_sub(batch.len()),
-            room: MAX_BATCH.saturating_sub(batch.len()),
+            want: (w.peak as usize).min(MAX_BATCH),
+            room: MAX_BATCH,
             deadline: Instant::now() + LINGER,
             held_back: Vec::new(),
-            // No waiting for more when closing.
-            closed: rest.is_some(),
+            closed: false,
         };
+        let mut batch: Vec<Op> = linger.admit(first).into_iter().collect();
+        w.reopen_if_due();
         let applied = if w.may_write() {
             w.apply(&mut batch, &mut linger)
         } else {
+            // Refused: what is queued now, without waiting for more.
+            linger.want = 0;
+            batch.extend(std::iter::from_fn(|| linger.next()));
             let n = batch.len();
             w.refuse(&mut batch);
             n
         };
         w.peak = (w.peak * PEAK_DECAY).max(applied as f64);
+        let mut rest = None;
         for op in linger.held_back {
             match op {
-                Op::Close { .. } => rest = Some(vec![op]),
-                _ => purges.push(op),
-            }
-        }
-        for op in purges {
-            if let Op::Purge { reply } = op {
-                let _ = reply.send(w.purge_all());
+                Op::Purge { reply } => {
+                    let _ = reply.send(w.purge_all());
+                }
+                close => rest = Some(vec![close]),
             }
         }
         if let Some(rest) = rest {
@@ -665,11 +644,11 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// What comes in while a transaction is open: requests up to the
-/// expected batch (`want` more) until `deadline`, then whatever is already
-/// queued, up to `room`. A purge or a close is not part of a transaction:
-/// it is held back for the writer loop (after a close nothing more is
-/// taken).
+/// The requests of one transaction as they come in: up to the expected
+/// batch (`want`) until `deadline`, then whatever is already queued, up to
+/// `room` in all. A purge or a close is not part of a transaction: it is
+/// held back for the writer loop (after a close nothing more is taken;
+/// what is still queued is refused).
 struct Linger<'a> {
     rx: &'a Receiver<Op>,
     want: usize,
@@ -697,17 +676,29 @@ impl Linger<'_> {
                     }
                 }
             };
-            match got {
-                Op::Close { .. } => {
-                    self.held_back.push(got);
-                    self.closed = true;
-                }
-                Op::Purge { .. } => self.held_back.push(got),
-                op => {
-                    self.want = self.want.saturating_sub(1);
-                    self.room -= 1;
-                    return Some(op);
-                }
+            if let Some(op) = self.admit(got) {
+                return Some(op);
+            }
+        }
+    }
+
+    /// `op` if it belongs in the transaction; a purge or a close is held
+    /// back.
+    fn admit(&mut self, op: Op) -> Option<Op> {
+        match op {
+            Op::Close { .. } => {
+                self.held_back.push(op);
+                self.closed = true;
+                None
+            }
+            Op::Purge { .. } => {
+                self.held_back.push(op);
+                None
+            }
+            op => {
+                self.want = self.want.saturating_sub(1);
+                self.room -= 1;
+                Some(op)
             }
         }
     }
