@@ -203,6 +203,34 @@ pub struct PublishReport {
     pub rss_bytes_per_pending: f64,
     /// Where the memory went.
     pub memory: Memory,
+    /// Where the writer's time went, per transaction.
+    pub round: Round,
+}
+
+/// One group-commit round of the store's writer during [`durable_publish`],
+/// µs per transaction on average: the callers the last commit answered come
+/// back (`waiting`), their requests are applied as they arrive
+/// (`gathering`), the transaction commits (`committing`: page writes and
+/// fsync) and its callers are answered (`answering`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Round {
+    /// From the last answers to the next transaction's first request:
+    /// the wall time the writer was neither applying, committing nor
+    /// answering.
+    pub waiting_us: f64,
+    /// From a transaction's first request to its commit.
+    pub gathering_us: f64,
+    /// In redb's durable commit.
+    pub committing_us: f64,
+    /// Answering the transaction's callers.
+    pub answering_us: f64,
+}
+
+impl Round {
+    /// The whole round.
+    pub fn total_us(&self) -> f64 {
+        self.waiting_us + self.gathering_us + self.committing_us + self.answering_us
+    }
 }
 
 /// The process's memory grown while [`durable_publish`] published N
@@ -298,6 +326,10 @@ pub struct RawReport {
     pub rate: f64,
     /// Messages per commit.
     pub per_commit: usize,
+    /// Per commit: opening the tables and inserting the rows, µs.
+    pub inserting_us: f64,
+    /// Per commit: redb's durable commit (page writes and fsync), µs.
+    pub committing_us: f64,
     /// Rows written per message (over every table).
     pub rows_per_message: f64,
 }
@@ -353,6 +385,7 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
     let messages: Vec<(u128, MessageRows<'_>)> = by_id.into_iter().collect();
     let cpu0 = process_cpu();
     let start = Instant::now();
+    let mut committing = Duration::ZERO;
     for group in messages.chunks(per_commit) {
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         {
@@ -380,9 +413,14 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
                 }
             }
         }
+        let commit = Instant::now();
         txn.commit().map_err(|e| e.to_string())?;
+        committing += commit.elapsed();
     }
     let elapsed = start.elapsed();
+    let commits = n.div_ceil(per_commit).max(1) as f64;
+    let committing_us = committing.as_secs_f64() * 1e6 / commits;
+    let inserting_us = elapsed.saturating_sub(committing).as_secs_f64() * 1e6 / commits;
     let cpu = process_cpu().saturating_sub(cpu0);
     drop(db);
     let _ = std::fs::remove_file(&path);
@@ -390,13 +428,16 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
     println!(
         "## raw redb: the same {n} messages' {rows} rows (headers, envelopes, schedule) from one \
          thread, {per_commit} messages per durable commit: {elapsed:.2?} = {rate:.0}/s \
-         ({:.0} µs per commit, CPU {:.1} µs per message)",
-        elapsed.as_secs_f64() * 1e6 * per_commit as f64 / n.max(1) as f64,
+         ({:.0} µs per commit = inserting {inserting_us:.0} + durable commit {committing_us:.0}; \
+         CPU {:.1} µs per message)",
+        elapsed.as_secs_f64() * 1e6 / commits,
         cpu.as_secs_f64() * 1e6 / n.max(1) as f64
     );
     Ok(RawReport {
         rate,
         per_commit,
+        inserting_us,
+        committing_us,
         rows_per_message: rows as f64 / n.max(1) as f64,
     })
 }
@@ -436,6 +477,7 @@ pub async fn durable_publish_with(
     let cpu0 = thread_cpu(WRITER);
     let heap0 = crate::alloc::malloc_stats();
     let rss0 = rss_bytes();
+    let ws0 = store.writer_stats();
     let start = Instant::now();
     let tasks: Vec<_> = (0..publishers)
         .map(|p| {
@@ -489,6 +531,19 @@ pub async fn durable_publish_with(
     let ws = store.writer_stats();
     let per_commit = ws.requests as f64 / ws.transactions.max(1) as f64;
     let cpu = thread_cpu(WRITER) - cpu0;
+    let round = {
+        let txns = ws.transactions.saturating_sub(ws0.transactions).max(1) as f64;
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / txns;
+        let busy = ws.busy.saturating_sub(ws0.busy);
+        let committing = ws.committing.saturating_sub(ws0.committing);
+        let answering = ws.answering.saturating_sub(ws0.answering);
+        Round {
+            waiting_us: us(elapsed.saturating_sub(busy + answering)),
+            gathering_us: us(busy.saturating_sub(committing)),
+            committing_us: us(committing),
+            answering_us: us(answering),
+        }
+    };
     println!(
         "writer: {} transactions, {} requests ({:.1} per commit), busy {:.2?} ({:.0} µs per commit), \
          CPU {cpu:.2?} ({:.1} µs per message)",
@@ -498,6 +553,15 @@ pub async fn durable_publish_with(
         ws.busy,
         ws.busy.as_secs_f64() * 1e6 / ws.transactions.max(1) as f64,
         cpu.as_secs_f64() * 1e6 / n as f64
+    );
+    println!(
+        "writer round: {:.0} µs per commit = waiting for the first caller back {:.0} + gathering \
+         and applying the requests as they come {:.0} + durable commit {:.0} + answering {:.0}",
+        round.total_us(),
+        round.waiting_us,
+        round.gathering_us,
+        round.committing_us,
+        round.answering_us
     );
     engine.shutdown().await;
     drop(engine);
@@ -517,6 +581,7 @@ pub async fn durable_publish_with(
         per_commit,
         rss_bytes_per_pending,
         memory,
+        round,
     })
 }
 

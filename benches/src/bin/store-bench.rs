@@ -265,6 +265,19 @@ fn vs_raw(dir: &std::path::Path, published: &durable::PublishReport) -> f64 {
          per message)",
         published.rate, raw.rate, raw.per_commit, raw.rows_per_message
     );
+    let r = &published.round;
+    println!(
+        "## per commit: herald's round {:.0} µs (waiting {:.0} + gathering {:.0} + commit {:.0} + \
+         answering {:.0}) vs raw redb's {:.0} µs (inserting {:.0} + commit {:.0})",
+        r.total_us(),
+        r.waiting_us,
+        r.gathering_us,
+        r.committing_us,
+        r.answering_us,
+        raw.inserting_us + raw.committing_us,
+        raw.inserting_us,
+        raw.committing_us
+    );
     let _ = std::fs::remove_dir_all(dir.join("raw-baseline"));
     vs_raw_redb
 }

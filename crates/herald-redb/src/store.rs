@@ -143,8 +143,17 @@ pub struct WriterStats {
     pub requests: u64,
     /// Transactions that failed (every request in them got the error).
     pub failed: u64,
-    /// Time spent applying and committing transactions.
+    /// Time spent applying and committing transactions (from a
+    /// transaction's first request to the end of its commit: this includes
+    /// the time it waits for more requests, see `committing`).
     pub busy: std::time::Duration,
+    /// Of `busy`, the time in redb's durable commits (writing the dirty
+    /// pages and the fsync); `busy - committing` is gathering and applying
+    /// the requests.
+    pub committing: std::time::Duration,
+    /// Time spent answering the callers of committed transactions (a
+    /// wake-up each), after `busy`.
+    pub answering: std::time::Duration,
 }
 
 impl fmt::Debug for RedbStore {
@@ -210,7 +219,8 @@ impl RedbStore {
             .map_or(0, |db| db.cache_stats().used_bytes())
     }
 
-    /// The writer thread's counters: transactions, requests, time busy.
+    /// The writer thread's counters: transactions, requests, where its time
+    /// went.
     pub fn writer_stats(&self) -> WriterStats {
         let c = &self.inner.shared.counters;
         WriterStats {
@@ -218,6 +228,8 @@ impl RedbStore {
             requests: c.requests.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             busy: std::time::Duration::from_nanos(c.commit_nanos.load(Ordering::Relaxed)),
+            committing: std::time::Duration::from_nanos(c.durable_nanos.load(Ordering::Relaxed)),
+            answering: std::time::Duration::from_nanos(c.answer_nanos.load(Ordering::Relaxed)),
         }
     }
 

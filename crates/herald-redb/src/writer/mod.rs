@@ -76,7 +76,12 @@ pub(crate) struct Counters {
     pub(crate) transactions: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// Applying and committing transactions.
     pub(crate) commit_nanos: AtomicU64,
+    /// Of that, in redb's durable commit (its page writes and fsync).
+    pub(crate) durable_nanos: AtomicU64,
+    /// Answering the callers of committed transactions.
+    pub(crate) answer_nanos: AtomicU64,
     /// Messages in the `quarantine` table.
     pub(crate) quarantined: AtomicU64,
     /// Messages purged by retention since the store was opened.
@@ -488,16 +493,21 @@ impl Writer {
         let mut pending = std::mem::take(ops).into_iter();
         let started = Instant::now();
         let now = self.now();
-        let result = transaction(&db, &mut pending, more, &mut done, &mut self.tokens, now);
+        let result = transaction(
+            &db,
+            &mut pending,
+            more,
+            &mut done,
+            &mut self.tokens,
+            now,
+            &counters.durable_nanos,
+        );
         let requests = done.len() + pending.len();
         counters.transactions.fetch_add(1, Ordering::Relaxed);
         counters
             .requests
             .fetch_add(requests as u64, Ordering::Relaxed);
-        counters.commit_nanos.fetch_add(
-            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        add_nanos(&counters.commit_nanos, started);
         match result {
             Ok(committed) => {
                 counters
@@ -509,7 +519,9 @@ impl Writer {
                 self.purge_next =
                     earliest(self.purge_next, earliest(finished, committed.keys_expire));
                 self.succeeded();
+                let answering = Instant::now();
                 done.into_iter().for_each(Answer::send);
+                add_nanos(&counters.answer_nanos, answering);
             }
             Err(e) => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -711,6 +723,7 @@ fn transaction(
     done: &mut Vec<Box<dyn Answer>>,
     tokens: &mut Tokens,
     now: u64,
+    durable_nanos: &AtomicU64,
 ) -> Result<Committed, redb::Error> {
     let txn = db.begin_write()?;
     tokens.issued = false;
@@ -739,8 +752,17 @@ fn transaction(
         }
     };
     // `Durability::Immediate` (redb's default): durable when this returns.
-    txn.commit()?;
+    let committing = Instant::now();
+    let result = txn.commit();
+    add_nanos(durable_nanos, committing);
+    result?;
     Ok(committed)
+}
+
+/// Adds the time since `since` to `counter` (ns).
+fn add_nanos(counter: &AtomicU64, since: Instant) {
+    let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    counter.fetch_add(nanos, Ordering::Relaxed);
 }
 
 /// The answer slot of a request that was never applied.
