@@ -683,3 +683,55 @@ async fn within<T>(clock: &dyn Clock, limit: Duration, work: impl Future<Output 
         () = expired => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use herald::ManualClock;
+    use herald_core::Tick;
+    use herald_testkit::h2_server::{Conn, H2Server, H2ServerOptions, Handler};
+    use herald_testkit::tls::TestCa;
+
+    use super::{Inner, Pool, PoolOptions};
+
+    /// Found once in CI (the APNs connection test saw 3 connections with a
+    /// limit of 2): a request counts the open connections, sees one too
+    /// few, and reaches `open_in_background` after another background
+    /// open finished. Here it arrives with the pool already full: it must
+    /// not open a third.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_counted_too_few_does_not_open_past_the_limit() {
+        let ca = TestCa::new();
+        let ok: Handler =
+            Arc::new(|_req, _conn: Conn| Box::pin(async { http::Response::new(Bytes::new()) }));
+        let server = H2Server::start(ca.server_config(), H2ServerOptions::default(), ok)
+            .await
+            .unwrap();
+        let tls = crate::client_tls_only(ca.ca_pem().as_bytes()).unwrap();
+        let options = PoolOptions {
+            max_connections: 2,
+            ..PoolOptions::default()
+        };
+        let clock = Arc::new(ManualClock::new(Tick::from_millis(1_700_000_000_000)));
+        let pool = Pool::new(&server.url(), tls, options, clock).unwrap();
+        let inner = pool.inner.clone();
+        for _ in 0..2 {
+            inner.open().await.unwrap();
+        }
+        assert_eq!(inner.least_busy().1, 2);
+        // The stale request's step, several times over.
+        for _ in 0..5 {
+            Inner::open_in_background(&inner);
+            // A background open holds the opening lock until it ends.
+            drop(inner.connecting.lock().await);
+        }
+        assert_eq!(
+            pool.stats().connections_opened,
+            2,
+            "a connection was opened past the limit"
+        );
+        assert_eq!(inner.least_busy().1, 2);
+    }
+}
