@@ -122,6 +122,8 @@
 //! cors_origins = ["*"]             # origins browsers may call the API from
 //! header_read_timeout = "10s"      # durations: seconds, or with s, m, h, d
 //! request_timeout = "30s"          # long polls are exempt
+//! ping_interval = "25s"            # real-time heartbeat: pings this often,
+//! ping_timeout = "20s"             # and drops a client that does not answer
 //! max_connections = 10000
 //! retention = "7d"                 # finished messages are purged after this
 //! # metrics_token = "..."          # unset: /metrics answers loopback clients only

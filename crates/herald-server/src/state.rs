@@ -34,6 +34,9 @@ pub(crate) struct Limits {
     pub(crate) connection_buffer: usize,
     pub(crate) max_subscriptions_per_connection: usize,
     pub(crate) poll_max_bytes: usize,
+    /// The real-time heartbeat: ping interval and timeout.
+    pub(crate) ping_interval: std::time::Duration,
+    pub(crate) ping_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -43,6 +46,8 @@ impl Limits {
             connection_buffer: config.connection_buffer,
             max_subscriptions_per_connection: config.max_subscriptions_per_connection,
             poll_max_bytes: config.poll_max_bytes,
+            ping_interval: config.ping_interval,
+            ping_timeout: config.ping_timeout,
         }
     }
 }

@@ -123,7 +123,13 @@ async fn a_connection_has_bounded_subscriptions_and_its_channels_go_with_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_holds_a_bounded_number_of_bytes() {
     let budget = 1 << 20;
-    let s = start(&format!("connection_buffer = {budget}\nmax_body = 300000")).await;
+    // No heartbeat during the test: a client that reads nothing is dropped
+    // at the next ping (`a_client_that_reads_nothing_is_dropped_at_the_heartbeat`),
+    // and the publishes below took longer than the default 25 s at load 18.
+    let s = start(&format!(
+        "connection_buffer = {budget}\nmax_body = 300000\nping_interval = \"1h\""
+    ))
+    .await;
     let mut ws = connect(&s).await;
     let (name, _) = sub_on(&mut ws, 1, "big", None).await;
     assert_eq!(name, "SUB_READY");
@@ -160,6 +166,36 @@ async fn a_stalled_reader_holds_a_bounded_number_of_bytes() {
         .await;
     drop(ws);
     s.wait_metric("herald_realtime_buffered_bytes", 0.0).await;
+    s.stop().await;
+}
+
+/// A client that reads nothing (its socket's buffers and socket.io's queue
+/// fill up, or it just never answers) is dropped by the heartbeat: it
+/// does not answer the ping within `ping_timeout`. Everything it held goes
+/// with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_is_dropped_at_the_heartbeat() {
+    let s = start("max_body = 300000\nping_interval = \"1s\"\nping_timeout = \"1s\"").await;
+    let mut ws = connect(&s).await;
+    let (name, _) = sub_on(&mut ws, 1, "deaf", None).await;
+    assert_eq!(name, "SUB_READY");
+    // From now on the client reads nothing (and so answers no ping).
+    let body = "z".repeat(100_000);
+    for _ in 0..5 {
+        s.publish("deaf", json!({ "message": body })).await;
+    }
+    assert_eq!(s.metric("herald_realtime_connections").await, Some(1.0));
+    // Within a ping's interval and timeout, the server drops it.
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    s.wait_metric("herald_realtime_buffered_bytes", 0.0).await;
+    s.wait_metric(SUBS, 0.0).await;
+    // And the client finds its connection closed.
+    let closed = tokio::time::timeout(support::WAIT, async {
+        while ws.recv_text().await.is_some() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the client's socket stayed open");
     s.stop().await;
 }
 

@@ -29,6 +29,8 @@
 //! | `cors_origins` | `*` | origins browsers may call the API from |
 //! | `header_read_timeout` | 10s | time a client has to send a request's headers |
 //! | `request_timeout` | 30s | time a request may take (long polls exempt) |
+//! | `ping_interval` | 25s | time between pings to a real-time (socket.io) client |
+//! | `ping_timeout` | 20s | time a real-time client has to answer a ping |
 //! | `max_connections` | 10000 | connections served at once |
 //! | `retention` | 7d | how long a finished message is kept for status reads |
 //!
@@ -90,8 +92,9 @@ pub use gateway::{
 pub use typed::{
     Config, DEFAULT_CONNECTION_BUFFER, DEFAULT_DATA_DIR, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_LISTEN, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_POLLING_SUBSCRIPTIONS,
-    DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, DEFAULT_POLL_MAX_BYTES, DEFAULT_POLL_TTL,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETENTION, LogFormat, LogLevel, Secret,
+    DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT,
+    DEFAULT_POLL_MAX_BYTES, DEFAULT_POLL_TTL, DEFAULT_REQUEST_TIMEOUT, DEFAULT_RETENTION,
+    LogFormat, LogLevel, Secret,
 };
 
 use app::AppParser;

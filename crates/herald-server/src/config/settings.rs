@@ -166,6 +166,24 @@ pub(crate) struct Settings {
     )]
     pub(crate) request_timeout: Option<Secs>,
 
+    /// Time between the server's pings to a real-time (socket.io) client
+    #[arg(
+        long,
+        env = "HERALD_PING_INTERVAL",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) ping_interval: Option<Secs>,
+
+    /// Time a real-time client has to answer a ping before it is dropped
+    #[arg(
+        long,
+        env = "HERALD_PING_TIMEOUT",
+        value_name = "DURATION",
+        help_heading = "Limits"
+    )]
+    pub(crate) ping_timeout: Option<Secs>,
+
     /// Connections served at once; more wait to be accepted
     #[arg(
         long,
@@ -273,6 +291,8 @@ impl Settings {
             cors_origins,
             header_read_timeout,
             request_timeout,
+            ping_interval,
+            ping_timeout,
             max_connections,
             retention,
             max_body,
@@ -304,6 +324,8 @@ impl Settings {
             cors_origins: cors_origins.or(lower.cors_origins),
             header_read_timeout: header_read_timeout.or(lower.header_read_timeout),
             request_timeout: request_timeout.or(lower.request_timeout),
+            ping_interval: ping_interval.or(lower.ping_interval),
+            ping_timeout: ping_timeout.or(lower.ping_timeout),
             max_connections: max_connections.or(lower.max_connections),
             retention: retention.or(lower.retention),
             max_body: max_body.or(lower.max_body),
@@ -343,6 +365,8 @@ impl Settings {
             cors_origins,
             header_read_timeout,
             request_timeout,
+            ping_interval,
+            ping_timeout,
             max_connections,
             retention,
             max_body,
@@ -391,6 +415,8 @@ impl Settings {
             header_read_timeout.map(|d| d.0),
         );
         set(&mut config.request_timeout, request_timeout.map(|d| d.0));
+        set(&mut config.ping_interval, ping_interval.map(|d| d.0));
+        set(&mut config.ping_timeout, ping_timeout.map(|d| d.0));
         set(&mut config.max_connections, max_connections);
         set(&mut config.retention, retention.map(|d| d.0));
         set(&mut config.max_body, max_body.map(|b| b.0));
@@ -449,6 +475,8 @@ impl Settings {
             metrics_token: _,
             header_read_timeout,
             request_timeout,
+            ping_interval,
+            ping_timeout,
             max_connections,
             tls_cert,
             tls_key,
@@ -474,6 +502,8 @@ impl Settings {
             cors_origins: Some(cors_origins.clone()),
             header_read_timeout: Some(Secs(*header_read_timeout)),
             request_timeout: Some(Secs(*request_timeout)),
+            ping_interval: Some(Secs(*ping_interval)),
+            ping_timeout: Some(Secs(*ping_timeout)),
             max_connections: Some(*max_connections),
             retention: Some(Secs(*retention)),
             max_body: Some(ByteSize(*max_body)),
@@ -535,6 +565,8 @@ mod tests {
             metrics_token: None,
             header_read_timeout: Duration::from_secs(9),
             request_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(13),
+            ping_timeout: Duration::from_secs(14),
             max_connections: 11,
             tls_cert: Some("/c.pem".into()),
             tls_key: Some("/k.pem".into()),

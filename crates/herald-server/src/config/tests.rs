@@ -298,6 +298,20 @@ fn cases() -> Vec<Case> {
             expected: ["5", "90", "7200"],
         },
         Case {
+            name: "ping_interval",
+            values: ["5s", "60", "1m"],
+            toml: "\"2m\"",
+            read: |c| c.ping_interval.as_secs().to_string(),
+            expected: ["5", "60", "120"],
+        },
+        Case {
+            name: "ping_timeout",
+            values: ["3", "10s", "1m"],
+            toml: "45",
+            read: |c| c.ping_timeout.as_secs().to_string(),
+            expected: ["3", "10", "45"],
+        },
+        Case {
             name: "max_connections",
             values: ["1", "2", "3"],
             toml: "3",

@@ -33,6 +33,10 @@ pub const DEFAULT_POLL_MAX_BYTES: usize = 4 << 20;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default time a request may take (long polls are exempt).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default [`Config::ping_interval`]: 25 s (socket.io's).
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(25);
+/// The default [`Config::ping_timeout`]: 20 s (socket.io's).
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// The default number of connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// The default time a finished message is kept: 7 days.
@@ -89,6 +93,13 @@ pub struct Config {
     /// How long a request may take (engine.io and legacy long polls are
     /// exempt).
     pub request_timeout: Duration,
+    /// How often the server pings a real-time (socket.io) client. A client
+    /// whose queue is full when a ping is due (it reads nothing) is
+    /// dropped then, which frees what it held.
+    pub ping_interval: Duration,
+    /// How long a real-time client has to answer a ping before it is
+    /// dropped.
+    pub ping_timeout: Duration,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// The TLS certificate chain (PEM) to serve HTTPS with, with `tls_key`.
@@ -146,6 +157,8 @@ impl Default for Config {
             metrics_token: None,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls_cert: None,
             tls_key: None,
@@ -267,6 +280,8 @@ impl Config {
                 "request_timeout",
                 usize::from(!self.request_timeout.is_zero()),
             ),
+            ("ping_interval", usize::from(!self.ping_interval.is_zero())),
+            ("ping_timeout", usize::from(!self.ping_timeout.is_zero())),
             ("max_connections", self.max_connections),
             ("retention", usize::from(!self.retention.is_zero())),
         ];

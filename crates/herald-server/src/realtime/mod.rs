@@ -62,6 +62,8 @@ pub(crate) fn register(
         .req_path(path.clone())
         .max_buffer_size(drain::SOCKET_BUFFER)
         .ws_read_buffer_size(WS_READ_BUFFER)
+        .ping_interval(state.limits.ping_interval)
+        .ping_timeout(state.limits.ping_timeout)
         .build_svc();
     let app: Arc<str> = app.into();
     let (guard_state, guard_app) = (state.clone(), app.clone());
