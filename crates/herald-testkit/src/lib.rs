@@ -25,6 +25,8 @@
 //!   the base of the mock push gateways.
 //! * [`mock_apns`]: a local APNs checking what Apple checks, with scripted answers.
 //! * [`mock_fcm`]: a local FCM HTTP v1 and OAuth2 token endpoint checking what Google checks, with scripted answers.
+//! * [`forward`]: [`forward_store!`] and [`forward_registry!`], the
+//!   trait impls of a test fixture that owns a store.
 //! * Re-exports [`ManualClock`], the clock tests drive
 //!   by hand.
 //!
@@ -37,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bus_conformance;
+pub mod forward;
 pub mod h2_server;
 pub mod mock_apns;
 pub mod mock_fcm;
@@ -49,6 +52,12 @@ pub mod tls;
 pub mod transport_conformance;
 
 pub use herald::ManualClock;
+
+/// For the macros ([`forward_store!`] and others): the crates they name.
+#[doc(hidden)]
+pub use herald as __herald;
+#[doc(hidden)]
+pub use herald_core::Tick as __Tick;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
