@@ -72,6 +72,7 @@ use clap::Parser;
 use herald_benches::DEFAULT_SEED;
 use herald_benches::durable::{self, Plan, loadavg, quantile, rss_bytes, wall_us};
 use herald_benches::http1::Conn;
+use herald_benches::rt_clients::Clients;
 use herald_server::{AppConfig, Config, Server};
 use serde_json::Value;
 
@@ -585,9 +586,6 @@ async fn server_restart(dir: &Path, n: usize) -> Result<Duration, String> {
 /// The channel the real-time subscribers listen to.
 const RT_CHANNEL: &str = "rt";
 
-/// How long one step of the `rt-clients` process may take.
-const RT_STEP: Duration = Duration::from_secs(120);
-
 struct RtReport {
     /// Per round: publish request sent → last subscriber has it.
     ms: Vec<f64>,
@@ -604,92 +602,6 @@ impl RtReport {
 
     fn max_ms(&self) -> f64 {
         self.ms.iter().copied().fold(f64::NAN, f64::max)
-    }
-}
-
-/// The `rt-clients` process: its stdin (closing it ends the run) and its
-/// stdout lines (read by a thread, so that waits can time out).
-struct Clients {
-    child: std::process::Child,
-    stdin: Option<std::process::ChildStdin>,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Clients {
-    fn spawn(addr: SocketAddr, args: &Args) -> Result<Self, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| e.to_string())?
-            .with_file_name(format!("rt-clients{}", std::env::consts::EXE_SUFFIX));
-        if !exe.exists() {
-            return Err(format!(
-                "{} is missing: build it with `cargo build --release -p herald-benches --bin \
-                 rt-clients --bin server-bench`",
-                exe.display()
-            ));
-        }
-        let mut child = std::process::Command::new(&exe)
-            .args(["--addr", &addr.to_string(), "--app", APP, "--key", KEY])
-            .args(["--channel", RT_CHANNEL, "--n", &args.rt_n.to_string()])
-            .args(["--threads", &args.rt_client_threads.to_string()])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", exe.display()))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-        })
-    }
-
-    /// The next line, which must start with `word`: its other fields.
-    fn expect(&self, word: &str) -> Result<Vec<String>, String> {
-        let line = self
-            .lines
-            .recv_timeout(RT_STEP)
-            .map_err(|e| format!("rt-clients said nothing for {RT_STEP:?} ({e}), wanted {word}"))?;
-        let mut fields = line.split_whitespace().map(str::to_owned);
-        if fields.next().as_deref() != Some(word) {
-            return Err(format!("rt-clients: {line} (wanted {word})"));
-        }
-        Ok(fields.collect())
-    }
-
-    /// Closes stdin and waits for `ok N ROUNDS` and a clean exit.
-    fn finish(mut self, n: usize, rounds: usize) -> Result<(), String> {
-        drop(self.stdin.take());
-        let ok = self.expect("ok")?;
-        if ok != [n.to_string(), rounds.to_string()] {
-            return Err(format!(
-                "rt-clients: ok {ok:?}, wanted {n} connections, {rounds} rounds"
-            ));
-        }
-        let status = self.child.wait().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("rt-clients: {status}"));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Clients {
-    fn drop(&mut self) {
-        // On an early return: do not leave 10k connections behind.
-        if self.stdin.is_some() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -710,7 +622,7 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
         .map_err(|e| format!("start: {e:#}"))?;
     let addr = server.local_addr();
     let rss0 = rss_bytes();
-    let clients = Clients::spawn(addr, args)?;
+    let clients = Clients::spawn(addr, APP, KEY, RT_CHANNEL, n, args.rt_client_threads)?;
     let ready = clients.expect("ready")?;
     let rss1 = rss_bytes();
     let conn_bytes = rss1.saturating_sub(rss0) as f64 / n as f64;
