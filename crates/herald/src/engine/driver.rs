@@ -138,16 +138,10 @@ pub(crate) async fn run(sh: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Command
                 let _ = tx.send(());
             }
         }
-        let next = {
-            let mut st = sh.lock();
-            let next = st.wheel.next_deadline();
-            st.planned_wake = next;
-            next
-        };
-        // Claims are made a lead ahead; held runs are delivered at their
-        // due time.
-        let claim_at = next.map(|t| t.saturating_sub_millis(lead.lead_ms()));
-        let deliver_at = held.first().map(|h| h.run.due);
+        let Wake {
+            claim_at,
+            deliver_at,
+        } = wake(&sh, &lead, &held);
         let now = sh.clock.now();
         if claim_at.is_some_and(|t| t <= now) || deliver_at.is_some_and(|t| t <= now) {
             // More came due while delivering: go again (commands first).
@@ -532,13 +526,10 @@ async fn while_serving<T>(
 ) -> T {
     tokio::pin!(work);
     loop {
-        let claim_at = {
-            let mut st = sh.lock();
-            let next = st.wheel.next_deadline();
-            st.planned_wake = next;
-            next.map(|t| t.saturating_sub_millis(lead.lead_ms()))
-        };
-        let deliver_at = held.first().map(|h| h.run.due);
+        let Wake {
+            claim_at,
+            deliver_at,
+        } = wake(sh, lead, held);
         let timer = sleep_until(sh, claim_at.into_iter().chain(deliver_at).min());
         tokio::select! {
             biased;
@@ -554,6 +545,32 @@ async fn while_serving<T>(
             // A run earlier than the wheel's first came in: look again.
             () = sh.wake.notified() => {}
         }
+    }
+}
+
+/// When the driver has work next (see [`wake`]).
+struct Wake {
+    /// The wheel's first run is to be claimed (a lead ahead of its due
+    /// time).
+    claim_at: Option<Tick>,
+    /// The first held run is due for delivery.
+    deliver_at: Option<Tick>,
+}
+
+/// When the driver has work next; records the wheel's first deadline as
+/// the planned wake (a publish of an earlier run wakes the driver).
+fn wake(sh: &Shared, lead: &ClaimLead, held: &[Held]) -> Wake {
+    let next = {
+        let mut st = sh.lock();
+        let next = st.wheel.next_deadline();
+        st.planned_wake = next;
+        next
+    };
+    Wake {
+        // Claims are made a lead ahead; held runs are delivered at their
+        // due time.
+        claim_at: next.map(|t| t.saturating_sub_millis(lead.lead_ms())),
+        deliver_at: held.first().map(|h| h.run.due),
     }
 }
 
