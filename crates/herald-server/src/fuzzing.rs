@@ -1,4 +1,5 @@
-//! Entry points for the fuzz target `server_request` (not a public API).
+//! Entry points for the fuzz targets `server_request` and `server_config` (not a
+//! public API).
 
 use std::sync::{Arc, OnceLock};
 
@@ -135,6 +136,41 @@ pub fn server_request(data: &[u8]) {
             app.engine.shutdown().await;
         }
     });
+}
+
+/// The fuzz target `server_config`: arbitrary configuration input must give
+/// a configuration or an error, never a panic. The first byte picks the
+/// source: even, the rest is a TOML file's text (read, then validated);
+/// odd, the rest's lines are command-line arguments, except lines
+/// `HERALD_NAME=value`, which are environment variables (`--config` and
+/// `HERALD_CONFIG` are left out: they would read a file named by the
+/// input).
+pub fn server_config(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    if mode % 2 == 0 {
+        let mut config = Config::default();
+        if config.apply_toml(&text).is_ok() {
+            let _ = config.validate();
+        }
+        return;
+    }
+    let mut args = Vec::new();
+    let mut env = std::collections::HashMap::new();
+    for line in text.lines() {
+        if line.contains("config") || line.contains("CONFIG") {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((name, value)) if name.starts_with("HERALD_") => {
+                env.insert(name.to_owned(), value.to_owned());
+            }
+            _ => args.push(line.to_owned()),
+        }
+    }
+    let _ = Config::from_args(args, |name| env.get(name).cloned());
 }
 
 #[cfg(test)]
