@@ -479,6 +479,52 @@ async fn cancelling_a_repeating_message_stops_its_push_job() {
     r.engine.shutdown().await;
 }
 
+/// Found by the push model (a seed CI drew): a cancel left a notification
+/// waiting for its retry (Retry-After 51 s) pending until that retry's
+/// time. Now the cancel wakes the job: its waiting retries end at once,
+/// as failed, with the clock where it was.
+#[tokio::test]
+async fn a_cancel_ends_the_waiting_retries_at_once() {
+    let r = rig();
+    r.register("a", "IOS", json!(["news"]), json!({})).await;
+    r.register("b", "IOS", json!(["news"]), json!({})).await;
+    r.apns.script(
+        "tok-a",
+        [Outcome::Retry {
+            after: Some(Duration::from_secs(60)),
+        }],
+    );
+    let delivery =
+        DeliveryOptions::from_json(&json!({"publishPolicy": "PUSH", "repeatEvery": 3600})).unwrap();
+    let status = r
+        .engine
+        .publish("news", "x".into(), PublishOptions::default(), delivery)
+        .await
+        .unwrap();
+    let id = status.message_id;
+    r.engine.settle().await;
+    let s = r.counts(&id).await;
+    assert_eq!(
+        (s.deliveries.push_sent, s.deliveries.push_pending()),
+        (1, 1)
+    );
+    r.engine.cancel(&id).await.unwrap();
+    r.engine.settle().await;
+    let s = r.counts(&id).await;
+    assert_eq!(s.status, PublishStatus::Cancelled);
+    assert_eq!(
+        (
+            s.deliveries.push_sent,
+            s.deliveries.push_failed,
+            s.deliveries.push_pending()
+        ),
+        (1, 1, 0),
+        "the waiting retry ended with the cancel"
+    );
+    assert_eq!(r.apns.attempts("tok-a"), 1, "no send after the cancel");
+    r.engine.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_restarted_engine_resumes_the_job_where_it_stopped() {
     let clock = clock();

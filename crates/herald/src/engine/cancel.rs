@@ -46,6 +46,8 @@ pub(super) async fn cancel(sh: Arc<Shared>, mid: MessageId) -> Result<MessageSta
         CancelOutcome::Cancelled(record) => {
             info!(message_id = %mid, channel = %record.envelope.channel.escape_debug(), "cancelled");
             Counters::bump(&sh.counters.cancelled, 1);
+            // Its push job, if one waits for retries, ends them now.
+            sh.pipeline.cancelled();
             Ok(record.status())
         }
         CancelOutcome::Finished(_) | CancelOutcome::NotFound => Err(Error::NotCancellable),

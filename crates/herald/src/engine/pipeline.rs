@@ -77,6 +77,17 @@ impl Pipeline {
         !self.gateways.is_empty()
     }
 
+    /// A message was cancelled: jobs waiting on the clock (for a retry,
+    /// or to renew their lease) look at their message again now, so a
+    /// cancelled message's waiting retries end at once (as failed), not at
+    /// their due time. `Engine::settle` waits until each of those jobs
+    /// has looked.
+    pub(crate) fn cancelled(&self) {
+        if self.is_configured() {
+            self.activity.nudge();
+        }
+    }
+
     /// New jobs were recorded: claim them. Counts as activity until the
     /// loop has claimed them (so `Engine::settle` waits for them).
     pub(crate) fn wake(&self) {
@@ -155,6 +166,8 @@ async fn run(sh: Arc<Shared>) {
 pub(crate) struct Activity {
     state: Mutex<ActivityState>,
     changed: Notify,
+    /// Wakes the tasks asleep with [`Activity::sleep_nudged`].
+    nudged: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +175,12 @@ struct ActivityState {
     busy: usize,
     /// Wake-up times of the tasks asleep on the clock.
     sleepers: BTreeMap<Tick, usize>,
+    /// Nudges so far ([`Activity::nudge`]).
+    nudges: u64,
+    /// The tasks asleep with [`Activity::sleep_nudged`], by the nudge
+    /// count they went to sleep at: one below `nudges` has not looked
+    /// since the last nudge.
+    nudgeable: BTreeMap<u64, usize>,
 }
 
 impl Activity {
@@ -183,15 +202,43 @@ impl Activity {
     /// A task goes to sleep until `until`: not busy meanwhile, busy again
     /// when the guard drops.
     pub(crate) fn sleep(&self, until: Tick) -> Asleep<'_> {
+        self.register(until, None)
+    }
+
+    /// As [`sleep`](Self::sleep), for a task that also wakes at a
+    /// [`nudge`](Self::nudge): it waits on the returned future as well as
+    /// on the clock. A nudge after this call wakes it, and the activity is
+    /// unsettled until it has (dropped the guard).
+    pub(crate) fn sleep_nudged(&self, until: Tick) -> (Asleep<'_>, impl Future<Output = ()> + '_) {
+        // Enabled before the count is read: a nudge after the read wakes it.
+        let mut nudged = Box::pin(self.nudged.notified());
+        nudged.as_mut().enable();
+        let nudges = self.lock().nudges;
+        (self.register(until, Some(nudges)), nudged)
+    }
+
+    fn register(&self, until: Tick, nudges: Option<u64>) -> Asleep<'_> {
         let mut st = self.lock();
         *st.sleepers.entry(until).or_default() += 1;
+        if let Some(n) = nudges {
+            *st.nudgeable.entry(n).or_default() += 1;
+        }
         st.busy = st.busy.saturating_sub(1);
         drop(st);
         self.changed.notify_waiters();
         Asleep {
             activity: self,
             until,
+            nudges,
         }
+    }
+
+    /// Wakes every task asleep with [`sleep_nudged`](Self::sleep_nudged);
+    /// until each has woken, the activity is not settled.
+    pub(crate) fn nudge(&self) {
+        self.lock().nudges += 1;
+        self.nudged.notify_waiters();
+        self.changed.notify_waiters();
     }
 
     /// Waits until no task is busy and none sleeps until a time at or
@@ -204,7 +251,8 @@ impl Activity {
             {
                 let st = self.lock();
                 let next = st.sleepers.keys().next().copied();
-                if st.busy == 0 && next.is_none_or(|t| t > now()) {
+                let stale = st.nudgeable.keys().next().is_some_and(|&n| n < st.nudges);
+                if st.busy == 0 && !stale && next.is_none_or(|t| t > now()) {
                     return;
                 }
             }
@@ -218,6 +266,8 @@ impl Activity {
 pub(crate) struct Asleep<'a> {
     activity: &'a Activity,
     until: Tick,
+    /// The nudge count it went to sleep at, if a nudge wakes it.
+    nudges: Option<u64>,
 }
 
 impl Drop for Asleep<'_> {
@@ -227,6 +277,14 @@ impl Drop for Asleep<'_> {
             *n -= 1;
             if *n == 0 {
                 st.sleepers.remove(&self.until);
+            }
+        }
+        if let Some(at) = self.nudges
+            && let Some(n) = st.nudgeable.get_mut(&at)
+        {
+            *n -= 1;
+            if *n == 0 {
+                st.nudgeable.remove(&at);
             }
         }
         st.busy += 1;
