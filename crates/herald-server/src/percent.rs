@@ -6,6 +6,64 @@ pub(crate) fn decode_segment(raw: &str) -> Option<String> {
     decode(raw, false)
 }
 
+/// Decodes a path segment naming something clients choose (a template, a
+/// device, a message id), leniently: escapes whose bytes are UTF-8 are
+/// decoded, a malformed escape or one whose bytes are not UTF-8 stays as
+/// its text. A name holding `%e3` (created from a JSON body) is then still
+/// found when a client puts it in a path without escaping the `%`, even
+/// next to escapes it did encode (`a%C3%B2%e3` is `aò%e3`).
+pub(crate) fn decode_segment_lenient(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    // Each decoded byte, and where its escape starts in `raw` (`None`: a
+    // byte of `raw` itself).
+    let mut out: Vec<(u8, Option<usize>)> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape = (bytes[i] == b'%')
+            .then(|| Some(hex(*bytes.get(i + 1)?)? << 4 | hex(*bytes.get(i + 2)?)?))
+            .flatten();
+        match escape {
+            Some(b) => {
+                out.push((b, Some(i)));
+                i += 3;
+            }
+            None => {
+                out.push((bytes[i], None));
+                i += 1;
+            }
+        }
+    }
+    let decoded: Vec<u8> = out.iter().map(|&(b, _)| b).collect();
+    let mut text = String::with_capacity(raw.len());
+    let mut rest = &decoded[..];
+    let mut at = 0;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                text.push_str(valid);
+                return text;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                // Valid UTF-8 up to `good` (checked just now).
+                text.push_str(std::str::from_utf8(&rest[..good]).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(rest.len() - good);
+                // Each invalid byte goes back to its escape's text (a byte
+                // of `raw` itself is never the invalid one: `raw` is UTF-8,
+                // but it may end a sequence an escape began).
+                for &(b, src) in &out[at + good..at + good + bad] {
+                    match src {
+                        Some(j) => text.push_str(&raw[j..j + 3]),
+                        None => text.push(char::from(b)),
+                    }
+                }
+                at += good + bad;
+                rest = &rest[good + bad..];
+            }
+        }
+    }
+}
+
 /// The value of `name` in a query string (`a=1&b=2`), decoded as a form
 /// value (`+` is a space). `None` when absent or undecodable.
 pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -68,6 +126,25 @@ mod tests {
         assert_eq!(decode_segment("%4"), None);
         assert_eq!(decode_segment("%zz"), None);
         assert_eq!(decode_segment("%FF"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn lenient_segments() {
+        let d = decode_segment_lenient;
+        assert_eq!(d("caf%C3%A9"), "café");
+        assert_eq!(d("a%2Fb"), "a/b");
+        assert_eq!(d("plain+text"), "plain+text");
+        // Not UTF-8 on its own: stays as its text.
+        assert_eq!(d("a%e3"), "a%e3");
+        assert_eq!(d("a%FF%fe"), "a%FF%fe");
+        // Escapes that decode, next to one that does not.
+        assert_eq!(d("a%C3%B2%e3%C2%B8"), "aò%e3¸");
+        // Malformed escapes stay as they are.
+        assert_eq!(d("%"), "%");
+        assert_eq!(d("%4"), "%4");
+        assert_eq!(d("100%zz"), "100%zz");
+        // A lone byte of a sequence, then a valid character.
+        assert_eq!(d("%C3x%C3%A9"), "%C3xé");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::auth::{Key, redact_path};
 use crate::body::{read_bytes, read_json};
 use crate::error::{ApiError, json_response, json_text_response};
 use crate::metrics::DeviceCounts;
-use crate::percent::decode_segment;
+use crate::percent::{decode_segment, decode_segment_lenient};
 use crate::state::App;
 
 type Shared = Arc<State>;
@@ -275,14 +275,14 @@ async fn route(state: &Shared, req: Request) -> Result<Response, ApiError> {
         // unknown id does: status needs publish or subscribe rights on
         // the message's channel, cancel needs publish rights.
         ["messaging", id] if m == Method::GET => {
-            let id = decode_segment(id).unwrap_or_else(|| (*id).to_owned());
+            let id = decode_segment_lenient(id);
             let status = engine
                 .message_status_where(&id, |ch| key.can_publish(ch) || key.can_subscribe(ch))
                 .await?;
             Ok(json_response(StatusCode::OK, &status))
         }
         ["messaging", id] if m == Method::DELETE => {
-            let id = decode_segment(id).unwrap_or_else(|| (*id).to_owned());
+            let id = decode_segment_lenient(id);
             let status = engine.cancel_where(&id, |ch| key.can_publish(ch)).await?;
             Ok(json_response(StatusCode::OK, &status))
         }

@@ -374,6 +374,16 @@ async fn templates_are_created_replaced_listed_by_os_and_deleted() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(s.template_names("ALL").await, ["all-os", "sale"]);
+    // Found by schemathesis: a name holding `%e3`, addressed with its other
+    // characters escaped and that `%` not (an escape that is not UTF-8
+    // stays as its text).
+    let (status, _) = s.put_template(&json!({"name": "aò%e3¸"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s
+        .delete(&s.url("messaging/pushtemplates/a%C3%B2%e3%C2%B8"))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"result": true})));
+    assert_eq!(s.template_names("ALL").await, ["all-os", "sale"]);
     s.stop().await;
 }
 
