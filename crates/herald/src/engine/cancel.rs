@@ -47,7 +47,7 @@ pub(super) async fn cancel(sh: Arc<Shared>, mid: MessageId) -> Result<MessageSta
             info!(message_id = %mid, channel = %record.envelope.channel.escape_debug(), "cancelled");
             Counters::bump(&sh.counters.cancelled, 1);
             // Its push job, if one waits for retries, ends them now.
-            sh.pipeline.cancelled();
+            sh.pipeline.cancelled(mid);
             Ok(record.status())
         }
         CancelOutcome::Finished(_) | CancelOutcome::NotFound => Err(Error::NotCancellable),

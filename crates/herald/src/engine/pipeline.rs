@@ -8,7 +8,7 @@
 //! lease. At start-up a single node takes back every job at once: they are
 //! its own, from before a restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +21,7 @@ use super::gateway::Gateway;
 use super::push_job;
 use super::shared::Shared;
 use super::stats::{PipelineCounters, PushStats};
-use crate::RetryPolicy;
+use crate::{MessageId, RetryPolicy};
 
 /// Jobs running at once at most (each holds at most its in-flight batches
 /// and one audience page).
@@ -77,14 +77,14 @@ impl Pipeline {
         !self.gateways.is_empty()
     }
 
-    /// A message was cancelled: jobs waiting on the clock (for a retry,
-    /// or to renew their lease) look at their message again now, so a
-    /// cancelled message's waiting retries end at once (as failed), not at
-    /// their due time. `Engine::settle` waits until each of those jobs
-    /// has looked.
-    pub(crate) fn cancelled(&self) {
+    /// `message` was cancelled: its job, if asleep on the clock (for a
+    /// retry, a throttle slot or to renew its lease), looks at the message
+    /// again now, so its waiting retries end at once (as failed), not at
+    /// their due time; other jobs sleep on. `Engine::settle` waits until
+    /// the job has looked.
+    pub(crate) fn cancelled(&self, message: MessageId) {
         if self.is_configured() {
-            self.activity.nudge();
+            self.activity.nudge(message);
         }
     }
 
@@ -175,12 +175,19 @@ struct ActivityState {
     busy: usize,
     /// Wake-up times of the tasks asleep on the clock.
     sleepers: BTreeMap<Tick, usize>,
-    /// Nudges so far ([`Activity::nudge`]).
+    /// The tasks asleep with [`Activity::sleep_nudged`], by the message
+    /// they wait on.
+    nudgeable: HashMap<MessageId, Nudgeable>,
+}
+
+/// The tasks asleep on one message's nudges.
+#[derive(Debug, Default)]
+struct Nudgeable {
+    sleepers: usize,
+    /// The message's nudges so far.
     nudges: u64,
-    /// The tasks asleep with [`Activity::sleep_nudged`], by the nudge
-    /// count they went to sleep at: one below `nudges` has not looked
-    /// since the last nudge.
-    nudgeable: BTreeMap<u64, usize>,
+    /// Sleepers nudged that have not woken yet.
+    unwoken: usize,
 }
 
 impl Activity {
@@ -206,37 +213,67 @@ impl Activity {
     }
 
     /// As [`sleep`](Self::sleep), for a task that also wakes at a
-    /// [`nudge`](Self::nudge): it waits on the returned future as well as
-    /// on the clock. A nudge after this call wakes it, and the activity is
-    /// unsettled until it has (dropped the guard).
-    pub(crate) fn sleep_nudged(&self, until: Tick) -> (Asleep<'_>, impl Future<Output = ()> + '_) {
-        // Enabled before the count is read: a nudge after the read wakes it.
-        let mut nudged = Box::pin(self.nudged.notified());
-        nudged.as_mut().enable();
-        let nudges = self.lock().nudges;
-        (self.register(until, Some(nudges)), nudged)
+    /// [`nudge`](Self::nudge) of `message`: it waits on the returned future
+    /// as well as on the clock. A nudge of `message` after this call wakes
+    /// it, and the activity is unsettled until it has (dropped the guard).
+    pub(crate) fn sleep_nudged(
+        &self,
+        until: Tick,
+        message: MessageId,
+    ) -> (Asleep<'_>, impl Future<Output = ()> + '_) {
+        let asleep = self.register(until, Some(message));
+        let nudges = asleep.nudged_at.map_or(0, |(_, n)| n);
+        let nudged = async move {
+            loop {
+                // Enabled before looking: a nudge after the look wakes it.
+                let woken = self.nudged.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                if self
+                    .lock()
+                    .nudgeable
+                    .get(&message)
+                    .is_some_and(|n| n.nudges != nudges)
+                {
+                    return;
+                }
+                // Another message's nudge: wait again.
+                woken.await;
+            }
+        };
+        (asleep, nudged)
     }
 
-    fn register(&self, until: Tick, nudges: Option<u64>) -> Asleep<'_> {
+    fn register(&self, until: Tick, message: Option<MessageId>) -> Asleep<'_> {
         let mut st = self.lock();
         *st.sleepers.entry(until).or_default() += 1;
-        if let Some(n) = nudges {
-            *st.nudgeable.entry(n).or_default() += 1;
-        }
+        let nudged_at = message.map(|m| {
+            let n = st.nudgeable.entry(m).or_default();
+            n.sleepers += 1;
+            (m, n.nudges)
+        });
         st.busy = st.busy.saturating_sub(1);
         drop(st);
         self.changed.notify_waiters();
         Asleep {
             activity: self,
             until,
-            nudges,
+            nudged_at,
         }
     }
 
-    /// Wakes every task asleep with [`sleep_nudged`](Self::sleep_nudged);
-    /// until each has woken, the activity is not settled.
-    pub(crate) fn nudge(&self) {
-        self.lock().nudges += 1;
+    /// Wakes the tasks asleep on `message`'s nudges
+    /// ([`sleep_nudged`](Self::sleep_nudged)); until each has woken, the
+    /// activity is not settled.
+    pub(crate) fn nudge(&self, message: MessageId) {
+        {
+            let mut st = self.lock();
+            let Some(n) = st.nudgeable.get_mut(&message) else {
+                return;
+            };
+            n.nudges += 1;
+            n.unwoken = n.sleepers;
+        }
         self.nudged.notify_waiters();
         self.changed.notify_waiters();
     }
@@ -251,7 +288,7 @@ impl Activity {
             {
                 let st = self.lock();
                 let next = st.sleepers.keys().next().copied();
-                let stale = st.nudgeable.keys().next().is_some_and(|&n| n < st.nudges);
+                let stale = st.nudgeable.values().any(|n| n.unwoken > 0);
                 if st.busy == 0 && !stale && next.is_none_or(|t| t > now()) {
                     return;
                 }
@@ -266,8 +303,9 @@ impl Activity {
 pub(crate) struct Asleep<'a> {
     activity: &'a Activity,
     until: Tick,
-    /// The nudge count it went to sleep at, if a nudge wakes it.
-    nudges: Option<u64>,
+    /// The message whose nudge wakes it, and that message's nudge count
+    /// when it went to sleep.
+    nudged_at: Option<(MessageId, u64)>,
 }
 
 impl Drop for Asleep<'_> {
@@ -279,12 +317,16 @@ impl Drop for Asleep<'_> {
                 st.sleepers.remove(&self.until);
             }
         }
-        if let Some(at) = self.nudges
-            && let Some(n) = st.nudgeable.get_mut(&at)
+        if let Some((message, at)) = self.nudged_at
+            && let Some(n) = st.nudgeable.get_mut(&message)
         {
-            *n -= 1;
-            if *n == 0 {
-                st.nudgeable.remove(&at);
+            n.sleepers -= 1;
+            if n.nudges != at {
+                // Nudged since it went to sleep: it has woken now.
+                n.unwoken = n.unwoken.saturating_sub(1);
+            }
+            if n.sleepers == 0 {
+                st.nudgeable.remove(&message);
             }
         }
         st.busy += 1;

@@ -603,7 +603,7 @@ impl Runner {
     }
 
     /// Sleeps on the engine's clock until `until` (renewing the lease on
-    /// the way when the sleep is long), or until a message is cancelled
+    /// the way when the sleep is long), or until its message is cancelled
     /// (see `Pipeline::cancelled`).
     async fn sleep_until(&mut self, until: Tick) -> Result<(), Stop> {
         let renew_at = self.lease_until.saturating_sub_millis(self.sh.lease_ms / 2);
@@ -611,7 +611,11 @@ impl Runner {
         {
             // A cancel wakes it: the caller's loop looks at the message
             // again (a cancelled message's waiting retries end at once).
-            let (_asleep, nudged) = self.sh.pipeline.activity.sleep_nudged(wake);
+            let (_asleep, nudged) = self
+                .sh
+                .pipeline
+                .activity
+                .sleep_nudged(wake, self.job.key.message);
             tokio::select! {
                 () = self.sh.clock.sleep_until(wake) => {}
                 () = nudged => {}
