@@ -5,7 +5,7 @@
 //! target/release/server-bench [--quick] [--n N]
 //!     [--publishers P] [--spread-s S] [--http-n H] [--connections C]
 //!     [--client-threads T] [--rt-n R] [--rt-rounds K] [--rt-client-threads T]
-//!     [--rt-only] [--dir DIR] [--keep]
+//!     [--rt-only] [--rt-socketioxide] [--dir DIR] [--keep]
 //! ```
 //!
 //! Five measurements, each checked (a wrong or missing answer aborts the
@@ -51,7 +51,12 @@
 //!    its request is written until the last subscriber has parsed it (both
 //!    processes read the wall clock, the one clock they share). Checked
 //!    (by `rt-clients`): every connection gets every round exactly once,
-//!    in order, and nothing else.
+//!    in order, and nothing else. The clients open their sessions as
+//!    WebSockets, so the server's direct WebSocket path serves them;
+//!    `--rt-socketioxide` runs e with `realtime_direct = false`
+//!    (socketioxide's path) for a side-by-side figure (run it as its own
+//!    process: a second fan-out in the same process would reuse the
+//!    memory the first freed).
 //!
 //! The last line is machine-readable (B: scheduled publishes over HTTP;
 //! C: restart with N pending, whatever N was; D: receive-side p99; E:
@@ -94,6 +99,7 @@ struct Args {
     rt_rounds: usize,
     rt_client_threads: usize,
     rt_only: bool,
+    rt_socketioxide: bool,
 }
 
 /// herald-server on its durable store: durable publish rate, HTTP publish
@@ -141,6 +147,9 @@ struct Flags {
     /// Only the real-time fan-out (e)
     #[arg(long)]
     rt_only: bool,
+    /// The real-time fan-out on socketioxide's path (`realtime_direct = false`)
+    #[arg(long)]
+    rt_socketioxide: bool,
 }
 
 fn parse_args() -> Args {
@@ -161,6 +170,7 @@ fn parse_args() -> Args {
         rt_rounds: f.rt_rounds.unwrap_or(if f.quick { 5 } else { 7 }),
         rt_client_threads: f.rt_client_threads,
         rt_only: f.rt_only,
+        rt_socketioxide: f.rt_socketioxide,
     }
 }
 
@@ -238,13 +248,15 @@ fn main() -> ExitCode {
         let _ = std::fs::remove_dir_all(&dir);
         println!();
         println!(
-            "rt subscribers={} rounds={} fanout_median_ms={:.2} fanout_max_ms={:.2} \
-             conn_bytes={:.0} load={}",
+            "rt path={} subscribers={} rounds={} fanout_median_ms={:.2} fanout_max_ms={:.2} \
+             conn_bytes={:.0} cpu_us_per_delivery={:.1} load={}",
+            rt_path(&args),
             args.rt_n,
             fanout.ms.len(),
             fanout.median_ms(),
             fanout.max_ms(),
             fanout.conn_bytes,
+            fanout.cpu_us_per_delivery,
             loadavg()
         );
         return ExitCode::SUCCESS;
@@ -289,13 +301,15 @@ fn main() -> ExitCode {
         http[0].rate, http[1].rate
     );
     println!(
-        "rt subscribers={} rounds={} fanout_median_ms={:.2} fanout_max_ms={:.2} \
-         conn_bytes={:.0} load={load}",
+        "rt path={} subscribers={} rounds={} fanout_median_ms={:.2} fanout_max_ms={:.2} \
+         conn_bytes={:.0} cpu_us_per_delivery={:.1} load={load}",
+        rt_path(&args),
         args.rt_n,
         fanout.ms.len(),
         fanout.median_ms(),
         fanout.max_ms(),
-        fanout.conn_bytes
+        fanout.conn_bytes,
+        fanout.cpu_us_per_delivery
     );
     println!(
         "server durable_publish_per_s={:.0} http_publish_per_s={:.0} restart_1m_s={:.3} \
@@ -591,6 +605,17 @@ struct RtReport {
     ms: Vec<f64>,
     /// Server-side resident memory per idle subscribed connection.
     conn_bytes: f64,
+    /// This process's CPU time over the rounds per delivery, in µs.
+    cpu_us_per_delivery: f64,
+}
+
+/// Which real-time path the fan-out measures.
+fn rt_path(args: &Args) -> &'static str {
+    if args.rt_socketioxide {
+        "socketioxide"
+    } else {
+        "direct"
+    }
 }
 
 impl RtReport {
@@ -617,6 +642,7 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
     let server = rt
         .block_on(Server::start(Config {
             max_connections: n + 256,
+            realtime_direct: !args.rt_socketioxide,
             ..config(data)
         }))
         .map_err(|e| format!("start: {e:#}"))?;
@@ -627,9 +653,10 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
     let rss1 = rss_bytes();
     let conn_bytes = rss1.saturating_sub(rss0) as f64 / n as f64;
     println!(
-        "## real-time: {n} socket.io subscribers of one channel connected and subscribed in {} ms \
+        "## real-time ({}): {n} socket.io subscribers of one channel connected and subscribed in {} ms \
          (rt-clients process, {} thread(s)); server RSS {:.1} -> {:.1} MB = {conn_bytes:.0} B per \
          idle connection",
+        rt_path(args),
         ready.get(1).map_or("?", String::as_str),
         args.rt_client_threads,
         rss0 as f64 / 1e6,
@@ -684,7 +711,12 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
     rt.block_on(server.shutdown())
         .map_err(|e| format!("shutdown: {e:#}"))?;
     let _ = std::fs::remove_dir_all(data);
-    let report = RtReport { ms, conn_bytes };
+    let cpu_us_per_delivery = cpu.map_or(f64::NAN, |ms| ms * 1e3 / (n * args.rt_rounds) as f64);
+    let report = RtReport {
+        ms,
+        conn_bytes,
+        cpu_us_per_delivery,
+    };
     println!(
         "## real-time fan-out: 1 HTTP publish to {n} subscribers, {} rounds (checked: every \
          connection got every round exactly once, in order): last subscriber median {:.2} ms, max \

@@ -1,5 +1,5 @@
-//! Entry points for the fuzz targets `server_request` and `server_config` (not a
-//! public API).
+//! Entry points for the fuzz targets `server_request`, `server_config` and
+//! `ws_frames` (not a public API).
 
 use std::sync::{Arc, OnceLock};
 
@@ -171,6 +171,118 @@ pub fn server_config(data: &[u8]) {
         }
     }
     let _ = Config::from_args(args, |name| env.get(name).cloned());
+}
+
+/// The fuzz target `ws_frames`: arbitrary client bytes through the
+/// WebSocket decoder (`realtime::ws::Decoder`), fed in chunks as a
+/// socket would deliver them, must give messages or an error, never a
+/// panic, an overrun or a stall.
+///
+/// Layout: byte 0's low nibble picks the message limit (16 bytes shifted
+/// left by 0 to 12: 16 B to 64 KiB), its high nibble the chunk size
+/// (1 + n²: 1 to 226 bytes); the rest is the client's bytes. Each chunk is
+/// appended to a buffer and decoded until the decoder needs more bytes
+/// (`(0, None)`) or fails. Asserts that a call never consumes more than the
+/// buffer holds, that a message always consumes bytes, that the decoder
+/// never holds more than the limit, that messages are within their limits
+/// (a text's UTF-8 is guaranteed by its type), that close codes are ones a
+/// peer may send, and that the replies a server would send (echo, pong,
+/// close) are well-formed frames.
+pub fn ws_frames(data: &[u8]) {
+    use crate::realtime::ws::{self, Decoder};
+
+    let Some((&knob, input)) = data.split_first() else {
+        return;
+    };
+    let max = 16usize << ((knob & 0x0f) % 13);
+    let chunk = 1 + usize::from(knob >> 4).pow(2);
+    let key = &input[..input.len().min(24)];
+    assert_eq!(ws::accept_key(key).len(), 28, "base64 of a 20-byte digest");
+
+    let mut decoder = Decoder::new(max);
+    let mut buf = Vec::new();
+    for piece in input.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            let (used, incoming) = match decoder.decode(&buf) {
+                Ok(step) => step,
+                Err(e) => {
+                    let mut reply = Vec::new();
+                    ws::close_frame(&mut reply, e.close_code());
+                    assert!(matches!(e.close_code(), 1002 | 1007 | 1009), "{e}");
+                    assert_eq!(reply.len(), 4, "{e}: close frame {reply:?}");
+                    return;
+                }
+            };
+            assert!(used <= buf.len(), "consumed {used} of {} bytes", buf.len());
+            assert!(
+                decoder.held() <= max,
+                "holds {} bytes, limit {max}",
+                decoder.held()
+            );
+            buf.drain(..used);
+            match incoming {
+                Some(incoming) => {
+                    assert!(used > 0, "{incoming:?} without consuming bytes");
+                    ws_reply(incoming, max);
+                }
+                None if used == 0 => break,
+                None => {}
+            }
+        }
+    }
+}
+
+/// Checks `incoming` against its limits and writes the reply a server
+/// would send (the message echoed, a pong, a close frame), checking that
+/// reply's header.
+fn ws_reply(incoming: crate::realtime::ws::Incoming, max: usize) {
+    use crate::realtime::ws::{self, Incoming};
+
+    let mut reply = Vec::new();
+    let (opcode, len) = match incoming {
+        Incoming::Text(text) => {
+            assert!(text.len() <= max, "a {}-byte text, limit {max}", text.len());
+            ws::frame(&mut reply, ws::TEXT, text.as_bytes());
+            (ws::TEXT, text.len())
+        }
+        Incoming::Binary(bytes) => {
+            assert!(
+                bytes.len() <= max,
+                "a {}-byte binary, limit {max}",
+                bytes.len()
+            );
+            ws::frame(&mut reply, ws::BINARY, &bytes);
+            (ws::BINARY, bytes.len())
+        }
+        Incoming::Ping(payload) => {
+            assert!(payload.len() <= 125, "a {}-byte ping", payload.len());
+            ws::frame(&mut reply, ws::PONG, &payload);
+            (ws::PONG, payload.len())
+        }
+        Incoming::Pong(payload) => {
+            assert!(payload.len() <= 125, "a {}-byte pong", payload.len());
+            return;
+        }
+        Incoming::Close(code, reason) => {
+            assert!(
+                matches!(code, Some(1000..=1003 | 1007..=1011 | 3000..=4999))
+                    || (code.is_none() && reason.is_empty()),
+                "close {code:?} {reason:?}"
+            );
+            assert!(reason.len() <= 123, "a {}-byte close reason", reason.len());
+            ws::close_frame(&mut reply, code.unwrap_or(1000));
+            (ws::CLOSE, 2)
+        }
+    };
+    let header_len = match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
+    assert_eq!(reply[0], 0x80 | opcode, "FIN and the opcode");
+    assert_eq!(reply[1] & 0x80, 0, "server frames are not masked");
+    assert_eq!(reply.len(), header_len + len, "the shortest header");
 }
 
 #[cfg(test)]

@@ -124,6 +124,7 @@
 //! request_timeout = "30s"          # long polls are exempt
 //! ping_interval = "25s"            # real-time heartbeat: pings this often,
 //! ping_timeout = "20s"             # and drops a client that does not answer
+//! realtime_direct = true           # WebSocket sessions without socketioxide
 //! max_connections = 10000
 //! retention = "7d"                 # finished messages are purged after this
 //! # metrics_token = "..."          # unset: /metrics answers loopback clients only
@@ -227,7 +228,6 @@ use herald::bus::ClusterBus;
 use herald::{
     Clock, DeviceRegistry, Engine, PushBroadcast, PushTransport, Store, SystemClock, TemplateStore,
 };
-use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -472,7 +472,7 @@ fn tls_of(config: &Config) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> 
 /// and the REST API (the fallback, which routes by hand), all behind the
 /// CORS layer (which answers preflights itself); a 405 gets its `Allow`
 /// header from the OpenAPI document.
-pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<SocketIo>) {
+pub(crate) fn router(state: &Arc<State>) -> (Router, Vec<realtime::Realtime>) {
     let mut router = Router::new()
         .route("/health", axum::routing::get(rest::health))
         .route("/metrics", axum::routing::get(rest::metrics))

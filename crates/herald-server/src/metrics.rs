@@ -25,6 +25,9 @@ pub(crate) struct Metrics {
     errors: Mutex<BTreeMap<u32, u64>>,
     pub(crate) realtime_connections: AtomicI64,
     pub(crate) realtime_subscriptions: AtomicI64,
+    /// Open WebSocket sessions served by the direct path (the rest are
+    /// socketioxide's).
+    pub(crate) realtime_direct_sessions: AtomicI64,
     /// Bytes real-time connections hold for their clients: queued in their
     /// inboxes plus handed to the socket.io layer and maybe still there.
     pub(crate) realtime_buffered_bytes: AtomicI64,
@@ -327,6 +330,11 @@ impl Metrics {
             "herald_realtime_connections",
             "Open socket.io connections.",
             self.realtime_connections.load(Ordering::Relaxed),
+        );
+        gauge(
+            "herald_realtime_direct_sessions",
+            "Open real-time WebSocket sessions served without socketioxide (opened as WebSockets on plain TCP).",
+            self.realtime_direct_sessions.load(Ordering::Relaxed),
         );
         gauge(
             "herald_realtime_subscriptions",

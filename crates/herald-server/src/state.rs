@@ -37,6 +37,8 @@ pub(crate) struct Limits {
     /// The real-time heartbeat: ping interval and timeout.
     pub(crate) ping_interval: std::time::Duration,
     pub(crate) ping_timeout: std::time::Duration,
+    /// `realtime_direct`.
+    pub(crate) realtime_direct: bool,
 }
 
 impl Limits {
@@ -48,6 +50,7 @@ impl Limits {
             poll_max_bytes: config.poll_max_bytes,
             ping_interval: config.ping_interval,
             ping_timeout: config.ping_timeout,
+            realtime_direct: config.realtime_direct,
         }
     }
 }

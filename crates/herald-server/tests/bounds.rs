@@ -122,15 +122,36 @@ async fn a_connection_has_bounded_subscriptions_and_its_channels_go_with_it() {
 /// oldest runs are dropped and counted as lag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_holds_a_bounded_number_of_bytes() {
+    // socketioxide's queue may hold its last 31 packets (~200 KB each).
+    stalled_reader(false, 31 * 201_000).await;
+}
+
+/// The same on the direct WebSocket path: what is not yet written is at
+/// most half the budget or one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_holds_a_bounded_number_of_bytes_on_the_direct_path() {
+    stalled_reader(true, 201_000).await;
+}
+
+/// A client subscribes to 200 KB runs and stops reading: what its
+/// connection holds stays within `connection_buffer` plus `beyond` bytes.
+async fn stalled_reader(direct: bool, beyond: usize) {
     let budget = 1 << 20;
     // No heartbeat during the test: a client that reads nothing is dropped
     // at the next ping (`a_client_that_reads_nothing_is_dropped_at_the_heartbeat`),
     // and the publishes below took longer than the default 25 s at load 18.
     let s = start(&format!(
-        "connection_buffer = {budget}\nmax_body = 300000\nping_interval = \"1h\""
+        "connection_buffer = {budget}\nmax_body = 300000\nping_interval = \"1h\"\n\
+         realtime_direct = {direct}"
     ))
     .await;
+    let sessions = s.metric("herald_realtime_direct_sessions").await;
     let mut ws = connect(&s).await;
+    assert_eq!(
+        s.metric("herald_realtime_direct_sessions").await,
+        sessions.map(|n| n + f64::from(u8::from(direct))),
+        "the path under test"
+    );
     let (name, _) = sub_on(&mut ws, 1, "big", None).await;
     assert_eq!(name, "SUB_READY");
     // From now on the client reads nothing.
@@ -145,9 +166,7 @@ async fn a_stalled_reader_holds_a_bounded_number_of_bytes() {
             .unwrap_or(0.0);
         peak = peak.max(held);
     }
-    // The inbox holds at most its budget; socket.io at most its queue's
-    // last 31 packets (~200 KB each).
-    let bound = (budget + 31 * 201_000) as f64;
+    let bound = (budget + beyond) as f64;
     assert!(peak <= bound, "held {peak} bytes, bound {bound}");
     // The client reads again: it gets the newest runs; the rest were
     // dropped and counted.
@@ -175,7 +194,21 @@ async fn a_stalled_reader_holds_a_bounded_number_of_bytes() {
 /// with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reads_nothing_is_dropped_at_the_heartbeat() {
-    let s = start("max_body = 300000\nping_interval = \"1s\"\nping_timeout = \"1s\"").await;
+    deaf_client(false).await;
+}
+
+/// The same on the direct WebSocket path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_nothing_is_dropped_at_the_heartbeat_on_the_direct_path() {
+    deaf_client(true).await;
+}
+
+async fn deaf_client(direct: bool) {
+    let s = start(&format!(
+        "max_body = 300000\nping_interval = \"1s\"\nping_timeout = \"1s\"\n\
+         realtime_direct = {direct}"
+    ))
+    .await;
     let mut ws = connect(&s).await;
     let (name, _) = sub_on(&mut ws, 1, "deaf", None).await;
     assert_eq!(name, "SUB_READY");

@@ -1,5 +1,7 @@
 //! The official Backendless JS SDK (`backendless@8.0.0`) against a real
-//! server: runs `compat/js-sdk/sdk-test.mjs` under node.
+//! server: runs `compat/js-sdk/sdk-test.mjs` under node; and socket.io's
+//! own client over a WebSocket from its first request (the direct
+//! WebSocket path): `compat/js-sdk/ws-test.mjs`.
 //!
 //! Needs node; the packages of `compat/js-sdk` are installed with `npm ci`
 //! when they are missing. Without node the test prints one SKIPPED line and
@@ -41,8 +43,61 @@ async fn real_backendless_js_sdk_against_the_server() {
         support::temp_dir(),
     )
     .await;
+    run_script("sdk-test.mjs", &server).await;
+    server.stop().await;
+    let sent: Vec<_> = apns
+        .sent()
+        .into_iter()
+        .filter(|n| n.device_token.starts_with("sdk-token-"))
+        .collect();
+    assert_eq!(sent.len(), 1, "pushWithTemplate reached the gateway once");
+    assert_eq!(
+        sent[0].content.body.as_deref(),
+        Some("Hello Ada, welcome"),
+        "rendered from the send's values and the device's properties"
+    );
+}
+
+/// socket.io-client with `transports: ['websocket']`: the session is a
+/// WebSocket from its first request, which the direct path serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_io_client_over_a_websocket_on_the_direct_path() {
+    let ready = tokio::task::spawn_blocking(support::node::packages)
+        .await
+        .expect("npm check");
+    if let Err(why) = ready {
+        support::node::skip(
+            "js_sdk",
+            &why,
+            "install node and npm to test socket.io's own client",
+        );
+        return;
+    }
+    let server = support::start("").await;
+    let metric = "herald_realtime_direct_sessions";
+    // Read the gauge while the script runs (its socket is open for most
+    // of it).
+    let mut seen = 0.0f64;
+    {
+        let script = run_script("ws-test.mjs", &server);
+        tokio::pin!(script);
+        loop {
+            tokio::select! {
+                () = &mut script => break,
+                m = server.metric(metric) => seen = seen.max(m.unwrap_or(0.0)),
+            }
+        }
+    }
+    assert!(seen >= 1.0, "no direct session seen while the client ran");
+    server.wait_metric(metric, 0.0).await;
+    server.stop().await;
+}
+
+/// Runs `compat/js-sdk/{script}` under node against `server`; panics
+/// unless it passes all its checks.
+async fn run_script(script: &str, server: &support::TestServer) {
     let child = Command::new("node")
-        .arg("sdk-test.mjs")
+        .arg(script)
         .current_dir(support::node::js_dir())
         .env("HERALD_URL", &server.base)
         .env("HERALD_APP", support::APP)
@@ -55,31 +110,18 @@ async fn real_backendless_js_sdk_against_the_server() {
         .expect("spawn node");
     let out = tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("sdk-test.mjs still running after {SCRIPT_TIMEOUT:?}"))
-        .expect("sdk-test.mjs output");
-    server.stop().await;
-
+        .unwrap_or_else(|_| panic!("{script} still running after {SCRIPT_TIMEOUT:?}"))
+        .expect("script output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
     assert!(
         out.status.success(),
-        "sdk-test.mjs failed ({}).\n--- stdout\n{stdout}--- stderr\n{stderr}",
+        "{script} failed ({}).\n--- stdout\n{stdout}--- stderr\n{stderr}",
         out.status
     );
     assert!(
         stdout.contains("checks passed"),
-        "sdk-test.mjs exited 0 without finishing.\n--- stdout\n{stdout}--- stderr\n{stderr}"
-    );
-    let sent: Vec<_> = apns
-        .sent()
-        .into_iter()
-        .filter(|n| n.device_token.starts_with("sdk-token-"))
-        .collect();
-    assert_eq!(sent.len(), 1, "pushWithTemplate reached the gateway once");
-    assert_eq!(
-        sent[0].content.body.as_deref(),
-        Some("Hello Ada, welcome"),
-        "rendered from the send's values and the device's properties"
+        "{script} exited 0 without finishing.\n--- stdout\n{stdout}--- stderr\n{stderr}"
     );
 }

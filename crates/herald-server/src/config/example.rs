@@ -45,7 +45,7 @@ fn it_names_every_setting() {
         assert!(set, "herald.example.toml does not name {id:?}");
         named += 1;
     }
-    assert_eq!(named, 24);
+    assert_eq!(named, 25);
 }
 
 #[test]

@@ -184,6 +184,16 @@ pub(crate) struct Settings {
     )]
     pub(crate) ping_timeout: Option<Secs>,
 
+    /// Serve real-time sessions opened as WebSockets on plain TCP without
+    /// socketioxide (true or false)
+    #[arg(
+        long,
+        env = "HERALD_REALTIME_DIRECT",
+        value_name = "BOOL",
+        help_heading = "Limits"
+    )]
+    pub(crate) realtime_direct: Option<bool>,
+
     /// Connections served at once; more wait to be accepted
     #[arg(
         long,
@@ -293,6 +303,7 @@ impl Settings {
             request_timeout,
             ping_interval,
             ping_timeout,
+            realtime_direct,
             max_connections,
             retention,
             max_body,
@@ -326,6 +337,7 @@ impl Settings {
             request_timeout: request_timeout.or(lower.request_timeout),
             ping_interval: ping_interval.or(lower.ping_interval),
             ping_timeout: ping_timeout.or(lower.ping_timeout),
+            realtime_direct: realtime_direct.or(lower.realtime_direct),
             max_connections: max_connections.or(lower.max_connections),
             retention: retention.or(lower.retention),
             max_body: max_body.or(lower.max_body),
@@ -367,6 +379,7 @@ impl Settings {
             request_timeout,
             ping_interval,
             ping_timeout,
+            realtime_direct,
             max_connections,
             retention,
             max_body,
@@ -417,6 +430,7 @@ impl Settings {
         set(&mut config.request_timeout, request_timeout.map(|d| d.0));
         set(&mut config.ping_interval, ping_interval.map(|d| d.0));
         set(&mut config.ping_timeout, ping_timeout.map(|d| d.0));
+        set(&mut config.realtime_direct, realtime_direct);
         set(&mut config.max_connections, max_connections);
         set(&mut config.retention, retention.map(|d| d.0));
         set(&mut config.max_body, max_body.map(|b| b.0));
@@ -477,6 +491,7 @@ impl Settings {
             request_timeout,
             ping_interval,
             ping_timeout,
+            realtime_direct,
             max_connections,
             tls_cert,
             tls_key,
@@ -504,6 +519,7 @@ impl Settings {
             request_timeout: Some(Secs(*request_timeout)),
             ping_interval: Some(Secs(*ping_interval)),
             ping_timeout: Some(Secs(*ping_timeout)),
+            realtime_direct: Some(*realtime_direct),
             max_connections: Some(*max_connections),
             retention: Some(Secs(*retention)),
             max_body: Some(ByteSize(*max_body)),
@@ -567,6 +583,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(13),
             ping_timeout: Duration::from_secs(14),
+            realtime_direct: false,
             max_connections: 11,
             tls_cert: Some("/c.pem".into()),
             tls_key: Some("/k.pem".into()),

@@ -226,7 +226,7 @@ mod tests {
             assert_eq!(arg.get_env().and_then(|v| v.to_str()), Some(var.as_str()));
             seen.push(id.to_owned());
         }
-        assert_eq!(seen.len(), 26, "{seen:?}");
+        assert_eq!(seen.len(), 27, "{seen:?}");
     }
 
     /// `--help` shows a default for every setting but the file and apps.

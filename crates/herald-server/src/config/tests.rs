@@ -312,6 +312,13 @@ fn cases() -> Vec<Case> {
             expected: ["3", "10", "45"],
         },
         Case {
+            name: "realtime_direct",
+            values: ["false", "true", "false"],
+            toml: "false",
+            read: |c| c.realtime_direct.to_string(),
+            expected: ["false", "true", "false"],
+        },
+        Case {
             name: "max_connections",
             values: ["1", "2", "3"],
             toml: "3",

@@ -100,6 +100,11 @@ pub struct Config {
     /// How long a real-time client has to answer a ping before it is
     /// dropped.
     pub ping_timeout: Duration,
+    /// Whether real-time sessions opened as WebSockets (not upgraded from
+    /// long polling) on a plain-TCP listener are served by Herald's own
+    /// WebSocket path, where a few writer tasks serve every connection,
+    /// instead of socketioxide's (a task and its buffers per connection).
+    pub realtime_direct: bool,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
     /// The TLS certificate chain (PEM) to serve HTTPS with, with `tls_key`.
@@ -159,6 +164,7 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
+            realtime_direct: true,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls_cert: None,
             tls_key: None,

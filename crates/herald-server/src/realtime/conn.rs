@@ -162,7 +162,11 @@ impl Conn {
     /// Turns what the inbox yielded into what to send: the queued replies
     /// first, then each run addressed to its listener's request id (runs
     /// of listeners stopped meanwhile are dropped).
-    pub(crate) fn plan(&self, runs: Vec<(SubscriptionId, DeliveredMessage)>, out: &mut Vec<Out>) {
+    pub(crate) fn plan(
+        &self,
+        runs: &mut Vec<(SubscriptionId, DeliveredMessage)>,
+        out: &mut Vec<Out>,
+    ) {
         let mut inner = self.lock();
         // Replies are rare (one `SUB_READY` per listener): their queue's
         // buffer goes with them instead of staying with an idle connection.
@@ -170,7 +174,7 @@ impl Conn {
             let replies = std::mem::take(&mut inner.replies);
             out.extend(replies.into_iter().map(|(e, v)| Out::Reply(e, v)));
         }
-        for (sub, message) in runs {
+        for (sub, message) in runs.drain(..) {
             if let Some(id) = inner.by_sub.get(&sub) {
                 out.push(Out::Run(id.clone(), message));
             }

@@ -88,7 +88,7 @@ pub(crate) async fn run(conn: Arc<Conn>, socket: SocketRef) {
         let wake = conn.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        conn.plan(Vec::new(), &mut out);
+        conn.plan(&mut Vec::new(), &mut out);
         if out.is_empty() {
             tokio::select! {
                 n = conn.inbox.recv_many(&mut items, BATCH) => if n == 0 { break },
@@ -119,7 +119,7 @@ pub(crate) async fn run(conn: Arc<Conn>, socket: SocketRef) {
             debug!(app = %conn.app, sid = %socket.id, missed = lagged, "real-time connection lagged");
         }
         // Replies queued meanwhile go before these runs.
-        conn.plan(runs, &mut out);
+        conn.plan(&mut runs, &mut out);
         for o in out.drain(..) {
             let sent = match &o {
                 Out::Reply(event, payload) => emit(&socket, &conn, event, payload).await,

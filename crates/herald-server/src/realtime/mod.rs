@@ -27,7 +27,11 @@
 //! their connection: a disconnect unsubscribes them at once.
 
 mod conn;
+mod direct;
 mod drain;
+mod eio;
+mod writer;
+pub(crate) mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,6 +53,21 @@ use crate::error::ApiError;
 use crate::percent::query_param;
 use conn::Conn;
 
+/// One app's real-time service: socketioxide's, and the direct
+/// WebSocket path ([`direct`]).
+pub(crate) struct Realtime {
+    io: SocketIo,
+    direct: Arc<direct::Direct>,
+}
+
+impl Realtime {
+    /// Closes every real-time connection of the app (each client is told)
+    /// and waits until they are gone.
+    pub(crate) async fn close(&self) {
+        tokio::join!(self.io.close(), self.direct.close());
+    }
+}
+
 /// Adds app `app`'s socket.io service to `router` (at `/{app}` and
 /// `/{app}/` exactly: engine.io matches its path as a prefix, and
 /// `/{app}/{key}/...` is the REST API) and returns its handle.
@@ -56,7 +75,7 @@ pub(crate) fn register(
     router: Router<Arc<State>>,
     app: &str,
     state: Arc<State>,
-) -> (Router<Arc<State>>, SocketIo) {
+) -> (Router<Arc<State>>, Realtime) {
     let path = format!("/{app}");
     let (svc, io) = SocketIo::builder()
         .req_path(path.clone())
@@ -67,6 +86,8 @@ pub(crate) fn register(
         .build_svc();
     let app: Arc<str> = app.into();
     let (guard_state, guard_app) = (state.clone(), app.clone());
+    let direct = direct::Direct::new(state.clone(), app.clone());
+    let guard_direct = direct.clone();
 
     // The connection and its event handlers are set up in the middleware,
     // which socketioxide awaits before it acknowledges the namespace
@@ -101,13 +122,19 @@ pub(crate) fn register(
     // A request that would open an Engine.IO session (it has no `sid`)
     // needs the app's key before socketioxide sees it: no session, no
     // socket, no buffers for a client without a key.
+    // A session that is a WebSocket from its start, on plain TCP, takes
+    // the direct path.
     let guarded = move |req: Request| {
         let (svc, state, app) = (svc.clone(), guard_state.clone(), guard_app.clone());
+        let direct = guard_direct.clone();
         async move {
             let req = if opens_session(req.uri().query()) {
                 if let Err(e) = handshake_key(&state, &app, req.uri().query()) {
                     state.metrics.count_error(e.code);
                     return e.into_response();
+                }
+                if direct.takes(req.uri().query()) {
+                    return direct.upgrade(req);
                 }
                 detached(req)
             } else {
@@ -122,7 +149,7 @@ pub(crate) fn register(
     let router = router
         .route(&path, any(guarded.clone()))
         .route(&format!("{path}/"), any(guarded));
-    (router, io)
+    (router, Realtime { io, direct })
 }
 
 /// The WebSocket read buffer per connection (engine.io's default: 4 KiB).

@@ -330,23 +330,49 @@ impl RawWs {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        let payload = text.as_bytes();
+        self.send_frame(true, 0x1, text.as_bytes(), true).await;
+    }
+
+    /// Sends one frame as given: `fin`, `opcode`, masked (as clients must)
+    /// or not.
+    pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
         let mask = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![0x81];
+        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+        let bit = if masked { 0x80 } else { 0 };
         match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n < 126 => frame.push(bit | n as u8),
             n if n < 65_536 => {
-                frame.push(0x80 | 126);
+                frame.push(bit | 126);
                 frame.extend_from_slice(&(n as u16).to_be_bytes());
             }
             n => {
-                frame.push(0x80 | 127);
+                frame.push(bit | 127);
                 frame.extend_from_slice(&(n as u64).to_be_bytes());
             }
         }
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        if masked {
+            frame.extend_from_slice(&mask);
+            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            frame.extend_from_slice(payload);
+        }
         self.stream.write_all(&frame).await.expect("ws write");
+    }
+
+    /// The next frame of any kind `(opcode, payload)`, or `None` once the
+    /// socket is closed.
+    pub async fn recv_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            if let Some(frame) = self.take_frame() {
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
     }
 
     /// The next text frame (answering Engine.IO pings), or `None` on close.

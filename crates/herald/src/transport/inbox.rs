@@ -456,23 +456,35 @@ impl Inbox {
     /// Takes items without waiting while their total weight stays within
     /// `max_bytes` (at least one item if any is there): a poll's answer.
     pub fn drain_bytes(&self, max_bytes: usize) -> Vec<InboxItem> {
-        let mut st = self.shared.lock();
         let mut out = Vec::new();
-        let mut used = 0usize;
-        let mut took_message = false;
-        // Lag notices and end markers weigh nothing.
-        while let Some(weight) = st.next_weight() {
-            if weight > 0 && took_message && used.saturating_add(weight) > max_bytes {
-                break;
-            }
-            used = used.saturating_add(weight);
-            took_message |= weight > 0;
-            match st.take() {
-                Some(item) => out.push(item),
-                None => break,
-            }
-        }
+        self.shared
+            .lock()
+            .take_bytes(&mut out, max_bytes, usize::MAX);
         out
+    }
+
+    /// Polls for items, moving them into `out` while their total weight
+    /// stays within `max_bytes` (at least one run if any is there, and at
+    /// most `max_items` items); returns how many (`Ready(0)` once the
+    /// inbox is closed and empty). For a task that serves many inboxes,
+    /// each polled with a waker of its own, and writes what it takes into
+    /// a buffer of bounded size.
+    pub fn poll_recv_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<InboxItem>,
+        max_bytes: usize,
+        max_items: usize,
+    ) -> Poll<usize> {
+        let mut st = self.shared.lock();
+        let before = out.len();
+        st.take_bytes(out, max_bytes, max_items);
+        let n = out.len() - before;
+        if n > 0 || st.closed || max_items == 0 {
+            return Poll::Ready(n);
+        }
+        st.register(cx);
+        Poll::Pending
     }
 
     /// Counts `bytes` held for this inbox's consumer elsewhere (runs handed
@@ -566,6 +578,30 @@ impl State {
         match &mut self.waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
+        }
+    }
+
+    /// Moves at most `max_items` items into `out` while their total
+    /// weight stays within `max_bytes` (at least one run if any is there).
+    fn take_bytes(&mut self, out: &mut Vec<InboxItem>, max_bytes: usize, max_items: usize) {
+        let mut used = 0usize;
+        let mut took_message = false;
+        let mut n = 0;
+        // Lag notices and end markers weigh nothing.
+        while n < max_items {
+            let Some(weight) = self.next_weight() else {
+                break;
+            };
+            if weight > 0 && took_message && used.saturating_add(weight) > max_bytes {
+                break;
+            }
+            used = used.saturating_add(weight);
+            took_message |= weight > 0;
+            match self.take() {
+                Some(item) => out.push(item),
+                None => break,
+            }
+            n += 1;
         }
     }
 

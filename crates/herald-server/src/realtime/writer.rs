@@ -1,0 +1,280 @@
+//! The writers of the direct WebSocket path: a few tasks (one per runtime
+//! worker), each writing for many connections.
+//!
+//! A session is put on its writer's queue when something is to be sent:
+//! its inbox took a run (the inbox wakes the session's waker), the reader
+//! queued a reply or a heartbeat, or its socket, full before, can take
+//! bytes again. The writer then *pumps* it: writes what is pending with
+//! non-blocking writes and, once all is written, takes the inbox's runs
+//! (up to half the connection's budget) and turns them into frames: `SUB_RES`
+//! with the run's JSON (serialized once per run, for every subscriber)
+//! copied in. A socket that takes nothing more registers the session's
+//! waker for writability; its pending frames stay counted in the budget.
+//!
+//! # The byte budget
+//!
+//! A connection holds at most `connection_buffer` bytes for its client:
+//! the runs in its inbox plus the frames not yet written (at most half
+//! the budget, or one run if larger), which are reserved out of the
+//! inbox's share.
+//! Past it the inbox drops its oldest runs and counts the listener as
+//! lagging, as on socketioxide's path ([`super::drain`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use herald::{DeliveredMessage, InboxItem, SubscriptionId};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tracing::debug;
+
+use super::conn::{self, Conn};
+use super::direct::Session;
+use super::{eio, ws};
+use crate::State;
+
+/// Runs taken from an inbox per round.
+const BATCH: usize = 64;
+
+/// A written-out frame buffer larger than this is freed rather than kept.
+const KEEP: usize = 16 * 1024;
+
+/// One writer task's queue of sessions to pump.
+pub(crate) struct Writer {
+    queue: Mutex<Vec<Arc<Session>>>,
+    work: Notify,
+}
+
+impl Writer {
+    /// Starts a writer task on the current runtime.
+    pub(crate) fn start() -> Arc<Self> {
+        let w = Arc::new(Self {
+            queue: Mutex::new(Vec::new()),
+            work: Notify::new(),
+        });
+        tokio::spawn(w.clone().run());
+        w
+    }
+
+    /// Queues `session` to be pumped.
+    pub(crate) fn push(&self, session: Arc<Session>) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(session);
+        self.work.notify_one();
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut batch = Vec::new();
+        let mut scratch = Scratch::default();
+        loop {
+            std::mem::swap(
+                &mut batch,
+                &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            if batch.is_empty() {
+                self.work.notified().await;
+                continue;
+            }
+            for session in batch.drain(..) {
+                // Cleared first: a wake-up during the pump queues it again.
+                session.queued.store(false, Ordering::Release);
+                pump(&session, &mut scratch);
+                // Other tasks of this worker get their turn.
+                tokio::task::consume_budget().await;
+            }
+        }
+    }
+}
+
+/// A writer's working buffers, shared by every session it pumps.
+#[derive(Default)]
+struct Scratch {
+    items: Vec<InboxItem>,
+    runs: Vec<(SubscriptionId, DeliveredMessage)>,
+    planned: Vec<conn::Out>,
+    id_json: Vec<u8>,
+    packet: Vec<u8>,
+}
+
+/// A session's frames not yet written.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    at: usize,
+    /// The session is ending: nothing more is taken from its inbox, and
+    /// its reader writes the rest.
+    pub(crate) closing: bool,
+    /// Done: nothing more is written or counted.
+    released: bool,
+    /// What this session adds to `herald_realtime_buffered_bytes`.
+    accounted: i64,
+}
+
+impl Out {
+    /// Bytes queued and not yet written.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len() - self.at
+    }
+
+    /// Queues one frame.
+    pub(crate) fn frame(&mut self, opcode: u8, payload: &[u8]) {
+        if !self.released {
+            ws::frame(&mut self.buf, opcode, payload);
+        }
+    }
+
+    /// Queues a close frame.
+    pub(crate) fn close_frame(&mut self, code: u16) {
+        if !self.released {
+            ws::close_frame(&mut self.buf, code);
+        }
+    }
+
+    /// Writes what it can to `stream` without waiting: `Ok(true)` once
+    /// nothing is pending, `Ok(false)` when the socket takes no more.
+    fn write(&mut self, stream: &TcpStream) -> std::io::Result<bool> {
+        while self.at < self.buf.len() {
+            match stream.try_write(&self.buf[self.at..]) {
+                Ok(n) => self.at += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.at = 0;
+        if self.buf.capacity() > KEEP {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+        Ok(true)
+    }
+
+    /// A closing session's last writes: true once done (all written, or
+    /// the socket broken).
+    pub(crate) fn write_closing(&mut self, stream: &TcpStream) -> bool {
+        self.write(stream).unwrap_or(true)
+    }
+
+    /// The session is gone: its bytes are freed and no longer counted.
+    pub(crate) fn release(&mut self, state: &State) {
+        self.released = true;
+        self.buf = Vec::new();
+        self.at = 0;
+        state
+            .metrics
+            .realtime_buffered_bytes
+            .fetch_sub(self.accounted, Ordering::Relaxed);
+        self.accounted = 0;
+    }
+}
+
+/// Writes `session`'s pending frames and turns its inbox's runs into more
+/// while the socket takes them and the budget allows.
+fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
+    let mut cx = Context::from_waker(&session.waker);
+    let state = &session.direct.state;
+    let budget = state.limits.connection_buffer;
+    let conn = session.conn.get();
+    let mut out = session.lock_out();
+    if out.released || out.closing {
+        return;
+    }
+    loop {
+        match out.write(&session.stream) {
+            Ok(true) => {}
+            Ok(false) => match session.stream.poll_write_ready(&mut cx) {
+                // Writable again already: write on.
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(_)) => {
+                    session.fail();
+                    return;
+                }
+                // The waker queues the session when it is.
+                Poll::Pending => break,
+            },
+            Err(e) => {
+                debug!(error = %e, "real-time socket write failed");
+                session.fail();
+                return;
+            }
+        }
+        // Everything is written: take more (at most half the budget).
+        let Some(conn) = conn else { break };
+        if !fill(session, conn, &mut out, &mut cx, scratch, budget / 2) {
+            break;
+        }
+    }
+    if let Some(conn) = conn {
+        let pending = out.pending();
+        conn.inbox.set_reserved(pending.min(budget / 2));
+        let now = i64::try_from(conn.inbox.bytes() + pending).unwrap_or(i64::MAX);
+        state
+            .metrics
+            .realtime_buffered_bytes
+            .fetch_add(now - out.accounted, Ordering::Relaxed);
+        out.accounted = now;
+    }
+}
+
+/// Takes `conn`'s replies and up to a batch of runs, within `max_bytes`
+/// (registering the
+/// session's waker with its inbox when there are none), and queues their
+/// frames; false when there was nothing to send.
+fn fill(
+    session: &Session,
+    conn: &Conn,
+    out: &mut Out,
+    cx: &mut Context<'_>,
+    s: &mut Scratch,
+    max_bytes: usize,
+) -> bool {
+    let taken = conn
+        .inbox
+        .poll_recv_bytes(cx, &mut s.items, max_bytes, BATCH);
+    if taken == Poll::Ready(0) {
+        // Closed: the connection is ending.
+        return false;
+    }
+    let mut lagged = 0;
+    for item in s.items.drain(..) {
+        match item {
+            InboxItem::Message {
+                subscription,
+                message,
+            } => s.runs.push((subscription, message)),
+            InboxItem::Lagged { missed, .. } => lagged += missed,
+            InboxItem::Ended { subscription } => conn.ended(subscription),
+        }
+    }
+    if lagged > 0 {
+        conn.state.metrics.count_lagged(lagged);
+        debug!(app = %conn.app, missed = lagged, "real-time connection lagged");
+    }
+    conn.plan(&mut s.runs, &mut s.planned);
+    if s.planned.is_empty() {
+        return false;
+    }
+    let run_packet = &session.direct.run_packet;
+    for o in s.planned.drain(..) {
+        match o {
+            conn::Out::Reply(event, payload) => {
+                s.packet.clear();
+                eio::event(&mut s.packet, &session.direct.nsp, event, &payload);
+                out.frame(ws::TEXT, &s.packet);
+            }
+            conn::Out::Run(id, message) => {
+                s.id_json.clear();
+                // A string into a Vec: cannot fail.
+                let _ = serde_json::to_writer(&mut s.id_json, &*id);
+                let data = message.frame().as_bytes();
+                ws::header(&mut out.buf, ws::TEXT, run_packet.len(&s.id_json, data));
+                run_packet.write(&mut out.buf, &s.id_json, data);
+            }
+        }
+    }
+    true
+}

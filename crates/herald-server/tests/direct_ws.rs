@@ -1,0 +1,322 @@
+//! The direct WebSocket path: sessions opened straight on a WebSocket are
+//! served without socketioxide, by shared writer tasks. The protocol
+//! rules a WebSocket server must keep (RFC 6455), Engine.IO's and
+//! socket.io's answers, fan-out over many connections, and the shutdown.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald::ManualClock;
+use herald_core::Tick;
+
+use serde_json::json;
+use support::{APP, KEY, RawWs, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DIRECT: &str = "herald_realtime_direct_sessions";
+
+async fn connect(s: &support::TestServer) -> RawWs {
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let (mut ws, open) = RawWs::open(addr, APP, KEY).await;
+    assert_eq!(open["upgrades"], json!([]), "{open}");
+    assert_eq!(open["pingInterval"], 25_000, "{open}");
+    let answer = ws.connect_nsp().await;
+    assert!(answer.starts_with(&format!("40/{APP},")), "{answer}");
+    ws
+}
+
+async fn subscribe(ws: &mut RawWs, id: u64, channel: &str) {
+    ws.emit(
+        "SUB_ON",
+        &json!({"id": id, "name": "PUB_SUB_MESSAGES", "options": {"channel": channel}}),
+    )
+    .await;
+    assert_eq!(
+        ws.next_event().await,
+        ("SUB_READY".to_owned(), json!({ "id": id.to_string() }))
+    );
+}
+
+/// The raw HTTP answer to a handshake request with `headers`.
+async fn handshake(addr: std::net::SocketAddr, headers: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /{APP}/?EIO=4&transport=websocket&apiKey={KEY} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n"
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+#[tokio::test]
+async fn a_websocket_session_is_served_by_the_direct_path() {
+    let s = start("").await;
+    assert_eq!(s.metric(DIRECT).await, Some(0.0));
+    let mut ws = connect(&s).await;
+    assert_eq!(s.metric(DIRECT).await, Some(1.0));
+    assert_eq!(s.metric("herald_realtime_connections").await, Some(1.0));
+    subscribe(&mut ws, 1, "news").await;
+    s.publish("news", json!({"message": "héllo \"quoted\""}))
+        .await;
+    let (name, res) = ws.next_event().await;
+    assert_eq!(name, "SUB_RES");
+    assert_eq!(res["id"], "1");
+    assert_eq!(res["data"]["message"], "héllo \"quoted\"");
+    drop(ws);
+    s.wait_metric(DIRECT, 0.0).await;
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_handshake_is_checked_and_answered_as_rfc_6455_says() {
+    let s = start("").await;
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let good = "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+                Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+    let head = handshake(addr, good).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{head}"
+    );
+    for bad in [
+        // Another version.
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n",
+        // No key.
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+        // A key that is not 16 bytes.
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n",
+        // Not an upgrade.
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+    ] {
+        let head = handshake(addr, bad).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{bad}: {head}");
+    }
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn fragmented_messages_and_pings_between_them_are_understood() {
+    let s = start("").await;
+    let mut ws = connect(&s).await;
+    let packet = format!(
+        "42/{APP},{}",
+        json!(["SUB_ON", {"id": 7, "name": "PUB_SUB_MESSAGES", "options": {"channel": "frag"}}])
+    );
+    let (a, b) = packet.as_bytes().split_at(10);
+    let (b, c) = b.split_at(20);
+    ws.send_frame(false, 0x1, a, true).await;
+    ws.send_frame(false, 0x0, b, true).await;
+    // A ping between fragments is answered with its payload.
+    ws.send_frame(true, 0x9, b"are you there", true).await;
+    ws.send_frame(true, 0x0, c, true).await;
+    assert_eq!(
+        ws.recv_frame().await,
+        Some((0xA, b"are you there".to_vec()))
+    );
+    assert_eq!(
+        ws.next_event().await,
+        ("SUB_READY".to_owned(), json!({"id": "7"}))
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_protocol_error_closes_with_its_code_and_frees_everything() {
+    let s = start("").await;
+    // What the client does wrong: (fin, opcode, payload, masked), and
+    // the close code it must get.
+    let cases = [
+        (
+            "an unmasked frame",
+            (true, 0x1, b"3".to_vec(), false),
+            1002u16,
+        ),
+        ("a reserved opcode", (true, 0x3, b"x".to_vec(), true), 1002),
+        (
+            "text that is not UTF-8",
+            (true, 0x1, vec![0x34, 0xff], true),
+            1007,
+        ),
+        ("a binary message", (true, 0x2, vec![1, 2, 3], true), 1003),
+    ];
+    for (what, frame, code) in cases {
+        let mut ws = connect(&s).await;
+        subscribe(&mut ws, 1, "gone").await;
+        let (fin, opcode, payload, masked) = frame;
+        ws.send_frame(fin, opcode, &payload, masked).await;
+        let close = loop {
+            match ws.recv_frame().await {
+                Some((0x8, payload)) => break payload,
+                Some(_) => {}
+                None => panic!("{what}: closed without a close frame"),
+            }
+        };
+        assert_eq!(close[..2], code.to_be_bytes(), "{what}");
+        assert_eq!(ws.recv_frame().await, None, "{what}: the socket closes");
+        s.wait_metric(DIRECT, 0.0).await;
+        s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+        s.wait_metric("herald_realtime_connections", 0.0).await;
+    }
+    // A message over Engine.IO's maxPayload: 1009, before it is read whole.
+    let mut ws = connect(&s).await;
+    let big = "4".repeat(200_000);
+    ws.send_frame(true, 0x1, big.as_bytes(), true).await;
+    let close = loop {
+        match ws.recv_frame().await {
+            Some((0x8, payload)) => break payload,
+            Some(_) => {}
+            None => panic!("closed without a close frame"),
+        }
+    };
+    assert_eq!(close[..2], 1009u16.to_be_bytes());
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn socket_io_answers_a_wrong_namespace_and_a_disconnect() {
+    let s = start("").await;
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let (mut ws, _) = RawWs::open(addr, APP, KEY).await;
+    ws.send_text("40/elsewhere,").await;
+    let answer = ws.recv_text().await.unwrap();
+    assert_eq!(answer, "44/elsewhere,{\"message\":\"Invalid namespace\"}");
+    // Events before the namespace connection are ignored, not answered.
+    ws.emit("MET_REQ", &json!({"id": "m", "name": "SET_USER_TOKEN"}))
+        .await;
+    let answer = ws.connect_nsp().await;
+    assert!(
+        answer.starts_with(&format!("40/{APP},{{\"sid\":")),
+        "{answer}"
+    );
+    ws.emit("MET_REQ", &json!({"id": "m", "name": "SET_USER_TOKEN"}))
+        .await;
+    assert_eq!(
+        ws.next_event().await,
+        ("MET_RES".to_owned(), json!({"id": "m", "result": null}))
+    );
+    subscribe(&mut ws, 1, "bye").await;
+    ws.send_text(&format!("41/{APP},")).await;
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}
+
+/// Many connections share a few writer tasks: every subscriber of every
+/// connection gets every run, in publish order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_get_every_run_in_order() {
+    let s = start("").await;
+    let mut clients = Vec::new();
+    for i in 0..100u64 {
+        let mut ws = connect(&s).await;
+        subscribe(&mut ws, i, "fan").await;
+        if i % 10 == 0 {
+            // A second listener on the same connection.
+            subscribe(&mut ws, 1_000 + i, "fan").await;
+        }
+        clients.push(ws);
+    }
+    assert_eq!(s.metric(DIRECT).await, Some(100.0));
+    for n in 0..20 {
+        s.publish("fan", json!({ "message": n })).await;
+    }
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let listeners = if i % 10 == 0 { 2 } else { 1 };
+        let mut next = vec![0; listeners];
+        for _ in 0..20 * listeners {
+            let (name, res) = ws.next_event().await;
+            assert_eq!(name, "SUB_RES");
+            let which = usize::from(res["id"].as_str().unwrap().parse::<u64>().unwrap() >= 1_000);
+            assert_eq!(res["data"]["message"], next[which], "client {i}: {res}");
+            next[which] += 1;
+        }
+    }
+    drop(clients);
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_shutdown_tells_each_client_and_closes() {
+    let s = start("").await;
+    let mut ws = connect(&s).await;
+    subscribe(&mut ws, 1, "down").await;
+    let stopping = tokio::spawn(s.stop());
+    let mut texts = Vec::new();
+    let close = loop {
+        match ws.recv_frame().await {
+            Some((0x8, payload)) => break payload,
+            Some((0x1, text)) => texts.push(String::from_utf8(text).unwrap()),
+            Some(_) => {}
+            None => panic!("closed without a close frame; saw {texts:?}"),
+        }
+    };
+    assert_eq!(close[..2], 1001u16.to_be_bytes(), "going away");
+    assert!(texts.contains(&format!("41/{APP},")), "{texts:?}");
+    // The client answers the close; the server is done with it.
+    ws.send_frame(true, 0x8, &1000u16.to_be_bytes(), true).await;
+    tokio::time::timeout(support::WAIT, stopping)
+        .await
+        .expect("the server stops")
+        .unwrap();
+}
+
+/// Engine.IO's heartbeat on the server's clock: a ping every
+/// `ping_interval`; a pong keeps the session, silence past `ping_timeout`
+/// closes it and frees what it held.
+#[tokio::test]
+async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
+    let clock = Arc::new(ManualClock::new(Tick::from_millis(support::now_ms())));
+    let s = support::start_on("", clock.clone()).await;
+    let mut ws = connect(&s).await;
+    subscribe(&mut ws, 1, "beat").await;
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(25));
+        assert_eq!(ws.recv_frame().await, Some((0x1, b"2".to_vec())), "a ping");
+        ws.send_text("3").await;
+        // A round trip: the server has read the pong when it answers.
+        ws.emit("MET_REQ", &json!({"id": "sync", "name": "SET_USER_TOKEN"}))
+            .await;
+        assert_eq!(ws.next_event().await.0, "MET_RES");
+        // Nearly the whole timeout and more: the pong counted.
+        clock.advance(Duration::from_secs(20));
+    }
+    s.publish("beat", json!({"message": "still here"})).await;
+    let (_, res) = ws.next_event().await;
+    assert_eq!(res["data"]["message"], "still here");
+    assert_eq!(s.metric(DIRECT).await, Some(1.0));
+    // The next ping goes unanswered.
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(ws.recv_frame().await, Some((0x1, b"2".to_vec())));
+    clock.advance(Duration::from_secs(20));
+    let mut close = None;
+    while let Some((opcode, payload)) = ws.recv_frame().await {
+        if opcode == 0x8 {
+            close = Some(payload);
+        }
+    }
+    assert_eq!(
+        close.as_deref().map(|p| &p[..2]),
+        Some(&1000u16.to_be_bytes()[..])
+    );
+    s.wait_metric(DIRECT, 0.0).await;
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.stop().await;
+}
