@@ -346,3 +346,71 @@ async fn publishing_to_random_channels_keeps_nothing() {
     assert_eq!(s.metric(CHANNELS).await, Some(0.0));
     s.stop().await;
 }
+
+/// A client that sends requests and never reads their answers (refused
+/// `SUB_ON`s: each one an error reply the server must hold). The direct
+/// path stops reading it past 4096 waiting answers: what it holds stays
+/// bounded (before, the answers piled up as fast as the client sent);
+/// socketioxide's path, which cannot stop reading, closes it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_bounded() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const REQUESTS: u64 = 100_000;
+    for direct in [true, false] {
+        // No heartbeat: it would close the client (which answers no ping)
+        // whatever the bound.
+        let s = start(&format!(
+            "realtime_direct = {direct}\nping_interval = \"1h\""
+        ))
+        .await;
+        let mut ws = connect(&s).await;
+        // 12 MB of answers, far more than loopback's socket buffers hold.
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        let flood = tokio::spawn(async move {
+            let request = json!({"id": "x", "name": "PUB_SUB_MESSAGES", "options": {"channel": "c", "selector": "n >"}});
+            for _ in 0..REQUESTS {
+                if !ws.try_emit("SUB_ON", &request).await {
+                    return (ws, false);
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            (ws, true)
+        });
+        // Until the flood ends, or has stalled for a second (the server
+        // no longer reads): what the connection holds, at its peak.
+        let mut peak = 0.0f64;
+        let (mut last, mut since) = (0, tokio::time::Instant::now());
+        while !flood.is_finished() {
+            let held = s
+                .metric("herald_realtime_buffered_bytes")
+                .await
+                .unwrap_or(0.0);
+            peak = peak.max(held);
+            let now = sent.load(Ordering::Relaxed);
+            if now != last {
+                (last, since) = (now, tokio::time::Instant::now());
+            } else if since.elapsed() > std::time::Duration::from_secs(1) {
+                break;
+            }
+        }
+        let n = sent.load(Ordering::Relaxed);
+        // 4096 answers of ~130 bytes, and a read's worth more.
+        assert!(
+            peak < 1_000_000.0,
+            "direct={direct}: held {peak} bytes after {n} requests"
+        );
+        if direct {
+            assert!(n < REQUESTS, "the server read all {n} requests");
+            assert_eq!(s.metric("herald_realtime_connections").await, Some(1.0));
+            flood.abort();
+        } else {
+            let (_, open) = flood.await.unwrap();
+            assert!(!open, "socketioxide's path closes after {n} requests");
+        }
+        s.wait_metric("herald_realtime_connections", 0.0).await;
+        s.wait_metric("herald_realtime_buffered_bytes", 0.0).await;
+        s.stop().await;
+    }
+}

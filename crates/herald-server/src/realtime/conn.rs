@@ -8,10 +8,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use herald::{DeliveredMessage, Inbox, InboxLimits, Membership, SubscriptionId};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
 use crate::State;
 use crate::auth::Key;
+
+/// Replies a connection may have waiting: past this, a client that sends
+/// requests faster than it reads their answers is no longer read (the
+/// direct path) or is closed (socketioxide's, which cannot stop reading).
+pub(crate) const MAX_REPLIES: usize = 4096;
 
 /// One socket.io connection.
 pub(crate) struct Conn {
@@ -33,13 +39,26 @@ struct Inner {
     by_sub: HashMap<SubscriptionId, Arc<str>>,
     /// Replies (`SUB_READY`, errors, `MET_RES`) in the order they were
     /// decided, sent before any run that follows them.
-    replies: VecDeque<(&'static str, Value)>,
+    replies: VecDeque<(&'static str, Box<RawValue>)>,
+    /// The replies' payload bytes.
+    reply_bytes: usize,
+}
+
+impl Inner {
+    /// Queues a reply, its payload serialized now (its size is then
+    /// counted in the connection's buffered bytes).
+    fn push_reply(&mut self, event: &'static str, payload: &Value) {
+        let raw = serde_json::value::to_raw_value(payload)
+            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
+        self.reply_bytes += raw.get().len() + event.len();
+        self.replies.push_back((event, raw));
+    }
 }
 
 /// What the drain task sends next, decided under the connection's lock so
 /// that a listener's `SUB_READY` always goes out before its first run.
 pub(crate) enum Out {
-    Reply(&'static str, Value),
+    Reply(&'static str, Box<RawValue>),
     Run(Arc<str>, DeliveredMessage),
 }
 
@@ -69,9 +88,21 @@ impl Conn {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Whether more than [`MAX_REPLIES`] replies are waiting: the client
+    /// asks faster than it reads (each refused `SUB_ON` is an answer the
+    /// server must hold).
+    pub(crate) fn flooded(&self) -> bool {
+        self.lock().replies.len() > MAX_REPLIES
+    }
+
+    /// Bytes of the replies waiting to be sent.
+    pub(crate) fn reply_bytes(&self) -> usize {
+        self.lock().reply_bytes
+    }
+
     /// Queues a reply.
     pub(crate) fn reply(&self, event: &'static str, payload: Value) {
-        self.lock().replies.push_back((event, payload));
+        self.lock().push_reply(event, &payload);
         self.wake.notify_one();
     }
 
@@ -95,9 +126,7 @@ impl Conn {
         }
         inner.by_sub.insert(membership.id(), id.into());
         inner.by_request.insert(id.to_owned(), membership);
-        inner
-            .replies
-            .push_back(("SUB_READY", serde_json::json!({ "id": id })));
+        inner.push_reply("SUB_READY", &serde_json::json!({ "id": id }));
         drop(inner);
         self.state
             .metrics
@@ -147,6 +176,7 @@ impl Conn {
             let mut inner = self.lock();
             inner.by_sub.clear();
             inner.replies.clear();
+            inner.reply_bytes = 0;
             std::mem::take(&mut inner.by_request)
         };
         let n = listeners.len() as i64;
@@ -172,6 +202,7 @@ impl Conn {
         // buffer goes with them instead of staying with an idle connection.
         if !inner.replies.is_empty() {
             let replies = std::mem::take(&mut inner.replies);
+            inner.reply_bytes = 0;
             out.extend(replies.into_iter().map(|(e, v)| Out::Reply(e, v)));
         }
         for (sub, message) in runs.drain(..) {

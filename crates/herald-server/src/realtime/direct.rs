@@ -243,6 +243,8 @@ pub(crate) struct Session {
     out: Mutex<Out>,
     /// The writer found the socket broken.
     failed: Notify,
+    /// The writer took the connection's replies.
+    pub(crate) drained: Notify,
 }
 
 /// The waker of a session: schedules it on its writer.
@@ -274,6 +276,7 @@ impl Session {
             conn: OnceLock::new(),
             out: Mutex::new(Out::default()),
             failed: Notify::new(),
+            drained: Notify::new(),
         });
         direct.live.fetch_add(1, Ordering::AcqRel);
         let sessions = &direct.state.metrics.realtime_direct_sessions;
@@ -358,8 +361,13 @@ impl Session {
             } else {
                 buf.drain(..at);
             }
+            // A client that asks faster than it reads its answers is not
+            // read until they are written (its heartbeat still runs: one
+            // that reads nothing is closed by it).
+            let backlog = self.conn.get().is_some_and(|c| c.flooded());
             tokio::select! {
-                r = self.stream.readable() => {
+                () = self.drained.notified(), if backlog => {}
+                r = self.stream.readable(), if !backlog => {
                     if r.is_err() {
                         return End::Gone;
                     }
@@ -427,7 +435,11 @@ impl Session {
                 nsp: asked,
                 name,
                 arg,
-            } if asked == nsp => self.event(&name, &arg),
+            } if asked == nsp => {
+                if let Some(end) = self.event(&name, &arg) {
+                    return Step::End(end);
+                }
+            }
             ClientPacket::Event { .. } => {}
         }
         Step::Go
@@ -463,10 +475,8 @@ impl Session {
 
     /// A socket.io event on the app's namespace (before `CONNECT`
     /// answered, ignored as socket.io does).
-    fn event(self: &Arc<Self>, name: &str, arg: &Value) {
-        let Some(conn) = self.conn.get() else {
-            return;
-        };
+    fn event(self: &Arc<Self>, name: &str, arg: &Value) -> Option<End> {
+        let conn = self.conn.get()?;
         match name {
             "SUB_ON" => super::sub_on(conn, arg),
             "SUB_OFF" => {
@@ -475,10 +485,11 @@ impl Session {
                 }
             }
             "MET_REQ" => super::met_req(conn, arg),
-            _ => return,
+            _ => return None,
         }
         // Replies were queued: the writer sends them.
         self.schedule();
+        None
     }
 
     /// Ends the session: its listeners go at once; a goodbye (for a

@@ -141,7 +141,8 @@ pub(crate) async fn run(conn: Arc<Conn>, socket: SocketRef) {
             }
         }
         conn.inbox.set_reserved(window.bytes().min(budget / 2));
-        let now = i64::try_from(conn.inbox.bytes() + window.bytes()).unwrap_or(i64::MAX);
+        let held = conn.inbox.bytes() + window.bytes() + conn.reply_bytes();
+        let now = i64::try_from(held).unwrap_or(i64::MAX);
         conn.state
             .metrics
             .realtime_buffered_bytes

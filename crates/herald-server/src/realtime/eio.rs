@@ -159,7 +159,12 @@ pub(crate) fn disconnect(nsp: &str) -> String {
 }
 
 /// Appends socket.io `EVENT` `[event, payload]` on `nsp` to `out`.
-pub(crate) fn event(out: &mut Vec<u8>, nsp: &str, event: &str, payload: &Value) {
+pub(crate) fn event<T: serde::Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    nsp: &str,
+    event: &str,
+    payload: &T,
+) {
     out.extend_from_slice(b"42");
     out.extend_from_slice(nsp.as_bytes());
     out.push(b',');

@@ -205,9 +205,12 @@ fn on_connect(state: Arc<State>, app: Arc<str>, key: Arc<Key>, s: &SocketRef) {
     s.extensions.insert(conn.clone());
 
     let c = conn.clone();
-    s.on("SUB_ON", move |Data(v): Data<Value>| {
+    s.on("SUB_ON", move |s: SocketRef, Data(v): Data<Value>| {
         let c = c.clone();
-        async move { sub_on(&c, &v) }
+        async move {
+            sub_on(&c, &v);
+            close_if_flooded(&c, s);
+        }
     });
     let c = conn.clone();
     s.on("SUB_OFF", move |Data(v): Data<Value>| {
@@ -219,9 +222,12 @@ fn on_connect(state: Arc<State>, app: Arc<str>, key: Arc<Key>, s: &SocketRef) {
         }
     });
     let c = conn.clone();
-    s.on("MET_REQ", move |Data(v): Data<Value>| {
+    s.on("MET_REQ", move |s: SocketRef, Data(v): Data<Value>| {
         let c = c.clone();
-        async move { met_req(&c, &v) }
+        async move {
+            met_req(&c, &v);
+            close_if_flooded(&c, s);
+        }
     });
     s.on_disconnect(move |s: SocketRef| {
         let c = conn.clone();
@@ -234,6 +240,15 @@ fn on_connect(state: Arc<State>, app: Arc<str>, key: Arc<Key>, s: &SocketRef) {
             debug!(app = %c.app, sid = %s.id, "real-time client disconnected");
         }
     });
+}
+
+/// Disconnects a client that asks faster than it reads its answers
+/// ([`Conn::flooded`]).
+fn close_if_flooded(c: &Conn, s: SocketRef) {
+    if c.flooded() {
+        debug!(app = %c.app, sid = %s.id, "real-time client does not read its answers");
+        let _ = s.disconnect();
+    }
 }
 
 /// The `id` of a request: a string, or a number taken as its text.

@@ -211,7 +211,8 @@ fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
     if let Some(conn) = conn {
         let pending = out.pending();
         conn.inbox.set_reserved(pending.min(budget / 2));
-        let now = i64::try_from(conn.inbox.bytes() + pending).unwrap_or(i64::MAX);
+        let held = conn.inbox.bytes() + pending + conn.reply_bytes();
+        let now = i64::try_from(held).unwrap_or(i64::MAX);
         state
             .metrics
             .realtime_buffered_bytes
@@ -258,12 +259,14 @@ fn fill(
     if s.planned.is_empty() {
         return false;
     }
+    // A reader waiting for the replies to go reads again.
+    session.drained.notify_one();
     let run_packet = &session.direct.run_packet;
     for o in s.planned.drain(..) {
         match o {
             conn::Out::Reply(event, payload) => {
                 s.packet.clear();
-                eio::event(&mut s.packet, &session.direct.nsp, event, &payload);
+                eio::event(&mut s.packet, &session.direct.nsp, event, &*payload);
                 out.frame(ws::TEXT, &s.packet);
             }
             conn::Out::Run(id, message) => {

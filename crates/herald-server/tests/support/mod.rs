@@ -286,6 +286,31 @@ impl Rt {
 // ---------------------------------------------------------------------------
 // A minimal socket.io client over a raw WebSocket
 
+/// One WebSocket frame: `fin`, `opcode`, masked (as clients must) or not.
+fn frame_bytes(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
+    let bit = if masked { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => frame.push(bit | n as u8),
+        n if n < 65_536 => {
+            frame.push(bit | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(bit | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        frame.extend_from_slice(payload);
+    }
+    frame
+}
+
 pub struct RawWs {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -336,26 +361,7 @@ impl RawWs {
     /// Sends one frame as given: `fin`, `opcode`, masked (as clients must)
     /// or not.
     pub async fn send_frame(&mut self, fin: bool, opcode: u8, payload: &[u8], masked: bool) {
-        let mask = [0x12u8, 0x34, 0x56, 0x78];
-        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-        let bit = if masked { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => frame.push(bit | n as u8),
-            n if n < 65_536 => {
-                frame.push(bit | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(bit | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        if masked {
-            frame.extend_from_slice(&mask);
-            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        } else {
-            frame.extend_from_slice(payload);
-        }
+        let frame = frame_bytes(fin, opcode, payload, masked);
         self.stream.write_all(&frame).await.expect("ws write");
     }
 
@@ -435,6 +441,14 @@ impl RawWs {
     pub async fn emit(&mut self, event: &str, payload: &Value) {
         let pkt = format!("42{},{}", self.nsp, json!([event, payload]));
         self.send_text(&pkt).await;
+    }
+
+    /// As [`emit`](Self::emit); false once the server has closed the
+    /// connection (the write fails).
+    pub async fn try_emit(&mut self, event: &str, payload: &Value) -> bool {
+        let text = format!("42{},{}", self.nsp, json!([event, payload]));
+        let frame = frame_bytes(true, 0x1, text.as_bytes(), true);
+        self.stream.write_all(&frame).await.is_ok()
     }
 
     /// The next socket.io event `(name, first argument)`, within [`WAIT`].
