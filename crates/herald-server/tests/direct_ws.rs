@@ -320,3 +320,31 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
     s.wait_metric("herald_realtime_connections", 0.0).await;
     s.stop().await;
 }
+
+/// A session that never connects to the app's namespace is closed after
+/// socket.io's 45 s `connectTimeout` (on the server's clock).
+#[tokio::test]
+async fn a_session_that_never_connects_is_closed() {
+    let clock = Arc::new(ManualClock::new(Tick::from_millis(support::now_ms())));
+    let s = support::start_on("ping_interval = \"1h\"", clock.clone()).await;
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let (mut ws, _) = RawWs::open(addr, APP, KEY).await;
+    // A round trip: the session is up (a wrong namespace is answered).
+    ws.send_text("40/elsewhere,").await;
+    assert!(ws.recv_text().await.unwrap().starts_with("44/elsewhere,"));
+    assert_eq!(s.metric(DIRECT).await, Some(1.0));
+    clock.advance(Duration::from_secs(44));
+    ws.send_text("40/elsewhere,").await;
+    assert!(
+        ws.recv_text().await.unwrap().starts_with("44/elsewhere,"),
+        "still open at 44 s"
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        ws.recv_frame().await.map(|(op, _)| op),
+        Some(0x8),
+        "a close frame"
+    );
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}

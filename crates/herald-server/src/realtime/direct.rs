@@ -50,6 +50,10 @@ pub(crate) const MAX_PAYLOAD: usize = 100_000;
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 4096;
 
+/// How long a session may take to connect to the app's namespace
+/// (socket.io's `connectTimeout`, as socketioxide's default).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// How long a closing session waits for its last frames to be written.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -144,7 +148,8 @@ impl Direct {
     }
 
     /// Ends every session (a socket.io `DISCONNECT` and a close frame
-    /// each, flushed within a second) and waits until they are gone.
+    /// each, flushed within a second), waits until they are gone, and
+    /// ends the writers.
     pub(crate) async fn close(&self) {
         self.stop.send_replace(true);
         loop {
@@ -152,9 +157,12 @@ impl Direct {
             tokio::pin!(gone);
             gone.as_mut().enable();
             if self.live.load(Ordering::Acquire) == 0 {
-                return;
+                break;
             }
             gone.await;
+        }
+        for writer in self.writers.get().into_iter().flatten() {
+            writer.stop();
         }
     }
 
@@ -224,6 +232,8 @@ enum End {
     Protocol(u16),
     /// No pong within `ping_timeout`.
     Heartbeat,
+    /// No namespace connection within [`CONNECT_TIMEOUT`].
+    NoConnect,
     /// The server is shutting down.
     Shutdown,
 }
@@ -329,6 +339,8 @@ impl Session {
         // within `ping_timeout`.
         let mut awaiting_pong = false;
         let mut heartbeat = state.sleep(limits.ping_interval);
+        let mut connect_by = state.sleep(CONNECT_TIMEOUT);
+        let mut connected = false;
         loop {
             // Handle every complete message read so far.
             let mut at = 0;
@@ -354,6 +366,11 @@ impl Session {
                         return End::Protocol(e.close_code());
                     }
                 }
+            }
+            if !connected && self.conn.get().is_some() {
+                // Its timer goes (a sleep not yet polled holds nothing).
+                connect_by = state.sleep(CONNECT_TIMEOUT);
+                connected = true;
             }
             // An idle connection keeps no read buffer.
             if at == buf.len() {
@@ -389,6 +406,10 @@ impl Session {
                     self.send_text(eio::PING);
                     awaiting_pong = true;
                     heartbeat = state.sleep(limits.ping_timeout);
+                }
+                () = &mut connect_by, if !connected => {
+                    debug!(app = %self.direct.app, "real-time session never connected to its namespace");
+                    return End::NoConnect;
                 }
                 _ = stop.wait_for(|s| *s) => return End::Shutdown,
                 () = self.failed.notified() => return End::Gone,
@@ -509,7 +530,7 @@ impl Session {
         }
         let code = match end {
             End::Gone => None,
-            End::Client | End::Heartbeat => Some(1000),
+            End::Client | End::Heartbeat | End::NoConnect => Some(1000),
             End::Protocol(code) => Some(code),
             End::Shutdown => Some(1001),
         };

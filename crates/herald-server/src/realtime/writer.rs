@@ -20,7 +20,7 @@
 //! Past it the inbox drops its oldest runs and counts the listener as
 //! lagging, as on socketioxide's path ([`super::drain`]).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -44,6 +44,7 @@ const KEEP: usize = 16 * 1024;
 pub(crate) struct Writer {
     queue: Mutex<Vec<Arc<Session>>>,
     work: Notify,
+    stopped: AtomicBool,
 }
 
 impl Writer {
@@ -52,9 +53,16 @@ impl Writer {
         let w = Arc::new(Self {
             queue: Mutex::new(Vec::new()),
             work: Notify::new(),
+            stopped: AtomicBool::new(false),
         });
         tokio::spawn(w.clone().run());
         w
+    }
+
+    /// Ends the task (its app's sessions are all gone).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.work.notify_one();
     }
 
     /// Queues `session` to be pumped.
@@ -75,6 +83,9 @@ impl Writer {
                 &mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()),
             );
             if batch.is_empty() {
+                if self.stopped.load(Ordering::Acquire) {
+                    return;
+                }
                 self.work.notified().await;
                 continue;
             }
