@@ -285,6 +285,52 @@ fn ws_reply(incoming: crate::realtime::ws::Incoming, max: usize) {
     assert_eq!(reply.len(), header_len + len, "the shortest header");
 }
 
+/// Entry point of the fuzz target `eio_packets`: arbitrary text through
+/// the direct WebSocket path's Engine.IO / socket.io packet parser: a
+/// packet or an error, never a panic; an event written back by the
+/// server's encoder parses again, to the same namespace and name (the
+/// argument too, but for floats: serde_json's default float parsing is
+/// not exact).
+///
+/// Layout: the bytes as text (invalid UTF-8 replaced).
+pub fn eio_packets(data: &[u8]) {
+    use crate::realtime::eio::{self, ClientPacket};
+
+    let text = String::from_utf8_lossy(data);
+    let Ok(ClientPacket::Event { nsp, name, arg }) = eio::parse(&text) else {
+        return;
+    };
+    let mut out = vec![b'4'];
+    eio::event(&mut out, nsp, &name, &arg);
+    // `4` + `42...`: drop the server's own message-type digit.
+    out.remove(1);
+    let again = String::from_utf8(out).expect("the encoder writes UTF-8");
+    match eio::parse(&again) {
+        Ok(ClientPacket::Event {
+            nsp: n2,
+            name: name2,
+            arg: arg2,
+        }) => {
+            assert_eq!((n2, &name2), (nsp, &name), "{again}");
+            if !has_float(&arg) {
+                assert_eq!(arg2, arg, "{again}");
+            }
+        }
+        other => panic!("{again} parsed as {other:?}"),
+    }
+}
+
+/// Whether `v` holds a floating-point number anywhere.
+fn has_float(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(has_float),
+        Value::Object(map) => map.values().any(has_float),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::server_request;

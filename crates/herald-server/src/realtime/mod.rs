@@ -29,7 +29,7 @@
 mod conn;
 mod direct;
 mod drain;
-mod eio;
+pub(crate) mod eio;
 mod writer;
 pub(crate) mod ws;
 
