@@ -10,48 +10,9 @@
 import assert from 'node:assert/strict'
 import Backendless from 'backendless'
 
-const TIMEOUT_MS = 30_000
-/** How long one awaited event (a delivery, a subscription) may take. */
-const WAIT_MS = 8_000
+import { WAIT_MS, check, describe, done, env, fail } from './harness.mjs'
 
-const { HERALD_URL, HERALD_APP, HERALD_KEY } = process.env
-if (!HERALD_URL || !HERALD_APP || !HERALD_KEY) {
-  console.error('not ok - environment: set HERALD_URL, HERALD_APP and HERALD_KEY')
-  process.exit(2)
-}
-
-let current = 'start-up'
-const overall = setTimeout(() => {
-  console.error(`not ok - ${current}: overall timeout of ${TIMEOUT_MS / 1000} s exceeded`)
-  process.exit(1)
-}, TIMEOUT_MS)
-
-process.on('unhandledRejection', e => fail(`unhandled rejection: ${describe(e)}`))
-process.on('uncaughtException', e => fail(`uncaught exception: ${describe(e)}`))
-
-function describe(e) {
-  if (e && typeof e === 'object' && 'code' in e) {
-    return `${e.message} (code ${e.code}, status ${e.status})`
-  }
-  return e instanceof Error ? e.stack || e.message : String(e)
-}
-
-function fail(why) {
-  console.error(`not ok - ${current}: ${why}`)
-  process.exit(1)
-}
-
-let passed = 0
-async function check(name, fn) {
-  current = name
-  try {
-    const detail = await fn()
-    passed += 1
-    console.log(`ok ${passed} - ${name}${detail ? ` (${detail})` : ''}`)
-  } catch (e) {
-    fail(describe(e))
-  }
-}
+const { HERALD_URL, HERALD_APP, HERALD_KEY } = env
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -384,7 +345,5 @@ await check('deleteChannel(channel) resolves', async () => {
   return `answer ${JSON.stringify(result)}`
 })
 
-clearTimeout(overall)
-console.log(`all ${passed} checks passed against ${HERALD_URL}`)
 Backendless.RT.terminate()
-process.exit(0)
+done(` against ${HERALD_URL}`)

@@ -12,35 +12,9 @@
 import assert from 'node:assert/strict'
 import { io } from 'socket.io-client'
 
-const TIMEOUT_MS = 30_000
-const WAIT_MS = 8_000
+import { WAIT_MS, check, done, env } from './harness.mjs'
 
-const { HERALD_URL, HERALD_APP, HERALD_KEY } = process.env
-if (!HERALD_URL || !HERALD_APP || !HERALD_KEY) {
-  console.error('not ok - environment: set HERALD_URL, HERALD_APP and HERALD_KEY')
-  process.exit(2)
-}
-
-let current = 'start-up'
-const overall = setTimeout(() => {
-  console.error(`not ok - ${current}: overall timeout of ${TIMEOUT_MS / 1000} s exceeded`)
-  process.exit(1)
-}, TIMEOUT_MS)
-process.on('unhandledRejection', e => fail(`unhandled rejection: ${e?.stack || e}`))
-process.on('uncaughtException', e => fail(`uncaught exception: ${e?.stack || e}`))
-
-function fail(why) {
-  console.error(`not ok - ${current}: ${why}`)
-  process.exit(1)
-}
-
-let passed = 0
-async function check(name, fn) {
-  current = name
-  await fn()
-  passed += 1
-  console.log(`ok ${passed} - ${name}`)
-}
+const { HERALD_URL, HERALD_APP, HERALD_KEY } = env
 
 function connect(key) {
   return io(`${HERALD_URL}/${HERALD_APP}`, {
@@ -169,8 +143,4 @@ await check('disconnects cleanly', async () => {
   assert.equal(await gone, 'io client disconnect')
 })
 
-clearTimeout(overall)
-console.log(`${passed} checks passed`)
-// Timers of waits that were not needed (the SUB_OFF check's) would keep
-// node running for seconds.
-process.exit(0)
+done()

@@ -27,15 +27,9 @@ fn chromium() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_sdk_in_headless_chromium_from_another_origin() {
-    let ready = tokio::task::spawn_blocking(support::node::packages)
+    if !support::node::ready_or_skip("browser", "install node and npm to run the SDK in Chromium")
         .await
-        .expect("npm check");
-    if let Err(why) = ready {
-        support::node::skip(
-            "browser",
-            &why,
-            "install node and npm to run the SDK in Chromium",
-        );
+    {
         return;
     }
     let chromium = chromium();

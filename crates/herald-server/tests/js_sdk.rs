@@ -20,15 +20,12 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_backendless_js_sdk_against_the_server() {
-    let ready = tokio::task::spawn_blocking(support::node::packages)
-        .await
-        .expect("npm check");
-    if let Err(why) = ready {
-        support::node::skip(
-            "js_sdk",
-            &why,
-            "install node and npm to test the real Backendless JS SDK",
-        );
+    if !support::node::ready_or_skip(
+        "js_sdk",
+        "install node and npm to test the real Backendless JS SDK",
+    )
+    .await
+    {
         return;
     }
 
@@ -62,15 +59,12 @@ async fn real_backendless_js_sdk_against_the_server() {
 /// WebSocket from its first request, which the direct path serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_io_client_over_a_websocket_on_the_direct_path() {
-    let ready = tokio::task::spawn_blocking(support::node::packages)
-        .await
-        .expect("npm check");
-    if let Err(why) = ready {
-        support::node::skip(
-            "js_sdk",
-            &why,
-            "install node and npm to test socket.io's own client",
-        );
+    if !support::node::ready_or_skip(
+        "js_sdk",
+        "install node and npm to test socket.io's own client",
+    )
+    .await
+    {
         return;
     }
     let server = support::start("").await;

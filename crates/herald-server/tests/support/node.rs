@@ -139,3 +139,18 @@ pub fn skip(test: &str, why: &str, fix: &str) {
     );
     let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}: {fix}");
 }
+
+/// [`packages`] (on a blocking thread), or the test `test` [`skip`]ped:
+/// false when it must return now. `fix` tells how to run it.
+pub async fn ready_or_skip(test: &str, fix: &str) -> bool {
+    let ready = tokio::task::spawn_blocking(packages)
+        .await
+        .expect("npm check");
+    match ready {
+        Ok(()) => true,
+        Err(why) => {
+            skip(test, &why, fix);
+            false
+        }
+    }
+}
