@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use crate::State;
 use crate::metrics::Held;
-use crate::request::Requests;
+use crate::request::{ConnPermit, Requests};
 use crate::timer::ClockTimer;
 
 /// How the listener serves its connections.
@@ -118,12 +118,15 @@ async fn connection(
     conf: Arc<ConnConfig>,
     stream: TcpStream,
     peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // Held until the connection closes, or handed to the WebSocket session
+    // that takes it over.
+    let permit = ConnPermit::new(permit);
     match &conf.tls {
-        None => http(&conf, stream, peer, stop).await,
+        None => http(&conf, stream, peer, permit, stop).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 r = acceptor.accept(stream) => r,
@@ -133,7 +136,7 @@ async fn connection(
                 }
             };
             match handshake {
-                Ok(tls) => http(&conf, tls, peer, stop).await,
+                Ok(tls) => http(&conf, tls, peer, permit, stop).await,
                 Err(e) => debug!(%peer, error = %e, "TLS handshake failed"),
             }
         }
@@ -141,11 +144,16 @@ async fn connection(
 }
 
 /// HTTP/1.1 on `io` (with upgrades, for socket.io's WebSocket).
-async fn http<I>(conf: &ConnConfig, io: I, peer: SocketAddr, mut stop: watch::Receiver<bool>)
-where
+async fn http<I>(
+    conf: &ConnConfig,
+    io: I,
+    peer: SocketAddr,
+    permit: ConnPermit,
+    mut stop: watch::Receiver<bool>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = conf.requests.service(peer);
+    let service = conf.requests.service(peer, permit);
     // Counted from before the connection's first poll, which starts its
     // header-read timer.
     let _open = Held::new(&conf.state.metrics.http_connections);

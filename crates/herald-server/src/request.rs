@@ -15,8 +15,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -25,6 +25,7 @@ use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
+use tokio::sync::OwnedSemaphorePermit;
 use tower::ServiceExt;
 use tracing::info;
 
@@ -52,10 +53,11 @@ impl Requests {
     }
 
     /// The service of one connection from `peer`.
-    pub(crate) fn service(&self, peer: SocketAddr) -> PeerService {
+    pub(crate) fn service(&self, peer: SocketAddr, permit: ConnPermit) -> PeerService {
         PeerService {
             requests: self.clone(),
             peer,
+            permit,
         }
     }
 }
@@ -65,6 +67,27 @@ impl Requests {
 pub(crate) struct PeerService {
     requests: Requests,
     peer: SocketAddr,
+    permit: ConnPermit,
+}
+
+/// The connection's slot under `max_connections`, in every request's
+/// extensions: a request that takes the connection over (a WebSocket on
+/// the direct path) takes the slot with it, so the connection counts as
+/// long as it is open, not just until its upgrade.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ConnPermit(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl ConnPermit {
+    /// A connection's slot.
+    pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
+        Self(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    /// Takes the slot (`None`: taken already, or a connection not from
+    /// the accept loop).
+    pub(crate) fn take(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 impl Service<Request<Incoming>> for PeerService {
@@ -81,6 +104,7 @@ impl Service<Request<Incoming>> for PeerService {
             timeout,
         } = self.requests.clone();
         req.extensions_mut().insert(ConnectInfo(self.peer));
+        req.extensions_mut().insert(self.permit.clone());
         Box::pin(async move {
             let start = Instant::now();
             let method = req.method().clone();

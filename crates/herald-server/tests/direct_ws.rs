@@ -348,3 +348,45 @@ async fn a_session_that_never_connects_is_closed() {
     s.wait_metric(DIRECT, 0.0).await;
     s.stop().await;
 }
+
+/// A WebSocket session keeps its connection's `max_connections` slot for
+/// as long as it is open (hyper's connection ends at the upgrade): with
+/// the limit reached by sessions, a new connection waits until one
+/// closes.
+#[tokio::test]
+async fn direct_sessions_count_against_max_connections() {
+    let s = start("max_connections = 2").await;
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        open.push(connect(&s).await);
+    }
+    // A third connection is not served while both sessions are open (a
+    // bounded check that nothing comes: it has not been accepted)...
+    let mut waiting = TcpStream::connect(addr).await.unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut buf))
+            .await
+            .is_err(),
+        "served past max_connections"
+    );
+    // ...and is once a session closes.
+    drop(open.pop());
+    let n = tokio::time::timeout(support::WAIT, waiting.read(&mut buf))
+        .await
+        .expect("served once a session closed")
+        .unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    drop(open);
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}

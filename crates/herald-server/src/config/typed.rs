@@ -105,7 +105,8 @@ pub struct Config {
     /// WebSocket path, where a few writer tasks serve every connection,
     /// instead of socketioxide's (a task and its buffers per connection).
     pub realtime_direct: bool,
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; more wait to be accepted. WebSocket
+    /// sessions on the direct path count for as long as they are open.
     pub max_connections: usize,
     /// The TLS certificate chain (PEM) to serve HTTPS with, with `tls_key`.
     pub tls_cert: Option<PathBuf>,

@@ -42,6 +42,7 @@ use super::writer::{Out, Writer};
 use super::ws::{self, Incoming};
 use crate::State;
 use crate::percent::query_param;
+use crate::request::ConnPermit;
 
 /// The largest message a client may send, in bytes (Engine.IO's
 /// `maxPayload`, as socketioxide's default).
@@ -116,8 +117,15 @@ impl Direct {
             .unwrap_or_default()
             .into();
         let on_upgrade = hyper::upgrade::on(&mut req);
+        // The connection's `max_connections` slot stays taken while the
+        // session lasts (hyper's connection ends at the upgrade).
+        let permit = req
+            .extensions()
+            .get::<ConnPermit>()
+            .and_then(ConnPermit::take);
         let direct = self.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let upgraded = match on_upgrade.await {
                 Ok(u) => u,
                 Err(e) => {

@@ -157,13 +157,16 @@ pub(crate) fn register(
 /// grows the buffer as it needs.
 const WS_READ_BUFFER: usize = 512;
 
-/// `req` with its URI and header values copied out of hyper's read buffer.
-/// Engine.IO keeps the request that opened a session (its parts) for the
+/// `req` with its URI and header values copied out of hyper's read buffer,
+/// and without the connection's `max_connections` slot. Engine.IO keeps the request that opened a session (its parts) for the
 /// session's life, and hyper's URI and header values are slices of the
 /// connection's read buffer (8 KiB or more), which would stay allocated as
 /// long: a quarter of an idle real-time connection's memory.
 fn detached(req: Request) -> Request {
     let (mut parts, body) = req.into_parts();
+    // Nor does the session keep the connection's `max_connections` slot: a
+    // polling session outlives the connection that opened it.
+    parts.extensions.remove::<crate::request::ConnPermit>();
     if let Ok(uri) = axum::http::Uri::try_from(parts.uri.to_string()) {
         parts.uri = uri;
     }
@@ -358,6 +361,10 @@ mod tests {
             .unwrap();
         req.headers_mut().insert("authorization", secret);
         req.extensions_mut().insert(7u32);
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let slot = crate::request::ConnPermit::new(slots.clone().try_acquire_owned().unwrap());
+        req.extensions_mut().insert(slot.clone());
+        drop(slot);
         assert!(
             inside(&buf, req.uri().path().as_bytes()),
             "the test's premise"
@@ -390,5 +397,12 @@ mod tests {
             Some(&7),
             "extensions (the upgrade) kept"
         );
+        assert!(
+            req.extensions()
+                .get::<crate::request::ConnPermit>()
+                .is_none(),
+            "but not the connection's slot"
+        );
+        assert_eq!(slots.available_permits(), 1, "the slot is free again");
     }
 }
