@@ -333,7 +333,7 @@ impl Metrics {
         );
         gauge(
             "herald_realtime_direct_sessions",
-            "Open real-time WebSocket sessions served without socketioxide (opened as WebSockets on plain TCP).",
+            "Open real-time WebSocket sessions served without socketioxide (opened as WebSockets).",
             self.realtime_direct_sessions.load(Ordering::Relaxed),
         );
         gauge(

@@ -55,6 +55,17 @@ async fn https(
     path: &str,
     body: &str,
 ) -> (String, Value) {
+    let (status, text) = https_text(addr, method, path, body).await;
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+/// One HTTP/1.1 request over TLS to `addr`; the status line and body.
+async fn https_text(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (String, String) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let mut tls = connector().connect(name, tcp).await.expect("TLS handshake");
@@ -72,10 +83,7 @@ async fn https(
         .unwrap();
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head.lines().next().unwrap().to_owned(),
-        serde_json::from_str(body).unwrap(),
-    )
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
 #[tokio::test]
@@ -145,4 +153,137 @@ async fn bad_tls_files_fail_before_listening_and_name_the_file() {
         assert!(text.contains(names), "{text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A WebSocket session over TLS is served by the direct path too: rustls
+/// driven without waiting by the session's reader and its writer.
+/// Subscribed, a small and a 200 KB run arrive whole (many TLS records),
+/// and the shutdown's close reaches the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_session_over_tls_takes_the_direct_path() {
+    let server = Server::start(Config {
+        max_body: 300_000,
+        ..config(fixture("cert.pem"), fixture("key.pem"))
+    })
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector().connect(name, tcp).await.expect("TLS handshake");
+    let host = format!("localhost:{}", addr.port());
+    let (mut ws, open) = support::RawWs::open_on(Box::new(tls), &host, APP, KEY).await;
+    assert!(open["sid"].is_string(), "{open}");
+    let answer = ws.connect_nsp().await;
+    assert!(answer.starts_with(&format!("40/{APP},")), "{answer}");
+    ws.emit(
+        "SUB_ON",
+        &json!({"id": 1, "name": "PUB_SUB_MESSAGES", "options": {"channel": "secure"}}),
+    )
+    .await;
+    assert_eq!(
+        ws.next_event().await,
+        ("SUB_READY".to_owned(), json!({"id": "1"}))
+    );
+    let (status, metrics) = https_text(addr, "GET", "/metrics", "").await;
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        metrics.contains("\nherald_realtime_direct_sessions 1\n"),
+        "{metrics}"
+    );
+    let big = "x".repeat(200_000);
+    for message in [json!("small"), json!(big)] {
+        let (status, _) = https(
+            addr,
+            "POST",
+            &format!("/{APP}/{KEY}/messaging/secure"),
+            &json!({ "message": message }).to_string(),
+        )
+        .await;
+        assert!(status.contains("200"), "{status}");
+        let (name, res) = ws.next_event().await;
+        assert_eq!(name, "SUB_RES");
+        assert_eq!(res["data"]["message"], message);
+    }
+    let stopping = tokio::spawn(server.shutdown());
+    let mut close = None;
+    while let Some((opcode, payload)) = ws.recv_frame().await {
+        if opcode == 0x8 {
+            close = Some(payload);
+        }
+    }
+    assert_eq!(
+        close.as_deref().map(|p| &p[..2]),
+        Some(&1001u16.to_be_bytes()[..])
+    );
+    tokio::time::timeout(WAIT, stopping)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// A TLS client that stops reading: what its session holds stays within
+/// its budget (the frames waiting, rustls' own records at most 64 KiB),
+/// and once it reads again the frames arrive whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_reader_is_bounded_and_resumes_whole() {
+    let budget = 1usize << 20;
+    let server = Server::start(Config {
+        max_body: 300_000,
+        connection_buffer: budget,
+        ..config(fixture("cert.pem"), fixture("key.pem"))
+    })
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector().connect(name, tcp).await.expect("TLS handshake");
+    let host = format!("localhost:{}", addr.port());
+    let (mut ws, _) = support::RawWs::open_on(Box::new(tls), &host, APP, KEY).await;
+    ws.connect_nsp().await;
+    ws.emit(
+        "SUB_ON",
+        &json!({"id": 1, "name": "PUB_SUB_MESSAGES", "options": {"channel": "slow"}}),
+    )
+    .await;
+    assert_eq!(ws.next_event().await.0, "SUB_READY");
+    // From now on the client reads nothing: 100 runs of 200 KB (20 MB).
+    let body = "y".repeat(200_000);
+    let mut peak = 0f64;
+    for n in 0..100 {
+        let (status, _) = https(
+            addr,
+            "POST",
+            &format!("/{APP}/{KEY}/messaging/slow"),
+            &json!({ "message": {"n": n, "body": body} }).to_string(),
+        )
+        .await;
+        assert!(status.contains("200"), "{status}");
+        let (_, metrics) = https_text(addr, "GET", "/metrics", "").await;
+        let held = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("herald_realtime_buffered_bytes "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        peak = peak.max(held);
+    }
+    let bound = (budget + 201_000) as f64;
+    assert!(peak <= bound, "held {peak} bytes, bound {bound}");
+    // Reading again: runs in order (the oldest dropped), each whole.
+    let mut last = -1i64;
+    while last < 99 {
+        let (name, res) = ws.next_event().await;
+        assert_eq!(name, "SUB_RES");
+        let n = res["data"]["message"]["n"].as_i64().unwrap();
+        assert!(n > last, "{n} after {last}");
+        assert_eq!(res["data"]["message"]["body"], body.as_str());
+        last = n;
+    }
+    drop(ws);
+    tokio::time::timeout(WAIT, server.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
 }

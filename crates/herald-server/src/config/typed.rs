@@ -101,7 +101,7 @@ pub struct Config {
     /// dropped.
     pub ping_timeout: Duration,
     /// Whether real-time sessions opened as WebSockets (not upgraded from
-    /// long polling) on a plain-TCP listener are served by Herald's own
+    /// long polling) are served by Herald's own
     /// WebSocket path, where a few writer tasks serve every connection,
     /// instead of socketioxide's (a task and its buffers per connection).
     pub realtime_direct: bool,

@@ -1,6 +1,6 @@
 //! The direct WebSocket path: Engine.IO sessions that are a WebSocket
-//! from their first request (`transport=websocket`, no `sid`) on a plain
-//! TCP listener, served without socketioxide.
+//! from their first request (`transport=websocket`, no `sid`), over TCP or
+//! TLS ([`wire`](super::wire)), served without socketioxide.
 //!
 //! Each connection has one small reader task (frames in, the heartbeat);
 //! what goes out (replies and runs) is written by a few shared
@@ -9,7 +9,7 @@
 //! writer's queue, and the writer turns the runs into frames (each run's
 //! JSON serialized once, shared by every subscriber) and writes them with
 //! non-blocking writes straight to the socket. Idle, a connection holds no
-//! buffer at all: about 3 KB per connection where socketioxide's path
+//! buffer at all: about 4 KB per connection where socketioxide's path
 //! needs about 21 KB (`docs/benchmarks.md`).
 //!
 //! Everything else is the same as on socketioxide's path: the key checked
@@ -19,8 +19,8 @@
 //! frames not yet written), Engine.IO's heartbeat (`ping_interval`,
 //! `ping_timeout`: a client that does not answer is closed, whatever it
 //! holds freed), and the shutdown (a socket.io `DISCONNECT` and a close
-//! frame). Long polling, and its upgrade to a WebSocket (the JS SDK's
-//! way), and every TLS listener stay on socketioxide.
+//! frame). Long polling and its upgrade to a WebSocket (the JS SDK's way)
+//! stay on socketioxide.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -34,10 +34,12 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
+use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
 use super::conn::Conn;
 use super::eio::{self, ClientPacket, RunPacket};
+use super::wire::{Peer, Wire};
 use super::writer::{Out, Writer};
 use super::ws::{self, Incoming};
 use crate::State;
@@ -47,9 +49,6 @@ use crate::request::ConnPermit;
 /// The largest message a client may send, in bytes (Engine.IO's
 /// `maxPayload`, as socketioxide's default).
 pub(crate) const MAX_PAYLOAD: usize = 100_000;
-
-/// Bytes read from a socket at a time.
-const READ_CHUNK: usize = 4096;
 
 /// How long a session may take to connect to the app's namespace
 /// (socket.io's `connectTimeout`, as socketioxide's default).
@@ -91,11 +90,9 @@ impl Direct {
     }
 
     /// Whether a request with `query` is this path's: it opens a session
-    /// (no `sid`) straight on a WebSocket, the server speaks plain TCP,
-    /// and `realtime_direct` is on.
+    /// (no `sid`) straight on a WebSocket, and `realtime_direct` is on.
     pub(crate) fn takes(&self, query: Option<&str>) -> bool {
         self.state.limits.realtime_direct
-            && !self.state.tls
             && query_param(query, "sid").is_none()
             && query_param(query, "transport").as_deref() == Some("websocket")
     }
@@ -133,16 +130,23 @@ impl Direct {
                     return;
                 }
             };
-            match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => {
-                    // Copied out: hyper's `Bytes` would keep its whole read
-                    // buffer (8 KiB or more) for the session's life.
-                    let read = parts.read_buf.to_vec();
-                    drop(parts.read_buf);
-                    Session::run(direct, parts.io.into_inner(), read, api_key).await;
-                }
-                Err(_) => debug!("WebSocket upgrade on a connection that is not plain TCP"),
-            }
+            // The bytes hyper read past the request are copied out: its
+            // `Bytes` would keep its whole read buffer (8 KiB or more) for
+            // the session's life.
+            let (wire, read) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => (Wire::plain(parts.io.into_inner()), parts.read_buf.to_vec()),
+                Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                    Ok(parts) => {
+                        let (stream, tls) = parts.io.into_inner().into_inner();
+                        (Wire::tls(stream, tls), parts.read_buf.to_vec())
+                    }
+                    Err(_) => {
+                        debug!("WebSocket upgrade on a connection that is neither TCP nor TLS");
+                        return;
+                    }
+                },
+            };
+            Session::run(direct, wire, read, api_key).await;
         });
         let mut res = Response::new(Body::empty());
         *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -249,7 +253,7 @@ enum End {
 /// One direct connection.
 pub(crate) struct Session {
     pub(crate) direct: Arc<Direct>,
-    pub(crate) stream: TcpStream,
+    pub(crate) wire: Wire,
     /// Wakes this session onto its writer's queue (holds it weakly: the
     /// session's inbox and socket keep it).
     pub(crate) waker: Waker,
@@ -283,11 +287,11 @@ impl Wake for SessionWaker {
 impl Session {
     /// Serves a connection from its upgrade to its end; `read` holds bytes
     /// the client sent right after its handshake.
-    async fn run(direct: Arc<Direct>, stream: TcpStream, read: Vec<u8>, api_key: Box<str>) {
+    async fn run(direct: Arc<Direct>, wire: Wire, read: Vec<u8>, api_key: Box<str>) {
         let writer = direct.writer();
         let session = Arc::new_cyclic(|weak| Self {
             direct: direct.clone(),
-            stream,
+            wire,
             waker: Waker::from(Arc::new(SessionWaker(weak.clone()))),
             queued: AtomicBool::new(false),
             writer,
@@ -349,6 +353,10 @@ impl Session {
         let mut heartbeat = state.sleep(limits.ping_interval);
         let mut connect_by = state.sleep(CONNECT_TIMEOUT);
         let mut connected = false;
+        // What TLS decrypted already, with the upgrade request.
+        if !self.read_some(&mut buf) {
+            return End::Gone;
+        }
         loop {
             // Handle every complete message read so far.
             let mut at = 0;
@@ -392,18 +400,9 @@ impl Session {
             let backlog = self.conn.get().is_some_and(|c| c.flooded());
             tokio::select! {
                 () = self.drained.notified(), if backlog => {}
-                r = self.stream.readable(), if !backlog => {
-                    if r.is_err() {
+                r = self.wire.readable(), if !backlog => {
+                    if r.is_err() || !self.read_some(&mut buf) {
                         return End::Gone;
-                    }
-                    // On the stack only while reading (not kept in the
-                    // task across its waits).
-                    let mut chunk = [0u8; READ_CHUNK];
-                    match self.stream.try_read(&mut chunk) {
-                        Ok(0) => return End::Gone,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => return End::Gone,
                     }
                 }
                 () = &mut heartbeat => {
@@ -423,6 +422,17 @@ impl Session {
                 () = self.failed.notified() => return End::Gone,
             }
         }
+    }
+
+    /// Reads what the connection has into `buf`; false once the client
+    /// has closed its side or the connection failed. TLS records of its
+    /// own to answer get the writer going.
+    fn read_some(self: &Arc<Self>, buf: &mut Vec<u8>) -> bool {
+        let open = matches!(self.wire.read(buf), Ok(Peer::Open));
+        if open && self.wire.wants_write() {
+            self.schedule();
+        }
+        open
     }
 
     /// Handles one message from the client.
@@ -555,12 +565,19 @@ impl Session {
         if code.is_some() {
             let grace = direct.state.sleep(CLOSE_GRACE);
             tokio::pin!(grace);
+            let mut notified = false;
             loop {
-                if self.lock_out().write_closing(&self.stream) {
-                    break;
+                if self.lock_out().write_closing(&self.wire) {
+                    if notified {
+                        break;
+                    }
+                    // Then TLS's own close (nothing without TLS).
+                    self.wire.close_notify();
+                    notified = true;
+                    continue;
                 }
                 tokio::select! {
-                    r = self.stream.writable() => if r.is_err() { break },
+                    r = self.wire.writable() => if r.is_err() { break },
                     () = &mut grace => break,
                 }
             }

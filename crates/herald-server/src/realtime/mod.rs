@@ -30,6 +30,7 @@ mod conn;
 mod direct;
 mod drain;
 pub(crate) mod eio;
+mod wire;
 mod writer;
 pub(crate) mod ws;
 
@@ -122,7 +123,7 @@ pub(crate) fn register(
     // A request that would open an Engine.IO session (it has no `sid`)
     // needs the app's key before socketioxide sees it: no session, no
     // socket, no buffers for a client without a key.
-    // A session that is a WebSocket from its start, on plain TCP, takes
+    // A session that is a WebSocket from its start takes
     // the direct path.
     let guarded = move |req: Request| {
         let (svc, state, app) = (svc.clone(), guard_state.clone(), guard_app.clone());

@@ -25,12 +25,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use herald::{DeliveredMessage, InboxItem, SubscriptionId};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tracing::debug;
 
 use super::conn::{self, Conn};
 use super::direct::Session;
+use super::wire::Wire;
 use super::{eio, ws};
 use crate::State;
 
@@ -145,15 +145,11 @@ impl Out {
         }
     }
 
-    /// Writes what it can to `stream` without waiting: `Ok(true)` once
+    /// Writes what it can to `wire` without waiting: `Ok(true)` once
     /// nothing is pending, `Ok(false)` when the socket takes no more.
-    fn write(&mut self, stream: &TcpStream) -> std::io::Result<bool> {
-        while self.at < self.buf.len() {
-            match stream.try_write(&self.buf[self.at..]) {
-                Ok(n) => self.at += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
+    fn write(&mut self, wire: &Wire) -> std::io::Result<bool> {
+        if !wire.write(&self.buf, &mut self.at)? {
+            return Ok(false);
         }
         self.at = 0;
         if self.buf.capacity() > KEEP {
@@ -166,8 +162,8 @@ impl Out {
 
     /// A closing session's last writes: true once done (all written, or
     /// the socket broken).
-    pub(crate) fn write_closing(&mut self, stream: &TcpStream) -> bool {
-        self.write(stream).unwrap_or(true)
+    pub(crate) fn write_closing(&mut self, wire: &Wire) -> bool {
+        self.write(wire).unwrap_or(true)
     }
 
     /// The session is gone: its bytes are freed and no longer counted.
@@ -195,9 +191,9 @@ fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
         return;
     }
     loop {
-        match out.write(&session.stream) {
+        match out.write(&session.wire) {
             Ok(true) => {}
-            Ok(false) => match session.stream.poll_write_ready(&mut cx) {
+            Ok(false) => match session.wire.poll_write_ready(&mut cx) {
                 // Writable again already: write on.
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(_)) => {

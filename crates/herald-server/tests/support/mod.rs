@@ -311,8 +311,12 @@ fn frame_bytes(fin: bool, opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
     frame
 }
 
+/// A byte stream a [`RawWs`] runs on: TCP, or TLS over it.
+pub trait WsStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> WsStream for T {}
+
 pub struct RawWs {
-    stream: TcpStream,
+    stream: Box<dyn WsStream>,
     buf: Vec<u8>,
     pub nsp: String,
 }
@@ -321,10 +325,20 @@ impl RawWs {
     /// Opens `ws://addr/{app}/?EIO=4&transport=websocket&apiKey=KEY` and
     /// reads the Engine.IO open packet.
     pub async fn open(addr: std::net::SocketAddr, app: &str, key: &str) -> (Self, Value) {
-        let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+        let stream = TcpStream::connect(addr).await.expect("tcp connect");
         // Small frames one after another: no Nagle (with the server's
         // delayed ACKs it would cost 40 ms a round trip).
         stream.set_nodelay(true).expect("nodelay");
+        Self::open_on(Box::new(stream), &addr.to_string(), app, key).await
+    }
+
+    /// As [`open`](Self::open), on `stream` (TLS, say) to host `addr`.
+    pub async fn open_on(
+        mut stream: Box<dyn WsStream>,
+        addr: &str,
+        app: &str,
+        key: &str,
+    ) -> (Self, Value) {
         let req = format!(
             "GET /{app}/?EIO=4&transport=websocket&apiKey={key} HTTP/1.1\r\n\
              Host: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
