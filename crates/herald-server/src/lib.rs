@@ -124,7 +124,7 @@
 //! request_timeout = "30s"          # long polls are exempt
 //! ping_interval = "25s"            # real-time heartbeat: pings this often,
 //! ping_timeout = "20s"             # and drops a client that does not answer
-//! realtime_direct = true           # WebSocket sessions without socketioxide
+//! realtime_direct = true           # real-time sessions without socketioxide
 //! max_connections = 10000
 //! retention = "7d"                 # finished messages are purged after this
 //! # metrics_token = "..."          # unset: /metrics answers loopback clients only

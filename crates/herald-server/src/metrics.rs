@@ -34,6 +34,8 @@ pub(crate) struct Metrics {
     /// Runs dropped for receivers that did not keep up (real-time and
     /// polling).
     lagged: AtomicU64,
+    /// Long-polling sessions upgraded to a WebSocket (the direct path).
+    pub(crate) realtime_upgrades: AtomicU64,
     /// Open HTTP connections (real-time ones included).
     pub(crate) http_connections: AtomicI64,
     /// Requests being served.
@@ -333,7 +335,7 @@ impl Metrics {
         );
         gauge(
             "herald_realtime_direct_sessions",
-            "Open real-time WebSocket sessions served without socketioxide (opened as WebSockets).",
+            "Open real-time sessions served without socketioxide (long polling or WebSocket).",
             self.realtime_direct_sessions.load(Ordering::Relaxed),
         );
         gauge(
@@ -367,6 +369,11 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
             );
         };
+        counter(
+            "herald_realtime_upgrades_total",
+            "Real-time sessions upgraded from long polling to a WebSocket.",
+            self.realtime_upgrades.load(Ordering::Relaxed),
+        );
         counter(
             "herald_lagged_messages_total",
             "Runs dropped for receivers that did not keep up.",

@@ -390,3 +390,244 @@ async fn direct_sessions_count_against_max_connections() {
     s.wait_metric(DIRECT, 0.0).await;
     s.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// Long polling and the upgrade (the JS SDK's way), raw.
+
+/// The Engine.IO URL of session `sid` (or a handshake without one).
+fn eio_url(s: &support::TestServer, sid: Option<&str>) -> String {
+    match sid {
+        Some(sid) => format!("{}/{APP}/?EIO=4&transport=polling&sid={sid}", s.base),
+        None => format!("{}/{APP}/?EIO=4&transport=polling&apiKey={KEY}", s.base),
+    }
+}
+
+/// Opens a long-polling session; its sid and open packet.
+async fn open_polling(s: &support::TestServer) -> (String, serde_json::Value) {
+    let res = s.http.get(eio_url(s, None)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "text/plain; charset=UTF-8");
+    let text = res.text().await.unwrap();
+    let open: serde_json::Value =
+        serde_json::from_str(text.strip_prefix('0').expect("an open packet")).unwrap();
+    (open["sid"].as_str().unwrap().to_owned(), open)
+}
+
+/// One long poll: the packets it brings.
+async fn poll(s: &support::TestServer, sid: &str) -> Vec<String> {
+    let res = tokio::time::timeout(support::WAIT, s.http.get(eio_url(s, Some(sid))).send())
+        .await
+        .expect("the poll answers")
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    text.split('\u{1e}').map(str::to_owned).collect()
+}
+
+/// POSTs `packets`.
+async fn post(s: &support::TestServer, sid: &str, packets: &[&str]) -> reqwest::StatusCode {
+    s.http
+        .post(eio_url(s, Some(sid)))
+        .body(packets.join("\u{1e}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn sub_on_packet(id: u64, channel: &str) -> String {
+    format!(
+        "42/{APP},{}",
+        json!(["SUB_ON", {"id": id, "name": "PUB_SUB_MESSAGES", "options": {"channel": channel}}])
+    )
+}
+
+#[tokio::test]
+async fn a_long_polling_session_connects_subscribes_and_receives() {
+    let s = start("").await;
+    let (sid, open) = open_polling(&s).await;
+    assert_eq!(open["upgrades"], json!(["websocket"]), "{open}");
+    assert_eq!(s.metric(DIRECT).await, Some(1.0));
+    // Two packets in one POST: the namespace connection and a SUB_ON.
+    let connect = format!("40/{APP},");
+    assert_eq!(
+        post(&s, &sid, &[&connect, &sub_on_packet(1, "lp")]).await,
+        200
+    );
+    let packets = poll(&s, &sid).await;
+    assert!(
+        packets[0].starts_with(&format!("40/{APP},{{\"sid\":")),
+        "{packets:?}"
+    );
+    assert_eq!(
+        packets[1],
+        format!("42/{APP},[\"SUB_READY\",{{\"id\":\"1\"}}]")
+    );
+    // Runs published while nobody polls wait for the next poll, in order.
+    for n in 0..3 {
+        s.publish("lp", json!({ "message": n })).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        for p in poll(&s, &sid).await {
+            let v: serde_json::Value =
+                serde_json::from_str(p.strip_prefix(&format!("42/{APP},")).unwrap()).unwrap();
+            assert_eq!(v[0], "SUB_RES");
+            got.push(v[1]["data"]["message"].clone());
+        }
+    }
+    assert_eq!(got, [json!(0), json!(1), json!(2)]);
+    // The client closes its session.
+    assert_eq!(post(&s, &sid, &["1"]).await, 200);
+    s.wait_metric(DIRECT, 0.0).await;
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    let res = s.http.get(eio_url(&s, Some(&sid))).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<serde_json::Value>().await.unwrap(),
+        json!({"code": 1, "message": "Session ID unknown"})
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn engine_io_errors_are_engine_io_s() {
+    let s = start("").await;
+    let url = |q: &str| format!("{}/{APP}/?{q}", s.base);
+    for (query, method, code) in [
+        (format!("EIO=3&transport=polling&apiKey={KEY}"), "GET", 5),
+        (
+            format!("EIO=4&transport=carrier-pigeon&apiKey={KEY}"),
+            "GET",
+            0,
+        ),
+        (format!("EIO=4&transport=polling&apiKey={KEY}"), "POST", 2),
+        ("EIO=4&transport=polling&sid=nope".to_owned(), "GET", 1),
+    ] {
+        let req = if method == "GET" {
+            s.http.get(url(&query))
+        } else {
+            s.http.post(url(&query)).body("x")
+        };
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 400, "{query}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], code, "{query}: {body}");
+    }
+    assert_eq!(s.metric(DIRECT).await, Some(0.0));
+    s.stop().await;
+}
+
+/// One poll at a time: a second concurrent poll is refused and ends the
+/// session (Engine.IO's rule).
+#[tokio::test]
+async fn a_second_concurrent_poll_ends_the_session() {
+    let s = start("").await;
+    let (sid, _) = open_polling(&s).await;
+    let first = {
+        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
+        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    // The first is being served (with this metrics request).
+    s.wait_metric("herald_requests_in_flight", 2.0).await;
+    let second = s.http.get(eio_url(&s, Some(&sid))).send().await.unwrap();
+    assert_eq!(second.status(), 400);
+    // The first ends with the session's close packet.
+    assert_eq!(first.await.unwrap(), "1");
+    s.wait_metric(DIRECT, 0.0).await;
+    s.stop().await;
+}
+
+/// The upgrade, step by step: `2probe` → `3probe`, the waiting poll
+/// returns a noop, `5`, then the runs the client had not polled yet and
+/// the new ones arrive over the WebSocket, in order; polls are over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_polling_session_upgrades_to_a_websocket() {
+    let s = start("").await;
+    let addr = s.server.as_ref().unwrap().local_addr();
+    let (sid, _) = open_polling(&s).await;
+    let connect = format!("40/{APP},");
+    assert_eq!(
+        post(&s, &sid, &[&connect, &sub_on_packet(1, "up")]).await,
+        200
+    );
+    let packets = poll(&s, &sid).await;
+    assert_eq!(packets.len(), 2, "{packets:?}");
+    s.publish("up", json!({"message": "polled"})).await;
+    assert!(poll(&s, &sid).await[0].contains("polled"));
+    // A poll waits; two runs wait for whoever takes them.
+    let waiting = {
+        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
+        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    s.wait_metric("herald_requests_in_flight", 2.0).await;
+
+    let mut ws = support::RawWs::upgrade(addr, APP, &sid).await;
+    ws.send_text("2probe").await;
+    assert_eq!(ws.recv_text().await.as_deref(), Some("3probe"));
+    // The waiting poll returns: a noop (nothing else was waiting).
+    assert_eq!(waiting.await.unwrap(), "6");
+    // Runs published now, before the `5`, are polled or go over the
+    // WebSocket: nobody polls, so the WebSocket.
+    s.publish("up", json!({"message": "before"})).await;
+    ws.send_text("5").await;
+    s.publish("up", json!({"message": "after"})).await;
+    for expected in ["before", "after"] {
+        let (name, res) = ws.next_event().await;
+        assert_eq!(name, "SUB_RES");
+        assert_eq!(res["data"]["message"], expected);
+    }
+    s.wait_metric("herald_realtime_upgrades_total", 1.0).await;
+    // Polls are over.
+    let res = s.http.get(eio_url(&s, Some(&sid))).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    // The session goes on over the WebSocket: requests too.
+    ws.emit("MET_REQ", &json!({"id": "m", "name": "SET_USER_TOKEN"}))
+        .await;
+    assert_eq!(ws.next_event().await.0, "MET_RES");
+    drop(ws);
+    s.wait_metric(DIRECT, 0.0).await;
+    s.wait_metric("herald_realtime_subscriptions", 0.0).await;
+    s.stop().await;
+}
+
+/// The heartbeat of a long-polling session, on the server's clock: the
+/// ping comes in a poll; without a pong the session ends and its poll
+/// gets Engine.IO's close.
+#[tokio::test]
+async fn a_long_polling_session_without_pongs_ends() {
+    let clock = Arc::new(ManualClock::new(Tick::from_millis(support::now_ms())));
+    let s = support::start_on("", clock.clone()).await;
+    let (sid, _) = open_polling(&s).await;
+    assert_eq!(post(&s, &sid, &[&format!("40/{APP},")]).await, 200);
+    assert_eq!(poll(&s, &sid).await.len(), 1, "the connect answer");
+    let waiting = {
+        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
+        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    s.wait_metric("herald_requests_in_flight", 2.0).await;
+    clock.advance(Duration::from_secs(25));
+    assert_eq!(waiting.await.unwrap(), "2", "the ping");
+    // A pong keeps it...
+    assert_eq!(post(&s, &sid, &["3"]).await, 200);
+    clock.advance(Duration::from_secs(24));
+    assert_eq!(s.metric("herald_realtime_connections").await, Some(1.0));
+    // ...the next ping goes unanswered.
+    let waiting = {
+        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
+        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    s.wait_metric("herald_requests_in_flight", 2.0).await;
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(waiting.await.unwrap(), "2", "the next ping");
+    let last = {
+        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
+        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+    };
+    s.wait_metric("herald_requests_in_flight", 2.0).await;
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(last.await.unwrap(), "1", "Engine.IO's close");
+    s.wait_metric(DIRECT, 0.0).await;
+    s.wait_metric("herald_realtime_connections", 0.0).await;
+    s.stop().await;
+}

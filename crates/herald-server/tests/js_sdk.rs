@@ -20,13 +20,34 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_backendless_js_sdk_against_the_server() {
+    let Some(upgrades) = js_sdk("").await else {
+        return;
+    };
+    // The SDK opens its sessions long polling, then upgrades them (on the
+    // direct path).
+    assert!(upgrades >= Some(1.0), "upgrades: {upgrades:?}");
+}
+
+/// The same on socketioxide's path (`realtime_direct = false`), the
+/// fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_backendless_js_sdk_on_socketioxide() {
+    let Some(upgrades) = js_sdk("realtime_direct = false").await else {
+        return;
+    };
+    assert_eq!(upgrades, Some(0.0), "socketioxide upgraded them");
+}
+
+/// Runs `sdk-test.mjs` against a server configured with `toml`; the
+/// upgrades the direct path counted (`None`: skipped, without node).
+async fn js_sdk(toml: &str) -> Option<Option<f64>> {
     if !support::node::ready_or_skip(
         "js_sdk",
         "install node and npm to test the real Backendless JS SDK",
     )
     .await
     {
-        return;
+        return None;
     }
 
     // An APNs gateway that records what it is handed, so the template
@@ -34,13 +55,14 @@ async fn real_backendless_js_sdk_against_the_server() {
     let apns = herald::RecordingTransport::new("apns");
     let gateway: std::sync::Arc<dyn herald::PushTransport> = std::sync::Arc::new(apns.clone());
     let server = support::start_with(
-        "",
+        toml,
         std::sync::Arc::new(herald::SystemClock),
         vec![(support::APP.into(), herald::PushBroadcast::IOS, gateway)],
         support::temp_dir(),
     )
     .await;
     run_script("sdk-test.mjs", &server).await;
+    let upgrades = server.metric("herald_realtime_upgrades_total").await;
     server.stop().await;
     let sent: Vec<_> = apns
         .sent()
@@ -53,6 +75,7 @@ async fn real_backendless_js_sdk_against_the_server() {
         Some("Hello Ada, welcome"),
         "rendered from the send's values and the device's properties"
     );
+    Some(upgrades)
 }
 
 /// socket.io-client with `transports: ['websocket']`: the session is a

@@ -147,7 +147,8 @@ async fn long_polls_are_exempt_from_the_request_timeout() {
     let s = start_on("request_timeout = \"1s\"", clock.clone()).await;
     let addr = s.base.trim_start_matches("http://").to_owned();
     // An Engine.IO long poll: open a session, then poll with nothing to
-    // receive; socket.io holds it open (until its ping, 25 s of real time).
+    // receive; the server holds it open (until its ping, every 25 s on the
+    // server's clock).
     let open = s
         .http
         .get(format!(
@@ -166,12 +167,14 @@ async fn long_polls_are_exempt_from_the_request_timeout() {
         .and_then(|r| r.split('"').next())
         .expect("a session id")
         .to_owned();
-    // The first poll brings socket.io's first ping; answer it, then the
-    // next poll waits for the next ping, 25 s of real time away.
+    // The first poll brings the first ping, 25 s on; answer it, then the
+    // next poll waits for the next ping, 25 s away.
     let mut poll = TcpStream::connect(&addr).await.unwrap();
     let request =
         format!("GET /{APP}/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n\r\n");
     poll.write_all(request.as_bytes()).await.unwrap();
+    s.wait_metric("herald_requests_in_flight", 2.0).await;
+    clock.advance(Duration::from_secs(25));
     let mut buf = [0u8; 1024];
     let n = tokio::time::timeout(WAIT, poll.read(&mut buf))
         .await
@@ -207,7 +210,8 @@ async fn long_polls_are_exempt_from_the_request_timeout() {
     .unwrap();
     // Both are being served (and the metrics request).
     s.wait_metric("herald_requests_in_flight", 3.0).await;
-    clock.advance(Duration::from_secs(60));
+    // Past the request timeout, short of the next ping.
+    clock.advance(Duration::from_secs(10));
     let (status, _) = answer(&read_to_close(&mut slow).await);
     assert_eq!(status, "HTTP/1.1 408 Request Timeout");
     // The long poll is still open, and was not counted as timed out.

@@ -31,7 +31,7 @@
 //! | `request_timeout` | 30s | time a request may take (long polls exempt) |
 //! | `ping_interval` | 25s | time between pings to a real-time (socket.io) client |
 //! | `ping_timeout` | 20s | time a real-time client has to answer a ping |
-//! | `realtime_direct` | true | serve sessions opened as WebSockets without socketioxide |
+//! | `realtime_direct` | true | serve real-time sessions without socketioxide (false: socketioxide serves them) |
 //! | `max_connections` | 10000 | connections served at once |
 //! | `retention` | 7d | how long a finished message is kept for status reads |
 //!

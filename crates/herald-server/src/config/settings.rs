@@ -184,8 +184,7 @@ pub(crate) struct Settings {
     )]
     pub(crate) ping_timeout: Option<Secs>,
 
-    /// Serve real-time sessions opened as WebSockets without socketioxide
-    /// (true or false)
+    /// Serve real-time sessions without socketioxide (true or false)
     #[arg(
         long,
         env = "HERALD_REALTIME_DIRECT",

@@ -100,10 +100,10 @@ pub struct Config {
     /// How long a real-time client has to answer a ping before it is
     /// dropped.
     pub ping_timeout: Duration,
-    /// Whether real-time sessions opened as WebSockets (not upgraded from
-    /// long polling) are served by Herald's own
-    /// WebSocket path, where a few writer tasks serve every connection,
-    /// instead of socketioxide's (a task and its buffers per connection).
+    /// Whether real-time sessions (WebSocket and long polling) are served
+    /// by Herald's own Engine.IO path, where a few writer tasks serve every
+    /// connection, instead of socketioxide's (a task and its buffers per
+    /// connection).
     pub realtime_direct: bool,
     /// Connections served at once; more wait to be accepted. WebSocket
     /// sessions on the direct path count for as long as they are open.

@@ -121,18 +121,21 @@ fn parse_socket(p: &str) -> Result<ClientPacket<'_>, PacketError> {
     }
 }
 
-/// The Engine.IO open packet (`0{...}`) of session `sid`.
+/// The Engine.IO open packet (`0{...}`) of session `sid` (`upgradable`: a
+/// long-polling session, which may upgrade to a WebSocket).
 pub(crate) fn open(
     sid: &str,
+    upgradable: bool,
     ping_interval_ms: u128,
     ping_timeout_ms: u128,
     max_payload: usize,
 ) -> String {
+    let upgrades: &[&str] = if upgradable { &["websocket"] } else { &[] };
     format!(
         "0{}",
         serde_json::json!({
             "sid": sid,
-            "upgrades": [],
+            "upgrades": upgrades,
             "pingInterval": ping_interval_ms,
             "pingTimeout": ping_timeout_ms,
             "maxPayload": max_payload,
@@ -308,12 +311,13 @@ mod tests {
 
     #[test]
     fn server_packets_read_back_as_socket_io_writes_them() {
-        let open = open("abc", 25_000, 20_000, 100_000);
-        let v: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
+        let packet = open("abc", false, 25_000, 20_000, 100_000);
+        let v: Value = serde_json::from_str(packet.strip_prefix('0').unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"sid": "abc", "upgrades": [], "pingInterval": 25000, "pingTimeout": 20000, "maxPayload": 100000})
         );
+        assert!(open("abc", true, 1, 1, 1).contains("\"upgrades\":[\"websocket\"]"));
         assert_eq!(connected("/A", "s"), "40/A,{\"sid\":\"s\"}");
         assert_eq!(connect_error("/A", "no"), "44/A,{\"message\":\"no\"}");
         assert_eq!(disconnect("/A"), "41/A,");

@@ -16,20 +16,25 @@
 //! channel, 5094 (429) past `max_subscriptions_per_connection`, 8007 for a
 //! subscription kind Herald does not implement: commands, user status,
 //! data changes). A request that would open an Engine.IO session without
-//! a key of the app is refused with `401` (8002) before socketioxide opens
-//! one; a bad key in the namespace connection is refused with
-//! `CONNECT_ERROR`.
+//! a key of the app is refused with `401` (8002) before a session opens;
+//! a bad key in the namespace connection is refused with `CONNECT_ERROR`.
 //!
-//! Every listener of a connection delivers into one [`Inbox`](herald::Inbox)
-//! bounded by `connection_buffer` bytes, drained by one task per
-//! connection ([`drain`]) that sends replies and runs in order (a
-//! listener's `SUB_READY` always before its first run). Listeners die with
-//! their connection: a disconnect unsubscribes them at once.
+//! Two implementations serve it. [`direct`] (`realtime_direct`, the
+//! default): Engine.IO and socket.io of Herald's own, long polling and
+//! WebSocket, a control task per session and a few writer tasks serving
+//! every session. socketioxide (`realtime_direct = false`): a drain task
+//! per connection ([`drain`]) feeding socketioxide's queue. Either way,
+//! every listener of a connection delivers into one
+//! [`Inbox`](herald::Inbox) bounded by `connection_buffer` bytes, replies
+//! and runs go out in order (a listener's `SUB_READY` always before its
+//! first run), and listeners die with their connection: a disconnect
+//! unsubscribes them at once.
 
 mod conn;
 mod direct;
 mod drain;
 pub(crate) mod eio;
+mod session;
 mod wire;
 mod writer;
 pub(crate) mod ws;
@@ -121,10 +126,9 @@ pub(crate) fn register(
     io.ns(path.clone(), handler.with(middleware));
 
     // A request that would open an Engine.IO session (it has no `sid`)
-    // needs the app's key before socketioxide sees it: no session, no
-    // socket, no buffers for a client without a key.
-    // A session that is a WebSocket from its start takes
-    // the direct path.
+    // needs the app's key first: no session, no socket, no buffers for a
+    // client without a key. Then the direct path serves every Engine.IO
+    // request (`realtime_direct`), or socketioxide does.
     let guarded = move |req: Request| {
         let (svc, state, app) = (svc.clone(), guard_state.clone(), guard_app.clone());
         let direct = guard_direct.clone();
@@ -134,10 +138,12 @@ pub(crate) fn register(
                     state.metrics.count_error(e.code);
                     return e.into_response();
                 }
-                if direct.takes(req.uri().query()) {
-                    return direct.upgrade(req);
+                if direct.enabled() {
+                    return direct.serve(req).await;
                 }
                 detached(req)
+            } else if direct.enabled() {
+                return direct.serve(req).await;
             } else {
                 req
             };

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 use tracing::debug;
 
 use super::conn::{self, Conn};
-use super::direct::Session;
+use super::session::Session;
 use super::wire::Wire;
 use super::{eio, ws};
 use crate::State;
@@ -110,14 +110,21 @@ struct Scratch {
     packet: Vec<u8>,
 }
 
-/// A session's frames not yet written.
+/// A session's packets not yet written (as WebSocket frames) or not yet
+/// polled (Engine.IO packets separated by `\x1e`).
 #[derive(Debug, Default)]
 pub(crate) struct Out {
     buf: Vec<u8>,
     /// Bytes of `buf` already written.
     at: usize,
+    /// The session long-polls: `buf` holds packets for the next `GET`.
+    polling: bool,
+    /// A long poll is waiting.
+    pub(crate) poll_waiting: bool,
+    /// An upgrade's probe was answered: polls return at once.
+    pub(crate) upgrading: bool,
     /// The session is ending: nothing more is taken from its inbox, and
-    /// its reader writes the rest.
+    /// its control task writes the rest.
     pub(crate) closing: bool,
     /// Done: nothing more is written or counted.
     released: bool,
@@ -125,23 +132,103 @@ pub(crate) struct Out {
     accounted: i64,
 }
 
+/// Engine.IO's packet separator in long-polling payloads.
+const SEPARATOR: u8 = 0x1e;
+
 impl Out {
-    /// Bytes queued and not yet written.
+    /// The buffer of a WebSocket session, or of a long-polling one.
+    pub(crate) fn new(polling: bool) -> Self {
+        Self {
+            polling,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the session long-polls.
+    pub(crate) fn polling(&self) -> bool {
+        self.polling
+    }
+
+    /// Bytes queued and not yet written (or polled).
     pub(crate) fn pending(&self) -> usize {
         self.buf.len() - self.at
     }
 
-    /// Queues one frame.
+    /// Starts a text packet of `len` bytes: a frame header, or the
+    /// separator from the previous packet.
+    fn begin_text(&mut self, len: usize) {
+        if self.polling {
+            if !self.buf.is_empty() {
+                self.buf.push(SEPARATOR);
+            }
+        } else {
+            ws::header(&mut self.buf, ws::TEXT, len);
+        }
+    }
+
+    /// Queues one frame (long polling: a text frame's packet; the
+    /// WebSocket's own frames have no place there).
     pub(crate) fn frame(&mut self, opcode: u8, payload: &[u8]) {
-        if !self.released {
+        if self.released {
+            return;
+        }
+        if self.polling {
+            if opcode == ws::TEXT {
+                self.begin_text(payload.len());
+                self.buf.extend_from_slice(payload);
+            }
+        } else {
             ws::frame(&mut self.buf, opcode, payload);
         }
     }
 
-    /// Queues a close frame.
+    /// Queues a close frame (long polling: Engine.IO's close packet).
     pub(crate) fn close_frame(&mut self, code: u16) {
-        if !self.released {
+        if self.released {
+            return;
+        }
+        if self.polling {
+            self.frame(ws::TEXT, b"1");
+        } else {
             ws::close_frame(&mut self.buf, code);
+        }
+    }
+
+    /// What a long poll answers now, if anything: the packets waiting;
+    /// else Engine.IO's close once the session ends, or a noop while an
+    /// upgrade waits for polling to pause.
+    pub(crate) fn take_poll(&mut self) -> Option<Vec<u8>> {
+        if !self.polling {
+            // Upgraded meanwhile: the poll ends with a noop.
+            return Some(b"6".to_vec());
+        }
+        if self.pending() > 0 {
+            self.at = 0;
+            return Some(std::mem::take(&mut self.buf));
+        }
+        if self.closing || self.released {
+            Some(b"1".to_vec())
+        } else if self.upgrading {
+            Some(b"6".to_vec())
+        } else {
+            None
+        }
+    }
+
+    /// The session was upgraded: the packets not yet polled become
+    /// frames, and frames are written from now on.
+    pub(crate) fn switch_to_websocket(&mut self) {
+        if !self.polling {
+            return;
+        }
+        let packets = std::mem::take(&mut self.buf);
+        self.at = 0;
+        self.polling = false;
+        self.upgrading = false;
+        if !packets.is_empty() {
+            for packet in packets.split(|&b| b == SEPARATOR) {
+                self.frame(ws::TEXT, packet);
+            }
         }
     }
 
@@ -179,8 +266,16 @@ impl Out {
     }
 }
 
+/// Pumps `session` now, on the caller's task (a long poll about to answer
+/// takes what is there, not what the writer had queued so far).
+pub(crate) fn pump_now(session: &Arc<Session>) {
+    pump(session, &mut Scratch::default());
+}
+
 /// Writes `session`'s pending frames and turns its inbox's runs into more
-/// while the socket takes them and the budget allows.
+/// while the socket takes them and the budget allows. A long-polling
+/// session's packets wait for its next poll (up to half the budget, and a
+/// batch).
 fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
     let mut cx = Context::from_waker(&session.waker);
     let state = &session.direct.state;
@@ -191,9 +286,24 @@ fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
         return;
     }
     loop {
-        match out.write(&session.wire) {
+        if out.polling {
+            if out.pending() < budget / 2
+                && let Some(conn) = conn
+            {
+                fill(session, conn, &mut out, &mut cx, scratch, budget / 2);
+            }
+            if out.pending() > 0 {
+                session.wake_poll();
+            }
+            break;
+        }
+        // Upgraded, its WebSocket not yet attached: written once it is.
+        let Some(wire) = session.wire.get() else {
+            break;
+        };
+        match out.write(wire) {
             Ok(true) => {}
-            Ok(false) => match session.wire.poll_write_ready(&mut cx) {
+            Ok(false) => match wire.poll_write_ready(&mut cx) {
                 // Writable again already: write on.
                 Poll::Ready(Ok(())) => continue,
                 Poll::Ready(Err(_)) => {
@@ -281,7 +391,7 @@ fn fill(
                 // A string into a Vec: cannot fail.
                 let _ = serde_json::to_writer(&mut s.id_json, &*id);
                 let data = message.frame().as_bytes();
-                ws::header(&mut out.buf, ws::TEXT, run_packet.len(&s.id_json, data));
+                out.begin_text(run_packet.len(&s.id_json, data));
                 run_packet.write(&mut out.buf, &s.id_json, data);
             }
         }
