@@ -554,7 +554,8 @@ impl Session {
         read: Vec<u8>,
         permit: Option<OwnedSemaphorePermit>,
     ) {
-        if self.wire.set(wire).is_err() {
+        // A session that ended meanwhile drops the WebSocket (it closes).
+        if self.lock_out().released() || self.wire.set(wire).is_err() {
             return;
         }
         *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = permit;

@@ -144,6 +144,11 @@ impl Out {
         }
     }
 
+    /// Whether the session is gone.
+    pub(crate) fn released(&self) -> bool {
+        self.released
+    }
+
     /// Whether the session long-polls.
     pub(crate) fn polling(&self) -> bool {
         self.polling
@@ -397,4 +402,82 @@ fn fill(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text packets a WebSocket frame buffer holds, read back with the
+    /// codec's own decoder (server frames are unmasked: the decoder wants
+    /// masked ones, so they are masked here with a zero key).
+    fn frames(buf: &[u8]) -> Vec<String> {
+        let mut masked = Vec::new();
+        let mut at = 0;
+        while at < buf.len() {
+            let len7 = usize::from(buf[at + 1] & 0x7f);
+            let (len, header) = match len7 {
+                126 => (
+                    usize::from(u16::from_be_bytes([buf[at + 2], buf[at + 3]])),
+                    4,
+                ),
+                127 => {
+                    let mut n = [0u8; 8];
+                    n.copy_from_slice(&buf[at + 2..at + 10]);
+                    (usize::try_from(u64::from_be_bytes(n)).unwrap(), 10)
+                }
+                n => (n, 2),
+            };
+            masked.push(buf[at]);
+            masked.push(buf[at + 1] | 0x80);
+            masked.extend_from_slice(&buf[at + 2..at + header]);
+            masked.extend_from_slice(&[0; 4]);
+            masked.extend_from_slice(&buf[at + header..at + header + len]);
+            at += header + len;
+        }
+        let mut decoder = ws::Decoder::new(1 << 20);
+        let mut out = Vec::new();
+        let mut rest = &masked[..];
+        while let Ok((n, Some(ws::Incoming::Text(t)))) = decoder.decode(rest) {
+            out.push(t);
+            rest = &rest[n..];
+        }
+        assert!(rest.is_empty(), "{} bytes left", rest.len());
+        out
+    }
+
+    #[test]
+    fn polling_packets_are_separated_and_taken_whole() {
+        let mut out = Out::new(true);
+        assert_eq!(out.take_poll(), None, "nothing yet: the poll waits");
+        out.frame(ws::TEXT, b"40/A,{}");
+        out.frame(ws::PONG, b"not for polling");
+        out.frame(ws::TEXT, b"2");
+        assert_eq!(out.take_poll().unwrap(), b"40/A,{}\x1e2");
+        assert_eq!(out.pending(), 0);
+        out.upgrading = true;
+        assert_eq!(out.take_poll().unwrap(), b"6", "a noop for the probe");
+        out.closing = true;
+        out.close_frame(1000);
+        assert_eq!(out.take_poll().unwrap(), b"1", "Engine.IO's close");
+        assert_eq!(out.take_poll().unwrap(), b"1", "and again");
+    }
+
+    #[test]
+    fn an_upgrade_turns_the_unpolled_packets_into_frames_in_order() {
+        let mut out = Out::new(true);
+        let big = "x".repeat(70_000);
+        for p in ["first", big.as_str(), "", "last"] {
+            out.frame(ws::TEXT, p.as_bytes());
+        }
+        out.switch_to_websocket();
+        assert!(!out.polling());
+        out.frame(ws::TEXT, b"after");
+        assert_eq!(
+            frames(&out.buf),
+            ["first", big.as_str(), "", "last", "after"],
+            "every packet, in order, then the new ones"
+        );
+        assert_eq!(out.take_poll().unwrap(), b"6", "a poll still waiting ends");
+    }
 }
