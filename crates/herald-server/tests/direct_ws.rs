@@ -424,6 +424,12 @@ async fn poll(s: &support::TestServer, sid: &str) -> Vec<String> {
     text.split('\u{1e}').map(str::to_owned).collect()
 }
 
+/// A long poll running on its own task: its answer's text.
+fn spawn_poll(s: &support::TestServer, sid: &str) -> tokio::task::JoinHandle<String> {
+    let (http, url) = (s.http.clone(), eio_url(s, Some(sid)));
+    tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
+}
+
 /// POSTs `packets`.
 async fn post(s: &support::TestServer, sid: &str, packets: &[&str]) -> reqwest::StatusCode {
     s.http
@@ -524,10 +530,7 @@ async fn engine_io_errors_are_engine_io_s() {
 async fn a_second_concurrent_poll_ends_the_session() {
     let s = start("").await;
     let (sid, _) = open_polling(&s).await;
-    let first = {
-        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
-        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
-    };
+    let first = spawn_poll(&s, &sid);
     // The first is being served (with this metrics request).
     s.wait_metric("herald_requests_in_flight", 2.0).await;
     let second = s.http.get(eio_url(&s, Some(&sid))).send().await.unwrap();
@@ -556,10 +559,7 @@ async fn a_long_polling_session_upgrades_to_a_websocket() {
     s.publish("up", json!({"message": "polled"})).await;
     assert!(poll(&s, &sid).await[0].contains("polled"));
     // A poll waits; two runs wait for whoever takes them.
-    let waiting = {
-        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
-        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
-    };
+    let waiting = spawn_poll(&s, &sid);
     s.wait_metric("herald_requests_in_flight", 2.0).await;
 
     let mut ws = support::RawWs::upgrade(addr, APP, &sid).await;
@@ -601,10 +601,7 @@ async fn a_long_polling_session_without_pongs_ends() {
     let (sid, _) = open_polling(&s).await;
     assert_eq!(post(&s, &sid, &[&format!("40/{APP},")]).await, 200);
     assert_eq!(poll(&s, &sid).await.len(), 1, "the connect answer");
-    let waiting = {
-        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
-        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
-    };
+    let waiting = spawn_poll(&s, &sid);
     s.wait_metric("herald_requests_in_flight", 2.0).await;
     clock.advance(Duration::from_secs(25));
     assert_eq!(waiting.await.unwrap(), "2", "the ping");
@@ -613,17 +610,11 @@ async fn a_long_polling_session_without_pongs_ends() {
     clock.advance(Duration::from_secs(24));
     assert_eq!(s.metric("herald_realtime_connections").await, Some(1.0));
     // ...the next ping goes unanswered.
-    let waiting = {
-        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
-        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
-    };
+    let waiting = spawn_poll(&s, &sid);
     s.wait_metric("herald_requests_in_flight", 2.0).await;
     clock.advance(Duration::from_secs(1));
     assert_eq!(waiting.await.unwrap(), "2", "the next ping");
-    let last = {
-        let (http, url) = (s.http.clone(), eio_url(&s, Some(&sid)));
-        tokio::spawn(async move { http.get(url).send().await.unwrap().text().await.unwrap() })
-    };
+    let last = spawn_poll(&s, &sid);
     s.wait_metric("herald_requests_in_flight", 2.0).await;
     clock.advance(Duration::from_secs(20));
     assert_eq!(last.await.unwrap(), "1", "Engine.IO's close");

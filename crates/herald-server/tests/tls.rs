@@ -48,6 +48,16 @@ fn connector() -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
+/// A socket.io client on a WebSocket over TLS to `addr`, and its open
+/// packet.
+async fn tls_ws(addr: std::net::SocketAddr) -> (support::RawWs, Value) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector().connect(name, tcp).await.expect("TLS handshake");
+    let host = format!("localhost:{}", addr.port());
+    support::RawWs::open_on(Box::new(tls), &host, APP, KEY).await
+}
+
 /// One HTTP/1.1 request over TLS to `addr`; the status line and JSON body.
 async fn https(
     addr: std::net::SocketAddr,
@@ -168,11 +178,7 @@ async fn a_websocket_session_over_tls_takes_the_direct_path() {
     .await
     .unwrap();
     let addr = server.local_addr();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let tls = connector().connect(name, tcp).await.expect("TLS handshake");
-    let host = format!("localhost:{}", addr.port());
-    let (mut ws, open) = support::RawWs::open_on(Box::new(tls), &host, APP, KEY).await;
+    let (mut ws, open) = tls_ws(addr).await;
     assert!(open["sid"].is_string(), "{open}");
     let answer = ws.connect_nsp().await;
     assert!(answer.starts_with(&format!("40/{APP},")), "{answer}");
@@ -237,11 +243,7 @@ async fn a_stalled_tls_reader_is_bounded_and_resumes_whole() {
     .await
     .unwrap();
     let addr = server.local_addr();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = ServerName::try_from("localhost").unwrap();
-    let tls = connector().connect(name, tcp).await.expect("TLS handshake");
-    let host = format!("localhost:{}", addr.port());
-    let (mut ws, _) = support::RawWs::open_on(Box::new(tls), &host, APP, KEY).await;
+    let (mut ws, _) = tls_ws(addr).await;
     ws.connect_nsp().await;
     ws.emit(
         "SUB_ON",

@@ -335,10 +335,30 @@ impl RawWs {
     /// Upgrades long-polling session `sid` to a WebSocket (the client
     /// then sends `2probe` and `5`, see the direct path's tests).
     pub async fn upgrade(addr: std::net::SocketAddr, app: &str, sid: &str) -> Self {
-        let mut stream = TcpStream::connect(addr).await.expect("tcp connect");
+        let stream = TcpStream::connect(addr).await.expect("tcp connect");
         stream.set_nodelay(true).expect("nodelay");
+        let query = format!("EIO=4&transport=websocket&sid={sid}");
+        Self::handshake(Box::new(stream), &addr.to_string(), app, &query).await
+    }
+
+    /// As [`open`](Self::open), on `stream` (TLS, say) to host `addr`.
+    pub async fn open_on(
+        stream: Box<dyn WsStream>,
+        addr: &str,
+        app: &str,
+        key: &str,
+    ) -> (Self, Value) {
+        let query = format!("EIO=4&transport=websocket&apiKey={key}");
+        let mut ws = Self::handshake(stream, addr, app, &query).await;
+        let open = ws.recv_text().await.expect("open packet");
+        let open = open.strip_prefix('0').expect("EIO open packet");
+        (ws, serde_json::from_str(open).expect("open JSON"))
+    }
+
+    /// The WebSocket handshake to `/{app}/?{query}`: `101` or a panic.
+    async fn handshake(mut stream: Box<dyn WsStream>, addr: &str, app: &str, query: &str) -> Self {
         let req = format!(
-            "GET /{app}/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\n\
+            "GET /{app}/?{query} HTTP/1.1\r\n\
              Host: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
@@ -357,46 +377,10 @@ impl RawWs {
         assert!(head.starts_with("HTTP/1.1 101"), "{head}");
         buf.drain(..header_end);
         Self {
-            stream: Box::new(stream),
-            buf,
-            nsp: format!("/{app}"),
-        }
-    }
-
-    /// As [`open`](Self::open), on `stream` (TLS, say) to host `addr`.
-    pub async fn open_on(
-        mut stream: Box<dyn WsStream>,
-        addr: &str,
-        app: &str,
-        key: &str,
-    ) -> (Self, Value) {
-        let req = format!(
-            "GET /{app}/?EIO=4&transport=websocket&apiKey={key} HTTP/1.1\r\n\
-             Host: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        stream.write_all(req.as_bytes()).await.expect("handshake");
-        let mut buf = Vec::new();
-        let header_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        buf.drain(..header_end);
-        let mut ws = Self {
             stream,
             buf,
             nsp: format!("/{app}"),
-        };
-        let open = ws.recv_text().await.expect("open packet");
-        let open = open.strip_prefix('0').expect("EIO open packet");
-        (ws, serde_json::from_str(open).expect("open JSON"))
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
