@@ -32,7 +32,8 @@ pub(crate) enum Peer {
 #[derive(Debug)]
 pub(crate) struct Wire {
     stream: TcpStream,
-    tls: Option<Mutex<ServerConnection>>,
+    /// Boxed: rustls' connection is large, and most sessions have none.
+    tls: Option<Box<Mutex<ServerConnection>>>,
 }
 
 /// `std::io` over a tokio socket's non-blocking calls (`WouldBlock` when
@@ -65,7 +66,7 @@ impl Wire {
     pub(crate) fn tls(stream: TcpStream, tls: ServerConnection) -> Self {
         Self {
             stream,
-            tls: Some(Mutex::new(tls)),
+            tls: Some(Box::new(Mutex::new(tls))),
         }
     }
 
@@ -174,5 +175,22 @@ impl Wire {
         if let Some(tls) = &self.tls {
             Self::lock(tls).send_close_notify();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_connection_carries_no_tls_state_inline() {
+        // rustls' connection is ~1 KB: inline, every plain session (most
+        // of them) would pay for it.
+        assert!(
+            std::mem::size_of::<Wire>() <= 48,
+            "{} bytes",
+            std::mem::size_of::<Wire>()
+        );
+        assert!(std::mem::size_of::<ServerConnection>() > 200);
     }
 }
