@@ -272,24 +272,21 @@ pub(crate) fn run(
             n
         };
         w.peak = (w.peak * PEAK_DECAY).max(applied as f64);
-        let mut rest = None;
+        let mut close = None;
         for op in linger.held_back {
             match op {
                 Op::Purge { reply } => {
                     let _ = reply.send(w.purge_all());
                 }
-                close => rest = Some(vec![close]),
+                op => close = Some(op),
             }
         }
-        if let Some(rest) = rest {
+        if let Some(close) = close {
             // Everything queued after the close is refused; so is anything
             // still in the channel. Then the database is released before
             // the close is answered, so the file can be reopened at once.
             let mut replies = Vec::new();
-            for op in rest
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-            {
+            for op in std::iter::once(close).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
                 match op {
                     Op::Close { reply } => replies.push(reply),
                     other => other.refuse(),
