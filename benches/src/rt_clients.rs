@@ -86,6 +86,25 @@ impl Clients {
         Ok(fields.collect())
     }
 
+    /// The clients' `round R FIRST LAST` line for round `round`: when the
+    /// first and the last subscriber had it, in µs since the epoch (the
+    /// wall clock both processes read).
+    ///
+    /// # Errors
+    ///
+    /// Another line, another round, or none within [`RT_STEP`].
+    pub fn expect_round(&self, round: usize) -> Result<(i64, i64), String> {
+        let got = self.expect("round")?;
+        let field = |i: usize| got.get(i).and_then(|f| f.parse::<i64>().ok());
+        let (Some(r), Some(first), Some(last)) = (field(0), field(1), field(2)) else {
+            return Err(format!("rt-clients: round {got:?}"));
+        };
+        if usize::try_from(r).ok() != Some(round) {
+            return Err(format!("rt-clients reported round {r}, wanted {round}"));
+        }
+        Ok((first, last))
+    }
+
     /// Closes stdin and waits for `ok N ROUNDS` and a clean exit.
     ///
     /// # Errors

@@ -430,14 +430,7 @@ async fn run(args: &Args) -> Result<(), String> {
             )
             .await
             .map_err(|e| format!("publish: {e}"))?;
-        let got = tokio::task::block_in_place(|| clients.expect("round"))?;
-        let field = |i: usize| got.get(i).and_then(|f| f.parse::<i64>().ok());
-        let (Some(r), Some(first), Some(last)) = (field(0), field(1), field(2)) else {
-            return Err(format!("rt-clients: round {got:?}"));
-        };
-        if r != round as i64 {
-            return Err(format!("rt-clients reported round {r}, wanted {round}"));
-        }
+        let (first, last) = tokio::task::block_in_place(|| clients.expect_round(round))?;
         let to_ms = |us: i64| (us - sent) as f64 / 1e3;
         println!(
             "   round {round}: first subscriber {:.2} ms, last {:.2} ms",

@@ -689,14 +689,7 @@ fn rt_fanout(rt: &tokio::runtime::Runtime, args: &Args, data: &Path) -> Result<R
         if status != 200 || v["status"] != "published" {
             return Err(format!("publish {round}: {status} {v}"));
         }
-        let got = clients.expect("round")?;
-        let field = |i: usize| got.get(i).and_then(|f| f.parse::<i64>().ok());
-        let (Some(r), Some(first), Some(last)) = (field(0), field(1), field(2)) else {
-            return Err(format!("rt-clients: round {got:?}"));
-        };
-        if r != round as i64 {
-            return Err(format!("rt-clients reported round {r}, wanted {round}"));
-        }
+        let (first, last) = clients.expect_round(round)?;
         let to_ms = |us: i64| (us - sent) as f64 / 1e3;
         println!(
             "   round {round}: answered {:.2} ms, first subscriber {:.2} ms, last {:.2} ms",
