@@ -76,6 +76,21 @@ impl Rig {
         status.message_id
     }
 
+    /// Publishes an hourly repeating push to `news` and waits until its
+    /// first run has been handled; its id.
+    async fn publish_repeating_push(&self) -> String {
+        let delivery =
+            DeliveryOptions::from_json(&json!({"publishPolicy": "PUSH", "repeatEvery": 3600}))
+                .unwrap();
+        let status = self
+            .engine
+            .publish("news", "x".into(), PublishOptions::default(), delivery)
+            .await
+            .unwrap();
+        self.engine.settle().await;
+        status.message_id
+    }
+
     async fn counts(&self, id: &str) -> herald::MessageStatus {
         self.engine.message_status(id).await.unwrap()
     }
@@ -459,15 +474,7 @@ async fn cancelling_a_repeating_message_stops_its_push_job() {
     r.apns.set_default(Outcome::Retry {
         after: Some(Duration::from_secs(10)),
     });
-    let delivery =
-        DeliveryOptions::from_json(&json!({"publishPolicy": "PUSH", "repeatEvery": 3600})).unwrap();
-    let status = r
-        .engine
-        .publish("news", "x".into(), PublishOptions::default(), delivery)
-        .await
-        .unwrap();
-    let id = status.message_id;
-    r.engine.settle().await;
+    let id = r.publish_repeating_push().await;
     assert_eq!(r.apns.attempts("tok-a"), 1);
     r.engine.cancel(&id).await.unwrap();
     r.step(10_000).await;
@@ -494,15 +501,7 @@ async fn a_cancel_ends_the_waiting_retries_at_once() {
             after: Some(Duration::from_secs(60)),
         }],
     );
-    let delivery =
-        DeliveryOptions::from_json(&json!({"publishPolicy": "PUSH", "repeatEvery": 3600})).unwrap();
-    let status = r
-        .engine
-        .publish("news", "x".into(), PublishOptions::default(), delivery)
-        .await
-        .unwrap();
-    let id = status.message_id;
-    r.engine.settle().await;
+    let id = r.publish_repeating_push().await;
     let s = r.counts(&id).await;
     assert_eq!(
         (s.deliveries.push_sent, s.deliveries.push_pending()),
