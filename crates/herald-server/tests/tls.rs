@@ -99,8 +99,9 @@ async fn https_text(
 #[tokio::test]
 async fn the_api_over_tls() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server =
-        Server::with_listener(config(fixture("cert.pem"), fixture("key.pem")), listener).unwrap();
+    let config = config(fixture("cert.pem"), fixture("key.pem"));
+    let data = config.data_dir.clone();
+    let server = Server::with_listener(config, listener).unwrap();
     let addr = server.local_addr();
     assert_eq!(server.base_url(), format!("https://{addr}"));
 
@@ -135,6 +136,7 @@ async fn the_api_over_tls() {
     assert!(!raw.starts_with(b"HTTP/1.1 200"), "{raw:?}");
 
     server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(data);
 }
 
 #[tokio::test]
@@ -171,12 +173,12 @@ async fn bad_tls_files_fail_before_listening_and_name_the_file() {
 /// and the shutdown's close reaches the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_session_over_tls_takes_the_direct_path() {
-    let server = Server::start(Config {
+    let config = Config {
         max_body: 300_000,
         ..config(fixture("cert.pem"), fixture("key.pem"))
-    })
-    .await
-    .unwrap();
+    };
+    let data = config.data_dir.clone();
+    let server = Server::start(config).await.unwrap();
     let addr = server.local_addr();
     let (mut ws, open) = tls_ws(addr).await;
     assert!(open["sid"].is_string(), "{open}");
@@ -227,6 +229,7 @@ async fn a_websocket_session_over_tls_takes_the_direct_path() {
         .unwrap()
         .unwrap()
         .unwrap();
+    let _ = std::fs::remove_dir_all(data);
 }
 
 /// A TLS client that stops reading: what its session holds stays within
@@ -235,13 +238,13 @@ async fn a_websocket_session_over_tls_takes_the_direct_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_tls_reader_is_bounded_and_resumes_whole() {
     let budget = 1usize << 20;
-    let server = Server::start(Config {
+    let config = Config {
         max_body: 300_000,
         connection_buffer: budget,
         ..config(fixture("cert.pem"), fixture("key.pem"))
-    })
-    .await
-    .unwrap();
+    };
+    let data = config.data_dir.clone();
+    let server = Server::start(config).await.unwrap();
     let addr = server.local_addr();
     let (mut ws, _) = tls_ws(addr).await;
     ws.connect_nsp().await;
@@ -288,4 +291,5 @@ async fn a_stalled_tls_reader_is_bounded_and_resumes_whole() {
         .await
         .unwrap()
         .unwrap();
+    let _ = std::fs::remove_dir_all(data);
 }
