@@ -292,10 +292,12 @@ fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
     }
     loop {
         if out.polling {
-            if out.pending() < budget / 2
-                && let Some(conn) = conn
-            {
-                fill(session, conn, &mut out, &mut cx, scratch, budget / 2);
+            if let Some(conn) = conn {
+                // Until the inbox is empty (its waker registered) or half
+                // the budget waits.
+                while out.pending() < budget / 2
+                    && fill(session, conn, &mut out, &mut cx, scratch, budget / 2)
+                {}
             }
             if out.pending() > 0 {
                 session.wake_poll();
@@ -343,10 +345,13 @@ fn pump(session: &Arc<Session>, scratch: &mut Scratch) {
     }
 }
 
-/// Takes `conn`'s replies and up to a batch of runs, within `max_bytes`
-/// (registering the
-/// session's waker with its inbox when there are none), and queues their
-/// frames; false when there was nothing to send.
+/// Takes `conn`'s replies and up to a batch of runs, within `max_bytes`,
+/// and queues their frames. False only once the inbox had nothing (the
+/// session's waker is then registered with it) and there were no replies:
+/// a batch of nothing but lag notices, or of runs for listeners stopped
+/// meanwhile, is true, so that the caller polls again (stopping there
+/// would leave no waker registered, and the session asleep until its next
+/// heartbeat).
 fn fill(
     session: &Session,
     conn: &Conn,
@@ -362,6 +367,7 @@ fn fill(
         // Closed: the connection is ending.
         return false;
     }
+    let took = taken.is_ready();
     let mut lagged = 0;
     for item in s.items.drain(..) {
         match item {
@@ -379,7 +385,7 @@ fn fill(
     }
     conn.plan(&mut s.runs, &mut s.planned);
     if s.planned.is_empty() {
-        return false;
+        return took;
     }
     // A reader waiting for the replies to go reads again.
     session.drained.notify_one();
