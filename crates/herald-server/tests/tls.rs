@@ -293,3 +293,68 @@ async fn a_stalled_tls_reader_is_bounded_and_resumes_whole() {
         .unwrap();
     let _ = std::fs::remove_dir_all(data);
 }
+
+/// Long polling over HTTPS, then the upgrade to a WebSocket over TLS (the
+/// JS SDK's way on an HTTPS server): the probe, the `5`, and runs over
+/// the upgraded session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polling_over_tls_upgrades_to_a_tls_websocket() {
+    let config = config(fixture("cert.pem"), fixture("key.pem"));
+    let data = config.data_dir.clone();
+    let server = Server::start(config).await.unwrap();
+    let addr = server.local_addr();
+    let (status, open) = https_text(
+        addr,
+        "GET",
+        &format!("/{APP}/?EIO=4&transport=polling&apiKey={KEY}"),
+        "",
+    )
+    .await;
+    assert!(status.contains("200"), "{status}");
+    let open: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    let eio = format!("/{APP}/?EIO=4&transport=polling&sid={sid}");
+    let sub_on =
+        json!(["SUB_ON", {"id": 1, "name": "PUB_SUB_MESSAGES", "options": {"channel": "tls-up"}}]);
+    let (status, ok) = https_text(
+        addr,
+        "POST",
+        &eio,
+        &format!("40/{APP},\u{1e}42/{APP},{sub_on}"),
+    )
+    .await;
+    assert_eq!((status.contains("200"), ok.as_str()), (true, "ok"));
+    let (_, polled) = https_text(addr, "GET", &eio, "").await;
+    assert!(polled.contains("SUB_READY"), "{polled}");
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector().connect(name, tcp).await.expect("TLS handshake");
+    let host = format!("localhost:{}", addr.port());
+    let mut ws = support::RawWs::upgrade_on(Box::new(tls), &host, APP, &sid).await;
+    ws.send_text("2probe").await;
+    assert_eq!(ws.recv_text().await.as_deref(), Some("3probe"));
+    ws.send_text("5").await;
+    let (status, _) = https(
+        addr,
+        "POST",
+        &format!("/{APP}/{KEY}/messaging/tls-up"),
+        &json!({"message": "over tls"}).to_string(),
+    )
+    .await;
+    assert!(status.contains("200"), "{status}");
+    let (name, res) = ws.next_event().await;
+    assert_eq!(name, "SUB_RES");
+    assert_eq!(res["data"]["message"], "over tls");
+    let (_, metrics) = https_text(addr, "GET", "/metrics", "").await;
+    assert!(
+        metrics.contains("\nherald_realtime_upgrades_total 1\n"),
+        "{metrics}"
+    );
+    drop(ws);
+    tokio::time::timeout(WAIT, server.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(data);
+}

@@ -337,8 +337,13 @@ impl RawWs {
     pub async fn upgrade(addr: std::net::SocketAddr, app: &str, sid: &str) -> Self {
         let stream = TcpStream::connect(addr).await.expect("tcp connect");
         stream.set_nodelay(true).expect("nodelay");
+        Self::upgrade_on(Box::new(stream), &addr.to_string(), app, sid).await
+    }
+
+    /// As [`upgrade`](Self::upgrade), on `stream` (TLS, say) to host `addr`.
+    pub async fn upgrade_on(stream: Box<dyn WsStream>, addr: &str, app: &str, sid: &str) -> Self {
         let query = format!("EIO=4&transport=websocket&sid={sid}");
-        Self::handshake(Box::new(stream), &addr.to_string(), app, &query).await
+        Self::handshake(stream, addr, app, &query).await
     }
 
     /// As [`open`](Self::open), on `stream` (TLS, say) to host `addr`.
