@@ -159,14 +159,7 @@ async fn a_protocol_error_closes_with_its_code_and_frees_everything() {
         subscribe(&mut ws, 1, "gone").await;
         let (fin, opcode, payload, masked) = frame;
         ws.send_frame(fin, opcode, &payload, masked).await;
-        let close = loop {
-            match ws.recv_frame().await {
-                Some((0x8, payload)) => break payload,
-                Some(_) => {}
-                None => panic!("{what}: closed without a close frame"),
-            }
-        };
-        assert_eq!(close[..2], code.to_be_bytes(), "{what}");
+        assert_eq!(ws.until_close().await.0, Some(code), "{what}");
         assert_eq!(ws.recv_frame().await, None, "{what}: the socket closes");
         s.wait_metric(DIRECT, 0.0).await;
         s.wait_metric("herald_realtime_subscriptions", 0.0).await;
@@ -176,14 +169,7 @@ async fn a_protocol_error_closes_with_its_code_and_frees_everything() {
     let mut ws = connect(&s).await;
     let big = "4".repeat(200_000);
     ws.send_frame(true, 0x1, big.as_bytes(), true).await;
-    let close = loop {
-        match ws.recv_frame().await {
-            Some((0x8, payload)) => break payload,
-            Some(_) => {}
-            None => panic!("closed without a close frame"),
-        }
-    };
-    assert_eq!(close[..2], 1009u16.to_be_bytes());
+    assert_eq!(ws.until_close().await.0, Some(1009));
     s.wait_metric(DIRECT, 0.0).await;
     s.stop().await;
 }
@@ -258,16 +244,8 @@ async fn a_shutdown_tells_each_client_and_closes() {
     let mut ws = connect(&s).await;
     subscribe(&mut ws, 1, "down").await;
     let stopping = tokio::spawn(s.stop());
-    let mut texts = Vec::new();
-    let close = loop {
-        match ws.recv_frame().await {
-            Some((0x8, payload)) => break payload,
-            Some((0x1, text)) => texts.push(String::from_utf8(text).unwrap()),
-            Some(_) => {}
-            None => panic!("closed without a close frame; saw {texts:?}"),
-        }
-    };
-    assert_eq!(close[..2], 1001u16.to_be_bytes(), "going away");
+    let (close, texts) = ws.until_close().await;
+    assert_eq!(close, Some(1001), "going away; saw {texts:?}");
     assert!(texts.contains(&format!("41/{APP},")), "{texts:?}");
     // The client answers the close; the server is done with it.
     ws.send_frame(true, 0x8, &1000u16.to_be_bytes(), true).await;
@@ -305,16 +283,7 @@ async fn the_heartbeat_keeps_an_answering_client_and_drops_a_silent_one() {
     clock.advance(Duration::from_secs(5));
     assert_eq!(ws.recv_frame().await, Some((0x1, b"2".to_vec())));
     clock.advance(Duration::from_secs(20));
-    let mut close = None;
-    while let Some((opcode, payload)) = ws.recv_frame().await {
-        if opcode == 0x8 {
-            close = Some(payload);
-        }
-    }
-    assert_eq!(
-        close.as_deref().map(|p| &p[..2]),
-        Some(&1000u16.to_be_bytes()[..])
-    );
+    assert_eq!(ws.until_close().await.0, Some(1000));
     s.wait_metric(DIRECT, 0.0).await;
     s.wait_metric("herald_realtime_subscriptions", 0.0).await;
     s.wait_metric("herald_realtime_connections", 0.0).await;
@@ -340,11 +309,7 @@ async fn a_session_that_never_connects_is_closed() {
         "still open at 44 s"
     );
     clock.advance(Duration::from_secs(2));
-    assert_eq!(
-        ws.recv_frame().await.map(|(op, _)| op),
-        Some(0x8),
-        "a close frame"
-    );
+    assert_eq!(ws.until_close().await.0, Some(1000), "a close frame");
     s.wait_metric(DIRECT, 0.0).await;
     s.stop().await;
 }

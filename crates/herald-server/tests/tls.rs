@@ -214,16 +214,7 @@ async fn a_websocket_session_over_tls_takes_the_direct_path() {
         assert_eq!(res["data"]["message"], message);
     }
     let stopping = tokio::spawn(server.shutdown());
-    let mut close = None;
-    while let Some((opcode, payload)) = ws.recv_frame().await {
-        if opcode == 0x8 {
-            close = Some(payload);
-        }
-    }
-    assert_eq!(
-        close.as_deref().map(|p| &p[..2]),
-        Some(&1001u16.to_be_bytes()[..])
-    );
+    assert_eq!(ws.until_close().await.0, Some(1001));
     tokio::time::timeout(WAIT, stopping)
         .await
         .unwrap()

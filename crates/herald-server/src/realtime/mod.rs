@@ -59,8 +59,8 @@ use crate::error::ApiError;
 use crate::percent::query_param;
 use conn::Conn;
 
-/// One app's real-time service: socketioxide's, and the direct
-/// WebSocket path ([`direct`]).
+/// One app's real-time service: the direct path ([`direct`]) and
+/// socketioxide's (the fallback).
 pub(crate) struct Realtime {
     io: SocketIo,
     direct: Arc<direct::Direct>,
@@ -133,20 +133,15 @@ pub(crate) fn register(
         let (svc, state, app) = (svc.clone(), guard_state.clone(), guard_app.clone());
         let direct = guard_direct.clone();
         async move {
-            let req = if opens_session(req.uri().query()) {
-                if let Err(e) = handshake_key(&state, &app, req.uri().query()) {
-                    state.metrics.count_error(e.code);
-                    return e.into_response();
-                }
-                if direct.enabled() {
-                    return direct.serve(req).await;
-                }
-                detached(req)
-            } else if direct.enabled() {
+            let opens = opens_session(req.uri().query());
+            if opens && let Err(e) = handshake_key(&state, &app, req.uri().query()) {
+                state.metrics.count_error(e.code);
+                return e.into_response();
+            }
+            if direct.enabled() {
                 return direct.serve(req).await;
-            } else {
-                req
-            };
+            }
+            let req = if opens { detached(req) } else { req };
             match svc.oneshot(req).await {
                 Ok(res) => res.into_response(),
                 Err(never) => match never {},
@@ -165,10 +160,11 @@ pub(crate) fn register(
 const WS_READ_BUFFER: usize = 512;
 
 /// `req` with its URI and header values copied out of hyper's read buffer,
-/// and without the connection's `max_connections` slot. Engine.IO keeps the request that opened a session (its parts) for the
-/// session's life, and hyper's URI and header values are slices of the
-/// connection's read buffer (8 KiB or more), which would stay allocated as
-/// long: a quarter of an idle real-time connection's memory.
+/// and without the connection's `max_connections` slot. Engine.IO keeps
+/// the request that opened a session (its parts) for the session's life,
+/// and hyper's URI and header values are slices of the connection's read
+/// buffer (8 KiB or more), which would stay allocated as long: a quarter
+/// of an idle real-time connection's memory.
 fn detached(req: Request) -> Request {
     let (mut parts, body) = req.into_parts();
     // Nor does the session keep the connection's `max_connections` slot: a

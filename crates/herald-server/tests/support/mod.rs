@@ -399,6 +399,23 @@ impl RawWs {
         self.stream.write_all(&frame).await.expect("ws write");
     }
 
+    /// Reads up to the server's close frame: its status code (`None`: the
+    /// socket closed without one), and the text frames before it.
+    pub async fn until_close(&mut self) -> (Option<u16>, Vec<String>) {
+        let mut texts = Vec::new();
+        loop {
+            match self.recv_frame().await {
+                Some((0x8, p)) => {
+                    let code = p.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+                    return (code, texts);
+                }
+                Some((0x1, text)) => texts.push(String::from_utf8_lossy(&text).into_owned()),
+                Some(_) => {}
+                None => return (None, texts),
+            }
+        }
+    }
+
     /// The next frame of any kind `(opcode, payload)`, or `None` once the
     /// socket is closed.
     pub async fn recv_frame(&mut self) -> Option<(u8, Vec<u8>)> {

@@ -398,21 +398,7 @@ impl Inbox {
     /// returns how many (0 once the inbox is closed and empty). One lock
     /// and one wake-up for a whole batch.
     pub async fn recv_many(&self, out: &mut Vec<InboxItem>, max: usize) -> usize {
-        poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            let mut n = 0;
-            while n < max {
-                let Some(item) = st.take() else { break };
-                out.push(item);
-                n += 1;
-            }
-            if n > 0 || st.closed || max == 0 {
-                return Poll::Ready(n);
-            }
-            st.register(cx);
-            Poll::Pending
-        })
-        .await
+        poll_fn(|cx| self.poll_recv_bytes(cx, out, usize::MAX, max)).await
     }
 
     /// Waits for at least one delivery, then moves up to `max` deliveries
@@ -469,6 +455,11 @@ impl Inbox {
     /// inbox is closed and empty). For a task that serves many inboxes,
     /// each polled with a waker of its own, and writes what it takes into
     /// a buffer of bounded size.
+    ///
+    /// Like every `poll_*` here, only `Pending` registers `cx`'s waker: a
+    /// consumer that stops after a `Ready` answer (say, a batch holding
+    /// nothing it sends: an end marker, a lag notice) must poll again
+    /// until `Pending`, or no later item wakes it.
     pub fn poll_recv_bytes(
         &self,
         cx: &mut Context<'_>,
