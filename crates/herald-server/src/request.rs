@@ -25,7 +25,7 @@ use axum::http::{Method, Request};
 use axum::response::{IntoResponse, Response};
 use hyper::body::Incoming;
 use hyper::service::Service;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use tracing::info;
 
@@ -73,20 +73,35 @@ pub(crate) struct PeerService {
 /// The connection's slot under `max_connections`, in every request's
 /// extensions: a request that takes the connection over (a WebSocket on
 /// the direct path) takes the slot with it, so the connection counts as
-/// long as it is open, not just until its upgrade.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ConnPermit(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+/// long as it is open, not just until its upgrade. A long-polling session
+/// takes a slot of its own from the same limit ([`ConnPermit::another`]):
+/// it outlives the requests (and connections) that serve it.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnPermit {
+    slot: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+    /// The limit the slot was taken from.
+    limit: Arc<Semaphore>,
+}
 
 impl ConnPermit {
     /// A connection's slot.
     pub(crate) fn new(permit: OwnedSemaphorePermit) -> Self {
-        Self(Arc::new(Mutex::new(Some(permit))))
+        Self {
+            limit: permit.semaphore().clone(),
+            slot: Arc::new(Mutex::new(Some(permit))),
+        }
     }
 
     /// Takes the slot (`None`: taken already, or a connection not from
     /// the accept loop).
     pub(crate) fn take(&self) -> Option<OwnedSemaphorePermit> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Another slot under the same limit, if one is free now (`None`: the
+    /// limit is reached).
+    pub(crate) fn another(&self) -> Option<OwnedSemaphorePermit> {
+        self.limit.clone().try_acquire_owned().ok()
     }
 }
 

@@ -356,6 +356,33 @@ async fn direct_sessions_count_against_max_connections() {
     s.stop().await;
 }
 
+/// A long-polling session outlives the requests that serve it, so it takes
+/// a `max_connections` slot of its own while it lasts: with every slot
+/// taken a handshake is answered `503` (and holds nothing), and once a
+/// session ends its slot serves the next one. Without the slot a flood of
+/// handshakes (a valid key each) would keep a session per handshake alive
+/// until its connect timeout.
+#[tokio::test]
+async fn long_polling_sessions_count_against_max_connections() {
+    let s = start("max_connections = 4").await;
+    // The test client's one keep-alive connection holds a slot, the
+    // listener one for the next connection it accepts, the two sessions
+    // the other two.
+    let (first, _) = open_polling(&s).await;
+    let (_second, _) = open_polling(&s).await;
+    assert_eq!(s.metric(DIRECT).await, Some(2.0));
+    let full = s.http.get(eio_url(&s, None)).send().await.unwrap();
+    assert_eq!(full.status(), 503, "a third session past max_connections");
+    assert_eq!(full.headers()["retry-after"], "1");
+    assert_eq!(s.metric(DIRECT).await, Some(2.0), "no session for it");
+    // The first session ends (Engine.IO's close packet): its slot is free.
+    assert_eq!(post(&s, &first, &["1"]).await, 200);
+    s.wait_metric(DIRECT, 1.0).await;
+    let (_third, _) = open_polling(&s).await;
+    assert_eq!(s.metric(DIRECT).await, Some(2.0));
+    s.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // Long polling and the upgrade (the JS SDK's way), raw.
 

@@ -32,7 +32,7 @@
 //! | `ping_interval` | 25s | time between pings to a real-time (socket.io) client |
 //! | `ping_timeout` | 20s | time a real-time client has to answer a ping |
 //! | `realtime_direct` | true | serve real-time sessions without socketioxide (false: socketioxide serves them) |
-//! | `max_connections` | 10000 | connections served at once |
+//! | `max_connections` | 10000 | connections served at once (a long-polling real-time session counts as one) |
 //! | `retention` | 7d | how long a finished message is kept for status reads |
 //!
 //! Sizes in bytes are whole numbers or take a unit: `8MiB`, `4 KiB`;

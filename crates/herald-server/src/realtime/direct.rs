@@ -145,9 +145,22 @@ impl Direct {
         sessions.remove(sid);
     }
 
-    /// Opens a long-polling session: its open packet is the answer.
+    /// Opens a long-polling session: its open packet is the answer. The
+    /// session takes a `max_connections` slot of its own for as long as it
+    /// lasts (its requests come on connections that hold theirs; an
+    /// upgrade trades it for the WebSocket connection's): with every slot
+    /// taken the handshake is answered `503`.
     fn open_polling(self: &Arc<Self>, req: &Request) -> Response {
+        let slot = match req.extensions().get::<ConnPermit>() {
+            Some(conn) => match conn.another() {
+                Some(slot) => Some(slot),
+                None => return no_slot(),
+            },
+            // A request not from the accept loop (none in the server).
+            None => None,
+        };
         let session = Session::new(self, api_key(req), None);
+        session.keep_slot(slot);
         {
             let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
             sessions.insert(session.sid.clone(), Arc::downgrade(&session));
@@ -246,6 +259,21 @@ pub(crate) fn bad_request(code: u8, message: &str) -> Response {
         StatusCode::BAD_REQUEST,
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({ "code": code, "message": message }).to_string(),
+    )
+        .into_response()
+}
+
+/// The answer to a long-polling handshake with every `max_connections`
+/// slot taken: `503` with `Retry-After` (socket.io clients back off and
+/// try again).
+fn no_slot() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::RETRY_AFTER, "1"),
+        ],
+        serde_json::json!({ "message": "Too many connections; try again later." }).to_string(),
     )
         .into_response()
 }

@@ -99,7 +99,9 @@ pub(crate) struct Session {
     pub(crate) drained: Notify,
     /// Wakes a waiting long poll: packets, an upgrade probe, the end.
     polled: Notify,
-    /// The `max_connections` slot of an upgrade's connection.
+    /// The session's `max_connections` slot: a long-polling session's own,
+    /// then (after an upgrade) its WebSocket connection's. Freed when the
+    /// session has ended.
     permit: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
@@ -190,6 +192,8 @@ impl Session {
         let end = self.control_loop(read).await;
         self.finish(end).await;
         direct.forget(&self.sid);
+        // Its `max_connections` slot is free before it stops counting.
+        self.keep_slot(None);
         sessions.fetch_sub(1, Ordering::Relaxed);
         if direct.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             direct.gone.notify_waiters();
@@ -546,6 +550,12 @@ impl Session {
         self.wake_poll();
     }
 
+    /// Keeps `slot` (a long-polling session's `max_connections` slot) for
+    /// as long as the session lasts, or until an upgrade trades it.
+    pub(crate) fn keep_slot(&self, slot: Option<OwnedSemaphorePermit>) {
+        *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = slot;
+    }
+
     /// The upgrade is done: the session goes on over `wire`; `read` holds
     /// what was read past the upgrade packet.
     pub(crate) fn attach(
@@ -558,7 +568,8 @@ impl Session {
         if self.lock_out().released() || self.wire.set(wire).is_err() {
             return;
         }
-        *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = permit;
+        // The WebSocket's connection slot replaces the polling one.
+        self.keep_slot(permit);
         self.direct
             .state
             .metrics
