@@ -334,18 +334,37 @@ pub struct RawReport {
     pub rows_per_message: f64,
 }
 
+/// In which order [`raw_redb`] inserts each commit's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawOrder {
+    /// By id: the order the store's writer gets them in (one engine's ids
+    /// increase in the order they are made).
+    Id,
+    /// Shuffled within each commit: the order the writer got them in
+    /// while ids were random within their millisecond (redb then splits
+    /// leaves evenly and strands half-full pages, where keys above every
+    /// other start a new leaf).
+    Shuffled,
+}
+
 /// Raw redb doing what the store's writer did for [`durable_publish`]:
 /// the rows of every table the publishes wrote in `dir` (read back with
 /// `RedbStore::raw_tables`: the same keys, the same bytes), inserted into a
 /// fresh redb file in `scratch` by one thread, `per_commit` messages per
-/// durable commit, in message order. The ceiling for the store on this
-/// disk at this group size: no encoding, no queues, no answers.
+/// durable commit, in message order (each commit's messages in
+/// `rows_order`). The ceiling for the store on this disk at this group
+/// size: no encoding, no queues, no answers.
 ///
 /// # Errors
 ///
 /// A table whose rows this does not know how to write again (the store
 /// format changed), or a redb error.
-pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawReport, String> {
+pub fn raw_redb(
+    dir: &Path,
+    scratch: &Path,
+    per_commit: usize,
+    rows_order: RawOrder,
+) -> Result<RawReport, String> {
     use redb::TableDefinition;
     const BYTES: [&str; 2] = ["headers", "envelopes"];
     const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
@@ -386,7 +405,21 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
     let cpu0 = process_cpu();
     let start = Instant::now();
     let mut committing = Duration::ZERO;
+    // xorshift64: a fixed, cheap shuffle (its state is not timed apart:
+    // a few ns per message).
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut order: Vec<usize> = Vec::with_capacity(per_commit);
     for group in messages.chunks(per_commit) {
+        order.clear();
+        order.extend(0..group.len());
+        if rows_order == RawOrder::Shuffled {
+            for i in (1..order.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                order.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+        }
         let txn = db.begin_write().map_err(|e| e.to_string())?;
         {
             let mut headers = txn
@@ -396,7 +429,7 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
                 .open_table(TableDefinition::<u128, &[u8]>::new("envelopes"))
                 .map_err(|e| e.to_string())?;
             let mut schedule = txn.open_table(SCHEDULE).map_err(|e| e.to_string())?;
-            for (id, rows) in group {
+            for (id, rows) in order.iter().map(|&i| &group[i]) {
                 for (name, value) in rows {
                     match *name {
                         "headers" => headers.insert(*id, value.as_slice()).map(|_| ()),
@@ -427,9 +460,13 @@ pub fn raw_redb(dir: &Path, scratch: &Path, per_commit: usize) -> Result<RawRepo
     let rate = n as f64 / elapsed.as_secs_f64();
     println!(
         "## raw redb: the same {n} messages' {rows} rows (headers, envelopes, schedule) from one \
-         thread, {per_commit} messages per durable commit: {elapsed:.2?} = {rate:.0}/s \
+         thread, {per_commit} messages per durable commit{}: {elapsed:.2?} = {rate:.0}/s \
          ({:.0} µs per commit = inserting {inserting_us:.0} + durable commit {committing_us:.0}; \
          CPU {:.1} µs per message)",
+        match rows_order {
+            RawOrder::Id => "",
+            RawOrder::Shuffled => " (each commit's in random order)",
+        },
         elapsed.as_secs_f64() * 1e6 / commits,
         cpu.as_secs_f64() * 1e6 / n.max(1) as f64
     );

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p herald-benches --bin store-bench -- [--quick] [--n N]
 //!     [--publishers P] [--spread-s S] [--dir DIR] [--keep] [--publish-only]
-//!     [--cache-mb MB] [--skip-raw]
+//!     [--cache-mb MB] [--skip-raw] [--raw-shuffled]
 //! ```
 //!
 //! One data set, three measurements, each checked (a wrong or missing
@@ -31,7 +31,10 @@
 //! thread, as many messages per durable commit as the store's writer put
 //! in its average commit, twice (the faster counts); `vs_raw_redb` = the
 //! store's rate / raw redb's.
-//! (`--skip-raw` leaves it out: `vs_raw_redb=NaN`.)
+//! (`--skip-raw` leaves it out: `vs_raw_redb=NaN`. `--raw-shuffled`
+//! inserts each commit's messages in random order instead of by id: what
+//! the writer got while ids were random within their millisecond, ~20 %
+//! slower in redb.)
 //!
 //! And the memory the N pending messages cost, measured at the end of 1,
 //! before the engine shuts down (`durable::Memory`):
@@ -76,6 +79,7 @@ struct Args {
     publish_only: bool,
     cache_bytes: usize,
     skip_raw: bool,
+    raw_order: durable::RawOrder,
 }
 
 /// The herald engine on the durable store (herald-redb): durable publish
@@ -111,6 +115,9 @@ struct Flags {
     /// Leave out the raw redb baseline (vs_raw_redb=NaN)
     #[arg(long)]
     skip_raw: bool,
+    /// Raw redb inserts each commit's messages in random order, not by id
+    #[arg(long)]
+    raw_shuffled: bool,
 }
 
 fn parse_args() -> Args {
@@ -129,6 +136,11 @@ fn parse_args() -> Args {
             .cache_mb
             .map_or(herald_redb::DEFAULT_CACHE_BYTES, |mb| mb << 20),
         skip_raw: f.skip_raw,
+        raw_order: if f.raw_shuffled {
+            durable::RawOrder::Shuffled
+        } else {
+            durable::RawOrder::Id
+        },
     }
 }
 
@@ -217,7 +229,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     let vs_raw_redb = if args.skip_raw {
         f64::NAN
     } else {
-        vs_raw(dir, &published)
+        vs_raw(dir, &published, args.raw_order)
     };
     if args.publish_only {
         return Summary {
@@ -247,13 +259,18 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
 /// Raw redb at the same group size, in the same run: twice, the faster
 /// counts (the first may pay for the disk still writing back the store's
 /// file). Prints the comparison; returns the store's rate / raw redb's.
-fn vs_raw(dir: &std::path::Path, published: &durable::PublishReport) -> f64 {
+fn vs_raw(
+    dir: &std::path::Path,
+    published: &durable::PublishReport,
+    order: durable::RawOrder,
+) -> f64 {
     let raw = (0..2)
         .map(|_| {
             durable::raw_redb(
                 dir,
                 &dir.join("raw-baseline"),
                 published.per_commit.round() as usize,
+                order,
             )
             .unwrap_or_else(|e| fail("raw redb", &e))
         })
