@@ -125,7 +125,9 @@ impl<'de> serde::Deserialize<'de> for MessageId {
 /// within that millisecond, and the other 62 (`rand_b`) come from the OS's
 /// cryptographically secure random number generator, so no id tells
 /// anything about another (a key allowed to publish on one channel cannot
-/// predict, and cancel, another key's next message: 2^62 guesses).
+/// predict, and cancel, another key's next message: 2^62 guesses). What
+/// the counter gives away is volume: two ids of the same millisecond tell
+/// how many ids the engine made between them.
 ///
 /// Ids from one generator (one engine) strictly increase, in the order
 /// they are made (RFC 9562 §6.2, method 1: a counter in `rand_a`). So the
