@@ -96,6 +96,15 @@ async fn https_text(
     (head.lines().next().unwrap().to_owned(), body.to_owned())
 }
 
+/// Shuts `server` down (bounded) and removes its data directory.
+async fn stop(server: Server, data: PathBuf) {
+    tokio::time::timeout(WAIT, server.shutdown())
+        .await
+        .expect("the server shuts down")
+        .unwrap();
+    let _ = std::fs::remove_dir_all(data);
+}
+
 #[tokio::test]
 async fn the_api_over_tls() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -135,8 +144,7 @@ async fn the_api_over_tls() {
         .expect("closed");
     assert!(!raw.starts_with(b"HTTP/1.1 200"), "{raw:?}");
 
-    server.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(data);
+    stop(server, data).await;
 }
 
 #[tokio::test]
@@ -278,11 +286,7 @@ async fn a_stalled_tls_reader_is_bounded_and_resumes_whole() {
         last = n;
     }
     drop(ws);
-    tokio::time::timeout(WAIT, server.shutdown())
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(data);
+    stop(server, data).await;
 }
 
 /// Long polling over HTTPS, then the upgrade to a WebSocket over TLS (the
@@ -343,9 +347,5 @@ async fn long_polling_over_tls_upgrades_to_a_tls_websocket() {
         "{metrics}"
     );
     drop(ws);
-    tokio::time::timeout(WAIT, server.shutdown())
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(data);
+    stop(server, data).await;
 }
