@@ -316,169 +316,6 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// One message's rows: (table name, value bytes).
-type MessageRows<'a> = Vec<(&'a str, Vec<u8>)>;
-
-/// What [`raw_redb`] measured.
-#[derive(Clone, Debug)]
-pub struct RawReport {
-    /// Messages committed per second.
-    pub rate: f64,
-    /// Messages per commit.
-    pub per_commit: usize,
-    /// Per commit: opening the tables and inserting the rows, µs.
-    pub inserting_us: f64,
-    /// Per commit: redb's durable commit (page writes and fsync), µs.
-    pub committing_us: f64,
-    /// Rows written per message (over every table).
-    pub rows_per_message: f64,
-}
-
-/// In which order [`raw_redb`] inserts each commit's messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawOrder {
-    /// By id: the order the store's writer gets them in (one engine's ids
-    /// increase in the order they are made).
-    Id,
-    /// Shuffled within each commit: the order the writer got them in
-    /// while ids were random within their millisecond (redb then splits
-    /// leaves evenly and strands half-full pages, where keys above every
-    /// other start a new leaf).
-    Shuffled,
-}
-
-/// Raw redb doing what the store's writer did for [`durable_publish`]:
-/// the rows of every table the publishes wrote in `dir` (read back with
-/// `RedbStore::raw_tables`: the same keys, the same bytes), inserted into a
-/// fresh redb file in `scratch` by one thread, `per_commit` messages per
-/// durable commit, in message order (each commit's messages in
-/// `rows_order`). The ceiling for the store on this disk at this group
-/// size: no encoding, no queues, no answers.
-///
-/// # Errors
-///
-/// A table whose rows this does not know how to write again (the store
-/// format changed), or a redb error.
-pub fn raw_redb(
-    dir: &Path,
-    scratch: &Path,
-    per_commit: usize,
-    rows_order: RawOrder,
-) -> Result<RawReport, String> {
-    use redb::TableDefinition;
-    const BYTES: [&str; 2] = ["headers", "envelopes"];
-    const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
-    let store = RedbStore::open(dir).map_err(|e| format!("raw: open: {e}"))?;
-    let tables = store.raw_tables().map_err(|e| format!("raw: read: {e}"))?;
-    drop(store);
-    // Each message's rows, by id: (table, value).
-    let mut by_id: std::collections::BTreeMap<u128, MessageRows<'_>> = Default::default();
-    let mut rows = 0usize;
-    for (name, table) in &tables {
-        if table.is_empty() || *name == "meta" {
-            continue;
-        }
-        if !BYTES.contains(name) && *name != "schedule" {
-            return Err(format!(
-                "raw: the publishes wrote table {name:?}, which this baseline does not write"
-            ));
-        }
-        for (k, v) in table {
-            let key: [u8; 16] = k
-                .as_slice()
-                .try_into()
-                .map_err(|_| format!("raw: {name}: a key of {} bytes", k.len()))?;
-            by_id
-                .entry(u128::from_be_bytes(key))
-                .or_default()
-                .push((name, v.clone()));
-            rows += 1;
-        }
-    }
-    let n = by_id.len();
-    std::fs::create_dir_all(scratch).map_err(|e| e.to_string())?;
-    let path = scratch.join("raw.redb");
-    let _ = std::fs::remove_file(&path);
-    let db = redb::Database::create(&path).map_err(|e| format!("raw: create: {e}"))?;
-    let per_commit = per_commit.max(1);
-    let messages: Vec<(u128, MessageRows<'_>)> = by_id.into_iter().collect();
-    let cpu0 = process_cpu();
-    let start = Instant::now();
-    let mut committing = Duration::ZERO;
-    // xorshift64: a fixed, cheap shuffle (its state is not timed apart:
-    // a few ns per message).
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut order: Vec<usize> = Vec::with_capacity(per_commit);
-    for group in messages.chunks(per_commit) {
-        order.clear();
-        order.extend(0..group.len());
-        if rows_order == RawOrder::Shuffled {
-            for i in (1..order.len()).rev() {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                order.swap(i, (seed % (i as u64 + 1)) as usize);
-            }
-        }
-        let txn = db.begin_write().map_err(|e| e.to_string())?;
-        {
-            let mut headers = txn
-                .open_table(TableDefinition::<u128, &[u8]>::new("headers"))
-                .map_err(|e| e.to_string())?;
-            let mut envelopes = txn
-                .open_table(TableDefinition::<u128, &[u8]>::new("envelopes"))
-                .map_err(|e| e.to_string())?;
-            let mut schedule = txn.open_table(SCHEDULE).map_err(|e| e.to_string())?;
-            for (id, rows) in order.iter().map(|&i| &group[i]) {
-                for (name, value) in rows {
-                    match *name {
-                        "headers" => headers.insert(*id, value.as_slice()).map(|_| ()),
-                        "envelopes" => envelopes.insert(*id, value.as_slice()).map(|_| ()),
-                        _ => {
-                            let v: [u8; 8] = value
-                                .as_slice()
-                                .try_into()
-                                .map_err(|_| "raw: schedule value not 8 bytes".to_owned())?;
-                            schedule.insert(*id, u64::from_le_bytes(v)).map(|_| ())
-                        }
-                    }
-                    .map_err(|e| e.to_string())?;
-                }
-            }
-        }
-        let commit = Instant::now();
-        txn.commit().map_err(|e| e.to_string())?;
-        committing += commit.elapsed();
-    }
-    let elapsed = start.elapsed();
-    let commits = n.div_ceil(per_commit).max(1) as f64;
-    let committing_us = committing.as_secs_f64() * 1e6 / commits;
-    let inserting_us = elapsed.saturating_sub(committing).as_secs_f64() * 1e6 / commits;
-    let cpu = process_cpu().saturating_sub(cpu0);
-    drop(db);
-    let _ = std::fs::remove_file(&path);
-    let rate = n as f64 / elapsed.as_secs_f64();
-    println!(
-        "## raw redb: the same {n} messages' {rows} rows (headers, envelopes, schedule) from one \
-         thread, {per_commit} messages per durable commit{}: {elapsed:.2?} = {rate:.0}/s \
-         ({:.0} µs per commit = inserting {inserting_us:.0} + durable commit {committing_us:.0}; \
-         CPU {:.1} µs per message)",
-        match rows_order {
-            RawOrder::Id => "",
-            RawOrder::Shuffled => " (each commit's in random order)",
-        },
-        elapsed.as_secs_f64() * 1e6 / commits,
-        cpu.as_secs_f64() * 1e6 / n.max(1) as f64
-    );
-    Ok(RawReport {
-        rate,
-        per_commit,
-        inserting_us,
-        committing_us,
-        rows_per_message: rows as f64 / n.max(1) as f64,
-    })
-}
-
 /// Publishes `plan` into a fresh `RedbStore` in `dir` from
 /// `plan.publishers` tasks (message `i` by task `i % publishers`), checks
 /// every answer is `scheduled`, shuts the engine down. Prints the writer's
@@ -516,38 +353,7 @@ pub async fn durable_publish_with(
     let rss0 = rss_bytes();
     let ws0 = store.writer_stats();
     let start = Instant::now();
-    let tasks: Vec<_> = (0..publishers)
-        .map(|p| {
-            let engine = engine.clone();
-            let due = plan.due.clone();
-            tokio::spawn(async move {
-                let mut i = p;
-                while i < due.len() {
-                    let delivery = DeliveryOptions {
-                        publish_at: chrono::DateTime::from_timestamp_millis(due[i] as i64),
-                        ..DeliveryOptions::default()
-                    };
-                    let st = engine
-                        .publish(
-                            "bench",
-                            Value::from(i as u64).into(),
-                            PublishOptions::default(),
-                            delivery,
-                        )
-                        .await
-                        .map_err(|e| format!("publish: message {i}: {e}"))?;
-                    if st.status != PublishStatus::Scheduled {
-                        return Err(format!("publish: message {i}: {st:?}"));
-                    }
-                    i += publishers;
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.map_err(|e| format!("publish: task: {e}"))??;
-    }
+    publish_range(&engine, &plan.due, 0..n, publishers).await?;
     let elapsed = start.elapsed();
     let rss_grown = rss_bytes().saturating_sub(rss0);
     let heap1 = crate::alloc::malloc_stats();
@@ -620,6 +426,57 @@ pub async fn durable_publish_with(
         memory,
         round,
     })
+}
+
+/// Publishes messages `range` of a plan (message `i` due at `due[i]`, its
+/// payload `i`) from `publishers` tasks (message `i` by task `i %
+/// publishers`), each waiting for its answer before its next publish;
+/// checks every answer is `scheduled`.
+///
+/// # Errors
+///
+/// A publish fails or is not `scheduled`.
+pub async fn publish_range(
+    engine: &Engine,
+    due: &Arc<Vec<u64>>,
+    range: std::ops::Range<usize>,
+    publishers: usize,
+) -> Result<(), String> {
+    let publishers = publishers.max(1);
+    let tasks: Vec<_> = (0..publishers)
+        .map(|p| {
+            let engine = engine.clone();
+            let due = due.clone();
+            let end = range.end.min(due.len());
+            let mut i = range.start + p;
+            tokio::spawn(async move {
+                while i < end {
+                    let delivery = DeliveryOptions {
+                        publish_at: chrono::DateTime::from_timestamp_millis(due[i] as i64),
+                        ..DeliveryOptions::default()
+                    };
+                    let st = engine
+                        .publish(
+                            "bench",
+                            Value::from(i as u64).into(),
+                            PublishOptions::default(),
+                            delivery,
+                        )
+                        .await
+                        .map_err(|e| format!("publish: message {i}: {e}"))?;
+                    if st.status != PublishStatus::Scheduled {
+                        return Err(format!("publish: message {i}: {st:?}"));
+                    }
+                    i += publishers;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.map_err(|e| format!("publish: task: {e}"))??;
+    }
+    Ok(())
 }
 
 /// An engine reopened on a plan's directory by [`restart`].

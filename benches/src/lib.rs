@@ -48,6 +48,7 @@ pub mod durable;
 pub mod http1;
 pub mod push_gateways;
 mod queues;
+pub mod raw_baseline;
 pub mod rt_clients;
 mod workload;
 

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p herald-benches --bin store-bench -- [--quick] [--n N]
 //!     [--publishers P] [--spread-s S] [--dir DIR] [--keep] [--publish-only]
-//!     [--cache-mb MB] [--skip-raw] [--raw-shuffled]
+//!     [--cache-mb MB] [--skip-raw] [--segments K] [--raw-shuffled]
 //! ```
 //!
 //! One data set, three measurements, each checked (a wrong or missing
@@ -26,11 +26,19 @@
 //!    `publishAt`). Each message must arrive exactly once and end
 //!    `published` with 1 run.
 //!
-//! After 1, **raw redb**: the rows the publishes wrote (read back from the
-//! file: the same keys and bytes) inserted into a fresh redb file by one
-//! thread, as many messages per durable commit as the store's writer put
-//! in its average commit, twice (the faster counts); `vs_raw_redb` = the
-//! store's rate / raw redb's.
+//! After 1, **the store vs raw redb, paired in time**
+//! (`herald_benches::raw_baseline::interleaved`): the same plan published
+//! again into a fresh store in `DIR/vs-raw`, in K segments (`--segments`,
+//! default 20); after each segment, its rows (read back from the file: the
+//! same keys and bytes) inserted by one thread into a raw redb file
+//! growing alongside, as many messages per durable commit as the store's
+//! writer put in its average commit in that segment. `vs_raw_redb` = the
+//! median over the segments of (the store's rate / raw redb's). Each pair
+//! is measured within a fraction of a second, so a disk or a neighbour
+//! that slows down for a few seconds slows both sides of the pairs it
+//! falls in. (Segment edges cost the store a little: each starts with its
+//! publishers coming up and ends with the last ones; ~1 % at 20 segments
+//! of 100k, ~5 % at 100.)
 //! (`--skip-raw` leaves it out: `vs_raw_redb=NaN`. `--raw-shuffled`
 //! inserts each commit's messages in random order instead of by id: what
 //! the writer got while ids were random within their millisecond, ~20 %
@@ -66,6 +74,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use herald_benches::DEFAULT_SEED;
 use herald_benches::durable::{self, Plan, loadavg};
+use herald_benches::raw_baseline;
 
 const WORKERS: usize = 2;
 
@@ -79,7 +88,8 @@ struct Args {
     publish_only: bool,
     cache_bytes: usize,
     skip_raw: bool,
-    raw_order: durable::RawOrder,
+    segments: usize,
+    raw_order: raw_baseline::RawOrder,
 }
 
 /// The herald engine on the durable store (herald-redb): durable publish
@@ -115,6 +125,9 @@ struct Flags {
     /// Leave out the raw redb baseline (vs_raw_redb=NaN)
     #[arg(long)]
     skip_raw: bool,
+    /// Segments of the store-vs-raw-redb comparison
+    #[arg(long, value_name = "K", default_value = "20", value_parser = count)]
+    segments: usize,
     /// Raw redb inserts each commit's messages in random order, not by id
     #[arg(long)]
     raw_shuffled: bool,
@@ -136,10 +149,11 @@ fn parse_args() -> Args {
             .cache_mb
             .map_or(herald_redb::DEFAULT_CACHE_BYTES, |mb| mb << 20),
         skip_raw: f.skip_raw,
+        segments: f.segments,
         raw_order: if f.raw_shuffled {
-            durable::RawOrder::Shuffled
+            raw_baseline::RawOrder::Shuffled
         } else {
-            durable::RawOrder::Id
+            raw_baseline::RawOrder::Id
         },
     }
 }
@@ -229,7 +243,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     let vs_raw_redb = if args.skip_raw {
         f64::NAN
     } else {
-        vs_raw(dir, &published, args.raw_order)
+        vs_raw(dir, args, &published).await
     };
     if args.publish_only {
         return Summary {
@@ -256,32 +270,23 @@ async fn run(args: &Args, dir: &std::path::Path) -> Summary {
     }
 }
 
-/// Raw redb at the same group size, in the same run: twice, the faster
-/// counts (the first may pay for the disk still writing back the store's
-/// file). Prints the comparison; returns the store's rate / raw redb's.
-fn vs_raw(
-    dir: &std::path::Path,
-    published: &durable::PublishReport,
-    order: durable::RawOrder,
-) -> f64 {
-    let raw = (0..2)
-        .map(|_| {
-            durable::raw_redb(
-                dir,
-                &dir.join("raw-baseline"),
-                published.per_commit.round() as usize,
-                order,
-            )
-            .unwrap_or_else(|e| fail("raw redb", &e))
-        })
-        .max_by(|a, b| a.rate.total_cmp(&b.rate))
-        .unwrap_or_else(|| fail("raw redb", "no run"));
-    let vs_raw_redb = published.rate / raw.rate;
-    println!(
-        "## herald / raw redb: {:.0} / {:.0} = {vs_raw_redb:.2} ({} messages per commit, {:.1} rows \
-         per message)",
-        published.rate, raw.rate, raw.per_commit, raw.rows_per_message
-    );
+/// The store against raw redb, interleaved in `dir/vs-raw` (then
+/// removed): prints the comparison and the per-commit split (herald's round
+/// from the publish phase); returns the median of the segments' ratios.
+async fn vs_raw(dir: &std::path::Path, args: &Args, published: &durable::PublishReport) -> f64 {
+    let plan = Plan::new(args.n, args.publishers, args.spread_ms, DEFAULT_SEED);
+    let vs_dir = dir.join("vs-raw");
+    let _ = std::fs::remove_dir_all(&vs_dir);
+    let paired = raw_baseline::interleaved(
+        &vs_dir,
+        &plan,
+        args.segments,
+        args.cache_bytes,
+        args.raw_order,
+    )
+    .await
+    .unwrap_or_else(|e| fail("raw redb", &e));
+    let _ = std::fs::remove_dir_all(&vs_dir);
     let r = &published.round;
     println!(
         "## per commit: herald's round {:.0} µs (waiting {:.0} + gathering {:.0} + commit {:.0} + \
@@ -291,10 +296,9 @@ fn vs_raw(
         r.gathering_us,
         r.committing_us,
         r.answering_us,
-        raw.inserting_us + raw.committing_us,
-        raw.inserting_us,
-        raw.committing_us
+        paired.raw_inserting_us + paired.raw_committing_us,
+        paired.raw_inserting_us,
+        paired.raw_committing_us
     );
-    let _ = std::fs::remove_dir_all(dir.join("raw-baseline"));
-    vs_raw_redb
+    paired.median_ratio()
 }

@@ -111,6 +111,50 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// The rows of a message's own tables (`headers`, `envelopes`,
+    /// `schedule`; encoded as [`raw_tables`](Self::raw_tables) does) for
+    /// the ids above `after`: what a benchmark reads back after each
+    /// segment of publishes without reading the whole file again.
+    ///
+    /// # Errors
+    ///
+    /// As [`raw_tables`](Self::raw_tables).
+    #[doc(hidden)]
+    pub fn raw_message_rows_after(
+        &self,
+        after: u128,
+    ) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
+        let db = self.db().map_err(|e| match e {
+            herald::StoreError::Closed => RedbStoreError::Closed,
+            other => RedbStoreError::Check(other.to_string()),
+        })?;
+        let txn = db.begin_read()?;
+        let mut out = BTreeMap::new();
+        let Some(from) = after.checked_add(1) else {
+            return Ok(out);
+        };
+        for (name, def) in [("headers", HEADERS), ("envelopes", ENVELOPES)] {
+            let mut rows = Rows::new();
+            for e in txn.open_table(def)?.range(from..)? {
+                let (k, v) = e?;
+                rows.push((k.value().to_be_bytes().to_vec(), v.value().to_vec()));
+            }
+            out.insert(name, rows);
+        }
+        let mut rows = Rows::new();
+        for e in txn.open_table(SCHEDULE)?.range(from..)? {
+            let (k, v) = e?;
+            rows.push((
+                k.value().to_be_bytes().to_vec(),
+                v.value().to_le_bytes().to_vec(),
+            ));
+        }
+        out.insert("schedule", rows);
+        Ok(out)
+    }
+}
+
 /// The rows of the registry tables (see [`RedbStore::raw_tables`]).
 fn registry_rows(
     txn: &redb::ReadTransaction,
