@@ -29,10 +29,7 @@ impl RedbStore {
     /// As [`check_records`](Self::check_records).
     #[doc(hidden)]
     pub fn raw_tables(&self) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
-        let db = self.db().map_err(|e| match e {
-            herald::StoreError::Closed => RedbStoreError::Closed,
-            other => RedbStoreError::Check(other.to_string()),
-        })?;
+        let db = self.raw_db()?;
         let txn = db.begin_read()?;
         let mut out = BTreeMap::new();
         let le = |v: &[u64]| v.iter().flat_map(|n| n.to_le_bytes()).collect::<Vec<u8>>();
@@ -112,6 +109,14 @@ impl RedbStore {
 }
 
 impl RedbStore {
+    /// The database, for the raw reads.
+    fn raw_db(&self) -> Result<std::sync::Arc<redb::Database>, RedbStoreError> {
+        self.db().map_err(|e| match e {
+            herald::StoreError::Closed => RedbStoreError::Closed,
+            other => RedbStoreError::Check(other.to_string()),
+        })
+    }
+
     /// The rows of a message's own tables (`headers`, `envelopes`,
     /// `schedule`; encoded as [`raw_tables`](Self::raw_tables) does) for
     /// the ids above `after`: what a benchmark reads back after each
@@ -125,24 +130,24 @@ impl RedbStore {
         &self,
         after: u128,
     ) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
-        let db = self.db().map_err(|e| match e {
-            herald::StoreError::Closed => RedbStoreError::Closed,
-            other => RedbStoreError::Check(other.to_string()),
-        })?;
+        let db = self.raw_db()?;
         let txn = db.begin_read()?;
-        let mut out = BTreeMap::new();
+        let mut out: BTreeMap<&'static str, Rows> = ["headers", "envelopes", "schedule"]
+            .into_iter()
+            .map(|name| (name, Rows::new()))
+            .collect();
+        // Above the largest id there is nothing.
         let Some(from) = after.checked_add(1) else {
             return Ok(out);
         };
         for (name, def) in [("headers", HEADERS), ("envelopes", ENVELOPES)] {
-            let mut rows = Rows::new();
+            let rows = out.entry(name).or_default();
             for e in txn.open_table(def)?.range(from..)? {
                 let (k, v) = e?;
                 rows.push((k.value().to_be_bytes().to_vec(), v.value().to_vec()));
             }
-            out.insert(name, rows);
         }
-        let mut rows = Rows::new();
+        let rows = out.entry("schedule").or_default();
         for e in txn.open_table(SCHEDULE)?.range(from..)? {
             let (k, v) = e?;
             rows.push((
@@ -150,7 +155,6 @@ impl RedbStore {
                 v.value().to_le_bytes().to_vec(),
             ));
         }
-        out.insert("schedule", rows);
         Ok(out)
     }
 }

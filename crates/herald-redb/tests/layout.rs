@@ -618,3 +618,44 @@ fn the_store_is_clone_debug_send_sync() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn message_rows_after_an_id_are_the_raw_tables_rows_above_it() {
+    let dir = TempDir::new("layout-rows-after");
+    let store = RedbStore::open(&dir.0).expect("open");
+    for n in 1..=40 {
+        insert(&store, n, 10 + n as u64).await;
+    }
+    let all = dump(&store);
+    let above = |table: &str, from: u128| -> Rows {
+        let cut = id(from).as_u128();
+        all[table]
+            .iter()
+            .filter(|(k, _)| u128::from_be_bytes(k.as_slice().try_into().expect("16 B")) > cut)
+            .cloned()
+            .collect()
+    };
+    for from in [0, 1, 17, 39, 40] {
+        let after = id(from).as_u128();
+        let rows = store.raw_message_rows_after(after).expect("rows after");
+        assert_eq!(
+            rows.keys().copied().collect::<BTreeSet<_>>(),
+            set(&["envelopes", "headers", "schedule"]),
+            "a message's own tables"
+        );
+        for table in ["headers", "envelopes", "schedule"] {
+            assert_eq!(
+                rows[table],
+                above(table, from),
+                "{table}: the rows above message {from}, encoded as raw_tables does"
+            );
+        }
+        assert_eq!(rows["headers"].len(), 40 - from as usize);
+    }
+    // Above the largest id there is nothing (and no overflow).
+    let none = store
+        .raw_message_rows_after(u128::MAX)
+        .expect("rows after max");
+    assert_eq!(none.len(), 3, "the same three tables");
+    assert!(none.values().all(Vec::is_empty));
+}
