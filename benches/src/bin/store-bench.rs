@@ -36,9 +36,10 @@
 //! median over the segments of (the store's rate / raw redb's). Each pair
 //! is measured within a fraction of a second, so a disk or a neighbour
 //! that slows down for a few seconds slows both sides of the pairs it
-//! falls in. (Segment edges cost the store a little: each starts with its
-//! publishers coming up and ends with the last ones; ~1 % at 20 segments
-//! of 100k, ~5 % at 100.)
+//! falls in. (Segment edges cost the store something: each segment starts
+//! with its publishers coming up and ends with the last ones, after the
+//! engine idled while raw redb wrote; with 100k messages, 100 segments gave
+//! lower medians than 20. At 20 segments an edge is ~1 commit in 80.)
 //! (`--skip-raw` leaves it out: `vs_raw_redb=NaN`. `--raw-shuffled`
 //! inserts each commit's messages in random order instead of by id: what
 //! the writer got while ids were random within their millisecond, ~20 %
