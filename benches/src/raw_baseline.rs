@@ -23,6 +23,7 @@ use herald_redb::Rows;
 use redb::TableDefinition;
 
 use crate::durable::{Plan, publish_range};
+use crate::{DEFAULT_SEED, SplitMix64};
 
 /// One message's rows: (table name, value bytes).
 type MessageRows = Vec<(&'static str, Vec<u8>)>;
@@ -44,12 +45,9 @@ pub enum RawOrder {
 const BYTES_TABLES: [&str; 2] = ["headers", "envelopes"];
 const SCHEDULE: TableDefinition<'static, u128, u64> = TableDefinition::new("schedule");
 
-/// Every message's rows from `tables` (`RedbStore::raw_tables`), by id,
-/// for the messages whose id is above `after`.
-fn message_rows(
-    tables: BTreeMap<&'static str, Rows>,
-    after: Option<u128>,
-) -> Result<Vec<(u128, MessageRows)>, String> {
+/// Every message's rows from `tables` (`RedbStore::raw_tables` or
+/// `raw_message_rows_after`), by id.
+fn message_rows(tables: BTreeMap<&'static str, Rows>) -> Result<Vec<(u128, MessageRows)>, String> {
     let mut by_id: BTreeMap<u128, MessageRows> = BTreeMap::new();
     for (name, table) in tables {
         if table.is_empty() || name == "meta" {
@@ -65,11 +63,10 @@ fn message_rows(
                 .as_slice()
                 .try_into()
                 .map_err(|_| format!("raw: {name}: a key of {} bytes", k.len()))?;
-            let id = u128::from_be_bytes(key);
-            if after.is_some_and(|a| id <= a) {
-                continue;
-            }
-            by_id.entry(id).or_default().push((name, v));
+            by_id
+                .entry(u128::from_be_bytes(key))
+                .or_default()
+                .push((name, v));
         }
     }
     Ok(by_id.into_iter().collect())
@@ -85,13 +82,13 @@ struct Inserted {
 }
 
 /// Inserts `messages` into `db`, `per_commit` messages per durable commit,
-/// each commit's messages in `rows_order` (`seed`: the shuffle's state).
+/// each commit's messages in `rows_order` (`rng`: the shuffle's).
 fn insert_groups(
     db: &redb::Database,
     messages: &[(u128, MessageRows)],
     per_commit: usize,
     rows_order: RawOrder,
-    seed: &mut u64,
+    rng: &mut SplitMix64,
 ) -> Result<Inserted, String> {
     let per_commit = per_commit.max(1);
     let mut out = Inserted::default();
@@ -101,12 +98,9 @@ fn insert_groups(
         order.clear();
         order.extend(0..group.len());
         if rows_order == RawOrder::Shuffled {
-            // xorshift64: a fixed, cheap shuffle (a few ns per message).
+            // Fisher-Yates (a few ns per message).
             for i in (1..order.len()).rev() {
-                *seed ^= *seed << 13;
-                *seed ^= *seed >> 7;
-                *seed ^= *seed << 17;
-                order.swap(i, (*seed % (i as u64 + 1)) as usize);
+                order.swap(i, rng.below(i as u64 + 1) as usize);
             }
         }
         let txn = db.begin_write().map_err(|e| e.to_string())?;
@@ -157,8 +151,6 @@ fn fresh_file(scratch: &Path) -> Result<redb::Database, String> {
 /// writing the same rows.
 #[derive(Clone, Copy, Debug)]
 pub struct Segment {
-    /// Messages in the segment.
-    pub messages: usize,
     /// The store's durable publishes per second over the segment.
     pub herald_rate: f64,
     /// Publishes per commit of the store's writer in the segment (the raw
@@ -192,10 +184,16 @@ pub struct Interleaved {
 }
 
 impl Interleaved {
-    /// The median of the segments' ratios (the goal's figure).
-    pub fn median_ratio(&self) -> f64 {
+    /// The segments' ratios, smallest first.
+    pub fn sorted_ratios(&self) -> Vec<f64> {
         let mut r: Vec<f64> = self.segments.iter().map(Segment::ratio).collect();
         r.sort_by(f64::total_cmp);
+        r
+    }
+
+    /// The median of the segments' ratios (the goal's figure).
+    pub fn median_ratio(&self) -> f64 {
+        let r = self.sorted_ratios();
         match r.len() {
             0 => f64::NAN,
             n if n % 2 == 1 => r[n / 2],
@@ -209,8 +207,8 @@ impl Interleaved {
 /// segments (each by `plan.publishers` tasks, timed first publish to last
 /// answer); after each, its rows (read back, ids above the last segment's)
 /// inserted by one thread into a raw redb file in `dir/raw-interleaved` at
-/// that segment's group size (timed). Both files grow alike. Prints a
-/// line per segment and the summary.
+/// that segment's group size (timed). Both files grow alike. Prints the
+/// segments' ratios in order and the summary.
 ///
 /// # Errors
 ///
@@ -236,7 +234,7 @@ pub async fn interleaved(
     let segments = segments.clamp(1, plan.n.max(1));
     let mut out = Interleaved::default();
     let mut last_id = None;
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = SplitMix64::new(DEFAULT_SEED);
     let (mut herald_time, mut raw) = (Duration::ZERO, Inserted::default());
     for k in 0..segments {
         let range: Range<usize> = plan.n * k / segments..plan.n * (k + 1) / segments;
@@ -255,7 +253,7 @@ pub async fn interleaved(
             Some(id) => store.raw_message_rows_after(id),
         }
         .map_err(|e| format!("interleaved: read: {e}"))?;
-        let rows = message_rows(tables, last_id)?;
+        let rows = message_rows(tables)?;
         if rows.len() != messages {
             return Err(format!(
                 "interleaved: segment {k}: {} new messages in the file, {messages} published",
@@ -268,10 +266,9 @@ pub async fn interleaved(
             &rows,
             per_commit.round() as usize,
             rows_order,
-            &mut seed,
+            &mut rng,
         )?;
         let segment = Segment {
-            messages,
             herald_rate: messages as f64 / elapsed.as_secs_f64(),
             per_commit,
             raw_rate: messages as f64 / done.elapsed.as_secs_f64(),
@@ -308,8 +305,7 @@ pub async fn interleaved(
         },
         list.join(" ")
     );
-    let mut ratios: Vec<f64> = out.segments.iter().map(Segment::ratio).collect();
-    ratios.sort_by(f64::total_cmp);
+    let ratios = out.sorted_ratios();
     println!(
         "## herald / raw redb, interleaved ({segments} segments of ~{} messages, each followed by \
          raw redb writing its rows): median {:.2} (range {:.2}-{:.2}); whole: {:.0} / {:.0} = {:.2}",

@@ -2,8 +2,9 @@
 //! operation writes (not part of the API).
 
 use std::collections::BTreeMap;
+use std::ops::RangeBounds;
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::RedbStoreError;
 use crate::registry::open_if_there;
@@ -44,12 +45,7 @@ impl RedbStore {
             ("envelopes", ENVELOPES),
             ("quarantine", QUARANTINE),
         ] {
-            let mut rows = Rows::new();
-            for e in txn.open_table(def)?.iter()? {
-                let (k, v) = e?;
-                rows.push((k.value().to_be_bytes().to_vec(), v.value().to_vec()));
-            }
-            out.insert(name, rows);
+            out.insert(name, bytes_rows(&txn, def, ..)?);
         }
         let mut rows = Rows::new();
         for e in txn.open_table(CLAIMS)?.iter()? {
@@ -96,19 +92,12 @@ impl RedbStore {
             rows.push((bytes, Vec::new()));
         }
         out.insert("idempotency_expiry", rows);
-        let mut rows = Rows::new();
-        for e in txn.open_table(SCHEDULE)?.iter()? {
-            let (k, v) = e?;
-            rows.push((k.value().to_be_bytes().to_vec(), le(&[v.value()])));
-        }
-        out.insert("schedule", rows);
+        out.insert("schedule", schedule_rows(&txn, ..)?);
         registry_rows(&txn, &mut out)?;
         push_rows(&txn, &mut out)?;
         Ok(out)
     }
-}
 
-impl RedbStore {
     /// The database, for the raw reads.
     fn raw_db(&self) -> Result<std::sync::Arc<redb::Database>, RedbStoreError> {
         self.db().map_err(|e| match e {
@@ -132,31 +121,50 @@ impl RedbStore {
     ) -> Result<BTreeMap<&'static str, Rows>, RedbStoreError> {
         let db = self.raw_db()?;
         let txn = db.begin_read()?;
-        let mut out: BTreeMap<&'static str, Rows> = ["headers", "envelopes", "schedule"]
-            .into_iter()
-            .map(|name| (name, Rows::new()))
-            .collect();
         // Above the largest id there is nothing.
         let Some(from) = after.checked_add(1) else {
-            return Ok(out);
+            return Ok(["headers", "envelopes", "schedule"]
+                .into_iter()
+                .map(|name| (name, Rows::new()))
+                .collect());
         };
-        for (name, def) in [("headers", HEADERS), ("envelopes", ENVELOPES)] {
-            let rows = out.entry(name).or_default();
-            for e in txn.open_table(def)?.range(from..)? {
-                let (k, v) = e?;
-                rows.push((k.value().to_be_bytes().to_vec(), v.value().to_vec()));
-            }
-        }
-        let rows = out.entry("schedule").or_default();
-        for e in txn.open_table(SCHEDULE)?.range(from..)? {
-            let (k, v) = e?;
-            rows.push((
-                k.value().to_be_bytes().to_vec(),
-                v.value().to_le_bytes().to_vec(),
-            ));
-        }
-        Ok(out)
+        Ok(BTreeMap::from([
+            ("headers", bytes_rows(&txn, HEADERS, from..)?),
+            ("envelopes", bytes_rows(&txn, ENVELOPES, from..)?),
+            ("schedule", schedule_rows(&txn, from..)?),
+        ]))
     }
+}
+
+/// The rows of a table keyed by message id with bytes values, for the ids
+/// in `ids` (see [`RedbStore::raw_tables`]).
+fn bytes_rows(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<'static, u128, &'static [u8]>,
+    ids: impl RangeBounds<u128>,
+) -> Result<Rows, RedbStoreError> {
+    let mut rows = Rows::new();
+    for e in txn.open_table(def)?.range(ids)? {
+        let (k, v) = e?;
+        rows.push((k.value().to_be_bytes().to_vec(), v.value().to_vec()));
+    }
+    Ok(rows)
+}
+
+/// The `schedule` rows for the ids in `ids` (see [`RedbStore::raw_tables`]).
+fn schedule_rows(
+    txn: &redb::ReadTransaction,
+    ids: impl RangeBounds<u128>,
+) -> Result<Rows, RedbStoreError> {
+    let mut rows = Rows::new();
+    for e in txn.open_table(SCHEDULE)?.range(ids)? {
+        let (k, v) = e?;
+        rows.push((
+            k.value().to_be_bytes().to_vec(),
+            v.value().to_le_bytes().to_vec(),
+        ));
+    }
+    Ok(rows)
 }
 
 /// The rows of the registry tables (see [`RedbStore::raw_tables`]).
