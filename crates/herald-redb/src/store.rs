@@ -273,16 +273,26 @@ impl RedbStore {
         &self,
         op: impl FnOnce(writer::Reply<T>) -> Op,
     ) -> StoreFuture<'static, T> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return ready(Err(StoreError::Closed));
-        }
-        let (reply, rx) = oneshot::channel();
-        let sent = self.inner.tx.send(op(reply)).is_ok();
+        Box::pin(self.queue(op))
+    }
+
+    /// [`write`](Self::write) unboxed, for a caller whose own future is
+    /// boxed (one allocation per request, not one per layer).
+    fn queue<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(writer::Reply<T>) -> Op,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static {
+        let queued = if self.inner.closed.load(Ordering::Acquire) {
+            None
+        } else {
+            let (reply, rx) = oneshot::channel();
+            self.inner.tx.send(op(reply)).is_ok().then_some(rx)
+        };
         let inner = self.inner.clone();
-        Box::pin(async move {
-            if !sent {
+        async move {
+            let Some(rx) = queued else {
                 return Err(StoreError::Closed);
-            }
+            };
             match rx.await {
                 Ok(r) => r,
                 // The writer answers everything it takes, even while
@@ -292,7 +302,7 @@ impl RedbStore {
                     "herald-redb: the writer thread stopped (see the log)",
                 )),
             }
-        })
+        }
     }
 
     /// Reads and decodes the envelopes of the runs the writer claimed;
@@ -344,45 +354,47 @@ impl RedbStore {
 }
 
 impl RedbStore {
-    /// An insert, with or without an idempotency key.
+    /// An insert, with or without an idempotency key (unboxed: see
+    /// [`queue`](Self::queue)).
     fn insert_keyed(
         &self,
         envelope: Arc<Envelope>,
         start: Start,
         key: Option<IdempotencyKey>,
-    ) -> StoreFuture<'_, Inserted> {
+    ) -> impl Future<Output = Result<Inserted, StoreError>> + Send + '_ {
         let id = envelope.id;
-        let bytes = match encode_envelope(&envelope) {
-            Ok(b) => b,
-            Err(e) => return ready(Err(damaged(id.as_u128(), format!("cannot store it: {e}")))),
+        let queued = match encode_envelope(&envelope) {
+            Ok(bytes) => {
+                let (due, lease_until) = match start {
+                    Start::At(due) => (due, None),
+                    Start::Claimed { due, lease_until } => (due, Some(lease_until.as_millis())),
+                };
+                let req = Insert {
+                    id: id.as_u128(),
+                    header: Header::scheduled(due.as_millis()).encode(),
+                    envelope: bytes,
+                    due: due.as_millis(),
+                    lease_until,
+                    accepted_at: envelope.accepted_at.as_millis(),
+                    key: key.map(|k| KeyInsert {
+                        key: k.key,
+                        fingerprint: k.fingerprint,
+                        expires_at: k.expires_at.as_millis(),
+                    }),
+                };
+                Ok(self.queue(|reply| Op::Insert(req, reply)))
+            }
+            Err(e) => Err(damaged(id.as_u128(), format!("cannot store it: {e}"))),
         };
-        let (due, lease_until) = match start {
-            Start::At(due) => (due, None),
-            Start::Claimed { due, lease_until } => (due, Some(lease_until.as_millis())),
-        };
-        let req = Insert {
-            id: id.as_u128(),
-            header: Header::scheduled(due.as_millis()).encode(),
-            envelope: bytes,
-            due: due.as_millis(),
-            lease_until,
-            accepted_at: envelope.accepted_at.as_millis(),
-            key: key.map(|k| KeyInsert {
-                key: k.key,
-                fingerprint: k.fingerprint,
-                expires_at: k.expires_at.as_millis(),
-            }),
-        };
-        let inserted = self.write(|reply| Op::Insert(req, reply));
-        Box::pin(async move {
-            let inserted = inserted.await?;
+        async move {
+            let inserted = queued?.await?;
             if matches!(inserted, Inserted::New(_)) && envelope.plan.is_repeating() {
                 // Stored (not a duplicate): its runs are claimed without
                 // parsing the plan again.
                 self.inner.plans.insert(id, envelope.plan.clone());
             }
             Ok(inserted)
-        })
+        }
     }
 }
 
@@ -393,6 +405,7 @@ impl Store for RedbStore {
         start: Start,
     ) -> StoreFuture<'_, Option<FencingToken>> {
         let inserted = self.insert_keyed(envelope, start, None);
+        // One allocation for the whole insert.
         Box::pin(async move {
             match inserted.await? {
                 Inserted::New(token) => Ok(token),
@@ -409,7 +422,7 @@ impl Store for RedbStore {
         start: Start,
         key: IdempotencyKey,
     ) -> StoreFuture<'_, Inserted> {
-        self.insert_keyed(envelope, start, Some(key))
+        Box::pin(self.insert_keyed(envelope, start, Some(key)))
     }
 
     fn idempotency_key(&self, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {

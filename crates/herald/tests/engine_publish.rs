@@ -54,6 +54,25 @@ async fn immediate_publish_with_no_subscribers_is_published_with_zero_deliveries
     assert_eq!(later.deliveries.pubsub, 0);
 }
 
+/// Every publish carries this future and its caller moves it (into a
+/// task, a `select!`): it holds what the publish awaits and little else.
+/// Three `async fn` layers around a publish path that held its arguments
+/// across every await made it 1,600 bytes, 12 % of a durable publisher's
+/// instructions spent copying it.
+#[tokio::test]
+async fn the_publish_future_is_small() {
+    let (engine, _clock) = engine();
+    let publish = engine.publish(
+        "small",
+        json!(1).into(),
+        PublishOptions::default(),
+        DeliveryOptions::default(),
+    );
+    let bytes = std::mem::size_of_val(&publish);
+    assert!(bytes <= 512, "Engine::publish's future is {bytes} bytes");
+    assert_eq!(publish.await.unwrap().status, PublishStatus::Published);
+}
+
 #[tokio::test]
 async fn a_subscription_sees_only_what_is_published_after_it() {
     let (engine, _clock) = engine();

@@ -92,7 +92,9 @@ impl IdIndex {
     }
 
     /// The slab index stored for `id`, if any; `id_at` names the id the
-    /// slab holds at an index (`None` if vacant).
+    /// slab holds at an index (`None` if vacant). (The engine computes the
+    /// tag once and uses [`get_tagged`](Self::get_tagged).)
+    #[cfg(test)]
     pub(crate) fn get(
         &self,
         id: MessageId,
@@ -101,7 +103,8 @@ impl IdIndex {
         self.get_tagged(id, self.tag(id), id_at)
     }
 
-    fn get_tagged(
+    /// [`get`](Self::get) with `id`'s [`tag`](Self::tag) already computed.
+    pub(crate) fn get_tagged(
         &self,
         id: MessageId,
         tag: u64,
@@ -122,11 +125,14 @@ impl IdIndex {
     /// # Panics
     ///
     /// If `index` is `u32::MAX` (the slab never issues it).
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, id: MessageId, index: u32) {
         self.insert_tagged(self.tag(id), index);
     }
 
-    fn insert_tagged(&mut self, tag: u64, index: u32) {
+    /// [`insert`](Self::insert) with the id's [`tag`](Self::tag) already
+    /// computed.
+    pub(crate) fn insert_tagged(&mut self, tag: u64, index: u32) {
         assert!(index < u32::MAX, "IdIndex: slab index out of range");
         #[cfg(test)]
         {
@@ -159,7 +165,7 @@ impl IdIndex {
     }
 
     /// The hash bits kept in a slot: the upper 32 of the id's hash.
-    fn tag(&self, id: MessageId) -> u64 {
+    pub(crate) fn tag(&self, id: MessageId) -> u64 {
         self.hasher.hash_one(id.as_u128()) & TAG_MASK
     }
 

@@ -161,13 +161,16 @@ impl Engine {
     /// A validation error with its Backendless code (5003, 5007, 5008, 5009,
     /// 5010, 5011, 5012; see [`Error`]) and nothing stored; or
     /// [`Error::Store`] / [`Error::ShutDown`].
-    pub async fn publish(
+    pub fn publish(
         &self,
         channel: &str,
         message: Body,
         publish: PublishOptions,
         delivery: DeliveryOptions,
-    ) -> Result<MessageStatus, Error> {
+    ) -> impl Future<Output = Result<MessageStatus, Error>> + Send {
+        // Not an `async fn`: each layer of `async fn` around the publish
+        // future would hold the arguments again and copy the whole future
+        // once more when it starts (see `publish::publish`).
         self.publish_with(
             channel,
             message,
@@ -175,7 +178,6 @@ impl Engine {
             delivery,
             PublishExtras::default(),
         )
-        .await
     }
 
     /// [`publish`](Self::publish) with Herald's [`PublishExtras`]: an
@@ -222,14 +224,14 @@ impl Engine {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn publish_with(
+    pub fn publish_with(
         &self,
         channel: &str,
         message: Body,
         publish: PublishOptions,
         delivery: DeliveryOptions,
         extras: PublishExtras,
-    ) -> Result<MessageStatus, Error> {
+    ) -> impl Future<Output = Result<MessageStatus, Error>> + Send {
         publish::publish(
             &self.shared,
             channel,
@@ -239,7 +241,6 @@ impl Engine {
             extras,
             None,
         )
-        .await
     }
 
     /// Publishes a decoded request body (see [`PublishRequest::from_slice`]).
@@ -247,13 +248,12 @@ impl Engine {
     /// # Errors
     ///
     /// As [`publish`](Self::publish).
-    pub async fn publish_request(
+    pub fn publish_request(
         &self,
         channel: &str,
         request: PublishRequest,
-    ) -> Result<MessageStatus, Error> {
+    ) -> impl Future<Output = Result<MessageStatus, Error>> + Send {
         self.publish(channel, request.message, request.publish, request.delivery)
-            .await
     }
 
     /// The status of message `id`; `unknown` for an id this engine's store

@@ -84,10 +84,15 @@ impl Pending {
 
     /// The wheel key of `id`'s run, if one is pending.
     fn key_of(&self, id: MessageId) -> Option<Key> {
+        self.key_tagged(id, self.index.tag(id))
+    }
+
+    /// [`key_of`](Self::key_of) with `id`'s index tag already computed.
+    fn key_tagged(&self, id: MessageId, tag: u64) -> Option<Key> {
         let wheel = &self.wheel;
         let index = self
             .index
-            .get(id, |i| wheel.entry_at(i).map(|(_, e)| e.id()))?;
+            .get_tagged(id, tag, |i| wheel.entry_at(i).map(|(_, e)| e.id()))?;
         wheel.entry_at(index).map(|(key, _)| key)
     }
 
@@ -102,13 +107,15 @@ impl Pending {
         } else {
             self.late.insert(id, due);
         }
-        if let Some(key) = self.key_of(id) {
+        // Hashed once for the look-up and the insert.
+        let tag = self.index.tag(id);
+        if let Some(key) = self.key_tagged(id, tag) {
             // Same slab slot, same key: the index stays as it is.
             self.wheel.reschedule(key, at);
             return;
         }
         let key = self.wheel.insert_at(at, Entry(id.to_bytes()));
-        self.index.insert(id, key.index());
+        self.index.insert_tagged(tag, key.index());
     }
 
     /// Takes `id`'s pending run out; whether it had one.

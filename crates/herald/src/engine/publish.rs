@@ -36,6 +36,14 @@ use crate::{
 /// part after validation runs to completion even if the caller drops the
 /// returned future. With an idempotency key that holds, answers the first
 /// publish's answer instead (see [`idempotent`](super::idempotent)).
+///
+/// Every publish carries this future's state (and its callers move it),
+/// and a future is as large as what it holds across its largest await: so
+/// the common path (the engine reloaded, no idempotency key) awaits only
+/// the stored message, and the rare ones (waiting for the reload, looking
+/// up a key) are boxed futures of their own. 432 bytes instead of 1,600
+/// with `Engine::publish`'s layers (`store-bench`'s publishers spent 12 %
+/// of their instructions copying it).
 pub(super) async fn publish(
     sh: &Arc<Shared>,
     channel: &str,
@@ -45,15 +53,97 @@ pub(super) async fn publish(
     extras: PublishExtras,
     template: Option<Arc<TemplateSend>>,
 ) -> Result<MessageStatus, Error> {
-    sh.admit().await?;
-    limits::check_channel(channel)?;
-    let keyed = idempotent::checked(extras, channel, &publish, &delivery, &body)?;
-    if let Some((key, fingerprint)) = &keyed
-        && let Some(found) = idempotent::lookup(sh, key, sh.clock.now()).await?
-    {
-        // A retry: nothing is validated or published again.
-        return idempotent::answer(sh, found, *fingerprint).await;
+    // One call that takes every argument, then one await: nothing else is
+    // held across it.
+    match start(sh, channel, body, publish, delivery, extras, template)? {
+        Started::Run(run) => run.await,
+        Started::Later(later) => later.await,
     }
+}
+
+/// What [`publish`] awaits.
+enum Started<'a> {
+    /// The message is valid: storing it, then scheduling or delivering.
+    Run(RunToCompletion<Result<MessageStatus, Error>>),
+    /// A rare path: waiting for the reload, or looking up a key first.
+    Later(Pin<Box<dyn Future<Output = Result<MessageStatus, Error>> + Send + 'a>>),
+}
+
+/// [`publish`] up to its first wait.
+fn start<'a>(
+    sh: &'a Arc<Shared>,
+    channel: &'a str,
+    body: Body,
+    publish: PublishOptions,
+    delivery: DeliveryOptions,
+    extras: PublishExtras,
+    template: Option<Arc<TemplateSend>>,
+) -> Result<Started<'a>, Error> {
+    if !sh.is_ready() {
+        return Ok(Started::Later(Box::pin(after_reload(
+            sh, channel, body, publish, delivery, extras, template,
+        ))));
+    }
+    sh.admit_ready()?;
+    limits::check_channel(channel)?;
+    Ok(
+        match idempotent::checked(extras, channel, &publish, &delivery, &body)? {
+            None => Started::Run(prepare(
+                sh, channel, body, publish, delivery, None, template,
+            )?),
+            Some(keyed) => Started::Later(Box::pin(with_key(
+                sh, channel, body, publish, delivery, keyed, template,
+            ))),
+        },
+    )
+}
+
+/// [`publish`] once the start-up reload is done (claims left by a crash
+/// are released and back in the wheel by then).
+async fn after_reload(
+    sh: &Arc<Shared>,
+    channel: &str,
+    body: Body,
+    options: PublishOptions,
+    delivery: DeliveryOptions,
+    extras: PublishExtras,
+    template: Option<Arc<TemplateSend>>,
+) -> Result<MessageStatus, Error> {
+    sh.reloaded().await;
+    publish(sh, channel, body, options, delivery, extras, template).await
+}
+
+/// [`publish`] with an idempotency key (checked) and the request's
+/// fingerprint: a retry answers the first answer; else it is published
+/// with the key.
+async fn with_key(
+    sh: &Arc<Shared>,
+    channel: &str,
+    body: Body,
+    publish: PublishOptions,
+    delivery: DeliveryOptions,
+    (key, fingerprint): (String, u128),
+    template: Option<Arc<TemplateSend>>,
+) -> Result<MessageStatus, Error> {
+    if let Some(found) = idempotent::lookup(sh, &key, sh.clock.now()).await? {
+        // A retry: nothing is validated or published again.
+        return idempotent::answer(sh, found, fingerprint).await;
+    }
+    let keyed = Some((key, fingerprint));
+    prepare(sh, channel, body, publish, delivery, keyed, template)?.await
+}
+
+/// The validated message: planned, given an id, and its storing (then
+/// scheduling or delivering) as a future that runs to completion.
+fn prepare(
+    sh: &Arc<Shared>,
+    channel: &str,
+    body: Body,
+    publish: PublishOptions,
+    delivery: DeliveryOptions,
+    keyed: Option<(String, u128)>,
+    template: Option<Arc<TemplateSend>>,
+) -> Result<RunToCompletion<Result<MessageStatus, Error>>, Error> {
     let plan = DeliveryPlan::shared(delivery)?;
     if plan.policy().includes_push() && !sh.pipeline.is_configured() {
         return Err(Error::PushNotConfigured);
@@ -81,7 +171,9 @@ pub(super) async fn publish(
         expires_at: now.saturating_add_millis(limits::IDEMPOTENCY_KEY_TTL_MS),
     });
     let span = tracing::debug_span!("publish", message_id = %id, channel = %channel.escape_debug());
-    RunToCompletion::new(accept(sh.clone(), envelope, first, now, key).instrument(span)).await
+    Ok(RunToCompletion::new(
+        accept(sh.clone(), envelope, first, now, key).instrument(span),
+    ))
 }
 
 async fn accept(

@@ -117,10 +117,21 @@ impl Shared {
     /// Waits for the start-up reload, then refuses if shut down.
     pub(crate) async fn admit(&self) -> Result<(), Error> {
         self.reloaded().await;
+        self.admit_ready()
+    }
+
+    /// [`admit`](Self::admit) once the start-up reload is done: refuses if
+    /// shut down.
+    pub(crate) fn admit_ready(&self) -> Result<(), Error> {
         if self.is_shut() {
             return Err(Error::ShutDown);
         }
         Ok(())
+    }
+
+    /// Whether the start-up reload is done (see [`reloaded`](Self::reloaded)).
+    pub(crate) fn is_ready(&self) -> bool {
+        *self.ready.borrow()
     }
 
     /// Waits for the start-up reload (claims left by a crash are released
