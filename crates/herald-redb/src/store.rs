@@ -376,10 +376,12 @@ impl RedbStore {
                     due: due.as_millis(),
                     lease_until,
                     accepted_at: envelope.accepted_at.as_millis(),
-                    key: key.map(|k| KeyInsert {
-                        key: k.key,
-                        fingerprint: k.fingerprint,
-                        expires_at: k.expires_at.as_millis(),
+                    key: key.map(|k| {
+                        Box::new(KeyInsert {
+                            key: k.key,
+                            fingerprint: k.fingerprint,
+                            expires_at: k.expires_at.as_millis(),
+                        })
                     }),
                 };
                 Ok(self.queue(|reply| Op::Insert(req, reply)))

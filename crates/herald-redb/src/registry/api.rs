@@ -24,7 +24,7 @@ impl DeviceRegistry for RedbStore {
         let record = device::encode(&registration);
         self.write(|reply| {
             Op::Registry(RegistryOp::Register {
-                registration,
+                registration: Box::new(registration),
                 record,
                 reply,
             })

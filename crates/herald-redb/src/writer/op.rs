@@ -25,8 +25,10 @@ pub(crate) struct Insert {
     /// The message's accept time (ms): a recorded key holds if it expires
     /// later.
     pub(crate) accepted_at: u64,
-    /// The idempotency key to record with it.
-    pub(crate) key: Option<KeyInsert>,
+    /// The idempotency key to record with it (boxed: most inserts have
+    /// none, and every request in the writer's channel takes the size of
+    /// the largest).
+    pub(crate) key: Option<Box<KeyInsert>>,
 }
 
 /// An idempotency key to record with an insert.
@@ -177,4 +179,19 @@ pub(crate) struct Unanswered;
 impl Answer for Unanswered {
     fn send(self: Box<Self>) {}
     fn fail(self: Box<Self>, _: StoreError) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request in the writer's channel takes the size of the largest
+    /// (and the channel zeroes a block of 31 of them at a time): the large
+    /// rare payloads are boxed. A device registration inline made every
+    /// request 208 bytes.
+    #[test]
+    fn a_request_is_at_most_128_bytes() {
+        let bytes = std::mem::size_of::<Op>();
+        assert!(bytes <= 128, "Op is {bytes} bytes");
+    }
 }

@@ -12,7 +12,9 @@ pub(crate) enum RegistryOp {
     /// Stores a registration (channels normalized), replacing the device's
     /// previous one and its index entries.
     Register {
-        registration: DeviceRegistration,
+        /// Boxed: it is large and rare, and every request in the writer's
+        /// channel takes the size of the largest.
+        registration: Box<DeviceRegistration>,
         /// Its device record, encoded by the caller.
         record: Vec<u8>,
         reply: Reply<()>,
