@@ -48,17 +48,33 @@ pub(super) async fn publish(
     sh: &Arc<Shared>,
     channel: &str,
     body: Body,
-    publish: PublishOptions,
+    options: PublishOptions,
     delivery: DeliveryOptions,
     extras: PublishExtras,
     template: Option<Arc<TemplateSend>>,
 ) -> Result<MessageStatus, Error> {
+    let request = Request {
+        channel,
+        body,
+        options,
+        delivery,
+        template,
+    };
     // One call that takes every argument, then one await: nothing else is
     // held across it.
-    match start(sh, channel, body, publish, delivery, extras, template)? {
+    match start(sh, request, extras)? {
         Started::Run(run) => run.await,
         Started::Later(later) => later.await,
     }
+}
+
+/// A publish's arguments, as the steps below pass them on.
+struct Request<'a> {
+    channel: &'a str,
+    body: Body,
+    options: PublishOptions,
+    delivery: DeliveryOptions,
+    template: Option<Arc<TemplateSend>>,
 }
 
 /// What [`publish`] awaits.
@@ -72,28 +88,18 @@ enum Started<'a> {
 /// [`publish`] up to its first wait.
 fn start<'a>(
     sh: &'a Arc<Shared>,
-    channel: &'a str,
-    body: Body,
-    publish: PublishOptions,
-    delivery: DeliveryOptions,
+    r: Request<'a>,
     extras: PublishExtras,
-    template: Option<Arc<TemplateSend>>,
 ) -> Result<Started<'a>, Error> {
     if !sh.is_ready() {
-        return Ok(Started::Later(Box::pin(after_reload(
-            sh, channel, body, publish, delivery, extras, template,
-        ))));
+        return Ok(Started::Later(Box::pin(after_reload(sh, r, extras))));
     }
     sh.admit_ready()?;
-    limits::check_channel(channel)?;
+    limits::check_channel(r.channel)?;
     Ok(
-        match idempotent::checked(extras, channel, &publish, &delivery, &body)? {
-            None => Started::Run(prepare(
-                sh, channel, body, publish, delivery, None, template,
-            )?),
-            Some(keyed) => Started::Later(Box::pin(with_key(
-                sh, channel, body, publish, delivery, keyed, template,
-            ))),
+        match idempotent::checked(extras, r.channel, &r.options, &r.delivery, &r.body)? {
+            None => Started::Run(prepare(sh, r, None)?),
+            Some(keyed) => Started::Later(Box::pin(with_key(sh, r, keyed))),
         },
     )
 }
@@ -102,15 +108,14 @@ fn start<'a>(
 /// are released and back in the wheel by then).
 async fn after_reload(
     sh: &Arc<Shared>,
-    channel: &str,
-    body: Body,
-    options: PublishOptions,
-    delivery: DeliveryOptions,
+    r: Request<'_>,
     extras: PublishExtras,
-    template: Option<Arc<TemplateSend>>,
 ) -> Result<MessageStatus, Error> {
     sh.reloaded().await;
-    publish(sh, channel, body, options, delivery, extras, template).await
+    match start(sh, r, extras)? {
+        Started::Run(run) => run.await,
+        Started::Later(later) => later.await,
+    }
 }
 
 /// [`publish`] with an idempotency key (checked) and the request's
@@ -118,33 +123,24 @@ async fn after_reload(
 /// with the key.
 async fn with_key(
     sh: &Arc<Shared>,
-    channel: &str,
-    body: Body,
-    publish: PublishOptions,
-    delivery: DeliveryOptions,
+    r: Request<'_>,
     (key, fingerprint): (String, u128),
-    template: Option<Arc<TemplateSend>>,
 ) -> Result<MessageStatus, Error> {
     if let Some(found) = idempotent::lookup(sh, &key, sh.clock.now()).await? {
         // A retry: nothing is validated or published again.
         return idempotent::answer(sh, found, fingerprint).await;
     }
-    let keyed = Some((key, fingerprint));
-    prepare(sh, channel, body, publish, delivery, keyed, template)?.await
+    prepare(sh, r, Some((key, fingerprint)))?.await
 }
 
 /// The validated message: planned, given an id, and its storing (then
 /// scheduling or delivering) as a future that runs to completion.
 fn prepare(
     sh: &Arc<Shared>,
-    channel: &str,
-    body: Body,
-    publish: PublishOptions,
-    delivery: DeliveryOptions,
+    r: Request<'_>,
     keyed: Option<(String, u128)>,
-    template: Option<Arc<TemplateSend>>,
 ) -> Result<RunToCompletion<Result<MessageStatus, Error>>, Error> {
-    let plan = DeliveryPlan::shared(delivery)?;
+    let plan = DeliveryPlan::shared(r.delivery)?;
     if plan.policy().includes_push() && !sh.pipeline.is_configured() {
         return Err(Error::PushNotConfigured);
     }
@@ -156,14 +152,15 @@ fn prepare(
         .ids
         .next(now)
         .map_err(|e| Error::Store(StoreError::other(e.to_string())))?;
+    let channel = r.channel;
     let envelope = Arc::new(Envelope {
-        template,
+        template: r.template,
         id,
         channel: channel.to_owned(),
         accepted_at: now,
-        publish,
+        publish: r.options,
         plan,
-        body,
+        body: r.body,
     });
     let key = keyed.map(|(key, fingerprint)| IdempotencyKey {
         key,
