@@ -137,7 +137,7 @@ impl Shared {
     /// Waits for the start-up reload (claims left by a crash are released
     /// and back in the wheel by then).
     pub(crate) async fn reloaded(&self) {
-        if !*self.ready.borrow() {
+        if !self.is_ready() {
             let mut rx = self.ready.subscribe();
             // The sender lives in `self`, so this only ends when ready.
             let _ = rx.wait_for(|ready| *ready).await;
