@@ -128,7 +128,7 @@ pub(super) async fn answer(
         Ok(None) | Err(_) => DeliveryCounts::default(),
     };
     Ok(MessageStatus {
-        message_id: found.id.to_string(),
+        message_id: String::from(found.id),
         status: found.status,
         error_message: None,
         deliveries,

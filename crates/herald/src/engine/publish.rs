@@ -243,7 +243,7 @@ fn scheduled(sh: &Shared, envelope: &Envelope, due: Tick) -> MessageStatus {
     Counters::bump(&sh.counters.published, 1);
     Counters::bump(&sh.counters.scheduled, 1);
     MessageStatus {
-        message_id: envelope.id.to_string(),
+        message_id: String::from(envelope.id),
         status: PublishStatus::Scheduled,
         error_message: None,
         deliveries: DeliveryCounts::default(),
@@ -297,7 +297,7 @@ fn deliver_now(
     debug!(pubsub = counts.pubsub, "published");
     Counters::bump(&sh.counters.published, 1);
     MessageStatus {
-        message_id: id.to_string(),
+        message_id: String::from(id),
         status: PublishStatus::Published,
         error_message: None,
         deliveries: counts,

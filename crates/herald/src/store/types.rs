@@ -94,7 +94,7 @@ impl Record {
     /// The client-facing status of this record.
     pub fn status(&self) -> MessageStatus {
         MessageStatus {
-            message_id: self.envelope.id.to_string(),
+            message_id: String::from(self.envelope.id),
             status: self.state.status(),
             error_message: self.error.clone(),
             deliveries: self.counts,
