@@ -389,7 +389,9 @@ impl RedbStore {
             Err(e) => Err(damaged(id.as_u128(), format!("cannot store it: {e}"))),
         };
         async move {
-            let inserted = queued?.await?;
+            // The request comes back (see `Op::Insert`): dropped here, on
+            // a caller's thread.
+            let (inserted, _request) = queued?.await?;
             if matches!(inserted, Inserted::New(_)) && envelope.plan.is_repeating() {
                 // Stored (not a duplicate): its runs are claimed without
                 // parsing the plan again.

@@ -168,7 +168,7 @@ fn recounted(
 /// message's accept time stores nothing and answers its record; else the
 /// key is recorded (`idempotency` and `idempotency_expiry`), replacing an
 /// expired one.
-pub(crate) fn insert(c: &mut Ctx<'_, '_>, req: Insert) -> R<Result<Inserted, StoreError>> {
+pub(crate) fn insert(c: &mut Ctx<'_, '_>, req: &Insert) -> R<Result<Inserted, StoreError>> {
     let t = &mut *c.t;
     let id = req.id;
     if let Some(k) = &req.key
@@ -201,7 +201,7 @@ pub(crate) fn insert(c: &mut Ctx<'_, '_>, req: Insert) -> R<Result<Inserted, Sto
         }
         None => None,
     };
-    if let Some(k) = req.key {
+    if let Some(k) = &req.key {
         let status = if token.is_some() {
             PUBLISHED
         } else {

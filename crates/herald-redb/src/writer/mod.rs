@@ -830,7 +830,12 @@ fn answer<T: Send + 'static>(
 
 fn exec(c: &mut Ctx<'_, '_>, op: Op) -> (Box<dyn Answer>, Result<(), redb::Error>) {
     match op {
-        Op::Insert(req, reply) => answer(reply, exec::insert(c, req)),
+        Op::Insert(req, reply) => {
+            let inserted = exec::insert(c, &req);
+            // The request goes back with the answer: its buffers are freed
+            // by the caller's thread, which allocated them.
+            answer(reply, inserted.map(|r| r.map(|i| (i, req))))
+        }
         Op::Claim {
             claims,
             lease_until,

@@ -50,7 +50,11 @@ pub(crate) enum CancelAnswer {
 
 /// One write request.
 pub(crate) enum Op {
-    Insert(Insert, Reply<Inserted>),
+    /// Answers the request back with the outcome, so that its buffers are
+    /// freed by the caller's thread, which allocated them: freed on the
+    /// writer's thread, glibc's `free` of another thread's memory cost the
+    /// store 3-5 % of its publishes per second (docs/benchmarks.md).
+    Insert(Insert, Reply<(Inserted, Insert)>),
     /// Answers the id and token of each claim taken, in order.
     Claim {
         claims: Vec<Claim>,
@@ -86,19 +90,13 @@ pub(crate) enum Op {
     /// Drops the `schedule` entries of finished messages `pending` met:
     /// `(id, due)` with a `finals` entry under `(due, id)`. Nobody waits for
     /// it.
-    Forget {
-        runs: Vec<(u128, u64)>,
-    },
+    Forget { runs: Vec<(u128, u64)> },
     /// Purges what retention allows now, to the end (the writer also does
     /// it by itself when idle); answers how many messages.
-    Purge {
-        reply: Reply<u64>,
-    },
+    Purge { reply: Reply<u64> },
     /// Stop after everything queued before it; answered once the database
     /// is released.
-    Close {
-        reply: Reply<()>,
-    },
+    Close { reply: Reply<()> },
     /// A device registry or template store write.
     Registry(RegistryOp),
     /// A push-job write.
