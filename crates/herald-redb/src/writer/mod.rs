@@ -237,20 +237,28 @@ pub(crate) fn run(
         // Callers answered by the last commit come back within tens of µs;
         // sleeping on the channel would add a thread wake-up (on a VM, an
         // idle vCPU's: ~50-100 µs) to every round. So while recent
-        // batches were concurrent, look for the first request without
-        // sleeping for up to `LINGER` first.
-        let spun = if w.peak >= 2.0 && w.reopen.is_none() {
-            poll_until(&rx, Instant::now() + LINGER)
-        } else {
-            Err(TryRecvError::Empty)
-        };
-        let first = match spun {
-            Ok(op) => Ok(op),
-            Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => match w.idle_wait() {
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(wait) => rx.recv_timeout(wait),
-            },
+        // batches were concurrent, the next transaction is opened at once
+        // (beginning it and opening its tables, ~15 µs, overlap the
+        // callers' return) and the first request looked for without
+        // sleeping for up to `LINGER`; if none comes, the transaction is
+        // dropped unwritten and the writer waits as when idle.
+        if w.peak >= 2.0 && w.reopen.is_none() && w.may_write() {
+            let mut linger = Linger::new(&rx, w.peak, None);
+            let applied = w.apply(&mut Vec::new(), &mut linger);
+            if applied > 0 {
+                w.peak = (w.peak * PEAK_DECAY).max(applied as f64);
+            }
+            let held_back = !linger.held_back.is_empty();
+            if let Some(replies) = w.after_round(linger.held_back, &rx) {
+                return close(rx, w, replies);
+            }
+            if applied > 0 || held_back {
+                continue;
+            }
+        }
+        let first = match w.idle_wait() {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(wait) => rx.recv_timeout(wait),
         };
         let first = match first {
             Ok(op) => op,
@@ -265,14 +273,7 @@ pub(crate) fn run(
         // transaction waits a little for them (up to the recent peak, at
         // most `LINGER`) rather than commit a fraction of them now and the
         // rest one commit later, applying each as it comes.
-        let mut linger = Linger {
-            rx: &rx,
-            want: (w.peak as usize).min(MAX_BATCH),
-            room: MAX_BATCH,
-            deadline: Instant::now() + LINGER,
-            held_back: Vec::new(),
-            closed: false,
-        };
+        let mut linger = Linger::new(&rx, w.peak, Some(Instant::now()));
         let mut batch: Vec<Op> = linger.admit(first).into_iter().collect();
         w.reopen_if_due();
         let applied = if w.may_write() {
@@ -286,37 +287,48 @@ pub(crate) fn run(
             n
         };
         w.peak = (w.peak * PEAK_DECAY).max(applied as f64);
-        let mut close = None;
-        for op in linger.held_back {
-            match op {
-                Op::Purge { reply } => {
-                    let _ = reply.send(w.purge_all());
-                }
-                op => close = Some(op),
-            }
-        }
-        if let Some(close) = close {
-            // Everything queued after the close is refused; so is anything
-            // still in the channel. Then the database is released before
-            // the close is answered, so the file can be reopened at once.
-            let mut replies = Vec::new();
-            for op in std::iter::once(close).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                match op {
-                    Op::Close { reply } => replies.push(reply),
-                    other => other.refuse(),
-                }
-            }
-            drop(rx);
-            drop(w);
-            for r in replies {
-                let _ = r.send(Ok(()));
-            }
-            return;
+        if let Some(replies) = w.after_round(linger.held_back, &rx) {
+            return close(rx, w, replies);
         }
     }
 }
 
+/// Releases the database, then answers the close requests, so the file
+/// can be reopened at once.
+fn close(rx: Receiver<Op>, w: Writer, replies: Vec<Reply<()>>) {
+    drop(rx);
+    drop(w);
+    for r in replies {
+        let _ = r.send(Ok(()));
+    }
+}
+
 impl Writer {
+    /// Runs the purges held back from a round; on a close, refuses
+    /// everything queued after it and still in the channel, and returns
+    /// the close requests' replies (the caller releases the database, then
+    /// answers them).
+    fn after_round(&mut self, held_back: Vec<Op>, rx: &Receiver<Op>) -> Option<Vec<Reply<()>>> {
+        let mut close = None;
+        for op in held_back {
+            match op {
+                Op::Purge { reply } => {
+                    let _ = reply.send(self.purge_all());
+                }
+                op => close = Some(op),
+            }
+        }
+        let close = close?;
+        let mut replies = Vec::new();
+        for op in std::iter::once(close).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match op {
+                Op::Close { reply } => replies.push(reply),
+                other => other.refuse(),
+            }
+        }
+        Some(replies)
+    }
+
     fn now(&self) -> u64 {
         self.settings.clock.now().as_millis()
     }
@@ -489,8 +501,12 @@ impl Writer {
     /// Applies `ops` and what `more` brings in one transaction; answers
     /// each after the commit (or with the error if the transaction fails:
     /// then nothing of it is stored). Returns how many requests it took.
+    ///
+    /// With no `ops`, the transaction is opened ahead: its first request is
+    /// the first `more` brings; if none comes, it is dropped unwritten
+    /// (nothing counted, nobody answered) and this returns 0.
     fn apply(&mut self, ops: &mut Vec<Op>, more: &mut Linger<'_>) -> usize {
-        if ops.is_empty() {
+        if ops.is_empty() && more.first_at.is_some() {
             return 0;
         }
         let Some(db) = self.db.clone() else {
@@ -514,11 +530,17 @@ impl Writer {
             &counters.durable_nanos,
         );
         let requests = done.len() + pending.len();
+        if requests == 0 && result.is_ok() {
+            // Opened ahead, and no request came: nothing was written.
+            return 0;
+        }
         counters.transactions.fetch_add(1, Ordering::Relaxed);
         counters
             .requests
             .fetch_add(requests as u64, Ordering::Relaxed);
-        add_nanos(&counters.commit_nanos, started);
+        // Busy from the first request (a transaction opened ahead waited
+        // for it: that is the callers' time, not the writer's).
+        add_nanos(&counters.commit_nanos, more.first_at.unwrap_or(started));
         match result {
             Ok(committed) => {
                 counters
@@ -677,11 +699,29 @@ struct Linger<'a> {
     want: usize,
     room: usize,
     deadline: Instant,
+    /// When the transaction's first request came (`None`: a transaction
+    /// opened ahead, waiting for it until `deadline`).
+    first_at: Option<Instant>,
     held_back: Vec<Op>,
     closed: bool,
 }
 
-impl Linger<'_> {
+impl<'a> Linger<'a> {
+    /// Waits for up to the recent `peak` requests, until `LINGER` after
+    /// the first one (`first_at`; `None`: none yet, looked for until
+    /// `LINGER` from now).
+    fn new(rx: &'a Receiver<Op>, peak: f64, first_at: Option<Instant>) -> Self {
+        Self {
+            rx,
+            want: (peak as usize).min(MAX_BATCH),
+            room: MAX_BATCH,
+            deadline: first_at.unwrap_or_else(Instant::now) + LINGER,
+            first_at,
+            held_back: Vec::new(),
+            closed: false,
+        }
+    }
+
     /// The next request for the open transaction, if any comes in time.
     fn next(&mut self) -> Option<Op> {
         loop {
@@ -717,6 +757,13 @@ impl Linger<'_> {
                 None
             }
             op => {
+                if self.first_at.is_none() {
+                    // The transaction's first request: the linger for the
+                    // rest starts now.
+                    let now = Instant::now();
+                    self.first_at = Some(now);
+                    self.deadline = now + LINGER;
+                }
                 self.want = self.want.saturating_sub(1);
                 self.room -= 1;
                 Some(op)
@@ -763,6 +810,15 @@ fn transaction(
             keys_expire = c.keys_expire;
             done.push(answer);
             result?;
+        }
+        if done.is_empty() {
+            // Opened ahead and no request came: nothing to write.
+            drop(t);
+            txn.abort()?;
+            return Ok(Committed {
+                quarantined: 0,
+                keys_expire: None,
+            });
         }
         if tokens.issued {
             t.meta.insert(LAST_TOKEN_KEY, tokens.last)?;
@@ -861,5 +917,103 @@ fn exec(c: &mut Ctx<'_, '_>, op: Op) -> (Box<dyn Answer>, Result<(), redb::Error
         Op::Purge { reply } => answer(reply, Ok(Ok(0))),
         Op::Registry(op) => op.apply(c.t),
         Op::Push(op) => op.apply(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use herald::Inserted;
+    use herald_testkit::TempDir;
+    use redb::ReadableDatabase;
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::header::Header;
+    use crate::tables::HEADERS;
+
+    fn database(dir: &TempDir) -> Database {
+        std::fs::create_dir_all(&dir.0).expect("dir");
+        Database::create(dir.0.join("writer.redb")).expect("create")
+    }
+
+    type Answered = oneshot::Receiver<Result<(Inserted, Insert), StoreError>>;
+
+    fn insert(id: u128) -> (Op, Answered) {
+        let (reply, rx) = oneshot::channel();
+        let req = Insert {
+            id,
+            header: Header::scheduled(5).encode(),
+            envelope: b"envelope".to_vec(),
+            due: 5,
+            lease_until: None,
+            accepted_at: 1,
+            key: None,
+        };
+        (Op::Insert(req, reply), rx)
+    }
+
+    /// A transaction opened ahead (the writer expects the last round's
+    /// callers back) that no request comes to is dropped, not committed:
+    /// not even the tables it created in this new file are there.
+    #[test]
+    fn a_transaction_opened_ahead_that_no_request_uses_writes_nothing() {
+        let dir = TempDir::new("writer-ahead-unused");
+        let db = database(&dir);
+        let (_tx, rx) = mpsc::channel::<Op>();
+        let mut linger = Linger::new(&rx, 8.0, None);
+        let mut done = Vec::new();
+        let committed = transaction(
+            &db,
+            &mut std::iter::empty(),
+            &mut linger,
+            &mut done,
+            &mut Tokens::new(0),
+            0,
+            &AtomicU64::new(0),
+        );
+        assert!(committed.is_ok(), "{:?}", committed.err());
+        assert!(done.is_empty());
+        assert_eq!(linger.first_at, None, "no request came");
+        let read = db.begin_read().expect("read");
+        assert_eq!(
+            read.list_tables().expect("tables").count(),
+            0,
+            "nothing committed"
+        );
+    }
+
+    /// The first request to come while a transaction is open ahead is
+    /// applied and committed in it; its answer hands the request back.
+    #[test]
+    fn a_request_that_comes_to_a_transaction_opened_ahead_is_committed_in_it() {
+        let dir = TempDir::new("writer-ahead-used");
+        let db = database(&dir);
+        let (tx, rx) = mpsc::channel::<Op>();
+        let (op, answered) = insert(42);
+        tx.send(op).expect("send");
+        let mut linger = Linger::new(&rx, 8.0, None);
+        let mut done = Vec::new();
+        let committed = transaction(
+            &db,
+            &mut std::iter::empty(),
+            &mut linger,
+            &mut done,
+            &mut Tokens::new(0),
+            0,
+            &AtomicU64::new(0),
+        );
+        assert!(committed.is_ok(), "{:?}", committed.err());
+        assert_eq!(done.len(), 1);
+        assert!(linger.first_at.is_some(), "its first request came");
+        done.into_iter().for_each(Answer::send);
+        let (inserted, back) = answered.blocking_recv().expect("answered").expect("stored");
+        assert!(matches!(inserted, Inserted::New(None)), "{inserted:?}");
+        assert_eq!(back.id, 42, "the request comes back to its caller");
+        let read = db.begin_read().expect("read");
+        let headers = read.open_table(HEADERS).expect("headers");
+        let stored = headers.get(42).expect("get").expect("committed");
+        assert_eq!(stored.value(), Header::scheduled(5).encode().as_slice());
     }
 }
