@@ -85,11 +85,12 @@ impl fmt::Display for MessageId {
 
 /// The canonical text, as [`Display`](fmt::Display) writes it, without
 /// `core::fmt`: `to_string()` through a `Formatter` cost ~450 instructions
-/// per id, 6 % of a durable publish (which answers the id as text).
+/// per id with its allocation, this ~300 (a durable publish, which answers
+/// its id as text, is ~7,000).
 impl From<MessageId> for String {
     fn from(id: MessageId) -> Self {
         std::str::from_utf8(&id.text())
-            .map(String::from)
+            .map(Self::from)
             .unwrap_or_default()
     }
 }
