@@ -954,18 +954,14 @@ mod tests {
         (Op::Insert(req, reply), rx)
     }
 
-    /// A transaction opened ahead (the writer expects the last round's
-    /// callers back) that no request comes to is dropped, not committed:
-    /// not even the tables it created in this new file are there.
-    #[test]
-    fn a_transaction_opened_ahead_that_no_request_uses_writes_nothing() {
-        let dir = TempDir::new("writer-ahead-unused");
-        let db = database(&dir);
-        let (_tx, rx) = mpsc::channel::<Op>();
-        let mut linger = Linger::new(&rx, 8.0, None);
+    /// A transaction opened ahead, as the writer's loop does while it
+    /// expects the last round's callers back: its first request is the
+    /// first `rx` brings within `LINGER`.
+    fn opened_ahead<'a>(db: &Database, rx: &'a Receiver<Op>) -> (Linger<'a>, Vec<Box<dyn Answer>>) {
+        let mut linger = Linger::new(rx, 8.0, None);
         let mut done = Vec::new();
         let committed = transaction(
-            &db,
+            db,
             &mut std::iter::empty(),
             &mut linger,
             &mut done,
@@ -974,6 +970,18 @@ mod tests {
             &AtomicU64::new(0),
         );
         assert!(committed.is_ok(), "{:?}", committed.err());
+        (linger, done)
+    }
+
+    /// A transaction opened ahead (the writer expects the last round's
+    /// callers back) that no request comes to is dropped, not committed:
+    /// not even the tables it created in this new file are there.
+    #[test]
+    fn a_transaction_opened_ahead_that_no_request_uses_writes_nothing() {
+        let dir = TempDir::new("writer-ahead-unused");
+        let db = database(&dir);
+        let (_tx, rx) = mpsc::channel::<Op>();
+        let (linger, done) = opened_ahead(&db, &rx);
         assert!(done.is_empty());
         assert_eq!(linger.first_at, None, "no request came");
         let read = db.begin_read().expect("read");
@@ -993,18 +1001,7 @@ mod tests {
         let (tx, rx) = mpsc::channel::<Op>();
         let (op, answered) = insert(42);
         tx.send(op).expect("send");
-        let mut linger = Linger::new(&rx, 8.0, None);
-        let mut done = Vec::new();
-        let committed = transaction(
-            &db,
-            &mut std::iter::empty(),
-            &mut linger,
-            &mut done,
-            &mut Tokens::new(0),
-            0,
-            &AtomicU64::new(0),
-        );
-        assert!(committed.is_ok(), "{:?}", committed.err());
+        let (linger, done) = opened_ahead(&db, &rx);
         assert_eq!(done.len(), 1);
         assert!(linger.first_at.is_some(), "its first request came");
         done.into_iter().for_each(Answer::send);
