@@ -53,7 +53,7 @@ pub(crate) enum Op {
     /// Answers the request back with the outcome, so that its buffers are
     /// freed by the caller's thread, which allocated them: freed on the
     /// writer's thread, glibc's `free` of another thread's memory cost the
-    /// store 3-5 % of its publishes per second (docs/benchmarks.md).
+    /// store 2-5 % of its publishes per second (docs/benchmarks.md).
     Insert(Insert, Reply<(Inserted, Insert)>),
     /// Answers the id and token of each claim taken, in order.
     Claim {
